@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUN_STAMP  := $(VENV)/.run-installed
+TEST_STAMP := $(VENV)/.test-installed
+
+.PHONY: run test test-slow lint format migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+## Serve every function on http://127.0.0.1:$${PORT:-8080}/<function>/ (embedded PostgreSQL
+## under .data/ unless DATABASE_URL is set).
+run: $(RUN_STAMP)
+	$(BIN)/plant serve
+
+## Lint, then the default test suite against a real PostgreSQL (DATABASE_URL or embedded).
+test: $(TEST_STAMP) lint
+	$(BIN)/pytest -q -m "not slow"
+
+## The slower suites (not part of `make test`).
+test-slow: $(TEST_STAMP)
+	$(BIN)/pytest -q -m slow
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(TEST_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(RUN_STAMP)
+	$(BIN)/plant migrate
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache

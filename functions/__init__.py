@@ -1,0 +1,1 @@
+"""One module per HTTP function. Each is thin: parse the request, call shared/, render."""

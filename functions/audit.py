@@ -1,0 +1,40 @@
+"""The audit function: run and read audits, and one entity's tamper report (`/audit/...`).
+Cloud Scheduler calls `POST /audit/runs` with an OIDC token."""
+
+from __future__ import annotations
+
+import flask
+
+from shared import auditing
+from shared.http import Call, Router, json_response
+from shared.storage.engine import database
+
+router = Router("audit")
+
+
+@router.route("GET", "/healthz")
+def healthz(call: Call) -> flask.Response:
+    database().ping()
+    return json_response({"status": "ok"})
+
+
+@router.route("POST", "/runs")
+def start_run(call: Call) -> flask.Response:
+    body = call.json() if call.request.content_length else None
+    run, started = auditing.run(call.principal, body)
+    return json_response(run, 201 if started else 200, {"Location": f"/audit/runs/{run['id']}"})
+
+
+@router.route("GET", "/runs")
+def list_runs(call: Call) -> flask.Response:
+    return json_response(auditing.list_runs(call.principal, call.query))
+
+
+@router.route("GET", "/runs/<run_id>")
+def get_run(call: Call, run_id: str) -> flask.Response:
+    return json_response(auditing.get_run(call.principal, run_id))
+
+
+@router.route("GET", "/entities/<kind>/<entity_id>")
+def entity_report(call: Call, kind: str, entity_id: str) -> flask.Response:
+    return json_response(auditing.entity_report(call.principal, kind, entity_id))

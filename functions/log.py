@@ -1,0 +1,69 @@
+"""The log function: checkpoints, entries, inclusion and consistency proofs, public keys and
+sealing (`/log/...`)."""
+
+from __future__ import annotations
+
+import flask
+
+from shared import tlog
+from shared.http import Call, Router, json_response, text_response
+from shared.storage.engine import database
+
+router = Router("log")
+
+# Checkpoints and keys are public facts that change rarely: a brief cache is harmless.
+BRIEF_CACHE = {"Cache-Control": "public, max-age=10"}
+
+
+@router.route("GET", "/healthz")
+def healthz(call: Call) -> flask.Response:
+    database().ping()
+    return json_response({"status": "ok"})
+
+
+@router.route("GET", "/checkpoint")
+def checkpoint(call: Call) -> flask.Response:
+    last = tlog.latest_checkpoint(call.principal)
+    return text_response(last.note, headers={**BRIEF_CACHE, "X-Tree-Size": str(last.size)})
+
+
+@router.route("GET", "/checkpoints")
+def checkpoint_at(call: Call) -> flask.Response:
+    found = tlog.checkpoint_at(call.principal, call.query)
+    return text_response(found.note, headers=BRIEF_CACHE)
+
+
+@router.route("GET", "/entries/<index>")
+def entry(call: Call, index: str) -> flask.Response:
+    return json_response(tlog.entry(call.principal, index))
+
+
+@router.route("GET", "/proofs/inclusion")
+def inclusion(call: Call) -> flask.Response:
+    return json_response(tlog.inclusion(call.principal, call.query))
+
+
+@router.route("GET", "/proofs/consistency")
+def consistency(call: Call) -> flask.Response:
+    return json_response(tlog.consistency(call.principal, call.query))
+
+
+@router.route("GET", "/keys")
+def public_keys(call: Call) -> flask.Response:
+    call.principal.require(*tlog.READ_ROLES)
+    return json_response(tlog.public_keys(), headers=BRIEF_CACHE)
+
+
+@router.route("POST", "/seal")
+def seal(call: Call) -> flask.Response:
+    call.principal.require("auditor")
+    sealed = tlog.seal(call.principal.tenant)
+    return json_response(
+        {
+            "tree_size": sealed.checkpoint.size,
+            "root_hash": tlog.b64(sealed.checkpoint.root),
+            "created": sealed.created,
+            "checkpoint": sealed.checkpoint.note,
+        },
+        201 if sealed.created else 200,
+    )

@@ -1,0 +1,1 @@
+"""Plant registry's shared library: integrity, storage, rules, auth and errors."""

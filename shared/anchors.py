@@ -1,0 +1,102 @@
+"""The anchor store: a copy of every checkpoint kept outside the database.
+
+Whoever controls the database can rewrite or roll it back, but cannot unwrite what was
+anchored: a directory locally, a GCS bucket with a retention policy in the cloud. Objects
+are write-once (``<tenant>/<size, 20 digits>.note``) and an existing one is never replaced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from shared.config import Settings
+
+NAME_WIDTH = 20
+
+
+class AnchorConflict(Exception):
+    """An anchor already holds a different checkpoint of that size."""
+
+
+class AnchorStore(Protocol):
+    def put(self, tenant: str, size: int, note: str) -> None: ...
+
+    def get(self, tenant: str, size: int) -> str | None: ...
+
+    def latest(self, tenant: str) -> tuple[int, str] | None: ...
+
+
+def _object_name(tenant: str, size: int) -> str:
+    return f"{tenant}/{size:0{NAME_WIDTH}d}.note"
+
+
+class DirectoryAnchors:
+    """Anchors as files; ``O_EXCL`` makes each write-once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, tenant: str, size: int, note: str) -> None:
+        path = self.root / _object_name(tenant, size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError:
+            if path.read_text(encoding="utf-8") != note:
+                raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
+            return
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(note)
+
+    def get(self, tenant: str, size: int) -> str | None:
+        path = self.root / _object_name(tenant, size)
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+    def latest(self, tenant: str) -> tuple[int, str] | None:
+        folder = self.root / tenant
+        if not folder.is_dir():
+            return None
+        names = sorted(p.name for p in folder.glob("*.note"))
+        if not names:
+            return None
+        size = int(names[-1].removesuffix(".note"))
+        return size, (folder / names[-1]).read_text(encoding="utf-8")
+
+
+class BucketAnchors:
+    """Anchors in a GCS bucket (retention policy set by Terraform); create-only writes."""
+
+    def __init__(self, bucket: str, client: object | None = None) -> None:
+        from google.cloud import storage  # cloud path only
+
+        self._client = client or storage.Client()
+        self._bucket = self._client.bucket(bucket)  # type: ignore[attr-defined]
+
+    def put(self, tenant: str, size: int, note: str) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._bucket.blob(_object_name(tenant, size))
+        try:
+            blob.upload_from_string(note, content_type="text/plain", if_generation_match=0)
+        except PreconditionFailed:
+            if self.get(tenant, size) != note:
+                raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
+
+    def get(self, tenant: str, size: int) -> str | None:
+        blob = self._bucket.blob(_object_name(tenant, size))
+        return blob.download_as_text() if blob.exists() else None
+
+    def latest(self, tenant: str) -> tuple[int, str] | None:
+        names = sorted(b.name for b in self._client.list_blobs(self._bucket, prefix=f"{tenant}/"))  # type: ignore[attr-defined]
+        if not names:
+            return None
+        size = int(names[-1].rsplit("/", 1)[1].removesuffix(".note"))
+        return size, self.get(tenant, size) or ""
+
+
+def anchor_store(cfg: Settings) -> AnchorStore:
+    if cfg.anchor_bucket:
+        return BucketAnchors(cfg.anchor_bucket)
+    return DirectoryAnchors(cfg.anchor_dir or cfg.data_dir / "anchors")

@@ -1,0 +1,805 @@
+"""Audits: prove that nothing in a tenant's log was altered, deleted, inserted or re-ordered
+since it was checkpointed, or name exactly what was.
+
+A run seals a new checkpoint, checks every checkpoint signature and the anchor store, then
+recomputes the leaf of every entry in range from its stored bytes and rebuilds the tree root
+from them (with the stored subtree hashes for the part verified before, on an incremental run),
+compares the result with the signed checkpoint, and checks per-entity chains, heads,
+certificates and rules. Work and reads are proportional to the range plus O(log n).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from shared import anchors, documents, entities, keys, tlog
+from shared.auth import Principal
+from shared.config import settings
+from shared.errors import IntegrityViolation, MalformedRequest, NotFound, ValidationFailed
+from shared.findings import Finding
+from shared.integrity import canonical, digests, dsse, merkle, note
+from shared.kinds import kind_for, parse_uuid
+from shared.rules.relations import Ref, check_relations
+from shared.storage import heads, tree
+from shared.storage.engine import database
+
+MODES = ("incremental", "full")
+STALE_RUN = "15 minutes"
+
+
+@dataclass
+class Row:
+    index: int
+    entry_type: str
+    kind: str
+    entity_id: str
+    version: int
+    body: bytes
+    digest: bytes
+    leaf_hash: bytes
+    prev_digest: bytes | None
+    field_digests: dict[str, Any]
+
+
+def _rows(conn: Connection, start: int, end: int) -> list[Row]:
+    result = conn.execute(
+        text(
+            "SELECT idx, entry_type, kind, CAST(entity_id AS text), version, body, digest, "
+            "leaf_hash, prev_digest, field_digests FROM log_entries "
+            "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :start AND idx < :end "
+            "ORDER BY idx"
+        ),
+        {"start": start, "end": end},
+    )
+    return [
+        Row(
+            int(r[0]),
+            r[1],
+            r[2],
+            r[3],
+            int(r[4]),
+            bytes(r[5]),
+            bytes(r[6]),
+            bytes(r[7]),
+            bytes(r[8]) if r[8] is not None else None,
+            r[9],
+        )
+        for r in result
+    ]
+
+
+class Auditor:
+    """Collects findings for one tenant over one range of the log."""
+
+    def __init__(self, conn: Connection, tenant: str) -> None:
+        self.conn = conn
+        self.tenant = tenant
+        self.findings: list[Finding] = []
+        self.rows_read = 0
+        self.keyring = keys.keyring()
+        self.reported: set[int] = set()  # indices already named by a finding
+
+    def add(self, kind: str, detail: str, **where: Any) -> None:
+        finding = Finding(kind, self.tenant, detail, **where)
+        self.findings.append(finding)
+        if finding.log_index is not None and kind != "rule_violation":
+            self.reported.add(finding.log_index)
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def checkpoints(self, since: int) -> tree.StoredCheckpoint | None:
+        """Verify every checkpoint of size >= ``since``: signature, origin, stored columns,
+        and consistency of each with the one before. Returns the latest valid one."""
+        rows = self.conn.execute(
+            text("SELECT size, root, note FROM checkpoints WHERE size >= :since ORDER BY size"),
+            {"since": since},
+        ).all()
+        self.rows_read += len(rows)
+        latest: tree.StoredCheckpoint | None = None
+        previous: tree.StoredCheckpoint | None = None
+        for size, root, text_ in rows:
+            stored = tree.StoredCheckpoint(int(size), bytes(root), text_)
+            try:
+                body, _ = note.open_note(stored.note, list(self.keyring.verifiers))
+                parsed = note.parse_checkpoint(body)
+            except note.NoteError as exc:
+                self.add(
+                    "checkpoint_invalid",
+                    f"checkpoint {stored.size} does not verify: {exc}",
+                    extra={"checkpoint_size": stored.size},
+                )
+                continue
+            if (parsed.origin, parsed.size, parsed.root) != (
+                tlog.origin(self.tenant),
+                stored.size,
+                stored.root,
+            ):
+                self.add(
+                    "checkpoint_invalid",
+                    f"checkpoint {stored.size}'s signed text disagrees with its row",
+                    extra={"checkpoint_size": stored.size},
+                )
+                continue
+            if previous is not None and previous.size > 0:
+                reader = tree.DbNodes(self.conn)
+                proof = merkle.consistency_proof(reader, previous.size, stored.size)
+                self.rows_read += reader.rows_read
+                if not merkle.verify_consistency(
+                    previous.size, stored.size, previous.root, stored.root, proof
+                ):
+                    self.add(
+                        "checkpoint_invalid",
+                        f"checkpoint {stored.size} is not consistent with {previous.size}",
+                        extra={"checkpoint_size": stored.size},
+                    )
+            previous = latest = stored
+        return latest
+
+    def anchor(self, store: anchors.AnchorStore) -> None:
+        last = tree.latest_checkpoint(self.conn)
+        try:
+            tlog.check_anchor(self.conn, self.tenant, last, store)
+        except IntegrityViolation as exc:
+            self.add(
+                "rollback", exc.detail, extra={"anchored_size": exc.extensions.get("anchored_size")}
+            )
+
+    # -- entries -------------------------------------------------------------------------
+
+    def entries(self, start: int, checkpoint: tree.StoredCheckpoint) -> list[Row]:
+        """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root."""
+        size = checkpoint.size
+        rows = _rows(self.conn, start, size)
+        self.rows_read += len(rows)
+        by_index = {r.index: r for r in rows}
+        missing = [i for i in range(start, size) if i not in by_index]
+        for i in missing:
+            self.add("missing", f"log entry {i} is missing", log_index=i)
+        stored_leaves = self._stored_leaves(start, size)
+        recomputed = {r.index: merkle.leaf_hash(r.body) for r in rows}
+        # Where the stored tree and the bytes disagree, say whether it is a swap or an edit.
+        moved_from = {stored_leaves.get(i): i for i in range(start, size)}
+        mismatched = [r for r in rows if recomputed[r.index] != stored_leaves.get(r.index)]
+        reported = self.reported
+        for row in mismatched:
+            origin_index = moved_from.get(recomputed[row.index])
+            if origin_index is not None and origin_index != row.index:
+                if row.index not in reported:
+                    other = by_index.get(origin_index)
+                    self.add(
+                        "reordered",
+                        f"entry {row.index} holds the bytes logged at {origin_index}",
+                        entity_type=row.kind,
+                        entity_id=row.entity_id,
+                        version=row.version,
+                        log_index=row.index,
+                        extra={"expected_index": origin_index},
+                    )
+                    reported.add(row.index)
+                    if other is not None and recomputed[other.index] == stored_leaves.get(
+                        row.index
+                    ):
+                        self.add(
+                            "reordered",
+                            f"entry {other.index} holds the bytes logged at {row.index}",
+                            entity_type=other.kind,
+                            entity_id=other.entity_id,
+                            version=other.version,
+                            log_index=other.index,
+                            extra={"expected_index": row.index},
+                        )
+                        reported.add(other.index)
+                continue
+            if row.entry_type == "certificate":
+                self.add(
+                    "certificate_invalid",
+                    f"certificate at {row.index} does not match the logged bytes",
+                    entity_type=row.kind,
+                    entity_id=row.entity_id,
+                    version=row.version,
+                    log_index=row.index,
+                )
+            else:
+                self._altered(row)
+            reported.add(row.index)
+        # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
+        if not missing:
+            leaves = [recomputed[i] for i in range(start, size)]
+            reader = tree.DbNodes(self.conn)
+            nodes = merkle.append_nodes(reader, start, leaves)
+            overlay = tree.OverlayNodes(reader, {(lv, ix): h for lv, ix, h in nodes})
+            root = merkle.root(overlay, size) if size else b""
+            self.rows_read += reader.rows_read
+            if size and root != checkpoint.root and not mismatched:
+                self.add(
+                    "checkpoint_invalid",
+                    f"the entries do not rebuild the root signed at size {size}",
+                    extra={"checkpoint_size": size},
+                )
+        self._columns(rows, recomputed)
+        return rows
+
+    def _stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
+        result = self.conn.execute(
+            text(
+                "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
+                "AND level = 0 AND idx >= :start AND idx < :end"
+            ),
+            {"start": start, "end": end},
+        ).all()
+        self.rows_read += len(result)
+        return {int(r[0]): bytes(r[1]) for r in result}
+
+    def _altered(self, row: Row) -> None:
+        """Name the section and field whose bytes changed, from the per-field digests."""
+        where: dict[str, Any] = dict(
+            entity_type=row.kind, entity_id=row.entity_id, version=row.version, log_index=row.index
+        )
+        try:
+            doc = canonical.loads(row.body)
+            now = digests.field_digests(doc)
+        except (canonical.CanonicalError, AttributeError, TypeError):
+            self.add("altered", f"entry {row.index}'s bytes are no longer valid JSON", **where)
+            return
+        changed: list[tuple[str, str | None]] = []
+        kept = row.field_digests or {}
+        for section in sorted(set(kept) | set(now)):
+            before, after = kept.get(section, {}), now.get(section, {})
+            if before.get("digest") == after.get("digest"):
+                continue
+            fields = before.get("fields", {}), after.get("fields", {})
+            names = sorted(
+                n for n in set(fields[0]) | set(fields[1]) if fields[0].get(n) != fields[1].get(n)
+            )
+            changed += [(section, n) for n in names] or [(section, None)]
+        section, field_name = changed[0] if changed else (None, None)
+        self.add(
+            "altered",
+            f"entry {row.index} changed" + (f" in {section}.{field_name}" if field_name else ""),
+            section=section,
+            field=field_name,
+            extra={"changes": [f"{s}.{f}" if f else s for s, f in changed]},
+            **where,
+        )
+
+    def _columns(self, rows: list[Row], recomputed: dict[int, bytes]) -> None:
+        """Row columns must agree with the bytes they describe."""
+        for row in rows:
+            if row.index in self.reported:
+                continue
+            column = None
+            if row.leaf_hash != recomputed[row.index]:
+                column = "leaf_hash"
+            elif row.digest != digests.sha256(row.body):
+                column = "digest"
+            elif row.entry_type == "version":
+                doc = canonical.loads(row.body)
+                if doc["identity"]["id"] != row.entity_id:
+                    column = "entity_id"
+                elif doc["versioning"]["version"] != row.version:
+                    column = "version"
+                elif doc["identity"]["entity_type"] != row.kind:
+                    column = "kind"
+            if column:
+                self.add(
+                    "altered",
+                    f"entry {row.index}'s {column} column disagrees with its bytes",
+                    entity_type=row.kind,
+                    entity_id=row.entity_id,
+                    version=row.version,
+                    log_index=row.index,
+                    section="row",
+                    field=column,
+                )
+
+    def beyond(self, size: int) -> None:
+        """Rows past the log's committed size were never appended by the registry."""
+        rows = self.conn.execute(
+            text(
+                "SELECT idx, kind, CAST(entity_id AS text), version FROM log_entries "
+                "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :size ORDER BY idx"
+            ),
+            {"size": size},
+        ).all()
+        self.rows_read += len(rows)
+        for idx, kind, entity_id, version in rows:
+            self.add(
+                "inserted",
+                f"entry {idx} lies beyond the log's size {size}",
+                entity_type=kind,
+                entity_id=entity_id,
+                version=int(version),
+                log_index=int(idx),
+            )
+
+    # -- entities ------------------------------------------------------------------------
+
+    def chains(self, rows: Iterable[Row]) -> set[str]:
+        """Each version links to the digest of the version before it, in index order."""
+        by_entity: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            if row.entry_type == "version":
+                by_entity[row.entity_id].append(row)
+        for entity_id, versions in by_entity.items():
+            versions.sort(key=lambda r: r.index)
+            for row in versions:
+                if row.index in self.reported:
+                    continue
+                expected = self._digest_of(entity_id, row.version - 1, versions)
+                if row.version > 1 and expected is None:
+                    continue  # the predecessor is missing: reported as missing already
+                if row.prev_digest != expected:
+                    self.add(
+                        "chain_broken",
+                        f"version {row.version} does not link to version {row.version - 1}",
+                        entity_type=row.kind,
+                        entity_id=entity_id,
+                        version=row.version,
+                        log_index=row.index,
+                    )
+            ordered = [r.version for r in versions]
+            if ordered != sorted(ordered):
+                first = next(
+                    r for r, s in zip(versions, sorted(ordered), strict=True) if r.version != s
+                )
+                if first.index not in self.reported:
+                    self.add(
+                        "reordered",
+                        f"versions of {entity_id} are out of log order",
+                        entity_type=first.kind,
+                        entity_id=entity_id,
+                        version=first.version,
+                        log_index=first.index,
+                    )
+        return set(by_entity)
+
+    def _digest_of(self, entity_id: str, version: int, near: list[Row]) -> bytes | None:
+        if version < 1:
+            return None
+        for row in near:
+            if row.version == version:
+                return row.digest
+        found = self.conn.execute(
+            text(
+                "SELECT digest FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+                "AND entity_id = CAST(:id AS uuid) AND version = :v AND entry_type = 'version'"
+            ),
+            {"id": entity_id, "v": version},
+        ).scalar()
+        self.rows_read += 1
+        return bytes(found) if found is not None else None
+
+    def heads_and_rules(self, entity_ids: set[str] | None) -> None:
+        """Heads agree with the latest version; current versions still satisfy the rules."""
+        query = (
+            "SELECT CAST(h.entity_id AS text), h.kind, h.version, h.status, h.log_index, "
+            "e.version, e.body, e.entry_type FROM entity_heads h "
+            "LEFT JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+            "WHERE h.tenant_id = current_setting('plant.tenant')"
+        )
+        params: dict[str, Any] = {}
+        if entity_ids is not None:
+            if not entity_ids:
+                return
+            query += " AND h.entity_id = ANY(CAST(:ids AS uuid[]))"
+            params["ids"] = sorted(entity_ids)
+        rows = self.conn.execute(text(query), params).all()
+        self.rows_read += len(rows)
+        latest_versions = self._latest_versions(entity_ids)
+        current: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        for entity_id, kind, version, status, log_index, e_version, body, e_type in rows:
+            where = dict(
+                entity_type=kind,
+                entity_id=entity_id,
+                version=int(version),
+                log_index=int(log_index),
+            )
+            if int(log_index) in self.reported:
+                continue
+            if body is None or e_type != "version" or int(e_version) != int(version):
+                self.add(
+                    "altered",
+                    "the entity's head does not point at its current version",
+                    section="entity_heads",
+                    field="log_index",
+                    **where,
+                )
+                continue
+            latest = latest_versions.get(entity_id)
+            try:
+                doc = canonical.loads(bytes(body))
+            except canonical.CanonicalError:
+                continue  # reported as altered by the entry check
+            if latest is not None and int(latest) > int(version):
+                self.add(
+                    "inserted",
+                    f"version {latest} exists but the head is at {version}",
+                    **{**where, "version": int(latest)},
+                )
+            if doc["lifecycle"]["status"] != status:
+                self.add(
+                    "altered",
+                    f"the head says {status}, the ledger says {doc['lifecycle']['status']}",
+                    section="entity_heads",
+                    field="status",
+                    **where,
+                )
+            current[entity_id] = (kind, status, doc)
+        self._rules(current)
+
+    def _latest_versions(self, entity_ids: set[str] | None) -> dict[str, int]:
+        query = (
+            "SELECT CAST(entity_id AS text), max(version) FROM log_entries "
+            "WHERE tenant_id = current_setting('plant.tenant') AND entry_type = 'version'"
+        )
+        params: dict[str, Any] = {}
+        if entity_ids is not None:
+            query += " AND entity_id = ANY(CAST(:ids AS uuid[]))"
+            params["ids"] = sorted(entity_ids)
+        rows = self.conn.execute(text(query + " GROUP BY entity_id"), params).all()
+        self.rows_read += len(rows)
+        return {r[0]: int(r[1]) for r in rows}
+
+    def _rules(self, current: dict[str, tuple[str, str, dict[str, Any]]]) -> None:
+        refs: dict[str, Ref] = {}
+        wanted: set[str] = set()
+        for entity_id, (kind_type, status, doc) in current.items():
+            kind = entities.kind_for_type(kind_type)
+            fields = documents.client_fields(kind, doc)
+            refs[entity_id] = Ref(entity_id, kind_type, status, fields)
+            wanted |= {i for i in _referenced(kind, fields) if i not in current}
+        for head, body in heads.referenced(self.conn, sorted(wanted)) if wanted else []:
+            kind = entities.kind_for_type(head.kind)
+            refs[head.entity_id] = Ref(
+                head.entity_id,
+                head.kind,
+                head.status,
+                documents.client_fields(kind, canonical.loads(body)),
+            )
+        for entity_id, (kind_type, status, doc) in current.items():
+            if status == "deprecated":
+                continue
+            kind = entities.kind_for_type(kind_type)
+            fields = documents.client_fields(kind, doc)
+            for v in check_relations(kind, fields, None, refs, self_id=entity_id):
+                if v.rule == "L1-JOBROLE-03" and status != "certified":
+                    continue
+                self.add(
+                    "rule_violation",
+                    f"{v.field}: {v.message}",
+                    entity_type=kind_type,
+                    entity_id=entity_id,
+                    version=doc["versioning"]["version"],
+                    rule=v.rule,
+                    field=v.field,
+                )
+
+    def certificates(self, rows: Iterable[Row]) -> None:
+        verifiers = {v.key_id_hex: v for v in self.keyring.verifiers}
+        for row in rows:
+            if row.entry_type != "certificate" or row.index in self.reported:
+                continue
+            where = dict(
+                entity_type=row.kind,
+                entity_id=row.entity_id,
+                version=row.version,
+                log_index=row.index,
+            )
+            try:
+                envelope = canonical.loads(row.body)
+                statement = canonical.loads(dsse.verify_envelope(envelope, verifiers))
+                subject = statement["subject"][0]["digest"]["sha256"]
+            except (
+                canonical.CanonicalError,
+                dsse.EnvelopeError,
+                KeyError,
+                TypeError,
+                IndexError,
+            ) as exc:
+                self.add("certificate_invalid", f"certificate at {row.index}: {exc}", **where)
+                continue
+            certified = self._digest_of(row.entity_id, row.version, [])
+            if certified is None or certified.hex() != subject:
+                self.add(
+                    "certificate_invalid",
+                    f"certificate at {row.index} certifies bytes the log does not hold",
+                    **where,
+                )
+
+
+def _referenced(kind: Any, fields: dict[str, Any]) -> set[str]:
+    from shared.rules.relations import referenced_ids
+
+    return referenced_ids(kind, fields)
+
+
+# -- runs --------------------------------------------------------------------------------
+
+
+def _start(principal: Principal, mode: str) -> tuple[str, bool]:
+    """Record a running audit, or return the one already running (and False)."""
+    run_id = str(uuid.uuid4())
+    db = database()
+    with db.transaction(principal.tenant) as conn:
+        conn.execute(
+            text(
+                "UPDATE audit_runs SET status = 'failed', finished_at = now(), "
+                "summary = '{\"error\": \"abandoned\"}' WHERE status = 'running' "
+                f"AND started_at < now() - interval '{STALE_RUN}'"
+            )
+        )
+    try:
+        with db.transaction(principal.tenant) as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_runs (tenant_id, id, mode, status, requested_by) VALUES "
+                    "(current_setting('plant.tenant'), CAST(:id AS uuid), :mode, 'running', :by)"
+                ),
+                {"id": run_id, "mode": mode, "by": principal.subject},
+            )
+        return run_id, True
+    except IntegrityError:
+        with db.transaction(principal.tenant) as conn:
+            running = conn.execute(
+                text("SELECT CAST(id AS text) FROM audit_runs WHERE status = 'running'")
+            ).scalar()
+        if running is None:  # it finished meanwhile: start ours
+            return _start(principal, mode)
+        return running, False
+
+
+def _resume_point(conn: Connection, mode: str) -> tuple[int, int]:
+    """(first index, smallest checkpoint size) this run must verify."""
+    if mode == "full":
+        return 0, 0
+    row = conn.execute(
+        text(
+            "SELECT verified_to FROM audit_runs WHERE status = 'completed' "
+            "AND verified_to IS NOT NULL ORDER BY verified_to DESC LIMIT 1"
+        )
+    ).first()
+    start = int(row[0]) if row else 0
+    return start, start
+
+
+def run(principal: Principal, body: Any) -> tuple[dict[str, Any], bool]:
+    """Run an audit (or return the running one). Returns (run document, started)."""
+    principal.require("auditor")
+    mode = _mode(body)
+    run_id, started = _start(principal, mode)
+    if not started:
+        return get_run(principal, run_id), False
+    try:
+        result = _audit(principal.tenant, mode)
+    except Exception as exc:
+        with database().transaction(principal.tenant) as conn:
+            conn.execute(
+                text(
+                    "UPDATE audit_runs SET status = 'failed', finished_at = now(), "
+                    "summary = CAST(:s AS jsonb) WHERE id = CAST(:id AS uuid)"
+                ),
+                {"id": run_id, "s": canonical.dumps({"error": type(exc).__name__}).decode()},
+            )
+        raise
+    with database().transaction(principal.tenant) as conn:
+        conn.execute(
+            text(
+                "UPDATE audit_runs SET status = 'completed', finished_at = now(), "
+                "verified_from = :vf, verified_to = :vt, checkpoint_size = :cs, "
+                "finding_count = :n, findings = CAST(:f AS jsonb), summary = CAST(:s AS jsonb) "
+                "WHERE id = CAST(:id AS uuid)"
+            ),
+            {
+                "id": run_id,
+                "vf": result["verified_from"],
+                "vt": result["verified_to"],
+                "cs": result["checkpoint_size"],
+                "n": len(result["findings"]),
+                "f": canonical.dumps(result["findings"]).decode(),
+                "s": canonical.dumps(result["summary"]).decode(),
+            },
+        )
+    return get_run(principal, run_id), True
+
+
+def _mode(body: Any) -> str:
+    if body is None:
+        return "incremental"
+    if not isinstance(body, dict) or set(body) - {"mode"}:
+        raise ValidationFailed(
+            "invalid body",
+            [{"rule": "INPUT-04", "field": "", "message": "only 'mode' may be sent"}],
+        )
+    mode = body.get("mode", "incremental")
+    if mode not in MODES:
+        raise ValidationFailed(
+            "invalid mode",
+            [{"rule": "INPUT-02", "field": "mode", "message": f"must be one of {list(MODES)}"}],
+        )
+    return mode
+
+
+def _audit(tenant: str, mode: str) -> dict[str, Any]:
+    findings: list[Finding] = []
+    store = anchors.anchor_store(settings())
+    try:
+        tlog.seal(tenant)
+    except IntegrityViolation as exc:
+        kind = exc.extensions.get("finding") or "checkpoint_invalid"
+        if kind not in ("rollback", "missing", "altered", "checkpoint_invalid"):
+            kind = "checkpoint_invalid"
+        findings.append(Finding(kind, tenant, f"sealing refused: {exc.detail}"))
+    with database().transaction(tenant) as conn:
+        auditor = Auditor(conn, tenant)
+        start, since = _resume_point(conn, mode)
+        auditor.anchor(store)
+        latest = auditor.checkpoints(since)
+        rows: list[Row] = []
+        if latest is not None and start <= latest.size:
+            rows = auditor.entries(start, latest)
+        size = tree.log_size(conn)
+        auditor.beyond(size)
+        touched = auditor.chains(rows)
+        auditor.certificates(rows)
+        auditor.heads_and_rules(None if mode == "full" else touched)
+        verified_to = latest.size if latest else 0
+        all_findings = findings + _dedupe(auditor.findings, findings)
+        return {
+            "verified_from": start,
+            "verified_to": verified_to,
+            "checkpoint_size": verified_to,
+            "findings": [f.as_dict() for f in all_findings],
+            "summary": {
+                "mode": mode,
+                "entries_verified": len(rows),
+                "rows_read": auditor.rows_read,
+                "findings_by_kind": _count(all_findings),
+                "checkpoint": {
+                    "size": verified_to,
+                    "root": base64.b64encode(latest.root).decode() if latest else None,
+                },
+            },
+        }
+
+
+def _dedupe(found: list[Finding], earlier: list[Finding]) -> list[Finding]:
+    """Drop sealing findings that the detailed checks named more precisely, and repeats."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for f in found:
+        key = (f.kind, f.entity_id, f.version, f.log_index, f.section, f.field, f.rule)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(f)
+    return out
+
+
+def _count(found: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for f in found:
+        counts[f.kind] += 1
+    return dict(counts)
+
+
+def _run_doc(row: Any) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "mode": row[1],
+        "status": row[2],
+        "requested_by": row[3],
+        "started_at": row[4],
+        "finished_at": row[5],
+        "verified_from": row[6],
+        "verified_to": row[7],
+        "checkpoint_size": row[8],
+        "finding_count": row[9],
+        "findings": row[10],
+        "summary": row[11],
+    }
+
+
+_RUN_COLUMNS = (
+    "CAST(id AS text), mode, status, requested_by, "
+    "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "verified_from, verified_to, checkpoint_size, finding_count, findings, summary"
+)
+
+
+def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
+    principal.require("auditor")
+    run_id = parse_uuid(raw_id)
+    if run_id is None:
+        raise NotFound("no such audit run")
+    with database().transaction(principal.tenant) as conn:
+        row = conn.execute(
+            text(f"SELECT {_RUN_COLUMNS} FROM audit_runs WHERE id = CAST(:id AS uuid)"),
+            {"id": run_id},
+        ).first()
+    if row is None:
+        raise NotFound(f"no audit run {run_id}")
+    return _run_doc(row)
+
+
+def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
+    principal.require("auditor")
+    raw = query.get("limit") or "20"
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise MalformedRequest(
+            "invalid limit", errors=[{"field": "limit", "message": "must be from 1 to 100"}]
+        )
+    with database().transaction(principal.tenant) as conn:
+        rows = conn.execute(
+            text(
+                "SELECT CAST(id AS text), mode, status, requested_by, "
+                "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+                "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+                "verified_from, verified_to, checkpoint_size, finding_count, NULL, summary "
+                "FROM audit_runs ORDER BY started_at DESC LIMIT :limit"
+            ),
+            {"limit": int(raw)},
+        ).all()
+    return {"runs": [_run_doc(r) for r in rows]}
+
+
+def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
+    """One entity's tamper report: every version and certificate of it, checked now."""
+    principal.require("auditor")
+    kind = entities.resolve_kind(slug)
+    entity_id = parse_uuid(raw_id)
+    if entity_id is None or kind_for(slug) is None:
+        raise NotFound("no such entity")
+    with database().transaction(principal.tenant) as conn:
+        head = heads.get(conn, entity_id)
+        if head is None or head.kind != kind.type:
+            raise NotFound(f"no {kind.type} {entity_id}")
+        indices = [
+            int(r[0])
+            for r in conn.execute(
+                text(
+                    "SELECT idx FROM log_entries WHERE entity_id = CAST(:id AS uuid) ORDER BY idx"
+                ),
+                {"id": entity_id},
+            )
+        ]
+        auditor = Auditor(conn, principal.tenant)
+        latest = tree.latest_checkpoint(conn)
+        rows = [r for i in indices for r in _rows(conn, i, i + 1)]
+        stored = {}
+        for r in rows:
+            stored.update(auditor._stored_leaves(r.index, r.index + 1))
+        for r in rows:
+            leaf = merkle.leaf_hash(r.body)
+            if r.index in stored and stored[r.index] != leaf:
+                if r.entry_type == "certificate":
+                    auditor.add(
+                        "certificate_invalid",
+                        f"certificate at {r.index} was changed",
+                        entity_type=r.kind,
+                        entity_id=r.entity_id,
+                        version=r.version,
+                        log_index=r.index,
+                    )
+                else:
+                    auditor._altered(r)
+        auditor._columns(rows, {r.index: merkle.leaf_hash(r.body) for r in rows})
+        auditor.chains(rows)
+        auditor.certificates(rows)
+        auditor.heads_and_rules({entity_id})
+    return {
+        "entity_type": kind.type,
+        "entity_id": entity_id,
+        "entries": len(rows),
+        "sealed": sum(1 for r in rows if latest and r.index < latest.size),
+        "findings": [f.as_dict() for f in auditor.findings],
+    }

@@ -1,0 +1,170 @@
+"""Who is calling: principals, roles and the local (development and test) token scheme.
+
+Locally and in tests the functions verify Ed25519-signed JWTs (``alg: EdDSA`` only, so
+``none`` and HMAC/RSA confusion are refused by construction) issued by ``plant token``.
+In the cloud the identity comes from Google (see shared/identity.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.config import Settings, settings
+from shared.errors import ConfigurationError, Forbidden, Unauthenticated
+
+ROLES = ("reader", "author", "certifier", "auditor", "admin")
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_TOKEN_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: who, for which tenant, with which roles."""
+
+    subject: str
+    tenant: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return "admin" in self.roles or any(role in self.roles for role in roles)
+
+    def require(self, *roles: str) -> None:
+        """Raise 403 unless the caller holds one of ``roles`` (admin holds them all)."""
+        if not self.has(*roles):
+            raise Forbidden(f"this operation needs the role {' or '.join(roles)}")
+
+
+def principal_from_claims(subject: Any, tenant: Any, roles: Any) -> Principal:
+    """Validate the identity fields every scheme must supply."""
+    if not isinstance(subject, str) or not subject or len(subject) > 320:
+        raise Unauthenticated("token has no valid subject")
+    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+        raise Unauthenticated("token has no valid tenant")
+    if not isinstance(roles, list) or not roles or not all(r in ROLES for r in roles):
+        raise Unauthenticated("token has no valid roles")
+    return Principal(subject=subject, tenant=tenant, roles=frozenset(roles))
+
+
+class Authenticator(Protocol):
+    def authenticate(self, headers: Any) -> Principal: ...
+
+
+def bearer(headers: Any) -> str:
+    """The bearer token of an Authorization header, or 401."""
+    value = headers.get("Authorization")
+    if not value:
+        raise Unauthenticated("missing Authorization: Bearer token")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def jwt_key_path(cfg: Settings) -> Path:
+    return cfg.jwt_key_file or cfg.keys_dir / "jwt-ed25519.pem"
+
+
+def ensure_jwt_key(cfg: Settings) -> Path:
+    """Create the development token key if there is none (local mode only)."""
+    path = jwt_key_path(cfg)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pem)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path
+
+
+def _load_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the token key at {path}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigurationError("the token key must be Ed25519")
+    return key
+
+
+class LocalTokens:
+    """Issue and verify locally signed tokens (EdDSA JWT, fixed issuer and audience)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey, issuer: str, audience: str) -> None:
+        self._private = private_key
+        self.public_key: Ed25519PublicKey = private_key.public_key()
+        self.issuer = issuer
+        self.audience = audience
+
+    @classmethod
+    def from_settings(cls, cfg: Settings) -> LocalTokens:
+        return cls(_load_private(jwt_key_path(cfg)), cfg.token_issuer, cfg.token_audience)
+
+    def issue(self, subject: str, tenant: str, roles: Iterable[str], ttl: int = 3600) -> str:
+        roles = list(roles)
+        principal_from_claims(subject, tenant, roles)  # refuse to mint what we would reject
+        if not 0 < ttl <= MAX_TOKEN_TTL:
+            raise ValueError(f"ttl must be between 1 and {MAX_TOKEN_TTL} seconds")
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject,
+            "tenant": tenant,
+            "roles": roles,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": str(uuid.uuid4()),
+        }
+        return jwt.encode(claims, self._private, algorithm="EdDSA")
+
+    def authenticate(self, headers: Any) -> Principal:
+        token = bearer(headers)
+        try:
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["EdDSA"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Unauthenticated("token not yet valid") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated("token audience is wrong") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthenticated("token issuer is wrong") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("token is invalid") from exc
+        return principal_from_claims(claims.get("sub"), claims.get("tenant"), claims.get("roles"))
+
+
+@lru_cache(maxsize=1)
+def authenticator() -> Authenticator:
+    """The process-wide authenticator for the configured mode."""
+    cfg = settings()
+    if cfg.is_cloud:
+        from shared.identity import cloud_authenticator  # cloud path only
+
+        return cloud_authenticator(cfg)
+    return LocalTokens.from_settings(cfg)

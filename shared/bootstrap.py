@@ -1,0 +1,18 @@
+"""Local bootstrap shared by `make run`, `make test` and the test fixtures."""
+
+from __future__ import annotations
+
+from shared import keys
+from shared.auth import ensure_jwt_key
+from shared.config import settings
+from shared.storage import migrate
+
+
+def prepare_local() -> None:
+    """Migrate the database and create development keys that do not exist yet."""
+    cfg = settings()
+    if cfg.is_cloud:
+        raise RuntimeError("prepare_local is for local mode only")
+    migrate.upgrade()
+    ensure_jwt_key(cfg)
+    keys.ensure_local(cfg)

@@ -1,0 +1,403 @@
+"""Certification: the constitutional gate a version must pass before it is `certified`.
+
+A certificate is a DSSE envelope (payloadType ``application/vnd.in-toto+json``) over an
+in-toto Statement v1 whose subject is the certified version's digest (SHA-256 of its stored
+canonical bytes) and whose predicate lists every check with its result. The envelope's RFC
+8785 bytes are appended to the tenant's log, then a new version records status `certified`
+and points at the certificate.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared import documents, entities, keys, tlog
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, NotFound, PlantError, ValidationFailed
+from shared.integrity import canonical, digests, dsse, merkle
+from shared.kinds import Kind
+from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
+from shared.rules.relations import check_relations
+from shared.storage import ledger, tree
+from shared.storage.engine import database
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://plant-registry.dev/certification/v1"
+MAX_BATCH = 50
+CERTIFIABLE = ("draft", "pending_certification", "suspended")
+# References that express membership, not use: not gated on certification (else a team and
+# its agents could never be certified, each waiting for the other).
+MEMBERSHIP = {("agent", "team_id"), ("team", "agents")}
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    passed: bool
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        rule = BY_ID.get(self.id)
+        out = {
+            "check": self.id,
+            "result": "pass" if self.passed else "fail",
+            "message": self.message,
+        }
+        if rule is not None:
+            out["description"] = rule.description
+            if not self.passed:
+                out["remediation"] = rule.remediation
+        return out
+
+
+def _chain_checks(
+    versions: list[ledger.StoredEntry], head_version: int, head_index: int
+) -> list[Check]:
+    """L0-02, L0-03, L0-04 over the stored bytes of every version of the entity."""
+    amend_ok, chain_ok, chain_msg, amend_msg = True, True, "intact", "complete"
+    previous: ledger.StoredEntry | None = None
+    for i, entry in enumerate(versions, start=1):
+        doc = canonical.loads(entry.body)
+        record = doc["versioning"]
+        if entry.version != i or record["version"] != i:
+            chain_ok, chain_msg = False, f"version {i} is missing or out of order"
+        if (
+            digests.sha256(entry.body) != entry.digest
+            or merkle.leaf_hash(entry.body) != entry.leaf_hash
+        ):
+            chain_ok, chain_msg = False, f"version {entry.version}'s bytes do not match its digest"
+        expected_prev = digests.label(previous.digest) if previous else None
+        if record["previous_digest"] != expected_prev:
+            chain_ok, chain_msg = False, f"version {entry.version} does not link to version {i - 1}"
+        if i > 1 and not (record.get("amendment_reason") and record.get("amended_by")):
+            amend_ok, amend_msg = (
+                False,
+                f"version {entry.version} has no amendment reason or author",
+            )
+        previous = entry
+    last = versions[-1] if versions else None
+    single = last is not None and last.version == head_version and last.index == head_index
+    return [
+        Check("L0-02", amend_ok, amend_msg),
+        Check("L0-03", chain_ok, chain_msg),
+        Check(
+            "L0-04",
+            single,
+            "the head is the latest version"
+            if single
+            else "the head does not point at the latest version",
+        ),
+    ]
+
+
+def _inclusion_check(
+    conn: Connection, entry: ledger.StoredEntry, tenant: str
+) -> tuple[Check, dict[str, Any] | None]:
+    """INTEGRITY-01: the version is in a signed checkpoint and its inclusion proof verifies."""
+    last = tree.latest_checkpoint(conn)
+    if last is None or entry.index >= last.size:
+        return Check("INTEGRITY-01", False, "the version is not in a checkpoint"), None
+    checkpoint = tlog._verify_note(last.note, keys.keyring(), tenant)
+    proof = merkle.inclusion_proof(tree.DbNodes(conn), entry.index, last.size)
+    ok = checkpoint.root == last.root and merkle.verify_inclusion(
+        merkle.leaf_hash(entry.body), entry.index, last.size, proof, last.root
+    )
+    message = (
+        f"included at {entry.index} in checkpoint {last.size}" if ok else "inclusion proof fails"
+    )
+    return Check("INTEGRITY-01", ok, message), {"size": last.size, "root": tlog.b64(last.root)}
+
+
+def _gate_check(kind: Kind, fields: dict[str, Any], refs: dict[str, Any]) -> Check:
+    """L0-05: everything the version uses (not mere membership) is certified."""
+    uncertified = []
+    for field in kind.fields:
+        if field.references is None or (kind.type, field.name) in MEMBERSHIP:
+            continue
+        value = fields.get(field.name)
+        for ref_id in value if isinstance(value, list) else [value] if value else []:
+            ref = refs.get(ref_id)
+            if ref is None or ref.status != "certified":
+                uncertified.append(f"{field.name}={ref_id}")
+    if uncertified:
+        return Check("L0-05", False, "uses uncertified entities: " + ", ".join(uncertified))
+    return Check("L0-05", True, "every entity it uses is certified")
+
+
+def _team_agents(conn: Connection, team_id: str, listed: list[str]) -> int:
+    members = conn.execute(
+        text(
+            "SELECT count(*) FROM entity_heads h JOIN log_entries e "
+            "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+            "WHERE h.kind = 'agent' AND h.status NOT IN ('suspended', 'deprecated') "
+            "AND convert_from(e.body, 'UTF8')::jsonb -> 'relationships' ->> 'team_id' = :team"
+        ),
+        {"team": team_id},
+    ).scalar_one()
+    return int(members) + len(listed)
+
+
+def run_checks(
+    conn: Connection, principal: Principal, kind: Kind, cur: entities.Current
+) -> tuple[list[Check], dict[str, Any] | None]:
+    """Every check of the checklist, passed or failed (results are data)."""
+    checks: list[Check] = []
+    record = cur.doc["versioning"]
+    checks.append(Check("L0-01", bool(record.get("amended_by")), "the version names who made it"))
+    checks += _chain_checks(
+        ledger.version_entries(conn, cur.head.entity_id), cur.head.version, cur.head.log_index
+    )
+    refs = entities._refs(conn, kind, cur.fields)
+    checks.append(_gate_check(kind, cur.fields, refs))
+    violations = check_relations(kind, cur.fields, None, refs, self_id=cur.head.entity_id)
+    for rule in rules_for(kind.type, "write"):
+        if rule.id.startswith("INPUT"):
+            continue
+        found = [v for v in violations if v.rule == rule.id]
+        checks.append(
+            Check(
+                rule.id, not found, "; ".join(f"{v.field}: {v.message}" for v in found) or "holds"
+            )
+        )
+    if kind.type == "team":
+        count = _team_agents(conn, cur.head.entity_id, cur.fields.get("agents") or [])
+        checks.append(Check("L1-TEAM-01", count > 0, f"{count} agent(s)"))
+    inclusion, checkpoint = _inclusion_check(conn, cur.entry, principal.tenant)
+    checks.append(inclusion)
+    return checks, checkpoint
+
+
+def _statement(
+    principal: Principal,
+    kind: Kind,
+    cur: entities.Current,
+    checks: list[Check],
+    checkpoint: dict[str, Any],
+    at: str,
+) -> dict[str, Any]:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": f"{principal.tenant}/{kind.slug}/{cur.head.entity_id}@v{cur.head.version}",
+                "digest": {"sha256": cur.entry.digest.hex()},
+            }
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "tenant": principal.tenant,
+            "entity_type": kind.type,
+            "entity_id": cur.head.entity_id,
+            "version": cur.head.version,
+            "log_index": cur.entry.index,
+            "checkpoint": checkpoint,
+            "certifier": principal.subject,
+            "certified_at": at,
+            "rule_catalogue_version": CATALOGUE_VERSION,
+            "checks": [c.as_dict() for c in checks],
+            "result": "pass",
+        },
+    }
+
+
+def _parse_body(body: Any) -> int | None:
+    if body is None:
+        return None
+    if not isinstance(body, dict) or set(body) - {"version"}:
+        raise ValidationFailed(
+            "invalid body",
+            [{"rule": "INPUT-04", "field": "", "message": "only 'version' may be sent"}],
+        )
+    version = body.get("version")
+    if version is not None and (
+        not isinstance(version, int) or isinstance(version, bool) or version < 1
+    ):
+        raise ValidationFailed(
+            "invalid body",
+            [{"rule": "INPUT-02", "field": "version", "message": "must be a positive integer"}],
+        )
+    return version
+
+
+def certify(
+    principal: Principal, slug: str, raw_id: str, body: Any, request_id: str, *, seal: bool = True
+) -> dict[str, Any]:
+    """Certify the current version of an entity, or say exactly which checks fail (422)."""
+    principal.require("certifier")
+    kind = entities.resolve_kind(slug)
+    entity_id = entities._entity_id(raw_id)
+    pinned = _parse_body(body)
+    if seal:
+        tlog.seal(principal.tenant)
+    signer = keys.keyring().active
+    with entities._write(principal) as conn:
+        cur = entities.lock_current(conn, kind, entity_id, None)
+        if pinned is not None and pinned != cur.head.version:
+            raise Conflict(
+                f"version {pinned} is stale; the current version is {cur.head.version}",
+                current_version=cur.head.version,
+            )
+        if cur.head.status not in CERTIFIABLE:
+            raise Conflict(f"a {cur.head.status} entity cannot be certified")
+        if cur.doc["versioning"]["amended_by"] == principal.subject:
+            raise Forbidden("a certifier cannot certify a version they authored")
+        checks, checkpoint = run_checks(conn, principal, kind, cur)
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise _failed(failed, checks)
+        at = documents.now_text()
+        statement = _statement(principal, kind, cur, checks, checkpoint or {}, at)
+        envelope = dsse.sign_envelope(PAYLOAD_TYPE, canonical.dumps(statement), signer)
+        encoded = documents.encode(envelope)
+        appended = ledger.append(
+            conn,
+            entry_type="certificate",
+            kind=kind.type,
+            entity_id=entity_id,
+            version=cur.head.version,
+            encoded=encoded,
+            prev_digest=cur.entry.digest,
+            actor=principal.subject,
+        )
+        certification = {
+            "certificate_digest": digests.label(encoded.digest),
+            "certificate_log_index": appended.index,
+            "certified_version": cur.head.version,
+            "certified_digest": digests.label(cur.entry.digest),
+            "certifier": principal.subject,
+            "certified_at": at,
+            "key_id": envelope["signatures"][0]["keyid"],
+        }
+        doc = entities.append_version(
+            conn,
+            principal,
+            kind,
+            entity_id=entity_id,
+            head=cur.head,
+            fields=cur.fields,
+            status="certified",
+            reason=f"certified version {cur.head.version}",
+            action="certify",
+            request_id=request_id,
+            certification=certification,
+            created_at=cur.doc["lifecycle"]["created_at"],
+            previous_digest=cur.entry.digest,
+        )
+    return {
+        "certificate": envelope,
+        "certificate_log_index": appended.index,
+        "certificate_digest": digests.label(encoded.digest),
+        "statement": statement,
+        "entity": doc.body,
+    }
+
+
+def _failed(failed: list[Check], checks: list[Check]) -> ValidationFailed:
+    error = ValidationFailed(
+        f"{len(failed)} of {len(checks)} checks failed",
+        [
+            {
+                "rule": c.id,
+                "field": "",
+                "message": c.message,
+                "remediation": BY_ID[c.id].remediation if c.id in BY_ID else "see the audit",
+            }
+            for c in failed
+        ],
+    )
+    error.extensions["checks"] = [c.as_dict() for c in checks]
+    return error
+
+
+def certify_batch(principal: Principal, body: Any, request_id: str) -> dict[str, Any]:
+    """Certify up to 50 entities, each on its own: one failure does not undo the others."""
+    principal.require("certifier")
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items or len(items) > MAX_BATCH or set(body) != {"items"}:
+        raise ValidationFailed(
+            "invalid batch",
+            [{"rule": "INPUT-03", "field": "items", "message": f"send 1 to {MAX_BATCH} items"}],
+        )
+    tlog.seal(principal.tenant)
+    results = []
+    for i, item in enumerate(items):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("kind"), str)
+            or not isinstance(item.get("id"), str)
+        ):
+            results.append({"index": i, "status": 422, "error": "each item needs kind and id"})
+            continue
+        pinned = {"version": item["version"]} if "version" in item else None
+        try:
+            result = certify(
+                principal, item["kind"], item["id"], pinned, f"{request_id}/{i}", seal=False
+            )
+            results.append(
+                {
+                    "index": i,
+                    "status": 201,
+                    "certificate_digest": result["certificate_digest"],
+                    "certificate_log_index": result["certificate_log_index"],
+                }
+            )
+        except PlantError as exc:
+            results.append({"index": i, "status": exc.status, "problem": exc.problem()})
+    passed = sum(1 for r in results if r["status"] == 201)
+    return {"certified": passed, "failed": len(results) - passed, "results": results}
+
+
+def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
+    principal.require(*entities.READ_ROLES)
+    kind = entities.resolve_kind(slug)
+    entity_id = entities._entity_id(raw_id)
+    with database().transaction(principal.tenant) as conn:
+        versions = ledger.version_entries(conn, entity_id)
+        if not versions or versions[0].kind != kind.type:
+            raise NotFound(f"no {kind.type} {entity_id}")
+        rows = ledger.certificate_entries(conn, entity_id)
+    return {
+        "id": entity_id,
+        "certificates": [
+            {
+                "log_index": e.index,
+                "certified_version": e.version,
+                "certificate_digest": digests.label(e.digest),
+                "envelope": canonical.loads(e.body),
+                "created_at": e.created_at,
+            }
+            for e in rows
+        ],
+    }
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """The rule catalogue as data (`plant rules`)."""
+    return [
+        {
+            "id": r.id,
+            "kinds": list(r.kinds),
+            "stage": r.stage,
+            "severity": r.severity,
+            "description": r.description,
+            "remediation": r.remediation,
+        }
+        for r in RULES
+    ]
+
+
+def decode_payload(envelope: dict[str, Any]) -> dict[str, Any]:
+    return canonical.loads(base64.b64decode(envelope["payload"]))
+
+
+def verify_certificate(envelope: dict[str, Any]) -> dict[str, Any]:
+    """Verify a certificate's signature with the keyring; return its statement."""
+    verifiers = {v.key_id_hex: v for v in keys.keyring().verifiers}
+    payload = dsse.verify_envelope(envelope, verifiers)
+    return canonical.loads(payload)

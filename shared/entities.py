@@ -1,0 +1,512 @@
+"""Registry operations: create, amend, change status, assign a team, and read entities.
+
+Every write appends a complete new version (never rewrites one) inside one tenant-scoped
+transaction: validate input, lock and check what it references, check uniqueness, append to
+the ledger, move the head. Any failure rolls everything back, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from shared import documents, lifecycle
+from shared.auth import Principal
+from shared.documents import Change
+from shared.errors import (
+    Conflict,
+    MalformedRequest,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    ValidationFailed,
+)
+from shared.integrity import canonical, digests
+from shared.kinds import MAX_REASON, Kind, kind_for, parse_uuid
+from shared.rules import inputs
+from shared.rules.catalogue import Violation, rules_for
+from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
+from shared.storage import heads, ledger
+from shared.storage.engine import database, sqlstate
+
+READ_ROLES = ("reader", "author", "certifier", "auditor")
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+
+@dataclass(frozen=True)
+class Document:
+    """A served version and its ETag version number."""
+
+    body: dict[str, Any]
+    version: int
+
+
+def resolve_kind(slug: str) -> Kind:
+    kind = kind_for(slug)
+    if kind is None:
+        raise NotFound(f"unknown kind {slug!r}")
+    return kind
+
+
+def _entity_id(raw: str) -> str:
+    parsed = parse_uuid(raw)
+    if parsed is None:
+        raise NotFound("no such entity")
+    return parsed
+
+
+def parse_if_match(value: str | None, *, required: bool) -> int | None:
+    """``If-Match: "vN"`` -> N. Missing and required: 428."""
+    if value is None or not value.strip():
+        if required:
+            raise PreconditionRequired('If-Match: "vN" is required to amend an entity')
+        return None
+    tag = value.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    if not tag.startswith("v") or not tag[1:].isdigit() or len(tag) > 12:
+        raise PreconditionFailed('If-Match must be an ETag of the form "vN"')
+    return int(tag[1:])
+
+
+@contextmanager
+def _write(principal: Principal) -> Iterator[Connection]:
+    """A write transaction for the caller's tenant; constraint races become 409/412."""
+    try:
+        with database().transaction(principal.tenant) as conn:
+            yield conn
+    except IntegrityError as exc:
+        if sqlstate(exc) == "23505":
+            orig = getattr(exc, "orig", None)
+            detail = orig.args[0] if orig is not None and orig.args else {}
+            constraint = detail.get("n", "") if isinstance(detail, dict) else ""
+            if constraint == "log_entries_one_version":
+                raise PreconditionFailed("the entity changed meanwhile; re-read it") from exc
+            raise Conflict("an entity with the same unique key is already live") from exc
+        raise
+
+
+def _refs(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str, Ref]:
+    found = heads.referenced(conn, sorted(referenced_ids(kind, fields)))
+    out = {}
+    for head, body in found:
+        ref_kind = kind_for_type(head.kind)
+        doc = canonical.loads(body)
+        out[head.entity_id] = Ref(
+            head.entity_id, head.kind, head.status, documents.client_fields(ref_kind, doc)
+        )
+    return out
+
+
+def kind_for_type(entity_type: str) -> Kind:
+    from shared.kinds import KINDS, TYPE_TO_SLUG
+
+    return KINDS[TYPE_TO_SLUG[entity_type]]
+
+
+def _check_unique(conn: Connection, kind: Kind, key: str | None, self_id: str | None) -> None:
+    if key is None:
+        return
+    holder = heads.unique_taken(conn, kind.type, key, self_id)
+    if holder is not None:
+        rule = "L1-SKILL-02" if kind.type == "skill" else "L1-AGENT-03"
+        raise Conflict(
+            f"a live {kind.type} with the same unique key already exists",
+            violations=[
+                Violation(
+                    rule,
+                    "name" if kind.type == "skill" else "skill_id",
+                    f"already taken by {holder}",
+                ).as_dict()
+            ],
+            existing_id=holder,
+        )
+
+
+def _passed(kind: Kind) -> list[dict[str, Any]]:
+    return [
+        {"rule": r.id, "result": "pass"}
+        for r in rules_for(kind.type, "write")
+        if not r.id.startswith("INPUT")
+    ]
+
+
+def append_version(
+    conn: Connection,
+    principal: Principal,
+    kind: Kind,
+    *,
+    entity_id: str,
+    head: heads.Head | None,
+    fields: dict[str, Any],
+    status: str,
+    reason: str,
+    action: str,
+    request_id: str,
+    certification: dict[str, Any] | None = None,
+    created_at: str | None = None,
+    previous_digest: bytes | None = None,
+) -> Document:
+    """Append version (head.version + 1) of an entity and move its head to it."""
+    now = documents.now_text()
+    version = 1 if head is None else head.version + 1
+    change = Change(
+        tenant=principal.tenant,
+        entity_id=entity_id,
+        version=version,
+        status=status,
+        created_at=created_at or now,
+        updated_at=now,
+        previous_digest=digests.label(previous_digest) if previous_digest else None,
+        amendment_reason=reason,
+        actor=principal.subject,
+        request_id=request_id,
+        action=action,
+        rule_results=_passed(kind),
+        certification=certification,
+    )
+    encoded = documents.encode(documents.build(kind, fields, change))
+    appended = ledger.append(
+        conn,
+        entry_type="version",
+        kind=kind.type,
+        entity_id=entity_id,
+        version=version,
+        encoded=encoded,
+        prev_digest=previous_digest,
+        actor=principal.subject,
+    )
+    new_head = heads.Head(
+        entity_id=entity_id,
+        kind=kind.type,
+        version=version,
+        status=status,
+        name=fields["name"],
+        first_index=appended.index if head is None else head.first_index,
+        log_index=appended.index,
+    )
+    key = unique_key(kind, fields)
+    category = fields.get("category")
+    if head is None:
+        heads.insert(conn, new_head, category=category, unique_key=key, at=now)
+    else:
+        heads.advance(conn, new_head, category=category, unique_key=key, at=now)
+    return Document(
+        documents.served(encoded.body, appended.index, encoded.leaf_hash, encoded.digest),
+        version,
+    )
+
+
+def create(principal: Principal, slug: str, body: Any, request_id: str) -> Document:
+    principal.require("author")
+    kind = resolve_kind(slug)
+    fields, _, problems = inputs.check_write(kind, body, current=None)
+    if problems:
+        raise _invalid(problems)
+    entity_id = str(uuid.uuid4())
+    with _write(principal) as conn:
+        problems = check_relations(kind, fields, None, _refs(conn, kind, fields))
+        if problems:
+            raise _invalid(problems)
+        _check_unique(conn, kind, unique_key(kind, fields), None)
+        return append_version(
+            conn,
+            principal,
+            kind,
+            entity_id=entity_id,
+            head=None,
+            fields=fields,
+            status="draft",
+            reason="created",
+            action="create",
+            request_id=request_id,
+        )
+
+
+@dataclass(frozen=True)
+class Current:
+    head: heads.Head
+    entry: ledger.StoredEntry
+    doc: dict[str, Any]
+    fields: dict[str, Any]
+
+
+def lock_current(conn: Connection, kind: Kind, entity_id: str, expected: int | None) -> Current:
+    """Lock an entity's head, check the caller's expected version, load its current version."""
+    head = heads.get(conn, entity_id, lock=True)
+    if head is None or head.kind != kind.type:
+        raise NotFound(f"no {kind.type} {entity_id}")
+    if expected is not None and head.version != expected:
+        raise PreconditionFailed(
+            f"version v{expected} is stale; the current version is v{head.version}",
+            current_etag=f'"v{head.version}"',
+        )
+    entry = ledger.entry_at(conn, head.log_index)
+    if entry is None:  # the ledger lost the row the head points at: tampering
+        raise Conflict("the entity's current version is missing from the ledger")
+    doc = canonical.loads(entry.body)
+    return Current(head, entry, doc, documents.client_fields(kind, doc))
+
+
+def amend(
+    principal: Principal,
+    slug: str,
+    raw_id: str,
+    body: Any,
+    if_match: str | None,
+    request_id: str,
+) -> Document:
+    principal.require("author")
+    kind = resolve_kind(slug)
+    entity_id = _entity_id(raw_id)
+    expected = parse_if_match(if_match, required=True)
+    with _write(principal) as conn:
+        cur = lock_current(conn, kind, entity_id, expected)
+        if cur.head.status == "deprecated":
+            raise Conflict("a deprecated entity cannot be amended")
+        fields, reason, problems = inputs.check_write(kind, body, current=cur.fields)
+        if problems:
+            raise _invalid(problems)
+        refs = _refs(conn, kind, fields)
+        problems = check_relations(kind, fields, cur.fields, refs, self_id=entity_id)
+        if problems:
+            raise _invalid(problems)
+        _check_unique(conn, kind, unique_key(kind, fields), entity_id)
+        return append_version(
+            conn,
+            principal,
+            kind,
+            entity_id=entity_id,
+            head=cur.head,
+            fields=fields,
+            status=lifecycle.after_amendment(cur.head.status),
+            reason=reason or "",
+            action="amend",
+            request_id=request_id,
+            created_at=cur.doc["lifecycle"]["created_at"],
+            previous_digest=cur.entry.digest,
+        )
+
+
+def change_status(
+    principal: Principal,
+    slug: str,
+    raw_id: str,
+    body: Any,
+    if_match: str | None,
+    request_id: str,
+) -> Document:
+    principal.require("author")
+    kind = resolve_kind(slug)
+    entity_id = _entity_id(raw_id)
+    expected = parse_if_match(if_match, required=False)
+    problems = _status_body(body)
+    if problems:
+        raise _invalid(problems)
+    target, reason = body["status"], body["reason"]
+    with _write(principal) as conn:
+        cur = lock_current(conn, kind, entity_id, expected)
+        if not lifecycle.allowed(cur.head.status, target):
+            raise Conflict(f"status cannot change from {cur.head.status} to {target}")
+        if target not in ("deprecated", "suspended"):
+            # Leaving a dead end must not revive references to dead entities.
+            found = check_relations(
+                kind, cur.fields, cur.fields, _refs(conn, kind, cur.fields), self_id=entity_id
+            )
+            if found:
+                raise _invalid(found)
+        if target != "deprecated" and cur.head.status == "deprecated":
+            _check_unique(conn, kind, unique_key(kind, cur.fields), entity_id)
+        return append_version(
+            conn,
+            principal,
+            kind,
+            entity_id=entity_id,
+            head=cur.head,
+            fields=cur.fields,
+            status=target,
+            reason=reason,
+            action="status",
+            request_id=request_id,
+            certification=cur.doc["constitutional_alignment"].get("certification"),
+            created_at=cur.doc["lifecycle"]["created_at"],
+            previous_digest=cur.entry.digest,
+        )
+
+
+def _status_body(body: Any) -> list[Violation]:
+    if not isinstance(body, dict):
+        return [Violation("INPUT-02", "", "the body must be a JSON object")]
+    problems = [
+        Violation("INPUT-04", name, "is not a field of this request")
+        for name in body
+        if name not in ("status", "reason")
+    ]
+    status = body.get("status")
+    if status is None:
+        problems.append(Violation("INPUT-01", "status", "is required"))
+    elif status not in lifecycle.STATUSES:
+        problems.append(
+            Violation("INPUT-02", "status", f"must be one of {list(lifecycle.STATUSES)}")
+        )
+    elif status == "certified":
+        problems.append(
+            Violation("LIFECYCLE-01", "status", "only certification can set 'certified'")
+        )
+    problems += inputs.check_text("reason", body.get("reason"), MAX_REASON, True)
+    return problems
+
+
+def assign_team(
+    principal: Principal, raw_id: str, body: Any, if_match: str | None, request_id: str
+) -> Document:
+    """Put an agent in a team (or take it out with ``team_id: null``): a new agent version."""
+    principal.require("author")
+    if (
+        not isinstance(body, dict)
+        or set(body) - {"team_id", "amendment_reason"}
+        or ("team_id" not in body)
+    ):
+        raise _invalid([Violation("INPUT-01", "team_id", 'send exactly {"team_id": ...}')])
+    patch = {
+        "team_id": body["team_id"],
+        "amendment_reason": body.get("amendment_reason") or "team assignment",
+    }
+    if if_match is None:
+        with database().transaction(principal.tenant) as conn:
+            head = heads.get(conn, _entity_id(raw_id))
+        if head is None or head.kind != "agent":
+            raise NotFound("no such agent")
+        if_match = f'"v{head.version}"'
+    return amend(principal, "agents", raw_id, patch, if_match, request_id)
+
+
+def _invalid(problems: list[Violation]) -> ValidationFailed:
+    return ValidationFailed(f"{len(problems)} rule violation(s)", [p.as_dict() for p in problems])
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+
+def get(principal: Principal, slug: str, raw_id: str) -> Document:
+    principal.require(*READ_ROLES)
+    kind = resolve_kind(slug)
+    entity_id = _entity_id(raw_id)
+    with database().transaction(principal.tenant) as conn:
+        head = heads.get(conn, entity_id)
+        if head is None or head.kind != kind.type:
+            raise NotFound(f"no {kind.type} {entity_id}")
+        entry = ledger.entry_at(conn, head.log_index)
+    if entry is None:
+        raise Conflict("the entity's current version is missing from the ledger")
+    return Document(
+        documents.served(entry.body, entry.index, entry.leaf_hash, entry.digest), head.version
+    )
+
+
+def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) -> Document:
+    principal.require(*READ_ROLES)
+    kind = resolve_kind(slug)
+    entity_id = _entity_id(raw_id)
+    if not raw_version.isdigit() or len(raw_version) > 9:
+        raise NotFound("no such version")
+    with database().transaction(principal.tenant) as conn:
+        entry = ledger.version_entry(conn, entity_id, int(raw_version))
+    if entry is None or entry.kind != kind.type:
+        raise NotFound(f"no version {raw_version} of {kind.type} {entity_id}")
+    return Document(
+        documents.served(entry.body, entry.index, entry.leaf_hash, entry.digest), entry.version
+    )
+
+
+def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
+    principal.require(*READ_ROLES)
+    kind = resolve_kind(slug)
+    entity_id = _entity_id(raw_id)
+    with database().transaction(principal.tenant) as conn:
+        entries = ledger.version_entries(conn, entity_id)
+    if not entries or entries[0].kind != kind.type:
+        raise NotFound(f"no {kind.type} {entity_id}")
+    items = []
+    for entry in entries:
+        doc = canonical.loads(entry.body)
+        items.append(
+            {
+                "version": entry.version,
+                "status": doc["lifecycle"]["status"],
+                "digest": digests.label(entry.digest),
+                "previous_digest": doc["versioning"]["previous_digest"],
+                "log_index": entry.index,
+                "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+                "amended_by": doc["versioning"]["amended_by"],
+                "amendment_reason": doc["versioning"]["amendment_reason"],
+                "action": doc["audit_trail"]["action"],
+                "created_at": doc["lifecycle"]["updated_at"],
+            }
+        )
+    return {"id": entity_id, "entity_type": kind.type, "versions": items}
+
+
+def _cursor_after(cursor: str | None) -> int:
+    if not cursor:
+        return -1
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not raw.startswith("i") or not raw[1:].isdigit() or len(raw) > 20:
+            raise ValueError
+        return int(raw[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise MalformedRequest(
+            "invalid cursor", errors=[{"field": "cursor", "message": "not a cursor we issued"}]
+        ) from exc
+
+
+def _cursor_for(first_index: int) -> str:
+    return base64.urlsafe_b64encode(f"i{first_index}".encode()).decode().rstrip("=")
+
+
+def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dict[str, Any]:
+    principal.require(*READ_ROLES)
+    kind = resolve_kind(slug)
+    errors = [
+        {"field": name, "message": "unknown query parameter"}
+        for name in query
+        if name not in ("status", "category", "limit", "cursor")
+    ]
+    status = query.get("status") or None
+    if status is not None and status not in lifecycle.STATUSES:
+        errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
+    raw_limit = query.get("limit") or str(DEFAULT_PAGE)
+    limit = int(raw_limit) if raw_limit.isdigit() and len(raw_limit) < 6 else 0
+    if not 1 <= limit <= MAX_PAGE:
+        errors.append({"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"})
+    category = query.get("category") or None
+    if category is not None and len(category) > 64:
+        errors.append({"field": "category", "message": "must be at most 64 characters"})
+    if errors:
+        raise MalformedRequest("invalid query parameters", errors=errors)
+    after = _cursor_after(query.get("cursor"))
+    with database().transaction(principal.tenant) as conn:
+        rows = heads.page(
+            conn, kind.type, status=status, category=category, after=after, limit=limit + 1
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        documents.served(body, head.log_index, leaf_hash, digest)
+        for head, body, leaf_hash, digest in rows
+    ]
+    return {
+        "items": items,
+        "next_cursor": _cursor_for(rows[-1][0].first_index) if more and rows else None,
+    }

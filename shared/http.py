@@ -1,0 +1,182 @@
+"""The one place shared/ meets the web framework: routing, JSON bodies and problem+json.
+
+A function module declares routes on a ``Router`` and its entry point calls
+``router.handle(request)``. Paths are matched relative to the function, with or without the
+function's own name in front (``/registry/skills`` and ``/skills`` are the same route), so the
+same code serves behind the local dispatcher, ``functions-framework --target`` and Cloud Run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+
+from shared.auth import Principal, authenticator
+from shared.errors import (
+    MalformedRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PlantError,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from shared.integrity import canonical
+
+MAX_BODY = 1024 * 1024
+log = logging.getLogger("plant.http")
+
+BASE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+class Call:
+    """One request as a handler sees it: path parameters, query, body and caller."""
+
+    def __init__(self, request: flask.Request, params: dict[str, str]) -> None:
+        self.request = request
+        self.params = params
+        self.headers = request.headers
+        self.request_id = _request_id(request.headers.get("X-Request-Id"))
+        self._principal: Principal | None = None
+
+    @property
+    def principal(self) -> Principal:
+        if self._principal is None:
+            self._principal = authenticator().authenticate(self.headers)
+        return self._principal
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in self.request.args.items()}
+
+    def json(self) -> Any:
+        """The body as strict I-JSON: 415 unless JSON, 413 over 1 MiB, 400 if malformed."""
+        mimetype = (self.request.mimetype or "").lower()
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise UnsupportedMediaType("send the body as application/json")
+        length = self.request.content_length
+        if length is not None and length > MAX_BODY:
+            raise PayloadTooLarge(f"the body must be at most {MAX_BODY} bytes", limit=MAX_BODY)
+        data = self.request.stream.read(MAX_BODY + 1)
+        if len(data) > MAX_BODY:
+            raise PayloadTooLarge(f"the body must be at most {MAX_BODY} bytes", limit=MAX_BODY)
+        try:
+            return canonical.loads(data)
+        except canonical.CanonicalError as exc:
+            raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def _request_id(value: str | None) -> str:
+    if value and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", value):
+        return value
+    return str(uuid.uuid4())
+
+
+Handler = Callable[..., flask.Response]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+@dataclass
+class Router:
+    """Routes of one function, matched in the order they were declared."""
+
+    name: str
+    routes: list[Route] = field(default_factory=list)
+
+    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        regex = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", path.rstrip("/") or "/")
+        pattern = re.compile(f"^{regex}$")
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(method, pattern, handler))
+            return handler
+
+        return register
+
+    def _relative(self, path: str) -> str:
+        prefix = "/" + self.name
+        if path == prefix or path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
+        return path.rstrip("/") or "/"
+
+    def handle(self, request: flask.Request) -> flask.Response:
+        """Dispatch one request; every error leaves as problem+json, never a stack trace."""
+        started = time.perf_counter()
+        try:
+            response = self._dispatch(request)
+        except PlantError as exc:
+            response = problem_response(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            response = problem_response(PlantError("an internal error occurred"))
+        response.headers["Server-Timing"] = (
+            f"total;dur={(time.perf_counter() - started) * 1000:.1f}"
+        )
+        return response
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        path = self._relative(request.path)
+        allowed: list[str] = []
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if match is None:
+                continue
+            if route.method != request.method:
+                allowed.append(route.method)
+                continue
+            call = Call(request, match.groupdict())
+            return route.handler(call, **match.groupdict())
+        if allowed:
+            raise MethodNotAllowed(
+                f"use {', '.join(sorted(set(allowed)))}", allow=sorted(set(allowed))
+            )
+        raise NotFound(f"no route for {path}")
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    response = flask.Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+    )
+    response.headers.update(BASE_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def text_response(
+    body: str, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    response = flask.Response(body, status=status, mimetype="text/plain")
+    response.headers.update(BASE_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def problem_response(exc: PlantError) -> flask.Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ServiceUnavailable):
+        headers["Retry-After"] = "2"
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.extensions.get("allow", []))
+    response = json_response(exc.problem(), exc.status, headers)
+    response.mimetype = "application/problem+json"
+    return response

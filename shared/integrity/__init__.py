@@ -1,0 +1,1 @@
+"""Integrity: canonical bytes, digests, the Merkle log, signed notes and certificates."""

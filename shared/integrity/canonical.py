@@ -1,0 +1,190 @@
+"""RFC 8785 JSON Canonicalization Scheme (JCS), and the strict parser for client input.
+
+A version is stored as the exact bytes ``dumps`` returns and hashed from those bytes, so
+verification never re-serialises. ``loads`` refuses what JCS cannot represent faithfully
+(I-JSON, RFC 7493): duplicate keys, NaN/Infinity, lone surrogates, and integers outside
++-(2**53 - 1), which a JavaScript verifier would silently round.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+class CanonicalError(ValueError):
+    """The value cannot be canonicalised, or the input is not I-JSON."""
+
+
+def dumps(value: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of ``value``."""
+    parts: list[str] = []
+    _write(value, parts)
+    try:
+        return "".join(parts).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalError("string contains a lone surrogate") from exc
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse I-JSON strictly: the input side of the canonical form."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CanonicalError(f"not UTF-8 at byte {exc.start}") from exc
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_unique_pairs,
+            parse_constant=_reject_constant,
+            parse_int=_safe_int,
+        )
+    except json.JSONDecodeError as exc:
+        raise CanonicalError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    _check_strings(value)
+    return value
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, val in pairs:
+        if key in out:
+            raise CanonicalError(f"duplicate key {key!r}")
+        out[key] = val
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise CanonicalError(f"{name} is not valid JSON")
+
+
+def _safe_int(text: str) -> int:
+    number = int(text)
+    if abs(number) > MAX_SAFE_INTEGER:
+        raise CanonicalError("integer outside the exact range +-(2**53-1)")
+    return number
+
+
+def _check_strings(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict):
+            for key, val in item.items():
+                _check_text(key)
+                stack.append(val)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise CanonicalError("number out of range")
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalError("string contains a lone surrogate") from exc
+
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _string(text: str) -> str:
+    out = ['"']
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char < " ":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _utf16_key(key: str) -> bytes:
+    # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def number(value: float | int) -> str:
+    """Serialise a number as ECMAScript's Number.prototype.toString does (RFC 8785 §3.2.2.3)."""
+    if isinstance(value, bool):
+        raise CanonicalError("bool is not a number")
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise CanonicalError("integer outside the exact range +-(2**53-1)")
+        return str(value)
+    if not math.isfinite(value):
+        raise CanonicalError("NaN and Infinity have no JSON form")
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    # repr gives the shortest digits that round-trip, which is what ECMAScript requires.
+    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    n = len(digits) + int(exponent)  # decimal point position after the first n digits
+    k = len(digits)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * (-n) + digits
+    else:
+        exp = n - 1
+        head = digits[0] + ("." + digits[1:] if k > 1 else "")
+        text = f"{head}e{'+' if exp >= 0 else '-'}{abs(exp)}"
+    return sign + text
+
+
+def _write(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, int | float):
+        out.append(number(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, key in enumerate(sorted(value, key=_keycheck)):
+            if i:
+                out.append(",")
+            out.append(_string(key))
+            out.append(":")
+            _write(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    else:
+        raise CanonicalError(f"{type(value).__name__} has no JSON form")
+
+
+def _keycheck(key: Any) -> bytes:
+    if not isinstance(key, str):
+        raise CanonicalError("object keys must be strings")
+    return _utf16_key(key)

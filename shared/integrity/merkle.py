@@ -1,0 +1,275 @@
+"""RFC 9162 §2.1 Merkle tree over stored perfect subtrees.
+
+Hashing: a leaf is ``SHA-256(0x00 || entry)``; an interior node is
+``SHA-256(0x01 || left || right)``; the empty tree's root is ``SHA-256()``.
+
+Storage model: only perfect subtrees are kept, addressed ``(level, index)`` = the hash of leaves
+``[index * 2**level, (index + 1) * 2**level)``; level 0 holds the leaf hashes. Any range that the
+RFC's recursion visits starts at a multiple of its largest power of two, so it is the right fold
+of O(log n) perfect subtrees. Each operation first plans the keys it needs and asks a
+``NodeReader`` for all of them in one batch, then computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+Key = tuple[int, int]
+Range = tuple[int, int]
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class NodeReader(Protocol):
+    def get_nodes(self, keys: Sequence[Key]) -> Mapping[Key, bytes]:
+        """Return the stored hash of every key asked for (one round trip)."""
+        ...
+
+
+class MissingNode(LookupError):
+    """A subtree hash that the tree of that size must have is not stored."""
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    """SHA-256(0x00 || entry)."""
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def range_keys(start: int, end: int) -> list[Key]:
+    """The perfect subtrees whose right fold is MTH(D[start:end]), left to right."""
+    keys: list[Key] = []
+    pos = start
+    remaining = end - start
+    while remaining > 0:
+        level = remaining.bit_length() - 1
+        size = 1 << level
+        if pos % size:
+            raise ValueError(f"range [{start}, {end}) is not aligned for a Merkle subtree")
+        keys.append((level, pos >> level))
+        pos += size
+        remaining -= size
+    return keys
+
+
+def _fold(keys: Sequence[Key], nodes: Mapping[Key, bytes]) -> bytes:
+    try:
+        result = nodes[keys[-1]]
+        for key in reversed(keys[:-1]):
+            result = node_hash(nodes[key], result)
+    except KeyError as exc:
+        raise MissingNode(f"subtree {exc.args[0]} is not stored") from exc
+    return result
+
+
+def _fetch(reader: NodeReader, ranges: Iterable[Range]) -> tuple[list[list[Key]], dict]:
+    plans = [range_keys(a, b) for a, b in ranges]
+    wanted = sorted({k for plan in plans for k in plan})
+    return plans, dict(reader.get_nodes(wanted)) if wanted else {}
+
+
+def _hashes(reader: NodeReader, ranges: list[Range]) -> list[bytes]:
+    plans, nodes = _fetch(reader, ranges)
+    return [_fold(plan, nodes) for plan in plans]
+
+
+def root_keys(size: int) -> list[Key]:
+    return range_keys(0, size)
+
+
+def root(reader: NodeReader, size: int) -> bytes:
+    """MTH(D[0:size])."""
+    if size == 0:
+        return EMPTY_ROOT
+    return _hashes(reader, [(0, size)])[0]
+
+
+def _path(index: int, lo: int, hi: int) -> list[Range]:
+    """RFC 9162 §2.1.3.1 PATH(m, D[lo:hi]) as ranges, leaf's sibling first."""
+    out: list[Range] = []
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index - lo < k:
+            out.append((lo + k, hi))
+            hi = lo + k
+        else:
+            out.append((lo, lo + k))
+            lo = lo + k
+    out.reverse()
+    return out
+
+
+def _subproof(m: int, lo: int, hi: int, complete: bool) -> list[Range]:
+    """RFC 9162 §2.1.4.1 SUBPROOF(m, D[lo:hi], b) as ranges, in proof order."""
+    tail: list[Range] = []
+    while True:
+        n = hi - lo
+        if m == n:
+            if not complete:
+                tail.append((lo, hi))
+            break
+        k = _split(n)
+        if m <= k:
+            tail.append((lo + k, hi))
+            hi = lo + k
+        else:
+            tail.append((lo, lo + k))
+            m -= k
+            lo += k
+            complete = False
+    tail.reverse()
+    return tail
+
+
+def inclusion_ranges(index: int, size: int) -> list[Range]:
+    if not 0 <= index < size:
+        raise ValueError("index must be below size")
+    return _path(index, 0, size)
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[Range]:
+    if not 0 < old_size <= new_size:
+        raise ValueError("need 0 < old_size <= new_size")
+    if old_size == new_size:
+        return []
+    return _subproof(old_size, 0, new_size, True)
+
+
+def inclusion_keys(index: int, size: int) -> set[Key]:
+    return {k for a, b in inclusion_ranges(index, size) for k in range_keys(a, b)}
+
+
+def consistency_keys(old_size: int, new_size: int) -> set[Key]:
+    return {k for a, b in consistency_ranges(old_size, new_size) for k in range_keys(a, b)}
+
+
+def inclusion_proof(reader: NodeReader, index: int, size: int) -> list[bytes]:
+    """The audit path of leaf ``index`` in the tree of ``size`` leaves."""
+    return _hashes(reader, inclusion_ranges(index, size))
+
+
+def consistency_proof(reader: NodeReader, old_size: int, new_size: int) -> list[bytes]:
+    """The proof that the tree of ``old_size`` is a prefix of the tree of ``new_size``."""
+    return _hashes(reader, consistency_ranges(old_size, new_size))
+
+
+def append_nodes(
+    reader: NodeReader, old_size: int, new_leaf_hashes: Sequence[bytes]
+) -> list[tuple[int, int, bytes]]:
+    """Every perfect subtree completed by appending leaves to a tree of ``old_size``.
+
+    Reads only the old tree's right-edge subtrees (one batch); returns the new leaves
+    (level 0) and each interior node they complete, as ``(level, index, hash)``.
+    """
+    edge = range_keys(0, old_size)
+    stored = reader.get_nodes(edge) if edge else {}
+    try:
+        stack: list[tuple[int, int, bytes]] = [(lv, ix, stored[(lv, ix)]) for lv, ix in edge]
+    except KeyError as exc:
+        raise MissingNode(f"subtree {exc.args[0]} is not stored") from exc
+    out: list[tuple[int, int, bytes]] = []
+    for offset, leaf in enumerate(new_leaf_hashes):
+        node = (0, old_size + offset, leaf)
+        out.append(node)
+        while stack and stack[-1][0] == node[0]:
+            left = stack.pop()
+            node = (node[0] + 1, node[1] >> 1, node_hash(left[2], node[2]))
+            out.append(node)
+        stack.append(node)
+    return out
+
+
+def root_from_leaves(leaves: Sequence[bytes]) -> bytes:
+    """MTH by the RFC's recursion (reference; for small inputs and tests)."""
+    if not leaves:
+        return EMPTY_ROOT
+    if len(leaves) == 1:
+        return leaves[0]
+    k = _split(len(leaves))
+    return node_hash(root_from_leaves(leaves[:k]), root_from_leaves(leaves[k:]))
+
+
+class MemoryNodes:
+    """An in-memory NodeReader (offline verification, tests)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[Key, bytes] = {}
+        self.size = 0
+
+    def get_nodes(self, keys: Sequence[Key]) -> Mapping[Key, bytes]:
+        return {k: self.nodes[k] for k in keys if k in self.nodes}
+
+    def append(self, leaf_hashes: Sequence[bytes]) -> None:
+        for level, index, digest in append_nodes(self, self.size, leaf_hashes):
+            self.nodes[(level, index)] = digest
+        self.size += len(leaf_hashes)
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2; False (never an exception) for any malformed input."""
+    if not (0 <= index < size) or len(leaf) != 32 or len(root_hash) != 32:
+        return False
+    if any(len(p) != 32 for p in proof):
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root_hash
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 §2.1.4.2; False (never an exception) for any malformed input."""
+    if len(old_root) != 32 or len(new_root) != 32 or any(len(p) != 32 for p in proof):
+        return False
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0

@@ -1,0 +1,144 @@
+"""Shape and limit checks on what a client sends, before any rule needs the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.integrity import canonical
+from shared.kinds import (
+    MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
+    MAX_DEPTH,
+    MAX_ID_LIST,
+    MAX_REASON,
+    MAX_TAG,
+    MAX_TAGS,
+    Field,
+    Kind,
+    parse_uuid,
+)
+from shared.rules.catalogue import Violation
+
+# Fields a client may add to a write besides the kind's own.
+AMENDMENT_REASON = "amendment_reason"
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _enum_rule(field: Field) -> str:
+    return {"category": "L1-SKILL-01", "seniority_level": "L1-JOBROLE-04"}.get(
+        field.name, "INPUT-02"
+    )
+
+
+def check_text(name: str, value: Any, max_length: int, required: bool) -> list[Violation]:
+    if value is None:
+        return [Violation("INPUT-01", name, "is required")] if required else []
+    if not isinstance(value, str):
+        return [Violation("INPUT-02", name, "must be a string")]
+    if required and not value.strip():
+        return [Violation("INPUT-01", name, "must not be empty")]
+    if len(value) > max_length:
+        return [Violation("INPUT-03", name, f"must be at most {max_length} characters")]
+    return []
+
+
+def _check_field(field: Field, value: Any) -> tuple[Any, list[Violation]]:
+    """Validate one present field; return the normalised value and any violations."""
+    name = field.name
+    if field.type == "text":
+        return value, check_text(name, value, field.max_length, field.required)
+    if value is None:
+        if field.required:
+            return None, [Violation("INPUT-01", name, "is required")]
+        return None, []
+    if field.type == "enum":
+        if not isinstance(value, str) or value not in field.choices:
+            return value, [
+                Violation(_enum_rule(field), name, f"must be one of {list(field.choices)}")
+            ]
+        return value, []
+    if field.type == "id":
+        parsed = parse_uuid(value)
+        if parsed is None:
+            return value, [Violation("INPUT-05", name, "must be a UUID")]
+        return parsed, []
+    if field.type == "ids":
+        if not isinstance(value, list):
+            return value, [Violation("INPUT-02", name, "must be a list of UUIDs")]
+        if len(value) > MAX_ID_LIST:
+            return value, [Violation("INPUT-03", name, f"must have at most {MAX_ID_LIST} items")]
+        out, problems = [], []
+        for i, item in enumerate(value):
+            parsed = parse_uuid(item)
+            if parsed is None:
+                problems.append(Violation("INPUT-05", f"{name}[{i}]", "must be a UUID"))
+            out.append(parsed)
+        return out, problems
+    if field.type == "tags":
+        if not isinstance(value, list):
+            return value, [Violation("INPUT-02", name, "must be a list of strings")]
+        if len(value) > MAX_TAGS:
+            return value, [Violation("INPUT-03", name, f"must have at most {MAX_TAGS} items")]
+        problems = []
+        for i, tag in enumerate(value):
+            problems += check_text(f"{name}[{i}]", tag, MAX_TAG, True)
+        return value, problems
+    if field.type == "attributes":
+        if not isinstance(value, dict):
+            return value, [Violation("INPUT-02", name, "must be an object")]
+        if len(value) > MAX_ATTRIBUTES:
+            return value, [Violation("INPUT-03", name, f"must have at most {MAX_ATTRIBUTES} keys")]
+        if _depth(value) > MAX_DEPTH:
+            return value, [Violation("INPUT-03", name, f"must nest at most {MAX_DEPTH} levels")]
+        if len(canonical.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+            return value, [
+                Violation("INPUT-03", name, f"must be at most {MAX_ATTRIBUTES_BYTES} bytes")
+            ]
+        return value, []
+    raise AssertionError(f"unknown field type {field.type}")
+
+
+def check_write(
+    kind: Kind, body: Any, *, current: dict[str, Any] | None
+) -> tuple[dict[str, Any], str | None, list[Violation]]:
+    """Validate a create (``current`` is None) or an amendment merged onto ``current``.
+
+    Returns the complete client fields of the new version, the amendment reason and every
+    violation found (all of them, not just the first).
+    """
+    if not isinstance(body, dict):
+        return {}, None, [Violation("INPUT-02", "", "the body must be a JSON object")]
+    problems: list[Violation] = []
+    allowed = {f.name for f in kind.fields}
+    if current is not None:
+        allowed.add(AMENDMENT_REASON)
+    for name in body:
+        if name not in allowed:
+            problems.append(Violation("INPUT-04", name, "is not a field of this kind"))
+    reason = body.get(AMENDMENT_REASON)
+    if current is not None:
+        problems += check_text(AMENDMENT_REASON, reason, MAX_REASON, True)
+    merged: dict[str, Any] = dict(current or {})
+    for field in kind.fields:
+        if field.name in body:
+            merged[field.name] = body[field.name]
+        elif current is None:
+            merged[field.name] = None
+    fields: dict[str, Any] = {}
+    for field in kind.fields:
+        value, found = _check_field(field, merged.get(field.name))
+        problems += found
+        fields[field.name] = value
+    for field in kind.fields:
+        if field.type in ("ids", "tags") and fields[field.name] is None:
+            fields[field.name] = []
+    if fields.get("custom_attributes") is None:
+        fields["custom_attributes"] = {}
+    return fields, reason if isinstance(reason, str) else None, problems

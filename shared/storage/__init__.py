@@ -1,0 +1,1 @@
+"""Storage: the database engine, the append-only ledger and the entity heads."""

@@ -1,0 +1,139 @@
+"""The SQLAlchemy engine the functions use, always acting as the application role.
+
+Every pooled connection runs ``SET ROLE plant_app`` when it is opened, so even when
+DATABASE_URL names a superuser (a developer machine, the tests) the grants, the append-only
+triggers and FORCE row-level security hold exactly as they do in the cloud. Every
+transaction names its tenant with ``set_config('plant.tenant', ..., true)``; the RLS policies
+read it, so a query that forgets its WHERE clause still sees only one tenant.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+
+from shared.config import APP_ROLE, Settings, settings
+from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.storage.urls import pg8000_url
+
+# SQLSTATEs that mean "the database cannot serve this now", not "the request is wrong".
+_UNAVAILABLE = {"57014", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], dict):
+        return args[0].get("C")
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` is the database being down, restarting, overloaded or too slow."""
+    if isinstance(exc, OperationalError | SAInterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _sqlstate(exc) in _UNAVAILABLE
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a driver error, if it has one."""
+    return _sqlstate(exc)
+
+
+def act_as_app_role(engine: Engine, statement_timeout_ms: int) -> None:
+    """Make every new connection of ``engine`` act as the application role."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"SET ROLE {APP_ROLE}")
+        cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+        cursor.close()
+        dbapi_conn.commit()
+
+
+def local_engine(database_url: str, pool_size: int, statement_timeout_ms: int) -> Engine:
+    engine = create_engine(
+        pg8000_url(database_url),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+    act_as_app_role(engine, statement_timeout_ms)
+    return engine
+
+
+class Database:
+    """A pool of application-role connections and tenant-scoped transactions over it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Connection]:
+        """One transaction with ``plant.tenant`` set; commits on success, rolls back on error.
+
+        Driver errors meaning the database is unavailable become ServiceUnavailable (503).
+        """
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text("SELECT set_config('plant.tenant', :tenant, true)"), {"tenant": tenant}
+                )
+                yield conn
+        except DBAPIError as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
+            raise
+
+    def ping(self) -> None:
+        """Run a real query; raise ServiceUnavailable if the database does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1")).scalar_one()
+        except DBAPIError as exc:
+            raise ServiceUnavailable("the database is unavailable") from exc
+
+
+def build_engine(cfg: Settings) -> Engine:
+    if cfg.instance_connection_name:
+        from shared.storage.connector import connector_engine  # cloud path only
+
+        return connector_engine(cfg)
+    if not cfg.database_url:
+        raise ConfigurationError("DATABASE_URL is not set (make run / make test set it)")
+    return local_engine(cfg.database_url, cfg.db_pool_size, cfg.db_statement_timeout_ms)
+
+
+_lock = threading.Lock()
+_database: Database | None = None
+
+
+def database() -> Database:
+    """The process-wide Database, created on first use so importing stays cheap."""
+    global _database
+    if _database is None:
+        with _lock:
+            if _database is None:
+                _database = Database(build_engine(settings()))
+    return _database
+
+
+def reset() -> None:
+    """Dispose the process-wide pool (tests and forked workers)."""
+    global _database
+    with _lock:
+        if _database is not None:
+            _database.engine.dispose()
+        _database = None

@@ -1,0 +1,145 @@
+"""The append-only ledger: one row per leaf of a tenant's Merkle log.
+
+``append`` takes the tenant's next index and inserts the row in one statement: the increment
+of ``log_heads`` row-locks the tenant's counter until the transaction ends, so concurrent
+writers get contiguous indices with no gap and no duplicate (a rolled-back writer releases
+its index with its transaction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared.documents import Encoded
+from shared.integrity import canonical
+
+_APPEND = text(
+    """
+WITH seq AS (
+  INSERT INTO log_heads AS h (tenant_id, size)
+  VALUES (current_setting('plant.tenant'), 1)
+  ON CONFLICT (tenant_id) DO UPDATE SET size = h.size + 1
+  RETURNING h.size - 1 AS idx
+)
+INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, digest,
+                         leaf_hash, prev_digest, field_digests, actor)
+SELECT current_setting('plant.tenant'), seq.idx, :entry_type, :kind, CAST(:entity_id AS uuid),
+       :version, :body, :digest, :leaf_hash, :prev_digest, CAST(:field_digests AS jsonb), :actor
+FROM seq
+RETURNING idx
+"""
+)
+
+
+@dataclass(frozen=True)
+class Appended:
+    index: int
+    leaf_hash: bytes
+    digest: bytes
+
+
+def append(
+    conn: Connection,
+    *,
+    entry_type: str,
+    kind: str,
+    entity_id: str,
+    version: int,
+    encoded: Encoded,
+    prev_digest: bytes | None,
+    actor: str,
+) -> Appended:
+    """Append one entry to the current tenant's log and return its index."""
+    index = conn.execute(
+        _APPEND,
+        {
+            "entry_type": entry_type,
+            "kind": kind,
+            "entity_id": entity_id,
+            "version": version,
+            "body": encoded.body,
+            "digest": encoded.digest,
+            "leaf_hash": encoded.leaf_hash,
+            "prev_digest": prev_digest,
+            "field_digests": canonical.dumps(encoded.field_digests).decode(),
+            "actor": actor,
+        },
+    ).scalar_one()
+    return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    index: int
+    entry_type: str
+    kind: str
+    entity_id: str
+    version: int
+    body: bytes
+    digest: bytes
+    leaf_hash: bytes
+    prev_digest: bytes | None
+    actor: str
+    created_at: str
+
+
+_COLUMNS = (
+    "idx, entry_type, kind, CAST(entity_id AS text), version, body, digest, leaf_hash, "
+    "prev_digest, actor, to_char(created_at AT TIME ZONE 'UTC', "
+    '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\')'
+)
+
+
+def _entry(row: tuple) -> StoredEntry:  # type: ignore[type-arg]
+    return StoredEntry(
+        *row[:5],
+        bytes(row[5]),
+        bytes(row[6]),
+        bytes(row[7]),
+        bytes(row[8]) if row[8] is not None else None,
+        row[9],
+        row[10],
+    )
+
+
+def entry_at(conn: Connection, index: int) -> StoredEntry | None:
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM log_entries WHERE idx = :idx"), {"idx": index}
+    ).first()
+    return _entry(tuple(row)) if row else None
+
+
+def version_entry(conn: Connection, entity_id: str, version: int) -> StoredEntry | None:
+    row = conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM log_entries WHERE entity_id = CAST(:id AS uuid) "
+            "AND version = :version AND entry_type = 'version'"
+        ),
+        {"id": entity_id, "version": version},
+    ).first()
+    return _entry(tuple(row)) if row else None
+
+
+def version_entries(conn: Connection, entity_id: str) -> list[StoredEntry]:
+    rows = conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM log_entries WHERE entity_id = CAST(:id AS uuid) "
+            "AND entry_type = 'version' ORDER BY version"
+        ),
+        {"id": entity_id},
+    ).all()
+    return [_entry(tuple(r)) for r in rows]
+
+
+def certificate_entries(conn: Connection, entity_id: str) -> list[StoredEntry]:
+    rows = conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM log_entries WHERE entity_id = CAST(:id AS uuid) "
+            "AND entry_type = 'certificate' ORDER BY idx"
+        ),
+        {"id": entity_id},
+    ).all()
+    return [_entry(tuple(r)) for r in rows]

@@ -1,0 +1,157 @@
+"""Database side of the Merkle log: stored subtree hashes, leaves and checkpoints.
+
+Reads go through ``DbNodes.get_nodes``, one query per batch of (level, index) keys, so the
+integrity code decides exactly which O(log n) rows a root or proof needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+Key = tuple[int, int]
+
+
+class DbNodes:
+    """A NodeReader over ``log_nodes`` for the transaction's tenant; counts what it reads."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.rows_read = 0
+        self.queries = 0
+
+    def get_nodes(self, keys: Sequence[Key]) -> Mapping[Key, bytes]:
+        if not keys:
+            return {}
+        levels = [k[0] for k in keys]
+        indices = [k[1] for k in keys]
+        rows = self.conn.execute(
+            text(
+                "SELECT n.level, n.idx, n.hash FROM log_nodes n "
+                "JOIN unnest(CAST(:levels AS smallint[]), CAST(:idx AS bigint[])) AS k(level, idx) "
+                "ON n.level = k.level AND n.idx = k.idx "
+                "WHERE n.tenant_id = current_setting('plant.tenant')"
+            ),
+            {"levels": levels, "idx": indices},
+        ).all()
+        self.queries += 1
+        self.rows_read += len(rows)
+        return {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+
+
+class OverlayNodes:
+    """Nodes not yet written (a seal in progress) in front of a reader."""
+
+    def __init__(self, base: DbNodes, extra: Mapping[Key, bytes]) -> None:
+        self.base = base
+        self.extra = extra
+
+    def get_nodes(self, keys: Sequence[Key]) -> Mapping[Key, bytes]:
+        found = {k: self.extra[k] for k in keys if k in self.extra}
+        missing = [k for k in keys if k not in found]
+        found.update(self.base.get_nodes(missing))
+        return found
+
+
+def insert_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+    if not nodes:
+        return
+    conn.execute(
+        text(
+            "INSERT INTO log_nodes (tenant_id, level, idx, hash) "
+            "SELECT current_setting('plant.tenant'), l, i, h FROM "
+            "unnest(CAST(:levels AS smallint[]), CAST(:idx AS bigint[]), CAST(:hashes AS bytea[]))"
+            " AS t(l, i, h)"
+        ),
+        {
+            "levels": [n[0] for n in nodes],
+            "idx": [n[1] for n in nodes],
+            "hashes": [n[2] for n in nodes],
+        },
+    )
+
+
+def log_size(conn: Connection) -> int:
+    """Committed size of the tenant's log (entries 0..size-1 all exist)."""
+    size = conn.execute(text("SELECT size FROM log_heads")).scalar()
+    return int(size or 0)
+
+
+def leaf_hashes(conn: Connection, start: int, end: int) -> list[bytes]:
+    """Stored leaf hashes of entries [start, end), in index order."""
+    rows = conn.execute(
+        text(
+            "SELECT idx, leaf_hash FROM log_entries "
+            "WHERE tenant_id = current_setting('plant.tenant') "
+            "AND idx >= :start AND idx < :end ORDER BY idx"
+        ),
+        {"start": start, "end": end},
+    ).all()
+    if len(rows) != end - start or any(int(r[0]) != start + i for i, r in enumerate(rows)):
+        raise LogGap(start, end, [int(r[0]) for r in rows])
+    return [bytes(r[1]) for r in rows]
+
+
+class LogGap(Exception):
+    """Entries that must exist are missing: the ledger was tampered with."""
+
+    def __init__(self, start: int, end: int, present: list[int]) -> None:
+        have = set(present)
+        self.missing = [i for i in range(start, end) if i not in have][:100]
+        super().__init__(f"log entries missing in [{start}, {end}): {self.missing[:10]}")
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+
+
+def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
+    row = conn.execute(
+        text("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+    ).first()
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+
+
+def checkpoint_at(conn: Connection, size: int) -> StoredCheckpoint | None:
+    row = conn.execute(
+        text("SELECT size, root, note FROM checkpoints WHERE size = :size"), {"size": size}
+    ).first()
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+
+
+def insert_checkpoint(conn: Connection, size: int, root: bytes, note: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO checkpoints (tenant_id, size, root, note) VALUES "
+            "(current_setting('plant.tenant'), :size, :root, :note)"
+        ),
+        {"size": size, "root": root, "note": note},
+    )
+
+
+def lock_sealer(conn: Connection) -> None:
+    """Serialise sealers of one tenant for the rest of the transaction."""
+    conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock("
+            "hashtext('plant-seal:' || current_setting('plant.tenant')))"
+        )
+    )
+
+
+def index_of_leaf(conn: Connection, leaf_hash: bytes, size: int) -> int | None:
+    """The first index below ``size`` whose leaf hash is ``leaf_hash``."""
+    found = conn.execute(
+        text(
+            "SELECT min(idx) FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+            "AND leaf_hash = :leaf AND idx < :size"
+        ),
+        {"leaf": leaf_hash, "size": size},
+    ).scalar()
+    return int(found) if found is not None else None

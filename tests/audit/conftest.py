@@ -1,0 +1,75 @@
+"""Fixtures for audits: a tenant with a little history, and the attacker's superuser session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from shared import auditing, certification, entities, tlog
+from shared.auth import Principal
+
+
+@dataclass
+class History:
+    tenant: str
+    author: Principal
+    certifier: Principal
+    auditor: Principal
+    skills: list[str]
+
+    def audit(self, mode: str = "full") -> dict[str, Any]:
+        run, _ = auditing.run(self.auditor, {"mode": mode})
+        assert run["status"] == "completed", run
+        return run
+
+
+def principals(tenant: str) -> tuple[Principal, Principal, Principal]:
+    return (
+        Principal("alice", tenant, frozenset({"author"})),
+        Principal("carol", tenant, frozenset({"certifier"})),
+        Principal("audrey", tenant, frozenset({"auditor"})),
+    )
+
+
+@pytest.fixture
+def history(database_url: str, tenant: str) -> History:
+    """Three skills (one amended, one certified), sealed and audited clean."""
+    author, certifier, auditor = principals(tenant)
+    ids = []
+    for name in ("Python", "Go", "Rust"):
+        doc = entities.create(
+            author,
+            "skills",
+            {"name": name, "description": f"writes {name}", "category": "technical"},
+            str(uuid.uuid4()),
+        )
+        ids.append(doc.body["identity"]["id"])
+    entities.amend(
+        author,
+        "skills",
+        ids[0],
+        {"description": "writes idiomatic Python", "amendment_reason": "clarify"},
+        '"v1"',
+        "r",
+    )
+    certification.certify(certifier, "skills", ids[1], None, "r")
+    tlog.seal(tenant)
+    return History(tenant, author, certifier, auditor, ids)
+
+
+@pytest.fixture
+def attack(superuser: Engine) -> Callable[..., None]:
+    """Run SQL as a superuser with triggers and row-level security out of the way."""
+
+    def run(sql: str, **params: Any) -> None:
+        with superuser.begin() as conn:
+            conn.execute(text("SET session_replication_role = replica"))
+            conn.execute(text(sql), params)
+
+    return run

@@ -1,0 +1,208 @@
+"""Each attack is made as a PostgreSQL superuser with triggers and RLS out of the way; the
+audit must name it precisely, and a clean log must yield no finding at all."""
+
+from __future__ import annotations
+
+import base64
+
+from shared import auditing, entities, tlog
+from shared.integrity import canonical, digests, merkle, note
+
+
+def _indices(history, superuser, entity_id):
+    from sqlalchemy import text
+
+    with superuser.connect() as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT idx FROM log_entries WHERE tenant_id = :t AND entity_id = "
+                    "CAST(:e AS uuid) ORDER BY idx"
+                ),
+                {"t": history.tenant, "e": entity_id},
+            )
+        ]
+
+
+def _kinds(run):
+    return sorted(f["kind"] for f in run["findings"])
+
+
+def test_clean_log_has_no_findings(history):
+    run = history.audit("full")
+    assert run["findings"] == []
+    assert run["finding_count"] == 0
+    assert run["verified_to"] > 0
+
+
+def test_updating_one_field_is_one_altered_finding_naming_section_and_field(
+    history, attack, superuser
+):
+    first = _indices(history, superuser, history.skills[2])[0]
+    attack(
+        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
+        "'writes Rust', 'writes COBOL'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
+        t=history.tenant,
+        i=first,
+    )
+    run = history.audit("full")
+    assert len(run["findings"]) == 1, run["findings"]
+    finding = run["findings"][0]
+    assert finding["kind"] == "altered"
+    assert (finding["section"], finding["field"]) == ("metadata", "description")
+    assert finding["log_index"] == first
+    assert finding["entity_id"] == history.skills[2]
+    assert finding["version"] == 1
+
+
+def test_deleted_version_is_missing_at_its_index(history, attack, superuser):
+    index = _indices(history, superuser, history.skills[2])[0]
+    attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = :i", t=history.tenant, i=index)
+    run = history.audit("full")
+    missing = [f for f in run["findings"] if f["kind"] == "missing"]
+    assert [f["log_index"] for f in missing] == [index]
+
+
+def test_forged_row_is_inserted(history, attack, superuser):
+    from sqlalchemy import text
+
+    with superuser.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT kind, entity_id, body, digest, leaf_hash, field_digests FROM log_entries "
+                "WHERE tenant_id = :t ORDER BY idx LIMIT 1"
+            ),
+            {"t": history.tenant},
+        ).one()
+        size = conn.execute(
+            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": history.tenant}
+        ).scalar_one()
+    attack(
+        "INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, "
+        "digest, leaf_hash, prev_digest, field_digests, actor) VALUES (:t, :i, 'version', :k, "
+        ":e, 9, :b, :d, :l, NULL, :f, 'mallory')",
+        t=history.tenant,
+        i=size,
+        k=row[0],
+        e=row[1],
+        b=row[2],
+        d=row[3],
+        l=row[4],
+        f=canonical.dumps(row[5]).decode(),
+    )
+    run = history.audit("full")
+    inserted = [f for f in run["findings"] if f["kind"] == "inserted"]
+    assert size in [f["log_index"] for f in inserted]
+
+
+def test_swapped_indices_are_reordered(history, attack, superuser):
+    a, b = _indices(history, superuser, history.skills[0])[:2]
+    t = history.tenant
+    attack("UPDATE log_entries SET idx = 999999999 WHERE tenant_id = :t AND idx = :a", t=t, a=a)
+    attack("UPDATE log_entries SET idx = :a WHERE tenant_id = :t AND idx = :b", t=t, a=a, b=b)
+    attack("UPDATE log_entries SET idx = :b WHERE tenant_id = :t AND idx = 999999999", t=t, b=b)
+    run = history.audit("full")
+    reordered = [f for f in run["findings"] if f["kind"] == "reordered"]
+    assert {f["log_index"] for f in reordered} == {a, b}
+    assert "altered" not in _kinds(run)
+
+
+def test_edited_digest_matching_edited_bytes_is_caught_by_the_tree(history, attack, superuser):
+    index = _indices(history, superuser, history.skills[2])[0]
+    from sqlalchemy import text
+
+    with superuser.connect() as conn:
+        body = bytes(
+            conn.execute(
+                text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
+                {"t": history.tenant, "i": index},
+            ).scalar_one()
+        )
+    forged = body.replace(b"writes Rust", b"writes Ruby")
+    attack(
+        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l WHERE tenant_id = :t "
+        "AND idx = :i",
+        b=forged,
+        d=digests.sha256(forged),
+        l=merkle.leaf_hash(forged),
+        t=history.tenant,
+        i=index,
+    )
+    run = history.audit("full")
+    altered = [f for f in run["findings"] if f["kind"] == "altered"]
+    assert [f["log_index"] for f in altered] == [index]
+    assert altered[0]["field"] == "description"
+
+
+def test_log_resigned_with_another_key_is_checkpoint_invalid(history, attack, superuser):
+    from sqlalchemy import text
+
+    mallory = note.Signer.from_seed(tlog.origin(history.tenant).rsplit("/", 1)[0], b"\x07" * 32)
+    with superuser.connect() as conn:
+        rows = conn.execute(
+            text("SELECT size, root FROM checkpoints WHERE tenant_id = :t"), {"t": history.tenant}
+        ).all()
+    for size, root in rows:
+        forged = note.sign_note(
+            note.checkpoint_body(tlog.origin(history.tenant), size, bytes(root)), [mallory]
+        )
+        attack(
+            "UPDATE checkpoints SET note = :n WHERE tenant_id = :t AND size = :s",
+            n=forged,
+            t=history.tenant,
+            s=size,
+        )
+    run = history.audit("full")
+    assert "checkpoint_invalid" in _kinds(run)
+
+
+def test_restoring_an_old_checkpoint_is_a_rollback(history, attack):
+    entities.create(
+        history.author, "skills", {"name": "Zig", "description": "d", "category": "technical"}, "r"
+    )
+    newest = tlog.seal(history.tenant).checkpoint.size
+    attack("DELETE FROM checkpoints WHERE tenant_id = :t AND size = :s", t=history.tenant, s=newest)
+    run = history.audit("incremental")
+    rollback = [f for f in run["findings"] if f["kind"] == "rollback"]
+    assert rollback, run["findings"]
+
+
+def test_flipped_certificate_byte_is_certificate_invalid(history, attack, superuser):
+    from sqlalchemy import text
+
+    with superuser.connect() as conn:
+        index, body = conn.execute(
+            text(
+                "SELECT idx, body FROM log_entries WHERE tenant_id = :t "
+                "AND entry_type = 'certificate'"
+            ),
+            {"t": history.tenant},
+        ).one()
+    envelope = canonical.loads(bytes(body))
+    sig = bytearray(base64.b64decode(envelope["signatures"][0]["sig"]))
+    sig[0] ^= 0x01
+    envelope["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    attack(
+        "UPDATE log_entries SET body = :b WHERE tenant_id = :t AND idx = :i",
+        b=canonical.dumps(envelope),
+        t=history.tenant,
+        i=index,
+    )
+    run = history.audit("full")
+    assert [f["kind"] for f in run["findings"]] == ["certificate_invalid"]
+    assert run["findings"][0]["log_index"] == index
+
+
+def test_entity_report_names_the_altered_field(history, attack, superuser):
+    first = _indices(history, superuser, history.skills[2])[0]
+    attack(
+        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
+        "'\"Rust\"', '\"Rusty\"'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
+        t=history.tenant,
+        i=first,
+    )
+    report = auditing.entity_report(history.auditor, "skills", history.skills[2])
+    assert [(f["kind"], f["section"], f["field"]) for f in report["findings"]] == [
+        ("altered", "identity", "name")
+    ]

@@ -1,0 +1,116 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a migrated database, tokens.
+
+The server is DATABASE_URL's if set, else an embedded one (pgserver) in a temporary
+directory: the suite never depends on a server that merely happens to listen on 5432.
+Each session gets a fresh database; each test gets its own tenant, so tests never need to
+clean the append-only ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from shared.storage.urls import pg8000_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _server_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object | None]:
+    url = os.environ.get("PLANT_TEST_SERVER_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return url, None
+    from shared.storage import embedded
+
+    server, uri = embedded.start(tmp_path_factory.mktemp("pg"), cleanup="delete")
+    return uri, server
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """libpq URL of a PostgreSQL server with superuser rights (admin database)."""
+    url, server = _server_url(tmp_path_factory)
+    os.environ["PLANT_TEST_SERVER_URL"] = url  # child processes reuse the same server
+    yield url
+    del server  # keeps the embedded server alive until here
+
+
+def database_url_for(server_url: str, dbname: str) -> str:
+    return make_url(server_url).set(database=dbname).render_as_string(hide_password=False)
+
+
+def superuser_engine(url: str) -> Engine:
+    return create_engine(pg8000_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def create_database(server_url: str, prefix: str = "plant_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = superuser_engine(server_url)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return database_url_for(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database; the process settings point at it for the session."""
+    url = create_database(pg_server)
+    data_dir = tmp_path_factory.mktemp("data")
+    previous = {k: os.environ.get(k) for k in ("DATABASE_URL", "PLANT_DATA_DIR", "PLANT_ENV")}
+    os.environ["DATABASE_URL"] = url
+    os.environ["PLANT_DATA_DIR"] = str(data_dir)
+    os.environ["PLANT_ENV"] = "local"
+    _reset_process_state()
+    from shared import bootstrap
+
+    bootstrap.prepare_local()
+    yield url
+    _reset_process_state()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _reset_process_state() -> None:
+    from shared import auth, config
+    from shared.storage import engine
+
+    engine.reset()
+    config.settings.cache_clear()
+    auth.authenticator.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def superuser(database_url: str) -> Iterator[Engine]:
+    """The attacker's (or operator's) view: a superuser engine on the test database."""
+    eng = superuser_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_token(database_url: str) -> Callable[..., str]:
+    from shared.auth import LocalTokens
+    from shared.config import settings
+
+    tokens = LocalTokens.from_settings(settings())
+
+    def make(tenant: str, *roles: str, subject: str = "alice", ttl: int = 600) -> str:
+        return tokens.issue(subject, tenant, list(roles) or ["reader"], ttl=ttl)
+
+    return make
