@@ -1,0 +1,42 @@
+"""Fixtures for the log function: a test client and a tenant with entries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from shared import entities
+from shared.auth import Principal
+from shared.config import ROOT
+
+
+@pytest.fixture
+def log_client(database_url: str):
+    import functions_framework
+
+    return functions_framework.create_app(target="log", source=str(ROOT / "main.py")).test_client()
+
+
+@pytest.fixture
+def fill(database_url: str) -> Callable[[str, int], list[str]]:
+    """Create ``n`` skills in a tenant; return their ids."""
+
+    def run(tenant: str, n: int) -> list[str]:
+        author = Principal("alice", tenant, frozenset({"author"}))
+        return [
+            entities.create(
+                author,
+                "skills",
+                {
+                    "name": f"skill {uuid.uuid4().hex[:8]}",
+                    "description": "d",
+                    "category": "technical",
+                },
+                "r",
+            ).body["identity"]["id"]
+            for _ in range(n)
+        ]
+
+    return run
