@@ -9,11 +9,13 @@ verification never re-serialises. ``loads`` refuses what JCS cannot represent fa
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 from decimal import Decimal
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1
+_encode_basestring = json.encoder.encode_basestring
 
 
 class CanonicalError(ValueError):
@@ -93,28 +95,11 @@ def _check_text(text: str) -> None:
         raise CanonicalError("string contains a lone surrogate") from exc
 
 
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-}
-
-
 def _string(text: str) -> str:
-    out = ['"']
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif char < " ":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    # RFC 8785 §3.2.2.2 escapes exactly what JSON requires: '"', '\\', and U+0000..U+001F
+    # (\b \f \n \r \t by name, others as lower-case \u00xx), all else as is. The standard
+    # library's basestring encoder (ensure_ascii off) does precisely that, in C.
+    return _encode_basestring(text)
 
 
 def _utf16_key(key: str) -> bytes:
