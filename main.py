@@ -11,10 +11,11 @@ import functions_framework
 
 from functions import audit as _audit
 from functions import certify as _certify
+from functions import export as _export
 from functions import log as _log
 from functions import registry as _registry
 
-FUNCTIONS = ("registry", "log", "certify", "audit")
+FUNCTIONS = ("registry", "log", "certify", "audit", "export")
 
 
 @functions_framework.http
@@ -35,3 +36,8 @@ def certify(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def audit(request: flask.Request) -> flask.Response:
     return _audit.router.handle(request)
+
+
+@functions_framework.http
+def export(request: flask.Request) -> flask.Response:
+    return _export.router.handle(request)

@@ -105,6 +105,96 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from shared import bundle_verify
+    from shared.progress import Progress
+
+    try:
+        with open(args.bundle, "rb") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        print(f"plant verify: cannot read {args.bundle}: {exc}", file=sys.stderr)
+        return 1
+    progress = Progress("verifying", enabled=True if args.progress else None)
+    report = bundle_verify.verify(data, args.key or (), progress=progress)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for warning in report.warnings:
+            print(f"WARNING: {warning}")
+        for item in report.failures:
+            print(f"FAIL  {item.name}: {item.message}")
+        verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
+        print(
+            f"{verdict}: {len(report.items) - len(report.failures)} of {len(report.items)} "
+            f"checks hold"
+        )
+    return 0 if report.ok else 1
+
+
+def _operator(args: argparse.Namespace) -> auth.Principal:
+    user = os.environ.get("USER", "operator")
+    return auth.Principal(f"operator:{user}", args.tenant, frozenset({"auditor"}))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from shared import bundle, reports
+    from shared.progress import Progress
+
+    principal = _operator(args)
+    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    try:
+        if args.what == "bundle":
+            query = {k: v for k, v in (("kind", args.kind), ("entity", args.entity)) if v}
+            parts = bundle.build(principal, query)
+            head = next(parts)
+            total = head["checkpoint"]["size"]
+            progress = Progress("bundling", enabled=True if args.progress else None)
+
+            def counted():  # type: ignore[no-untyped-def]
+                yield head
+                for n, entry in enumerate(parts, start=1):
+                    progress(min(n, total), total)
+                    yield entry
+
+            for chunk in bundle.json_chunks(counted()):
+                out.write(chunk)
+        else:
+            query = {k: v for k, v in (("format", args.format), ("kind", args.kind)) if v}
+            _, chunks = reports.report(principal, query)
+            for chunk in chunks:
+                out.write(chunk)
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from shared import auditing
+
+    run, started = auditing.run(_operator(args), {"mode": args.mode})
+    if not started:
+        print(f"an audit is already running: {run['id']}", file=sys.stderr)
+    print(json.dumps(run, indent=2))
+    return 0 if run.get("finding_count") in (0, None) else 3
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from shared.certification import catalogue
+
+    for rule in catalogue():
+        print(
+            f"{rule['id']:<14} {rule['stage']:<8} {','.join(rule['kinds']):<10} "
+            f"{rule['description']}\n{'':<34}remediation: {rule['remediation']}"
+        )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plant", description="Plant registry operator commands.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,6 +220,30 @@ def parser() -> argparse.ArgumentParser:
     keys_cmd.add_parser("list", help="print the public keys (vkeys)").set_defaults(
         func=cmd_keys_list
     )
+
+    verify = sub.add_parser("verify", help="verify an evidence bundle offline")
+    verify.add_argument("bundle", help="path of the bundle (JSON)")
+    verify.add_argument("--key", action="append", help="trusted vkey (repeatable)")
+    verify.add_argument("--json", action="store_true", help="machine-readable result")
+    verify.add_argument("--progress", action="store_true", help="always show the progress bar")
+    verify.set_defaults(func=cmd_verify)
+
+    export = sub.add_parser("export", help="write a report or an evidence bundle")
+    export.add_argument("what", choices=("report", "bundle"))
+    export.add_argument("--tenant", required=True)
+    export.add_argument("--format", choices=("json", "csv", "pdf"), default="json")
+    export.add_argument("--kind")
+    export.add_argument("--entity")
+    export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument("--progress", action="store_true")
+    export.set_defaults(func=cmd_export)
+
+    audit = sub.add_parser("audit", help="run an audit of one tenant")
+    audit.add_argument("--tenant", required=True)
+    audit.add_argument("--mode", choices=("incremental", "full"), default="incremental")
+    audit.set_defaults(func=cmd_audit)
+
+    sub.add_parser("rules", help="print the rule catalogue").set_defaults(func=cmd_rules)
 
     serve = sub.add_parser("serve", help="serve every function locally")
     serve.add_argument("--host", default="127.0.0.1")

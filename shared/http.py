@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,17 @@ def json_response(
         status=status,
         mimetype="application/json",
     )
+    response.headers.update(BASE_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def stream_response(
+    chunks: Iterable[bytes], mimetype: str, headers: dict[str, str] | None = None
+) -> flask.Response:
+    """A response sent as ``chunks`` are produced (bounded memory for large exports)."""
+    response = flask.Response(chunks, mimetype=mimetype)
     response.headers.update(BASE_HEADERS)
     if headers:
         response.headers.update(headers)

@@ -81,13 +81,17 @@ class Database:
         self.engine = engine
 
     @contextmanager
-    def transaction(self, tenant: str) -> Iterator[Connection]:
+    def transaction(self, tenant: str, *, snapshot: bool = False) -> Iterator[Connection]:
         """One transaction with ``plant.tenant`` set; commits on success, rolls back on error.
 
-        Driver errors meaning the database is unavailable become ServiceUnavailable (503).
+        ``snapshot`` makes it a read-only REPEATABLE READ transaction, so a long export sees
+        one consistent state. Driver errors meaning the database is unavailable become
+        ServiceUnavailable (503).
         """
         try:
             with self.engine.begin() as conn:
+                if snapshot:
+                    conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
                 conn.execute(
                     text("SELECT set_config('plant.tenant', :tenant, true)"), {"tenant": tenant}
                 )

@@ -1,0 +1,164 @@
+"""Evidence bundles: everything an auditor needs to check a tenant's log offline.
+
+Format ``plant-evidence-bundle/1``, one JSON document::
+
+    {"format", "tenant", "origin", "created_at",
+     "checkpoint": {"note", "size", "root"},          # latest signed checkpoint
+     "public_keys": [vkey, ...],                     # C2SP vkeys of the signing keyring
+     "previous_checkpoint": {"note", "size", "root", "consistency_proof": [...]} | null,
+     "entries": [{"index", "entry_type", "entity_type", "entity_id", "version",
+                  "body", "leaf_hash", "inclusion_proof": [...]}, ...]}
+
+Hashes and bodies are base64; ``body`` is the exact canonical bytes that were hashed. The
+previous checkpoint is the one the latest completed audit verified, with the consistency
+proof from it to the latest checkpoint. Entries are every version and certificate of the
+selected entities (all entities by default) below the checkpoint size.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared import keys, tlog
+from shared.auth import Principal
+from shared.documents import now_text
+from shared.errors import MalformedRequest, NotFound
+from shared.integrity import merkle
+from shared.kinds import KINDS, parse_uuid
+from shared.storage import tree
+from shared.storage.engine import database
+
+FORMAT = "plant-evidence-bundle/1"
+BATCH = 500
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _filters(query: dict[str, str]) -> tuple[str | None, str | None]:
+    errors = [
+        {"field": n, "message": "unknown query parameter"}
+        for n in query
+        if n not in ("kind", "entity")
+    ]
+    slug = query.get("kind") or None
+    if slug is not None and slug not in KINDS:
+        errors.append({"field": "kind", "message": f"must be one of {sorted(KINDS)}"})
+    entity = query.get("entity") or None
+    if entity is not None and parse_uuid(entity) is None:
+        errors.append({"field": "entity", "message": "must be a UUID"})
+    if errors:
+        raise MalformedRequest("invalid query parameters", errors=errors)
+    return (KINDS[slug].type if slug else None), (parse_uuid(entity) if entity else None)
+
+
+def _previous(conn: Connection, latest: tree.StoredCheckpoint) -> dict[str, Any] | None:
+    size = conn.execute(
+        text(
+            "SELECT checkpoint_size FROM audit_runs WHERE status = 'completed' "
+            "AND checkpoint_size > 0 ORDER BY finished_at DESC LIMIT 1"
+        )
+    ).scalar()
+    if size is None or int(size) >= latest.size:
+        return None
+    stored = tree.checkpoint_at(conn, int(size))
+    if stored is None:
+        return None
+    proof = merkle.consistency_proof(tree.DbNodes(conn), stored.size, latest.size)
+    return {
+        "note": stored.note,
+        "size": stored.size,
+        "root": b64(stored.root),
+        "consistency_proof": [b64(h) for h in proof],
+    }
+
+
+def _entries(
+    conn: Connection, size: int, kind: str | None, entity: str | None
+) -> Iterator[dict[str, Any]]:
+    """Selected entries below ``size``, each with its inclusion proof, a batch at a time."""
+    reader: merkle.NodeReader = tree.DbNodes(conn)
+    if kind is None and entity is None and size > BATCH:
+        # The whole log: one read of every leaf beats one proof query per entry.
+        memory = merkle.MemoryNodes()
+        memory.append(tree.leaf_hashes(conn, 0, size))
+        reader = memory
+    after = -1
+    while True:
+        rows = conn.execute(
+            text(
+                "SELECT e.idx, e.entry_type, e.kind, CAST(e.entity_id AS text), e.version, e.body, "
+                "e.leaf_hash FROM log_entries e WHERE e.idx > :after AND e.idx < :size "
+                "AND (CAST(:kind AS text) IS NULL OR e.kind = :kind) "
+                "AND (CAST(:entity AS text) IS NULL OR e.entity_id = CAST(:entity AS uuid)) "
+                "ORDER BY e.idx LIMIT :limit"
+            ),
+            {"after": after, "size": size, "kind": kind, "entity": entity, "limit": BATCH},
+        ).all()
+        for idx, entry_type, k, entity_id, version, body, leaf in rows:
+            yield {
+                "index": int(idx),
+                "entry_type": entry_type,
+                "entity_type": k,
+                "entity_id": entity_id,
+                "version": int(version),
+                "body": b64(bytes(body)),
+                "leaf_hash": b64(bytes(leaf)),
+                "inclusion_proof": [b64(h) for h in merkle.inclusion_proof(reader, int(idx), size)],
+            }
+        if len(rows) < BATCH:
+            return
+        after = int(rows[-1][0])
+
+
+def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Seal, then yield the bundle's header, then each entry (for streaming or collecting)."""
+    principal.require("auditor")
+    kind, entity = _filters(query)
+    tlog.seal(principal.tenant)
+    with database().transaction(principal.tenant, snapshot=True) as conn:
+        latest = tree.latest_checkpoint(conn)
+        if latest is None:
+            raise NotFound("the log is empty: nothing to bundle")
+        if (
+            entity is not None
+            and not conn.execute(
+                text("SELECT 1 FROM entity_heads WHERE entity_id = CAST(:e AS uuid)"), {"e": entity}
+            ).first()
+        ):
+            raise NotFound(f"no entity {entity}")
+        yield {
+            "format": FORMAT,
+            "tenant": principal.tenant,
+            "origin": tlog.origin(principal.tenant),
+            "created_at": now_text(),
+            "checkpoint": {"note": latest.note, "size": latest.size, "root": b64(latest.root)},
+            "public_keys": keys.keyring().vkeys,
+            "previous_checkpoint": _previous(conn, latest),
+            "filters": {"kind": kind, "entity": entity},
+        }
+        yield from _entries(conn, latest.size, kind, entity)
+
+
+def json_chunks(parts: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """The bundle as one JSON document, written an entry at a time."""
+    import json
+
+    head = next(parts)
+    opening = json.dumps(head)[:-1] + ',"entries":['
+    yield opening.encode()
+    for i, entry in enumerate(parts):
+        yield (b"," if i else b"") + json.dumps(entry).encode()
+    yield b"]}"
+
+
+def collect(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
+    parts = build(principal, query)
+    head = next(parts)
+    return {**head, "entries": list(parts)}
