@@ -64,43 +64,44 @@ def _first(bundle, entry_type):
     return next(e for e in bundle["entries"] if e["entry_type"] == entry_type)
 
 
+def _flip_first(hashes: list[str]) -> list[str]:
+    return [_flip_b64(hashes[0]), *hashes[1:]]
+
+
+def tamper_entry_bytes(b: dict) -> None:
+    entry = _first(b, "version")
+    entry["body"] = _flip_b64(entry["body"], 40)
+
+
+def tamper_inclusion_proof(b: dict) -> None:
+    entry = _first(b, "version")
+    entry["inclusion_proof"] = _flip_first(entry["inclusion_proof"])
+
+
+def tamper_certificate(b: dict) -> None:
+    entry = _first(b, "certificate")
+    entry["body"] = _flip_b64(entry["body"], 60)
+
+
+def tamper_checkpoint(b: dict) -> None:
+    root = b["checkpoint"]["root"]
+    b["checkpoint"]["note"] = b["checkpoint"]["note"].replace(root, _flip_b64(root), 1)
+
+
+def tamper_consistency_proof(b: dict) -> None:
+    previous = b["previous_checkpoint"]
+    previous["consistency_proof"] = _flip_first(previous["consistency_proof"])
+
+
 @pytest.mark.parametrize(
     ("tamper", "named"),
     [
-        (
-            lambda b: _first(b, "version").update(body=_flip_b64(_first(b, "version")["body"], 40)),
-            "entry {index}",
-        ),
-        (
-            lambda b: _first(b, "version").update(
-                inclusion_proof=[_flip_b64(h) for h in _first(b, "version")["inclusion_proof"][:1]]
-                + _first(b, "version")["inclusion_proof"][1:]
-            ),
-            "entry {index}",
-        ),
-        (
-            lambda b: _first(b, "certificate").update(
-                body=_flip_b64(_first(b, "certificate")["body"], 60)
-            ),
-            "entry {cert}",
-        ),
-        (
-            lambda b: b["checkpoint"].update(
-                note=b["checkpoint"]["note"]
-                .replace("\n", "\n\n", 0)
-                .replace(b["checkpoint"]["root"][:4], "AAAA", 1)
-            ),
-            "checkpoint",
-        ),
-        (
-            lambda b: b["previous_checkpoint"].update(
-                consistency_proof=[_flip_b64(b["previous_checkpoint"]["consistency_proof"][0])]
-                + b["previous_checkpoint"]["consistency_proof"][1:]
-            ),
-            "consistency proof",
-        ),
+        (tamper_entry_bytes, "entry {index}"),
+        (tamper_inclusion_proof, "entry {index}"),
+        (tamper_certificate, "entry {cert}"),
+        (tamper_checkpoint, "checkpoint"),
+        (tamper_consistency_proof, "consistency proof"),
     ],
-    ids=["entry-bytes", "inclusion-proof", "certificate", "checkpoint", "consistency-proof"],
 )
 def test_tampering_each_class_fails_and_names_the_item(tmp_path, bundle, tamper, named):
     changed = copy.deepcopy(bundle)
