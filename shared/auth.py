@@ -117,7 +117,10 @@ class LocalTokens:
 
     def issue(self, subject: str, tenant: str, roles: Iterable[str], ttl: int = 3600) -> str:
         roles = list(roles)
-        principal_from_claims(subject, tenant, roles)  # refuse to mint what we would reject
+        try:
+            principal_from_claims(subject, tenant, roles)  # refuse to mint what we would reject
+        except Unauthenticated as exc:
+            raise ValueError(exc.detail.replace("token has no", "need a")) from exc
         if not 0 < ttl <= MAX_TOKEN_TTL:
             raise ValueError(f"ttl must be between 1 and {MAX_TOKEN_TTL} seconds")
         now = int(time.time())

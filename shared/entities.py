@@ -133,6 +133,23 @@ def _check_unique(conn: Connection, kind: Kind, key: str | None, self_id: str | 
         )
 
 
+def _usable(kind: Kind, fields: dict[str, Any], problems: list[Violation]) -> dict[str, Any]:
+    """The fields relationship rules can still check when some input is malformed: a field
+    (or list item) that already has an input violation is left out, so every other rule
+    still reports in the same response."""
+    bad = {p.field for p in problems}
+    usable = dict(fields)
+    for field in kind.fields:
+        value = usable.get(field.name)
+        if field.name in bad:
+            usable[field.name] = None
+        elif isinstance(value, list) and field.references:
+            usable[field.name] = [
+                v for i, v in enumerate(value) if f"{field.name}[{i}]" not in bad and v
+            ]
+    return usable
+
+
 def _passed(kind: Kind) -> list[dict[str, Any]]:
     return [
         {"rule": r.id, "result": "pass"}
@@ -211,11 +228,12 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
     principal.require("author")
     kind = resolve_kind(slug)
     fields, _, problems = inputs.check_write(kind, body, current=None)
-    if problems:
+    if any(p.field == "" for p in problems):
         raise _invalid(problems)
     entity_id = str(uuid.uuid4())
     with _write(principal) as conn:
-        problems = check_relations(kind, fields, None, _refs(conn, kind, fields))
+        usable = _usable(kind, fields, problems)
+        problems += check_relations(kind, usable, None, _refs(conn, kind, usable))
         if problems:
             raise _invalid(problems)
         _check_unique(conn, kind, unique_key(kind, fields), None)
@@ -275,10 +293,11 @@ def amend(
         if cur.head.status == "deprecated":
             raise Conflict("a deprecated entity cannot be amended")
         fields, reason, problems = inputs.check_write(kind, body, current=cur.fields)
-        if problems:
+        if any(p.field == "" for p in problems):
             raise _invalid(problems)
-        refs = _refs(conn, kind, fields)
-        problems = check_relations(kind, fields, cur.fields, refs, self_id=entity_id)
+        usable = _usable(kind, fields, problems)
+        refs = _refs(conn, kind, usable)
+        problems += check_relations(kind, usable, cur.fields, refs, self_id=entity_id)
         if problems:
             raise _invalid(problems)
         _check_unique(conn, kind, unique_key(kind, fields), entity_id)

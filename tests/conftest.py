@@ -14,11 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import NullPool
-
-from shared.storage.urls import pg8000_url
+from databases import create_database, superuser_engine
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,23 +37,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["PLANT_TEST_SERVER_URL"] = url  # child processes reuse the same server
     yield url
     del server  # keeps the embedded server alive until here
-
-
-def database_url_for(server_url: str, dbname: str) -> str:
-    return make_url(server_url).set(database=dbname).render_as_string(hide_password=False)
-
-
-def superuser_engine(url: str) -> Engine:
-    return create_engine(pg8000_url(url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-
-
-def create_database(server_url: str, prefix: str = "plant_test") -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = superuser_engine(server_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return database_url_for(server_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def check_relations(
 def _job_role(fields: dict[str, Any], refs: dict[str, Ref]) -> list[Violation]:
     problems = []
     skills = [s for s in fields.get("required_skills") or [] if s]
-    if not skills:
+    if fields.get("required_skills") == []:
         problems.append(Violation("L1-JOBROLE-01", "required_skills", "needs at least one skill"))
     seen: set[str] = set()
     for i, skill_id in enumerate(skills):

@@ -37,10 +37,15 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` is the database being down, restarting, overloaded or too slow."""
-    if isinstance(exc, OperationalError | SAInterfaceError):
+    if isinstance(exc, OperationalError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, SAInterfaceError):
+        # pg8000 also uses InterfaceError for misuse ("in failed transaction block"):
+        # only lost or refused connections mean the database is unavailable.
+        text_ = str(getattr(exc, "orig", exc)).lower()
+        return any(word in text_ for word in ("network", "closed", "connect", "timed out"))
     return _sqlstate(exc) in _UNAVAILABLE
 
 

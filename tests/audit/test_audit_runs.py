@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from seeding import seed_skills
 from sqlalchemy import text
 
 from shared import auditing, tlog
@@ -21,87 +22,6 @@ def audit_client(database_url: str):
     ).test_client()
 
 
-def _seed(superuser, tenant: str, start: int, count: int) -> None:
-    """Real registry documents, written in bulk: each is a skill version as the registry would
-    write it (canonical bytes, digests, heads), so audits check them for real."""
-    import uuid
-
-    from shared import documents
-    from shared.documents import Change
-    from shared.entities import _passed
-    from shared.integrity import canonical
-    from shared.kinds import KINDS
-
-    kind = KINDS["skills"]
-    rows = []
-    for i in range(start, start + count):
-        entity_id = str(uuid.UUID(int=(hash(tenant) & (2**64 - 1)) << 64 | i))
-        fields = {f.name: None for f in kind.fields}
-        fields.update(
-            name=f"skill {i}",
-            description="seeded",
-            category="technical",
-            tags=[],
-            custom_attributes={},
-        )
-        change = Change(
-            tenant,
-            entity_id,
-            1,
-            "draft",
-            "2026-01-01T00:00:00.000Z",
-            "2026-01-01T00:00:00.000Z",
-            None,
-            "created",
-            "seed",
-            f"seed-{i}",
-            "create",
-            _passed(kind),
-        )
-        enc = documents.encode(documents.build(kind, fields, change))
-        rows.append(
-            {
-                "t": tenant,
-                "i": i,
-                "e": entity_id,
-                "b": enc.body,
-                "d": enc.digest,
-                "l": enc.leaf_hash,
-                "f": canonical.dumps(enc.field_digests).decode(),
-            }
-        )
-    cols = {key: [r[key] for r in rows] for key in ("i", "e", "b", "d", "l", "f")}
-    with superuser.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, "
-                "body, digest, leaf_hash, prev_digest, field_digests, actor) "
-                "SELECT :t, i, 'version', 'skill', CAST(e AS uuid), 1, b, d, l, NULL, "
-                "CAST(f AS jsonb), 'seed' FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), "
-                "CAST(:b AS bytea[]), CAST(:d AS bytea[]), CAST(:l AS bytea[]), "
-                "CAST(:f AS text[])) AS x(i, e, b, d, l, f)"
-            ),
-            {"t": tenant, **cols},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
-                "category, unique_key, first_index, log_index, created_at, updated_at) "
-                "SELECT :t, CAST(e AS uuid), 'skill', 1, 'draft', 'skill ' || i, 'technical', "
-                "'name:skill ' || i, i, i, now(), now() "
-                "FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[])) AS x(i, e)"
-            ),
-            {"t": tenant, "i": cols["i"], "e": cols["e"]},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO log_heads (tenant_id, size) VALUES (:t, :n) "
-                "ON CONFLICT (tenant_id) DO UPDATE SET size = :n"
-            ),
-            {"t": tenant, "n": start + count},
-        )
-
-
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -113,7 +33,7 @@ def _auditor(tenant: str):
 
 
 def test_clean_log_of_10000_entries_has_zero_findings(superuser, tenant, database_url):
-    _seed(superuser, tenant, 0, 10_000)
+    seed_skills(superuser, tenant, 0, 10_000)
     run, started = auditing.run(_auditor(tenant), {"mode": "full"})
     assert started and run["status"] == "completed"
     assert run["findings"] == []
@@ -122,9 +42,9 @@ def test_clean_log_of_10000_entries_has_zero_findings(superuser, tenant, databas
 
 
 def test_incremental_audit_reads_new_plus_log_n_rows(superuser, tenant, database_url):
-    _seed(superuser, tenant, 0, 20_000)
+    seed_skills(superuser, tenant, 0, 20_000)
     full, _ = auditing.run(_auditor(tenant), {"mode": "full"})
-    _seed(superuser, tenant, 20_000, 1_000)
+    seed_skills(superuser, tenant, 20_000, 1_000)
     incremental, _ = auditing.run(_auditor(tenant), {"mode": "incremental"})
     assert incremental["findings"] == []
     assert incremental["verified_from"] == 20_000 and incremental["verified_to"] == 21_000
@@ -145,7 +65,7 @@ def test_a_second_audit_while_one_runs_returns_the_running_one(tenant, database_
 
 
 def test_two_audits_fired_at_once_never_run_concurrently(superuser, tenant, database_url):
-    _seed(superuser, tenant, 0, 3_000)
+    seed_skills(superuser, tenant, 0, 3_000)
     barrier = threading.Barrier(2)
     results = []
 
@@ -172,7 +92,7 @@ def test_two_audits_fired_at_once_never_run_concurrently(superuser, tenant, data
 
 
 def test_audit_api_records_and_serves_runs(audit_client, tenant, make_token, superuser):
-    _seed(superuser, tenant, 0, 5)
+    seed_skills(superuser, tenant, 0, 5)
     auditor = _auth(make_token(tenant, "auditor"))
     started = audit_client.post("/audit/runs", json={"mode": "full"}, headers=auditor)
     assert started.status_code == 201

@@ -8,6 +8,7 @@ import json
 import tracemalloc
 
 import pytest
+from seeding import seed_skills
 from sqlalchemy import text
 
 
@@ -98,7 +99,7 @@ def test_pdf_report_is_readable_and_renders(export_client, seeded, make_token):
     image = page.render(scale=1).to_pil().convert("L")
     width, height = image.size
     assert abs(width - 595) <= 1 and abs(height - 842) <= 1  # A4 at 72 dpi
-    dark = sum(1 for px in image.getdata() if px < 128)
+    dark = sum(image.histogram()[:128])
     assert dark > 2000  # title, lines and bars are drawn, not a blank page
 
 
@@ -117,13 +118,7 @@ def test_reports_never_cross_tenants(export_client, seeded, make_token):
 
 
 def _seed_many(superuser, tenant: str, count: int) -> None:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
-    from test_audit_runs import _seed
-
-    _seed(superuser, tenant, 0, count)
+    seed_skills(superuser, tenant, 0, count)
 
 
 def _peak_bytes(export_client, tenant, make_token, fmt) -> tuple[int, int]:
@@ -163,7 +158,7 @@ def test_exporting_100k_entities_stays_under_200_mb(superuser, database_url, tmp
 
     tenant = f"t-{uuid.uuid4().hex[:10]}"
     for start in range(0, 100_000, 10_000):
-        _seed_chunk(superuser, tenant, start, 10_000)
+        seed_skills(superuser, tenant, start, 10_000)
     # The child reports its own high-water mark (VmHWM is reset at exec, unlike the
     # ru_maxrss a forked child inherits from this large test process).
     probe = (
@@ -181,13 +176,3 @@ def test_exporting_100k_entities_stays_under_200_mb(superuser, database_url, tmp
         assert out.stat().st_size > 100_000 * 100
         peak_mb = int(done.stderr.strip().splitlines()[-1])
         assert peak_mb < 200, (fmt, peak_mb)
-
-
-def _seed_chunk(superuser, tenant: str, start: int, count: int) -> None:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "audit"))
-    from test_audit_runs import _seed
-
-    _seed(superuser, tenant, start, count)
