@@ -306,7 +306,7 @@ def _failed(failed: list[Check], checks: list[Check]) -> ValidationFailed:
                 "rule": c.id,
                 "field": "",
                 "message": c.message,
-                "remediation": BY_ID[c.id].remediation if c.id in BY_ID else "see the audit",
+                "remediation": BY_ID[c.id].remediation,
             }
             for c in failed
         ],

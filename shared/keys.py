@@ -1,7 +1,8 @@
 """The signing keyring: the active Ed25519 key that signs checkpoints and certificates, and
 every older key, kept so that what they signed stays verifiable after a rotation.
 
-Stored as one JSON document (a file locally, a Secret Manager secret in the cloud)::
+Stored as one JSON document (locally the env var PLANT_SIGNING_KEYS or a file under
+.data/keys; in the cloud a Secret Manager secret)::
 
     {"name": "<key name>", "keys": [{"seed": "<base64 32-byte seed>", "created_at": "..."}]}
 
@@ -98,6 +99,9 @@ def load(cfg: Settings) -> Keyring:
         from shared.secrets import SecretManagerSource  # cloud path only
 
         return parse(SecretManagerSource().get(cfg.signing_key_secret))
+    inline = os.environ.get("PLANT_SIGNING_KEYS")
+    if inline:
+        return parse(inline.encode())
     path = key_file(cfg)
     try:
         return parse(path.read_bytes())

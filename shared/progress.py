@@ -9,11 +9,11 @@ from typing import TextIO
 
 class Progress:
     def __init__(
-        self, label: str, enabled: bool | None = None, stream: TextIO = sys.stderr
+        self, label: str, enabled: bool | None = None, stream: TextIO | None = None
     ) -> None:
         self.label = label
-        self.stream = stream
-        self.enabled = stream.isatty() if enabled is None else enabled
+        self.stream = stream or sys.stderr  # looked up now: tests and callers swap stderr
+        self.enabled = _is_terminal(self.stream) if enabled is None else enabled
         self._last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
@@ -30,3 +30,10 @@ class Progress:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except ValueError:  # a closed stream
+        return False

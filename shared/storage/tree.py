@@ -30,10 +30,12 @@ class DbNodes:
         indices = [k[1] for k in keys]
         rows = self.conn.execute(
             text(
-                "SELECT n.level, n.idx, n.hash FROM log_nodes n "
-                "JOIN unnest(CAST(:levels AS smallint[]), CAST(:idx AS bigint[])) AS k(level, idx) "
-                "ON n.level = k.level AND n.idx = k.idx "
-                "WHERE n.tenant_id = current_setting('plant.tenant')"
+                # LATERAL: one primary-key probe per key, never a scan of the table.
+                "SELECT k.level, k.idx, n.hash "
+                "FROM unnest(CAST(:levels AS smallint[]), CAST(:idx AS bigint[])) AS k(level, idx) "
+                "CROSS JOIN LATERAL (SELECT hash FROM log_nodes "
+                "WHERE tenant_id = current_setting('plant.tenant') "
+                "AND level = k.level AND idx = k.idx) AS n"
             ),
             {"levels": levels, "idx": indices},
         ).all()

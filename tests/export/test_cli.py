@@ -1,0 +1,54 @@
+"""Operators' commands: plant export, plant audit, plant rules, plant keys."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from shared import cli
+
+
+def test_plant_export_bundle_then_verify(seeded, tmp_path, capsys):
+    out = tmp_path / "bundle.json"
+    assert (
+        cli.main(["export", "bundle", "--tenant", seeded.tenant, "--out", str(out), "--progress"])
+        == 0
+    )
+    assert "bundling [" in capsys.readouterr().err
+    assert cli.main(["verify", str(out), "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "VERIFIED" in captured.out and "verifying [" in captured.err
+
+
+def test_plant_export_report_csv(seeded, tmp_path):
+    out = tmp_path / "report.csv"
+    assert (
+        cli.main(
+            ["export", "report", "--tenant", seeded.tenant, "--format", "csv", "--out", str(out)]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 5
+
+
+def test_plant_audit_prints_the_run_and_exits_zero_when_clean(seeded, capsys):
+    assert cli.main(["audit", "--tenant", seeded.tenant, "--mode", "full"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["status"] == "completed" and run["finding_count"] == 0
+
+
+def test_plant_rules_prints_the_catalogue(capsys):
+    assert cli.main(["rules"]) == 0
+    out = capsys.readouterr().out
+    for rule in ("L0-01", "L0-05", "L1-AGENT-03", "INTEGRITY-01"):
+        assert rule in out
+    assert "remediation:" in out
+
+
+def test_plant_verify_on_unreadable_file_exits_1(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("{not json")
+    assert cli.main(["verify", str(bad)]) == 1
+    assert "cannot read" in capsys.readouterr().err
