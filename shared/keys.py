@@ -96,9 +96,9 @@ def load(cfg: Settings) -> Keyring:
     if cfg.is_cloud:
         if not cfg.signing_key_secret:
             raise ConfigurationError("PLANT_SIGNING_KEY_SECRET is not set")
-        from shared.secrets import SecretManagerSource  # cloud path only
+        from shared.secrets import secret_manager  # cloud path only
 
-        return parse(SecretManagerSource().get(cfg.signing_key_secret))
+        return parse(secret_manager().get(cfg.signing_key_secret))
     inline = os.environ.get("PLANT_SIGNING_KEYS")
     if inline:
         return parse(inline.encode())
