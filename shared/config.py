@@ -40,7 +40,7 @@ class Settings:
 
     Cloud variables (see terraform/): INSTANCE_CONNECTION_NAME, DB_NAME, DB_IAM_USER,
     DB_PRIVATE_IP, PLANT_SIGNING_KEY_SECRET, PLANT_IDENTITY_MAP, PLANT_TRUST_PLATFORM_IDENTITY,
-    PLANT_TOKEN_AUDIENCE, PLANT_ANCHOR_BUCKET.
+    PLANT_TOKEN_AUDIENCE, PLANT_ANCHOR_BUCKET (and PLANT_SQLADMIN_API_ENDPOINT for tests).
     """
 
     env: str = "local"
@@ -53,6 +53,8 @@ class Settings:
     db_private_ip: bool = False
     db_pool_size: int = 8
     db_statement_timeout_ms: int = 15000
+    # The Cloud SQL Admin API the connector asks for certificates (tests point it at a fake).
+    sqladmin_api_endpoint: str | None = None
     # Identity.
     token_issuer: str = "plant-local"  # noqa: S105 (a name, not a secret)
     token_audience: str = "plant-registry"  # noqa: S105
@@ -93,6 +95,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         db_private_ip=_flag(env.get("DB_PRIVATE_IP")),
         db_pool_size=_int(env, "PLANT_DB_POOL_SIZE", 8),
         db_statement_timeout_ms=_int(env, "PLANT_DB_STATEMENT_TIMEOUT_MS", 15000),
+        sqladmin_api_endpoint=env.get("PLANT_SQLADMIN_API_ENDPOINT") or None,
         token_issuer=env.get("PLANT_TOKEN_ISSUER") or "plant-local",
         token_audience=env.get("PLANT_TOKEN_AUDIENCE") or "plant-registry",
         jwt_key_file=Path(env["PLANT_JWT_KEY_FILE"]) if env.get("PLANT_JWT_KEY_FILE") else None,
