@@ -9,11 +9,11 @@ import sys
 import uuid
 
 import pytest
+from fakes.cloudsql import FakeCloudSQL, Running
 from google.auth import credentials as google_credentials
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from fakes.cloudsql import FakeCloudSQL, Running
 from shared import entities
 from shared.auth import Principal
 from shared.config import load
@@ -30,7 +30,7 @@ class FakeCredentials(google_credentials.Credentials):
         super().__init__()
         self.refreshes = 0
 
-    def refresh(self, request) -> None:  # noqa: ANN001
+    def refresh(self, request) -> None:
         self.refreshes += 1
         self.token = f"iam-token-{self.refreshes}"
         self.expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(
@@ -115,7 +115,8 @@ def test_an_expiring_certificate_is_refreshed_on_the_next_connection(cloudsql, d
 def test_local_path_never_imports_the_connector():
     code = (
         "import sys, main, shared.storage.engine, shared.storage.migrate; "
-        "print('google.cloud.sql.connector' in sys.modules, 'google.cloud.secretmanager' in sys.modules)"
+        "print('google.cloud.sql.connector' in sys.modules, "
+        "'google.cloud.secretmanager' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

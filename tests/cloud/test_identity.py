@@ -7,8 +7,8 @@ import json
 import time
 
 import pytest
-
 from fakes.google_certs import FakeGoogleCerts
+
 from shared.config import load
 from shared.errors import ConfigurationError, Forbidden, Unauthenticated
 from shared.identity import GoogleTokenVerifier, PlatformIdentity, cloud_authenticator

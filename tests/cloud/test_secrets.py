@@ -7,8 +7,8 @@ import json
 import logging
 
 import pytest
-
 from fakes import secretmanager
+
 from shared import keys
 from shared.errors import ConfigurationError
 from shared.secrets import SecretManagerSource

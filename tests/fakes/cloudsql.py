@@ -11,6 +11,7 @@ TLS tunnel on port 3307, forwarding to the real test PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -73,8 +74,9 @@ class FakeCloudSQL:
             .sign(self.ca_key, hashes.SHA256())
         )
 
-    def _issue(self, public_key: Any, common: str, lifetime: datetime.timedelta,
-               ip: str | None = None) -> x509.Certificate:  # fmt: skip
+    def _issue(
+        self, public_key: Any, common: str, lifetime: datetime.timedelta, ip: str | None = None
+    ) -> x509.Certificate:
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common))
@@ -120,15 +122,16 @@ class FakeCloudSQL:
 
     def tls_context(self, workdir: Path) -> ssl.SSLContext:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        cert = self._issue(key.public_key(), "fake-instance", datetime.timedelta(days=1),
-                           ip=self.tunnel_ip)  # fmt: skip
+        cert = self._issue(
+            key.public_key(), "fake-instance", datetime.timedelta(days=1), ip=self.tunnel_ip
+        )
         (workdir / "server.pem").write_text(_pem(cert))
         (workdir / "server.key").write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
-            )  # fmt: skip
+            )
         )
         (workdir / "ca.pem").write_text(_pem(self.ca_cert))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -187,10 +190,8 @@ class FakeCloudSQL:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _Api(BaseHTTPRequestHandler):
@@ -206,10 +207,10 @@ class _Api(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._reply("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._reply("POST")
 
     def log_message(self, *args: Any) -> None:
