@@ -20,13 +20,20 @@ $(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
+# Checkov lives in its own venv: its pinned dependencies differ from the application's.
+TOOLS_STAMP := .venv-tools/.installed
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/pip install -q -r requirements-tools.txt
+	touch $@
+
 ## Serve every function on http://127.0.0.1:$${PORT:-8080}/<function>/ (embedded PostgreSQL
 ## under .data/ unless DATABASE_URL is set).
 run: $(RUN_STAMP)
 	$(BIN)/plant serve
 
 ## Lint, then the default test suite against a real PostgreSQL (DATABASE_URL or embedded).
-test: $(TEST_STAMP) lint
+test: $(TEST_STAMP) $(TOOLS_STAMP) lint
 	$(BIN)/pytest -q -m "not slow"
 
 ## The slower suites (not part of `make test`).
@@ -45,4 +52,4 @@ migrate: $(RUN_STAMP)
 	$(BIN)/plant migrate
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .data .pytest_cache .ruff_cache

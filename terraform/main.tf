@@ -1,0 +1,15 @@
+# Every function of main.py, and what each may do. One line per function: adding a function
+# to main.py means adding it here (tests/deploy/test_terraform.py checks both directions).
+locals {
+  functions = {
+    registry = { entry_point = "registry", memory = "512Mi", signs = false, anchors = "none" }
+    log      = { entry_point = "log", memory = "512Mi", signs = true, anchors = "write" }
+    certify  = { entry_point = "certify", memory = "512Mi", signs = true, anchors = "write" }
+    audit    = { entry_point = "audit", memory = "1Gi", signs = true, anchors = "write" }
+    export   = { entry_point = "export", memory = "1Gi", signs = true, anchors = "write" }
+  }
+
+  # Cloud SQL IAM database user names: the service account email without ".gserviceaccount.com".
+  db_users = { for name, sa in google_service_account.function : name => trimsuffix(sa.email, ".gserviceaccount.com") }
+  migrator = trimsuffix(google_service_account.migrator.email, ".gserviceaccount.com")
+}

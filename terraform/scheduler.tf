@@ -1,0 +1,39 @@
+# One scheduler identity per audited tenant: the identity map gives each its tenant and the
+# auditor role. Cloud Scheduler signs each call with an OIDC token for that identity.
+resource "google_service_account" "auditor" {
+  for_each     = toset(var.audit_tenants)
+  account_id   = "${var.name_prefix}-aud-${substr(md5(each.value), 0, 10)}"
+  display_name = "Plant registry scheduled audits of ${each.value}"
+}
+
+resource "google_cloud_run_service_iam_member" "auditor_invokes_audit" {
+  for_each = toset(var.audit_tenants)
+  location = var.region
+  service  = google_cloudfunctions2_function.function["audit"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.auditor[each.value].email}"
+}
+
+resource "google_cloud_scheduler_job" "audit" {
+  for_each  = toset(var.audit_tenants)
+  name      = "${var.name_prefix}-audit-${each.value}"
+  region    = var.region
+  schedule  = var.audit_schedule
+  time_zone = var.audit_time_zone
+
+  retry_config {
+    retry_count = 3
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${google_cloudfunctions2_function.function["audit"].service_config[0].uri}/runs"
+    headers     = { "Content-Type" = "application/json" }
+    body        = base64encode(jsonencode({ mode = "incremental" }))
+
+    oidc_token {
+      service_account_email = google_service_account.auditor[each.value].email
+      audience              = google_cloudfunctions2_function.function["audit"].service_config[0].uri
+    }
+  }
+}

@@ -1,0 +1,84 @@
+variable "project_id" {
+  description = "Google Cloud project that hosts the registry."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the Cloud SQL instance, the scheduler and the buckets."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (lets several deployments share a project)."
+  type        = string
+  default     = "plant"
+}
+
+variable "network" {
+  description = "Self link of the VPC network the Cloud SQL instance gets its private IP in (private services access must be set up on it)."
+  type        = string
+}
+
+variable "vpc_connector" {
+  description = "Serverless VPC Access connector (or Direct VPC egress network) the functions use to reach the private IP."
+  type        = string
+}
+
+variable "database_tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+  default     = "db-custom-2-7680"
+}
+
+variable "database_version" {
+  description = "Cloud SQL PostgreSQL major version."
+  type        = string
+  default     = "POSTGRES_18"
+}
+
+variable "ingress" {
+  description = "Who may reach the functions' URLs at the network level (IAM is checked regardless). ALLOW_INTERNAL_AND_GCLB keeps them behind a load balancer; Cloud Scheduler counts as internal."
+  type        = string
+  default     = "ALLOW_INTERNAL_AND_GCLB"
+}
+
+variable "invokers" {
+  description = "Members (e.g. group:auditors@example.com, serviceAccount:app@...) allowed to invoke each function, by function name."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "audit_tenants" {
+  description = "Tenants audited by Cloud Scheduler; one job each, calling POST /audit/runs."
+  type        = list(string)
+  default     = []
+}
+
+variable "audit_schedule" {
+  description = "Cron schedule of the incremental audits (time zone: audit_time_zone)."
+  type        = string
+  default     = "17 * * * *"
+}
+
+variable "audit_time_zone" {
+  description = "Time zone of audit_schedule."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "anchor_retention_days" {
+  description = "How long each anchored checkpoint is kept unchangeable in the anchor bucket."
+  type        = number
+  default     = 2555
+}
+
+variable "log_origin_prefix" {
+  description = "Prefix of each tenant log's checkpoint origin line (<prefix>/<tenant>); also the signing key's name."
+  type        = string
+}
+
+variable "kms_key" {
+  description = "Cloud KMS key (projects/.../cryptoKeys/...) encrypting the secrets and the buckets."
+  type        = string
+}
