@@ -42,7 +42,7 @@ def _handler(fake: FakeGCS) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             url = urlparse(self.path)
             match = re.match(r"^/upload/storage/v1/b/([^/]+)/o$", url.path)
             query = parse_qs(url.query)
@@ -64,7 +64,7 @@ def _handler(fake: FakeGCS) -> type[BaseHTTPRequestHandler]:
                 fake.generations[key] = fake.generations.get(key, 0) + 1
             return self._send(200, fake.resource(*key))
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             query = parse_qs(url.query)
             listing = re.match(r"^/storage/v1/b/([^/]+)/o$", url.path)

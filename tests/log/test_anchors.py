@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fakes.gcs import RunningGCS
+
 from shared import anchors
 
 
