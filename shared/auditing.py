@@ -36,7 +36,10 @@ MODES = ("incremental", "full")
 STALE_RUN = "15 minutes"
 
 
-@dataclass
+BATCH = 5000
+
+
+@dataclass(slots=True)
 class Row:
     index: int
     entry_type: str
@@ -47,14 +50,13 @@ class Row:
     digest: bytes
     leaf_hash: bytes
     prev_digest: bytes | None
-    field_digests: dict[str, Any]
 
 
 def _rows(conn: Connection, start: int, end: int) -> list[Row]:
     result = conn.execute(
         text(
             "SELECT idx, entry_type, kind, CAST(entity_id AS text), version, body, digest, "
-            "leaf_hash, prev_digest, field_digests FROM log_entries "
+            "leaf_hash, prev_digest FROM log_entries "
             "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :start AND idx < :end "
             "ORDER BY idx"
         ),
@@ -71,7 +73,6 @@ def _rows(conn: Connection, start: int, end: int) -> list[Row]:
             bytes(r[6]),
             bytes(r[7]),
             bytes(r[8]) if r[8] is not None else None,
-            r[9],
         )
         for r in result
     ]
@@ -156,77 +157,81 @@ class Auditor:
     # -- entries -------------------------------------------------------------------------
 
     def entries(self, start: int, checkpoint: tree.StoredCheckpoint) -> list[Row]:
-        """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root."""
+        """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root.
+
+        Reads the range a batch at a time; what it keeps per entry is what the chain checks
+        need (bodies only of certificates), so memory does not grow with the bytes logged.
+        """
         size = checkpoint.size
-        rows = _rows(self.conn, start, size)
-        self.rows_read += len(rows)
-        by_index = {r.index: r for r in rows}
-        missing = [i for i in range(start, size) if i not in by_index]
-        for i in missing:
-            self.add("missing", f"log entry {i} is missing", log_index=i)
-        stored_leaves = self._stored_leaves(start, size)
-        recomputed = {r.index: merkle.leaf_hash(r.body) for r in rows}
-        # Where the stored tree and the bytes disagree, say whether it is a swap or an edit.
-        moved_from = {stored_leaves.get(i): i for i in range(start, size)}
-        mismatched = [r for r in rows if recomputed[r.index] != stored_leaves.get(r.index)]
-        reported = self.reported
-        for row in mismatched:
-            origin_index = moved_from.get(recomputed[row.index])
-            if origin_index is not None and origin_index != row.index:
-                if row.index not in reported:
-                    other = by_index.get(origin_index)
-                    self.add(
-                        "reordered",
-                        f"entry {row.index} holds the bytes logged at {origin_index}",
-                        entity_type=row.kind,
-                        entity_id=row.entity_id,
-                        version=row.version,
-                        log_index=row.index,
-                        extra={"expected_index": origin_index},
-                    )
-                    reported.add(row.index)
-                    if other is not None and recomputed[other.index] == stored_leaves.get(
-                        row.index
-                    ):
-                        self.add(
-                            "reordered",
-                            f"entry {other.index} holds the bytes logged at {row.index}",
-                            entity_type=other.kind,
-                            entity_id=other.entity_id,
-                            version=other.version,
-                            log_index=other.index,
-                            extra={"expected_index": row.index},
-                        )
-                        reported.add(other.index)
+        reader = tree.DbNodes(self.conn)
+        builder = merkle.RootBuilder(reader, start)
+        kept: list[Row] = []
+        mismatched: list[tuple[Row, bytes]] = []
+        moved_from: dict[bytes, int] = {}  # stored leaf -> index, where bytes and tree disagree
+        intact = True
+        for low in range(start, size, BATCH):
+            high = min(low + BATCH, size)
+            rows = _rows(self.conn, low, high)
+            self.rows_read += len(rows)
+            stored = self._stored_leaves(low, high)
+            present = {r.index for r in rows}
+            for i in range(low, high):
+                if i not in present:
+                    intact = False
+                    self.add("missing", f"log entry {i} is missing", log_index=i)
+                    if i in stored:
+                        moved_from[stored[i]] = i
+            for row in rows:
+                leaf = merkle.leaf_hash(row.body)
+                if intact:
+                    builder.add(leaf)
+                if leaf != stored.get(row.index):
+                    mismatched.append((row, leaf))  # keeps its bytes, to name what changed
+                    if row.index in stored:
+                        moved_from[stored[row.index]] = row.index
+                else:
+                    self._column_check(row, leaf)
+                    if row.entry_type != "certificate":
+                        row.body = b""
+                kept.append(row)
+        self._classify(mismatched, moved_from)
+        self.rows_read += reader.rows_read
+        # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
+        if intact and size and builder.root() != checkpoint.root and not mismatched:
+            self.add(
+                "checkpoint_invalid",
+                f"the entries do not rebuild the root signed at size {size}",
+                extra={"checkpoint_size": size},
+            )
+        return kept
+
+    def _classify(self, mismatched: list[tuple[Row, bytes]], moved_from: dict[bytes, int]) -> None:
+        """Bytes that disagree with the tree: moved from another index, or edited."""
+        for row, leaf in mismatched:
+            if row.index in self.reported:
                 continue
-            if row.entry_type == "certificate":
+            origin_index = moved_from.get(leaf)
+            where = dict(
+                entity_type=row.kind,
+                entity_id=row.entity_id,
+                version=row.version,
+                log_index=row.index,
+            )
+            if origin_index is not None and origin_index != row.index:
+                self.add(
+                    "reordered",
+                    f"entry {row.index} holds the bytes logged at {origin_index}",
+                    extra={"expected_index": origin_index},
+                    **where,
+                )
+            elif row.entry_type == "certificate":
                 self.add(
                     "certificate_invalid",
                     f"certificate at {row.index} does not match the logged bytes",
-                    entity_type=row.kind,
-                    entity_id=row.entity_id,
-                    version=row.version,
-                    log_index=row.index,
+                    **where,
                 )
             else:
                 self._altered(row)
-            reported.add(row.index)
-        # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
-        if not missing:
-            leaves = [recomputed[i] for i in range(start, size)]
-            reader = tree.DbNodes(self.conn)
-            nodes = merkle.append_nodes(reader, start, leaves)
-            overlay = tree.OverlayNodes(reader, {(lv, ix): h for lv, ix, h in nodes})
-            root = merkle.root(overlay, size) if size else b""
-            self.rows_read += reader.rows_read
-            if size and root != checkpoint.root and not mismatched:
-                self.add(
-                    "checkpoint_invalid",
-                    f"the entries do not rebuild the root signed at size {size}",
-                    extra={"checkpoint_size": size},
-                )
-        self._columns(rows, recomputed)
-        return rows
 
     def _stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
         result = self.conn.execute(
@@ -245,13 +250,13 @@ class Auditor:
             entity_type=row.kind, entity_id=row.entity_id, version=row.version, log_index=row.index
         )
         try:
-            doc = canonical.loads(row.body)
+            doc = canonical.read(row.body)
             now = digests.field_digests(doc)
-        except (canonical.CanonicalError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError):
             self.add("altered", f"entry {row.index}'s bytes are no longer valid JSON", **where)
             return
         changed: list[tuple[str, str | None]] = []
-        kept = row.field_digests or {}
+        kept = self._field_digests(row.index)
         for section in sorted(set(kept) | set(now)):
             before, after = kept.get(section, {}), now.get(section, {})
             if before.get("digest") == after.get("digest"):
@@ -271,35 +276,49 @@ class Auditor:
             **where,
         )
 
-    def _columns(self, rows: list[Row], recomputed: dict[int, bytes]) -> None:
-        """Row columns must agree with the bytes they describe."""
-        for row in rows:
-            if row.index in self.reported:
-                continue
-            column = None
-            if row.leaf_hash != recomputed[row.index]:
-                column = "leaf_hash"
-            elif row.digest != digests.sha256(row.body):
-                column = "digest"
-            elif row.entry_type == "version":
-                doc = canonical.loads(row.body)
-                if doc["identity"]["id"] != row.entity_id:
+    def _field_digests(self, index: int) -> dict[str, Any]:
+        found = self.conn.execute(
+            text(
+                "SELECT field_digests FROM log_entries "
+                "WHERE tenant_id = current_setting('plant.tenant') AND idx = :i"
+            ),
+            {"i": index},
+        ).scalar()
+        return found or {}
+
+    def _column_check(self, row: Row, leaf: bytes) -> None:
+        """A row's columns must agree with the bytes they describe."""
+        if row.index in self.reported:
+            return
+        column = None
+        if row.leaf_hash != leaf:
+            column = "leaf_hash"
+        elif row.digest != digests.sha256(row.body):
+            column = "digest"
+        elif row.entry_type == "version":
+            try:
+                doc = canonical.read(row.body)
+                identity, version = doc["identity"], doc["versioning"]["version"]
+            except (ValueError, KeyError, TypeError):
+                column = "body"
+            else:
+                if identity["id"] != row.entity_id:
                     column = "entity_id"
-                elif doc["versioning"]["version"] != row.version:
+                elif version != row.version:
                     column = "version"
-                elif doc["identity"]["entity_type"] != row.kind:
+                elif identity["entity_type"] != row.kind:
                     column = "kind"
-            if column:
-                self.add(
-                    "altered",
-                    f"entry {row.index}'s {column} column disagrees with its bytes",
-                    entity_type=row.kind,
-                    entity_id=row.entity_id,
-                    version=row.version,
-                    log_index=row.index,
-                    section="row",
-                    field=column,
-                )
+        if column:
+            self.add(
+                "altered",
+                f"entry {row.index}'s {column} column disagrees with its bytes",
+                entity_type=row.kind,
+                entity_id=row.entity_id,
+                version=row.version,
+                log_index=row.index,
+                section="row",
+                field=column,
+            )
 
     def beyond(self, size: int) -> None:
         """Rows past the log's committed size were never appended by the registry."""
@@ -416,8 +435,8 @@ class Auditor:
                 continue
             latest = latest_versions.get(entity_id)
             try:
-                doc = canonical.loads(bytes(body))
-            except canonical.CanonicalError:
+                doc = canonical.read(bytes(body))
+            except ValueError:
                 continue  # reported as altered by the entry check
             if latest is not None and int(latest) > int(version):
                 self.add(
@@ -463,7 +482,7 @@ class Auditor:
                 head.entity_id,
                 head.kind,
                 head.status,
-                documents.client_fields(kind, canonical.loads(body)),
+                documents.client_fields(kind, canonical.read(body)),
             )
         for entity_id, (kind_type, status, doc) in current.items():
             if status == "deprecated":
@@ -775,24 +794,15 @@ def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
         auditor = Auditor(conn, principal.tenant)
         latest = tree.latest_checkpoint(conn)
         rows = [r for i in indices for r in _rows(conn, i, i + 1)]
-        stored = {}
+        mismatched = []
         for r in rows:
-            stored.update(auditor._stored_leaves(r.index, r.index + 1))
-        for r in rows:
+            stored = auditor._stored_leaves(r.index, r.index + 1).get(r.index)
             leaf = merkle.leaf_hash(r.body)
-            if r.index in stored and stored[r.index] != leaf:
-                if r.entry_type == "certificate":
-                    auditor.add(
-                        "certificate_invalid",
-                        f"certificate at {r.index} was changed",
-                        entity_type=r.kind,
-                        entity_id=r.entity_id,
-                        version=r.version,
-                        log_index=r.index,
-                    )
-                else:
-                    auditor._altered(r)
-        auditor._columns(rows, {r.index: merkle.leaf_hash(r.body) for r in rows})
+            if stored is not None and stored != leaf:
+                mismatched.append((r, leaf))
+            else:
+                auditor._column_check(r, leaf)
+        auditor._classify(mismatched, {})
         auditor.chains(rows)
         auditor.certificates(rows)
         auditor.heads_and_rules({entity_id})

@@ -63,7 +63,7 @@ def _chain_checks(
     amend_ok, chain_ok, chain_msg, amend_msg = True, True, "intact", "complete"
     previous: ledger.StoredEntry | None = None
     for i, entry in enumerate(versions, start=1):
-        doc = canonical.loads(entry.body)
+        doc = canonical.read(entry.body)
         record = doc["versioning"]
         if entry.version != i or record["version"] != i:
             chain_ok, chain_msg = False, f"version {i} is missing or out of order"
@@ -369,7 +369,7 @@ def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]
                 "log_index": e.index,
                 "certified_version": e.version,
                 "certificate_digest": digests.label(e.digest),
-                "envelope": canonical.loads(e.body),
+                "envelope": canonical.read(e.body),
                 "created_at": e.created_at,
             }
             for e in rows

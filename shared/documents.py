@@ -111,7 +111,7 @@ def encode(doc: dict[str, Any]) -> Encoded:
 
 def served(body: bytes, log_index: int, leaf_hash: bytes, digest: bytes) -> dict[str, Any]:
     """The document as returned to clients: stored bytes plus where they sit in the log."""
-    doc = canonical.loads(body)
+    doc = canonical.read(body)
     doc["audit_trail"]["log_index"] = log_index
     doc["audit_trail"]["leaf_hash"] = base64.b64encode(leaf_hash).decode()
     doc["audit_trail"]["digest"] = digests.label(digest)

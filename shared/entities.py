@@ -101,7 +101,7 @@ def _refs(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str, Ref
     out = {}
     for head, body in found:
         ref_kind = kind_for_type(head.kind)
-        doc = canonical.loads(body)
+        doc = canonical.read(body)
         out[head.entity_id] = Ref(
             head.entity_id, head.kind, head.status, documents.client_fields(ref_kind, doc)
         )
@@ -272,7 +272,7 @@ def lock_current(conn: Connection, kind: Kind, entity_id: str, expected: int | N
     entry = ledger.entry_at(conn, head.log_index)
     if entry is None:  # the ledger lost the row the head points at: tampering
         raise Conflict("the entity's current version is missing from the ledger")
-    doc = canonical.loads(entry.body)
+    doc = canonical.read(entry.body)
     return Current(head, entry, doc, documents.client_fields(kind, doc))
 
 
@@ -458,7 +458,7 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
         raise NotFound(f"no {kind.type} {entity_id}")
     items = []
     for entry in entries:
-        doc = canonical.loads(entry.body)
+        doc = canonical.read(entry.body)
         items.append(
             {
                 "version": entry.version,

@@ -124,7 +124,7 @@ def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
             {"after": after, "kind": q.kind, "status": q.status, "limit": BATCH},
         ).all()
         for kind, entity_id, name, version, status, _first, log_index, digest, body in batch:
-            doc = canonical.loads(bytes(body))
+            doc = canonical.read(bytes(body))
             alignment = doc["constitutional_alignment"]
             cert = alignment.get("certification") or {}
             results = alignment.get("rule_results") or []

@@ -189,6 +189,39 @@ def append_nodes(
     return out
 
 
+class RootBuilder:
+    """The root of a tree extended leaf by leaf, in O(log n) memory.
+
+    Starts from the stored right-edge subtrees of the first ``start`` leaves (one batch read),
+    so an audit can rebuild a signed root from recomputed leaves without holding them.
+    """
+
+    def __init__(self, reader: NodeReader, start: int) -> None:
+        edge = range_keys(0, start)
+        stored = reader.get_nodes(edge) if edge else {}
+        try:
+            self._stack = [(level, stored[(level, index)]) for level, index in edge]
+        except KeyError as exc:
+            raise MissingNode(f"subtree {exc.args[0]} is not stored") from exc
+        self.size = start
+
+    def add(self, leaf: bytes) -> None:
+        level, digest = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            digest = node_hash(self._stack.pop()[1], digest)
+            level += 1
+        self._stack.append((level, digest))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        result = self._stack[-1][1]
+        for _, digest in reversed(self._stack[:-1]):
+            result = node_hash(digest, result)
+        return result
+
+
 def root_from_leaves(leaves: Sequence[bytes]) -> bytes:
     """MTH by the RFC's recursion (reference; for small inputs and tests)."""
     if not leaves:
