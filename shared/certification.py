@@ -24,7 +24,7 @@ from shared.kinds import Kind
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
 from shared.rules.relations import check_relations
 from shared.storage import ledger, tree
-from shared.storage.engine import database
+from shared.storage.engine import database, retry_transient
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -225,6 +225,7 @@ def _parse_body(body: Any) -> int | None:
     return version
 
 
+@retry_transient()
 def certify(
     principal: Principal, slug: str, raw_id: str, body: Any, request_id: str, *, seal: bool = True
 ) -> dict[str, Any]:

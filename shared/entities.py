@@ -35,7 +35,7 @@ from shared.rules import inputs
 from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import heads, ledger
-from shared.storage.engine import database, sqlstate
+from shared.storage.engine import database, retry_transient, sqlstate
 
 READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
@@ -224,6 +224,7 @@ def append_version(
     )
 
 
+@retry_transient()
 def create(principal: Principal, slug: str, body: Any, request_id: str) -> Document:
     principal.require("author")
     kind = resolve_kind(slug)
@@ -276,6 +277,7 @@ def lock_current(conn: Connection, kind: Kind, entity_id: str, expected: int | N
     return Current(head, entry, doc, documents.client_fields(kind, doc))
 
 
+@retry_transient()
 def amend(
     principal: Principal,
     slug: str,
@@ -317,6 +319,7 @@ def amend(
         )
 
 
+@retry_transient()
 def change_status(
     principal: Principal,
     slug: str,

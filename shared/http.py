@@ -9,7 +9,6 @@ same code serves behind the local dispatcher, ``functions-framework --target`` a
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import uuid
@@ -21,6 +20,7 @@ import flask
 
 from shared.auth import Principal, authenticator
 from shared.errors import (
+    ConfigurationError,
     MalformedRequest,
     MethodNotAllowed,
     NotFound,
@@ -30,9 +30,11 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.integrity import canonical
+from shared.logs import configure, trace_field
+from shared.storage.engine import db_time
 
 MAX_BODY = 1024 * 1024
-log = logging.getLogger("plant.http")
+log = configure().getChild("http")
 
 BASE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
@@ -116,15 +118,38 @@ class Router:
     def handle(self, request: flask.Request) -> flask.Response:
         """Dispatch one request; every error leaves as problem+json, never a stack trace."""
         started = time.perf_counter()
+        db_time.set(0.0)
         try:
             response = self._dispatch(request)
         except PlantError as exc:
             response = problem_response(exc)
+        except ConfigurationError as exc:
+            # Configuration messages name settings and secrets, never their values.
+            log.error("misconfigured: %s", exc)
+            response = problem_response(ServiceUnavailable("the service is misconfigured"))
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             response = problem_response(PlantError("an internal error occurred"))
-        response.headers["Server-Timing"] = (
-            f"total;dur={(time.perf_counter() - started) * 1000:.1f}"
+        total = (time.perf_counter() - started) * 1000
+        database_ms = db_time.get() * 1000
+        response.headers["Server-Timing"] = f"db;dur={database_ms:.1f}, total;dur={total:.1f}"
+        log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "structured": {
+                    "httpRequest": {
+                        "requestMethod": request.method,
+                        "requestUrl": request.path,
+                        "status": response.status_code,
+                        "latency": f"{total / 1000:.4f}s",
+                    },
+                    "dbMs": round(database_ms, 2),
+                    **trace_field(request.headers.get("X-Cloud-Trace-Context")),
+                }
+            },
         )
         return response
 

@@ -9,10 +9,14 @@ read it, so a query that forgets its WHERE clause still sees only one tenant.
 
 from __future__ import annotations
 
+import functools
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
@@ -22,6 +26,8 @@ from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from shared.config import APP_ROLE, Settings, settings
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.storage.urls import pg8000_url
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # SQLSTATEs that mean "the database cannot serve this now", not "the request is wrong".
 _UNAVAILABLE = {"57014", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
@@ -54,8 +60,59 @@ def sqlstate(exc: BaseException) -> str | None:
     return _sqlstate(exc)
 
 
+# Seconds spent in the database by the current request (Server-Timing, request logs).
+db_time: ContextVar[float] = ContextVar("db_time", default=0.0)
+
+
+def time_queries(engine: Engine) -> None:
+    """Add each statement's duration to ``db_time``."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(
+        conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
+    ) -> None:
+        conn.info["plant_started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(
+        conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
+    ) -> None:
+        started = conn.info.pop("plant_started", None)
+        if started is not None:
+            db_time.set(db_time.get() + time.perf_counter() - started)
+
+
+RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def retry_transient(attempts: int = 4, base_delay: float = 0.02) -> Callable[[F], F]:
+    """Re-run a whole transactional operation when PostgreSQL aborts it for a serialization
+    failure or a deadlock: bounded attempts, exponential backoff with full jitter. The
+    operation must do all its work inside one transaction, so a retry never doubles a write."""
+
+    def decorate(operation: F) -> F:
+        @functools.wraps(operation)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(attempts):
+                try:
+                    return operation(*args, **kwargs)
+                except DBAPIError as exc:
+                    if sqlstate(exc) not in RETRYABLE:
+                        raise
+                    if attempt == attempts - 1:
+                        raise ServiceUnavailable("the database is busy; retry shortly") from exc
+                    time.sleep(random.uniform(0, base_delay * 2**attempt))
+            raise AssertionError("unreachable")
+
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
 def act_as_app_role(engine: Engine, statement_timeout_ms: int) -> None:
-    """Make every new connection of ``engine`` act as the application role."""
+    """Make every new connection of ``engine`` act as the application role (and time its
+    statements)."""
+    time_queries(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,68 @@
+"""Structured logs in Cloud Logging's JSON format: one line per request, never a secret.
+
+Each line carries ``severity``, ``message``, ``httpRequest`` (method, path, status, latency)
+and, behind Cloud Run, the trace from ``X-Cloud-Trace-Context``. Only what is passed here is
+written: no header, token, body or key ever reaches a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+_configured = False
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {"severity": record.levelname, "message": record.getMessage()}
+        entry.update(getattr(record, "structured", {}))
+        if record.exc_info:
+            # The exception type and where it happened, not its message (it may hold data).
+            exc_type, _, tb = record.exc_info
+            frames = []
+            while tb is not None:
+                frames.append(f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}")
+                tb = tb.tb_next
+            entry["error"] = {"type": exc_type.__name__ if exc_type else None, "at": frames[-3:]}
+        return json.dumps(entry, default=str)
+
+
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at the time (Cloud Run reads stdout)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def configure() -> logging.Logger:
+    """The ``plant`` logger, writing JSON lines to stdout (configured once per process)."""
+    global _configured
+    logger = logging.getLogger("plant")
+    if not _configured:
+        handler = _StdoutHandler()
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+        logger.setLevel(os.environ.get("PLANT_LOG_LEVEL", "INFO"))
+        logger.propagate = False
+        _configured = True
+    return logger
+
+
+def trace_field(header: str | None) -> dict[str, str]:
+    """``X-Cloud-Trace-Context: TRACE/SPAN;o=1`` -> Cloud Logging's trace field."""
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not header or not project:
+        return {}
+    trace = header.split("/", 1)[0]
+    if not trace.isalnum() or len(trace) > 64:
+        return {}
+    return {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace}"}

@@ -1,0 +1,54 @@
+"""Deadlocks and serialization failures are retried: the client sees one clean answer and
+exactly one version is written."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from shared import entities
+from shared.auth import Principal
+from shared.errors import ServiceUnavailable
+from shared.storage import ledger
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+def test_a_transient_abort_is_retried_once_and_writes_once(
+    tenant, superuser, monkeypatch, sqlstate
+):
+    real_append = ledger.append
+    raised = []
+
+    def flaky(conn, **kwargs):
+        if not raised:
+            raised.append(sqlstate)
+            # A real error from PostgreSQL with that SQLSTATE, aborting the transaction.
+            conn.execute(
+                text(f"DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '{sqlstate}'; END $$")
+            )
+        return real_append(conn, **kwargs)
+
+    monkeypatch.setattr(ledger, "append", flaky)
+    author = Principal("alice", tenant, frozenset({"author"}))
+    doc = entities.create(author, "industries", {"name": "retry", "description": "d"}, "r")
+    assert raised == [sqlstate]
+    assert doc.body["versioning"]["version"] == 1
+    with superuser.connect() as conn:
+        rows = conn.execute(
+            text("SELECT idx FROM log_entries WHERE tenant_id = :t"), {"t": tenant}
+        ).all()
+    assert [r[0] for r in rows] == [0]
+
+
+def test_retries_are_bounded(tenant, monkeypatch):
+    calls = []
+
+    def always(conn, **kwargs):
+        calls.append(1)
+        conn.execute(text("DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '40P01'; END $$"))
+
+    monkeypatch.setattr(ledger, "append", always)
+    author = Principal("alice", tenant, frozenset({"author"}))
+    with pytest.raises(ServiceUnavailable):  # 503 + Retry-After, never a 500
+        entities.create(author, "industries", {"name": "never", "description": "d"}, "r")
+    assert len(calls) == 4
