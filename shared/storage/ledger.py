@@ -123,23 +123,22 @@ def version_entry(conn: Connection, entity_id: str, version: int) -> StoredEntry
     return _entry(tuple(row)) if row else None
 
 
-def version_entries(conn: Connection, entity_id: str) -> list[StoredEntry]:
+def entity_entries(conn: Connection, entity_id: str, entry_type: str) -> list[StoredEntry]:
+    """Every entry of one type ('version' or 'certificate') of an entity, in log order."""
     rows = conn.execute(
         text(
             f"SELECT {_COLUMNS} FROM log_entries WHERE entity_id = CAST(:id AS uuid) "
-            "AND entry_type = 'version' ORDER BY version"
+            "AND entry_type = :type ORDER BY idx"
         ),
-        {"id": entity_id},
+        {"id": entity_id, "type": entry_type},
     ).all()
     return [_entry(tuple(r)) for r in rows]
+
+
+def version_entries(conn: Connection, entity_id: str) -> list[StoredEntry]:
+    """Versions in log order (which is version order, unless someone re-ordered the log)."""
+    return entity_entries(conn, entity_id, "version")
 
 
 def certificate_entries(conn: Connection, entity_id: str) -> list[StoredEntry]:
-    rows = conn.execute(
-        text(
-            f"SELECT {_COLUMNS} FROM log_entries WHERE entity_id = CAST(:id AS uuid) "
-            "AND entry_type = 'certificate' ORDER BY idx"
-        ),
-        {"id": entity_id},
-    ).all()
-    return [_entry(tuple(r)) for r in rows]
+    return entity_entries(conn, entity_id, "certificate")
