@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,7 +156,12 @@ class Auditor:
 
     # -- entries -------------------------------------------------------------------------
 
-    def entries(self, start: int, checkpoint: tree.StoredCheckpoint) -> list[Row]:
+    def entries(
+        self,
+        start: int,
+        checkpoint: tree.StoredCheckpoint,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Row]:
         """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root.
 
         Reads the range a batch at a time; what it keeps per entry is what the chain checks
@@ -174,6 +179,8 @@ class Auditor:
             rows = _rows(self.conn, low, high)
             self.rows_read += len(rows)
             stored = self._stored_leaves(low, high)
+            if progress:
+                progress(high - start, size - start)
             present = {r.index for r in rows}
             for i in range(low, high):
                 if i not in present:
@@ -590,7 +597,9 @@ def _resume_point(conn: Connection, mode: str) -> tuple[int, int]:
     return start, start
 
 
-def run(principal: Principal, body: Any) -> tuple[dict[str, Any], bool]:
+def run(
+    principal: Principal, body: Any, progress: Callable[[int, int], None] | None = None
+) -> tuple[dict[str, Any], bool]:
     """Run an audit (or return the running one). Returns (run document, started)."""
     principal.require("auditor")
     mode = _mode(body)
@@ -598,7 +607,7 @@ def run(principal: Principal, body: Any) -> tuple[dict[str, Any], bool]:
     if not started:
         return get_run(principal, run_id), False
     try:
-        result = _audit(principal.tenant, mode)
+        result = _audit(principal.tenant, mode, progress)
     except Exception as exc:
         with database().transaction(principal.tenant) as conn:
             conn.execute(
@@ -647,7 +656,9 @@ def _mode(body: Any) -> str:
     return mode
 
 
-def _audit(tenant: str, mode: str) -> dict[str, Any]:
+def _audit(
+    tenant: str, mode: str, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     findings: list[Finding] = []
     store = anchors.anchor_store(settings())
     try:
@@ -664,7 +675,7 @@ def _audit(tenant: str, mode: str) -> dict[str, Any]:
         latest = auditor.checkpoints(since)
         rows: list[Row] = []
         if latest is not None and start <= latest.size:
-            rows = auditor.entries(start, latest)
+            rows = auditor.entries(start, latest, progress)
         size = tree.log_size(conn)
         auditor.beyond(size)
         touched = auditor.chains(rows)

@@ -176,8 +176,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
     from shared import auditing
+    from shared.progress import Progress
 
-    run, started = auditing.run(_operator(args), {"mode": args.mode})
+    progress = Progress("auditing", enabled=True if args.progress else None)
+    run, started = auditing.run(_operator(args), {"mode": args.mode}, progress)
     if not started:
         print(f"an audit is already running: {run['id']}", file=sys.stderr)
     print(json.dumps(run, indent=2))
@@ -241,6 +243,7 @@ def parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="run an audit of one tenant")
     audit.add_argument("--tenant", required=True)
     audit.add_argument("--mode", choices=("incremental", "full"), default="incremental")
+    audit.add_argument("--progress", action="store_true", help="always show the progress bar")
     audit.set_defaults(func=cmd_audit)
 
     sub.add_parser("rules", help="print the rule catalogue").set_defaults(func=cmd_rules)

@@ -34,8 +34,10 @@ def test_plant_export_report_csv(seeded, tmp_path):
 
 
 def test_plant_audit_prints_the_run_and_exits_zero_when_clean(seeded, capsys):
-    assert cli.main(["audit", "--tenant", seeded.tenant, "--mode", "full"]) == 0
-    run = json.loads(capsys.readouterr().out)
+    assert cli.main(["audit", "--tenant", seeded.tenant, "--mode", "full", "--progress"]) == 0
+    captured = capsys.readouterr()
+    run = json.loads(captured.out)
+    assert "auditing [" in captured.err
     assert run["status"] == "completed" and run["finding_count"] == 0
 
 
