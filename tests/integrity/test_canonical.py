@@ -1,0 +1,124 @@
+"""RFC 8785 (JCS): the RFC's own examples, its number table, and the strict input parser."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.integrity import canonical
+
+# RFC 8785 Appendix B: IEEE 754 bit patterns and their ECMAScript serialisation.
+NUMBERS = {
+    "0000000000000000": "0",
+    "8000000000000000": "0",
+    "0000000000000001": "5e-324",
+    "8000000000000001": "-5e-324",
+    "7fefffffffffffff": "1.7976931348623157e+308",
+    "ffefffffffffffff": "-1.7976931348623157e+308",
+    "4340000000000000": "9007199254740992",
+    "c340000000000000": "-9007199254740992",
+    "4430000000000000": "295147905179352830000",
+    "44b52d02c7e14af5": "9.999999999999997e+22",
+    "44b52d02c7e14af6": "1e+23",
+    "44b52d02c7e14af7": "1.0000000000000001e+23",
+    "444b1ae4d6e2ef4e": "999999999999999700000",
+    "444b1ae4d6e2ef4f": "999999999999999900000",
+    "444b1ae4d6e2ef50": "1e+21",
+    "3eb0c6f7a0b5ed8c": "9.999999999999997e-7",
+    "3eb0c6f7a0b5ed8d": "0.000001",
+    "41b3de4355555553": "333333333.3333332",
+    "41b3de4355555554": "333333333.33333325",
+    "41b3de4355555555": "333333333.3333333",
+    "41b3de4355555556": "333333333.3333334",
+    "41b3de4355555557": "333333333.33333343",
+    "becbf647612f3696": "-0.0000033333333333333333",
+    "43143ff3c1cb0959": "1424953923781206.2",
+}
+
+
+@pytest.mark.parametrize(("bits", "expected"), NUMBERS.items())
+def test_number_serialisation_matches_the_rfc_table(bits, expected):
+    value = struct.unpack(">d", bytes.fromhex(bits))[0]
+    assert canonical.number(value) == expected
+
+
+def test_section_3_2_2_example():
+    source = (
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        ' "literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+    assert canonical.dumps(json.loads(source)) == expected.encode()
+
+
+def test_section_3_2_3_key_order_is_by_utf16_code_units():
+    source = {
+        "\u20ac": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "\U0001f600": "Emoji: Grinning Face",
+        "\u0080": "Control",
+        "\u00f6": "Latin Small Letter O With Diaeresis",
+    }
+    keys = list(json.loads(canonical.dumps(source)))
+    assert keys == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
+
+
+def test_unicode_is_written_as_utf8_and_controls_escaped():
+    assert canonical.dumps({"a": "é\u2028\x1f\x7f"}) == '{"a":"é\u2028\\u001f\x7f"}'.encode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": 2}',
+        "[NaN]",
+        "[Infinity]",
+        "[-Infinity]",
+        '"\\ud800"',
+        "[9007199254740992]",
+        "[-9007199254740992]",
+        "{bad json",
+    ],
+)
+def test_strict_parser_refuses_what_jcs_cannot_represent(text):
+    with pytest.raises(canonical.CanonicalError):
+        canonical.loads(text)
+
+
+def test_serialiser_refuses_unrepresentable_values():
+    for value in (float("nan"), float("inf"), 2**53, {1: "x"}, {"a": object()}, "\ud800"):
+        with pytest.raises(canonical.CanonicalError):
+            canonical.dumps(value)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(-(2.0**53) + 1, 2.0**53 - 1)  # beyond that, I-JSON is inexact
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON)
+def test_round_trip_and_idempotence(value):
+    try:
+        first = canonical.dumps(value)
+    except canonical.CanonicalError:
+        return  # lone surrogates in generated text
+    again = canonical.dumps(canonical.loads(first))
+    assert again == first
+    assert json.loads(first) == json.loads(again)
