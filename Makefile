@@ -48,6 +48,10 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Side-by-side benchmarks (not run by CI): bench/results.json and bench/results.md.
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench.run
+
 migrate: $(RUN_STAMP)
 	$(BIN)/plant migrate
 
