@@ -28,7 +28,7 @@ from shared.errors import IntegrityViolation, MalformedRequest, NotFound, Valida
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import kind_for, parse_uuid
-from shared.rules.relations import Ref, check_relations
+from shared.rules.relations import Ref, check_relations, referenced_ids
 from shared.storage import heads, tree
 from shared.storage.engine import database
 
@@ -178,7 +178,7 @@ class Auditor:
             high = min(low + BATCH, size)
             rows = _rows(self.conn, low, high)
             self.rows_read += len(rows)
-            stored = self._stored_leaves(low, high)
+            stored = self.stored_leaves(low, high)
             if progress:
                 progress(high - start, size - start)
             present = {r.index for r in rows}
@@ -197,11 +197,11 @@ class Auditor:
                     if row.index in stored:
                         moved_from[stored[row.index]] = row.index
                 else:
-                    self._column_check(row, leaf)
+                    self.column_check(row, leaf)
                     if row.entry_type != "certificate":
                         row.body = b""
                 kept.append(row)
-        self._classify(mismatched, moved_from)
+        self.classify(mismatched, moved_from)
         self.rows_read += reader.rows_read
         # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
         if intact and size and builder.root() != checkpoint.root and not mismatched:
@@ -212,7 +212,7 @@ class Auditor:
             )
         return kept
 
-    def _classify(self, mismatched: list[tuple[Row, bytes]], moved_from: dict[bytes, int]) -> None:
+    def classify(self, mismatched: list[tuple[Row, bytes]], moved_from: dict[bytes, int]) -> None:
         """Bytes that disagree with the tree: moved from another index, or edited."""
         for row, leaf in mismatched:
             if row.index in self.reported:
@@ -240,7 +240,7 @@ class Auditor:
             else:
                 self._altered(row)
 
-    def _stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
+    def stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
         result = self.conn.execute(
             text(
                 "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
@@ -293,7 +293,7 @@ class Auditor:
         ).scalar()
         return found or {}
 
-    def _column_check(self, row: Row, leaf: bytes) -> None:
+    def column_check(self, row: Row, leaf: bytes) -> None:
         """A row's columns must agree with the bytes they describe."""
         if row.index in self.reported:
             return
@@ -482,7 +482,7 @@ class Auditor:
             kind = entities.kind_for_type(kind_type)
             fields = documents.client_fields(kind, doc)
             refs[entity_id] = Ref(entity_id, kind_type, status, fields)
-            wanted |= {i for i in _referenced(kind, fields) if i not in current}
+            wanted |= {i for i in referenced_ids(kind, fields) if i not in current}
         for head, body in heads.referenced(self.conn, sorted(wanted)) if wanted else []:
             kind = entities.kind_for_type(head.kind)
             refs[head.entity_id] = Ref(
@@ -540,12 +540,6 @@ class Auditor:
                     f"certificate at {row.index} certifies bytes the log does not hold",
                     **where,
                 )
-
-
-def _referenced(kind: Any, fields: dict[str, Any]) -> set[str]:
-    from shared.rules.relations import referenced_ids
-
-    return referenced_ids(kind, fields)
 
 
 # -- runs --------------------------------------------------------------------------------
@@ -682,7 +676,7 @@ def _audit(
         auditor.certificates(rows)
         auditor.heads_and_rules(None if mode == "full" else touched)
         verified_to = latest.size if latest else 0
-        all_findings = findings + _dedupe(auditor.findings, findings)
+        all_findings = _dedupe(auditor.findings, findings)
         return {
             "verified_from": start,
             "verified_to": verified_to,
@@ -701,10 +695,11 @@ def _audit(
         }
 
 
-def _dedupe(found: list[Finding], earlier: list[Finding]) -> list[Finding]:
-    """Drop sealing findings that the detailed checks named more precisely, and repeats."""
+def _dedupe(found: list[Finding], sealing: list[Finding]) -> list[Finding]:
+    """Repeats dropped; a refused seal is kept only when no detailed check named its kind."""
+    kinds = {f.kind for f in found}
     seen: set[tuple[Any, ...]] = set()
-    out = []
+    out = [f for f in sealing if f.kind not in kinds]
     for f in found:
         key = (f.kind, f.entity_id, f.version, f.log_index, f.section, f.field, f.rule)
         if key in seen:
@@ -807,13 +802,13 @@ def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
         rows = [r for i in indices for r in _rows(conn, i, i + 1)]
         mismatched = []
         for r in rows:
-            stored = auditor._stored_leaves(r.index, r.index + 1).get(r.index)
+            stored = auditor.stored_leaves(r.index, r.index + 1).get(r.index)
             leaf = merkle.leaf_hash(r.body)
             if stored is not None and stored != leaf:
                 mismatched.append((r, leaf))
             else:
-                auditor._column_check(r, leaf)
-        auditor._classify(mismatched, {})
+                auditor.column_check(r, leaf)
+        auditor.classify(mismatched, {})
         auditor.chains(rows)
         auditor.certificates(rows)
         auditor.heads_and_rules({entity_id})

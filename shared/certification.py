@@ -103,7 +103,7 @@ def _inclusion_check(
     last = tree.latest_checkpoint(conn)
     if last is None or entry.index >= last.size:
         return Check("INTEGRITY-01", False, "the version is not in a checkpoint"), None
-    checkpoint = tlog._verify_note(last.note, keys.keyring(), tenant)
+    checkpoint = tlog.verify_note(last.note, keys.keyring(), tenant)
     proof = merkle.inclusion_proof(tree.DbNodes(conn), entry.index, last.size)
     ok = checkpoint.root == last.root and merkle.verify_inclusion(
         merkle.leaf_hash(entry.body), entry.index, last.size, proof, last.root
@@ -153,7 +153,7 @@ def run_checks(
     checks += _chain_checks(
         ledger.version_entries(conn, cur.head.entity_id), cur.head.version, cur.head.log_index
     )
-    refs = entities._refs(conn, kind, cur.fields)
+    refs = entities.references(conn, kind, cur.fields)
     checks.append(_gate_check(kind, cur.fields, refs))
     violations = check_relations(kind, cur.fields, None, refs, self_id=cur.head.entity_id)
     for rule in rules_for(kind.type, "write"):
@@ -232,12 +232,12 @@ def certify(
     """Certify the current version of an entity, or say exactly which checks fail (422)."""
     principal.require("certifier")
     kind = entities.resolve_kind(slug)
-    entity_id = entities._entity_id(raw_id)
+    entity_id = entities.entity_id_or_404(raw_id)
     pinned = _parse_body(body)
     if seal:
         tlog.seal(principal.tenant)
     signer = keys.keyring().active
-    with entities._write(principal) as conn:
+    with entities.write_transaction(principal) as conn:
         cur = entities.lock_current(conn, kind, entity_id, None)
         if pinned is not None and pinned != cur.head.version:
             raise Conflict(
@@ -357,7 +357,7 @@ def certify_batch(principal: Principal, body: Any, request_id: str) -> dict[str,
 def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
     principal.require(*entities.READ_ROLES)
     kind = entities.resolve_kind(slug)
-    entity_id = entities._entity_id(raw_id)
+    entity_id = entities.entity_id_or_404(raw_id)
     with database().transaction(principal.tenant) as conn:
         versions = ledger.version_entries(conn, entity_id)
         if not versions or versions[0].kind != kind.type:

@@ -30,7 +30,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.integrity import canonical, digests
-from shared.kinds import MAX_REASON, Kind, kind_for, parse_uuid
+from shared.kinds import KINDS, MAX_REASON, TYPE_TO_SLUG, Kind, kind_for, parse_uuid
 from shared.rules import inputs
 from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
@@ -57,7 +57,7 @@ def resolve_kind(slug: str) -> Kind:
     return kind
 
 
-def _entity_id(raw: str) -> str:
+def entity_id_or_404(raw: str) -> str:
     parsed = parse_uuid(raw)
     if parsed is None:
         raise NotFound("no such entity")
@@ -80,7 +80,7 @@ def parse_if_match(value: str | None, *, required: bool) -> int | None:
 
 
 @contextmanager
-def _write(principal: Principal) -> Iterator[Connection]:
+def write_transaction(principal: Principal) -> Iterator[Connection]:
     """A write transaction for the caller's tenant; constraint races become 409/412."""
     try:
         with database().transaction(principal.tenant) as conn:
@@ -96,7 +96,7 @@ def _write(principal: Principal) -> Iterator[Connection]:
         raise
 
 
-def _refs(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str, Ref]:
+def references(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str, Ref]:
     found = heads.referenced(conn, sorted(referenced_ids(kind, fields)))
     out = {}
     for head, body in found:
@@ -109,8 +109,6 @@ def _refs(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str, Ref
 
 
 def kind_for_type(entity_type: str) -> Kind:
-    from shared.kinds import KINDS, TYPE_TO_SLUG
-
     return KINDS[TYPE_TO_SLUG[entity_type]]
 
 
@@ -232,9 +230,9 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
     if any(p.field == "" for p in problems):
         raise _invalid(problems)
     entity_id = str(uuid.uuid4())
-    with _write(principal) as conn:
+    with write_transaction(principal) as conn:
         usable = _usable(kind, fields, problems)
-        problems += check_relations(kind, usable, None, _refs(conn, kind, usable))
+        problems += check_relations(kind, usable, None, references(conn, kind, usable))
         if problems:
             raise _invalid(problems)
         _check_unique(conn, kind, unique_key(kind, fields), None)
@@ -288,9 +286,9 @@ def amend(
 ) -> Document:
     principal.require("author")
     kind = resolve_kind(slug)
-    entity_id = _entity_id(raw_id)
+    entity_id = entity_id_or_404(raw_id)
     expected = parse_if_match(if_match, required=True)
-    with _write(principal) as conn:
+    with write_transaction(principal) as conn:
         cur = lock_current(conn, kind, entity_id, expected)
         if cur.head.status == "deprecated":
             raise Conflict("a deprecated entity cannot be amended")
@@ -298,7 +296,7 @@ def amend(
         if any(p.field == "" for p in problems):
             raise _invalid(problems)
         usable = _usable(kind, fields, problems)
-        refs = _refs(conn, kind, usable)
+        refs = references(conn, kind, usable)
         problems += check_relations(kind, usable, cur.fields, refs, self_id=entity_id)
         if problems:
             raise _invalid(problems)
@@ -330,20 +328,20 @@ def change_status(
 ) -> Document:
     principal.require("author")
     kind = resolve_kind(slug)
-    entity_id = _entity_id(raw_id)
+    entity_id = entity_id_or_404(raw_id)
     expected = parse_if_match(if_match, required=False)
     problems = _status_body(body)
     if problems:
         raise _invalid(problems)
     target, reason = body["status"], body["reason"]
-    with _write(principal) as conn:
+    with write_transaction(principal) as conn:
         cur = lock_current(conn, kind, entity_id, expected)
         if not lifecycle.allowed(cur.head.status, target):
             raise Conflict(f"status cannot change from {cur.head.status} to {target}")
         if target not in ("deprecated", "suspended"):
             # Leaving a dead end must not revive references to dead entities.
             found = check_relations(
-                kind, cur.fields, cur.fields, _refs(conn, kind, cur.fields), self_id=entity_id
+                kind, cur.fields, cur.fields, references(conn, kind, cur.fields), self_id=entity_id
             )
             if found:
                 raise _invalid(found)
@@ -406,7 +404,7 @@ def assign_team(
     }
     if if_match is None:
         with database().transaction(principal.tenant) as conn:
-            head = heads.get(conn, _entity_id(raw_id))
+            head = heads.get(conn, entity_id_or_404(raw_id))
         if head is None or head.kind != "agent":
             raise NotFound("no such agent")
         if_match = f'"v{head.version}"'
@@ -423,7 +421,7 @@ def _invalid(problems: list[Violation]) -> ValidationFailed:
 def get(principal: Principal, slug: str, raw_id: str) -> Document:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    entity_id = _entity_id(raw_id)
+    entity_id = entity_id_or_404(raw_id)
     with database().transaction(principal.tenant) as conn:
         head = heads.get(conn, entity_id)
         if head is None or head.kind != kind.type:
@@ -439,7 +437,7 @@ def get(principal: Principal, slug: str, raw_id: str) -> Document:
 def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) -> Document:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    entity_id = _entity_id(raw_id)
+    entity_id = entity_id_or_404(raw_id)
     if not raw_version.isdigit() or len(raw_version) > 9:
         raise NotFound("no such version")
     with database().transaction(principal.tenant) as conn:
@@ -454,7 +452,7 @@ def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) 
 def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    entity_id = _entity_id(raw_id)
+    entity_id = entity_id_or_404(raw_id)
     with database().transaction(principal.tenant) as conn:
         entries = ledger.version_entries(conn, entity_id)
     if not entries or entries[0].kind != kind.type:

@@ -42,7 +42,7 @@ class Sealed:
     nodes_read: int
 
 
-def _verify_note(text: str, keyring: keys.Keyring, tenant: str) -> note.Checkpoint:
+def verify_note(text: str, keyring: keys.Keyring, tenant: str) -> note.Checkpoint:
     try:
         body, _ = note.open_note(text, list(keyring.verifiers))
         checkpoint = note.parse_checkpoint(body)
@@ -90,7 +90,7 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
     size = tree.log_size(conn)
     old = last.size if last else 0
     if last is not None:
-        _verify_note(last.note, keyring, tenant)
+        verify_note(last.note, keyring, tenant)
         if size == old:
             return Sealed(last, False, 0, 0)
     if size < old:
