@@ -128,6 +128,22 @@ def _pair(name: str, prod: dict, base: dict, ops: int, unit: str) -> dict[str, A
     }
 
 
+def _seeded_tenant(prefix: str, size: int) -> str:
+    """A new tenant holding ``size`` real skill versions, written in bulk (tests/seeding.py)."""
+    from seeding import seed_skills
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from shared.storage.urls import pg8000_url
+
+    tenant = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    superuser = create_engine(pg8000_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
+    for start in range(0, size, 20_000):
+        seed_skills(superuser, tenant, start, min(20_000, size - start))
+    superuser.dispose()
+    return tenant
+
+
 # -- 2. proofs ----------------------------------------------------------------------------
 
 
@@ -136,20 +152,12 @@ def bench_proofs(size: int, count: int) -> dict[str, Any]:
     from an in-memory tree (the floor: no database at all)."""
     import random
 
-    from seeding import seed_skills
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
     from shared import tlog
     from shared.integrity import merkle
     from shared.storage import tree
     from shared.storage.engine import database
-    from shared.storage.urls import pg8000_url
 
-    tenant = f"p-{uuid.uuid4().hex[:10]}"
-    superuser = create_engine(pg8000_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
-    for start in range(0, size, 20_000):
-        seed_skills(superuser, tenant, start, min(20_000, size - start))
+    tenant = _seeded_tenant("p", size)
     tlog.seal(tenant)
     rng = random.Random(7)
     picks = [(rng.randrange(size), rng.randrange(1, size)) for _ in range(count)]
@@ -228,19 +236,13 @@ def bench_audit(size: int) -> dict[str, Any]:
     """A full audit of ``size`` entries vs reading the same rows and hashing them (the floor)."""
     import hashlib
 
-    from seeding import seed_skills
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
+    from sqlalchemy import text
 
     from shared import auditing
     from shared.auth import Principal
     from shared.storage.engine import database
-    from shared.storage.urls import pg8000_url
 
-    tenant = f"a-{uuid.uuid4().hex[:10]}"
-    superuser = create_engine(pg8000_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
-    for start in range(0, size, 20_000):
-        seed_skills(superuser, tenant, start, min(20_000, size - start))
+    tenant = _seeded_tenant("a", size)
     auditor = Principal("bench", tenant, frozenset({"auditor"}))
     auditing.run(auditor, {"mode": "full"})  # seals once, outside the timing
 
