@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.config import APP_ROLE, Settings, settings
 from shared.errors import ConfigurationError, ServiceUnavailable
@@ -123,12 +124,14 @@ def act_as_app_role(engine: Engine, statement_timeout_ms: int) -> None:
         dbapi_conn.commit()
 
 
-def local_engine(database_url: str, pool_size: int, statement_timeout_ms: int) -> Engine:
+def local_engine(
+    database_url: str, pool_size: int, statement_timeout_ms: int, pool_timeout: float = 5
+) -> Engine:
     engine = create_engine(
         pg8000_url(database_url),
         pool_size=pool_size,
         max_overflow=0,
-        pool_timeout=5,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -162,13 +165,15 @@ class Database:
             if is_unavailable(exc):
                 raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
             raise
+        except PoolTimeout as exc:  # every pooled connection is busy: shed load, don't hang
+            raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
 
     def ping(self) -> None:
         """Run a real query; raise ServiceUnavailable if the database does not answer."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1")).scalar_one()
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout) as exc:
             raise ServiceUnavailable("the database is unavailable") from exc
 
 
