@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 32  # input nesting limit: far above any document the registry accepts
 _encode_basestring = json.encoder.encode_basestring
 
 
@@ -48,6 +49,8 @@ def loads(data: bytes | str) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise CanonicalError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise CanonicalError(f"nested deeper than {MAX_DEPTH} levels") from exc
     _check_strings(value)
     return value
 
@@ -79,17 +82,19 @@ def _safe_int(text: str) -> int:
 
 
 def _check_strings(value: Any) -> None:
-    stack = [value]
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CanonicalError(f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(item, str):
             _check_text(item)
         elif isinstance(item, dict):
             for key, val in item.items():
                 _check_text(key)
-                stack.append(val)
+                stack.append((val, depth + 1))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((v, depth + 1) for v in item)
         elif isinstance(item, float) and not math.isfinite(item):
             raise CanonicalError("number out of range")
 

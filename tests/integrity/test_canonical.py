@@ -95,6 +95,14 @@ def test_strict_parser_refuses_what_jcs_cannot_represent(text):
         canonical.loads(text)
 
 
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, "[" * 33 + "]" * 33, '{"a":' * 40 + "1" + "}" * 40]
+)
+def test_deep_nesting_is_refused_not_a_crash(text):
+    with pytest.raises(canonical.CanonicalError, match="nested deeper than 32"):
+        canonical.loads(text)
+
+
 def test_serialiser_refuses_unrepresentable_values():
     for value in (float("nan"), float("inf"), 2**53, {1: "x"}, {"a": object()}, "\ud800"):
         with pytest.raises(canonical.CanonicalError):

@@ -175,6 +175,8 @@ def test_malformed_json_is_400_not_json_is_415_large_is_413(api):
     _problem(api.client.post("/registry/skills", data="{bad", headers=headers), 400)
     _problem(api.client.post("/registry/skills", data='{"a":1,"a":2}', headers=headers), 400)
     _problem(api.client.post("/registry/skills", data="[NaN]", headers=headers), 400)
+    deep = _problem(api.client.post("/registry/skills", data="[" * 50_000, headers=headers), 400)
+    assert "nested deeper than 32" in deep["detail"]
     _problem(
         api.client.post(
             "/registry/skills",
