@@ -4,9 +4,15 @@ TLS tunnel on port 3307, forwarding to the real test PostgreSQL.
 - ``GET  /sql/v1beta4/projects/{p}/instances/{i}/connectSettings``: region, the tunnel's IP,
   the server CA certificate, the database version.
 - ``POST /sql/v1beta4/projects/{p}/instances/{i}:generateEphemeralCert``: a client
-  certificate over the posted public key, signed by the CA, valid for ``cert_lifetime``.
+  certificate over the posted public key, signed by the CA, valid for ``cert_lifetime``; the
+  posted ``access_token`` (automatic IAM database authentication) is remembered per
+  certificate, the way Cloud SQL binds the login to the certificate.
 - ``<ip>:3307``: TLS 1.3 with a server certificate from the CA; a client certificate from the
   CA is required; the plaintext is piped to PostgreSQL (a unix socket or TCP).
+
+Both Admin API endpoints require ``Authorization: Bearer <token>``, as Google's do.
+The connector hard-codes port 3307, so each fake takes its own loopback address
+(127.0.0.2 ... 127.0.0.254, the first free one from a random start).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import datetime
 import ipaddress
 import json
+import random
 import re
 import socket
 import ssl
@@ -30,9 +37,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+TUNNEL_PORT = 3307  # hard-coded in the connector
 PATH = re.compile(
     r"^/sql/v1beta4/projects/([^/]+)/instances/([^/:]+)(/connectSettings|:generateEphemeralCert)$"
 )
+SSL_REQUEST = b"\x04\xd2\x16\x2f"
+PROTOCOL_3 = b"\x00\x03\x00\x00"
 
 
 def _name(common: str) -> x509.Name:
@@ -48,16 +58,31 @@ def _pem(cert: x509.Certificate) -> str:
 
 
 @dataclass
+class Tunnel:
+    """One connection through the tunnel, as the server side saw it."""
+
+    client_cert_subject: str
+    access_token: str | None  # the token the presented certificate was issued with
+    user: str | None = None  # from the PostgreSQL startup message
+
+
+@dataclass
 class FakeCloudSQL:
+    """The fake's state and what it has seen (tests read the counters and lists)."""
+
     region: str
-    tunnel_ip: str
     target: tuple[str, Any]  # ("unix", path) or ("tcp", (host, port))
+    project: str = "proj"
+    instance: str = "plant"
+    tunnel_ip: str = ""  # set by Running
+    ip_types: tuple[str, ...] = ("PRIMARY",)  # "PRIMARY" is public, "PRIVATE" is private
     cert_lifetime: datetime.timedelta = datetime.timedelta(hours=1)
-    ephemeral_calls: int = 0
     settings_calls: int = 0
-    access_tokens: list[str] = field(default_factory=list)
-    startup_users: list[str] = field(default_factory=list)
-    client_cert_subjects: list[str] = field(default_factory=list)
+    ephemeral_calls: int = 0
+    admin_tokens: list[str] = field(default_factory=list)
+    access_tokens: list[str | None] = field(default_factory=list)
+    tunnels: list[Tunnel] = field(default_factory=list)
+    refused: int = 0  # tunnel handshakes that failed (no or wrong client certificate)
     api_url: str = ""
 
     def __post_init__(self) -> None:
@@ -73,6 +98,11 @@ class FakeCloudSQL:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(self.ca_key, hashes.SHA256())
         )
+        self._tokens_by_serial: dict[int, str | None] = {}
+
+    @property
+    def connection_name(self) -> str:
+        return f"{self.project}:{self.region}:{self.instance}"
 
     def _issue(
         self, public_key: Any, common: str, lifetime: datetime.timedelta, ip: str | None = None
@@ -95,16 +125,22 @@ class FakeCloudSQL:
 
     # -- Admin API ---------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, method: str, path: str, authorization: str | None, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
         match = PATH.match(path)
-        if not match:
-            return 404, {"error": {"message": f"no such endpoint {path}"}}
+        if not match or match.group(1, 2) != (self.project, self.instance):
+            return 404, {"error": {"code": 404, "message": f"no such instance: {path}"}}
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme != "Bearer" or not token:
+            return 401, {"error": {"code": 401, "message": "missing bearer token"}}
+        self.admin_tokens.append(token)
         if match.group(3) == "/connectSettings" and method == "GET":
             self.settings_calls += 1
             return 200, {
                 "kind": "sql#connectSettings",
                 "region": self.region,
-                "ipAddresses": [{"type": "PRIMARY", "ipAddress": self.tunnel_ip}],
+                "ipAddresses": [{"type": t, "ipAddress": self.tunnel_ip} for t in self.ip_types],
                 "serverCaCert": {"cert": _pem(self.ca_cert)},
                 "databaseVersion": "POSTGRES_16",
                 "backendType": "SECOND_GEN",
@@ -112,11 +148,13 @@ class FakeCloudSQL:
         if match.group(3) == ":generateEphemeralCert" and method == "POST":
             self.ephemeral_calls += 1
             request = json.loads(body)
-            self.access_tokens.append(request.get("access_token", ""))
+            token = request.get("access_token")
+            self.access_tokens.append(token)
             public_key = serialization.load_pem_public_key(request["public_key"].encode())
             cert = self._issue(public_key, "ephemeral", self.cert_lifetime)
+            self._tokens_by_serial[cert.serial_number] = token
             return 200, {"ephemeralCert": {"kind": "sql#sslCert", "cert": _pem(cert)}}
-        return 405, {"error": {"message": "method not allowed"}}
+        return 405, {"error": {"code": 405, "message": "method not allowed"}}
 
     # -- the tunnel ----------------------------------------------------------------------
 
@@ -138,7 +176,7 @@ class FakeCloudSQL:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
         context.load_cert_chain(workdir / "server.pem", workdir / "server.key")
         context.load_verify_locations(workdir / "ca.pem")
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_REQUIRED  # the handshake fails without a CA-signed cert
         return context
 
     def _database(self) -> socket.socket:
@@ -150,8 +188,13 @@ class FakeCloudSQL:
         return socket.create_connection(where)
 
     def serve_tunnel(self, client: ssl.SSLSocket) -> None:
-        peer = client.getpeercert() or {}
-        self.client_cert_subjects.append(str(peer.get("subject")))
+        der = client.getpeercert(binary_form=True)
+        cert = x509.load_der_x509_certificate(der) if der else None
+        tunnel = Tunnel(
+            client_cert_subject=cert.subject.rfc4514_string() if cert else "",
+            access_token=self._tokens_by_serial.get(cert.serial_number) if cert else None,
+        )
+        self.tunnels.append(tunnel)
         upstream = self._database()
         first = True
 
@@ -159,10 +202,10 @@ class FakeCloudSQL:
             nonlocal first
             try:
                 while data := client.recv(65536):
-                    if first and len(data) > 8 and data[4:8] == b"\x00\x03\x00\x00":
-                        self._note_startup(data)
+                    if first and data[4:8] == PROTOCOL_3:
+                        tunnel.user = _startup_user(data)
                         first = False
-                    elif first and data[4:8] != b"\x04\xd2\x16\x2f":  # not an SSLRequest
+                    elif first and data[4:8] != SSL_REQUEST:
                         first = False
                     upstream.sendall(data)
             except OSError:
@@ -183,10 +226,12 @@ class FakeCloudSQL:
             upstream.close()
             client.close()
 
-    def _note_startup(self, data: bytes) -> None:
-        parts = data[8:].split(b"\x00")
-        pairs = dict(zip(parts[0::2], parts[1::2], strict=False))
-        self.startup_users.append(pairs.get(b"user", b"").decode())
+
+def _startup_user(data: bytes) -> str | None:
+    parts = data[8:].split(b"\x00")
+    pairs = dict(zip(parts[0::2], parts[1::2], strict=False))
+    user = pairs.get(b"user")
+    return user.decode() if user is not None else None
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -199,7 +244,12 @@ class _Api(BaseHTTPRequestHandler):
 
     def _reply(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        status, body = self.fake.handle(method, self.path.split("?")[0], self.rfile.read(length))
+        status, body = self.fake.handle(
+            method,
+            self.path.split("?")[0],
+            self.headers.get("Authorization"),
+            self.rfile.read(length),
+        )
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -217,23 +267,38 @@ class _Api(BaseHTTPRequestHandler):
         pass
 
 
+def _bind_tunnel() -> tuple[socket.socket, str]:
+    """A listener on port 3307 of the first free 127.0.0.x (x in 2..254)."""
+    hosts = list(range(2, 255))
+    start = random.randrange(len(hosts))
+    for host in hosts[start:] + hosts[:start]:
+        ip = f"127.0.0.{host}"
+        listener = socket.socket()
+        try:
+            listener.bind((ip, TUNNEL_PORT))
+        except OSError:
+            listener.close()
+            continue
+        listener.listen()
+        return listener, ip
+    raise RuntimeError(f"no free 127.0.0.x:{TUNNEL_PORT} for the fake Cloud SQL tunnel")
+
+
 class Running:
-    """The Admin API and the tunnel, running on loopback until ``stop``."""
+    """The Admin API (127.0.0.1, a free port) and the tunnel, running until ``stop``."""
 
     def __init__(self, fake: FakeCloudSQL) -> None:
         self.fake = fake
+        self.listener, fake.tunnel_ip = _bind_tunnel()
         handler = type("Handler", (_Api,), {"fake": fake})
         self.api = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         fake.api_url = f"http://127.0.0.1:{self.api.server_address[1]}"
         self._dir = tempfile.TemporaryDirectory()
         self.context = fake.tls_context(Path(self._dir.name))
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((fake.tunnel_ip, 3307))
-        self.listener.listen()
+        self._open: set[socket.socket] = set()
         self._stopping = False
         self._threads = [
-            threading.Thread(target=self.api.serve_forever, daemon=True),
+            threading.Thread(target=self.api.serve_forever, args=(0.05,), daemon=True),
             threading.Thread(target=self._accept, daemon=True),
         ]
         for t in self._threads:
@@ -245,15 +310,37 @@ class Running:
                 raw, _ = self.listener.accept()
             except OSError:
                 return
-            try:
-                tls = self.context.wrap_socket(raw, server_side=True)
-            except (ssl.SSLError, OSError):
-                raw.close()
-                continue
-            threading.Thread(target=self.fake.serve_tunnel, args=(tls,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(5)  # for the handshake; the pipe itself blocks
+        try:
+            tls = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.fake.refused += 1
+            raw.close()
+            return
+        tls.settimeout(None)
+        self._open.add(tls)
+        try:
+            self.fake.serve_tunnel(tls)
+        finally:
+            self._open.discard(tls)
 
     def stop(self) -> None:
         self._stopping = True
         self.api.shutdown()
+        self.api.server_close()
+        _shutdown(self.listener)
         self.listener.close()
+        for sock in list(self._open):
+            _shutdown(sock)
+        for t in self._threads:
+            t.join(timeout=5)
         self._dir.cleanup()
+
+    def __enter__(self) -> FakeCloudSQL:
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
