@@ -74,7 +74,7 @@ def parse_if_match(value: str | None, *, required: bool) -> int | None:
     if tag.startswith("W/"):
         tag = tag[2:]
     tag = tag.strip('"')
-    if not tag.startswith("v") or not tag[1:].isdigit() or len(tag) > 12:
+    if not tag.startswith("v") or not (tag[1:].isascii() and tag[1:].isdigit()) or len(tag) > 12:
         raise PreconditionFailed('If-Match must be an ETag of the form "vN"')
     return int(tag[1:])
 
@@ -438,7 +438,7 @@ def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) 
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
     entity_id = entity_id_or_404(raw_id)
-    if not raw_version.isdigit() or len(raw_version) > 9:
+    if not (raw_version.isascii() and raw_version.isdigit()) or len(raw_version) > 9:
         raise NotFound("no such version")
     with database().transaction(principal.tenant) as conn:
         entry = ledger.version_entry(conn, entity_id, int(raw_version))
@@ -507,12 +507,14 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     if status is not None and status not in lifecycle.STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
     raw_limit = query.get("limit") or str(DEFAULT_PAGE)
-    limit = int(raw_limit) if raw_limit.isdigit() and len(raw_limit) < 6 else 0
+    limit = (
+        int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) < 6 else 0
+    )
     if not 1 <= limit <= MAX_PAGE:
         errors.append({"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"})
     category = query.get("category") or None
-    if category is not None and len(category) > 64:
-        errors.append({"field": "category", "message": "must be at most 64 characters"})
+    if category is not None and (len(category) > 64 or "\x00" in category):
+        errors.append({"field": "category", "message": "must be at most 64 characters, no NUL"})
     if errors:
         raise MalformedRequest("invalid query parameters", errors=errors)
     after = _cursor_after(query.get("cursor"))

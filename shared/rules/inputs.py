@@ -42,6 +42,8 @@ def check_text(name: str, value: Any, max_length: int, required: bool) -> list[V
         return [Violation("INPUT-01", name, "is required")] if required else []
     if not isinstance(value, str):
         return [Violation("INPUT-02", name, "must be a string")]
+    if "\x00" in value:
+        return [Violation("INPUT-02", name, "must not contain NUL characters")]
     if required and not value.strip():
         return [Violation("INPUT-01", name, "must not be empty")]
     if len(value) > max_length:
