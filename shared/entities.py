@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared import documents, lifecycle
 from shared.auth import Principal
@@ -82,9 +82,22 @@ def parse_if_match(value: str | None, *, required: bool) -> int | None:
 @contextmanager
 def write_transaction(principal: Principal) -> Iterator[Connection]:
     """A write transaction for the caller's tenant; constraint races become 409/412."""
+    with _constraint_races(), database().transaction(principal.tenant) as conn:
+        yield conn
+
+
+@contextmanager
+def one_trip_write() -> Iterator[Connection]:
+    """An autocommit connection for one ``ledger.append_version`` statement (its own
+    transaction, one round trip); constraint races become 409/412 as in a transaction."""
+    with _constraint_races(), database().autocommit() as conn:
+        yield conn
+
+
+@contextmanager
+def _constraint_races() -> Iterator[None]:
     try:
-        with database().transaction(principal.tenant) as conn:
-            yield conn
+        yield
     except IntegrityError as exc:
         if sqlstate(exc) == "23505":
             orig = getattr(exc, "orig", None)
@@ -97,38 +110,47 @@ def write_transaction(principal: Principal) -> Iterator[Connection]:
 
 
 def references(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str, Ref]:
-    found = heads.referenced(conn, sorted(referenced_ids(kind, fields)))
-    out = {}
+    return pinned_references(conn, kind, fields)[0]
+
+
+def pinned_references(
+    conn: Connection, kind: Kind, fields: dict[str, Any]
+) -> tuple[dict[str, Ref], dict[str, int]]:
+    """The entities ``fields`` reference, and the log index of the version that was read of
+    each (the pins a one-trip write re-checks before it appends)."""
+    ids = sorted(referenced_ids(kind, fields))
+    found = heads.referenced(conn, ids) if ids else []
+    out, pins = {}, {}
     for head, body in found:
         ref_kind = kind_for_type(head.kind)
         doc = canonical.read(body)
         out[head.entity_id] = Ref(
             head.entity_id, head.kind, head.status, documents.client_fields(ref_kind, doc)
         )
-    return out
+        pins[head.entity_id] = head.log_index
+    return out, pins
 
 
 def kind_for_type(entity_type: str) -> Kind:
     return KINDS[TYPE_TO_SLUG[entity_type]]
 
 
-def _check_unique(conn: Connection, kind: Kind, key: str | None, self_id: str | None) -> None:
-    if key is None:
-        return
-    holder = heads.unique_taken(conn, kind.type, key, self_id)
-    if holder is not None:
-        rule = "L1-SKILL-02" if kind.type == "skill" else "L1-AGENT-03"
-        raise Conflict(
-            f"a live {kind.type} with the same unique key already exists",
-            violations=[
-                Violation(
-                    rule,
-                    "name" if kind.type == "skill" else "skill_id",
-                    f"already taken by {holder}",
-                ).as_dict()
-            ],
-            existing_id=holder,
-        )
+UNIQUE_TAKEN = "PL409"  # raised by plant_append_version with the holder's id as message
+
+
+def _unique_conflict(kind: Kind, holder: str) -> Conflict:
+    rule = "L1-SKILL-02" if kind.type == "skill" else "L1-AGENT-03"
+    return Conflict(
+        f"a live {kind.type} with the same unique key already exists",
+        violations=[
+            Violation(
+                rule,
+                "name" if kind.type == "skill" else "skill_id",
+                f"already taken by {holder}",
+            ).as_dict()
+        ],
+        existing_id=holder,
+    )
 
 
 def _usable(kind: Kind, fields: dict[str, Any], problems: list[Violation]) -> dict[str, Any]:
@@ -171,8 +193,12 @@ def append_version(
     certification: dict[str, Any] | None = None,
     created_at: str | None = None,
     previous_digest: bytes | None = None,
+    check_unique: bool = False,
+    pins: dict[str, int] | None = None,
 ) -> Document:
-    """Append version (head.version + 1) of an entity and move its head to it."""
+    """Append version (head.version + 1) of an entity and move its head to it, in one
+    statement: inside the caller's transaction, or alone on a ``one_trip_write`` connection
+    after reading ``head`` and the references (``pins``) without locks."""
     now = documents.now_text()
     version = 1 if head is None else head.version + 1
     change = Change(
@@ -191,31 +217,32 @@ def append_version(
         certification=certification,
     )
     encoded = documents.encode(documents.build(kind, fields, change))
-    appended = ledger.append(
-        conn,
-        entry_type="version",
-        kind=kind.type,
-        entity_id=entity_id,
-        version=version,
-        encoded=encoded,
-        prev_digest=previous_digest,
-        actor=principal.subject,
-    )
-    new_head = heads.Head(
-        entity_id=entity_id,
-        kind=kind.type,
-        version=version,
+    move = ledger.HeadMove(
         status=status,
         name=fields["name"],
-        first_index=appended.index if head is None else head.first_index,
-        log_index=appended.index,
+        category=fields.get("category"),
+        unique_key=unique_key(kind, fields),
+        check_unique=check_unique,
+        at=now,
+        expect_index=None if head is None else head.log_index,
+        pins=pins or {},
     )
-    key = unique_key(kind, fields)
-    category = fields.get("category")
-    if head is None:
-        heads.insert(conn, new_head, category=category, unique_key=key, at=now)
-    else:
-        heads.advance(conn, new_head, category=category, unique_key=key, at=now)
+    try:
+        appended = ledger.append_version(
+            conn,
+            principal.tenant,
+            kind=kind.type,
+            entity_id=entity_id,
+            version=version,
+            encoded=encoded,
+            prev_digest=previous_digest,
+            actor=principal.subject,
+            move=move,
+        )
+    except DBAPIError as exc:
+        if sqlstate(exc) == UNIQUE_TAKEN:
+            raise _unique_conflict(kind, _message(exc)) from exc
+        raise
     return Document(
         documents.served(encoded.body, appended.index, encoded.leaf_hash, encoded.digest),
         version,
@@ -230,12 +257,16 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
     if any(p.field == "" for p in problems):
         raise _invalid(problems)
     entity_id = str(uuid.uuid4())
-    with write_transaction(principal) as conn:
-        usable = _usable(kind, fields, problems)
-        problems += check_relations(kind, usable, None, references(conn, kind, usable))
-        if problems:
-            raise _invalid(problems)
-        _check_unique(conn, kind, unique_key(kind, fields), None)
+    usable = _usable(kind, fields, problems)
+    refs: dict[str, Ref] = {}
+    pins: dict[str, int] = {}
+    if referenced_ids(kind, usable):
+        with database().transaction(principal.tenant) as conn:
+            refs, pins = pinned_references(conn, kind, usable)
+    problems += check_relations(kind, usable, None, refs)
+    if problems:
+        raise _invalid(problems)
+    with one_trip_write() as conn:
         return append_version(
             conn,
             principal,
@@ -247,6 +278,8 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
             reason="created",
             action="create",
             request_id=request_id,
+            check_unique=True,
+            pins=pins,
         )
 
 
@@ -258,9 +291,12 @@ class Current:
     fields: dict[str, Any]
 
 
-def lock_current(conn: Connection, kind: Kind, entity_id: str, expected: int | None) -> Current:
-    """Lock an entity's head, check the caller's expected version, load its current version."""
-    head = heads.get(conn, entity_id, lock=True)
+def lock_current(
+    conn: Connection, kind: Kind, entity_id: str, expected: int | None, *, lock: bool = True
+) -> Current:
+    """Lock an entity's head (unless ``lock`` is false: a one-trip write re-checks it),
+    check the caller's expected version, load its current version."""
+    head = heads.get(conn, entity_id, lock=lock)
     if head is None or head.kind != kind.type:
         raise NotFound(f"no {kind.type} {entity_id}")
     if expected is not None and head.version != expected:
@@ -288,19 +324,19 @@ def amend(
     kind = resolve_kind(slug)
     entity_id = entity_id_or_404(raw_id)
     expected = parse_if_match(if_match, required=True)
-    with write_transaction(principal) as conn:
-        cur = lock_current(conn, kind, entity_id, expected)
+    with database().transaction(principal.tenant) as conn:
+        cur = lock_current(conn, kind, entity_id, expected, lock=False)
         if cur.head.status == "deprecated":
             raise Conflict("a deprecated entity cannot be amended")
         fields, reason, problems = inputs.check_write(kind, body, current=cur.fields)
         if any(p.field == "" for p in problems):
             raise _invalid(problems)
         usable = _usable(kind, fields, problems)
-        refs = references(conn, kind, usable)
-        problems += check_relations(kind, usable, cur.fields, refs, self_id=entity_id)
-        if problems:
-            raise _invalid(problems)
-        _check_unique(conn, kind, unique_key(kind, fields), entity_id)
+        refs, pins = pinned_references(conn, kind, usable)
+    problems += check_relations(kind, usable, cur.fields, refs, self_id=entity_id)
+    if problems:
+        raise _invalid(problems)
+    with one_trip_write() as conn:
         return append_version(
             conn,
             principal,
@@ -314,6 +350,8 @@ def amend(
             request_id=request_id,
             created_at=cur.doc["lifecycle"]["created_at"],
             previous_digest=cur.entry.digest,
+            check_unique=True,
+            pins=pins,
         )
 
 
@@ -345,8 +383,6 @@ def change_status(
             )
             if found:
                 raise _invalid(found)
-        if target != "deprecated" and cur.head.status == "deprecated":
-            _check_unique(conn, kind, unique_key(kind, cur.fields), entity_id)
         return append_version(
             conn,
             principal,
@@ -361,6 +397,7 @@ def change_status(
             certification=cur.doc["constitutional_alignment"].get("certification"),
             created_at=cur.doc["lifecycle"]["created_at"],
             previous_digest=cur.entry.digest,
+            check_unique=target != "deprecated" and cur.head.status == "deprecated",
         )
 
 
@@ -409,6 +446,11 @@ def assign_team(
             raise NotFound("no such agent")
         if_match = f'"v{head.version}"'
     return amend(principal, "agents", raw_id, patch, if_match, request_id)
+
+
+def _message(exc: DBAPIError) -> str:
+    args = getattr(exc.orig, "args", ())
+    return str(args[0].get("M", "")) if args and isinstance(args[0], dict) else ""
 
 
 def _invalid(problems: list[Violation]) -> ValidationFailed:

@@ -85,7 +85,6 @@ def connector_engine(cfg: Settings, app_role: bool = True, credentials: Any = No
             pool_size=cfg.db_pool_size,
             max_overflow=0,
             pool_timeout=5,
-            pool_pre_ping=True,
             pool_recycle=1800,
         )
         if app_role:

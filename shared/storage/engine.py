@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -51,8 +51,10 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, SAInterfaceError):
         # pg8000 also uses InterfaceError for misuse ("in failed transaction block"):
         # only lost or refused connections mean the database is unavailable.
+        # "communication error": a unix socket with no server behind it (a stopped database).
         text_ = str(getattr(exc, "orig", exc)).lower()
-        return any(word in text_ for word in ("network", "closed", "connect", "timed out"))
+        words = ("network", "closed", "connect", "timed out", "communication")
+        return any(word in text_ for word in words)
     return _sqlstate(exc) in _UNAVAILABLE
 
 
@@ -110,10 +112,68 @@ def retry_transient(attempts: int = 4, base_delay: float = 0.02) -> Callable[[F]
     return decorate
 
 
+IDLE_PING_SECONDS = 2.0
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection at checkout only when it may be dead.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout, as much as a whole
+    one-statement write. A connection in steady use is known to be alive, so only two kinds
+    are pinged: one that sat idle for ``IDLE_PING_SECONDS`` (through a database restart,
+    say), and any opened before a connection was last found dead (the server dropped them
+    all). A dead one is swapped for a new one before the caller sees it.
+    """
+    dead_seen = [0.0]  # time.monotonic() when a connection was last found dead
+
+    @event.listens_for(engine, "connect")
+    def _connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info["plant_opened"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["plant_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "handle_error")
+    def _error(context: Any) -> None:
+        if context.is_disconnect:
+            dead_seen[0] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        now = time.monotonic()
+        idle = now - record.info.get("plant_idle_since", now) >= IDLE_PING_SECONDS
+        if not idle and record.info.get("plant_opened", now) > dead_seen[0]:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()  # never hand out a connection inside an open transaction
+        except Exception as exc:  # any failure means this connection is unusable
+            dead_seen[0] = time.monotonic()
+            raise DisconnectionError("pooled connection is dead") from exc
+
+
+def socket_errors_are_unavailable(engine: Engine) -> None:
+    """pg8000 lets some socket errors out unwrapped (a broken pipe or a reset during its
+    handshake, or while it reads a reply), and SQLAlchemy passes those on as they are, so a
+    database going down mid-request would be a 500. Treat them as what they are: a lost
+    connection (invalidated, with the pool's older ones) and a 503."""
+
+    @event.listens_for(engine, "handle_error")
+    def _socket_error(context: Any) -> None:
+        if isinstance(context.original_exception, ConnectionError):
+            context.is_disconnect = True
+            raise ServiceUnavailable("the database is unavailable; retry shortly")
+
+
 def act_as_app_role(engine: Engine, statement_timeout_ms: int) -> None:
     """Make every new connection of ``engine`` act as the application role (and time its
     statements)."""
     time_queries(engine)
+    socket_errors_are_unavailable(engine)
+    ping_when_idle(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -132,7 +192,6 @@ def local_engine(
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )
     act_as_app_role(engine, statement_timeout_ms)
@@ -166,6 +225,26 @@ class Database:
                 raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
             raise
         except PoolTimeout as exc:  # every pooled connection is busy: shed load, don't hang
+            raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement is its own transaction: one round trip for a
+        one-statement write (see ``ledger.append_version``), no BEGIN and no COMMIT."""
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                raw.rollback()  # a no-op unless something left a transaction open
+                raw.autocommit = True
+                try:
+                    yield conn
+                finally:
+                    raw.autocommit = False
+        except DBAPIError as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
+            raise
+        except PoolTimeout as exc:
             raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
 
     def ping(self) -> None:

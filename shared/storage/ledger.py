@@ -71,6 +71,74 @@ def append(
     return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
 
 
+_APPEND_VERSION = text(
+    "SELECT plant_append_version(:tenant, :kind, CAST(:entity_id AS uuid), :version, :body, "
+    ":digest, :leaf_hash, :prev_digest, CAST(:field_digests AS jsonb), :actor, :status, :name, "
+    ":category, :unique_key, :check_unique, CAST(:at AS timestamptz), :expect_index, "
+    "CAST(:refs AS uuid[]), CAST(:ref_indices AS bigint[]))"
+)
+
+
+@dataclass(frozen=True)
+class HeadMove:
+    """What a new version does to its entity's head, and what the writer read before it."""
+
+    status: str
+    name: str
+    category: str | None
+    unique_key: str | None
+    check_unique: bool
+    at: str
+    expect_index: int | None  # the head's log index the caller read (None: a new entity)
+    pins: dict[str, int]  # referenced entity id -> the log index the caller checked
+
+
+def append_version(
+    conn: Connection,
+    tenant: str,
+    *,
+    kind: str,
+    entity_id: str,
+    version: int,
+    encoded: Encoded,
+    prev_digest: bytes | None,
+    actor: str,
+    move: HeadMove,
+) -> Appended:
+    """Append a version and move the head in one statement (``plant_append_version``).
+
+    Run alone on an autocommit connection it is one round trip and its own transaction; in
+    an open transaction it joins it. A head or reference that moved since the caller read it
+    raises SQLSTATE 40001, so ``retry_transient`` re-runs the whole operation.
+    """
+    pinned = sorted(move.pins.items())
+    index = conn.execute(
+        _APPEND_VERSION,
+        {
+            "tenant": tenant,
+            "kind": kind,
+            "entity_id": entity_id,
+            "version": version,
+            "body": encoded.body,
+            "digest": encoded.digest,
+            "leaf_hash": encoded.leaf_hash,
+            "prev_digest": prev_digest,
+            "field_digests": canonical.dumps(encoded.field_digests).decode(),
+            "actor": actor,
+            "status": move.status,
+            "name": move.name,
+            "category": move.category,
+            "unique_key": move.unique_key,
+            "check_unique": move.check_unique,
+            "at": move.at,
+            "expect_index": move.expect_index,
+            "refs": [ref for ref, _ in pinned],
+            "ref_indices": [index for _, index in pinned],
+        },
+    ).scalar_one()
+    return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
+
+
 @dataclass(frozen=True)
 class StoredEntry:
     index: int
