@@ -16,19 +16,19 @@ from shared.storage import ledger
 def test_a_transient_abort_is_retried_once_and_writes_once(
     tenant, superuser, monkeypatch, sqlstate
 ):
-    real_append = ledger.append
+    real_append = ledger.append_version
     raised = []
 
-    def flaky(conn, **kwargs):
+    def flaky(conn, tenant, **kwargs):
         if not raised:
             raised.append(sqlstate)
             # A real error from PostgreSQL with that SQLSTATE, aborting the transaction.
             conn.execute(
                 text(f"DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '{sqlstate}'; END $$")
             )
-        return real_append(conn, **kwargs)
+        return real_append(conn, tenant, **kwargs)
 
-    monkeypatch.setattr(ledger, "append", flaky)
+    monkeypatch.setattr(ledger, "append_version", flaky)
     author = Principal("alice", tenant, frozenset({"author"}))
     doc = entities.create(author, "industries", {"name": "retry", "description": "d"}, "r")
     assert raised == [sqlstate]
@@ -43,11 +43,11 @@ def test_a_transient_abort_is_retried_once_and_writes_once(
 def test_retries_are_bounded(tenant, monkeypatch):
     calls = []
 
-    def always(conn, **kwargs):
+    def always(conn, tenant, **kwargs):
         calls.append(1)
         conn.execute(text("DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '40P01'; END $$"))
 
-    monkeypatch.setattr(ledger, "append", always)
+    monkeypatch.setattr(ledger, "append_version", always)
     author = Principal("alice", tenant, frozenset({"author"}))
     with pytest.raises(ServiceUnavailable):  # 503 + Retry-After, never a 500
         entities.create(author, "industries", {"name": "never", "description": "d"}, "r")
