@@ -100,12 +100,12 @@ class Encoded:
 
 
 def encode(doc: dict[str, Any]) -> Encoded:
-    body = canonical.dumps(doc)
+    body, field_digests = digests.encode_document(doc)
     return Encoded(
         body=body,
         digest=digests.sha256(body),
         leaf_hash=merkle.leaf_hash(body),
-        field_digests=digests.field_digests(doc),
+        field_digests=field_digests,
     )
 
 

@@ -25,6 +25,7 @@ from shared.errors import (
     Conflict,
     MalformedRequest,
     NotFound,
+    PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
     ValidationFailed,
@@ -114,12 +115,12 @@ def references(conn: Connection, kind: Kind, fields: dict[str, Any]) -> dict[str
 
 
 def pinned_references(
-    conn: Connection, kind: Kind, fields: dict[str, Any]
+    conn: Connection, kind: Kind, fields: dict[str, Any], ids: set[str] | None = None
 ) -> tuple[dict[str, Ref], dict[str, int]]:
-    """The entities ``fields`` reference, and the log index of the version that was read of
-    each (the pins a one-trip write re-checks before it appends)."""
-    ids = sorted(referenced_ids(kind, fields))
-    found = heads.referenced(conn, ids) if ids else []
+    """The entities ``fields`` (or ``ids``) reference, and the log index of the version that
+    was read of each (the pins a one-trip write re-checks before it appends)."""
+    wanted = sorted(referenced_ids(kind, fields) if ids is None else ids)
+    found = heads.referenced(conn, wanted) if wanted else []
     out, pins = {}, {}
     for head, body in found:
         ref_kind = kind_for_type(head.kind)
@@ -281,6 +282,114 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
             check_unique=True,
             pins=pins,
         )
+
+
+MAX_BATCH = 10_000
+
+
+@retry_transient()
+def create_batch(
+    principal: Principal, slug: str, bodies: Any, request_id: str
+) -> list[dict[str, Any]]:
+    """Create many entities of one kind at once: all or nothing, in one statement.
+
+    Every item is checked as ``create`` checks one (violations name ``items[i].field``, all
+    reported together), plus uniqueness inside the batch; then version 1 of each is appended
+    with one move of the log counter. Returns, per item in order, its id, version, log index
+    and digest (the full documents are one GET away).
+    """
+    principal.require("author")
+    kind = resolve_kind(slug)
+    if not isinstance(bodies, list) or not bodies:
+        raise _invalid([Violation("INPUT-01", "items", "must be a non-empty list")])
+    if len(bodies) > MAX_BATCH:
+        raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} items", limit=MAX_BATCH)
+    checked = [inputs.check_write(kind, body, current=None) for body in bodies]
+    usable = [_usable(kind, fields, problems) for fields, _, problems in checked]
+    wanted: set[str] = set()
+    for fields in usable:
+        wanted |= referenced_ids(kind, fields)
+    refs: dict[str, Ref] = {}
+    pins: dict[str, int] = {}
+    if wanted:
+        with database().transaction(principal.tenant) as conn:
+            refs, pins = pinned_references(conn, kind, {}, ids=wanted)
+    problems: list[Violation] = []
+    seen: dict[str, int] = {}
+    for i, ((fields, _, own), use) in enumerate(zip(checked, usable, strict=True)):
+        found = own + (
+            [] if any(p.field == "" for p in own) else check_relations(kind, use, None, refs)
+        )
+        key = None if found else unique_key(kind, fields)
+        if key is not None and key in seen:
+            found.append(_duplicate_in_batch(kind, seen[key]))
+        elif key is not None:
+            seen[key] = i
+        problems += [Violation(p.rule, _item_field(i, p.field), p.message) for p in found]
+    if problems:
+        raise _invalid(problems)
+    now = documents.now_text()
+    passed = _passed(kind)
+    items = []
+    for fields, _, _ in checked:
+        entity_id = str(uuid.uuid4())
+        change = Change(
+            tenant=principal.tenant,
+            entity_id=entity_id,
+            version=1,
+            status="draft",
+            created_at=now,
+            updated_at=now,
+            previous_digest=None,
+            amendment_reason="created",
+            actor=principal.subject,
+            request_id=request_id,
+            action="create",
+            rule_results=passed,
+        )
+        items.append(
+            ledger.NewEntity(
+                entity_id,
+                documents.encode(documents.build(kind, fields, change)),
+                fields["name"],
+                fields.get("category"),
+                unique_key(kind, fields),
+            )
+        )
+    try:
+        with one_trip_write() as conn:
+            first = ledger.create_versions(
+                conn,
+                principal.tenant,
+                kind=kind.type,
+                items=items,
+                actor=principal.subject,
+                at=now,
+                pins=pins,
+            )
+    except DBAPIError as exc:
+        if sqlstate(exc) == UNIQUE_TAKEN:
+            raise _unique_conflict(kind, _message(exc)) from exc
+        raise
+    return [
+        {
+            "id": item.entity_id,
+            "version": 1,
+            "log_index": first + i,
+            "digest": digests.label(item.encoded.digest),
+        }
+        for i, item in enumerate(items)
+    ]
+
+
+def _item_field(index: int, field: str) -> str:
+    return f"items[{index}]" + (f".{field}" if field else "")
+
+
+def _duplicate_in_batch(kind: Kind, first: int) -> Violation:
+    rule = "L1-SKILL-02" if kind.type == "skill" else "L1-AGENT-03"
+    field = "name" if kind.type == "skill" else "skill_id"
+    return Violation(rule, field, f"same unique key as items[{first}]")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ verification never re-serialises. ``loads`` refuses what JCS cannot represent fa
 
 from __future__ import annotations
 
+import functools
 import json
 import json.encoder
 import math
@@ -31,6 +32,20 @@ def dumps(value: Any) -> bytes:
         return "".join(parts).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise CanonicalError("string contains a lone surrogate") from exc
+
+
+def join_object(members: dict[str, bytes]) -> bytes:
+    """The canonical bytes of an object whose members' canonical bytes are already known.
+
+    RFC 8785 is compositional: an object's form is its members' forms in name order, so a
+    value serialised once can be reused inside any object that holds it.
+    """
+    names = sorted(members, key=_keycheck)
+    return (
+        b"{"
+        + b",".join(_name_bytes(name) + b":" + members[name] for name in names)
+        + b"}"
+    )
 
 
 def loads(data: bytes | str) -> Any:
@@ -113,6 +128,12 @@ def _string(text: str) -> str:
     return _encode_basestring(text)
 
 
+@functools.lru_cache(maxsize=4096)  # member names repeat in every document
+def _name_bytes(name: str) -> bytes:
+    return _string(name).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=4096)
 def _utf16_key(key: str) -> bytes:
     # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
     return key.encode("utf-16-be", "surrogatepass")

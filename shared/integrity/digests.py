@@ -33,6 +33,24 @@ def unlabel(text: str) -> bytes:
     return raw
 
 
+def encode_document(doc: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """A version document's canonical bytes and its ``field_digests``, from one serialisation:
+    each field is serialised once and its bytes reused for its section and the whole
+    document (``canonical.join_object``), instead of three times over."""
+    sections: dict[str, bytes] = {}
+    out: dict[str, Any] = {}
+    for section, value in doc.items():
+        if isinstance(value, dict):
+            members = {name: canonical.dumps(v) for name, v in value.items()}
+            body = canonical.join_object(members)
+            fields = {name: sha256(raw).hex() for name, raw in members.items()}
+        else:
+            body, fields = canonical.dumps(value), {}
+        sections[section] = body
+        out[section] = {"digest": sha256(body).hex(), "fields": fields}
+    return canonical.join_object(sections), out
+
+
 def field_digests(doc: dict[str, Any]) -> dict[str, Any]:
     """``{section: {"digest": hex, "fields": {field: hex}}}`` for a version document."""
     out: dict[str, Any] = {}

@@ -8,6 +8,7 @@ its index with its transaction).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -137,6 +138,62 @@ def append_version(
         },
     ).scalar_one()
     return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
+
+
+_CREATE_VERSIONS = text(
+    "SELECT plant_create_versions(:tenant, :kind, CAST(:items AS jsonb), :actor, "
+    "CAST(:at AS timestamptz), CAST(:refs AS uuid[]), CAST(:ref_indices AS bigint[]))"
+)
+
+
+@dataclass(frozen=True)
+class NewEntity:
+    entity_id: str
+    encoded: Encoded
+    name: str
+    category: str | None
+    unique_key: str | None
+
+
+def create_versions(
+    conn: Connection,
+    tenant: str,
+    *,
+    kind: str,
+    items: list[NewEntity],
+    actor: str,
+    at: str,
+    pins: dict[str, int],
+) -> int:
+    """Append version 1 of each new entity and their heads in one statement
+    (``plant_create_versions``); returns the first index, item i being at first + i."""
+    pinned = sorted(pins.items())
+    return conn.execute(
+        _CREATE_VERSIONS,
+        {
+            "tenant": tenant,
+            "kind": kind,
+            "items": json.dumps(
+                [
+                    [
+                        item.entity_id,
+                        item.encoded.body.hex(),
+                        item.encoded.digest.hex(),
+                        item.encoded.leaf_hash.hex(),
+                        item.encoded.field_digests,
+                        item.name,
+                        item.category,
+                        item.unique_key,
+                    ]
+                    for item in items
+                ]
+            ),
+            "actor": actor,
+            "at": at,
+            "refs": [ref for ref, _ in pinned],
+            "ref_indices": [index for _, index in pinned],
+        },
+    ).scalar_one()
 
 
 @dataclass(frozen=True)
