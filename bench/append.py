@@ -1,0 +1,124 @@
+"""Appends: ``shared.entities.create`` (validation, canonical bytes, digests, the tenant's log
+index, the head) against a plain INSERT of the same canonical bytes into a table with no
+integrity, same driver, same pool, same database; directly and through a latency proxy."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from bench import common, proxy, seed
+from bench.db import plain_table
+
+PER_TENANT_TARGET = 1_000  # appends/s per tenant log at 32 writers (issue #7)
+
+
+def _canonical_documents(bodies: list[dict[str, Any]]) -> list[bytes]:
+    """What the registry would store for these bodies (outside any timing)."""
+    from shared import documents
+    from shared.documents import Change
+    from shared.entities import _passed
+    from shared.kinds import KINDS
+    from shared.rules import inputs
+
+    kind = KINDS["skills"]
+    out = []
+    for i, body in enumerate(bodies):
+        fields, _, _ = inputs.check_write(kind, body, current=None)
+        change = Change(
+            "bench", str(uuid.UUID(int=i)), 1, "draft", documents.now_text(),
+            documents.now_text(), None, "created", "bench", f"r{i}", "create", _passed(kind),
+        )  # fmt: skip
+        out.append(documents.encode(documents.build(kind, fields, change)).body)
+    return out
+
+
+def _run(writers: int, per_writer: int) -> tuple[dict[str, float], dict[str, float]]:
+    from shared import entities
+    from shared.auth import Principal
+    from shared.storage.engine import database
+
+    bodies = seed.skill_bodies(seed.SEED, writers * per_writer)
+    stored = _canonical_documents(bodies)
+    plain_table("bench_plain")
+
+    def product() -> float:
+        author = Principal("bench", f"b-{uuid.uuid4().hex[:10]}", frozenset({"author"}))
+
+        def work(n: int) -> None:
+            for i in range(n * per_writer, (n + 1) * per_writer):
+                entities.create(author, "skills", bodies[i], f"bench-{i}")
+
+        return common.threads(work, writers)
+
+    def baseline() -> float:
+        engine = database().engine
+
+        def work(n: int) -> None:
+            for i in range(n * per_writer, (n + 1) * per_writer):
+                with engine.begin() as conn:
+                    conn.execute(
+                        text("INSERT INTO bench_plain (body) VALUES (:b)"), {"b": stored[i]}
+                    )
+
+        return common.threads(work, writers)
+
+    database().ping()  # the pool exists before the first timing
+    return common.repeat(product), common.repeat(baseline)
+
+
+def bench_append(writers: int, per_writer: int) -> dict[str, Any]:
+    prod, base = _run(writers, per_writer)
+    total = writers * per_writer
+    return common.result(
+        f"append, {writers} writer(s), direct",
+        common.side(prod, total, "appends/s", "entities.create"),
+        common.side(base, total, "appends/s", "plain INSERT"),
+        operations=total,
+    )
+
+
+def _select1_latency(samples: int) -> float:
+    """Median seconds of ``SELECT 1`` on one pooled connection of the current settings."""
+    from shared.storage.engine import database
+
+    engine = database().engine
+    times = []
+    with engine.connect() as conn:
+        for _ in range(samples):
+            started = time.perf_counter()
+            conn.execute(text("SELECT 1")).scalar_one()
+            times.append(time.perf_counter() - started)
+    return common.stats(times)["median"]
+
+
+def bench_append_proxied(writers: int, per_writer: int, delay_ms: float = 1.0) -> dict[str, Any]:
+    """The append benchmark at ``writers`` writers (and as many pooled connections) through
+    a proxy adding ``delay_ms`` each way, as to a database a network away."""
+    url = os.environ["DATABASE_URL"]
+    direct_rtt = _select1_latency(200)
+    with (
+        proxy.latency_proxy(url, delay_ms) as proxied,
+        proxy.database_through(proxied, PLANT_DB_POOL_SIZE=str(writers)),
+    ):
+        proxied_rtt = _select1_latency(200)
+        prod, base = _run(writers, per_writer)
+    total = writers * per_writer
+    rate = total / prod["median"]
+    return common.result(
+        f"append, {writers} writers, one tenant, via proxy (+{delay_ms:g} ms each way)",
+        common.side(prod, total, "appends/s", "entities.create"),
+        common.side(base, total, "appends/s", "plain INSERT"),
+        operations=total,
+        details=[
+            f"SELECT 1 round trip: {direct_rtt * 1000:.2f} ms direct, "
+            f"{proxied_rtt * 1000:.2f} ms through the proxy "
+            f"(+{(proxied_rtt - direct_rtt) * 1000:.2f} ms)",
+            f"pool size {writers}",
+        ],
+        targets=[common.at_least("appends/s per tenant log", rate, PER_TENANT_TARGET, "/s")],
+    )

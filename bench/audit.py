@@ -1,0 +1,99 @@
+"""Audits: a full audit of N entries (seal, checkpoints and anchors, every leaf recomputed from
+the stored bytes and the signed root rebuilt, chains, heads and rules) against the floor of
+reading the same rows and hashing them; then incremental audits, each of M entries appended
+since the previous audit, against reading and hashing those M rows."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from bench import common, seed
+from bench.db import superuser
+from bench.proofs import sealed_tenant
+
+FULL_TARGET = 10.0  # seconds at 1,000,000 entries (issue #7)
+FULL_RATIO_TARGET = 2.0
+INCREMENTAL_TARGET = 1.0  # seconds for 10,000 new entries
+
+
+def _read_and_hash(tenant: str, start: int, end: int, batch: int = 5000) -> float:
+    from shared.storage.engine import database
+
+    started = time.perf_counter()
+    with database().transaction(tenant) as conn:
+        for low in range(start, end, batch):
+            for (body,) in conn.execute(
+                text("SELECT body FROM log_entries WHERE idx >= :a AND idx < :b ORDER BY idx"),
+                {"a": low, "b": min(end, low + batch)},
+            ):
+                hashlib.sha256(b"\x00" + bytes(body)).digest()
+    return time.perf_counter() - started
+
+
+def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
+    from shared import auditing
+    from shared.auth import Principal
+
+    tenant, _ = sealed_tenant(size)
+    auditor = Principal("bench", tenant, frozenset({"auditor"}))
+
+    def full() -> float:
+        started = time.perf_counter()
+        run, _ = auditing.run(auditor, {"mode": "full"})
+        took = time.perf_counter() - started
+        assert run["findings"] == [], run["findings"][:3]
+        return took
+
+    prod = common.repeat(full)
+    base = common.repeat(lambda: _read_and_hash(tenant, 0, size))
+    out = [
+        common.result(
+            f"full audit of {size:,} entries",
+            common.side(prod, size, "entries/s", "auditing.run(full)"),
+            common.side(base, size, "entries/s", "read + SHA-256 every row"),
+            operations=size,
+            targets=[
+                *(
+                    [common.at_most("full audit at 1,000,000", prod["median"], FULL_TARGET, "s")]
+                    if size >= 1_000_000
+                    else []
+                ),
+                common.at_most("ratio", prod["median"] / base["median"], FULL_RATIO_TARGET, "x"),
+            ],
+        )
+    ]
+
+    # Incremental: each repeat appends `increment` new entries (outside the timing), then
+    # audits them; the floor reads and hashes the same new rows.
+    eng = superuser()
+    size_now = size
+    incremental, floor, verified = [], [], []
+    for _ in range(common.REPEATS):
+        seed.write_skills(eng, tenant, size_now, increment)
+        started = time.perf_counter()
+        run, _ = auditing.run(auditor, {"mode": "incremental"})
+        incremental.append(time.perf_counter() - started)
+        assert run["findings"] == [], run["findings"][:3]
+        verified.append(run.get("summary", {}).get("entries_verified"))
+        floor.append(_read_and_hash(tenant, size_now, size_now + increment))
+        size_now += increment
+    eng.dispose()
+    inc = common.stats(incremental)
+    out.append(
+        common.result(
+            f"incremental audit of {increment:,} new entries (log of {size:,}+)",
+            common.side(inc, increment, "entries/s", "auditing.run(incremental), incl. seal"),
+            common.side(common.stats(floor), increment, "entries/s", "read + SHA-256 the rows"),
+            operations=increment,
+            details=[
+                "includes sealing the new entries (their subtree hashes and checkpoint)",
+                f"entries verified per run: {sorted(set(map(str, verified)))}",
+            ],
+            targets=[common.at_most("incremental", inc["median"], INCREMENTAL_TARGET, "s")],
+        )
+    )
+    return out

@@ -1,0 +1,87 @@
+"""The benchmark database: a fresh migrated database on DATABASE_URL's server or an embedded
+PostgreSQL, a superuser engine for seeding and baselines, and the plain tables the baselines
+write to (no integrity at all: an id and the bytes)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+_server: Any = None
+external = False  # True when DATABASE_URL named the server (not the embedded one)
+
+
+def setup_database() -> None:
+    """Point DATABASE_URL at a fresh migrated database; keep any embedded server alive."""
+    global _server, external
+    url = os.environ.get("DATABASE_URL")
+    external = bool(url)
+    if not url:
+        from shared.storage import embedded
+
+        _server, url = embedded.start(Path(tempfile.mkdtemp(prefix="plant-bench-")), "delete")
+    os.environ["DATABASE_URL"] = _create_database(url)
+    os.environ["PLANT_DATA_DIR"] = tempfile.mkdtemp(prefix="plant-bench-data-")
+    os.environ["PLANT_ENV"] = "local"
+    reset_process()
+    from shared import bootstrap
+
+    bootstrap.prepare_local()
+
+
+def _create_database(server_url: str) -> str:
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from shared.storage.urls import pg8000_url
+
+    name = f"plant_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg8000_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def reset_process() -> None:
+    """Forget the cached settings, pool and authenticator (after changing the environment)."""
+    from shared import auth, config
+    from shared.storage import engine
+
+    engine.reset()
+    config.settings.cache_clear()
+    auth.authenticator.cache_clear()
+
+
+def superuser() -> Engine:
+    """An engine as DATABASE_URL's (super)user, outside the application role and its RLS."""
+    from shared.storage.urls import pg8000_url
+
+    return create_engine(pg8000_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
+
+
+def server_version() -> str:
+    eng = superuser()
+    with eng.connect() as conn:
+        version = conn.execute(text("SHOW server_version")).scalar_one()
+    eng.dispose()
+    return str(version)
+
+
+def plain_table(name: str) -> None:
+    """``name (id bigserial, body bytea)`` that the application role may write and read."""
+    eng = superuser()
+    with eng.begin() as conn:
+        conn.execute(
+            text(f"CREATE TABLE IF NOT EXISTS {name} (id bigserial PRIMARY KEY, body bytea)")
+        )
+        conn.execute(text(f"GRANT INSERT, SELECT ON {name} TO plant_app"))
+        conn.execute(text(f"GRANT USAGE ON SEQUENCE {name}_id_seq TO plant_app"))
+    eng.dispose()

@@ -1,0 +1,186 @@
+"""HTTP creates end to end: ``POST /registry/skills`` on the real server, started the way Cloud
+Functions starts it (``functions-framework --target=registry``: functions-framework's gunicorn
+application, one worker, THREADS=8 threads, timeout 0, PLANT_DB_POOL_SIZE=8, as
+terraform/functions.tf sets them), against bench/plain_app.py served by the same class with the
+same environment, inserting the same request bytes. Keep-alive clients (one connection per
+client thread); latency is from sending a request to having read its whole response."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench import common, seed
+from bench.db import plain_table
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# What terraform/functions.tf gives every function (one CPU, request concurrency 8).
+SHIPPED_ENV = {"THREADS": "8", "PLANT_DB_POOL_SIZE": "8"}
+P50_TARGET = 0.005  # seconds, one client
+RATIO_TARGET = 1.5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, path: str, limit: float = 60) -> float:
+    """Poll ``path`` until it answers 200; seconds from now until then."""
+    started = time.perf_counter()
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            if response.status == 200:
+                return time.perf_counter() - started
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {err}")
+        if time.perf_counter() - started > limit:
+            raise RuntimeError(f"no 200 from {path} within {limit} s")
+        time.sleep(0.005)
+
+
+@contextmanager
+def server(
+    command: list[str], port: int, health: str, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_healthy(proc, port, health)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def registry_command(port: int) -> list[str]:
+    return [
+        str(BIN / "functions-framework"), "--target=registry", "--source=main.py",
+        f"--port={port}", "--host=127.0.0.1",
+    ]  # fmt: skip
+
+
+def plain_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "bench.plain_app", "--port", str(port)]
+
+
+def _token(tenant: str) -> str:
+    from shared.auth import LocalTokens
+    from shared.config import settings
+
+    return LocalTokens.from_settings(settings()).issue("bench", tenant, ["author"], ttl=3600)
+
+
+def _load(
+    port: int, path: str, bodies: list[bytes], clients: int, token: str
+) -> tuple[float, list[float]]:
+    """``clients`` threads, each with one keep-alive connection, POST their share of
+    ``bodies``; (wall seconds, every request's latency)."""
+    per = len(bodies) // clients
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)]
+
+    def work(n: int) -> None:
+        conn = conns[n]
+        for body in bodies[n * per : (n + 1) * per]:
+            started = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            latencies[n].append(time.perf_counter() - started)
+            if response.status != 201:
+                raise RuntimeError(f"{path}: {response.status} {data[:500]!r}")
+
+    for conn in conns:
+        conn.connect()
+    wall = common.threads(work, clients)
+    for conn in conns:
+        conn.close()
+    return wall, [x for lane in latencies for x in lane]
+
+
+def _measure(
+    port: int, path: str, bodies: list[bytes], clients: int, fresh_tenant: bool
+) -> tuple[dict[str, float], list[float]]:
+    walls, latencies = [], []
+    for _ in range(common.REPEATS):
+        token = _token(f"h-{uuid.uuid4().hex[:10]}" if fresh_tenant else "plain")
+        wall, lat = _load(port, path, bodies, clients, token)
+        walls.append(wall)
+        latencies += lat
+    return common.stats(walls), latencies
+
+
+def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any]]:
+    plain_table("bench_plain")
+    sizes = {1: single, clients: clients * per_client}
+    bodies = {
+        n: [json.dumps(b).encode() for b in seed.skill_bodies(seed.SEED, count)]
+        for n, count in sizes.items()
+    }
+    warm = [json.dumps(b).encode() for b in seed.skill_bodies(seed.SEED + 1, 4 * clients)]
+    measured: dict[str, dict[int, tuple[dict[str, float], list[float]]]] = {}
+    for side, command, path, health in (
+        ("product", registry_command, "/skills", "/healthz"),
+        ("baseline", plain_command, "/skills", "/healthz"),
+    ):
+        port = free_port()
+        measured[side] = {}
+        with server(command(port), port, health, **SHIPPED_ENV):
+            _load(port, path, warm, clients, _token(f"w-{uuid.uuid4().hex[:10]}"))
+            for n in sizes:
+                measured[side][n] = _measure(port, path, bodies[n], n, side == "product")
+    out = []
+    for n, count in sizes.items():
+        prod_t, prod_l = measured["product"][n]
+        base_t, base_l = measured["baseline"][n]
+        p50, p99 = common.percentile(prod_l, 50), common.percentile(prod_l, 99)
+        b50, b99 = common.percentile(base_l, 50), common.percentile(base_l, 99)
+        targets = [common.at_most("ratio", prod_t["median"] / base_t["median"], RATIO_TARGET, "x")]
+        if n == 1:
+            targets.insert(0, common.at_most("p50", p50, P50_TARGET, "s"))
+        out.append(
+            common.result(
+                f"HTTP POST /registry/skills, {n} keep-alive client(s)",
+                common.side(prod_t, count, "req/s", "registry (functions-framework)"),
+                common.side(base_t, count, "req/s", "plain WSGI INSERT"),
+                operations=count,
+                details=[
+                    f"product p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms",
+                    f"baseline p50 {b50 * 1000:.2f} ms, p99 {b99 * 1000:.2f} ms",
+                    "gunicorn 1 worker x 8 threads, pool 8 (terraform's settings)",
+                ],
+                targets=targets,
+            )
+        )
+    return out

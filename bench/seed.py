@@ -1,0 +1,261 @@
+"""Seeded fixture data for every benchmark: the same seed gives the same bodies, entity ids and
+stored bytes, run after run.
+
+``skill_body(seed, i)`` is the i-th request body a client would POST (its own
+``random.Random``, so any slice of the sequence is the same whichever order it is made in).
+``write_skills`` stores such bodies in bulk exactly as the registry would have written them
+(canonical document, digests, per-field digests, leaf hash, head), without the per-request
+round trips, so that audits and proofs check real documents at sizes of 1,000,000 (the logic
+of tests/seeding.py, made repeatable and spread over the machine's cores).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+SEED = 9162
+CREATED_AT = "2026-01-01T00:00:00.000Z"
+
+_ADJECTIVES = (
+    "applied", "secure", "distributed", "regulated", "clinical", "financial", "embedded",
+    "statistical", "legal", "visual", "conversational", "industrial", "cloud", "mobile",
+)  # fmt: skip
+_NOUNS = (
+    "analysis", "forecasting", "translation", "review", "modelling", "triage", "auditing",
+    "scheduling", "negotiation", "summarisation", "testing", "design", "planning", "support",
+)  # fmt: skip
+_WORDS = (
+    "writes", "reviews", "plans", "checks", "explains", "documents", "reports", "tests",
+    "models", "data", "contracts", "code", "claims", "risks", "requirements", "evidence",
+    "with", "for", "and", "under", "clear", "careful", "traceable", "reviewed", "policies",
+)  # fmt: skip
+_TAGS = ("python", "sql", "finance", "health", "legal", "ops", "ml", "nlp", "vision", "qa")
+_CATEGORIES = ("technical", "soft_skill", "domain_expertise", "certification")
+
+
+def _rng(seed: int, i: int) -> random.Random:
+    return random.Random((seed << 40) | i)
+
+
+def skill_body(seed: int, i: int) -> dict[str, Any]:
+    """The i-th skill a client creates: unique name, a description of 8 to 40 words, a
+    category, up to four tags, and sometimes custom attributes."""
+    rng = _rng(seed, i)
+    body: dict[str, Any] = {
+        "name": f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} {i}",
+        "description": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 40))),
+        "category": rng.choice(_CATEGORIES),
+        "tags": sorted(rng.sample(_TAGS, rng.randint(0, 4))),
+    }
+    if rng.random() < 0.3:
+        body["custom_attributes"] = {"level": rng.randint(1, 5), "source": "bench"}
+    return body
+
+
+def skill_bodies(seed: int, count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [skill_body(seed, i) for i in range(start, start + count)]
+
+
+def entity_id(seed: int, i: int) -> str:
+    return str(uuid.UUID(int=_rng(seed ^ 0x5EED, i).getrandbits(128), version=4))
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_ascii = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _fast_dumps(value: Any) -> bytes:
+    """RFC 8785 bytes of values made only of ASCII strings, integers, booleans, None, lists
+    and objects (what the seeded documents hold): for those, sorted keys and compact
+    separators are exactly JCS, and the C encoder is several times faster."""
+    if isinstance(value, str):
+        return _ascii(value).encode()
+    if value is None:
+        return b"null"
+    return _ENCODER.encode(value).encode()
+
+
+@contextmanager
+def _fast_canonical(check: dict[str, Any]) -> Iterator[None]:
+    """Use the C JSON encoder for canonical bytes while seeding, after checking on ``check``
+    (a real seeded document) that it writes the same bytes and field digests."""
+    from shared.integrity import canonical, digests
+
+    slow = canonical.dumps
+    expected = (slow(check), digests.field_digests(check))
+    canonical.dumps = _fast_dumps
+    try:
+        if (canonical.dumps(check), digests.field_digests(check)) != expected:
+            canonical.dumps = slow
+        yield
+    finally:
+        canonical.dumps = slow
+
+
+def encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[Any, ...]]:
+    """The stored form of skills ``start``..``start+count-1``: what ``entities.create`` would
+    have written, with fixed timestamps and request ids."""
+    if count > 100:
+        first = _document(tenant, seed, start)
+        with _fast_canonical(first):
+            return _encoded_rows(tenant, seed, start, count)
+    return _encoded_rows(tenant, seed, start, count)
+
+
+def _document(tenant: str, seed: int, i: int) -> dict[str, Any]:
+    from shared import documents
+    from shared.documents import Change
+    from shared.entities import _passed
+    from shared.kinds import KINDS
+    from shared.rules import inputs
+
+    kind = KINDS["skills"]
+    fields, _, _ = inputs.check_write(kind, skill_body(seed, i), current=None)
+    change = Change(
+        tenant, entity_id(seed, i), 1, "draft", CREATED_AT, CREATED_AT, None, "created", "seed",
+        f"seed-{i}", "create", _passed(kind),
+    )  # fmt: skip
+    return documents.build(kind, fields, change)
+
+
+def _encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[Any, ...]]:
+    from shared import documents
+    from shared.documents import Change
+    from shared.entities import _passed
+    from shared.integrity import canonical
+    from shared.kinds import KINDS
+    from shared.rules import inputs
+    from shared.rules.relations import unique_key
+
+    kind = KINDS["skills"]
+    passed = _passed(kind)
+    rows = []
+    for i in range(start, start + count):
+        fields, _, problems = inputs.check_write(kind, skill_body(seed, i), current=None)
+        assert not problems, problems
+        ident = entity_id(seed, i)
+        change = Change(
+            tenant, ident, 1, "draft", CREATED_AT, CREATED_AT, None, "created", "seed",
+            f"seed-{i}", "create", passed,
+        )  # fmt: skip
+        enc = documents.encode(documents.build(kind, fields, change))
+        rows.append(
+            (
+                i, ident, enc.body, enc.digest, enc.leaf_hash,
+                canonical.dumps(enc.field_digests).decode(), fields["name"], fields["category"],
+                unique_key(kind, fields),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _copy_text(value: Any) -> str:
+    """One field in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    out = str(value)
+    return out.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_lines(rows: list[tuple[Any, ...]]) -> bytes:
+    return "".join("\t".join(_copy_text(v) for v in row) + "\n" for row in rows).encode()
+
+
+def copy_chunk(tenant: str, seed: int, start: int, count: int) -> tuple[bytes, bytes, int]:
+    """COPY payloads (log entries, entity heads) of skills ``start``..``start+count-1``."""
+    entries, heads = [], []
+    for i, ident, body, digest, leaf, fields, name, category, key in encoded_rows(
+        tenant, seed, start, count
+    ):
+        entries.append(
+            (tenant, i, "version", "skill", ident, 1, body, digest, leaf, None, fields, "seed")
+        )
+        heads.append(
+            (tenant, ident, "skill", 1, "draft", name, category, key, i, i, CREATED_AT, CREATED_AT)
+        )
+    return _copy_lines(entries), _copy_lines(heads), start + count
+
+
+_ENTRY_COLUMNS = (
+    "tenant_id, idx, entry_type, kind, entity_id, version, body, digest, leaf_hash, "
+    "prev_digest, field_digests, actor"
+)
+_HEAD_COLUMNS = (
+    "tenant_id, entity_id, kind, version, status, name, category, unique_key, first_index, "
+    "log_index, created_at, updated_at"
+)
+_SIZE = (
+    "INSERT INTO log_heads (tenant_id, size) VALUES (%s, %s) "
+    "ON CONFLICT (tenant_id) DO UPDATE SET size = GREATEST(log_heads.size, EXCLUDED.size)"
+)
+
+
+def _copy(superuser: Engine, tenant: str, chunk: tuple[bytes, bytes, int]) -> None:
+    """COPY one chunk in one transaction (pg8000 escapes bytea arrays a character at a time
+    in Python, so array parameters are far slower than COPY at this size)."""
+    entries, heads, size = chunk
+    raw = superuser.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(f"COPY log_entries ({_ENTRY_COLUMNS}) FROM STDIN", stream=io.BytesIO(entries))
+        cur.execute(f"COPY entity_heads ({_HEAD_COLUMNS}) FROM STDIN", stream=io.BytesIO(heads))
+        cur.execute(_SIZE, (tenant, size))
+        raw.commit()
+    finally:
+        raw.close()
+
+
+CHUNK = 10_000
+
+
+def write_skills(superuser: Engine, tenant: str, start: int, count: int, seed: int = SEED) -> None:
+    """Append skills ``start``..``start+count-1`` to ``tenant``'s log (which must hold exactly
+    ``start`` entries). Large counts are encoded on every core while this process inserts."""
+    chunks = [(s, min(CHUNK, start + count - s)) for s in range(start, start + count, CHUNK)]
+    if len(chunks) <= 2:
+        for s, n in chunks:
+            _copy(superuser, tenant, copy_chunk(tenant, seed, s, n))
+        return
+    workers = max(1, os.cpu_count() or 1)
+    pending: deque[Future[tuple[bytes, bytes, int]]] = deque()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for s, n in chunks:
+            pending.append(pool.submit(copy_chunk, tenant, seed, s, n))
+            if len(pending) > 2 * workers:  # bounded look-ahead: memory stays flat
+                _copy(superuser, tenant, pending.popleft().result())
+        while pending:  # in order: indices must stay contiguous
+            _copy(superuser, tenant, pending.popleft().result())
+
+
+def seeded_tenant(prefix: str, size: int, seed: int = SEED) -> str:
+    """A tenant named after its contents holding ``size`` seeded skills (created once per
+    database: a second call with the same arguments finds it)."""
+    from bench.db import superuser as superuser_engine
+
+    tenant = f"{prefix}-s{seed}-n{size}"
+    eng = superuser_engine()
+    with eng.connect() as conn:
+        have = conn.execute(
+            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
+        ).scalar()
+    if have is None:
+        write_skills(eng, tenant, 0, size, seed)
+    elif have != size:
+        raise RuntimeError(f"{tenant} holds {have} entries, not {size}")
+    eng.dispose()
+    return tenant
