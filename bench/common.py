@@ -115,7 +115,9 @@ def result(
 
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
-        return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+        if value >= 1:
+            return f"{value:.2f} s"
+        return f"{value * 1000:.0f} ms" if value >= 0.1 else f"{value * 1000:.2f} ms"
     if unit == "ms":
         return f"{value:.2f} ms"
     if unit == "MB":

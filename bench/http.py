@@ -129,16 +129,40 @@ def _load(
     return wall, [x for lane in latencies for x in lane]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (gunicorn's workers)."""
+    import psutil
+
+    total = 0.0
+    proc = psutil.Process(pid)
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def _measure(
-    port: int, path: str, bodies: list[bytes], clients: int, fresh_tenant: bool
-) -> tuple[dict[str, float], list[float]]:
+    proc: subprocess.Popen[bytes],
+    port: int,
+    path: str,
+    bodies: list[bytes],
+    clients: int,
+    fresh_tenant: bool,
+) -> tuple[dict[str, float], list[float], float]:
+    """(wall seconds, every latency, server CPU seconds per request) over the repeats."""
     walls, latencies = [], []
+    cpu = 0.0
     for _ in range(common.REPEATS):
         token = _token(f"h-{uuid.uuid4().hex[:10]}" if fresh_tenant else "plain")
+        before = cpu_seconds(proc.pid)
         wall, lat = _load(port, path, bodies, clients, token)
+        cpu += cpu_seconds(proc.pid) - before
         walls.append(wall)
         latencies += lat
-    return common.stats(walls), latencies
+    return common.stats(walls), latencies, cpu / len(latencies)
 
 
 def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any]]:
@@ -149,21 +173,21 @@ def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any
         for n, count in sizes.items()
     }
     warm = [json.dumps(b).encode() for b in seed.skill_bodies(seed.SEED + 1, 4 * clients)]
-    measured: dict[str, dict[int, tuple[dict[str, float], list[float]]]] = {}
+    measured: dict[str, dict[int, tuple[dict[str, float], list[float], float]]] = {}
     for side, command, path, health in (
         ("product", registry_command, "/skills", "/healthz"),
         ("baseline", plain_command, "/skills", "/healthz"),
     ):
         port = free_port()
         measured[side] = {}
-        with server(command(port), port, health, **SHIPPED_ENV):
+        with server(command(port), port, health, **SHIPPED_ENV) as proc:
             _load(port, path, warm, clients, _token(f"w-{uuid.uuid4().hex[:10]}"))
             for n in sizes:
-                measured[side][n] = _measure(port, path, bodies[n], n, side == "product")
+                measured[side][n] = _measure(proc, port, path, bodies[n], n, side == "product")
     out = []
     for n, count in sizes.items():
-        prod_t, prod_l = measured["product"][n]
-        base_t, base_l = measured["baseline"][n]
+        prod_t, prod_l, prod_cpu = measured["product"][n]
+        base_t, base_l, base_cpu = measured["baseline"][n]
         p50, p99 = common.percentile(prod_l, 50), common.percentile(prod_l, 99)
         b50, b99 = common.percentile(base_l, 50), common.percentile(base_l, 99)
         targets = [common.at_most("ratio", prod_t["median"] / base_t["median"], RATIO_TARGET, "x")]
@@ -178,6 +202,8 @@ def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any
                 details=[
                     f"product p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms",
                     f"baseline p50 {b50 * 1000:.2f} ms, p99 {b99 * 1000:.2f} ms",
+                    f"server CPU per request: product {prod_cpu * 1000:.2f} ms, baseline "
+                    f"{base_cpu * 1000:.2f} ms",
                     "gunicorn 1 worker x 8 threads, pool 8 (terraform's settings)",
                 ],
                 targets=targets,
