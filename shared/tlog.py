@@ -148,7 +148,7 @@ def _int_param(query: dict[str, str], name: str, *, required: bool = True) -> in
                 f"{name} is required", errors=[{"field": name, "message": "is required"}]
             )
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise MalformedRequest(
             f"{name} must be a non-negative integer",
             errors=[{"field": name, "message": "must be a non-negative integer"}],
@@ -177,7 +177,7 @@ def checkpoint_at(principal: Principal, query: dict[str, str]) -> tree.StoredChe
 
 def entry(principal: Principal, raw_index: str) -> dict[str, Any]:
     principal.require(*READ_ROLES)
-    if not raw_index.isdigit() or len(raw_index) > 18:
+    if not (raw_index.isascii() and raw_index.isdigit()) or len(raw_index) > 18:
         raise NotFound("no such entry")
     with database().transaction(principal.tenant) as conn:
         found = ledger.entry_at(conn, int(raw_index))
@@ -227,7 +227,7 @@ def inclusion(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
         assert index is not None
         if index >= size:
             raise _out_of_range("index", f"index must be below size {size}")
-        reader = tree.DbNodes(conn)
+        reader = tree.proof_nodes(conn, principal.tenant)
         proof = merkle.inclusion_proof(reader, index, size)
         leaf = reader.get_nodes([(0, index)])[(0, index)]
     return {
@@ -259,7 +259,7 @@ def consistency(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
             raise _out_of_range("new", f"new must be from 1 to the checkpointed size {sealed}")
         if not 0 < old <= new:
             raise _out_of_range("old", "old must be from 1 to new")
-        proof = merkle.consistency_proof(tree.DbNodes(conn), old, new)
+        proof = merkle.consistency_proof(tree.proof_nodes(conn, principal.tenant), old, new)
     return {"old_size": old, "new_size": new, "proof": [b64(h) for h in proof]}
 
 
@@ -276,7 +276,9 @@ def version_proof(principal: Principal, log_index: int) -> dict[str, Any]:
             raise NotFound(
                 "this version is not in a checkpoint yet; it will be after the next seal"
             )
-        proof = merkle.inclusion_proof(tree.DbNodes(conn), log_index, last.size)
+        proof = merkle.inclusion_proof(
+            tree.proof_nodes(conn, principal.tenant), log_index, last.size
+        )
     return {
         "index": log_index,
         "tree_size": last.size,

@@ -1,4 +1,5 @@
-"""One-statement version writes: ``plant_append_version`` and ``plant_create_versions``.
+"""One-statement writes and reads: ``plant_append_version``, ``plant_create_versions`` and
+``plant_nodes``.
 
 A registry write used to hold the tenant's log counter (the ``log_heads`` row lock) across
 several client round trips: append, move the head, COMMIT. Cloud SQL is never on the same
@@ -156,6 +157,28 @@ END $$;
 
 REVOKE ALL ON FUNCTION plant_create_versions FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION plant_create_versions TO plant_app;
+
+-- Stored subtree hashes by packed key (level << 56 | index): one primary-key probe each,
+-- a plan PL/pgSQL prepares once per session (a set-based join would be planned per call,
+-- or cached generically as a hash join over the whole table).
+CREATE FUNCTION plant_nodes(p_keys bigint[])
+RETURNS TABLE (node_key bigint, hash bytea)
+LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = public AS $$
+DECLARE
+  v_tenant text := current_setting('plant.tenant');
+BEGIN
+  FOREACH node_key IN ARRAY p_keys LOOP
+    SELECT l.hash INTO hash FROM log_nodes l
+     WHERE l.tenant_id = v_tenant AND l.level = (node_key >> 56)
+       AND l.idx = (node_key & 72057594037927935);
+    IF FOUND THEN
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+END $$;
+
+REVOKE ALL ON FUNCTION plant_nodes FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION plant_nodes TO plant_app;
 """
 
 
@@ -165,5 +188,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS plant_nodes")
     op.execute("DROP FUNCTION IF EXISTS plant_create_versions")
     op.execute("DROP FUNCTION IF EXISTS plant_append_version")

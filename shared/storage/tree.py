@@ -6,6 +6,7 @@ integrity code decides exactly which O(log n) rows a root or proof needs.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 Key = tuple[int, int]
+
+
+_LEVEL_SHIFT = 56
+_INDEX_MASK = (1 << _LEVEL_SHIFT) - 1
+_NODES = text("SELECT node_key, hash FROM plant_nodes(CAST(:keys AS bigint[]))")
 
 
 class DbNodes:
@@ -26,22 +32,65 @@ class DbNodes:
     def get_nodes(self, keys: Sequence[Key]) -> Mapping[Key, bytes]:
         if not keys:
             return {}
-        levels = [k[0] for k in keys]
-        indices = [k[1] for k in keys]
-        rows = self.conn.execute(
-            text(
-                # LATERAL: one primary-key probe per key, never a scan of the table.
-                "SELECT k.level, k.idx, n.hash "
-                "FROM unnest(CAST(:levels AS smallint[]), CAST(:idx AS bigint[])) AS k(level, idx) "
-                "CROSS JOIN LATERAL (SELECT hash FROM log_nodes "
-                "WHERE tenant_id = current_setting('plant.tenant') "
-                "AND level = k.level AND idx = k.idx) AS n"
-            ),
-            {"levels": levels, "idx": indices},
-        ).all()
+        # Keys go as one array literal: the driver converts a long list element by element.
+        packed = "{" + ",".join(str(level << _LEVEL_SHIFT | idx) for level, idx in keys) + "}"
+        rows = self.conn.execute(_NODES, {"keys": packed}).all()
         self.queries += 1
         self.rows_read += len(rows)
-        return {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+        return {(r[0] >> _LEVEL_SHIFT, r[0] & _INDEX_MASK): bytes(r[1]) for r in rows}
+
+
+class CachedNodes:
+    """Proofs for clients: stored subtree hashes never change once written (append-only,
+    enforced by trigger), so they are kept in a bounded per-process cache, keyed by tenant.
+
+    Only for proofs served to clients, who verify them against a signed checkpoint; audits,
+    seals and certification checks read the database itself (``DbNodes``), so tampering is
+    always measured against what is stored now.
+    """
+
+    def __init__(self, base: DbNodes, scope: str, cache: NodeCache) -> None:
+        self.base = base
+        self.scope = scope  # database and tenant
+        self.cache = cache
+
+    def get_nodes(self, keys: Sequence[Key]) -> Mapping[Key, bytes]:
+        found, missing = self.cache.lookup(self.scope, keys)
+        if missing:
+            fetched = self.base.get_nodes(missing)
+            self.cache.store(self.scope, fetched)
+            found.update(fetched)
+        return found
+
+
+class NodeCache:
+    """A bounded map of (scope, level, index) -> hash; oldest entries go first."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._nodes: dict[tuple[str, int, int], bytes] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, scope: str, keys: Sequence[Key]) -> tuple[dict[Key, bytes], list[Key]]:
+        found: dict[Key, bytes] = {}
+        missing: list[Key] = []
+        nodes = self._nodes
+        for key in keys:
+            value = nodes.get((scope, *key))
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        return found, missing
+
+    def store(self, scope: str, nodes: Mapping[Key, bytes]) -> None:
+        with self._lock:
+            for (level, idx), value in nodes.items():
+                self._nodes[(scope, level, idx)] = value
+            overflow = len(self._nodes) - self.capacity
+            if overflow > 0:  # dicts keep insertion order: drop the oldest
+                for old in list(self._nodes)[:overflow]:
+                    del self._nodes[old]
 
 
 class OverlayNodes:
@@ -56,6 +105,14 @@ class OverlayNodes:
         missing = [k for k in keys if k not in found]
         found.update(self.base.get_nodes(missing))
         return found
+
+
+PROOF_CACHE = NodeCache()
+
+
+def proof_nodes(conn: Connection, tenant: str) -> CachedNodes:
+    """The reader for proofs served to clients (see ``CachedNodes``)."""
+    return CachedNodes(DbNodes(conn), f"{conn.engine.url.database}/{tenant}", PROOF_CACHE)
 
 
 def insert_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:

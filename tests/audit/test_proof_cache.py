@@ -1,0 +1,80 @@
+"""Proofs served to clients come from a per-process cache of stored subtree hashes; audits
+never do. Tampering with a stored node after it was cached must still be found."""
+
+from __future__ import annotations
+
+import base64
+
+from rfc9162 import verify_inclusion
+from sqlalchemy import text
+
+from shared import tlog
+from shared.storage import tree
+
+
+def _proof(history, index: int) -> tuple[dict, str]:
+    served = tlog.inclusion(history.auditor, {"index": str(index)})
+    return served, tlog.latest_checkpoint(history.auditor).note
+
+
+def _root(history) -> bytes:
+    return tlog.latest_checkpoint(history.auditor).root
+
+
+def test_cached_proofs_equal_stored_ones_and_skip_the_database(history):
+    first, _ = _proof(history, 1)
+    size = first["tree_size"]
+    proof = [base64.b64decode(h) for h in first["proof"]]
+    leaf = base64.b64decode(first["leaf_hash"])
+    assert verify_inclusion(leaf, 1, size, proof, _root(history))
+    queries: list[str] = []
+    from sqlalchemy import event
+
+    from shared.storage.engine import database
+
+    def record(conn, cursor, statement, params, context, many):
+        queries.append(statement)
+
+    event.listen(database().engine, "before_cursor_execute", record)
+    try:
+        again, _ = _proof(history, 1)
+    finally:
+        event.remove(database().engine, "before_cursor_execute", record)
+    assert again == first
+    assert not any("plant_nodes" in q for q in queries), queries
+
+
+def test_a_node_tampered_after_caching_is_still_found_by_the_audit(history, attack):
+    served, _ = _proof(history, 0)  # caches the nodes on leaf 0's path
+    attack(
+        "UPDATE log_nodes SET hash = sha256(hash) WHERE tenant_id = :t AND level = 0 AND idx = 0",
+        t=history.tenant,
+    )
+    run = history.audit("full")
+    assert run["findings"], "the audit must read the database, not the proof cache"
+    # What clients get stays the proof of the signed tree, which still verifies.
+    leaf = base64.b64decode(served["leaf_hash"])
+    proof = [base64.b64decode(h) for h in served["proof"]]
+    assert verify_inclusion(leaf, 0, served["tree_size"], proof, _root(history))
+
+
+def test_the_cache_is_bounded_and_keyed_by_scope():
+    cache = tree.NodeCache(capacity=10)
+    cache.store("db/a", {(0, i): bytes([i]) * 32 for i in range(15)})
+    found, missing = cache.lookup("db/a", [(0, i) for i in range(15)])
+    assert sorted(found) == [(0, i) for i in range(5, 15)]  # the oldest five went
+    assert missing == [(0, i) for i in range(5)]
+    assert cache.lookup("db/b", [(0, 9)]) == ({}, [(0, 9)])
+
+
+def test_stored_node_reads_match_the_table(history, superuser):
+    with superuser.connect() as conn:
+        rows = conn.execute(
+            text("SELECT level, idx, hash FROM log_nodes WHERE tenant_id = :t"),
+            {"t": history.tenant},
+        ).all()
+    from shared.storage.engine import database
+
+    with database().transaction(history.tenant) as conn:
+        got = tree.DbNodes(conn).get_nodes([(r[0], r[1]) for r in rows] + [(40, 1)])
+    assert got == {(r[0], r[1]): bytes(r[2]) for r in rows}
