@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["reliability_table"]  # the attack/fault table at the end of a run
+
 
 def _server_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object | None]:
     url = os.environ.get("PLANT_TEST_SERVER_URL") or os.environ.get("DATABASE_URL")

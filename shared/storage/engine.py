@@ -161,6 +161,13 @@ def socket_errors_are_unavailable(engine: Engine) -> None:
     database going down mid-request would be a 500. Treat them as what they are: a lost
     connection (invalidated, with the pool's older ones) and a 503."""
 
+    @event.listens_for(engine, "do_connect")  # URL engines only; a ``creator`` bypasses it
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except ConnectionError as exc:  # the DBAPI's own error, which is_unavailable knows
+            raise dialect.loaded_dbapi.InterfaceError("network error") from exc
+
     @event.listens_for(engine, "handle_error")
     def _socket_error(context: Any) -> None:
         if isinstance(context.original_exception, ConnectionError):
