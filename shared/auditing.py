@@ -34,6 +34,8 @@ from shared.storage.engine import database
 
 MODES = ("incremental", "full")
 STALE_RUN = "15 minutes"
+RUNS_PAGE = 20
+MAX_RUNS_PAGE = 100
 
 
 BATCH = 5000
@@ -88,6 +90,8 @@ class Auditor:
         self.rows_read = 0
         self.keyring = keys.keyring()
         self.reported: set[int] = set()  # indices already named by a finding
+        # entity id -> (index, version, parsed document) of its newest version read so far
+        self.latest: dict[str, tuple[int, int, dict[str, Any]]] = {}
 
     def add(self, kind: str, detail: str, **where: Any) -> None:
         finding = Finding(kind, self.tenant, detail, **where)
@@ -197,7 +201,9 @@ class Auditor:
                     if row.index in stored:
                         moved_from[stored[row.index]] = row.index
                 else:
-                    self.column_check(row, leaf)
+                    doc = self.column_check(row, leaf)
+                    if doc is not None:
+                        self._seen_version(row, doc)
                     if row.entry_type != "certificate":
                         row.body = b""
                 kept.append(row)
@@ -241,6 +247,20 @@ class Auditor:
                 self._altered(row)
 
     def stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
+        """The stored level-0 hashes of [start, end): when all are there (the usual case)
+        they come as one concatenated value, not a row each."""
+        count, joined = self.conn.execute(
+            text(
+                "SELECT count(*), string_agg(hash, ''::bytea ORDER BY idx) FROM log_nodes "
+                "WHERE tenant_id = current_setting('plant.tenant') "
+                "AND level = 0 AND idx >= :start AND idx < :end"
+            ),
+            {"start": start, "end": end},
+        ).one()
+        self.rows_read += int(count)
+        if int(count) == end - start and joined is not None and len(joined) == 32 * count:
+            raw = bytes(joined)
+            return {start + i: raw[32 * i : 32 * i + 32] for i in range(end - start)}
         result = self.conn.execute(
             text(
                 "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
@@ -248,7 +268,6 @@ class Auditor:
             ),
             {"start": start, "end": end},
         ).all()
-        self.rows_read += len(result)
         return {int(r[0]): bytes(r[1]) for r in result}
 
     def _altered(self, row: Row) -> None:
@@ -293,11 +312,20 @@ class Auditor:
         ).scalar()
         return found or {}
 
-    def column_check(self, row: Row, leaf: bytes) -> None:
-        """A row's columns must agree with the bytes they describe."""
+    def _seen_version(self, row: Row, doc: dict[str, Any]) -> None:
+        """Keep the newest version read of each entity, parsed, for the heads and rules
+        checks (one document per entity, as those checks hold anyway)."""
+        known = self.latest.get(row.entity_id)
+        if known is None or row.version > known[1]:
+            self.latest[row.entity_id] = (row.index, row.version, doc)
+
+    def column_check(self, row: Row, leaf: bytes) -> dict[str, Any] | None:
+        """A row's columns must agree with the bytes they describe; returns a version's
+        parsed document when they do."""
         if row.index in self.reported:
-            return
+            return None
         column = None
+        doc = None
         if row.leaf_hash != leaf:
             column = "leaf_hash"
         elif row.digest != digests.sha256(row.body):
@@ -326,6 +354,8 @@ class Auditor:
                 section="row",
                 field=column,
             )
+            return None
+        return doc
 
     def beyond(self, size: int) -> None:
         """Rows past the log's committed size were never appended by the registry."""
@@ -405,51 +435,62 @@ class Auditor:
         return bytes(found) if found is not None else None
 
     def heads_and_rules(self, entity_ids: set[str] | None) -> None:
-        """Heads agree with the latest version; current versions still satisfy the rules."""
+        """Heads agree with the latest version; current versions still satisfy the rules.
+
+        A head whose current version the entries pass read and checked uses that parsed
+        document; only the others (outside the audited range, or pointing elsewhere) are
+        read again from the ledger.
+        """
         query = (
-            "SELECT CAST(h.entity_id AS text), h.kind, h.version, h.status, h.log_index, "
-            "e.version, e.body, e.entry_type FROM entity_heads h "
-            "LEFT JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
-            "WHERE h.tenant_id = current_setting('plant.tenant')"
+            "SELECT CAST(entity_id AS text), kind, version, status, log_index FROM entity_heads "
+            "WHERE tenant_id = current_setting('plant.tenant')"
         )
         params: dict[str, Any] = {}
         if entity_ids is not None:
             if not entity_ids:
                 return
-            query += " AND h.entity_id = ANY(CAST(:ids AS uuid[]))"
+            query += " AND entity_id = ANY(CAST(:ids AS uuid[]))"
             params["ids"] = sorted(entity_ids)
-        rows = self.conn.execute(text(query), params).all()
-        self.rows_read += len(rows)
-        latest_versions = self._latest_versions(entity_ids)
+        heads_rows = self.conn.execute(text(query), params).all()
+        self.rows_read += len(heads_rows)
+        uncovered = {
+            r[0] for r in heads_rows if r[0] not in self.latest or self.latest[r[0]][0] != int(r[4])
+        }
+        stored = self._head_versions(uncovered)
+        latest_versions = self._latest_versions(uncovered) if uncovered else {}
         current: dict[str, tuple[str, str, dict[str, Any]]] = {}
-        for entity_id, kind, version, status, log_index, e_version, body, e_type in rows:
+        for entity_id, kind, version, status, log_index in heads_rows:
+            version, log_index = int(version), int(log_index)
             where = dict(
-                entity_type=kind,
-                entity_id=entity_id,
-                version=int(version),
-                log_index=int(log_index),
+                entity_type=kind, entity_id=entity_id, version=version, log_index=log_index
             )
-            if int(log_index) in self.reported:
+            if log_index in self.reported:
                 continue
-            if body is None or e_type != "version" or int(e_version) != int(version):
-                self.add(
-                    "altered",
-                    "the entity's head does not point at its current version",
-                    section="entity_heads",
-                    field="log_index",
-                    **where,
-                )
-                continue
-            latest = latest_versions.get(entity_id)
-            try:
-                doc = canonical.read(bytes(body))
-            except ValueError:
-                continue  # reported as altered by the entry check
-            if latest is not None and int(latest) > int(version):
+            if entity_id in uncovered:
+                e_version, body, e_type = stored.get(entity_id, (None, None, None))
+                if body is None or e_type != "version" or e_version != version:
+                    self.add(
+                        "altered",
+                        "the entity's head does not point at its current version",
+                        section="entity_heads",
+                        field="log_index",
+                        **where,
+                    )
+                    continue
+                try:
+                    doc = canonical.read(body)
+                except ValueError:
+                    continue  # reported as altered by the entry check
+                latest = latest_versions.get(entity_id)
+            else:
+                _, latest, doc = self.latest[entity_id]
+                if latest == version:
+                    latest = None
+            if latest is not None and latest > version:
                 self.add(
                     "inserted",
                     f"version {latest} exists but the head is at {version}",
-                    **{**where, "version": int(latest)},
+                    **{**where, "version": latest},
                 )
             if doc["lifecycle"]["status"] != status:
                 self.add(
@@ -461,6 +502,23 @@ class Auditor:
                 )
             current[entity_id] = (kind, status, doc)
         self._rules(current)
+
+    def _head_versions(self, entity_ids: set[str]) -> dict[str, tuple[int, bytes, str]]:
+        """(version, body, entry type) of the entry each head points at."""
+        if not entity_ids:
+            return {}
+        rows = self.conn.execute(
+            text(
+                "SELECT CAST(h.entity_id AS text), e.version, e.body, e.entry_type "
+                "FROM entity_heads h JOIN log_entries e "
+                "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+                "WHERE h.tenant_id = current_setting('plant.tenant') "
+                "AND h.entity_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": sorted(entity_ids)},
+        ).all()
+        self.rows_read += len(rows)
+        return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
     def _latest_versions(self, entity_ids: set[str] | None) -> dict[str, int]:
         query = (
@@ -758,10 +816,14 @@ def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
 
 def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     principal.require("auditor")
-    raw = query.get("limit") or "20"
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    raw = query.get("limit") or str(RUNS_PAGE)
+    if (
+        not (raw.isascii() and raw.isdigit() and len(raw) <= 3)
+        or not 1 <= int(raw) <= MAX_RUNS_PAGE
+    ):
         raise MalformedRequest(
-            "invalid limit", errors=[{"field": "limit", "message": "must be from 1 to 100"}]
+            "invalid limit",
+            errors=[{"field": "limit", "message": f"must be from 1 to {MAX_RUNS_PAGE}"}],
         )
     with database().transaction(principal.tenant) as conn:
         rows = conn.execute(

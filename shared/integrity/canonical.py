@@ -15,6 +15,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32  # input nesting limit: far above any document the registry accepts
 _encode_basestring = json.encoder.encode_basestring
@@ -41,11 +43,7 @@ def join_object(members: dict[str, bytes]) -> bytes:
     value serialised once can be reused inside any object that holds it.
     """
     names = sorted(members, key=_keycheck)
-    return (
-        b"{"
-        + b",".join(_name_bytes(name) + b":" + members[name] for name in names)
-        + b"}"
-    )
+    return b"{" + b",".join(_name_bytes(name) + b":" + members[name] for name in names) + b"}"
 
 
 def loads(data: bytes | str) -> Any:
@@ -71,9 +69,10 @@ def loads(data: bytes | str) -> Any:
 
 
 def read(data: bytes) -> Any:
-    """Parse bytes that ``dumps`` wrote (stored versions): the fast path, without the I-JSON
-    re-checks ``loads`` applies to input from outside. Raises ValueError on bad JSON."""
-    return json.loads(data)
+    """Parse bytes that ``dumps`` wrote (stored versions): the fast path (orjson, in C),
+    without the I-JSON re-checks ``loads`` applies to input from outside. Raises ValueError
+    on bad JSON."""
+    return orjson.loads(data)
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

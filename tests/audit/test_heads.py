@@ -1,0 +1,90 @@
+"""The entity_heads projection attacked as a superuser: the audit compares every head with
+the ledger, whether it reuses the version the entries pass just checked or reads it again."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from shared import entities
+
+
+def _entries(superuser, tenant: str, entity_id: str) -> list[tuple[int, str, int]]:
+    with superuser.connect() as conn:
+        return [
+            (int(r[0]), r[1], int(r[2]))
+            for r in conn.execute(
+                text(
+                    "SELECT idx, entry_type, version FROM log_entries WHERE tenant_id = :t "
+                    "AND entity_id = CAST(:e AS uuid) ORDER BY idx"
+                ),
+                {"t": tenant, "e": entity_id},
+            )
+        ]
+
+
+def _findings(run, kind: str) -> list[dict]:
+    return [f for f in run["findings"] if f["kind"] == kind]
+
+
+def test_a_head_moved_back_to_an_older_version_is_inserted(history, attack, superuser):
+    amended = history.skills[0]
+    first = _entries(superuser, history.tenant, amended)[0]
+    attack(
+        "UPDATE entity_heads SET version = 1, log_index = :i "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        i=first[0],
+        t=history.tenant,
+        e=amended,
+    )
+    run = history.audit("full")
+    found = _findings(run, "inserted")
+    assert [(f["entity_id"], f["version"]) for f in found] == [(amended, 2)], run["findings"]
+
+
+def test_a_head_pointing_at_a_certificate_is_altered(history, attack, superuser):
+    certified = history.skills[1]
+    certificate = next(
+        e for e in _entries(superuser, history.tenant, certified) if e[1] != "version"
+    )
+    attack(
+        "UPDATE entity_heads SET log_index = :i "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        i=certificate[0],
+        t=history.tenant,
+        e=certified,
+    )
+    run = history.audit("full")
+    found = [f for f in _findings(run, "altered") if f.get("section") == "entity_heads"]
+    assert [(f["entity_id"], f["field"]) for f in found] == [(certified, "log_index")]
+
+
+def test_a_head_status_edited_is_altered_in_full_and_incremental_audits(history, attack, superuser):
+    target = history.skills[2]
+    attack(
+        "UPDATE entity_heads SET status = 'certified' "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        t=history.tenant,
+        e=target,
+    )
+    run = history.audit("full")
+    found = [f for f in _findings(run, "altered") if f.get("field") == "status"]
+    assert [f["entity_id"] for f in found] == [target]
+    # An incremental audit re-checks a head whose entity has a new version in its range.
+    amended = history.skills[0]
+    entities.amend(
+        history.author,
+        "skills",
+        amended,
+        {"description": "and tests it", "amendment_reason": "more"},
+        '"v2"',
+        "r",
+    )
+    attack(
+        "UPDATE entity_heads SET status = 'suspended' "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        t=history.tenant,
+        e=amended,
+    )
+    run = history.audit("incremental")
+    found = [f for f in _findings(run, "altered") if f.get("field") == "status"]
+    assert amended in [f["entity_id"] for f in found], run["findings"]
