@@ -8,6 +8,7 @@ are write-once (``<tenant>/<size, 20 digits>.note``) and an existing one is neve
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -33,7 +34,9 @@ def _object_name(tenant: str, size: int) -> str:
 
 
 class DirectoryAnchors:
-    """Anchors as files; ``O_EXCL`` makes each write-once."""
+    """Anchors as files, each written whole under a temporary name and then linked into
+    place: a concurrent reader never sees a half-written anchor, and ``link`` refuses an
+    existing name, so each stays write-once."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -41,14 +44,20 @@ class DirectoryAnchors:
     def put(self, tenant: str, size: int, note: str) -> None:
         path = self.root / _object_name(tenant, size)
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        except FileExistsError:
-            if path.read_text(encoding="utf-8") != note:
-                raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
-            return
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(note)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(note)
+            os.chmod(temporary, 0o444)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                if path.read_text(encoding="utf-8") != note:
+                    raise AnchorConflict(
+                        f"anchor {tenant}@{size} holds another checkpoint"
+                    ) from None
+        finally:
+            os.unlink(temporary)
 
     def get(self, tenant: str, size: int) -> str | None:
         path = self.root / _object_name(tenant, size)
