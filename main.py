@@ -14,8 +14,14 @@ from functions import certify as _certify
 from functions import export as _export
 from functions import log as _log
 from functions import registry as _registry
+from shared.http import install_error_pages
 
 FUNCTIONS = ("registry", "log", "certify", "audit", "export")
+
+# functions_framework runs this file inside the app it serves it from: make that app's own
+# errors (e.g. a path its URL map cannot match) problem+json too.
+if flask.has_app_context():
+    install_error_pages(flask.current_app)
 
 
 @functions_framework.http

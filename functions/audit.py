@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import flask
 
-from shared import auditing
+from shared import auditing, openapi
 from shared.http import Call, Router, json_response
 from shared.storage.engine import database
 
 router = Router("audit")
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(call: Call) -> flask.Response:
+    return json_response(openapi.document("audit"))
 
 
 @router.route("GET", "/healthz")

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import flask
 
-from shared import certification
+from shared import certification, openapi
 from shared.http import Call, Router, json_response
 from shared.storage.engine import database
 
 router = Router("certify")
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(call: Call) -> flask.Response:
+    return json_response(openapi.document("certify"))
 
 
 @router.route("GET", "/healthz")

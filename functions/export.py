@@ -7,7 +7,7 @@ import itertools
 
 import flask
 
-from shared import bundle, reports
+from shared import bundle, openapi, reports
 from shared.http import Call, Router, json_response, stream_response
 from shared.storage.engine import database
 
@@ -16,6 +16,11 @@ router = Router("export")
 MIMETYPES = {"json": "application/json", "csv": "text/csv", "pdf": "application/pdf"}
 # A PDF opens in a browser: nothing in it may run or load anything.
 PDF_POLICY = "default-src 'none'; sandbox"
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(call: Call) -> flask.Response:
+    return json_response(openapi.document("export"))
 
 
 @router.route("GET", "/healthz")

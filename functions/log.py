@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import flask
 
-from shared import tlog
+from shared import openapi, tlog
 from shared.http import Call, Router, json_response, text_response
 from shared.storage.engine import database
 
@@ -13,6 +13,11 @@ router = Router("log")
 
 # Checkpoints and keys are public facts that change rarely: a brief cache is harmless.
 BRIEF_CACHE = {"Cache-Control": "public, max-age=10"}
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(call: Call) -> flask.Response:
+    return json_response(openapi.document("log"))
 
 
 @router.route("GET", "/healthz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import flask
 
-from shared import entities, tlog
+from shared import entities, openapi, tlog
 from shared.http import Call, Router, json_response
 from shared.storage.engine import database
 
@@ -14,6 +14,11 @@ router = Router("registry")
 
 def _document(doc: entities.Document, status: int = 200, **headers: str) -> flask.Response:
     return json_response(doc.body, status, {"ETag": f'"v{doc.version}"', **headers})
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(call: Call) -> flask.Response:
+    return json_response(openapi.document("registry"))
 
 
 @router.route("GET", "/healthz")

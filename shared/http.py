@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
+from werkzeug.exceptions import HTTPException
 
 from shared.auth import Principal, authenticator
 from shared.errors import (
@@ -205,6 +206,37 @@ def text_response(
     if headers:
         response.headers.update(headers)
     return response
+
+
+# The framework's own refusals (a path its URL map cannot match, such as one holding a
+# newline, or the runtime's /robots.txt) mapped onto our problem types.
+FRAMEWORK_ERRORS: dict[int, type[PlantError]] = {
+    400: MalformedRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def framework_problem(exc: HTTPException) -> flask.Response:
+    """problem+json for an error the web framework raised before any Router saw the request."""
+    code = exc.code or 500
+    error_class = FRAMEWORK_ERRORS.get(code)
+    if error_class is None:
+        error_class = MalformedRequest if code < 500 else ServiceUnavailable
+    error = error_class(exc.description or exc.name)
+    error.status = code
+    return problem_response(error)
+
+
+def install_error_pages(app: flask.Flask) -> None:
+    """Answer the framework's own HTTP errors with problem+json instead of its HTML pages.
+
+    Call it on the app a function is loaded into (main.py does, as functions_framework
+    executes it inside that app's context); the 500 crash handler stays the runtime's.
+    """
+    app.register_error_handler(HTTPException, framework_problem)
 
 
 def problem_response(exc: PlantError) -> flask.Response:

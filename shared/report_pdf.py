@@ -126,5 +126,7 @@ def render(head: dict[str, Any], entities: list[dict[str, Any]]) -> bytes:
             for k in ("entity_type", "entity_id", "version", "log_index", "section", "field")
             if finding.get(k) is not None
         )
-        pdf.multi_cell(0, 5, _latin(f"[{finding['kind']}] {where}: {finding['detail']}"))
+        text = _latin(f"[{finding['kind']}] {where}: {finding['detail']}")
+        # Back to the left margin after each one: multi_cell leaves x at the right edge.
+        pdf.multi_cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

@@ -189,6 +189,12 @@ def report(principal: Principal, query: dict[str, str]) -> tuple[dict[str, Any],
     q = parse_query(query)
     stream = _stream(principal, q)
     head = next(stream)
+    if q.format == "pdf":
+        # Built whole anyway: render it before the response starts, so that a failure is a
+        # problem response rather than a stream cut short.
+        body = next(stream)
+        stream.close()
+        return head, iter([body])
     return head, stream  # type: ignore[return-value]
 
 

@@ -103,6 +103,36 @@ def test_pdf_report_is_readable_and_renders(export_client, seeded, make_token):
     assert dark > 2000  # title, lines and bars are drawn, not a blank page
 
 
+def test_pdf_report_lists_every_finding_of_the_latest_audit():
+    """Several findings, some long enough to wrap (the PDF once failed on the second one)."""
+    from pypdf import PdfReader
+
+    from shared.report_pdf import render
+
+    findings = [
+        {"kind": "altered", "entity_id": f"e{i}", "detail": f"finding {i} " + "x" * 150}
+        for i in range(3)
+    ]
+    head = {
+        "tenant": "t",
+        "generated_at": "2026-01-01T00:00:00.000Z",
+        "generated_by": "auditor",
+        "checkpoint": None,
+        "total": 0,
+        "counts": {},
+        "latest_audit": {
+            "finding_count": 3,
+            "finished_at": "2026-01-01T00:00:00.000Z",
+            "mode": "full",
+            "findings": findings,
+        },
+    }
+    reader = PdfReader(io.BytesIO(render(head, [])))
+    everything = "".join(p.extract_text() for p in reader.pages)
+    for i in range(3):
+        assert f"[altered] entity_id=e{i}: finding {i}" in everything
+
+
 def test_bad_report_parameters_are_400_naming_the_field(export_client, tenant, make_token):
     response, _ = _get(export_client, tenant, make_token, "format=xml")
     assert response.status_code == 400

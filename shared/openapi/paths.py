@@ -1,0 +1,536 @@
+"""Every function's routes as OpenAPI path items (parameters, bodies, responses, errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import lifecycle
+from shared.auditing import MAX_RUNS_PAGE, RUNS_PAGE
+from shared.certification import MAX_BATCH
+from shared.entities import DEFAULT_PAGE, MAX_PAGE
+from shared.kinds import KINDS
+from shared.openapi.schemas import (
+    AUTH,
+    BODY,
+    HASH_B64,
+    JSON,
+    MAX_QUERY_INT,
+    PROBLEMS,
+    SLUGS,
+    STRING,
+    UUID,
+    ref,
+    schema_name,
+)
+from shared.reports import FORMATS
+from shared.rules.inputs import AMENDMENT_REASON
+
+# ---- parameters and operations -----------------------------------------------------------
+
+
+def path_param(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    out = {"name": name, "in": "path", "required": True, "schema": schema}
+    if description:
+        out["description"] = description
+    return out
+
+
+def query_param(
+    name: str, schema: dict[str, Any], description: str = "", *, required: bool = False
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "in": "query", "required": required, "schema": schema}
+    if description:
+        out["description"] = description
+    return out
+
+
+def if_match(*, required: bool) -> dict[str, Any]:
+    return {
+        "name": "If-Match",
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string", "examples": ['"v1"']},
+        "description": 'the ETag of the version the change is based on, "vN"',
+    }
+
+
+KIND = path_param("kind", {"type": "string", "enum": SLUGS})
+ENTITY_ID = path_param("entity_id", UUID)
+ETAG = {"required": True, "schema": {"type": "string", "pattern": '^"v[0-9]+"$'}}
+RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "string"}}}
+
+
+def json_body(schema: dict[str, Any], example: Any, *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": schema, "example": example}}}
+
+
+EXAMPLE_ID = "0b5e9a3c-6f1d-4c2a-9e8b-3d7f1a2c4e6b"
+
+
+def ok(
+    schema: dict[str, Any] | None,
+    description: str = "OK",
+    *,
+    media: str = JSON,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out["content"] = {media: {"schema": schema}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def doc_response(description: str = "The version", **extra_headers: Any) -> dict[str, Any]:
+    return ok(ref("Document"), description, headers={"ETag": ETAG, **extra_headers})
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    *problems: int,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": operation_id, "summary": summary}
+    if parameters:
+        out["parameters"] = parameters
+    if body is not None:
+        out["requestBody"] = body
+    out["responses"] = {
+        **responses,
+        **{str(code): {"$ref": f"#/components/responses/{PROBLEMS[code][0]}"} for code in problems},
+    }
+    if public:
+        out["security"] = []
+    return out
+
+
+def common_paths(function: str) -> dict[str, Any]:
+    return {
+        f"/{function}/openapi.json": {
+            "get": operation(
+                f"{function}OpenAPI",
+                "This OpenAPI document (no authentication)",
+                {"200": ok(ref("OpenAPIDocument"))},
+                public=True,
+            )
+        },
+        f"/{function}/healthz": {
+            "get": operation(
+                f"{function}Health",
+                "Liveness: the function reaches its database (no authentication)",
+                {"200": ok(ref("Health"))},
+                503,
+                public=True,
+            )
+        },
+    }
+
+
+def _registry() -> dict[str, Any]:
+    create_body = {"anyOf": [ref(f"{schema_name(k)}Create") for k in KINDS.values()]}
+    amend_body = {"anyOf": [ref(f"{schema_name(k)}Amendment") for k in KINDS.values()]}
+    kinds = ", ".join(f"`{slug}`: {schema_name(k)}Create" for slug, k in KINDS.items())
+    version = path_param("version", {"type": "integer", "minimum": 1})
+    return {
+        "/registry/{kind}": {
+            "parameters": [KIND],
+            "post": operation(
+                "createEntity",
+                "Create an entity (version 1, status draft)",
+                {"201": doc_response("Created", Location={"required": True, "schema": STRING})},
+                *BODY,
+                *AUTH,
+                404,
+                409,
+                body={
+                    **json_body(
+                        create_body,
+                        {"name": "Python", "description": "Writes Python", "category": "technical"},
+                    ),
+                    "description": f"the kind's fields ({kinds})",
+                },
+            ),
+            "get": operation(
+                "listEntities",
+                "List current versions, oldest first",
+                {"200": ok(ref("EntityPage"))},
+                400,
+                *AUTH,
+                404,
+                parameters=[
+                    query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
+                    query_param("category", {"type": "string", "maxLength": 64}),
+                    query_param(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                        f"default {DEFAULT_PAGE}",
+                    ),
+                    query_param("cursor", STRING, "next_cursor of the previous page"),
+                ],
+            ),
+        },
+        "/registry/{kind}/{entity_id}": {
+            "parameters": [KIND, ENTITY_ID],
+            "get": operation(
+                "getEntity",
+                "The current version",
+                {"200": doc_response("The current version")},
+                *AUTH,
+                404,
+                409,
+            ),
+            "patch": operation(
+                "amendEntity",
+                "Append a new version with some fields changed",
+                {"200": doc_response("The new version")},
+                *BODY,
+                *AUTH,
+                404,
+                409,
+                412,
+                428,
+                parameters=[if_match(required=True)],
+                body=json_body(
+                    amend_body,
+                    {"description": "Writes typed Python", AMENDMENT_REASON: "clearer"},
+                ),
+            ),
+        },
+        "/registry/{kind}/{entity_id}/status": {
+            "parameters": [KIND, ENTITY_ID],
+            "post": operation(
+                "changeStatus",
+                "Move the entity along its lifecycle",
+                {"200": doc_response("The new version")},
+                *BODY,
+                *AUTH,
+                404,
+                409,
+                412,
+                parameters=[if_match(required=False)],
+                body=json_body(
+                    ref("StatusChange"),
+                    {"status": "pending_certification", "reason": "ready for review"},
+                ),
+            ),
+        },
+        "/registry/{kind}/{entity_id}/versions": {
+            "parameters": [KIND, ENTITY_ID],
+            "get": operation(
+                "listVersions",
+                "Every version, with digests and log indices",
+                {"200": ok(ref("VersionList"))},
+                *AUTH,
+                404,
+            ),
+        },
+        "/registry/{kind}/{entity_id}/versions/{version}": {
+            "parameters": [KIND, ENTITY_ID, version],
+            "get": operation("getVersion", "One version", {"200": doc_response()}, *AUTH, 404),
+        },
+        "/registry/{kind}/{entity_id}/versions/{version}/proof": {
+            "parameters": [KIND, ENTITY_ID, version],
+            "get": operation(
+                "getVersionProof",
+                "Inclusion proof of a version against the latest checkpoint",
+                {"200": ok(ref("VersionProof"))},
+                *AUTH,
+                404,
+            ),
+        },
+        "/registry/agents/{entity_id}/team": {
+            "parameters": [ENTITY_ID],
+            "post": operation(
+                "assignTeam",
+                "Put an agent in a team, or take it out (a new agent version)",
+                {"200": doc_response("The new version")},
+                *BODY,
+                *AUTH,
+                404,
+                409,
+                412,
+                428,
+                parameters=[if_match(required=False)],
+                body=json_body(ref("TeamAssignment"), {"team_id": EXAMPLE_ID}),
+            ),
+        },
+    }
+
+
+def _log() -> dict[str, Any]:
+    size = {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_INT}
+    brief = {"Cache-Control": {"schema": STRING}}
+    note = ok(STRING, "A C2SP signed checkpoint note", media="text/plain", headers=brief)
+    return {
+        "/log/checkpoint": {
+            "get": operation(
+                "latestCheckpoint",
+                "The latest signed checkpoint",
+                {
+                    "200": ok(
+                        STRING,
+                        "A C2SP signed checkpoint note",
+                        media="text/plain",
+                        headers={**brief, "X-Tree-Size": {"required": True, "schema": STRING}},
+                    )
+                },
+                *AUTH,
+                404,
+            )
+        },
+        "/log/checkpoints": {
+            "get": operation(
+                "checkpointAt",
+                "The checkpoint of a given tree size",
+                {"200": note},
+                400,
+                *AUTH,
+                404,
+                parameters=[query_param("size", size, required=True)],
+            )
+        },
+        "/log/entries/{index}": {
+            "get": operation(
+                "getEntry",
+                "One log entry: its stored bytes and hashes",
+                {"200": ok(ref("LogEntry"))},
+                *AUTH,
+                404,
+                parameters=[path_param("index", {"type": "integer", "minimum": 0})],
+            )
+        },
+        "/log/proofs/inclusion": {
+            "get": operation(
+                "inclusionProof",
+                "Inclusion proof of one entry (by index or leaf_hash, exactly one)",
+                {"200": ok(ref("InclusionProof"))},
+                400,
+                *AUTH,
+                404,
+                parameters=[
+                    query_param(
+                        "index", {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT}
+                    ),
+                    query_param("leaf_hash", HASH_B64),
+                    query_param("size", size, "default: the latest checkpoint's size"),
+                ],
+            )
+        },
+        "/log/proofs/consistency": {
+            "get": operation(
+                "consistencyProof",
+                "Consistency proof between two checkpointed tree sizes",
+                {"200": ok(ref("ConsistencyProof"))},
+                400,
+                *AUTH,
+                parameters=[
+                    query_param("old", size, required=True),
+                    query_param("new", size, required=True),
+                ],
+            )
+        },
+        "/log/keys": {
+            "get": operation(
+                "publicKeys",
+                "The checkpoint and certificate verification keys",
+                {"200": ok(ref("PublicKeys"), headers=brief)},
+                *AUTH,
+            )
+        },
+        "/log/seal": {
+            "post": operation(
+                "seal",
+                "Sign a checkpoint of the log as it is now, and anchor it",
+                {
+                    "200": ok(ref("Seal"), "Nothing new: the latest checkpoint"),
+                    "201": ok(ref("Seal"), "A new checkpoint"),
+                },
+                *AUTH,
+                409,
+            )
+        },
+    }
+
+
+def _certify() -> dict[str, Any]:
+    return {
+        "/certify/rules": {
+            "get": operation(
+                "ruleCatalogue",
+                "The rule catalogue",
+                {"200": ok(ref("RuleCatalogue"))},
+                401,
+                503,
+            )
+        },
+        "/certify/batch": {
+            "post": operation(
+                "certifyBatch",
+                f"Certify up to {MAX_BATCH} entities, each on its own",
+                {"200": ok(ref("BatchResult"))},
+                *BODY,
+                *AUTH,
+                409,
+                body=json_body(
+                    ref("CertifyBatch"), {"items": [{"kind": "skills", "id": EXAMPLE_ID}]}
+                ),
+            )
+        },
+        "/certify/{kind}/{entity_id}/certificates": {
+            "parameters": [KIND, ENTITY_ID],
+            "get": operation(
+                "listCertificates",
+                "Every certificate issued for the entity",
+                {"200": ok(ref("CertificateList"))},
+                *AUTH,
+                404,
+            ),
+        },
+        "/certify/{kind}/{entity_id}": {
+            "parameters": [KIND, ENTITY_ID],
+            "post": operation(
+                "certify",
+                "Run the checklist on the current version and issue a certificate",
+                {"201": ok(ref("Certification"), "Certified")},
+                *BODY,
+                *AUTH,
+                404,
+                409,
+                412,
+                body=json_body(ref("CertifyRequest"), {"version": 1}, required=False),
+            ),
+        },
+    }
+
+
+def _audit() -> dict[str, Any]:
+    return {
+        "/audit/runs": {
+            "post": operation(
+                "startAudit",
+                "Run an audit now (or return the one already running)",
+                {
+                    "200": ok(ref("AuditRun"), "An audit was already running"),
+                    "201": ok(
+                        ref("AuditRun"),
+                        "Completed",
+                        headers={"Location": {"required": True, "schema": STRING}},
+                    ),
+                },
+                *BODY,
+                *AUTH,
+                body=json_body(ref("AuditRequest"), {"mode": "incremental"}, required=False),
+            ),
+            "get": operation(
+                "listAudits",
+                "Recent audit runs, newest first (findings left out)",
+                {"200": ok(ref("AuditRunList"))},
+                400,
+                *AUTH,
+                parameters=[
+                    query_param(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_RUNS_PAGE},
+                        f"default {RUNS_PAGE}",
+                    )
+                ],
+            ),
+        },
+        "/audit/runs/{run_id}": {
+            "get": operation(
+                "getAudit",
+                "One audit run with its findings",
+                {"200": ok(ref("AuditRun"))},
+                *AUTH,
+                404,
+                parameters=[path_param("run_id", UUID)],
+            )
+        },
+        "/audit/entities/{kind}/{entity_id}": {
+            "parameters": [KIND, ENTITY_ID],
+            "get": operation(
+                "auditEntity",
+                "One entity's tamper report, checked now",
+                {"200": ok(ref("EntityAuditReport"))},
+                *AUTH,
+                404,
+            ),
+        },
+    }
+
+
+def _export() -> dict[str, Any]:
+    checkpoint_headers = {
+        "X-Checkpoint-Size": {"required": True, "schema": STRING},
+        "X-Checkpoint-Root": {"required": True, "schema": STRING},
+        "Content-Disposition": {"required": True, "schema": STRING},
+    }
+    report = {
+        "description": "The report, streamed",
+        "headers": checkpoint_headers,
+        "content": {
+            JSON: {"schema": ref("Report")},
+            "text/csv": {"schema": STRING},
+            "application/pdf": {
+                "schema": {"type": "string", "contentMediaType": "application/pdf"}
+            },
+        },
+    }
+    return {
+        "/export/report": {
+            "get": operation(
+                "complianceReport",
+                "Compliance report of every current entity",
+                {"200": report},
+                400,
+                *AUTH,
+                parameters=[
+                    query_param(
+                        "format", {"type": "string", "enum": list(FORMATS)}, "default json"
+                    ),
+                    query_param("kind", {"type": "string", "enum": SLUGS}),
+                    query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
+                ],
+            )
+        },
+        "/export/bundle": {
+            "get": operation(
+                "evidenceBundle",
+                "Offline evidence bundle (seals first), checked by `plant verify`",
+                {
+                    "200": ok(
+                        ref("EvidenceBundle"), "The bundle, streamed", headers=checkpoint_headers
+                    )
+                },
+                400,
+                *AUTH,
+                404,
+                409,
+                parameters=[
+                    query_param("kind", {"type": "string", "enum": SLUGS}),
+                    query_param("entity", UUID, "one entity's entries only"),
+                ],
+            )
+        },
+    }
+
+
+PATHS = {
+    "registry": _registry,
+    "log": _log,
+    "certify": _certify,
+    "audit": _audit,
+    "export": _export,
+}
+DESCRIPTIONS = {
+    "registry": "Create, amend, read and list skills, job roles, teams, agents and industries.",
+    "log": "The tenant's verifiable log: checkpoints, entries, proofs, keys and sealing.",
+    "certify": "Certify versions against the rule catalogue; list certificates.",
+    "audit": "Run and read audits; one entity's tamper report.",
+    "export": "Compliance reports (JSON, CSV, PDF) and offline evidence bundles.",
+}
