@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-slow lint format migrate bench clean
+.PHONY: run test test-slow test-reliability lint format migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ test: $(TEST_STAMP) $(TOOLS_STAMP) lint
 ## The slower suites (not part of `make test`).
 test-slow: $(TEST_STAMP)
 	$(BIN)/pytest -q -m slow
+
+## Every attack and fault test with the long settings (a 5-minute soak, more fuzzing), then
+## their table (also in .reliability-table.md). The default suite runs short versions.
+RELIABILITY_TESTS := tests/reliability tests/security \
+	tests/registry/test_api.py::test_malformed_json_is_400_not_json_is_415_large_is_413 \
+	tests/registry/test_injection.py tests/registry/test_isolation.py \
+	tests/registry/test_append_only.py
+test-reliability: $(TEST_STAMP)
+	PLANT_SOAK_SECONDS=$${PLANT_SOAK_SECONDS:-300} PLANT_FUZZ_EXAMPLES=$${PLANT_FUZZ_EXAMPLES:-200} \
+	PLANT_GARBAGE_EXAMPLES=$${PLANT_GARBAGE_EXAMPLES:-3000} \
+	$(BIN)/pytest -q -p no:randomly $(RELIABILITY_TESTS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -38,11 +38,14 @@ class Table:
         self.config = config
         self.rows: dict[str, dict[str, Any]] = {}
         self.failed: set[str] = set()
+        self.xfailed: dict[str, str] = {}
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
             self.failed.add(report.nodeid)
+        if hasattr(report, "wasxfail"):
+            self.xfailed[report.nodeid] = report.wasxfail
         if report.when != "teardown":
             return
         for name, value in report.user_properties:
@@ -51,6 +54,8 @@ class Table:
             outcome = value["outcome"]
             if report.nodeid in self.failed:
                 outcome = f"FAILED ({report.nodeid.split('::')[-1]}): {outcome}"
+            elif report.nodeid in self.xfailed:
+                outcome = f"KNOWN BUG ({self.xfailed[report.nodeid]}): {outcome}"
             row = self.rows.setdefault(value["attack"], {"tries": 0, "lost": 0, "outcomes": []})
             row["tries"] += value["tries"]
             row["lost"] += value["lost"]

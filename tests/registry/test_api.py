@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from reliability_table import record
 
 
 def _problem(response, status: int) -> dict:
@@ -170,12 +171,13 @@ def test_unknown_kind_id_and_route_are_404(api):
     _problem(api.get(f"/industries/{skill}"), 404)  # a skill is not an industry
 
 
-def test_malformed_json_is_400_not_json_is_415_large_is_413(api):
+def test_malformed_json_is_400_not_json_is_415_large_is_413(api, request):
     headers = {**api.headers, "Content-Type": "application/json"}
     _problem(api.client.post("/registry/skills", data="{bad", headers=headers), 400)
     _problem(api.client.post("/registry/skills", data='{"a":1,"a":2}', headers=headers), 400)
     _problem(api.client.post("/registry/skills", data="[NaN]", headers=headers), 400)
     deep = _problem(api.client.post("/registry/skills", data="[" * 50_000, headers=headers), 400)
+    record(request.node, "JSON nested 50,000 levels deep", 1, "400 naming the limit (32), no crash")
     assert "nested deeper than 32" in deep["detail"]
     _problem(
         api.client.post(

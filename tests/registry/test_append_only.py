@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from reliability_table import record
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -21,7 +22,13 @@ def app_engine(database_url):
 
 @pytest.mark.parametrize("table", LEDGER)
 @pytest.mark.parametrize("statement", STATEMENTS)
-def test_app_role_cannot_update_delete_or_truncate(app_engine, api, table, statement):
+def test_app_role_cannot_update_delete_or_truncate(app_engine, api, table, statement, request):
+    record(
+        request.node,
+        "rewrite history as the app role (UPDATE/DELETE/TRUNCATE)",
+        1,
+        "permission denied",
+    )
     api.skill("x")
     with pytest.raises(DBAPIError) as caught, app_engine.begin() as conn:
         conn.execute(text("SELECT set_config('plant.tenant', :t, true)"), {"t": api.tenant})
@@ -30,7 +37,13 @@ def test_app_role_cannot_update_delete_or_truncate(app_engine, api, table, state
 
 
 @pytest.mark.parametrize("statement", STATEMENTS)
-def test_triggers_refuse_even_the_owner(superuser, api, statement):
+def test_triggers_refuse_even_the_owner(superuser, api, statement, request):
+    record(
+        request.node,
+        "rewrite history as the owner (UPDATE/DELETE/TRUNCATE)",
+        1,
+        "refused by the append-only triggers",
+    )
     api.skill("y")
     with pytest.raises(DBAPIError) as caught, superuser.connect() as conn:
         conn.execute(text(statement.format(t="log_entries")))

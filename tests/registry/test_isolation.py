@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from reliability_table import record
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.storage.engine import Database, local_engine
 
 
-def test_another_tenant_cannot_read_list_evolve_or_reference(app, api, make_token):
+def test_another_tenant_cannot_read_list_evolve_or_reference(app, api, make_token, request):
+    record(
+        request.node,
+        "cross-tenant read, list, amend, reference",
+        1,
+        "404 / empty list / refused; nothing leaks",
+    )
     skill = api.skill("secret")
     other = {"Authorization": f"Bearer {make_token(api.tenant + '-b', 'author', 'reader')}"}
     client = app.test_client()
@@ -41,7 +48,13 @@ def test_another_tenant_cannot_read_list_evolve_or_reference(app, api, make_toke
     ][0]["message"].replace(random_id, "ID")
 
 
-def test_raw_sql_as_the_app_role_sees_no_other_tenant_rows(api, database_url):
+def test_raw_sql_as_the_app_role_sees_no_other_tenant_rows(api, database_url, request):
+    record(
+        request.node,
+        "cross-tenant raw SQL as the app role (no WHERE)",
+        1,
+        "row-level security shows no other tenant's rows",
+    )
     api.skill("hidden")
     db = Database(local_engine(database_url, 1, 5000))
     try:

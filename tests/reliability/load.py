@@ -59,7 +59,7 @@ class Writers:
             self.replies.append(Sent(f"{method} {path}", sent, time.monotonic(), reply))
             self.statuses[reply.status] += 1
             if reply.status == expected:
-                self.acks.append(ack_of(reply))
+                self.acks.append(ack_of(reply.body))
         return reply
 
     def _run(self, n: int) -> None:

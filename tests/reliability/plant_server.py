@@ -183,8 +183,8 @@ class Ack:
     body: dict[str, Any]
 
 
-def ack_of(reply: Reply) -> Ack:
-    doc = reply.body
+def ack_of(doc: dict[str, Any]) -> Ack:
+    """The acknowledgement carried by a served document (a 2xx write's body)."""
     return Ack(doc["identity"]["id"], doc["versioning"]["version"], doc)
 
 

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from reliability_table import record
 from sqlalchemy import text
 
 from shared.auth import jwt_key_path
@@ -117,8 +118,9 @@ ATTACKS = [
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_each_forged_or_invalid_token_gets_401_and_writes_nothing(
-    client, tenant, superuser, attack
+    client, tenant, superuser, attack, request
 ):
+    record(request.node, f"auth: {attack} token", 1, "401 problem+json, nothing written")
     token = _attacks(tenant)[attack]
     response = client.post(
         "/registry/skills", json=BODY, headers={"Authorization": f"Bearer {token}"}
@@ -135,8 +137,9 @@ def test_each_forged_or_invalid_token_gets_401_and_writes_nothing(
 
 
 def test_valid_token_without_the_role_gets_403_and_writes_nothing(
-    client, tenant, superuser, make_token
+    client, tenant, superuser, make_token, request
 ):
+    record(request.node, "auth: valid token without the author role", 3, "403, nothing written")
     for roles in (("reader",), ("certifier",), ("auditor",)):
         token = make_token(tenant, *roles)
         response = client.post(

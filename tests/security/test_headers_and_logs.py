@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from reliability_table import record
 
 
 @pytest.fixture
@@ -19,7 +20,13 @@ def client(database_url):
     ).test_client()
 
 
-def test_headers_on_success_and_on_errors(client, make_token, tenant):
+def test_headers_on_success_and_on_errors(client, make_token, tenant, request):
+    record(
+        request.node,
+        "missing security headers (success and error)",
+        2,
+        "nosniff, no-store and Server-Timing on both",
+    )
     ok = client.get("/registry/skills", headers={"Authorization": f"Bearer {make_token(tenant)}"})
     denied = client.get("/registry/skills")
     for response in (ok, denied):
@@ -30,8 +37,14 @@ def test_headers_on_success_and_on_errors(client, make_token, tenant):
 
 
 def test_request_log_is_one_json_line_without_secrets(
-    client, make_token, tenant, capsys, monkeypatch
+    client, make_token, tenant, capsys, monkeypatch, request
 ):
+    record(
+        request.node,
+        "secrets in request logs",
+        1,
+        "one JSON line; no token, signature or signing seed",
+    )
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj")
     token = make_token(tenant, "author")
     client.post(

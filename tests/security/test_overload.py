@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from reliability_table import record
 from sqlalchemy import text
 
 from shared.errors import ServiceUnavailable
 from shared.storage.engine import Database, local_engine
 
 
-def test_statement_timeout_is_503(database_url, tenant):
+def test_statement_timeout_is_503(database_url, tenant, request):
+    record(request.node, "statement timeout (57014)", 1, "503 within 3 s, no hang")
     db = Database(local_engine(database_url, 1, statement_timeout_ms=100))
     started = time.monotonic()
     with pytest.raises(ServiceUnavailable), db.transaction(tenant) as conn:
@@ -20,7 +22,8 @@ def test_statement_timeout_is_503(database_url, tenant):
     db.engine.dispose()
 
 
-def test_pool_exhaustion_is_503_not_a_hang(database_url, tenant, monkeypatch):
+def test_pool_exhaustion_is_503_not_a_hang(database_url, tenant, monkeypatch, request):
+    record(request.node, "connection pool exhausted", 2, "503 + Retry-After within 2 s, no hang")
     db = Database(local_engine(database_url, 1, 5000, pool_timeout=0.2))
     with db.transaction(tenant):
         started = time.monotonic()

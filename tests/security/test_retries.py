@@ -4,6 +4,7 @@ exactly one version is written."""
 from __future__ import annotations
 
 import pytest
+from reliability_table import record
 from sqlalchemy import text
 
 from shared import entities
@@ -14,8 +15,15 @@ from shared.storage import ledger
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
 def test_a_transient_abort_is_retried_once_and_writes_once(
-    tenant, superuser, monkeypatch, sqlstate
+    tenant, superuser, monkeypatch, sqlstate, request
 ):
+    cause = {"40P01": "deadlock", "40001": "serialization failure"}[sqlstate]
+    record(
+        request.node,
+        f"PostgreSQL {sqlstate} ({cause}) during a write",
+        1,
+        "retried: one clean answer, exactly one version written",
+    )
     real_append = ledger.append_version
     raised = []
 
@@ -40,7 +48,13 @@ def test_a_transient_abort_is_retried_once_and_writes_once(
     assert [r[0] for r in rows] == [0]
 
 
-def test_retries_are_bounded(tenant, monkeypatch):
+def test_retries_are_bounded(tenant, monkeypatch, request):
+    record(
+        request.node,
+        "PostgreSQL 40P01 on every attempt",
+        4,
+        "503 (service unavailable) after 4 bounded attempts, never a 500",
+    )
     calls = []
 
     def always(conn, tenant, **kwargs):
