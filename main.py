@@ -6,14 +6,13 @@ Cloud Functions loads this file as module ``main`` and calls the entry point nam
 
 from __future__ import annotations
 
+import functools
+import importlib
+from types import ModuleType
+
 import flask
 import functions_framework
 
-from functions import audit as _audit
-from functions import certify as _certify
-from functions import export as _export
-from functions import log as _log
-from functions import registry as _registry
 from shared.http import install_error_pages
 
 FUNCTIONS = ("registry", "log", "certify", "audit", "export")
@@ -24,26 +23,33 @@ if flask.has_app_context():
     install_error_pages(flask.current_app)
 
 
+@functools.cache
+def _function(name: str) -> ModuleType:
+    """A function's module, imported on its first request: each deployed function loads
+    only its own code (the log function never imports the audit's or the PDF's)."""
+    return importlib.import_module(f"functions.{name}")
+
+
 @functions_framework.http
 def registry(request: flask.Request) -> flask.Response:
-    return _registry.router.handle(request)
+    return _function("registry").router.handle(request)
 
 
 @functions_framework.http
 def log(request: flask.Request) -> flask.Response:
-    return _log.router.handle(request)
+    return _function("log").router.handle(request)
 
 
 @functions_framework.http
 def certify(request: flask.Request) -> flask.Response:
-    return _certify.router.handle(request)
+    return _function("certify").router.handle(request)
 
 
 @functions_framework.http
 def audit(request: flask.Request) -> flask.Response:
-    return _audit.router.handle(request)
+    return _function("audit").router.handle(request)
 
 
 @functions_framework.http
 def export(request: flask.Request) -> flask.Response:
-    return _export.router.handle(request)
+    return _function("export").router.handle(request)

@@ -77,6 +77,13 @@ def list_entities(call: Call, kind: str) -> flask.Response:
     return json_response(entities.list_entities(call.principal, kind, call.query))
 
 
+@router.route("POST", "/<kind>/batch")
+def create_batch(call: Call, kind: str) -> flask.Response:
+    items = entities.batch_items(call.json())
+    made = entities.create_batch(call.principal, kind, items, call.request_id)
+    return json_response({"items": made}, 201)
+
+
 @router.route("POST", "/<kind>")
 def create(call: Call, kind: str) -> flask.Response:
     doc = entities.create(call.principal, kind, call.json(), call.request_id)

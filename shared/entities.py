@@ -382,6 +382,13 @@ def create_batch(
     ]
 
 
+def batch_items(body: Any) -> Any:
+    """The list a batch request carries: ``{"items": [...]}``."""
+    if not isinstance(body, dict) or set(body) != {"items"}:
+        raise _invalid([Violation("INPUT-01", "items", 'send exactly {"items": [...]}')])
+    return body["items"]
+
+
 def _item_field(index: int, field: str) -> str:
     return f"items[{index}]" + (f".{field}" if field else "")
 

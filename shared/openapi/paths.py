@@ -8,6 +8,7 @@ from shared import lifecycle
 from shared.auditing import MAX_RUNS_PAGE, RUNS_PAGE
 from shared.certification import MAX_BATCH
 from shared.entities import DEFAULT_PAGE, MAX_PAGE
+from shared.entities import MAX_BATCH as MAX_CREATE_BATCH
 from shared.kinds import KINDS
 from shared.openapi.schemas import (
     AUTH,
@@ -19,6 +20,7 @@ from shared.openapi.schemas import (
     SLUGS,
     STRING,
     UUID,
+    array,
     ref,
     schema_name,
 )
@@ -172,6 +174,36 @@ def _registry() -> dict[str, Any]:
                     ),
                     query_param("cursor", STRING, "next_cursor of the previous page"),
                 ],
+            ),
+        },
+        "/registry/{kind}/batch": {
+            "parameters": [KIND],
+            "post": operation(
+                "createEntities",
+                "Create many entities of one kind at once: all or nothing",
+                {"201": ok(ref("BatchCreated"))},
+                *BODY,
+                *AUTH,
+                404,
+                409,
+                body={
+                    **json_body(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": array(create_body, minItems=1, maxItems=MAX_CREATE_BATCH)
+                            },
+                            "required": ["items"],
+                            "additionalProperties": False,
+                        },
+                        {
+                            "items": [
+                                {"name": "Go", "description": "Writes Go", "category": "technical"}
+                            ]
+                        },
+                    ),
+                    "description": "violations name items[i].field; the body is at most 1 MiB",
+                },
             ),
         },
         "/registry/{kind}/{entity_id}": {

@@ -390,6 +390,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["openapi", "info", "paths"],
     ),
     "Document": DOCUMENT,
+    "BatchCreated": obj(
+        {
+            "items": array(
+                obj(
+                    {
+                        "id": UUID,
+                        "version": {"type": "integer", "const": 1},
+                        "log_index": INDEX,
+                        "digest": DIGEST,
+                    },
+                    ["id", "version", "log_index", "digest"],
+                )
+            )
+        },
+        ["items"],
+    ),
     "EntityPage": obj(
         {"items": array(ref("Document")), "next_cursor": nullable(STRING)},
         ["items", "next_cursor"],

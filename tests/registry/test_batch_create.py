@@ -106,3 +106,31 @@ def test_a_batch_referencing_a_dead_skill_is_refused(database_url, tenant, certi
         entities.create_batch(author, "job-roles", roles, "r")
     fields = {v["field"] for v in caught.value.extensions["violations"]}
     assert {"items[0].required_skills[0]", "items[2].required_skills[0]"} <= fields, fields
+
+
+def test_the_batch_route(api, make_token, tenant):
+    response = api.post("/skills/batch", {"items": _skills(3)})
+    assert response.status_code == 201, response.json
+    made = response.json["items"]
+    assert [m["version"] for m in made] == [1, 1, 1]
+    got = api.get(f"/skills/{made[1]['id']}")
+    assert got.status_code == 200 and got.json["identity"]["name"] == "skill 1"
+
+    bad = api.post("/skills/batch", _skills(2))  # a bare list, not {"items": [...]}
+    assert bad.status_code == 422
+    assert bad.headers["Content-Type"] == "application/problem+json"
+    assert [v["field"] for v in bad.json["violations"]] == ["items"]
+
+    named = api.post("/skills/batch", {"items": [{"name": "x", "category": "technical"}]})
+    assert named.status_code == 422
+    assert "items[0].description" in {v["field"] for v in named.json["violations"]}
+
+    reader = make_token(tenant, "reader", subject="rita")
+    denied = api.client.post(
+        "/registry/skills/batch",
+        json={"items": _skills(1, "denied")},
+        headers={"Authorization": f"Bearer {reader}"},
+    )
+    assert denied.status_code == 403
+    huge = api.post("/skills/batch", {"items": _skills(12_000, "x" * 60)})
+    assert huge.status_code == 413

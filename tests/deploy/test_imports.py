@@ -1,0 +1,45 @@
+"""What loading the code costs: ``import main`` loads no function's module until its first
+request, and nothing on the local path loads the cloud-only client libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from shared.config import ROOT
+
+CLOUD_ONLY = (
+    "google.cloud.secretmanager",
+    "google.cloud.sql",
+    "google.cloud.storage",
+    "google.auth",
+)
+
+
+def _modules_after(code: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_main_loads_no_function_module():
+    loaded = _modules_after("import main")
+    assert not [m for m in loaded if m.startswith("functions.")]
+
+
+def test_the_local_path_loads_no_cloud_client_library():
+    loaded = _modules_after(
+        "import main\n"
+        + "".join(
+            f"main._function({name!r})\n"
+            for name in ("registry", "log", "certify", "audit", "export")
+        )
+    )
+    assert "functions.audit" in loaded  # the functions really were loaded
+    assert not [m for m in loaded if m.startswith(CLOUD_ONLY)]
