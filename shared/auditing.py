@@ -541,7 +541,8 @@ class Auditor:
             fields = documents.client_fields(kind, doc)
             refs[entity_id] = Ref(entity_id, kind_type, status, fields)
             wanted |= {i for i in referenced_ids(kind, fields) if i not in current}
-        for head, body in heads.referenced(self.conn, sorted(wanted)) if wanted else []:
+        found = heads.referenced(self.conn, sorted(wanted), lock=False) if wanted else []
+        for head, body in found:
             kind = entities.kind_for_type(head.kind)
             refs[head.entity_id] = Ref(
                 head.entity_id,
@@ -720,7 +721,9 @@ def _audit(
         if kind not in ("rollback", "missing", "altered", "checkpoint_invalid"):
             kind = "checkpoint_invalid"
         findings.append(Finding(kind, tenant, f"sealing refused: {exc.detail}"))
-    with database().transaction(tenant) as conn:
+    # One snapshot for every read: a write committed while the audit runs is either wholly
+    # in it or wholly out of it (never counted as past the log's size, say).
+    with database().transaction(tenant, snapshot=True) as conn:
         auditor = Auditor(conn, tenant)
         start, since = _resume_point(conn, mode)
         auditor.anchor(store)

@@ -38,9 +38,10 @@ def get(conn: Connection, entity_id: str, *, lock: bool = False) -> Head | None:
     return Head(*row) if row else None
 
 
-def referenced(conn: Connection, ids: list[str]) -> list[tuple[Head, bytes]]:
-    """Heads and current bodies of referenced entities, share-locked so that none can be
-    deprecated or suspended until this transaction ends."""
+def referenced(conn: Connection, ids: list[str], *, lock: bool = True) -> list[tuple[Head, bytes]]:
+    """Heads and current bodies of referenced entities, share-locked (unless ``lock`` is
+    false: a read-only snapshot) so that none can be deprecated or suspended until this
+    transaction ends."""
     if not ids:
         return []
     rows = conn.execute(
@@ -50,7 +51,7 @@ def referenced(conn: Connection, ids: list[str]) -> list[tuple[Head, bytes]]:
             "FROM entity_heads h JOIN log_entries e "
             "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
             "WHERE h.entity_id = ANY(CAST(:ids AS uuid[])) "
-            "ORDER BY h.entity_id FOR SHARE OF h"
+            "ORDER BY h.entity_id" + (" FOR SHARE OF h" if lock else "")
         ),
         {"ids": sorted(ids)},
     ).all()

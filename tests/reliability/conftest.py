@@ -17,11 +17,6 @@ from plant_server import PlantServer, PrivatePostgres
 from sqlalchemy.engine import Engine
 
 
-def soak_seconds(default: float) -> float:
-    """How long the load test runs: PLANT_SOAK_SECONDS (`make test-reliability`) or ``default``."""
-    return float(os.environ.get("PLANT_SOAK_SECONDS") or default)
-
-
 @pytest.fixture
 def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[..., PlantServer]]:
     """Start `plant serve` on a database: a fresh one on the test server unless one is given.

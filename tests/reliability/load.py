@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -83,3 +84,8 @@ class Writers:
                 200,
                 **{"If-Match": '"v1"'},
             )
+
+
+def soak_seconds(default: float) -> float:
+    """How long the load test runs: PLANT_SOAK_SECONDS (`make test-reliability`) or ``default``."""
+    return float(os.environ.get("PLANT_SOAK_SECONDS") or default)

@@ -1,0 +1,31 @@
+"""An audit reads one snapshot: writes committed while it runs are wholly outside it."""
+
+from __future__ import annotations
+
+from shared import auditing, entities
+
+
+def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
+    real_beyond = auditing.Auditor.beyond
+    written = []
+
+    def write_then_look_beyond(self, size):
+        # Another client's create commits after the audit read the log's size and before it
+        # looks for rows past that size.
+        if not written:
+            written.append(
+                entities.create(
+                    history.author,
+                    "skills",
+                    {"name": "mid-audit", "description": "d", "category": "technical"},
+                    "r",
+                )
+            )
+        return real_beyond(self, size)
+
+    monkeypatch.setattr(auditing.Auditor, "beyond", write_then_look_beyond)
+    run, _ = auditing.run(history.auditor, {"mode": "full"})
+    assert written, "the concurrent write did not happen"
+    assert run["findings"] == [], run["findings"]
+    monkeypatch.setattr(auditing.Auditor, "beyond", real_beyond)
+    assert history.audit("incremental")["findings"] == []
