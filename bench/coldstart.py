@@ -33,7 +33,7 @@ def _first_200(name: str) -> float:
     proc = subprocess.Popen(
         [str(BIN / "functions-framework"), f"--target={name}", "--source=main.py",
          f"--port={port}", "--host=127.0.0.1"],
-        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_healthy(proc, port, "/healthz")

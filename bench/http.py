@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -52,8 +53,7 @@ def wait_healthy(proc: subprocess.Popen[bytes], port: int, path: str, limit: flo
         except OSError:
             pass
         if proc.poll() is not None:
-            err = proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            raise RuntimeError(f"server exited with {proc.returncode}: {err}")
+            raise RuntimeError(f"server exited with {proc.returncode}")
         if time.perf_counter() - started > limit:
             raise RuntimeError(f"no 200 from {path} within {limit} s")
         time.sleep(0.005)
@@ -63,23 +63,26 @@ def wait_healthy(proc: subprocess.Popen[bytes], port: int, path: str, limit: flo
 def server(
     command: list[str], port: int, health: str, **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_healthy(proc, port, health)
-        yield proc
-    finally:
-        proc.terminate()
+    """Run a server until the block ends; its stderr goes to a file whose tail is shown if
+    anything in the block fails (a pipe nobody reads could fill up and stall it)."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=errors
+        )
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            wait_healthy(proc, port, health)
+            yield proc
+        except Exception as exc:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{exc}\n--- server stderr ---\n{tail}") from exc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def registry_command(port: int) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         began = time.perf_counter()
         print(f"-- {name} ...", flush=True)
-        for r in BENCHMARKS[name](args.quick):
+        try:
+            rows = BENCHMARKS[name](args.quick)
+        except Exception as exc:  # one broken benchmark must not lose the others' results
+            traceback.print_exc()
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            rows = [common.result(f"{name}: FAILED", None, None, skipped=reason[:300])]
+        for r in rows:
             results.append(r)
             print("   " + report.table([r])[-1], flush=True)
         print(f"   ({time.perf_counter() - began:.0f} s)", flush=True)
