@@ -204,7 +204,8 @@ def test_soak_mixed_load_no_errors_flat_memory_clean_audit(
     summary = (
         f"{seconds:.0f} s, {CLIENTS} clients: {total} requests "
         f"({', '.join(f'{k} {v}' for k, v in sorted(tally.counts.items()))}), "
-        f"{len(tally.errors)} errors ({tally.audits} incremental audits all clean); "
+        f"{len(tally.errors)} errors ({tally.audits} incremental audits, "
+        f"{sum(1 for op, *_ in tally.errors if op == 'audit')} failed or found something); "
         f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; "
         f"server RSS {baseline / mib:.0f} -> {final / mib:.0f} MiB after warm-up "
         f"(bound +{MAX_GROWTH // mib} MiB); full audit: "
