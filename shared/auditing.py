@@ -149,10 +149,11 @@ class Auditor:
             previous = latest = stored
         return latest
 
-    def anchor(self, store: anchors.AnchorStore) -> None:
+    def anchor(self, anchored: tuple[int, str] | None) -> None:
+        """The snapshot's checkpoints against the anchor store's latest, read before it."""
         last = tree.latest_checkpoint(self.conn)
         try:
-            tlog.check_anchor(self.conn, self.tenant, last, store)
+            tlog.check_anchored(self.conn, last, anchored)
         except IntegrityViolation as exc:
             self.add(
                 "rollback", exc.detail, extra={"anchored_size": exc.extensions.get("anchored_size")}
@@ -722,11 +723,13 @@ def _audit(
             kind = "checkpoint_invalid"
         findings.append(Finding(kind, tenant, f"sealing refused: {exc.detail}"))
     # One snapshot for every read: a write committed while the audit runs is either wholly
-    # in it or wholly out of it (never counted as past the log's size, say).
+    # in it or wholly out of it (never counted as past the log's size, say). The anchor is
+    # read first: a seal commits, then anchors, so what is anchored now is in the snapshot.
+    anchored = store.latest(tenant)
     with database().transaction(tenant, snapshot=True) as conn:
         auditor = Auditor(conn, tenant)
         start, since = _resume_point(conn, mode)
-        auditor.anchor(store)
+        auditor.anchor(anchored)
         latest = auditor.checkpoints(since)
         rows: list[Row] = []
         if latest is not None and start <= latest.size:

@@ -61,7 +61,14 @@ def check_anchor(
     conn: Connection, tenant: str, last: tree.StoredCheckpoint | None, store: anchors.AnchorStore
 ) -> None:
     """Refuse a database whose checkpoints are behind, or disagree with, the anchor store."""
-    anchored = store.latest(tenant)
+    check_anchored(conn, last, store.latest(tenant))
+
+
+def check_anchored(
+    conn: Connection, last: tree.StoredCheckpoint | None, anchored: tuple[int, str] | None
+) -> None:
+    """``check_anchor`` against an anchor read earlier: a reader of one database snapshot
+    reads the anchor before taking it, since a seal commits before it anchors."""
     if anchored is None:
         return
     size, text = anchored

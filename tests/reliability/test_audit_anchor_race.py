@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from reliability_table import record
 
 from shared import auditing, entities, tlog
 from shared.auth import Principal
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: shared/auditing.py _audit reads the anchor store (Auditor.anchor -> "
-    "tlog.check_anchor -> store.latest) after its REPEATABLE READ snapshot was taken; read "
-    "store.latest(tenant) before opening the snapshot transaction and check against that",
-)
 def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
     database_url, tenant, monkeypatch, request
 ):
