@@ -133,11 +133,6 @@ class PlantServer:
         path = self._log("err")
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
-    def logged(self) -> list[dict[str, Any]]:
-        """The JSON log lines the running server wrote to stdout (request logs, errors)."""
-        lines = self._log("out").read_text(errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
     def processes(self) -> list[psutil.Process]:
         """plant, gunicorn's master and its workers."""
         assert self.proc is not None
