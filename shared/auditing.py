@@ -24,7 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from shared import anchors, documents, entities, keys, tlog
 from shared.auth import Principal
 from shared.config import settings
-from shared.errors import IntegrityViolation, MalformedRequest, NotFound, ValidationFailed
+from shared.errors import (
+    IntegrityViolation,
+    LimitExceeded,
+    MalformedRequest,
+    NotFound,
+    ValidationFailed,
+)
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import kind_for, parse_uuid
@@ -823,13 +829,15 @@ def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
 def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     principal.require("auditor")
     raw = query.get("limit") or str(RUNS_PAGE)
-    if (
-        not (raw.isascii() and raw.isdigit() and len(raw) <= 3)
-        or not 1 <= int(raw) <= MAX_RUNS_PAGE
-    ):
+    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 10**9
+    if not (raw.isascii() and raw.isdigit()) or limit < 1:
         raise MalformedRequest(
             "invalid limit",
             errors=[{"field": "limit", "message": f"must be from 1 to {MAX_RUNS_PAGE}"}],
+        )
+    if limit > MAX_RUNS_PAGE:
+        raise LimitExceeded(
+            f"limit must be at most {MAX_RUNS_PAGE}", field="limit", limit=MAX_RUNS_PAGE
         )
     with database().transaction(principal.tenant) as conn:
         rows = conn.execute(
@@ -840,7 +848,7 @@ def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
                 "verified_from, verified_to, checkpoint_size, finding_count, NULL, summary "
                 "FROM audit_runs ORDER BY started_at DESC LIMIT :limit"
             ),
-            {"limit": int(raw)},
+            {"limit": limit},
         ).all()
     return {"runs": [_run_doc(r) for r in rows]}
 

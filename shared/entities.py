@@ -23,6 +23,7 @@ from shared.auth import Principal
 from shared.documents import Change
 from shared.errors import (
     Conflict,
+    LimitExceeded,
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
@@ -40,6 +41,7 @@ from shared.storage.engine import database, retry_transient, sqlstate
 
 READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
+MAX_CATEGORY = 64  # the category filter's length
 DEFAULT_PAGE = 50
 
 
@@ -569,6 +571,13 @@ def _message(exc: DBAPIError) -> str:
     return str(args[0].get("M", "")) if args and isinstance(args[0], dict) else ""
 
 
+def _bounded_int(raw: str) -> int:
+    """ASCII digits as an int (capped: a thousand digits is just "too many"); else 0."""
+    if not (raw.isascii() and raw.isdigit()):
+        return 0
+    return int(raw) if len(raw) <= 9 else 10**9
+
+
 def _invalid(problems: list[Violation]) -> ValidationFailed:
     return ValidationFailed(f"{len(problems)} rule violation(s)", [p.as_dict() for p in problems])
 
@@ -665,16 +674,22 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     if status is not None and status not in lifecycle.STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
     raw_limit = query.get("limit") or str(DEFAULT_PAGE)
-    limit = (
-        int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) < 6 else 0
-    )
-    if not 1 <= limit <= MAX_PAGE:
+    limit = _bounded_int(raw_limit)
+    if limit < 1:
         errors.append({"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"})
     category = query.get("category") or None
-    if category is not None and (len(category) > 64 or "\x00" in category):
-        errors.append({"field": "category", "message": "must be at most 64 characters, no NUL"})
+    if category is not None and "\x00" in category:
+        errors.append({"field": "category", "message": "must not contain NUL"})
     if errors:
         raise MalformedRequest("invalid query parameters", errors=errors)
+    if limit > MAX_PAGE:
+        raise LimitExceeded(f"limit must be at most {MAX_PAGE}", field="limit", limit=MAX_PAGE)
+    if category is not None and len(category) > MAX_CATEGORY:
+        raise LimitExceeded(
+            f"category must be at most {MAX_CATEGORY} characters",
+            field="category",
+            limit=MAX_CATEGORY,
+        )
     after = _cursor_after(query.get("cursor"))
     with database().transaction(principal.tenant) as conn:
         rows = heads.page(

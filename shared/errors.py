@@ -93,6 +93,16 @@ class ValidationFailed(PlantError):
         self.violations = violations
 
 
+class LimitExceeded(PlantError):
+    """422: a value is well-formed but past one of the service's limits (a page size, a
+    filter's length, the nesting of a body); names the field and the limit."""
+
+    status, slug, title = 422, "limit-exceeded", "Limit exceeded"
+
+    def __init__(self, detail: str, *, field: str, limit: int) -> None:
+        super().__init__(detail, errors=[{"field": field, "message": detail}], limit=limit)
+
+
 class PreconditionRequired(PlantError):
     status, slug, title = 428, "precondition-required", "Precondition required"
 

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from shared.auth import Principal, authenticator
 from shared.errors import (
     ConfigurationError,
+    LimitExceeded,
     MalformedRequest,
     MethodNotAllowed,
     NotFound,
@@ -73,6 +74,8 @@ class Call:
             raise PayloadTooLarge(f"the body must be at most {MAX_BODY} bytes", limit=MAX_BODY)
         try:
             return canonical.loads(data)
+        except canonical.DepthExceeded as exc:
+            raise LimitExceeded(f"the body is {exc}", field="", limit=canonical.MAX_DEPTH) from exc
         except canonical.CanonicalError as exc:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 

@@ -26,6 +26,10 @@ class CanonicalError(ValueError):
     """The value cannot be canonicalised, or the input is not I-JSON."""
 
 
+class DepthExceeded(CanonicalError):
+    """The input nests deeper than ``MAX_DEPTH``: well-formed, but past the limit."""
+
+
 def dumps(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value``."""
     parts: list[str] = []
@@ -63,7 +67,7 @@ def loads(data: bytes | str) -> Any:
     except json.JSONDecodeError as exc:
         raise CanonicalError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
-        raise CanonicalError(f"nested deeper than {MAX_DEPTH} levels") from exc
+        raise DepthExceeded(f"nested deeper than {MAX_DEPTH} levels") from exc
     _check_strings(value)
     return value
 
@@ -100,7 +104,7 @@ def _check_strings(value: Any) -> None:
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise CanonicalError(f"nested deeper than {MAX_DEPTH} levels")
+            raise DepthExceeded(f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(item, str):
             _check_text(item)
         elif isinstance(item, dict):

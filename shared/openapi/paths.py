@@ -7,7 +7,7 @@ from typing import Any
 from shared import lifecycle
 from shared.auditing import MAX_RUNS_PAGE, RUNS_PAGE
 from shared.certification import MAX_BATCH
-from shared.entities import DEFAULT_PAGE, MAX_PAGE
+from shared.entities import DEFAULT_PAGE, MAX_CATEGORY, MAX_PAGE
 from shared.entities import MAX_BATCH as MAX_CREATE_BATCH
 from shared.kinds import KINDS
 from shared.openapi.schemas import (
@@ -164,9 +164,10 @@ def _registry() -> dict[str, Any]:
                 400,
                 *AUTH,
                 404,
+                422,
                 parameters=[
                     query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
-                    query_param("category", {"type": "string", "maxLength": 64}),
+                    query_param("category", {"type": "string", "maxLength": MAX_CATEGORY}),
                     query_param(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
@@ -464,6 +465,7 @@ def _audit() -> dict[str, Any]:
                 {"200": ok(ref("AuditRunList"))},
                 400,
                 *AUTH,
+                422,
                 parameters=[
                     query_param(
                         "limit",

@@ -77,7 +77,6 @@ def test_list_filters_and_keyset_pagination(api):
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("limit=501", "limit"),
         ("limit=0", "limit"),
         ("limit=x", "limit"),
         ("status=alive", "status"),
@@ -88,6 +87,20 @@ def test_list_filters_and_keyset_pagination(api):
 def test_bad_list_parameters_get_400_naming_the_field(api, query, field):
     body = _problem(api.get(f"/skills?{query}"), 400)
     assert body["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "limit"),
+    [
+        ("limit=501", "limit", 500),
+        ("limit=" + "9" * 3000, "limit", 500),
+        ("category=" + "c" * 65, "category", 64),
+    ],
+)
+def test_list_parameters_past_a_limit_get_422_naming_field_and_limit(api, query, field, limit):
+    body = _problem(api.get(f"/skills?{query}"), 422)
+    assert body["type"].endswith("/limit-exceeded")
+    assert body["errors"][0]["field"] == field and body["limit"] == limit
 
 
 def test_patch_without_if_match_is_428_and_stale_is_412(api):
@@ -176,8 +189,9 @@ def test_malformed_json_is_400_not_json_is_415_large_is_413(api, request):
     _problem(api.client.post("/registry/skills", data="{bad", headers=headers), 400)
     _problem(api.client.post("/registry/skills", data='{"a":1,"a":2}', headers=headers), 400)
     _problem(api.client.post("/registry/skills", data="[NaN]", headers=headers), 400)
-    deep = _problem(api.client.post("/registry/skills", data="[" * 50_000, headers=headers), 400)
-    record(request.node, "JSON nested 50,000 levels deep", 1, "400 naming the limit (32), no crash")
+    deep = _problem(api.client.post("/registry/skills", data="[" * 50_000, headers=headers), 422)
+    record(request.node, "JSON nested 50,000 levels deep", 1, "422 naming the limit (32), no crash")
+    assert deep["limit"] == 32
     assert "nested deeper than 32" in deep["detail"]
     _problem(
         api.client.post(
