@@ -9,6 +9,7 @@ clean the append-only ledger.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +29,11 @@ def _server_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object |
         return url, None
     from shared.storage import embedded
 
-    server, uri = embedded.start(tmp_path_factory.mktemp("pg"), cleanup="delete")
+    # Not under pytest's basetemp: another pytest session starting meanwhile resets that
+    # folder to mode 0700, and the server (its own user when run as root) loses its socket.
+    parent = Path(tempfile.mkdtemp(prefix="plant-test-pg-"))
+    parent.chmod(0o755)
+    server, uri = embedded.start(parent / "pg", cleanup="delete")
     return uri, server
 
 
