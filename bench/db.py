@@ -4,7 +4,9 @@ write to (no integrity at all: an id and the bytes)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,9 @@ def setup_database() -> None:
 
         _server, url = embedded.start(Path(tempfile.mkdtemp(prefix="plant-bench-")), "delete")
     os.environ["DATABASE_URL"] = _create_database(url)
-    os.environ["PLANT_DATA_DIR"] = tempfile.mkdtemp(prefix="plant-bench-data-")
+    data_dir = tempfile.mkdtemp(prefix="plant-bench-data-")
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    os.environ["PLANT_DATA_DIR"] = data_dir
     os.environ["PLANT_ENV"] = "local"
     reset_process()
     from shared import bootstrap

@@ -60,6 +60,7 @@ def _copy_child(tenant: str, out: str) -> None:
     assert tenant.replace("-", "").isalnum()
     engine = create_engine(pg8000_url(os.environ["DATABASE_URL"]), poolclass=NullPool)
     raw = engine.raw_connection()
+    raw.cursor().execute("SET statement_timeout = '300s'")  # never hang the whole suite
     started = time.perf_counter()
     with open(out, "wb") as handle:
         raw.cursor().execute(_COPY.replace("{tenant}", tenant), stream=handle)

@@ -80,9 +80,7 @@ def _crypto(quick: bool) -> list[dict[str, Any]]:
     return [bench_checkpoint(count), *bench_certificates(count)]
 
 
-# In run order: proofs before audit (the incremental audit appends to the shared tenant);
-# export before both, on a database without the 1,000,000-entry tenant (with it beside, the
-# report's first keyset batch has hit the 15 s statement timeout on the embedded server).
+# In run order: proofs before audit (the incremental audit appends to the shared tenant).
 BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "append": _append,
     "append_proxy": _append_proxy,

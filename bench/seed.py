@@ -242,6 +242,16 @@ def write_skills(superuser: Engine, tenant: str, start: int, count: int, seed: i
             _copy(superuser, tenant, pending.popleft().result())
 
 
+def analyze(superuser: Engine) -> None:
+    """Refresh the planner's statistics after a bulk load, as autovacuum would have done by
+    the time a tenant had grown this large one request at a time. (Without it, plans made on
+    the stale statistics of freshly COPYed tables can run for many minutes: the export's
+    keyset query has then hit the 15 s statement timeout.)"""
+    with superuser.connect() as conn:
+        conn.execute(text("ANALYZE log_entries, entity_heads, log_heads"))
+        conn.commit()
+
+
 def seeded_tenant(prefix: str, size: int, seed: int = SEED) -> str:
     """A tenant named after its contents holding ``size`` seeded skills (created once per
     database: a second call with the same arguments finds it)."""
@@ -255,6 +265,7 @@ def seeded_tenant(prefix: str, size: int, seed: int = SEED) -> str:
         ).scalar()
     if have is None:
         write_skills(eng, tenant, 0, size, seed)
+        analyze(eng)
     elif have != size:
         raise RuntimeError(f"{tenant} holds {have} entries, not {size}")
     eng.dispose()
