@@ -59,9 +59,15 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Side-by-side benchmarks (not run by CI): bench/results.json and bench/results.md.
-bench: $(TEST_STAMP)
-	$(BIN)/python -m bench.run
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(TEST_STAMP) bench/requirements.txt
+	$(BIN)/pip install -q -r bench/requirements.txt
+	touch $@
+
+## Side-by-side benchmarks (not run by CI) into bench/results.json and bench/results.md;
+## `make bench ARGS=--quick` for a small run.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(ARGS)
 
 migrate: $(RUN_STAMP)
 	$(BIN)/plant migrate
