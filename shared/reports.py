@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,12 +204,17 @@ def _stream(principal: Principal, q: Query) -> Iterator[Any]:
 
     with database().transaction(principal.tenant, snapshot=True) as conn:
         head = summary(conn, principal, q)
+        # The first batch is read before the first byte goes out, so a database that cannot
+        # serve it (a timeout, say) is a problem response, not a stream cut short.
+        remaining = rows(conn, q)
+        first = list(itertools.islice(remaining, 1))
+        all_rows = itertools.chain(first, remaining)
         yield head
         if q.format == "json":
-            yield from json_chunks(head, rows(conn, q))
+            yield from json_chunks(head, all_rows)
         elif q.format == "csv":
-            yield from csv_chunks(rows(conn, q))
+            yield from csv_chunks(all_rows)
         else:
             from shared.report_pdf import render
 
-            yield render(head, list(rows(conn, q)))
+            yield render(head, list(all_rows))

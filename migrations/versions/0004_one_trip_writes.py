@@ -177,6 +177,10 @@ BEGIN
   END LOOP;
 END $$;
 
+-- Exports and audits list every kind in creation order: without this index each keyset
+-- batch of an unfiltered export sorted all of the tenant's remaining heads.
+CREATE INDEX entity_heads_by_first_index ON entity_heads (tenant_id, first_index);
+
 REVOKE ALL ON FUNCTION plant_nodes FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION plant_nodes TO plant_app;
 """
@@ -188,6 +192,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS entity_heads_by_first_index")
     op.execute("DROP FUNCTION IF EXISTS plant_nodes")
     op.execute("DROP FUNCTION IF EXISTS plant_create_versions")
     op.execute("DROP FUNCTION IF EXISTS plant_append_version")

@@ -206,3 +206,24 @@ def test_exporting_100k_entities_stays_under_200_mb(superuser, database_url, tmp
         assert out.stat().st_size > 100_000 * 100
         peak_mb = int(done.stderr.strip().splitlines()[-1])
         assert peak_mb < 200, (fmt, peak_mb)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_first_batch_the_database_cannot_serve_is_a_503_problem(
+    export_client, seeded, make_token, monkeypatch, fmt
+):
+    """Nothing is sent before the first batch is read: a statement timeout there is a clean
+    503 problem with Retry-After, not a stream cut short behind a 200."""
+    from shared import reports
+    from shared.errors import ServiceUnavailable
+
+    def timed_out(conn, q):
+        raise ServiceUnavailable("the database is unavailable; retry shortly")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(reports, "rows", timed_out)
+    response, body = _get(export_client, seeded.tenant, make_token, f"format={fmt}")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert "Retry-After" in response.headers
+    assert json.loads(body)["status"] == 503
