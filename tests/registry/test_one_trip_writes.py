@@ -4,7 +4,7 @@ the re-checks that replace the locks a long transaction used to hold."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared import entities
@@ -30,24 +30,35 @@ def _stored_versions(superuser, tenant: str, entity_id: str) -> list[int]:
         )
 
 
-def test_a_skill_create_is_one_statement_and_committed(database_url, tenant, superuser):
+def test_a_skill_create_is_one_round_trip_and_committed(
+    database_url, tenant, superuser, monkeypatch
+):
+    """Counted at the driver, below SQLAlchemy: no BEGIN, no COMMIT, no ping, one message."""
+    import pg8000.core
+
     author = _author(tenant)
     entities.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
     )
-    statements: list[str] = []
+    sent: list[str] = []
+    driver = pg8000.core.CoreConnection
+    simple, unnamed = driver.execute_simple, driver.execute_unnamed
 
-    def record(conn, cursor, statement, params, context, many):
-        statements.append(statement)
+    def record_simple(self, statement, *args, **kwargs):
+        sent.append(statement)
+        return simple(self, statement, *args, **kwargs)
 
-    event.listen(database().engine, "before_cursor_execute", record)
-    try:
-        doc = entities.create(
-            author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
-        )
-    finally:
-        event.remove(database().engine, "before_cursor_execute", record)
-    assert len(statements) == 1 and "plant_append_version" in statements[0]
+    def record_unnamed(self, statement, *args, **kwargs):
+        sent.append(statement)
+        return unnamed(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(driver, "execute_simple", record_simple)
+    monkeypatch.setattr(driver, "execute_unnamed", record_unnamed)
+    doc = entities.create(
+        author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
+    )
+    monkeypatch.undo()
+    assert len(sent) == 1 and "plant_append_version" in sent[0], sent
     entity_id = doc.body["identity"]["id"]
     assert _stored_versions(superuser, tenant, entity_id) == [1]
 
