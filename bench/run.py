@@ -32,9 +32,12 @@ def _append(quick: bool) -> list[dict[str, Any]]:
 
 
 def _append_proxy(quick: bool) -> list[dict[str, Any]]:
-    from bench.append import bench_append_proxied
+    from bench.append import bench_append_processes, bench_append_proxied
 
-    return [bench_append_proxied(32, 5 if quick else 40)]
+    return [
+        bench_append_proxied(32, 5 if quick else 40),
+        bench_append_processes(4, 8, 5 if quick else 40),
+    ]
 
 
 def _http(quick: bool) -> list[dict[str, Any]]:
