@@ -828,9 +828,8 @@ def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
 
 def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     principal.require("auditor")
-    raw = query.get("limit") or str(RUNS_PAGE)
-    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 10**9
-    if not (raw.isascii() and raw.isdigit()) or limit < 1:
+    limit = entities.bounded_int(query.get("limit") or str(RUNS_PAGE))
+    if limit < 1:
         raise MalformedRequest(
             "invalid limit",
             errors=[{"field": "limit", "message": f"must be from 1 to {MAX_RUNS_PAGE}"}],

@@ -141,19 +141,27 @@ def kind_for_type(entity_type: str) -> Kind:
 UNIQUE_TAKEN = "PL409"  # raised by plant_append_version with the holder's id as message
 
 
-def _unique_conflict(kind: Kind, holder: str) -> Conflict:
-    rule = "L1-SKILL-02" if kind.type == "skill" else "L1-AGENT-03"
-    return Conflict(
-        f"a live {kind.type} with the same unique key already exists",
-        violations=[
-            Violation(
-                rule,
-                "name" if kind.type == "skill" else "skill_id",
-                f"already taken by {holder}",
-            ).as_dict()
-        ],
-        existing_id=holder,
-    )
+def _unique_rule(kind: Kind) -> tuple[str, str]:
+    """The uniqueness rule of a kind and the field its violations name."""
+    return ("L1-SKILL-02", "name") if kind.type == "skill" else ("L1-AGENT-03", "skill_id")
+
+
+@contextmanager
+def _unique_taken_is_409(kind: Kind) -> Iterator[None]:
+    """The write functions refuse a taken unique key with SQLSTATE ``UNIQUE_TAKEN`` and the
+    holder's id: a 409 naming the rule and the holder."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if sqlstate(exc) != UNIQUE_TAKEN:
+            raise
+        holder = _message(exc)
+        rule, field = _unique_rule(kind)
+        raise Conflict(
+            f"a live {kind.type} with the same unique key already exists",
+            violations=[Violation(rule, field, f"already taken by {holder}").as_dict()],
+            existing_id=holder,
+        ) from exc
 
 
 def _usable(kind: Kind, fields: dict[str, Any], problems: list[Violation]) -> dict[str, Any]:
@@ -230,7 +238,7 @@ def append_version(
         expect_index=None if head is None else head.log_index,
         pins=pins or {},
     )
-    try:
+    with _unique_taken_is_409(kind):
         appended = ledger.append_version(
             conn,
             principal.tenant,
@@ -242,10 +250,6 @@ def append_version(
             actor=principal.subject,
             move=move,
         )
-    except DBAPIError as exc:
-        if sqlstate(exc) == UNIQUE_TAKEN:
-            raise _unique_conflict(kind, _message(exc)) from exc
-        raise
     return Document(
         documents.served(encoded.body, appended.index, encoded.leaf_hash, encoded.digest),
         version,
@@ -358,21 +362,16 @@ def create_batch(
                 unique_key(kind, fields),
             )
         )
-    try:
-        with one_trip_write() as conn:
-            first = ledger.create_versions(
-                conn,
-                principal.tenant,
-                kind=kind.type,
-                items=items,
-                actor=principal.subject,
-                at=now,
-                pins=pins,
-            )
-    except DBAPIError as exc:
-        if sqlstate(exc) == UNIQUE_TAKEN:
-            raise _unique_conflict(kind, _message(exc)) from exc
-        raise
+    with _unique_taken_is_409(kind), one_trip_write() as conn:
+        first = ledger.create_versions(
+            conn,
+            principal.tenant,
+            kind=kind.type,
+            items=items,
+            actor=principal.subject,
+            at=now,
+            pins=pins,
+        )
     return [
         {
             "id": item.entity_id,
@@ -396,8 +395,7 @@ def _item_field(index: int, field: str) -> str:
 
 
 def _duplicate_in_batch(kind: Kind, first: int) -> Violation:
-    rule = "L1-SKILL-02" if kind.type == "skill" else "L1-AGENT-03"
-    field = "name" if kind.type == "skill" else "skill_id"
+    rule, field = _unique_rule(kind)
     return Violation(rule, field, f"same unique key as items[{first}]")
 
 
@@ -571,7 +569,7 @@ def _message(exc: DBAPIError) -> str:
     return str(args[0].get("M", "")) if args and isinstance(args[0], dict) else ""
 
 
-def _bounded_int(raw: str) -> int:
+def bounded_int(raw: str) -> int:
     """ASCII digits as an int (capped: a thousand digits is just "too many"); else 0."""
     if not (raw.isascii() and raw.isdigit()):
         return 0
@@ -674,7 +672,7 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     if status is not None and status not in lifecycle.STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
     raw_limit = query.get("limit") or str(DEFAULT_PAGE)
-    limit = _bounded_int(raw_limit)
+    limit = bounded_int(raw_limit)
     if limit < 1:
         errors.append({"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"})
     category = query.get("category") or None

@@ -25,6 +25,28 @@ depends_on = None
 FUNCTION = """
 SET LOCAL ROLE plant_owner;
 
+-- The references a writer checked (id, log index of the version it read) are share-locked
+-- and must still be current; otherwise SQLSTATE 40001 and the caller re-runs its operation.
+CREATE FUNCTION plant_check_pins(p_refs uuid[], p_ref_indices bigint[]) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
+DECLARE
+  v_matched integer;
+BEGIN
+  IF cardinality(p_refs) > 0 THEN
+    SELECT count(*) INTO v_matched FROM (
+      SELECT 1 FROM entity_heads h
+        JOIN unnest(p_refs, p_ref_indices) AS r(id, log_index)
+          ON h.entity_id = r.id AND h.log_index = r.log_index
+       ORDER BY h.entity_id FOR SHARE OF h) AS locked;
+    IF v_matched <> cardinality(p_refs) THEN
+      RAISE EXCEPTION 'a referenced entity changed meanwhile' USING ERRCODE = '40001';
+    END IF;
+  END IF;
+END $$;
+
+REVOKE ALL ON FUNCTION plant_check_pins FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION plant_check_pins TO plant_app;
+
 CREATE FUNCTION plant_append_version(
   p_tenant text, p_kind text, p_entity uuid, p_version integer,
   p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_digests jsonb,
@@ -36,7 +58,6 @@ LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
 DECLARE
   v_current record;
   v_holder uuid;
-  v_matched integer;
   v_idx bigint;
 BEGIN
   PERFORM set_config('plant.tenant', p_tenant, true);
@@ -52,16 +73,7 @@ BEGIN
   END IF;
 
   -- 2. Every referenced entity is share-locked and still at the version the caller checked.
-  IF cardinality(p_refs) > 0 THEN
-    SELECT count(*) INTO v_matched FROM (
-      SELECT 1 FROM entity_heads h
-        JOIN unnest(p_refs, p_ref_indices) AS r(id, log_index)
-          ON h.entity_id = r.id AND h.log_index = r.log_index
-       ORDER BY h.entity_id FOR SHARE OF h) AS locked;
-    IF v_matched <> cardinality(p_refs) THEN
-      RAISE EXCEPTION 'a referenced entity changed meanwhile' USING ERRCODE = '40001';
-    END IF;
-  END IF;
+  PERFORM plant_check_pins(p_refs, p_ref_indices);
 
   -- 3. Uniqueness among live entities (the partial unique index backs this up).
   IF p_check_unique AND p_unique_key IS NOT NULL THEN
@@ -114,21 +126,11 @@ LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
 DECLARE
   v_count integer := jsonb_array_length(p_items);
   v_holder uuid;
-  v_matched integer;
   v_first bigint;
 BEGIN
   PERFORM set_config('plant.tenant', p_tenant, true);
 
-  IF cardinality(p_refs) > 0 THEN
-    SELECT count(*) INTO v_matched FROM (
-      SELECT 1 FROM entity_heads h
-        JOIN unnest(p_refs, p_ref_indices) AS r(id, log_index)
-          ON h.entity_id = r.id AND h.log_index = r.log_index
-       ORDER BY h.entity_id FOR SHARE OF h) AS locked;
-    IF v_matched <> cardinality(p_refs) THEN
-      RAISE EXCEPTION 'a referenced entity changed meanwhile' USING ERRCODE = '40001';
-    END IF;
-  END IF;
+  PERFORM plant_check_pins(p_refs, p_ref_indices);
 
   SELECT h.entity_id INTO v_holder FROM entity_heads h
    WHERE h.kind = p_kind AND h.status <> 'deprecated'
@@ -196,3 +198,4 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS plant_nodes")
     op.execute("DROP FUNCTION IF EXISTS plant_create_versions")
     op.execute("DROP FUNCTION IF EXISTS plant_append_version")
+    op.execute("DROP FUNCTION IF EXISTS plant_check_pins")

@@ -205,6 +205,20 @@ def local_engine(
     return engine
 
 
+@contextmanager
+def _unavailable_is_503() -> Iterator[None]:
+    """Driver errors meaning the database is down, restarting or too slow, and a pool with
+    no free connection, become ServiceUnavailable (503 + Retry-After)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_unavailable(exc):
+            raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
+        raise
+    except PoolTimeout as exc:  # every pooled connection is busy: shed load, don't hang
+        raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
+
+
 class Database:
     """A pool of application-role connections and tenant-scoped transactions over it."""
 
@@ -219,40 +233,26 @@ class Database:
         one consistent state. Driver errors meaning the database is unavailable become
         ServiceUnavailable (503).
         """
-        try:
-            with self.engine.begin() as conn:
-                if snapshot:
-                    conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
-                conn.execute(
-                    text("SELECT set_config('plant.tenant', :tenant, true)"), {"tenant": tenant}
-                )
-                yield conn
-        except DBAPIError as exc:
-            if is_unavailable(exc):
-                raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
-            raise
-        except PoolTimeout as exc:  # every pooled connection is busy: shed load, don't hang
-            raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
+        with _unavailable_is_503(), self.engine.begin() as conn:
+            if snapshot:
+                conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            conn.execute(
+                text("SELECT set_config('plant.tenant', :tenant, true)"), {"tenant": tenant}
+            )
+            yield conn
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
         """A connection on which each statement is its own transaction: one round trip for a
         one-statement write (see ``ledger.append_version``), no BEGIN and no COMMIT."""
-        try:
-            with self.engine.connect() as conn:
-                raw = conn.connection.dbapi_connection
-                raw.rollback()  # a no-op unless something left a transaction open
-                raw.autocommit = True
-                try:
-                    yield conn
-                finally:
-                    raw.autocommit = False
-        except DBAPIError as exc:
-            if is_unavailable(exc):
-                raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
-            raise
-        except PoolTimeout as exc:
-            raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
+        with _unavailable_is_503(), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            raw.rollback()  # a no-op unless something left a transaction open
+            raw.autocommit = True
+            try:
+                yield conn
+            finally:
+                raw.autocommit = False
 
     def ping(self) -> None:
         """Run a real query; raise ServiceUnavailable if the database does not answer."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -54,22 +55,37 @@ def append(
     actor: str,
 ) -> Appended:
     """Append one entry to the current tenant's log and return its index."""
-    index = conn.execute(
-        _APPEND,
-        {
-            "entry_type": entry_type,
-            "kind": kind,
-            "entity_id": entity_id,
-            "version": version,
-            "body": encoded.body,
-            "digest": encoded.digest,
-            "leaf_hash": encoded.leaf_hash,
-            "prev_digest": prev_digest,
-            "field_digests": canonical.dumps(encoded.field_digests).decode(),
-            "actor": actor,
-        },
-    ).scalar_one()
+    params = _entry_params(kind, entity_id, version, encoded, prev_digest, actor)
+    index = conn.execute(_APPEND, {**params, "entry_type": entry_type}).scalar_one()
     return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
+
+
+def _entry_params(
+    kind: str,
+    entity_id: str,
+    version: int,
+    encoded: Encoded,
+    prev_digest: bytes | None,
+    actor: str,
+) -> dict[str, Any]:
+    """The bind parameters of one log entry's columns."""
+    return {
+        "kind": kind,
+        "entity_id": entity_id,
+        "version": version,
+        "body": encoded.body,
+        "digest": encoded.digest,
+        "leaf_hash": encoded.leaf_hash,
+        "prev_digest": prev_digest,
+        "field_digests": canonical.dumps(encoded.field_digests).decode(),
+        "actor": actor,
+    }
+
+
+def _pins(pins: dict[str, int]) -> dict[str, list[Any]]:
+    """Pinned references as the two parallel arrays the functions take, in id order."""
+    pinned = sorted(pins.items())
+    return {"refs": [ref for ref, _ in pinned], "ref_indices": [index for _, index in pinned]}
 
 
 _APPEND_VERSION = text(
@@ -112,20 +128,12 @@ def append_version(
     an open transaction it joins it. A head or reference that moved since the caller read it
     raises SQLSTATE 40001, so ``retry_transient`` re-runs the whole operation.
     """
-    pinned = sorted(move.pins.items())
     index = conn.execute(
         _APPEND_VERSION,
         {
+            **_entry_params(kind, entity_id, version, encoded, prev_digest, actor),
+            **_pins(move.pins),
             "tenant": tenant,
-            "kind": kind,
-            "entity_id": entity_id,
-            "version": version,
-            "body": encoded.body,
-            "digest": encoded.digest,
-            "leaf_hash": encoded.leaf_hash,
-            "prev_digest": prev_digest,
-            "field_digests": canonical.dumps(encoded.field_digests).decode(),
-            "actor": actor,
             "status": move.status,
             "name": move.name,
             "category": move.category,
@@ -133,8 +141,6 @@ def append_version(
             "check_unique": move.check_unique,
             "at": move.at,
             "expect_index": move.expect_index,
-            "refs": [ref for ref, _ in pinned],
-            "ref_indices": [index for _, index in pinned],
         },
     ).scalar_one()
     return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
@@ -167,10 +173,10 @@ def create_versions(
 ) -> int:
     """Append version 1 of each new entity and their heads in one statement
     (``plant_create_versions``); returns the first index, item i being at first + i."""
-    pinned = sorted(pins.items())
     return conn.execute(
         _CREATE_VERSIONS,
         {
+            **_pins(pins),
             "tenant": tenant,
             "kind": kind,
             "items": json.dumps(
@@ -190,8 +196,6 @@ def create_versions(
             ),
             "actor": actor,
             "at": at,
-            "refs": [ref for ref, _ in pinned],
-            "ref_indices": [index for _, index in pinned],
         },
     ).scalar_one()
 

@@ -6,6 +6,7 @@ integrity code decides exactly which O(log n) rows a root or proof needs.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class NodeCache:
                 self._nodes[(scope, level, idx)] = value
             overflow = len(self._nodes) - self.capacity
             if overflow > 0:  # dicts keep insertion order: drop the oldest
-                for old in list(self._nodes)[:overflow]:
+                for old in list(itertools.islice(self._nodes, overflow)):
                     del self._nodes[old]
 
 

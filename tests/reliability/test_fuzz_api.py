@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plant_server import free_port
 
 import main
 
@@ -43,12 +43,6 @@ CHECKS = (
     "response_headers_conformance",
 )
 ROLES = ("reader", "author", "certifier", "auditor", "admin")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -85,7 +79,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("fuzz-server") / "server.log"
     command = [
         sys.executable,
