@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import heads, ledger
 from shared.storage.engine import database, retry_transient, sqlstate
+from shared.storage.group import GroupCommit
 
 READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
@@ -190,7 +191,7 @@ def _passed(kind: Kind) -> list[dict[str, Any]]:
 
 
 def append_version(
-    conn: Connection,
+    conn: Connection | None,
     principal: Principal,
     kind: Kind,
     *,
@@ -208,8 +209,9 @@ def append_version(
     pins: dict[str, int] | None = None,
 ) -> Document:
     """Append version (head.version + 1) of an entity and move its head to it, in one
-    statement: inside the caller's transaction, or alone on a ``one_trip_write`` connection
-    after reading ``head`` and the references (``pins``) without locks."""
+    statement: inside the caller's transaction (``conn``), or, with ``conn`` None, as its own
+    transaction after reading ``head`` and the references (``pins``) without locks, grouped
+    with the writes of other threads that run at the same time (``shared.storage.group``)."""
     now = documents.now_text()
     version = 1 if head is None else head.version + 1
     change = Change(
@@ -238,22 +240,37 @@ def append_version(
         expect_index=None if head is None else head.log_index,
         pins=pins or {},
     )
-    with _unique_taken_is_409(kind):
-        appended = ledger.append_version(
-            conn,
-            principal.tenant,
-            kind=kind.type,
-            entity_id=entity_id,
-            version=version,
-            encoded=encoded,
-            prev_digest=previous_digest,
-            actor=principal.subject,
-            move=move,
-        )
-    return Document(
-        documents.served(encoded.body, appended.index, encoded.leaf_hash, encoded.digest),
-        version,
+    new = ledger.NewVersion(
+        tenant=principal.tenant,
+        kind=kind.type,
+        entity_id=entity_id,
+        version=version,
+        encoded=encoded,
+        prev_digest=previous_digest,
+        actor=principal.subject,
+        move=move,
     )
+    with _unique_taken_is_409(kind):
+        index = _appends.submit(new) if conn is None else new.append(conn).index
+    return Document(
+        documents.served(encoded.body, index, encoded.leaf_hash, encoded.digest), version
+    )
+
+
+def _append_alone(new: ledger.NewVersion) -> int:
+    with one_trip_write() as conn:
+        return new.append(conn).index
+
+
+def _append_together(group: Sequence[ledger.NewVersion]) -> list[int | None]:
+    with database().autocommit() as conn:
+        return ledger.append_versions(conn, group)
+
+
+# Creates and amendments that run at the same time in this process share statements; two
+# may be on their way at once, so one group's round trip overlaps the other's execution (the
+# second waits on the server for the tenant's counter, which the first holds until it commits).
+_appends = GroupCommit(_append_alone, _append_together, limit=ledger.MAX_GROUP, in_flight=2)
 
 
 @retry_transient()
@@ -273,21 +290,20 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
     problems += check_relations(kind, usable, None, refs)
     if problems:
         raise _invalid(problems)
-    with one_trip_write() as conn:
-        return append_version(
-            conn,
-            principal,
-            kind,
-            entity_id=entity_id,
-            head=None,
-            fields=fields,
-            status="draft",
-            reason="created",
-            action="create",
-            request_id=request_id,
-            check_unique=True,
-            pins=pins,
-        )
+    return append_version(
+        None,
+        principal,
+        kind,
+        entity_id=entity_id,
+        head=None,
+        fields=fields,
+        status="draft",
+        reason="created",
+        action="create",
+        request_id=request_id,
+        check_unique=True,
+        pins=pins,
+    )
 
 
 MAX_BATCH = 10_000
@@ -452,23 +468,22 @@ def amend(
     problems += check_relations(kind, usable, cur.fields, refs, self_id=entity_id)
     if problems:
         raise _invalid(problems)
-    with one_trip_write() as conn:
-        return append_version(
-            conn,
-            principal,
-            kind,
-            entity_id=entity_id,
-            head=cur.head,
-            fields=fields,
-            status=lifecycle.after_amendment(cur.head.status),
-            reason=reason or "",
-            action="amend",
-            request_id=request_id,
-            created_at=cur.doc["lifecycle"]["created_at"],
-            previous_digest=cur.entry.digest,
-            check_unique=True,
-            pins=pins,
-        )
+    return append_version(
+        None,
+        principal,
+        kind,
+        entity_id=entity_id,
+        head=cur.head,
+        fields=fields,
+        status=lifecycle.after_amendment(cur.head.status),
+        reason=reason or "",
+        action="amend",
+        request_id=request_id,
+        created_at=cur.doc["lifecycle"]["created_at"],
+        previous_digest=cur.entry.digest,
+        check_unique=True,
+        pins=pins,
+    )
 
 
 @retry_transient()

@@ -9,6 +9,7 @@ its index with its transaction).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +145,78 @@ def append_version(
         },
     ).scalar_one()
     return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
+
+
+MAX_GROUP = 64  # items per plant_append_versions statement (see migration 0005)
+
+_APPEND_VERSIONS = text("SELECT item, log_index FROM plant_append_versions(CAST(:items AS jsonb))")
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Everything ``append_version`` takes, as one value a writer can hand to a group."""
+
+    tenant: str
+    kind: str
+    entity_id: str
+    version: int
+    encoded: Encoded
+    prev_digest: bytes | None
+    actor: str
+    move: HeadMove
+
+    def append(self, conn: Connection) -> Appended:
+        """This version alone (``append_version``)."""
+        return append_version(
+            conn,
+            self.tenant,
+            kind=self.kind,
+            entity_id=self.entity_id,
+            version=self.version,
+            encoded=self.encoded,
+            prev_digest=self.prev_digest,
+            actor=self.actor,
+            move=self.move,
+        )
+
+    def item(self) -> list[Any]:
+        """This version as one item of ``plant_append_versions``."""
+        move = self.move
+        return [
+            self.tenant,
+            self.kind,
+            self.entity_id,
+            self.version,
+            self.encoded.body.hex(),
+            self.encoded.digest.hex(),
+            self.encoded.leaf_hash.hex(),
+            None if self.prev_digest is None else self.prev_digest.hex(),
+            self.encoded.field_digests,
+            self.actor,
+            move.status,
+            move.name,
+            move.category,
+            move.unique_key,
+            move.check_unique,
+            move.at,
+            move.expect_index,
+            move.pins,
+        ]
+
+
+def append_versions(conn: Connection, group: Sequence[NewVersion]) -> list[int | None]:
+    """Append several writers' versions in one statement (``plant_append_versions``): the
+    index of each, or None for one that ``append_version`` would refuse (nothing of it is
+    written; its writer re-runs it alone to learn why)."""
+    if not 0 < len(group) <= MAX_GROUP:
+        raise ValueError(f"a group holds 1 to {MAX_GROUP} versions")
+    rows = conn.execute(
+        _APPEND_VERSIONS, {"items": json.dumps([new.item() for new in group])}
+    ).all()
+    indices: list[int | None] = [None] * len(group)
+    for item, index in rows:
+        indices[item - 1] = index
+    return indices
 
 
 _CREATE_VERSIONS = text(

@@ -4,6 +4,7 @@ the re-checks that replace the locks a long transaction used to hold."""
 from __future__ import annotations
 
 import pytest
+import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -33,32 +34,19 @@ def _stored_versions(superuser, tenant: str, entity_id: str) -> list[int]:
 def test_a_skill_create_is_one_round_trip_and_committed(
     database_url, tenant, superuser, monkeypatch
 ):
-    """Counted at the driver, below SQLAlchemy: no BEGIN, no COMMIT, no ping, one message."""
-    import pg8000.core
-
+    """Counted at the socket, below SQLAlchemy and pg8000: one burst of messages, one
+    wait for the server (no BEGIN, no COMMIT, no ping, no separate Parse or Describe)."""
     author = _author(tenant)
     entities.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
     )
-    sent: list[str] = []
-    driver = pg8000.core.CoreConnection
-    simple, unnamed = driver.execute_simple, driver.execute_unnamed
-
-    def record_simple(self, statement, *args, **kwargs):
-        sent.append(statement)
-        return simple(self, statement, *args, **kwargs)
-
-    def record_unnamed(self, statement, *args, **kwargs):
-        sent.append(statement)
-        return unnamed(self, statement, *args, **kwargs)
-
-    monkeypatch.setattr(driver, "execute_simple", record_simple)
-    monkeypatch.setattr(driver, "execute_unnamed", record_unnamed)
+    wire = round_trips.watch(monkeypatch)
     doc = entities.create(
         author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
     )
     monkeypatch.undo()
-    assert len(sent) == 1 and "plant_append_version" in sent[0], sent
+    assert wire.round_trips == 1, wire
+    assert len(wire.statements) == 1 and "plant_append_version(" in wire.statements[0], wire
     entity_id = doc.body["identity"]["id"]
     assert _stored_versions(superuser, tenant, entity_id) == [1]
 

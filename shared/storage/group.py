@@ -1,0 +1,114 @@
+"""Group commit for one-statement writes: the writes that queue up while one is in flight go
+to the database together, as one statement.
+
+Leader and followers, no background thread: a writer that finds nobody writing becomes the
+leader and writes what is queued (its own item first); the others wait and get their results
+from it. One writer alone is written alone, exactly as without grouping; under load each
+round trip, commit and WAL flush is shared by everything that queued during the previous one.
+
+An item the group statement did not take (``together`` gives None for it), and every item of
+a group whose statement failed, is written by its own writer alone, in its own thread: a
+refusal or an error then reaches that writer as the database's own error, and nobody else's
+write depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class _Waiter(Generic[T]):
+    __slots__ = ("index", "item", "settled", "taken")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.index: int | None = None
+        self.taken = False  # in a leader's group
+        self.settled = False  # that group is done: ``index`` is final
+
+
+class GroupCommit(Generic[T]):
+    """Writes items through ``alone`` (one item, returns its index or raises) or, when
+    several are queued, ``together`` (up to ``limit`` items, returns an index or None for
+    each, in order)."""
+
+    def __init__(
+        self,
+        alone: Callable[[T], int],
+        together: Callable[[Sequence[T]], Sequence[int | None]],
+        limit: int,
+        in_flight: int = 1,
+    ) -> None:
+        if limit < 1 or in_flight < 1:
+            raise ValueError("limit and in_flight must be at least 1")
+        self._alone = alone
+        self._together = together
+        self._limit = limit
+        self._in_flight = in_flight
+        self._queue: deque[_Waiter[T]] = deque()
+        self._leaders = 0
+        self._changed = threading.Condition()
+
+    def submit(self, item: T) -> int:
+        """Write ``item``; return its index once written, or raise what writing it raised."""
+        waiter = _Waiter(item)
+        with self._changed:
+            self._queue.append(waiter)
+            while not waiter.taken and self._leaders >= self._in_flight:
+                self._changed.wait()
+            leading = not waiter.taken
+            if leading:
+                self._leaders += 1
+                self._queue.remove(waiter)
+                group = [waiter]
+                while self._queue and len(group) < self._limit:
+                    group.append(self._queue.popleft())
+                for w in group:
+                    w.taken = True
+            else:
+                while not waiter.settled:
+                    self._changed.wait()
+        if leading:
+            self._lead(group)
+        if waiter.index is None:
+            return self._alone(item)
+        return waiter.index
+
+    def _lead(self, group: list[_Waiter[T]]) -> None:
+        """Write ``group`` while holding the lead, so that writers arriving meanwhile queue
+        for the next statement instead of each starting its own."""
+        indices: Sequence[int | None] = [None] * len(group)
+        error: BaseException | None = None
+        try:
+            if len(group) == 1:
+                try:
+                    indices = [self._alone(group[0].item)]
+                except BaseException as exc:  # re-raised below, once the lead is released
+                    error = exc
+            else:
+                try:
+                    indices = self._together([w.item for w in group])
+                except Exception as exc:
+                    log.warning(
+                        "a group of %d writes failed (%s); each is written alone",
+                        len(group),
+                        type(exc).__name__,
+                    )
+                    indices = [None] * len(group)
+        finally:
+            with self._changed:
+                for position, w in enumerate(group):
+                    w.index = indices[position] if len(indices) == len(group) else None
+                    w.settled = True
+                self._leaders -= 1
+                self._changed.notify_all()
+        if error is not None:
+            raise error

@@ -1,0 +1,169 @@
+"""Group commit of one-statement writes (``plant_append_versions``, ``entities._appends``):
+a group gives exactly what writing its items one after another would, a refused item costs
+nobody else anything, and concurrent writers lose nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import round_trips
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from shared import auditing, entities
+from shared.auth import Principal
+from shared.errors import Conflict
+from shared.storage import ledger
+from shared.storage.engine import sqlstate
+
+
+def _author(tenant: str) -> Principal:
+    return Principal("alice", tenant, frozenset({"author", "reader"}))
+
+
+def _skill(name: str) -> dict[str, str]:
+    return {"name": name, "description": "d", "category": "technical"}
+
+
+def _prepared(monkeypatch, operation, *args) -> ledger.NewVersion:
+    """The version an operation would write, made by the real code but not written."""
+    made: list[ledger.NewVersion] = []
+
+    class Capture:
+        def submit(self, new: ledger.NewVersion) -> int:
+            made.append(new)
+            return 0
+
+    with monkeypatch.context() as patch:
+        patch.setattr(entities, "_appends", Capture())
+        operation(*args)
+    return made[0]
+
+
+def _log(superuser, tenant: str) -> list[tuple[int, str, int]]:
+    with superuser.connect() as conn:
+        return [
+            (r.idx, str(r.entity_id), r.version)
+            for r in conn.execute(
+                text(
+                    "SELECT idx, entity_id, version FROM log_entries WHERE tenant_id = :t "
+                    "ORDER BY idx"
+                ),
+                {"t": tenant},
+            )
+        ]
+
+
+def _audit_is_clean(tenant: str) -> None:
+    run, started = auditing.run(
+        Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"}
+    )
+    assert started and run["status"] == "completed" and run["findings"] == [], run
+
+
+def test_a_group_gives_what_its_items_one_after_another_would(superuser, monkeypatch):
+    one, two = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    author = _author(one)
+    existing = entities.create(author, "skills", _skill("existing"), "r")
+    existing_id = existing.body["identity"]["id"]
+
+    def amend(description: str):
+        return lambda: entities.amend(
+            author,
+            "skills",
+            existing_id,
+            {"description": description, "amendment_reason": "edit"},
+            '"v1"',
+            "r",
+        )
+
+    group = [
+        _prepared(monkeypatch, entities.create, author, "skills", _skill("alpha"), "r"),
+        _prepared(monkeypatch, entities.create, _author(two), "skills", _skill("alpha"), "r"),
+        _prepared(monkeypatch, amend("first")),
+        _prepared(monkeypatch, entities.create, author, "skills", _skill("alpha"), "r"),
+        _prepared(monkeypatch, amend("second")),  # read v1 too: its head moved meanwhile
+        _prepared(monkeypatch, entities.create, author, "skills", _skill("existing"), "r"),
+        _prepared(monkeypatch, entities.create, author, "skills", _skill("beta"), "r"),
+    ]
+    indices = entities._append_together(group)
+    # Each tenant's items in the order given, on its own counter; the second "alpha", the
+    # stale amendment and the taken name are refused and use up no index.
+    assert indices == [1, 0, 2, None, None, None, 3]
+    assert _log(superuser, one) == [
+        (0, existing_id, 1),
+        (1, group[0].entity_id, 1),
+        (2, existing_id, 2),
+        (3, group[6].entity_id, 1),
+    ]
+    assert _log(superuser, two) == [(0, group[1].entity_id, 1)]
+    # A refused item's writer, running it alone, gets the database's own answer.
+    with pytest.raises(Conflict) as taken:
+        entities.create(author, "skills", _skill("alpha"), "r")
+    assert taken.value.extensions["existing_id"] == group[0].entity_id
+    _audit_is_clean(one)
+    _audit_is_clean(two)
+
+
+def test_a_group_that_fails_as_a_whole_writes_nothing(superuser, monkeypatch, tenant):
+    author = _author(tenant)
+    good = _prepared(monkeypatch, entities.create, author, "skills", _skill("good"), "r")
+    bad = _prepared(monkeypatch, entities.create, author, "skills", _skill("bad"), "r")
+    broken = ledger.NewVersion(**{**bad.__dict__, "entity_id": "not-a-uuid"})
+    with pytest.raises(DBAPIError) as failed:
+        entities._append_together([good, broken])
+    assert sqlstate(failed.value) == "22P02"
+    assert _log(superuser, tenant) == []  # not even the good one
+    with pytest.raises(ValueError):
+        ledger.append_versions(None, [good] * (ledger.MAX_GROUP + 1))
+
+
+def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeypatch, tenant):
+    """The writers that lead are held inside their own statements until all twelve are
+    either held or queued: the queued ones must share statements, every acknowledged create
+    must be in the log once, and a name two of them race for goes to exactly one (the other
+    gets the 409 naming it)."""
+    author = _author(tenant)
+    names = [f"skill {i}" for i in range(9)] + ["contested", "contested"]
+    real_append = ledger.append_version
+    lock, held_now, released = threading.Lock(), [0], threading.Event()
+
+    def held(conn, tenant_id, **kwargs):
+        if not released.is_set():
+            with lock:
+                held_now[0] += 1
+            deadline = time.monotonic() + 10
+            while held_now[0] + len(entities._appends._queue) < 12:
+                assert time.monotonic() < deadline, "the writers never queued"
+                time.sleep(0.002)
+            released.set()
+        return real_append(conn, tenant_id, **kwargs)
+
+    monkeypatch.setattr(ledger, "append_version", held)
+    wire = round_trips.watch(monkeypatch)
+
+    def create(name: str):
+        try:
+            return entities.create(author, "skills", _skill(name), "r")
+        except Conflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(create, ["first", *names]))
+    monkeypatch.undo()
+    groups = [s for s in wire.statements if "plant_append_versions" in s]
+    assert groups, wire.statements
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    docs = [o for o in outcomes if not isinstance(o, Conflict)]
+    assert len(docs) == 11 and len(conflicts) == 1
+    winner = next(d for d in docs if d.body["identity"]["name"] == "contested")
+    assert conflicts[0].extensions["existing_id"] == winner.body["identity"]["id"]
+    stored = {entity_id: idx for idx, entity_id, _ in _log(superuser, tenant)}
+    served = {d.body["identity"]["id"]: d.body["audit_trail"]["log_index"] for d in docs}
+    assert served == stored
+    assert sorted(stored.values()) == list(range(len(stored)))
+    _audit_is_clean(tenant)
