@@ -144,3 +144,28 @@ def test_verifiers_refuse_malformed_input_without_raising():
     assert not merkle.verify_consistency(0, 10, root, root, [])
     assert not merkle.verify_consistency(11, 10, root, root, [root])
     assert not merkle.verify_consistency(3, 10, root, root, [b"x" * 31])
+
+
+class CountingTree:
+    """TREE, counting its reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def get_nodes(self, keys):
+        self.reads += 1
+        return TREE.get_nodes(keys)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, MAX), st.lists(st.integers(0, MAX - 1), max_size=60), st.randoms())
+def test_many_proofs_at_once_equal_the_rfcs_each_with_one_read(size, picks, rng):
+    indices = [i % size for i in picks]
+    olds = [rng.randint(1, size) for _ in picks]
+    reader = CountingTree()
+    inclusions = merkle.inclusion_proofs(reader, indices, size)
+    consistencies = merkle.consistency_proofs(reader, olds, size)
+    assert inclusions == [ref.path(i, LEAVES[:size]) for i in indices]
+    assert consistencies == [ref.proof(old, LEAVES[:size]) for old in olds]
+    expected_reads = (indices != [] and size > 1) + any(old < size for old in olds)
+    assert reader.reads == expected_reads
