@@ -200,7 +200,7 @@ def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any
             common.result(
                 f"HTTP POST /registry/skills, {n} keep-alive client(s)",
                 common.side(prod_t, count, "req/s", "registry (functions-framework)"),
-                common.side(base_t, count, "req/s", "plain WSGI INSERT"),
+                common.side(base_t, count, "req/s", "minimal function, plain INSERT"),
                 operations=count,
                 details=[
                     f"product p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms",

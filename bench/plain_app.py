@@ -1,10 +1,13 @@
-"""The HTTP baseline: a minimal WSGI function that INSERTs the request body, as received, into a
-plain table (no validation, no canonical form, no digests, no log) and answers 201.
+"""The HTTP baseline: a minimal function that INSERTs the request body, as received, into a
+plain table (no token, no validation, no canonical form, no digests, no log) and answers 201.
 
-``python -m bench.plain_app --port P`` serves it with functions-framework's own gunicorn
-application class, the one `functions-framework --target=...` (and so Cloud Functions) runs
-the registry with, so both sides get the same worker, threads and timeout settings from the
-same environment (WORKERS, THREADS, CLOUD_RUN_TIMEOUT_SECONDS).
+It is a functions-framework function like the registry (``plain(request)``, the same Flask
+app around it), served by functions-framework's own gunicorn application class, the one
+`functions-framework --target=...` (and so Cloud Functions) runs the registry with, so both
+sides get the same worker, threads and timeout settings from the same environment (WORKERS,
+THREADS, CLOUD_RUN_TIMEOUT_SECONDS). Its connections make one round trip per statement as
+the product's do (``shared.storage.wire``): the same driver, used as well as we know how.
+``python -m bench.plain_app --port P``.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+
+from shared.storage import wire
 
 _engine: Engine | None = None
 _INSERT = text("INSERT INTO bench_plain (body) VALUES (:b) RETURNING id")
@@ -31,24 +35,19 @@ def _db() -> Engine:
         _engine = create_engine(
             pg8000_url(os.environ["DATABASE_URL"]), pool_size=size, max_overflow=0
         )
+        event.listen(_engine, "connect", lambda conn, _record: wire.one_round_trip(conn))
     return _engine
 
 
-def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    if environ.get("PATH_INFO", "").endswith("/healthz"):
+def plain(request: Any) -> tuple[bytes, int, dict[str, str]]:
+    if request.path.endswith("/healthz"):
         with _db().connect() as conn:
             conn.execute(text("SELECT 1")).scalar_one()
-        status, out = "200 OK", b'{"status":"ok"}'
-    else:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length)
-        with _db().begin() as conn:
-            new_id = conn.execute(_INSERT, {"b": body}).scalar_one()
-        status, out = "201 Created", json.dumps({"id": new_id}).encode()
-    start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(out)))]
-    )
-    return [out]
+        return b'{"status":"ok"}', 200, {"Content-Type": "application/json"}
+    body = request.get_data()
+    with _db().begin() as conn:
+        new_id = conn.execute(_INSERT, {"b": body}).scalar_one()
+    return json.dumps({"id": new_id}).encode(), 201, {"Content-Type": "application/json"}
 
 
 def main() -> None:
@@ -58,6 +57,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    import functions_framework
+
+    app = functions_framework.create_app(target="plain", source=__file__)
     GunicornApplication(app, args.host, args.port, False).run()
 
 
