@@ -78,3 +78,39 @@ def test_stored_node_reads_match_the_table(history, superuser):
     with database().transaction(history.tenant) as conn:
         got = tree.DbNodes(conn).get_nodes([(r[0], r[1]) for r in rows] + [(40, 1)])
     assert got == {(r[0], r[1]): bytes(r[2]) for r in rows}
+
+
+def test_node_reads_take_each_hash_at_its_stored_length(history, database_url):
+    """Nodes come back packed into one value; one rewritten to 33 bytes by someone who got
+    past the table's CHECK must come back as those 33 bytes, its neighbours untouched (all
+    inside a transaction that is rolled back)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from shared.storage.urls import pg8000_url
+
+    keys = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (2, 0), (9, 9)]
+    engine = create_engine(pg8000_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            tx = conn.begin()
+            conn.execute(text("SELECT set_config('plant.tenant', :t, true)"), {"t": history.tenant})
+            before = tree.DbNodes(conn).get_nodes(keys)
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(text("ALTER TABLE log_nodes DROP CONSTRAINT log_nodes_hash_check"))
+            conn.execute(
+                text(
+                    "UPDATE log_nodes SET hash = hash || '\\x00'::bytea "
+                    "WHERE tenant_id = :t AND level = 0 AND idx = 1"
+                ),
+                {"t": history.tenant},
+            )
+            after = tree.DbNodes(conn).get_nodes(keys)
+            tx.rollback()
+    finally:
+        engine.dispose()
+    assert sorted(before) == keys[:-1] and all(len(h) == 32 for h in before.values())
+    assert after[(0, 1)] == before[(0, 1)] + b"\x00"
+    assert {k: h for k, h in after.items() if k != (0, 1)} == {
+        k: h for k, h in before.items() if k != (0, 1)
+    }
