@@ -11,9 +11,11 @@ that function refuses (its head or a reference moved: 40001; its unique key is t
 an earlier item of the same group: PL409) is rolled back to a savepoint alone, gets a NULL
 index and the others go on; its writer re-runs it alone, where the refusal reaches it as the
 database's own error. Any other error aborts the whole statement, and every writer re-runs
-alone. Items are taken in tenant order so two groups lock the tenants' counters in the same
-order. A group is at most 64 items: each accepted item is a subtransaction, and PostgreSQL
-keeps up to 64 per transaction in shared memory before it overflows to disk.
+alone. Items are taken in tenant order, and before each tenant's items the heads they will
+re-check are locked (in id order), so a group, like a single write, takes heads first and the
+counter last: it never waits for a head while holding a counter another writer waits for.
+A group is at most 64 items: each accepted item is a subtransaction, and PostgreSQL keeps up
+to 64 per transaction in shared memory before it overflows to disk.
 
 ``p_items`` is a JSON array of arrays: [tenant, kind, entity id, version, body hex, digest
 hex, leaf hash hex, previous digest hex or null, field digests, actor, status, name,
@@ -39,6 +41,7 @@ RETURNS TABLE (item bigint, log_index bigint)
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
 DECLARE
   v_item jsonb;
+  v_tenant text;
   v_refs uuid[];
   v_ref_indices bigint[];
 BEGIN
@@ -46,6 +49,23 @@ BEGIN
     SELECT b.e, b.ord FROM jsonb_array_elements(p_items) WITH ORDINALITY AS b(e, ord)
      ORDER BY b.e->>0, b.ord
   LOOP
+    IF v_tenant IS DISTINCT FROM v_item->>0 THEN
+      -- Before this tenant's counter: lock, in id order, every head its items re-check
+      -- (amended entities and references), as a single write locks them before the counter.
+      -- Otherwise a later item would wait for a head while holding the counter another
+      -- writer waits for: a deadlock.
+      v_tenant := v_item->>0;
+      PERFORM set_config('plant.tenant', v_tenant, true);
+      PERFORM 1 FROM entity_heads h
+       WHERE h.entity_id IN (
+         SELECT CAST(e->>2 AS uuid) FROM jsonb_array_elements(p_items) AS e
+          WHERE e->>0 = v_tenant AND CAST(e->>3 AS integer) > 1
+         UNION
+         SELECT CAST(p.key AS uuid)
+           FROM jsonb_array_elements(p_items) AS e, jsonb_each_text(e->17) AS p
+          WHERE e->>0 = v_tenant)
+       ORDER BY h.entity_id FOR UPDATE;
+    END IF;
     SELECT coalesce(array_agg(CAST(p.key AS uuid) ORDER BY p.key), '{}'),
            coalesce(array_agg(CAST(p.value AS bigint) ORDER BY p.key), '{}')
       INTO v_refs, v_ref_indices

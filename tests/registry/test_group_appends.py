@@ -14,7 +14,7 @@ import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import auditing, entities
+from shared import auditing, certification, entities
 from shared.auth import Principal
 from shared.errors import Conflict
 from shared.storage import ledger
@@ -167,3 +167,60 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
     assert served == stored
     assert sorted(stored.values()) == list(range(len(stored)))
     _audit_is_clean(tenant)
+
+
+def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
+    monkeypatch, tenant, database_url, superuser
+):
+    """Another writer holds a head the group's second item references, then asks for the
+    tenant's counter (as a single amendment of that entity does). Had the group taken the
+    counter for its first item before waiting for that head, the two would deadlock; it
+    waits for the head first, so the other writer finishes and then the group does."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from shared.storage.urls import pg8000_url
+
+    author = _author(tenant)
+    skill_id = entities.create(author, "skills", _skill("pinned"), "r").body["identity"]["id"]
+    certifier = Principal("carol", tenant, frozenset({"certifier"}))
+    certification.certify(certifier, "skills", skill_id, None, "r")  # job roles need that
+    role = {
+        "name": "role",
+        "description": "d",
+        "seniority_level": "junior",
+        "required_skills": [skill_id],
+    }
+    group = [
+        _prepared(monkeypatch, entities.create, author, "skills", _skill("first"), "r"),
+        _prepared(monkeypatch, entities.create, author, "job-roles", role, "r"),
+    ]
+    assert skill_id in group[1].move.pins
+    size = len(_log(superuser, tenant))  # the skill, its certificate, its certified version
+    engine = create_engine(pg8000_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as other, engine.connect() as watcher:
+            other.execute(
+                text("SELECT 1 FROM entity_heads WHERE entity_id = CAST(:e AS uuid) FOR UPDATE"),
+                {"e": skill_id},
+            )
+            with ThreadPoolExecutor(1) as pool:
+                result = pool.submit(entities._append_together, group)
+                deadline = time.monotonic() + 10
+                while not watcher.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%plant_append_versions%'"
+                    )
+                ).scalar_one():
+                    assert time.monotonic() < deadline, "the group never waited for the head"
+                    time.sleep(0.01)
+                watcher.commit()
+                other.execute(
+                    text("UPDATE log_heads SET size = size WHERE tenant_id = :t"), {"t": tenant}
+                )  # a deadlock here would raise 40P01 (or fail the group)
+                other.commit()
+                indices = result.result(timeout=10)
+    finally:
+        engine.dispose()
+    assert indices == [size, size + 1]
