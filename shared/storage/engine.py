@@ -26,7 +26,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.config import APP_ROLE, Settings, settings
 from shared.errors import ConfigurationError, ServiceUnavailable
-from shared.storage import wire
 from shared.storage.urls import pg8000_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -179,6 +178,8 @@ def socket_errors_are_unavailable(engine: Engine) -> None:
 def act_as_app_role(engine: Engine, statement_timeout_ms: int) -> None:
     """Make every new connection of ``engine`` act as the application role (and time its
     statements)."""
+    from shared.storage import wire  # imports pg8000, which the first engine loads anyway
+
     event.listen(engine, "connect", lambda dbapi_conn, _record: wire.one_round_trip(dbapi_conn))
     time_queries(engine)
     socket_errors_are_unavailable(engine)
