@@ -251,7 +251,7 @@ def append_version(
         move=move,
     )
     with _unique_taken_is_409(kind):
-        index = _appends.submit(new) if conn is None else new.append(conn).index
+        index = _appends.submit(new) if conn is None else ledger.append_version(conn, new).index
     return Document(
         documents.served(encoded.body, index, encoded.leaf_hash, encoded.digest), version
     )
@@ -259,7 +259,7 @@ def append_version(
 
 def _append_alone(new: ledger.NewVersion) -> int:
     with one_trip_write() as conn:
-        return new.append(conn).index
+        return ledger.append_version(conn, new).index
 
 
 def _append_together(group: Sequence[ledger.NewVersion]) -> list[int | None]:

@@ -104,9 +104,11 @@ class GroupCommit(Generic[T]):
                     )
                     indices = [None] * len(group)
         finally:
+            if len(indices) != len(group):  # not one result per item: each writes alone
+                indices = [None] * len(group)
             with self._changed:
-                for position, w in enumerate(group):
-                    w.index = indices[position] if len(indices) == len(group) else None
+                for w, index in zip(group, indices, strict=True):
+                    w.index = index
                     w.settled = True
                 self._leaders -= 1
                 self._changed.notify_all()

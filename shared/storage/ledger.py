@@ -111,30 +111,22 @@ class HeadMove:
     pins: dict[str, int]  # referenced entity id -> the log index the caller checked
 
 
-def append_version(
-    conn: Connection,
-    tenant: str,
-    *,
-    kind: str,
-    entity_id: str,
-    version: int,
-    encoded: Encoded,
-    prev_digest: bytes | None,
-    actor: str,
-    move: HeadMove,
-) -> Appended:
+def append_version(conn: Connection, new: NewVersion) -> Appended:
     """Append a version and move the head in one statement (``plant_append_version``).
 
     Run alone on an autocommit connection it is one round trip and its own transaction; in
     an open transaction it joins it. A head or reference that moved since the caller read it
     raises SQLSTATE 40001, so ``retry_transient`` re-runs the whole operation.
     """
+    move, encoded = new.move, new.encoded
     index = conn.execute(
         _APPEND_VERSION,
         {
-            **_entry_params(kind, entity_id, version, encoded, prev_digest, actor),
+            **_entry_params(
+                new.kind, new.entity_id, new.version, encoded, new.prev_digest, new.actor
+            ),
             **_pins(move.pins),
-            "tenant": tenant,
+            "tenant": new.tenant,
             "status": move.status,
             "name": move.name,
             "category": move.category,
@@ -154,7 +146,7 @@ _APPEND_VERSIONS = text("SELECT item, log_index FROM plant_append_versions(CAST(
 
 @dataclass(frozen=True)
 class NewVersion:
-    """Everything ``append_version`` takes, as one value a writer can hand to a group."""
+    """One version to append: alone (``append_version``) or in a group (``append_versions``)."""
 
     tenant: str
     kind: str
@@ -164,20 +156,6 @@ class NewVersion:
     prev_digest: bytes | None
     actor: str
     move: HeadMove
-
-    def append(self, conn: Connection) -> Appended:
-        """This version alone (``append_version``)."""
-        return append_version(
-            conn,
-            self.tenant,
-            kind=self.kind,
-            entity_id=self.entity_id,
-            version=self.version,
-            encoded=self.encoded,
-            prev_digest=self.prev_digest,
-            actor=self.actor,
-            move=self.move,
-        )
 
     def item(self) -> list[Any]:
         """This version as one item of ``plant_append_versions``."""

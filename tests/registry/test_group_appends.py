@@ -132,7 +132,7 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
     real_append = ledger.append_version
     lock, held_now, released = threading.Lock(), [0], threading.Event()
 
-    def held(conn, tenant_id, **kwargs):
+    def held(conn, new):
         if not released.is_set():
             with lock:
                 held_now[0] += 1
@@ -141,7 +141,7 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
                 assert time.monotonic() < deadline, "the writers never queued"
                 time.sleep(0.002)
             released.set()
-        return real_append(conn, tenant_id, **kwargs)
+        return real_append(conn, new)
 
     monkeypatch.setattr(ledger, "append_version", held)
     wire = round_trips.watch(monkeypatch)

@@ -27,14 +27,14 @@ def test_a_transient_abort_is_retried_once_and_writes_once(
     real_append = ledger.append_version
     raised = []
 
-    def flaky(conn, tenant, **kwargs):
+    def flaky(conn, new):
         if not raised:
             raised.append(sqlstate)
             # A real error from PostgreSQL with that SQLSTATE, aborting the transaction.
             conn.execute(
                 text(f"DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '{sqlstate}'; END $$")
             )
-        return real_append(conn, tenant, **kwargs)
+        return real_append(conn, new)
 
     monkeypatch.setattr(ledger, "append_version", flaky)
     author = Principal("alice", tenant, frozenset({"author"}))
@@ -57,7 +57,7 @@ def test_retries_are_bounded(tenant, monkeypatch, request):
     )
     calls = []
 
-    def always(conn, tenant, **kwargs):
+    def always(conn, new):
         calls.append(1)
         conn.execute(text("DO $$ BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = '40P01'; END $$"))
 
