@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from shared.config import Settings, settings
 from shared.errors import ConfigurationError, Forbidden, Unauthenticated
+from shared.token_cache import TokenCache, Verified
 
 ROLES = ("reader", "author", "certifier", "auditor", "admin")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_TOKEN_TTL = 24 * 3600
+LEEWAY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,19 @@ def _load_private(path: Path) -> Ed25519PrivateKey:
 
 
 class LocalTokens:
-    """Issue and verify locally signed tokens (EdDSA JWT, fixed issuer and audience)."""
+    """Issue and verify locally signed tokens (EdDSA JWT, fixed issuer and audience).
+
+    A token that verified is kept (``shared.token_cache``) so that its next uses cost a
+    hash and a look-up, still refused once it expires; the key, issuer and audience it was
+    checked against are this object's and never change.
+    """
 
     def __init__(self, private_key: Ed25519PrivateKey, issuer: str, audience: str) -> None:
         self._private = private_key
         self.public_key: Ed25519PublicKey = private_key.public_key()
         self.issuer = issuer
         self.audience = audience
+        self._verified = TokenCache(LEEWAY_SECONDS)
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> LocalTokens:
@@ -139,6 +147,16 @@ class LocalTokens:
 
     def authenticate(self, headers: Any) -> Principal:
         token = bearer(headers)
+        key = self._verified.key(token)
+        principal = self._verified.get(key)
+        if principal is None:
+            entry = self._verify(token)
+            self._verified.put(key, entry)
+            principal = entry.principal
+        return principal
+
+    def _verify(self, token: str) -> Verified:
+        """Check signature and every claim (401 naming what failed)."""
         try:
             claims = jwt.decode(
                 token,
@@ -147,7 +165,7 @@ class LocalTokens:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
-                leeway=5,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token expired") from exc
@@ -159,7 +177,12 @@ class LocalTokens:
             raise Unauthenticated("token issuer is wrong") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("token is invalid") from exc
-        return principal_from_claims(claims.get("sub"), claims.get("tenant"), claims.get("roles"))
+        principal = principal_from_claims(
+            claims.get("sub"), claims.get("tenant"), claims.get("roles")
+        )
+        # PyJWT has checked these three are present and compared them as int() reads them.
+        not_before = max(int(claims["iat"]), int(claims["nbf"]))
+        return Verified(principal, not_before, int(claims["exp"]))
 
 
 @lru_cache(maxsize=1)
