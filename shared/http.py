@@ -8,7 +8,6 @@ same code serves behind the local dispatcher, ``functions-framework --target`` a
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flask
+import orjson
 from werkzeug.exceptions import HTTPException
 
 from shared.auth import Principal, authenticator
@@ -39,6 +39,7 @@ MAX_BODY = 1024 * 1024
 log = configure().getChild("http")
 
 BASE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+JSON = "application/json"
 
 
 class Call:
@@ -176,18 +177,20 @@ class Router:
         raise NotFound(f"no route for {path}")
 
 
+def _response(
+    body: Any, status: int, content_type: str, headers: dict[str, str] | None
+) -> flask.Response:
+    """A response with the base headers, overridden or added to by ``headers`` (named as
+    BASE_HEADERS names them), set as it is built instead of updated afterwards."""
+    items = {**BASE_HEADERS, **headers} if headers else BASE_HEADERS
+    return flask.Response(body, status=status, headers=items, content_type=content_type)
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> flask.Response:
-    response = flask.Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-        status=status,
-        mimetype="application/json",
-    )
-    response.headers.update(BASE_HEADERS)
-    if headers:
-        response.headers.update(headers)
-    return response
+    """``body`` as compact UTF-8 JSON (orjson: several times faster than ``json.dumps``)."""
+    return _response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status, JSON, headers)
 
 
 def stream_response(
@@ -204,11 +207,7 @@ def stream_response(
 def text_response(
     body: str, status: int = 200, headers: dict[str, str] | None = None
 ) -> flask.Response:
-    response = flask.Response(body, status=status, mimetype="text/plain")
-    response.headers.update(BASE_HEADERS)
-    if headers:
-        response.headers.update(headers)
-    return response
+    return _response(body, status, "text/plain; charset=utf-8", headers)
 
 
 # The framework's own refusals (a path its URL map cannot match, such as one holding a
@@ -248,6 +247,5 @@ def problem_response(exc: PlantError) -> flask.Response:
         headers["Retry-After"] = "2"
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.extensions.get("allow", []))
-    response = json_response(exc.problem(), exc.status, headers)
-    response.mimetype = "application/problem+json"
-    return response
+    body = orjson.dumps(exc.problem(), option=orjson.OPT_NON_STR_KEYS)
+    return _response(body, exc.status, "application/problem+json", headers)

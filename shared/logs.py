@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+import orjson
+
 _configured = False
 
 
@@ -28,7 +30,17 @@ class JsonFormatter(logging.Formatter):
                 frames.append(f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}")
                 tb = tb.tb_next
             entry["error"] = {"type": exc_type.__name__ if exc_type else None, "at": frames[-3:]}
+        return encode(entry)
+
+
+def encode(entry: dict[str, Any]) -> str:
+    """One JSON line, ASCII only (whatever stdout's encoding): orjson when its output is
+    ASCII, else (non-ASCII text, lone surrogates) the standard library's escaping encoder."""
+    try:
+        line = orjson.dumps(entry, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, a non-string key
         return json.dumps(entry, default=str)
+    return line if line.isascii() else json.dumps(entry, default=str)
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
