@@ -12,14 +12,11 @@ of tests/seeding.py, made repeatable and spread over the machine's cores).
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
@@ -73,69 +70,12 @@ def entity_id(seed: int, i: int) -> str:
     return str(uuid.UUID(int=_rng(seed ^ 0x5EED, i).getrandbits(128), version=4))
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-_ascii = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
-
-
-def _fast_dumps(value: Any) -> bytes:
-    """RFC 8785 bytes of values made only of ASCII strings, integers, booleans, None, lists
-    and objects (what the seeded documents hold): for those, sorted keys and compact
-    separators are exactly JCS, and the C encoder is several times faster."""
-    if isinstance(value, str):
-        return _ascii(value).encode()
-    if value is None:
-        return b"null"
-    return _ENCODER.encode(value).encode()
-
-
-@contextmanager
-def _fast_canonical(check: dict[str, Any]) -> Iterator[None]:
-    """Use the C JSON encoder for canonical bytes while seeding, after checking on ``check``
-    (a real seeded document) that it writes the same bytes and field digests."""
-    from shared.integrity import canonical, digests
-
-    slow = canonical.dumps
-    expected = (slow(check), digests.field_digests(check))
-    canonical.dumps = _fast_dumps
-    try:
-        if (canonical.dumps(check), digests.field_digests(check)) != expected:
-            canonical.dumps = slow
-        yield
-    finally:
-        canonical.dumps = slow
-
-
 def encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[Any, ...]]:
     """The stored form of skills ``start``..``start+count-1``: what ``entities.create`` would
     have written, with fixed timestamps and request ids."""
-    if count > 100:
-        first = _document(tenant, seed, start)
-        with _fast_canonical(first):
-            return _encoded_rows(tenant, seed, start, count)
-    return _encoded_rows(tenant, seed, start, count)
-
-
-def _document(tenant: str, seed: int, i: int) -> dict[str, Any]:
     from shared import documents
     from shared.documents import Change
     from shared.entities import _passed
-    from shared.kinds import KINDS
-    from shared.rules import inputs
-
-    kind = KINDS["skills"]
-    fields, _, _ = inputs.check_write(kind, skill_body(seed, i), current=None)
-    change = Change(
-        tenant, entity_id(seed, i), 1, "draft", CREATED_AT, CREATED_AT, None, "created", "seed",
-        f"seed-{i}", "create", _passed(kind),
-    )  # fmt: skip
-    return documents.build(kind, fields, change)
-
-
-def _encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[Any, ...]]:
-    from shared import documents
-    from shared.documents import Change
-    from shared.entities import _passed
-    from shared.integrity import canonical
     from shared.kinds import KINDS
     from shared.rules import inputs
     from shared.rules.relations import unique_key
@@ -155,7 +95,7 @@ def _encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[
         rows.append(
             (
                 i, ident, enc.body, enc.digest, enc.leaf_hash,
-                canonical.dumps(enc.field_digests).decode(), fields["name"], fields["category"],
+                enc.field_hashes, fields["name"], fields["category"],
                 unique_key(kind, fields),
             )
         )  # fmt: skip
@@ -193,7 +133,7 @@ def copy_chunk(tenant: str, seed: int, start: int, count: int) -> tuple[bytes, b
 
 _ENTRY_COLUMNS = (
     "tenant_id, idx, entry_type, kind, entity_id, version, body, digest, leaf_hash, "
-    "prev_digest, field_digests, actor"
+    "prev_digest, field_hashes, actor"
 )
 _HEAD_COLUMNS = (
     "tenant_id, entity_id, kind, version, status, name, category, unique_key, first_index, "

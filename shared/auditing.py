@@ -282,14 +282,14 @@ class Auditor:
         where: dict[str, Any] = dict(
             entity_type=row.kind, entity_id=row.entity_id, version=row.version, log_index=row.index
         )
+        kept, size = self._field_digests(row.index)
         try:
             doc = canonical.read(row.body)
-            now = digests.field_digests(doc)
+            now = digests.field_digests(doc, size)
         except (ValueError, AttributeError, TypeError):
             self.add("altered", f"entry {row.index}'s bytes are no longer valid JSON", **where)
             return
         changed: list[tuple[str, str | None]] = []
-        kept = self._field_digests(row.index)
         for section in sorted(set(kept) | set(now)):
             before, after = kept.get(section, {}), now.get(section, {})
             if before.get("digest") == after.get("digest"):
@@ -309,15 +309,20 @@ class Auditor:
             **where,
         )
 
-    def _field_digests(self, index: int) -> dict[str, Any]:
+    def _field_digests(self, index: int) -> tuple[dict[str, Any], int]:
+        """The digests kept beside an entry (either form) and their size; none if they were
+        tampered with too."""
         found = self.conn.execute(
             text(
-                "SELECT field_digests FROM log_entries "
+                "SELECT field_digests, field_hashes FROM log_entries "
                 "WHERE tenant_id = current_setting('plant.tenant') AND idx = :i"
             ),
             {"i": index},
-        ).scalar()
-        return found or {}
+        ).first()
+        try:
+            return digests.stored_field_digests(*found) if found else ({}, 32)
+        except ValueError:
+            return {}, 32
 
     def _seen_version(self, row: Row, doc: dict[str, Any]) -> None:
         """Keep the newest version read of each entity, parsed, for the heads and rules

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.integrity import canonical, digests, merkle
-from shared.kinds import Kind
+from shared.kinds import KINDS, Kind
 
 SECTIONS = (
     "identity",
@@ -50,10 +50,20 @@ class Change:
     certification: dict[str, Any] | None = None
 
 
-def build(kind: Kind, fields: dict[str, Any], change: Change) -> dict[str, Any]:
-    """Place the client's fields and the server's record into the seven sections."""
-    doc: dict[str, Any] = {
-        "identity": {"id": change.entity_id, "entity_type": kind.type, "tenant": change.tenant},
+def build(
+    kind: Kind, fields: dict[str, Any], change: Change, entity_id: str | None = None
+) -> dict[str, Any]:
+    """Place the client's fields and the server's record into the seven sections (of
+    ``entity_id``, if given, instead of the change's: one change serves a whole batch)."""
+    doc = _server_sections(kind, change, entity_id or change.entity_id)
+    for field in kind.fields:
+        doc[field.section][field.name] = fields.get(field.name)
+    return doc
+
+
+def _server_sections(kind: Kind, change: Change, entity_id: str) -> dict[str, Any]:
+    return {
+        "identity": {"id": entity_id, "entity_type": kind.type, "tenant": change.tenant},
         "lifecycle": {
             "status": change.status,
             "created_at": change.created_at,
@@ -79,9 +89,6 @@ def build(kind: Kind, fields: dict[str, Any], change: Change) -> dict[str, Any]:
         "metadata": {},
         "relationships": {},
     }
-    for field in kind.fields:
-        doc[field.section][field.name] = fields.get(field.name)
-    return doc
 
 
 def client_fields(kind: Kind, doc: dict[str, Any]) -> dict[str, Any]:
@@ -89,24 +96,50 @@ def client_fields(kind: Kind, doc: dict[str, Any]) -> dict[str, Any]:
     return {f.name: doc[f.section].get(f.name) for f in kind.fields}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Encoded:
-    """A document's stored form: canonical bytes, their digest and per-field digests."""
+    """A document's stored form: canonical bytes, their digest and the packed section and
+    field digests (``shared.integrity.digests``)."""
 
     body: bytes
     digest: bytes
     leaf_hash: bytes
-    field_digests: dict[str, Any]
+    field_hashes: bytes
 
 
 def encode(doc: dict[str, Any]) -> Encoded:
-    body, field_digests = digests.encode_document(doc)
+    """The stored form of a document ``build`` made, or of a certificate's DSSE envelope.
+
+    Their values are the server's (strings, integers, None, lists and objects of those, with
+    ASCII member names) and the client's validated fields (strings and lists of strings),
+    all plain JSON for ``canonical``, except one: the client's ``custom_attributes`` may hold
+    any JSON, floats included. Only that one is checked; when it is plain, the whole
+    document is serialised by the C encoder alone.
+    """
+    free = doc.get("metadata", {}).get("custom_attributes")
+    plain = canonical.is_plain(free)
+    body, field_hashes = digests.encode_document(
+        doc, canonical.dumps_plain if plain else canonical.dumps
+    )
     return Encoded(
         body=body,
         digest=digests.sha256(body),
         leaf_hash=merkle.leaf_hash(body),
-        field_digests=field_digests,
+        field_hashes=field_hashes,
     )
+
+
+# What a DSSE envelope (a certificate entry) holds: no section is an object, so no fields.
+ENVELOPE_MEMBERS = ("payload", "payloadType", "signatures")
+
+
+def register_layouts() -> None:
+    """Make every layout the registry writes readable in this process (``digests``): one per
+    kind of version document, and the certificate envelope's."""
+    template = Change("", "", 1, "", "", "", None, "", "", "", "", [])
+    for kind in KINDS.values():
+        digests.encode_document(build(kind, {}, template))
+    digests.encode_document(dict.fromkeys(ENVELOPE_MEMBERS, ""))
 
 
 def served(body: bytes, log_index: int, leaf_hash: bytes, digest: bytes) -> dict[str, Any]:
@@ -116,3 +149,6 @@ def served(body: bytes, log_index: int, leaf_hash: bytes, digest: bytes) -> dict
     doc["audit_trail"]["leaf_hash"] = base64.b64encode(leaf_hash).decode()
     doc["audit_trail"]["digest"] = digests.label(digest)
     return doc
+
+
+register_layouts()

@@ -351,34 +351,33 @@ def create_batch(
     if problems:
         raise _invalid(problems)
     now = documents.now_text()
-    passed = _passed(kind)
+    change = Change(
+        tenant=principal.tenant,
+        entity_id="",
+        version=1,
+        status="draft",
+        created_at=now,
+        updated_at=now,
+        previous_digest=None,
+        amendment_reason="created",
+        actor=principal.subject,
+        request_id=request_id,
+        action="create",
+        rule_results=_passed(kind),
+    )
     items = []
     for fields, _, _ in checked:
-        entity_id = str(uuid.uuid4())
-        change = Change(
-            tenant=principal.tenant,
-            entity_id=entity_id,
-            version=1,
-            status="draft",
-            created_at=now,
-            updated_at=now,
-            previous_digest=None,
-            amendment_reason="created",
-            actor=principal.subject,
-            request_id=request_id,
-            action="create",
-            rule_results=passed,
-        )
+        entity_id = uuid.uuid4()
         items.append(
             ledger.NewEntity(
                 entity_id,
-                documents.encode(documents.build(kind, fields, change)),
+                documents.encode(documents.build(kind, fields, change, str(entity_id))),
                 fields["name"],
                 fields.get("category"),
                 unique_key(kind, fields),
             )
         )
-    with _unique_taken_is_409(kind), one_trip_write() as conn:
+    with _unique_taken_is_409(kind), write_transaction(principal) as conn:
         first = ledger.create_versions(
             conn,
             principal.tenant,
@@ -390,7 +389,7 @@ def create_batch(
         )
     return [
         {
-            "id": item.entity_id,
+            "id": str(item.entity_id),
             "version": 1,
             "log_index": first + i,
             "digest": digests.label(item.encoded.digest),

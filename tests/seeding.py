@@ -13,7 +13,6 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
     from shared import documents
     from shared.documents import Change
     from shared.entities import _passed
-    from shared.integrity import canonical
     from shared.kinds import KINDS
 
     kind = KINDS["skills"]
@@ -51,7 +50,7 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
                 "b": enc.body,
                 "d": enc.digest,
                 "l": enc.leaf_hash,
-                "f": canonical.dumps(enc.field_digests).decode(),
+                "f": enc.field_hashes,
             }
         )
     cols = {key: [r[key] for r in rows] for key in ("i", "e", "b", "d", "l", "f")}
@@ -59,11 +58,11 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
         conn.execute(
             text(
                 "INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, "
-                "body, digest, leaf_hash, prev_digest, field_digests, actor) "
+                "body, digest, leaf_hash, prev_digest, field_hashes, actor) "
                 "SELECT :t, i, 'version', 'skill', CAST(e AS uuid), 1, b, d, l, NULL, "
-                "CAST(f AS jsonb), 'seed' FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), "
+                "f, 'seed' FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), "
                 "CAST(:b AS bytea[]), CAST(:d AS bytea[]), CAST(:l AS bytea[]), "
-                "CAST(:f AS text[])) AS x(i, e, b, d, l, f)"
+                "CAST(:f AS bytea[])) AS x(i, e, b, d, l, f)"
             ),
             {"t": tenant, **cols},
         )

@@ -1,7 +1,11 @@
 """RFC 8785 JSON Canonicalization Scheme (JCS), and the strict parser for client input.
 
 A version is stored as the exact bytes ``dumps`` returns and hashed from those bytes, so
-verification never re-serialises. ``loads`` refuses what JCS cannot represent faithfully
+verification never re-serialises. For values made only of strings, integers, booleans, null,
+arrays and objects whose member names lie in Unicode's basic plane, orjson (in C) with sorted
+keys writes exactly these bytes, so ``dumps`` uses it; anything else (a float, a name outside
+the BMP, which UTF-16 sorts differently from code points, a type with no JSON form) takes the
+RFC's own algorithm below. ``loads`` refuses what JCS cannot represent faithfully
 (I-JSON, RFC 7493): duplicate keys, NaN/Infinity, lone surrogates, and integers outside
 +-(2**53 - 1), which a JavaScript verifier would silently round.
 """
@@ -30,8 +34,18 @@ class DepthExceeded(CanonicalError):
     """The input nests deeper than ``MAX_DEPTH``: well-formed, but past the limit."""
 
 
+# Sorted members, compact, and integers refused past 53 bits (as the RFC writer refuses them).
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
 def dumps(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value``."""
+    return dumps_plain(value) if is_plain(value) else rfc8785(value)
+
+
+def rfc8785(value: Any) -> bytes:
+    """``dumps`` by the RFC's algorithm alone, for every value (the reference the fast path
+    is tested against)."""
     parts: list[str] = []
     _write(value, parts)
     try:
@@ -40,14 +54,37 @@ def dumps(value: Any) -> bytes:
         raise CanonicalError("string contains a lone surrogate") from exc
 
 
-def join_object(members: dict[str, bytes]) -> bytes:
-    """The canonical bytes of an object whose members' canonical bytes are already known.
+def is_plain(value: Any) -> bool:
+    """True when orjson's sorted output is exactly RFC 8785 for ``value``: exact str, int,
+    bool, None, list, tuple and dict only (no float: ECMAScript's number form differs), and
+    every member name a str in the BMP (orjson sorts by code point, RFC 8785 by UTF-16 unit)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for name, item in value.items():
+            if type(name) is not str or not (name.isascii() or max(name) <= "\uffff"):
+                return False
+            kind = type(item)
+            if not (kind is str or kind is int or kind is bool or item is None or is_plain(item)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            kind = type(item)
+            if not (kind is str or kind is int or kind is bool or item is None or is_plain(item)):
+                return False
+        return True
+    return False
 
-    RFC 8785 is compositional: an object's form is its members' forms in name order, so a
-    value serialised once can be reused inside any object that holds it.
-    """
-    names = sorted(members, key=_keycheck)
-    return b"{" + b",".join(_name_bytes(name) + b":" + members[name] for name in names) + b"}"
+
+def dumps_plain(value: Any) -> bytes:
+    """``dumps`` of a value the caller knows ``is_plain`` (built from such values), without
+    checking it again: the C encoder alone."""
+    try:
+        return orjson.dumps(value, option=_ORJSON)
+    except orjson.JSONEncodeError:
+        return rfc8785(value)  # a lone surrogate or an unsafe integer: named there
 
 
 def loads(data: bytes | str) -> Any:
@@ -132,7 +169,9 @@ def _string(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)  # member names repeat in every document
-def _name_bytes(name: str) -> bytes:
+def member_name(name: str) -> bytes:
+    """A member name's canonical bytes, quoted and escaped: RFC 8785 is compositional, so an
+    object of already-serialised members is ``{`` name ``:`` value ``,`` ... ``}`` in name order."""
     return _string(name).encode("utf-8")
 
 
@@ -186,7 +225,7 @@ def _write(value: Any, out: list[str]) -> None:
         out.append(number(value))
     elif isinstance(value, dict):
         out.append("{")
-        for i, key in enumerate(sorted(value, key=_keycheck)):
+        for i, key in enumerate(sorted(value, key=member_order)):
             if i:
                 out.append(",")
             out.append(_string(key))
@@ -204,7 +243,8 @@ def _write(value: Any, out: list[str]) -> None:
         raise CanonicalError(f"{type(value).__name__} has no JSON form")
 
 
-def _keycheck(key: Any) -> bytes:
+def member_order(key: Any) -> bytes:
+    """The sort key of a member name in RFC 8785 (its UTF-16 code units); refuses non-strings."""
     if not isinstance(key, str):
         raise CanonicalError("object keys must be strings")
     return _utf16_key(key)

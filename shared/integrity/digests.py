@@ -1,18 +1,42 @@
 """SHA-256 digests of canonical bytes: whole versions, sections and fields.
 
-A section's digest is SHA-256 of the section's RFC 8785 bytes; a field's digest is SHA-256
-of that field's value's RFC 8785 bytes. Kept beside each version so an audit can name the
-section and field that changed, not just the row.
+A version's digest is SHA-256 of its RFC 8785 bytes. Beside each version the ledger keeps a
+digest of every section (SHA-256 of the section's RFC 8785 bytes) and of every field (of the
+field's value's RFC 8785 bytes), so that an audit can name the section and field that
+changed, not just the row. Those are locators, not the integrity proof (the leaf hash and the
+signed tree are), so each is the first ``LOCATOR_SIZE`` bytes of its SHA-256, packed:
+
+    0x01 || layout id (8 bytes) || for each section in name order:
+        section digest || the digest of each of its fields, in name order
+
+"Name order" is RFC 8785's (UTF-16 code units). The layout is the list of section and field
+names, ``[[section, [field, ...]], ...]`` in that order; its id is the first 8 bytes of
+SHA-256 of the layout's RFC 8785 bytes. The registry writes a handful of layouts (one per
+kind, one for certificate envelopes); ``shared.documents`` registers them at import, so any
+process can read any row back into names.
+
+Rows written before this format hold the same digests, full length, as JSON
+(``{section: {"digest": hex, "fields": {field: hex}}}``); ``stored_field_digests`` reads both.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from shared.integrity import canonical
 
 PREFIX = "sha256:"
+LOCATOR_SIZE = 16
+FORMAT = 1
+LAYOUT_ID_SIZE = 8
+MEMO_LIMIT = 4096  # remembered section and field digests (repeated values: tenant, status...)
+MEMO_BYTES = 2048  # values longer than this are not remembered
+MAX_LAYOUTS = 1024
+
+Layout = tuple[tuple[str, tuple[str, ...]], ...]
+Dumps = Callable[[Any], bytes]
 
 
 def sha256(data: bytes) -> bytes:
@@ -33,31 +57,150 @@ def unlabel(text: str) -> bytes:
     return raw
 
 
-def encode_document(doc: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """A version document's canonical bytes and its ``field_digests``, from one serialisation:
-    each field is serialised once and its bytes reused for its section and the whole
-    document (``canonical.join_object``), instead of three times over."""
-    sections: dict[str, bytes] = {}
-    out: dict[str, Any] = {}
-    for section, value in doc.items():
-        if isinstance(value, dict):
-            members = {name: canonical.dumps(v) for name, v in value.items()}
-            body = canonical.join_object(members)
-            fields = {name: sha256(raw).hex() for name, raw in members.items()}
+_layouts: dict[bytes, Layout] = {}
+_layout_ids: dict[Layout, bytes] = {}
+
+
+def layout_id(layout: Layout) -> bytes:
+    """The id of a layout, remembered so that packed digests can be read back into names."""
+    known = _layout_ids.get(layout)
+    if known is not None:
+        return known
+    ident = sha256(canonical.dumps([[s, list(f)] for s, f in layout]))[:LAYOUT_ID_SIZE]
+    if len(_layouts) < MAX_LAYOUTS:
+        _layouts[ident] = layout
+        _layout_ids[layout] = ident
+    return ident
+
+
+def known_layout(ident: bytes) -> Layout | None:
+    return _layouts.get(ident)
+
+
+class _Memo:
+    """Digests of values seen recently: most sections and fields of a batch repeat (the
+    tenant, the actor, the status, the rule results), so each is hashed once. Bounded: it
+    starts again when full."""
+
+    def __init__(self) -> None:
+        self.known: dict[Any, Any] = {}
+
+    def put(self, key: Any, found: Any) -> None:
+        if len(self.known) >= MEMO_LIMIT:
+            self.known = {}
+        self.known[key] = found
+
+
+_strings = _Memo()  # a string field's value -> its locator
+_sections = _Memo()  # a section's canonical bytes -> (packed digests, field names)
+_NULL = hashlib.sha256(b"null").digest()[:LOCATOR_SIZE]
+
+
+def _locator(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()[:LOCATOR_SIZE]
+
+
+def _field_locator(value: Any, dumps: Dumps) -> bytes:
+    if value is None:
+        return _NULL
+    if type(value) is not str:
+        return _locator(dumps(value))
+    found = _strings.known.get(value)
+    if found is None:
+        found = _locator(dumps(value))
+        if len(value) <= MEMO_BYTES:
+            _strings.put(value, found)
+    return found
+
+
+_orders: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _in_order(obj: dict[str, Any]) -> tuple[str, ...]:
+    """An object's member names in RFC 8785 order (remembered: documents share their shapes)."""
+    names = tuple(obj)
+    found = _orders.get(names)
+    if found is None:
+        found = tuple(sorted(names, key=canonical.member_order))
+        if len(_orders) < MAX_LAYOUTS:
+            _orders[names] = found
+    return found
+
+
+def _section(raw: bytes, value: Any, dumps: Dumps) -> tuple[bytes, tuple[str, ...]]:
+    """A section's packed digests (its own, then its fields') and its field names."""
+    found = _sections.known.get(raw)
+    if found is None:
+        if type(value) is dict:
+            names = _in_order(value)
+            packed = _locator(raw) + b"".join([_field_locator(value[n], dumps) for n in names])
         else:
-            body, fields = canonical.dumps(value), {}
-        sections[section] = body
-        out[section] = {"digest": sha256(body).hex(), "fields": fields}
-    return canonical.join_object(sections), out
+            names, packed = (), _locator(raw)
+        found = packed, names
+        if len(raw) <= MEMO_BYTES:
+            _sections.put(raw, found)
+    return found
 
 
-def field_digests(doc: dict[str, Any]) -> dict[str, Any]:
-    """``{section: {"digest": hex, "fields": {field: hex}}}`` for a version document."""
+def encode_document(doc: dict[str, Any], dumps: Dumps = canonical.dumps) -> tuple[bytes, bytes]:
+    """A version document's canonical bytes and its packed section and field digests, from
+    one serialisation: each section is serialised once and its bytes reused for the whole
+    document (``canonical`` is compositional), and repeated sections and fields are hashed
+    once (``_Memo``). ``dumps``: ``canonical.dumps``, or ``canonical.dumps_plain`` for a
+    document the caller knows is plain."""
+    parts: list[bytes] = []
+    packed: list[bytes] = []
+    layout: list[tuple[str, tuple[str, ...]]] = []
+    for name in _in_order(doc):
+        value = doc[name]
+        raw = dumps(value)
+        digests, fields = _section(raw, value, dumps)
+        parts.append(canonical.member_name(name) + b":" + raw)
+        packed.append(digests)
+        layout.append((name, fields))
+    body = b"{" + b",".join(parts) + b"}"
+    return body, bytes([FORMAT]) + layout_id(tuple(layout)) + b"".join(packed)
+
+
+def field_digests(doc: dict[str, Any], size: int = 32) -> dict[str, Any]:
+    """``{section: {"digest": hex, "fields": {field: hex}}}`` for a version document, each
+    digest cut to ``size`` bytes (32: the full form of older rows; ``LOCATOR_SIZE``: packed)."""
     out: dict[str, Any] = {}
     for section, value in doc.items():
         fields = value if isinstance(value, dict) else {}
         out[section] = {
-            "digest": sha256(canonical.dumps(value)).hex(),
-            "fields": {name: sha256(canonical.dumps(v)).hex() for name, v in fields.items()},
+            "digest": sha256(canonical.dumps(value))[:size].hex(),
+            "fields": {name: sha256(canonical.dumps(v))[:size].hex() for name, v in fields.items()},
         }
     return out
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    """Packed digests (this module's format) in the form ``field_digests`` returns; ValueError
+    when the bytes are not that format or name a layout this code does not know."""
+    if len(packed) < 1 + LAYOUT_ID_SIZE or packed[0] != FORMAT:
+        raise ValueError("not packed field digests")
+    layout = known_layout(packed[1 : 1 + LAYOUT_ID_SIZE])
+    if layout is None:
+        raise ValueError("packed field digests of an unknown layout")
+    step = LOCATOR_SIZE
+    count = sum(1 + len(fields) for _, fields in layout)
+    if len(packed) != 1 + LAYOUT_ID_SIZE + count * step:
+        raise ValueError("packed field digests of the wrong length")
+    pos = 1 + LAYOUT_ID_SIZE
+    out: dict[str, Any] = {}
+    for section, fields in layout:
+        entry: dict[str, Any] = {"digest": packed[pos : pos + step].hex(), "fields": {}}
+        pos += step
+        for name in fields:
+            entry["fields"][name] = packed[pos : pos + step].hex()
+            pos += step
+        out[section] = entry
+    return out
+
+
+def stored_field_digests(as_json: Any, packed: bytes | None) -> tuple[dict[str, Any], int]:
+    """A row's kept digests, whichever form it has, and the size of each digest in bytes."""
+    if packed is not None:
+        return unpack(bytes(packed)), LOCATOR_SIZE
+    return (as_json or {}), 32

@@ -9,6 +9,7 @@ its index with its transaction).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.documents import Encoded
-from shared.integrity import canonical
+from shared.storage import staging
 
 _APPEND = text(
     """
@@ -28,9 +29,9 @@ WITH seq AS (
   RETURNING h.size - 1 AS idx
 )
 INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, digest,
-                         leaf_hash, prev_digest, field_digests, actor)
+                         leaf_hash, prev_digest, field_hashes, actor)
 SELECT current_setting('plant.tenant'), seq.idx, :entry_type, :kind, CAST(:entity_id AS uuid),
-       :version, :body, :digest, :leaf_hash, :prev_digest, CAST(:field_digests AS jsonb), :actor
+       :version, :body, :digest, :leaf_hash, :prev_digest, :field_hashes, :actor
 FROM seq
 RETURNING idx
 """
@@ -78,7 +79,7 @@ def _entry_params(
         "digest": encoded.digest,
         "leaf_hash": encoded.leaf_hash,
         "prev_digest": prev_digest,
-        "field_digests": canonical.dumps(encoded.field_digests).decode(),
+        "field_hashes": encoded.field_hashes,
         "actor": actor,
     }
 
@@ -91,7 +92,7 @@ def _pins(pins: dict[str, int]) -> dict[str, list[Any]]:
 
 _APPEND_VERSION = text(
     "SELECT plant_append_version(:tenant, :kind, CAST(:entity_id AS uuid), :version, :body, "
-    ":digest, :leaf_hash, :prev_digest, CAST(:field_digests AS jsonb), :actor, :status, :name, "
+    ":digest, :leaf_hash, :prev_digest, :field_hashes, :actor, :status, :name, "
     ":category, :unique_key, :check_unique, CAST(:at AS timestamptz), :expect_index, "
     "CAST(:refs AS uuid[]), CAST(:ref_indices AS bigint[]))"
 )
@@ -169,7 +170,7 @@ class NewVersion:
             self.encoded.digest.hex(),
             self.encoded.leaf_hash.hex(),
             None if self.prev_digest is None else self.prev_digest.hex(),
-            self.encoded.field_digests,
+            self.encoded.field_hashes.hex(),
             self.actor,
             move.status,
             move.name,
@@ -197,19 +198,46 @@ def append_versions(conn: Connection, group: Sequence[NewVersion]) -> list[int |
     return indices
 
 
-_CREATE_VERSIONS = text(
-    "SELECT plant_create_versions(:tenant, :kind, CAST(:items AS jsonb), :actor, "
-    "CAST(:at AS timestamptz), CAST(:refs AS uuid[]), CAST(:ref_indices AS bigint[]))"
+_STAGE = text(
+    "CREATE TEMPORARY TABLE plant_staged (ord integer NOT NULL, entity_id uuid NOT NULL, "
+    "body bytea NOT NULL, digest bytea NOT NULL, leaf_hash bytea NOT NULL, "
+    "field_hashes bytea NOT NULL, name text NOT NULL, category text, unique_key text) "
+    "ON COMMIT DROP"
+)
+_STAGED_COLUMNS = (
+    "ord", "entity_id", "body", "digest", "leaf_hash", "field_hashes", "name", "category",
+    "unique_key",
+)  # fmt: skip
+_CREATE_STAGED = text(
+    "SELECT plant_create_staged(:tenant, :kind, :actor, CAST(:at AS timestamptz), "
+    "CAST(:refs AS uuid[]), CAST(:ref_indices AS bigint[]))"
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewEntity:
-    entity_id: str
+    entity_id: uuid.UUID
     encoded: Encoded
     name: str
     category: str | None
     unique_key: str | None
+
+
+def _staged_row(ord_: int, item: NewEntity) -> bytes:
+    field, enc = staging.field, item.encoded
+    return staging.row(
+        (
+            staging.int4(ord_),
+            field(item.entity_id.bytes),
+            field(enc.body),
+            field(enc.digest),
+            field(enc.leaf_hash),
+            field(enc.field_hashes),
+            field(item.name.encode()),
+            field(None if item.category is None else item.category.encode()),
+            field(None if item.unique_key is None else item.unique_key.encode()),
+        )
+    )
 
 
 def create_versions(
@@ -217,37 +245,19 @@ def create_versions(
     tenant: str,
     *,
     kind: str,
-    items: list[NewEntity],
+    items: Sequence[NewEntity],
     actor: str,
     at: str,
     pins: dict[str, int],
 ) -> int:
-    """Append version 1 of each new entity and their heads in one statement
-    (``plant_create_versions``); returns the first index, item i being at first + i."""
+    """Append version 1 of each new entity and their heads (``plant_create_staged``), in the
+    caller's transaction: the items are copied into a temporary table, then one statement
+    checks and appends them all. Returns the first index, item i being at first + i."""
+    conn.execute(_STAGE)
+    rows = staging.payload(_staged_row(i, item) for i, item in enumerate(items))
+    staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, rows)
     return conn.execute(
-        _CREATE_VERSIONS,
-        {
-            **_pins(pins),
-            "tenant": tenant,
-            "kind": kind,
-            "items": json.dumps(
-                [
-                    [
-                        item.entity_id,
-                        item.encoded.body.hex(),
-                        item.encoded.digest.hex(),
-                        item.encoded.leaf_hash.hex(),
-                        item.encoded.field_digests,
-                        item.name,
-                        item.category,
-                        item.unique_key,
-                    ]
-                    for item in items
-                ]
-            ),
-            "actor": actor,
-            "at": at,
-        },
+        _CREATE_STAGED, {**_pins(pins), "tenant": tenant, "kind": kind, "actor": actor, "at": at}
     ).scalar_one()
 
 

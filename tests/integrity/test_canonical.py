@@ -130,3 +130,45 @@ def test_round_trip_and_idempotence(value):
     again = canonical.dumps(canonical.loads(first))
     assert again == first
     assert json.loads(first) == json.loads(again)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values)
+def test_the_fast_path_writes_exactly_the_rfc_algorithms_bytes(value):
+    assert canonical.dumps(value) == canonical.rfc8785(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\ue000": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
+        {"a": [1.0, 1e21, -0.0, 5e-324]},  # ECMAScript numbers, not orjson's
+        {"a": True, "b": [None, False, 9007199254740991, -9007199254740991]},
+        '\u2028\u2029\x7f\x1f/\\"',
+    ],
+)
+def test_values_orjson_would_write_differently_take_the_rfc_writer(value):
+    assert canonical.dumps(value) == canonical.rfc8785(value)
+
+
+@pytest.mark.parametrize(
+    "value", [2**53, -(2**53), "\ud800", {"k": "\udfff"}, {1: "x"}, 1.5j, b"x", {"k": {1, 2}}]
+)
+def test_what_has_no_canonical_form_is_refused_on_both_paths(value):
+    with pytest.raises(canonical.CanonicalError):
+        canonical.dumps(value)
+    with pytest.raises(canonical.CanonicalError):
+        canonical.rfc8785(value)
