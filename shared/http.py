@@ -32,7 +32,7 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.integrity import canonical
-from shared.logs import configure, trace_field
+from shared.logs import configure, request_line, trace_field
 from shared.storage.engine import db_time
 
 MAX_BODY = 1024 * 1024
@@ -138,22 +138,17 @@ class Router:
         total = (time.perf_counter() - started) * 1000
         database_ms = db_time.get() * 1000
         response.headers["Server-Timing"] = f"db;dur={database_ms:.1f}, total;dur={total:.1f}"
-        log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={
-                "structured": {
-                    "httpRequest": {
-                        "requestMethod": request.method,
-                        "requestUrl": request.path,
-                        "status": response.status_code,
-                        "latency": f"{total / 1000:.4f}s",
-                    },
-                    "dbMs": round(database_ms, 2),
-                    **trace_field(request.headers.get("X-Cloud-Trace-Context")),
-                }
+        request_line(
+            f"{request.method} {request.path} {response.status_code}",
+            {
+                "httpRequest": {
+                    "requestMethod": request.method,
+                    "requestUrl": request.path,
+                    "status": response.status_code,
+                    "latency": f"{total / 1000:.4f}s",
+                },
+                "dbMs": round(database_ms, 2),
+                **trace_field(request.headers.get("X-Cloud-Trace-Context")),
             },
         )
         return response

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-_configured = False
+_handler: _StdoutHandler | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,16 +57,34 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure() -> logging.Logger:
     """The ``plant`` logger, writing JSON lines to stdout (configured once per process)."""
-    global _configured
+    global _handler
     logger = logging.getLogger("plant")
-    if not _configured:
-        handler = _StdoutHandler()
-        handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
+    if _handler is None:
+        _handler = _StdoutHandler()
+        _handler.setFormatter(JsonFormatter())
+        logger.addHandler(_handler)
         logger.setLevel(os.environ.get("PLANT_LOG_LEVEL", "INFO"))
         logger.propagate = False
-        _configured = True
     return logger
+
+
+def request_line(message: str, fields: dict[str, Any]) -> None:
+    """A request's INFO line (``message`` and ``fields``, as ``JsonFormatter`` writes them),
+    written through the plant handler without a LogRecord: building one (its caller lookup,
+    thread and process names) costs more than the line itself."""
+    logger, handler = configure(), _handler
+    assert handler is not None and handler.lock is not None  # configure() made both
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    line = encode({"severity": "INFO", "message": message, **fields}) + handler.terminator
+    with handler.lock:
+        try:
+            stream = handler.stream
+            stream.write(line)
+            stream.flush()
+        except Exception:
+            # As Handler.emit does: a log line that cannot be written never fails a request.
+            handler.handleError(logging.makeLogRecord({"msg": message}))
 
 
 def trace_field(header: str | None) -> dict[str, str]:

@@ -5,6 +5,8 @@ ASCII JSON whatever text the request carries."""
 from __future__ import annotations
 
 import json
+import logging
+import sys
 
 import functions_framework
 import pytest
@@ -58,3 +60,37 @@ def test_a_log_line_is_one_line_of_ascii_json(text):
     line = logs.encode(entry)
     assert line.isascii() and "\n" not in line
     assert json.loads(line) == entry
+
+
+class _BrokenStdout:
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError("stdout is gone")
+
+    def flush(self) -> None:
+        raise BrokenPipeError("stdout is gone")
+
+
+def test_a_log_line_that_cannot_be_written_does_not_fail_the_request(
+    registry_client, author, monkeypatch
+):
+    monkeypatch.setattr(sys, "stdout", _BrokenStdout())
+    response = registry_client.post(
+        "/registry/skills",
+        json={"name": "unlogged", "description": "d", "category": "technical"},
+        headers=author,
+    )
+    assert response.status_code == 201
+
+
+def test_the_request_line_follows_the_log_level(registry_client, reader, capsys):
+    logger = logs.configure()
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)  # PLANT_LOG_LEVEL=WARNING
+        registry_client.get("/registry/skills", headers=reader)
+        assert "httpRequest" not in capsys.readouterr().out
+        logger.setLevel(logging.INFO)
+        registry_client.get("/registry/skills", headers=reader)
+        assert "httpRequest" in capsys.readouterr().out
+    finally:
+        logger.setLevel(level)
