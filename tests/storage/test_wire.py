@@ -168,3 +168,60 @@ def test_a_closed_connection_says_so(pipelined):
     pipelined.close()
     with pytest.raises(InterfaceError):
         cursor.execute("SELECT %s::int", (1,))
+
+
+TEXTS = [
+    "SELECT %s, %s",
+    "SELECT '%s' || %s, \"a%%b\", E'it''s \\' %s' -- %s in a comment\n, %s",
+    "SELECT $$ %s $$, %%s, %s::text",
+    "SELECT plant_append_version(%s, %s, CAST(%s AS uuid))",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_placeholders_are_converted_exactly_as_pg8000_does(text):
+    args = tuple(range(text.count("%s")))
+    assert wire.convert_paramstyle("format", text, args) == wire._scan("format", text, args)
+    assert wire.convert_paramstyle("qmark", text, args) == wire._scan("qmark", text, args)
+
+
+def test_named_styles_are_left_to_pg8000():
+    args = {"a": 1, "b": 2}
+    text = "SELECT :a, :b, :a"
+    assert wire.convert_paramstyle("named", text, args) == ("SELECT $1, $2, $1", (1, 2))
+
+
+def test_a_statement_text_is_scanned_once(monkeypatch):
+    scans = []
+
+    def counting(style, query, args):
+        scans.append(query)
+        return original(style, query, args)
+
+    original = wire._scan
+    monkeypatch.setattr(wire, "_scan", counting)
+    wire._positional.cache_clear()
+    text = "SELECT %s, 'once' /* a text of its own */"
+    for args in ((1,), (2,), ("x",)):
+        assert wire.convert_paramstyle("format", text, args) == (
+            "SELECT $1, 'once' /* a text of its own */",
+            args,
+        )
+    assert scans == [text]
+    wire._positional.cache_clear()
+
+
+def test_a_bad_placeholder_is_still_refused():
+    with pytest.raises(InterfaceError):
+        wire.convert_paramstyle("format", "SELECT %d", (1,))
+
+
+def test_pg8000_cursors_use_the_remembered_conversion(connect):
+    import pg8000.legacy
+
+    assert pg8000.legacy.convert_paramstyle is wire.convert_paramstyle
+    conn = connect(True)
+    cur = conn.cursor()
+    cur.execute("SELECT %s::int + 1, %s || '!'", (41, "%"))
+    assert cur.fetchone() == [42, "%!"]
