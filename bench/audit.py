@@ -1,7 +1,11 @@
 """Audits: a full audit of N entries (seal, checkpoints and anchors, every leaf recomputed from
 the stored bytes and the signed root rebuilt, chains, heads and rules) against the floor of
 reading the same rows and hashing them; then incremental audits, each of M entries appended
-since the previous audit, against reading and hashing those M rows."""
+since the previous audit, against reading and hashing those M rows.
+
+The floor reads the rows the fastest way this process can: the binary COPY reader the audit
+itself uses (``shared.storage.copyread``), in the audit's ranges, each body hashed once as a
+leaf. The older floor, pg8000 rows a batch at a time, is reported beside it."""
 
 from __future__ import annotations
 
@@ -20,7 +24,29 @@ FULL_RATIO_TARGET = 2.0
 INCREMENTAL_TARGET = 1.0  # seconds for 10,000 new entries
 
 
+def _copy_and_hash(tenant: str, start: int, end: int) -> float:
+    from shared.auditing import RANGE
+    from shared.storage import copyread
+    from shared.storage.engine import database
+
+    started = time.perf_counter()
+    zero = hashlib.sha256(b"\x00")
+    with database().transaction(tenant, snapshot=True) as conn:
+        for low in range(start, end, RANGE):
+            query = (
+                "SELECT body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+                f"AND idx >= {low} AND idx < {min(end, low + RANGE)} ORDER BY idx"
+            )
+            for rows in copyread.copy_batches(conn, query, [copyread.BYTEA]):
+                for (body,) in rows:
+                    leaf = zero.copy()
+                    leaf.update(body)
+                    leaf.digest()
+    return time.perf_counter() - started
+
+
 def _read_and_hash(tenant: str, start: int, end: int, batch: int = 5000) -> float:
+    """The floor as it was: pg8000 rows, ``batch`` at a time."""
     from shared.storage.engine import database
 
     started = time.perf_counter()
@@ -49,13 +75,19 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
         return took
 
     prod = common.repeat(full)
-    base = common.repeat(lambda: _read_and_hash(tenant, 0, size))
+    base = common.repeat(lambda: _copy_and_hash(tenant, 0, size))
+    rows_floor = common.repeat(lambda: _read_and_hash(tenant, 0, size))
     out = [
         common.result(
             f"full audit of {size:,} entries",
             common.side(prod, size, "entries/s", "auditing.run(full)"),
-            common.side(base, size, "entries/s", "read + SHA-256 every row"),
+            common.side(base, size, "entries/s", "binary COPY + SHA-256 every row"),
             operations=size,
+            details=[
+                "the same read with pg8000 rows, 5,000 a query: "
+                f"median {rows_floor['median']:.2f} s (ratio "
+                f"{prod['median'] / rows_floor['median']:.2f} against it)"
+            ],
             targets=[
                 *(
                     [common.at_most("full audit at 1,000,000", prod["median"], FULL_TARGET, "s")]
@@ -79,7 +111,7 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
         incremental.append(time.perf_counter() - started)
         assert run["findings"] == [], run["findings"][:3]
         verified.append(run.get("summary", {}).get("entries_verified"))
-        floor.append(_read_and_hash(tenant, size_now, size_now + increment))
+        floor.append(_copy_and_hash(tenant, size_now, size_now + increment))
         size_now += increment
     eng.dispose()
     inc = common.stats(incremental)
@@ -87,7 +119,9 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
         common.result(
             f"incremental audit of {increment:,} new entries (log of {size:,}+)",
             common.side(inc, increment, "entries/s", "auditing.run(incremental), incl. seal"),
-            common.side(common.stats(floor), increment, "entries/s", "read + SHA-256 the rows"),
+            common.side(
+                common.stats(floor), increment, "entries/s", "binary COPY + SHA-256 the rows"
+            ),
             operations=increment,
             details=[
                 "includes sealing the new entries (their subtree hashes and checkpoint)",

@@ -11,6 +11,7 @@ certificates and rules. Work and reads are proportional to the range plus O(log 
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -33,9 +34,9 @@ from shared.errors import (
 )
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
-from shared.kinds import kind_for, parse_uuid
+from shared.kinds import KINDS, kind_for, parse_uuid
 from shared.rules.relations import Ref, check_relations, referenced_ids
-from shared.storage import heads, tree
+from shared.storage import copyread, heads, tree
 from shared.storage.engine import database
 
 MODES = ("incremental", "full")
@@ -44,7 +45,90 @@ RUNS_PAGE = 20
 MAX_RUNS_PAGE = 100
 
 
-BATCH = 5000
+RANGE = 1 << 16  # entries per COPY statement: each stays far inside the statement timeout
+# The entries of a range in index order, fixed-width columns first, so that a well-formed
+# row is split with one struct call.
+_ENTRIES = (
+    "SELECT idx, version, digest, leaf_hash, CAST(entity_id AS text), entry_type, kind, "
+    "prev_digest, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+    "AND idx >= {start} AND idx < {end} ORDER BY idx"
+)
+_ENTRY_COLUMNS = (
+    copyread.INT8,
+    copyread.INT4,
+    copyread.raw(32),
+    copyread.raw(32),
+    copyread.raw(36),
+    copyread.TEXT,
+    copyread.TEXT,
+    copyread.BYTEA,
+    copyread.BYTEA,
+)
+_HEADS = (
+    "SELECT version, log_index, CAST(entity_id AS text), kind, status FROM entity_heads "
+    "WHERE tenant_id = current_setting('plant.tenant')"
+)
+_HEAD_COLUMNS = (copyread.INT4, copyread.INT8, copyread.raw(36), copyread.TEXT, copyread.TEXT)
+# Per kind, its client fields kept in the relationships section: the only ones the
+# cross-entity rules (check_relations) read.
+_RELATION_FIELDS = {
+    kind.type: tuple(f.name for f in kind.fields if f.section == "relationships")
+    for kind in KINDS.values()
+}
+
+
+def _relations(entity_type: str, relationships: dict[str, Any]) -> dict[str, Any] | None:
+    """A version's relationship fields, or None when all are null: check_relations finds
+    nothing to check then (no reference, no required skills), so none is kept."""
+    fields = {name: relationships.get(name) for name in _RELATION_FIELDS.get(entity_type, ())}
+    return fields if any(v is not None for v in fields.values()) else None
+
+
+def _ids(entity_type: str, fields: dict[str, Any]) -> set[str]:
+    kind = entities.kind_for_type(entity_type)
+    return referenced_ids(kind, fields)
+
+
+def _referenced(summaries: Iterable[tuple[Any, ...]]) -> set[str]:
+    """Every id the relationships of these version summaries name."""
+    out: set[str] = set()
+    for summary in summaries:
+        if summary[5] is not None:
+            out |= _ids(summary[4], summary[5])
+    return out
+
+
+class _Rules:
+    """What the rules need of the current versions: a reference's type, status and fields
+    (only of the ``wanted`` ids), and the versions with relationships to check."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.refs: dict[str, Ref] = {}
+        self.checks: list[tuple[str, str, str, int, dict[str, Any]]] = []
+
+    def current(
+        self,
+        entity_id: str,
+        kind: str,
+        status: str,
+        version: int,
+        relations: dict[str, Any] | None,
+    ) -> None:
+        if entity_id in self.wanted:
+            self.refs[entity_id] = Ref(entity_id, kind, status, relations or {})
+        if relations is not None and status != "deprecated":
+            self.checks.append((entity_id, kind, status, version, relations))
+
+
+def _digest_in(rows: list[Row], version: int) -> bytes | None:
+    if version < 1:
+        return None
+    return next((r.digest for r in rows if r.version == version), None)
+
+
+def _opt(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
 
 
 @dataclass(slots=True)
@@ -94,10 +178,15 @@ class Auditor:
         self.tenant = tenant
         self.findings: list[Finding] = []
         self.rows_read = 0
+        self.entries_verified = 0
         self.keyring = keys.keyring()
         self.reported: set[int] = set()  # indices already named by a finding
-        # entity id -> (index, version, parsed document) of its newest version read so far
-        self.latest: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        # entity id -> (index, version, digest, status, kind, relationship fields or None)
+        # of its newest version read so far: all the chains, heads and rules need of it
+        self.latest: dict[str, tuple[int, int, bytes, str, str, dict[str, Any] | None]] = {}
+        # entities whose versions were not read in order, one after the other: their
+        # chains are checked as a whole after the entries pass
+        self.irregular: set[str] = set()
 
     def add(self, kind: str, detail: str, **where: Any) -> None:
         finding = Finding(kind, self.tenant, detail, **where)
@@ -175,8 +264,10 @@ class Auditor:
     ) -> list[Row]:
         """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root.
 
-        Reads the range a batch at a time; what it keeps per entry is what the chain checks
-        need (bodies only of certificates), so memory does not grow with the bytes logged.
+        Each entry is hashed and parsed once; what is kept per entity is its newest
+        version's summary (``self.latest``), for the chains, heads and rules; bytes are
+        kept only of certificates and of entries that disagree with the tree, so memory
+        does not grow with the bytes logged. Returns those kept rows.
         """
         size = checkpoint.size
         reader = tree.DbNodes(self.conn)
@@ -185,35 +276,12 @@ class Auditor:
         mismatched: list[tuple[Row, bytes]] = []
         moved_from: dict[bytes, int] = {}  # stored leaf -> index, where bytes and tree disagree
         intact = True
-        for low in range(start, size, BATCH):
-            high = min(low + BATCH, size)
-            rows = _rows(self.conn, low, high)
-            self.rows_read += len(rows)
-            stored = self.stored_leaves(low, high)
+        for low in range(start, size, RANGE):
+            high = min(low + RANGE, size)
+            builds = builder if intact else None
+            intact = self._range(low, high, builds, kept, mismatched, moved_from) and intact
             if progress:
                 progress(high - start, size - start)
-            present = {r.index for r in rows}
-            for i in range(low, high):
-                if i not in present:
-                    intact = False
-                    self.add("missing", f"log entry {i} is missing", log_index=i)
-                    if i in stored:
-                        moved_from[stored[i]] = i
-            for row in rows:
-                leaf = merkle.leaf_hash(row.body)
-                if intact:
-                    builder.add(leaf)
-                if leaf != stored.get(row.index):
-                    mismatched.append((row, leaf))  # keeps its bytes, to name what changed
-                    if row.index in stored:
-                        moved_from[stored[row.index]] = row.index
-                else:
-                    doc = self.column_check(row, leaf)
-                    if doc is not None:
-                        self._seen_version(row, doc)
-                    if row.entry_type != "certificate":
-                        row.body = b""
-                kept.append(row)
         self.classify(mismatched, moved_from)
         self.rows_read += reader.rows_read
         # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
@@ -224,6 +292,121 @@ class Auditor:
                 extra={"checkpoint_size": size},
             )
         return kept
+
+    def _range(
+        self,
+        low: int,
+        high: int,
+        builder: merkle.RootBuilder | None,
+        kept: list[Row],
+        mismatched: list[tuple[Row, bytes]],
+        moved_from: dict[bytes, int],
+    ) -> bool:
+        """Entries [low, high): their stored leaf hashes in one query, then the entries as
+        one binary COPY, streamed a socket read at a time. Returns whether none is missing
+        (the leaves go to ``builder`` while none has been)."""
+        joined, by_index = self._stored_range(low, high)
+        query = _ENTRIES.format(start=copyread.int_literal(low), end=copyread.int_literal(high))
+        zero, sha256, reported = hashlib.sha256(b"\x00"), hashlib.sha256, self.reported
+        present: set[int] | None = None  # only once an index is skipped
+        expected = low
+        for rows in copyread.copy_batches(self.conn, query, _ENTRY_COLUMNS):
+            leaves = []
+            for idx, version, digest, leaf_column, entity_id, entry_type, kind, prev, body in rows:
+                if idx != expected:
+                    if idx > expected and present is None:
+                        present = set(range(low, expected))
+                        builder = None  # entries are missing: named below, no root rebuilt
+                    expected = max(expected, idx + 1)  # a repeat still goes into the root
+                else:
+                    expected = idx + 1
+                if present is not None:
+                    present.add(idx)
+                hashed = zero.copy()
+                hashed.update(body)
+                leaf = hashed.digest()
+                leaves.append(leaf)
+                offset = 32 * (idx - low)
+                stored = joined[offset : offset + 32] if joined else by_index.get(idx)
+                if leaf != stored:
+                    if stored is not None:
+                        moved_from[stored] = idx
+                    row = Row(
+                        idx,
+                        entry_type,
+                        kind,
+                        entity_id.decode(),
+                        version,
+                        body,
+                        digest,
+                        leaf_column,
+                        prev,
+                    )
+                    mismatched.append((row, leaf))  # keeps its bytes, to name what changed
+                    kept.append(row)
+                    self.irregular.add(row.entity_id)
+                    continue
+                column = None
+                if idx in reported:
+                    column = ""
+                elif leaf_column != leaf:
+                    column = "leaf_hash"
+                elif digest != sha256(body).digest():
+                    column = "digest"
+                elif entry_type == "version":
+                    column = self._version(
+                        idx, kind, entity_id.decode(), version, digest, prev, body
+                    )
+                if column is None and entry_type == "version":
+                    continue
+                row = Row(
+                    idx,
+                    entry_type,
+                    kind,
+                    entity_id.decode(),
+                    version,
+                    body if entry_type == "certificate" else b"",
+                    digest,
+                    leaf_column,
+                    prev,
+                )
+                kept.append(row)
+                if column:
+                    self._column_finding(row, column)
+                if entry_type == "version":
+                    self.irregular.add(row.entity_id)
+            self.rows_read += len(rows)
+            self.entries_verified += len(rows)
+            if builder is not None:
+                builder.extend(leaves)
+        if present is not None or expected != high:
+            present = present if present is not None else set(range(low, expected))
+            for i in range(low, high):
+                if i not in present:
+                    self.add("missing", f"log entry {i} is missing", log_index=i)
+                    stored = (
+                        joined[32 * (i - low) : 32 * (i - low) + 32] if joined else by_index.get(i)
+                    )
+                    if stored is not None:
+                        moved_from[stored] = i
+            return False
+        return builder is not None
+
+    def _stored_range(self, start: int, end: int) -> tuple[bytes | None, dict[int, bytes]]:
+        """The stored level-0 hashes of [start, end): when all are there (the usual case),
+        one concatenated value to slice; otherwise those there are, by index."""
+        count, joined = self.conn.execute(
+            text(
+                "SELECT count(*), string_agg(hash, ''::bytea ORDER BY idx) FROM log_nodes "
+                "WHERE tenant_id = current_setting('plant.tenant') "
+                "AND level = 0 AND idx >= :start AND idx < :end"
+            ),
+            {"start": start, "end": end},
+        ).one()
+        if int(count) == end - start and joined is not None and len(joined) == 32 * count:
+            self.rows_read += int(count)
+            return bytes(joined), {}
+        return None, self.stored_leaves(start, end)
 
     def classify(self, mismatched: list[tuple[Row, bytes]], moved_from: dict[bytes, int]) -> None:
         """Bytes that disagree with the tree: moved from another index, or edited."""
@@ -254,20 +437,7 @@ class Auditor:
                 self._altered(row)
 
     def stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
-        """The stored level-0 hashes of [start, end): when all are there (the usual case)
-        they come as one concatenated value, not a row each."""
-        count, joined = self.conn.execute(
-            text(
-                "SELECT count(*), string_agg(hash, ''::bytea ORDER BY idx) FROM log_nodes "
-                "WHERE tenant_id = current_setting('plant.tenant') "
-                "AND level = 0 AND idx >= :start AND idx < :end"
-            ),
-            {"start": start, "end": end},
-        ).one()
-        self.rows_read += int(count)
-        if int(count) == end - start and joined is not None and len(joined) == 32 * count:
-            raw = bytes(joined)
-            return {start + i: raw[32 * i : 32 * i + 32] for i in range(end - start)}
+        """The stored level-0 hashes of [start, end) that are there, by index."""
         result = self.conn.execute(
             text(
                 "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
@@ -275,6 +445,7 @@ class Auditor:
             ),
             {"start": start, "end": end},
         ).all()
+        self.rows_read += len(result)
         return {int(r[0]): bytes(r[1]) for r in result}
 
     def _altered(self, row: Row) -> None:
@@ -324,50 +495,96 @@ class Auditor:
         except ValueError:
             return {}, 32
 
-    def _seen_version(self, row: Row, doc: dict[str, Any]) -> None:
-        """Keep the newest version read of each entity, parsed, for the heads and rules
-        checks (one document per entity, as those checks hold anyway)."""
-        known = self.latest.get(row.entity_id)
-        if known is None or row.version > known[1]:
-            self.latest[row.entity_id] = (row.index, row.version, doc)
+    def _version(
+        self,
+        index: int,
+        kind: str,
+        entity_id: str,
+        version: int,
+        digest: bytes,
+        prev_digest: bytes | None,
+        body: bytes,
+    ) -> str | None:
+        """A version whose bytes match the tree: the column its bytes contradict, if any;
+        else it joins its entity's chain and, as the newest read, its summary is kept.
 
-    def column_check(self, row: Row, leaf: bytes) -> dict[str, Any] | None:
-        """A row's columns must agree with the bytes they describe; returns a version's
-        parsed document when they do."""
+        The chain is checked here when the version follows the newest one read of its
+        entity; any other order (a first version read that is not 1, a repeat, a gap) marks
+        the entity ``irregular``, and ``chains`` re-checks those entities as a whole.
+        """
+        try:
+            doc = canonical.read(body)
+            identity, versioning = doc["identity"], doc["versioning"]
+            doc_version, status = versioning["version"], doc["lifecycle"]["status"]
+            relations = _relations(identity["entity_type"], doc["relationships"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return "body"
+        if identity["id"] != entity_id:
+            return "entity_id"
+        if doc_version != version:
+            return "version"
+        if identity["entity_type"] != kind:
+            return "kind"
+        known = self.latest.get(entity_id)
+        if entity_id in self.irregular:
+            pass  # ``chains`` checks it as a whole
+        elif known is None:
+            if version != 1:
+                self.irregular.add(entity_id)
+            elif prev_digest is not None:
+                self._chain_broken(kind, entity_id, version, index)
+        elif known[1] == version - 1:
+            if prev_digest != known[2]:
+                self._chain_broken(kind, entity_id, version, index)
+        else:
+            self.irregular.add(entity_id)
+        if known is None or version > known[1]:
+            self.latest[entity_id] = (index, version, digest, status, kind, relations)
+        return None
+
+    def _chain_broken(self, kind: str, entity_id: str, version: int, index: int) -> None:
+        self.add(
+            "chain_broken",
+            f"version {version} does not link to version {version - 1}",
+            entity_type=kind,
+            entity_id=entity_id,
+            version=version,
+            log_index=index,
+        )
+
+    def _column_finding(self, row: Row, column: str) -> None:
+        self.add(
+            "altered",
+            f"entry {row.index}'s {column} column disagrees with its bytes",
+            entity_type=row.kind,
+            entity_id=row.entity_id,
+            version=row.version,
+            log_index=row.index,
+            section="row",
+            field=column,
+        )
+
+    def column_check(self, row: Row, leaf: bytes) -> None:
+        """A row's columns must agree with the bytes they describe (one entity's report)."""
         if row.index in self.reported:
-            return None
+            return
         column = None
-        doc = None
         if row.leaf_hash != leaf:
             column = "leaf_hash"
         elif row.digest != digests.sha256(row.body):
             column = "digest"
         elif row.entry_type == "version":
-            try:
-                doc = canonical.read(row.body)
-                identity, version = doc["identity"], doc["versioning"]["version"]
-            except (ValueError, KeyError, TypeError):
-                column = "body"
-            else:
-                if identity["id"] != row.entity_id:
-                    column = "entity_id"
-                elif version != row.version:
-                    column = "version"
-                elif identity["entity_type"] != row.kind:
-                    column = "kind"
-        if column:
-            self.add(
-                "altered",
-                f"entry {row.index}'s {column} column disagrees with its bytes",
-                entity_type=row.kind,
-                entity_id=row.entity_id,
-                version=row.version,
-                log_index=row.index,
-                section="row",
-                field=column,
+            column = self._version(
+                row.index,
+                row.kind,
+                row.entity_id,
+                row.version,
+                row.digest,
+                row.prev_digest,
+                row.body,
             )
-            return None
-        return doc
+        if column:
+            self._column_finding(row, column)
 
     def beyond(self, size: int) -> None:
         """Rows past the log's committed size were never appended by the registry."""
@@ -391,29 +608,53 @@ class Auditor:
 
     # -- entities ------------------------------------------------------------------------
 
-    def chains(self, rows: Iterable[Row]) -> set[str]:
+    def recheck_chains(self, start: int, end: int) -> set[str]:
+        """Chains of the entities whose versions the entries pass did not read in order
+        (``irregular``): their version rows in [start, end) read again and checked as a
+        whole. Returns every entity with a version in range."""
+        if self.irregular:
+            rows = self.conn.execute(
+                text(
+                    "SELECT idx, kind, CAST(entity_id AS text), version, digest, prev_digest "
+                    "FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+                    "AND entry_type = 'version' AND entity_id = ANY(CAST(:ids AS uuid[])) "
+                    "AND idx >= :start AND idx < :end ORDER BY idx"
+                ),
+                {"ids": sorted(self.irregular), "start": start, "end": end},
+            ).all()
+            self.rows_read += len(rows)
+            self.chains(
+                Row(int(r[0]), "version", r[1], r[2], int(r[3]), b"", bytes(r[4]), b"", _opt(r[5]))
+                for r in rows
+            )
+        return set(self.latest) | self.irregular
+
+    def chains(self, rows: Iterable[Row]) -> None:
         """Each version links to the digest of the version before it, in index order."""
         by_entity: dict[str, list[Row]] = defaultdict(list)
         for row in rows:
             if row.entry_type == "version":
                 by_entity[row.entity_id].append(row)
+        outside = self._digests(
+            {
+                (entity_id, row.version - 1)
+                for entity_id, versions in by_entity.items()
+                for row in versions
+                if row.version > 1 and not any(r.version == row.version - 1 for r in versions)
+            }
+        )
         for entity_id, versions in by_entity.items():
             versions.sort(key=lambda r: r.index)
             for row in versions:
                 if row.index in self.reported:
                     continue
-                expected = self._digest_of(entity_id, row.version - 1, versions)
+                expected = _digest_in(versions, row.version - 1)
+                if expected is None:
+                    expected = outside.get((entity_id, row.version - 1))
                 if row.version > 1 and expected is None:
                     continue  # the predecessor is missing: reported as missing already
                 if row.prev_digest != expected:
-                    self.add(
-                        "chain_broken",
-                        f"version {row.version} does not link to version {row.version - 1}",
-                        entity_type=row.kind,
-                        entity_id=entity_id,
-                        version=row.version,
-                        log_index=row.index,
-                    )
+                    self._chain_broken(row.kind, entity_id, row.version, row.index)
             ordered = [r.version for r in versions]
             if ordered != sorted(ordered):
                 first = next(
@@ -428,92 +669,127 @@ class Auditor:
                         version=first.version,
                         log_index=first.index,
                     )
-        return set(by_entity)
 
-    def _digest_of(self, entity_id: str, version: int, near: list[Row]) -> bytes | None:
-        if version < 1:
-            return None
-        for row in near:
-            if row.version == version:
-                return row.digest
-        found = self.conn.execute(
+    def _digests(self, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+        """The stored digests of these (entity, version) pairs, in one query."""
+        wanted = {(e, v) for e, v in wanted if v >= 1}
+        if not wanted:
+            return {}
+        pairs = sorted(wanted)
+        rows = self.conn.execute(
             text(
-                "SELECT digest FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-                "AND entity_id = CAST(:id AS uuid) AND version = :v AND entry_type = 'version'"
+                "SELECT CAST(e.entity_id AS text), e.version, e.digest FROM log_entries e "
+                "JOIN unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[])) AS w(id, v) "
+                "ON e.entity_id = w.id AND e.version = w.v "
+                "WHERE e.tenant_id = current_setting('plant.tenant') AND e.entry_type = 'version'"
             ),
-            {"id": entity_id, "v": version},
-        ).scalar()
-        self.rows_read += 1
-        return bytes(found) if found is not None else None
+            {"ids": [p[0] for p in pairs], "versions": [p[1] for p in pairs]},
+        ).all()
+        self.rows_read += len(rows)
+        return {(r[0], int(r[1])): bytes(r[2]) for r in rows}
 
     def heads_and_rules(self, entity_ids: set[str] | None) -> None:
         """Heads agree with the latest version; current versions still satisfy the rules.
 
-        A head whose current version the entries pass read and checked uses that parsed
-        document; only the others (outside the audited range, or pointing elsewhere) are
-        read again from the ledger.
+        A head whose current version the entries pass read and checked uses that version's
+        summary; only the others (outside the audited range, or pointing elsewhere) are
+        read again from the ledger. A full audit reads every head as one binary COPY.
         """
-        query = (
-            "SELECT CAST(entity_id AS text), kind, version, status, log_index FROM entity_heads "
-            "WHERE tenant_id = current_setting('plant.tenant')"
-        )
-        params: dict[str, Any] = {}
-        if entity_ids is not None:
-            if not entity_ids:
-                return
-            query += " AND entity_id = ANY(CAST(:ids AS uuid[]))"
-            params["ids"] = sorted(entity_ids)
-        heads_rows = self.conn.execute(text(query), params).all()
-        self.rows_read += len(heads_rows)
-        uncovered = {
-            r[0] for r in heads_rows if r[0] not in self.latest or self.latest[r[0]][0] != int(r[4])
-        }
-        stored = self._head_versions(uncovered)
-        latest_versions = self._latest_versions(uncovered) if uncovered else {}
-        current: dict[str, tuple[str, str, dict[str, Any]]] = {}
-        for entity_id, kind, version, status, log_index in heads_rows:
-            version, log_index = int(version), int(log_index)
-            where = dict(
-                entity_type=kind, entity_id=entity_id, version=version, log_index=log_index
+        if entity_ids is None:
+            heads_rows: Iterable[list[tuple[Any, ...]]] = copyread.copy_batches(
+                self.conn, _HEADS, _HEAD_COLUMNS
             )
-            if log_index in self.reported:
-                continue
-            if entity_id in uncovered:
-                e_version, body, e_type = stored.get(entity_id, (None, None, None))
-                if body is None or e_type != "version" or e_version != version:
-                    self.add(
-                        "altered",
-                        "the entity's head does not point at its current version",
-                        section="entity_heads",
-                        field="log_index",
-                        **where,
-                    )
+        elif not entity_ids:
+            return
+        else:
+            found = self.conn.execute(
+                text(
+                    "SELECT version, log_index, CAST(entity_id AS text), kind, status "
+                    "FROM entity_heads WHERE tenant_id = current_setting('plant.tenant') "
+                    "AND entity_id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": sorted(entity_ids)},
+            ).all()
+            heads_rows = [[(int(r[0]), int(r[1]), r[2].encode(), r[3], r[4]) for r in found]]
+        rules = _Rules(_referenced(self.latest.values()))
+        uncovered: list[tuple[int, int, str, str, str]] = []
+        latest, reported = self.latest, self.reported
+        for batch in heads_rows:
+            self.rows_read += len(batch)
+            for version, log_index, raw_id, kind, status in batch:
+                entity_id = raw_id.decode()
+                if log_index in reported:
                     continue
-                try:
-                    doc = canonical.read(body)
-                except ValueError:
-                    continue  # reported as altered by the entry check
-                latest = latest_versions.get(entity_id)
-            else:
-                _, latest, doc = self.latest[entity_id]
-                if latest == version:
-                    latest = None
-            if latest is not None and latest > version:
-                self.add(
-                    "inserted",
-                    f"version {latest} exists but the head is at {version}",
-                    **{**where, "version": latest},
-                )
-            if doc["lifecycle"]["status"] != status:
+                known = latest.get(entity_id)
+                if known is None or known[0] != log_index:
+                    uncovered.append((version, log_index, entity_id, kind, status))
+                    continue
+                if known[1] > version:
+                    self._head_behind(known[1], kind, entity_id, version, log_index)
+                if known[3] != status:
+                    self._head_status(status, known[3], kind, entity_id, version, log_index)
+                rules.current(entity_id, kind, status, known[1], known[5])
+        self._uncovered(uncovered, rules)
+        self._rules(rules)
+
+    def _uncovered(self, uncovered: list[tuple[int, int, str, str, str]], rules: _Rules) -> None:
+        """Heads whose current version the entries pass did not check: read it again."""
+        ids = {u[2] for u in uncovered}
+        stored = self._head_versions(ids)
+        latest_versions = self._latest_versions(ids) if ids else {}
+        for version, log_index, entity_id, kind, status in uncovered:
+            e_version, body, e_type = stored.get(entity_id, (None, None, None))
+            if body is None or e_type != "version" or e_version != version:
                 self.add(
                     "altered",
-                    f"the head says {status}, the ledger says {doc['lifecycle']['status']}",
+                    "the entity's head does not point at its current version",
                     section="entity_heads",
-                    field="status",
-                    **where,
+                    field="log_index",
+                    entity_type=kind,
+                    entity_id=entity_id,
+                    version=version,
+                    log_index=log_index,
                 )
-            current[entity_id] = (kind, status, doc)
-        self._rules(current)
+                continue
+            try:
+                doc = canonical.read(body)
+                relations = _relations(doc["identity"]["entity_type"], doc["relationships"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # reported as altered by the entry check
+            latest = latest_versions.get(entity_id)
+            if latest is not None and latest > version:
+                self._head_behind(latest, kind, entity_id, version, log_index)
+            if doc["lifecycle"]["status"] != status:
+                self._head_status(
+                    status, doc["lifecycle"]["status"], kind, entity_id, version, log_index
+                )
+            rules.current(entity_id, kind, status, version, relations)
+
+    def _head_behind(
+        self, latest: int, kind: str, entity_id: str, version: int, log_index: int
+    ) -> None:
+        self.add(
+            "inserted",
+            f"version {latest} exists but the head is at {version}",
+            entity_type=kind,
+            entity_id=entity_id,
+            version=latest,
+            log_index=log_index,
+        )
+
+    def _head_status(
+        self, status: str, logged: str, kind: str, entity_id: str, version: int, log_index: int
+    ) -> None:
+        self.add(
+            "altered",
+            f"the head says {status}, the ledger says {logged}",
+            section="entity_heads",
+            field="status",
+            entity_type=kind,
+            entity_id=entity_id,
+            version=version,
+            log_index=log_index,
+        )
 
     def _head_versions(self, entity_ids: set[str]) -> dict[str, tuple[int, bytes, str]]:
         """(version, body, entry type) of the entry each head points at."""
@@ -545,29 +821,22 @@ class Auditor:
         self.rows_read += len(rows)
         return {r[0]: int(r[1]) for r in rows}
 
-    def _rules(self, current: dict[str, tuple[str, str, dict[str, Any]]]) -> None:
-        refs: dict[str, Ref] = {}
-        wanted: set[str] = set()
-        for entity_id, (kind_type, status, doc) in current.items():
-            kind = entities.kind_for_type(kind_type)
-            fields = documents.client_fields(kind, doc)
-            refs[entity_id] = Ref(entity_id, kind_type, status, fields)
-            wanted |= {i for i in referenced_ids(kind, fields) if i not in current}
-        found = heads.referenced(self.conn, sorted(wanted), lock=False) if wanted else []
+    def _rules(self, rules: _Rules) -> None:
+        """The cross-entity rules of every current version with a relationship set."""
+        referenced = {i for check in rules.checks for i in _ids(check[1], check[4])}
+        wanted = sorted(i for i in rules.wanted | referenced if i not in rules.refs)
+        found = heads.referenced(self.conn, wanted, lock=False) if wanted else []
         for head, body in found:
             kind = entities.kind_for_type(head.kind)
-            refs[head.entity_id] = Ref(
+            rules.refs[head.entity_id] = Ref(
                 head.entity_id,
                 head.kind,
                 head.status,
                 documents.client_fields(kind, canonical.read(body)),
             )
-        for entity_id, (kind_type, status, doc) in current.items():
-            if status == "deprecated":
-                continue
+        for entity_id, kind_type, status, version, fields in rules.checks:
             kind = entities.kind_for_type(kind_type)
-            fields = documents.client_fields(kind, doc)
-            for v in check_relations(kind, fields, None, refs, self_id=entity_id):
+            for v in check_relations(kind, fields, None, rules.refs, self_id=entity_id):
                 if v.rule == "L1-JOBROLE-03" and status != "certified":
                     continue
                 self.add(
@@ -575,16 +844,18 @@ class Auditor:
                     f"{v.field}: {v.message}",
                     entity_type=kind_type,
                     entity_id=entity_id,
-                    version=doc["versioning"]["version"],
+                    version=version,
                     rule=v.rule,
                     field=v.field,
                 )
 
     def certificates(self, rows: Iterable[Row]) -> None:
         verifiers = {v.key_id_hex: v for v in self.keyring.verifiers}
-        for row in rows:
-            if row.entry_type != "certificate" or row.index in self.reported:
-                continue
+        certificates = [
+            r for r in rows if r.entry_type == "certificate" and r.index not in self.reported
+        ]
+        certified_digests = self._digests({(r.entity_id, r.version) for r in certificates})
+        for row in certificates:
             where = dict(
                 entity_type=row.kind,
                 entity_id=row.entity_id,
@@ -604,7 +875,7 @@ class Auditor:
             ) as exc:
                 self.add("certificate_invalid", f"certificate at {row.index}: {exc}", **where)
                 continue
-            certified = self._digest_of(row.entity_id, row.version, [])
+            certified = certified_digests.get((row.entity_id, row.version))
             if certified is None or certified.hex() != subject:
                 self.add(
                     "certificate_invalid",
@@ -745,12 +1016,12 @@ def _audit(
         rows: list[Row] = []
         if latest is not None and start <= latest.size:
             rows = auditor.entries(start, latest, progress)
+        verified_to = latest.size if latest else 0
         size = tree.log_size(conn)
         auditor.beyond(size)
-        touched = auditor.chains(rows)
+        touched = auditor.recheck_chains(start, verified_to)
         auditor.certificates(rows)
         auditor.heads_and_rules(None if mode == "full" else touched)
-        verified_to = latest.size if latest else 0
         all_findings = _dedupe(auditor.findings, findings)
         return {
             "verified_from": start,
@@ -759,7 +1030,7 @@ def _audit(
             "findings": [f.as_dict() for f in all_findings],
             "summary": {
                 "mode": mode,
-                "entries_verified": len(rows),
+                "entries_verified": auditor.entries_verified,
                 "rows_read": auditor.rows_read,
                 "findings_by_kind": _count(all_findings),
                 "checkpoint": {
@@ -878,6 +1149,7 @@ def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
             )
         ]
         auditor = Auditor(conn, principal.tenant)
+        auditor.irregular.add(entity_id)  # its chain is checked as a whole, below
         latest = tree.latest_checkpoint(conn)
         rows = [r for i in indices for r in _rows(conn, i, i + 1)]
         mismatched = []

@@ -235,6 +235,27 @@ class RootBuilder:
         self._stack.append((level, digest))
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """``add`` of each leaf in turn, a level at a time: each level's pairs are hashed in
+        one pass, merged with the pending subtree of that level on the left, and the odd
+        one left over at each level waits on the stack, as ``add`` would leave it."""
+        nodes = list(leaves)
+        self.size += len(nodes)
+        sha256, prefix = hashlib.sha256, b"\x01"
+        level = 0
+        leftovers: list[tuple[int, bytes]] = []
+        while nodes:
+            if self._stack and self._stack[-1][0] == level:
+                nodes.insert(0, self._stack.pop()[1])
+            if len(nodes) % 2:
+                leftovers.append((level, nodes.pop()))
+            nodes = [
+                sha256(prefix + left + right).digest()
+                for left, right in zip(nodes[::2], nodes[1::2], strict=True)
+            ]
+            level += 1
+        self._stack.extend(reversed(leftovers))
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT

@@ -1,0 +1,115 @@
+"""The entries pass reads the log as a binary COPY and checks chains as it goes: an attack
+is still named when it lies deep in a large range, when a column has another length than the
+reader expects, and when a chain's link is broken in order or across an incremental run."""
+
+from __future__ import annotations
+
+import hashlib
+
+from seeding import seed_skills
+from sqlalchemy import text
+
+from shared import auditing, entities
+from shared.auth import Principal
+
+
+def _indices(superuser, tenant: str, entity_id: str) -> list[int]:
+    with superuser.connect() as conn:
+        return [
+            int(r[0])
+            for r in conn.execute(
+                text(
+                    "SELECT idx FROM log_entries WHERE tenant_id = :t "
+                    "AND entity_id = CAST(:e AS uuid) ORDER BY idx"
+                ),
+                {"t": tenant, "e": entity_id},
+            )
+        ]
+
+
+def _found(run, kind: str) -> list[tuple]:
+    return [
+        (f["entity_id"], f["version"], f["log_index"]) for f in run["findings"] if f["kind"] == kind
+    ]
+
+
+def test_a_broken_link_is_chain_broken_in_a_full_audit(history, attack, superuser):
+    amended = history.skills[0]
+    _, second = _indices(superuser, history.tenant, amended)
+    attack(
+        "UPDATE log_entries SET prev_digest = :d WHERE tenant_id = :t AND idx = :i",
+        d=hashlib.sha256(b"forged").digest(),
+        t=history.tenant,
+        i=second,
+    )
+    run = history.audit("full")
+    assert _found(run, "chain_broken") == [(amended, 2, second)], run["findings"]
+    assert [f["kind"] for f in run["findings"]] == ["chain_broken"]
+
+
+def test_a_broken_link_to_a_version_before_the_range_is_chain_broken(history, attack):
+    assert history.audit("full")["findings"] == []
+    target = history.skills[2]
+    entities.amend(
+        history.author,
+        "skills",
+        target,
+        {"description": "and more", "amendment_reason": "more"},
+        '"v1"',
+        "r",
+    )
+    assert history.audit("incremental")["findings"] == []  # its link reaches back: intact
+    doc = entities.amend(
+        history.author,
+        "skills",
+        target,
+        {"description": "and more still", "amendment_reason": "more"},
+        '"v2"',
+        "r",
+    )
+    index = doc.body["audit_trail"]["log_index"]
+    attack(
+        "UPDATE log_entries SET prev_digest = NULL WHERE tenant_id = :t AND idx = :i",
+        t=history.tenant,
+        i=index,
+    )
+    run = history.audit("incremental")
+    assert _found(run, "chain_broken") == [(target, 3, index)], run["findings"]
+
+
+def test_a_tampered_entry_deep_in_a_large_range_is_named(superuser, tenant, database_url, attack):
+    seed_skills(superuser, tenant, 0, 5000)
+    attack(
+        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
+        "'\"seeded\"', '\"SEEDED\"'), 'UTF8') WHERE tenant_id = :t AND idx = 3210",
+        t=tenant,
+    )
+    run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    assert [(f["kind"], f["log_index"], f["field"]) for f in run["findings"]] == [
+        ("altered", 3210, "description")
+    ], run["findings"]
+    assert run["summary"]["entries_verified"] == 5000
+
+
+def test_columns_of_another_length_are_altered_columns(history, attack, superuser):
+    _, second = _indices(superuser, history.tenant, history.skills[0])
+    (single,) = _indices(superuser, history.tenant, history.skills[2])
+    attack(
+        "UPDATE log_entries SET digest = substring(digest from 1 for 31) "
+        "WHERE tenant_id = :t AND idx = :i",
+        t=history.tenant,
+        i=second,
+    )
+    attack(
+        "UPDATE log_entries SET leaf_hash = leaf_hash || '\\x00'::bytea "
+        "WHERE tenant_id = :t AND idx = :i",
+        t=history.tenant,
+        i=single,
+    )
+    run = history.audit("full")
+    altered = {
+        (f["log_index"], f["section"], f["field"])
+        for f in run["findings"]
+        if f["kind"] == "altered"
+    }
+    assert altered == {(second, "row", "digest"), (single, "row", "leaf_hash")}, run["findings"]
