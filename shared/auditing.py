@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -77,9 +78,41 @@ _RELATION_FIELDS = {
 }
 
 
+class _Identity(msgspec.Struct):
+    id: str
+    entity_type: str
+
+
+class _Versioning(msgspec.Struct):
+    version: int
+
+
+class _Lifecycle(msgspec.Struct):
+    status: str
+
+
+class _Checked(msgspec.Struct):
+    """What the entries pass reads of a version's bytes: the fields its columns repeat, its
+    status and its relationships. The rest is parsed as JSON (the bytes must be valid) but
+    not built into objects: a third of the cost of parsing the whole document."""
+
+    identity: _Identity
+    versioning: _Versioning
+    lifecycle: _Lifecycle
+    relationships: dict[str, Any]
+
+
+_read_checked = msgspec.json.Decoder(_Checked).decode  # raises a ValueError
+
+
 def _relations(entity_type: str, relationships: dict[str, Any]) -> dict[str, Any] | None:
     """A version's relationship fields, or None when all are null: check_relations finds
     nothing to check then (no reference, no required skills), so none is kept."""
+    for value in relationships.values():
+        if value is not None:
+            break
+    else:
+        return None
     fields = {name: relationships.get(name) for name in _RELATION_FIELDS.get(entity_type, ())}
     return fields if any(v is not None for v in fields.values()) else None
 
@@ -513,18 +546,16 @@ class Auditor:
         the entity ``irregular``, and ``chains`` re-checks those entities as a whole.
         """
         try:
-            doc = canonical.read(body)
-            identity, versioning = doc["identity"], doc["versioning"]
-            doc_version, status = versioning["version"], doc["lifecycle"]["status"]
-            relations = _relations(identity["entity_type"], doc["relationships"])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            doc = _read_checked(body)
+        except ValueError:
             return "body"
-        if identity["id"] != entity_id:
+        if doc.identity.id != entity_id:
             return "entity_id"
-        if doc_version != version:
+        if doc.versioning.version != version:
             return "version"
-        if identity["entity_type"] != kind:
+        if doc.identity.entity_type != kind:
             return "kind"
+        relations = _relations(kind, doc.relationships)
         known = self.latest.get(entity_id)
         if entity_id in self.irregular:
             pass  # ``chains`` checks it as a whole
@@ -539,7 +570,7 @@ class Auditor:
         else:
             self.irregular.add(entity_id)
         if known is None or version > known[1]:
-            self.latest[entity_id] = (index, version, digest, status, kind, relations)
+            self.latest[entity_id] = (index, version, digest, doc.lifecycle.status, kind, relations)
         return None
 
     def _chain_broken(self, kind: str, entity_id: str, version: int, index: int) -> None:

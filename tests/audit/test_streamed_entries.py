@@ -5,12 +5,14 @@ reader expects, and when a chain's link is broken in order or across an incremen
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 from seeding import seed_skills
 from sqlalchemy import text
 
 from shared import auditing, entities
 from shared.auth import Principal
+from shared.integrity import merkle
 
 
 def _indices(superuser, tenant: str, entity_id: str) -> list[int]:
@@ -113,3 +115,55 @@ def test_columns_of_another_length_are_altered_columns(history, attack, superuse
         if f["kind"] == "altered"
     }
     assert altered == {(second, "row", "digest"), (single, "row", "leaf_hash")}, run["findings"]
+
+
+def _forge(attack, tenant: str, index: int, body: bytes) -> None:
+    """Rewrite an entry's bytes with every hash beside them, the stored leaf included: only
+    the signed root still disagrees."""
+    leaf = merkle.leaf_hash(body)
+    attack(
+        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l "
+        "WHERE tenant_id = :t AND idx = :i",
+        b=body,
+        d=hashlib.sha256(body).digest(),
+        l=leaf,
+        t=tenant,
+        i=index,
+    )
+    attack(
+        "UPDATE log_nodes SET hash = :l WHERE tenant_id = :t AND level = 0 AND idx = :i",
+        l=leaf,
+        t=tenant,
+        i=index,
+    )
+
+
+def test_bytes_forged_with_their_hashes_are_named_by_what_they_contradict(
+    history, attack, superuser
+):
+    (renamed,) = _indices(superuser, history.tenant, history.skills[2])
+    _, amended = _indices(superuser, history.tenant, history.skills[0])
+    with superuser.connect() as conn:
+        bodies = dict(
+            conn.execute(
+                text("SELECT idx, body FROM log_entries WHERE tenant_id = :t AND idx IN (:a, :b)"),
+                {"t": history.tenant, "a": renamed, "b": amended},
+            ).all()
+        )
+    other = str(uuid.uuid4())
+    _forge(
+        attack,
+        history.tenant,
+        renamed,
+        bytes(bodies[renamed]).replace(history.skills[2].encode(), other.encode()),
+    )
+    _forge(
+        attack,
+        history.tenant,
+        amended,
+        bytes(bodies[amended]).replace(b'"version":2', b'"version":"2"'),
+    )
+    run = history.audit("full")
+    columns = {(f["log_index"], f["field"]) for f in run["findings"] if f["kind"] == "altered"}
+    assert columns == {(renamed, "entity_id"), (amended, "body")}, run["findings"]
+    assert "checkpoint_invalid" in {f["kind"] for f in run["findings"]}
