@@ -365,24 +365,28 @@ def create_batch(
         action="create",
         rule_results=_passed(kind),
     )
-    items = []
-    for fields, _, _ in checked:
-        entity_id = uuid.uuid4()
-        items.append(
-            ledger.NewEntity(
+    items: list[ledger.NewEntity] = []
+
+    def encoded() -> Iterator[ledger.NewEntity]:  # on the ledger's helper thread, as needed
+        for fields, _, _ in checked:
+            entity_id = uuid.uuid4()
+            item = ledger.NewEntity(
                 entity_id,
                 documents.encode(documents.build(kind, fields, change, str(entity_id))),
                 fields["name"],
                 fields.get("category"),
                 unique_key(kind, fields),
             )
-        )
+            items.append(item)
+            yield item
+
     with _unique_taken_is_409(kind), write_transaction(principal) as conn:
         first = ledger.create_versions(
             conn,
             principal.tenant,
             kind=kind.type,
-            items=items,
+            count=len(checked),
+            items=encoded(),
             actor=principal.subject,
             at=now,
             pins=pins,

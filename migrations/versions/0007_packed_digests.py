@@ -8,9 +8,11 @@ in ``shared/integrity/digests.py``); older rows keep their JSON, and exactly one
 is set. The write functions take the packed bytes.
 
 A bulk create sent its items as one JSON document (the bodies hex-encoded inside it), which
-the server parsed three times over. Now the client copies the items into a temporary table
-(binary COPY: the bytes as they are) and ``plant_create_staged`` appends them from there with
-the same checks and one move of the log counter, all in the client's transaction.
+the server parsed three times over, after the client had encoded them all. Now the client
+copies the items a chunk at a time into a temporary table (binary COPY: the bytes as they
+are) and ``plant_batch_append`` appends each chunk while the client encodes the next, with
+the same checks and one move of the log counter (``plant_batch_open``), all in the client's
+transaction.
 
 Revision ID: 0007
 Revises: 0006
@@ -149,31 +151,40 @@ END $$;
 REVOKE ALL ON FUNCTION plant_append_versions FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION plant_append_versions TO plant_app;
 
--- Version 1 of every entity the caller copied into pg_temp.plant_staged (numbered 0..n-1 in
--- ord), with the checks plant_create_versions made: the pinned references, uniqueness among
--- live entities (each staged key probes the index), one move of the counter; returns the
--- first index, item ord being at first + ord.
-CREATE FUNCTION plant_create_staged(
-  p_tenant text, p_kind text, p_actor text, p_at timestamptz,
-  p_refs uuid[], p_ref_indices bigint[]
-) RETURNS bigint
+-- A bulk create, in the caller's transaction, in three steps so that the server appends one
+-- chunk while the client encodes the next:
+--   plant_batch_open: the pinned references, and the counter moved for the whole batch once
+--     (its row lock held to the commit); returns the first index;
+--   plant_batch_append, per chunk copied into pg_temp.plant_staged (items numbered from 0 in
+--     ord, item ord at first + ord): uniqueness among live entities (each staged key probes
+--     the index), then the entries and heads of staged items with ord >= p_from;
+--   plant_batch_close: every index of the batch holds an entry (the primary key refuses a
+--     repeated one), so the log has no gap.
+CREATE FUNCTION plant_batch_open(p_tenant text, p_count bigint, p_refs uuid[],
+                                 p_ref_indices bigint[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
 DECLARE
-  v_count bigint;
-  v_low bigint;
-  v_high bigint;
-  v_holder uuid;
   v_first bigint;
 BEGIN
   PERFORM set_config('plant.tenant', p_tenant, true);
-
-  -- The numbering must be 0..n-1 exactly (the log's primary key refuses a repeated one).
-  SELECT count(*), min(ord), max(ord) INTO v_count, v_low, v_high FROM pg_temp.plant_staged;
-  IF v_count = 0 OR v_low <> 0 OR v_high <> v_count - 1 THEN
-    RAISE EXCEPTION 'staged items must be numbered 0..n-1' USING ERRCODE = '22023';
+  IF p_count < 1 THEN
+    RAISE EXCEPTION 'a batch holds at least one item' USING ERRCODE = '22023';
   END IF;
-
   PERFORM plant_check_pins(p_refs, p_ref_indices);
+  INSERT INTO log_heads AS h (tenant_id, size) VALUES (p_tenant, p_count)
+    ON CONFLICT (tenant_id) DO UPDATE SET size = h.size + p_count
+    RETURNING h.size - p_count INTO v_first;
+  RETURN v_first;
+END $$;
+
+CREATE FUNCTION plant_batch_append(p_tenant text, p_kind text, p_actor text,
+                                   p_at timestamptz, p_first bigint, p_from integer)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
+DECLARE
+  v_holder uuid;
+BEGIN
+  PERFORM set_config('plant.tenant', p_tenant, true);
 
   SELECT taken.entity_id INTO v_holder
     FROM pg_temp.plant_staged s
@@ -181,30 +192,37 @@ BEGIN
       SELECT h.entity_id FROM entity_heads h
        WHERE h.kind = p_kind AND h.unique_key = s.unique_key AND h.status <> 'deprecated'
        LIMIT 1) AS taken
-   WHERE s.unique_key IS NOT NULL
+   WHERE s.ord >= p_from AND s.unique_key IS NOT NULL
    LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION '%', v_holder USING ERRCODE = 'PL409';
   END IF;
 
-  INSERT INTO log_heads AS h (tenant_id, size) VALUES (p_tenant, v_count)
-    ON CONFLICT (tenant_id) DO UPDATE SET size = h.size + v_count
-    RETURNING h.size - v_count INTO v_first;
   INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, digest,
                            leaf_hash, prev_digest, field_hashes, actor)
-    SELECT p_tenant, v_first + s.ord, 'version', p_kind, s.entity_id, 1, s.body, s.digest,
+    SELECT p_tenant, p_first + s.ord, 'version', p_kind, s.entity_id, 1, s.body, s.digest,
            s.leaf_hash, NULL, s.field_hashes, p_actor
-      FROM pg_temp.plant_staged s;
+      FROM pg_temp.plant_staged s WHERE s.ord >= p_from;
   INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, category,
                             unique_key, first_index, log_index, created_at, updated_at)
     SELECT p_tenant, s.entity_id, p_kind, 1, 'draft', s.name, s.category, s.unique_key,
-           v_first + s.ord, v_first + s.ord, p_at, p_at
-      FROM pg_temp.plant_staged s;
-  RETURN v_first;
+           p_first + s.ord, p_first + s.ord, p_at, p_at
+      FROM pg_temp.plant_staged s WHERE s.ord >= p_from;
 END $$;
 
-REVOKE ALL ON FUNCTION plant_create_staged FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION plant_create_staged TO plant_app;
+CREATE FUNCTION plant_batch_close(p_tenant text, p_first bigint, p_count bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
+BEGIN
+  PERFORM set_config('plant.tenant', p_tenant, true);
+  IF (SELECT count(*) FROM log_entries
+       WHERE idx >= p_first AND idx < p_first + p_count) <> p_count THEN
+    RAISE EXCEPTION 'the batch left a gap in the log' USING ERRCODE = '22023';
+  END IF;
+END $$;
+
+REVOKE ALL ON FUNCTION plant_batch_open, plant_batch_append, plant_batch_close FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION plant_batch_open, plant_batch_append, plant_batch_close TO plant_app;
 """
 
 DOWNGRADE = """
@@ -216,7 +234,7 @@ BEGIN
                     'cannot be rewritten into the older form';
   END IF;
 END $$;
-DROP FUNCTION plant_create_staged;
+DROP FUNCTION plant_batch_open, plant_batch_append, plant_batch_close;
 DROP FUNCTION plant_append_versions;
 DROP FUNCTION plant_append_version;
 ALTER TABLE log_entries DROP CONSTRAINT log_entries_digests_kept;

@@ -9,8 +9,10 @@ its index with its transaction).
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,10 +210,16 @@ _STAGED_COLUMNS = (
     "ord", "entity_id", "body", "digest", "leaf_hash", "field_hashes", "name", "category",
     "unique_key",
 )  # fmt: skip
-_CREATE_STAGED = text(
-    "SELECT plant_create_staged(:tenant, :kind, :actor, CAST(:at AS timestamptz), "
-    "CAST(:refs AS uuid[]), CAST(:ref_indices AS bigint[]))"
+_OPEN = text(
+    "SELECT plant_batch_open(:tenant, :count, CAST(:refs AS uuid[]), "
+    "CAST(:ref_indices AS bigint[]))"
 )
+_APPEND_STAGED = text(
+    "SELECT plant_batch_append(:tenant, :kind, :actor, CAST(:at AS timestamptz), :first, :start)"
+)
+_CLOSE = text("SELECT plant_batch_close(:tenant, :first, :count)")
+CHUNK = 2000  # items per COPY: big enough to amortise its round trips, small enough to overlap
+YIELD_EVERY = 64  # items: the encoding thread lets the sending one run this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,20 +253,46 @@ def create_versions(
     tenant: str,
     *,
     kind: str,
-    items: Sequence[NewEntity],
+    count: int,
+    items: Iterable[NewEntity],
     actor: str,
     at: str,
     pins: dict[str, int],
 ) -> int:
-    """Append version 1 of each new entity and their heads (``plant_create_staged``), in the
-    caller's transaction: the items are copied into a temporary table, then one statement
-    checks and appends them all. Returns the first index, item i being at first + i."""
+    """Append version 1 of ``count`` new entities and their heads in the caller's
+    transaction; returns the first index, item i being at first + i.
+
+    ``items`` may encode each entity as it is asked for: it runs on a helper thread
+    (``staging.ahead``) while this one copies the previous chunk into a temporary table and
+    has the server append it (``plant_batch_append``), so the server's index work overlaps
+    the encoding. The counter moves once, first (``plant_batch_open``); the last step checks
+    the batch left no gap (``plant_batch_close``); any failure rolls all of it back.
+    """
+    params = {"tenant": tenant, "kind": kind, "actor": actor, "at": at, "count": count}
+    first = conn.execute(_OPEN, {**params, **_pins(pins)}).scalar_one()
     conn.execute(_STAGE)
-    rows = staging.payload(_staged_row(i, item) for i, item in enumerate(items))
-    staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, rows)
-    return conn.execute(
-        _CREATE_STAGED, {**_pins(pins), "tenant": tenant, "kind": kind, "actor": actor, "at": at}
-    ).scalar_one()
+    start = 0
+    with closing(staging.ahead(_chunks(items))) as chunks:  # a failure here stops the helper
+        for rows, size in chunks:
+            staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, rows)
+            conn.execute(_APPEND_STAGED, {**params, "first": first, "start": start})
+            start += size
+    conn.execute(_CLOSE, {**params, "first": first})
+    return first
+
+
+def _chunks(items: Iterable[NewEntity]) -> Iterator[tuple[bytes, int]]:
+    """COPY payloads of ``CHUNK`` items each, and how many items each holds."""
+    rows: list[bytes] = []
+    for i, item in enumerate(items):
+        rows.append(_staged_row(i, item))
+        if len(rows) == CHUNK:
+            yield staging.payload(rows), len(rows)
+            rows = []
+        elif i % YIELD_EVERY == 0:
+            time.sleep(0)  # let the sending thread take the GIL if it is waiting for it
+    if rows:
+        yield staging.payload(rows), len(rows)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ a 16-bit -1 at the end. All integers are big-endian.
 from __future__ import annotations
 
 import io
+import queue
 import struct
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,3 +74,39 @@ def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes) -
             cursor.execute(statement, stream=io.BytesIO(data))
         finally:
             cursor.close()
+
+
+_DONE = object()
+
+
+def ahead(chunks: Iterable[bytes], depth: int = 2) -> Iterator[bytes]:
+    """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller: while the
+    caller waits for the server to append one chunk, the next is being encoded. The helper's
+    error is raised here; a caller that stops early stops the helper too."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def make() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                ready.put(chunk)
+            ready.put(_DONE)
+        except BaseException as exc:  # handed to the caller, which raises it
+            ready.put(exc)
+
+    worker = threading.Thread(target=make, name="plant-staging", daemon=True)
+    worker.start()
+    try:
+        while (chunk := ready.get()) is not _DONE:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a helper waiting to put
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import text
 
@@ -134,3 +136,68 @@ def test_the_batch_route(api, make_token, tenant):
     assert denied.status_code == 403
     huge = api.post("/skills/batch", {"items": _skills(12_000, "x" * 60)})
     assert huge.status_code == 413
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 7 items, so a batch of tens crosses several COPY-and-append steps."""
+    from shared.storage import ledger
+
+    monkeypatch.setattr(ledger, "CHUNK", 7)
+
+
+def test_a_batch_of_many_chunks_lands_whole(database_url, tenant, superuser, small_chunks):
+    author = _author(tenant)
+    made = entities.create_batch(author, "skills", _skills(50), "r")
+    log = _log(superuser, tenant)
+    assert [(r[0], r[1]) for r in log] == [(m["log_index"], m["id"]) for m in made]
+    assert [r[0] for r in log] == list(range(50))
+    with superuser.connect() as conn:
+        heads = conn.execute(
+            text("SELECT count(*), min(first_index), max(log_index) FROM entity_heads "
+                 "WHERE tenant_id = :t"),
+            {"t": tenant},
+        ).one()  # fmt: skip
+    assert tuple(heads) == (50, 0, 49)
+    run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    assert run["findings"] == []
+
+
+def test_a_taken_key_in_a_late_chunk_writes_nothing_of_the_earlier_ones(
+    database_url, tenant, superuser, small_chunks
+):
+    author = _author(tenant)
+    taken = entities.create(author, "skills", _skills(1, "late")[0], "r")
+    bodies = _skills(30) + _skills(1, "late")  # the last chunk holds the taken name
+    threads = threading.active_count()
+    with pytest.raises(Conflict) as caught:
+        entities.create_batch(author, "skills", bodies, "r")
+    assert threading.active_count() == threads  # the encoding helper stopped with it
+    assert caught.value.extensions["existing_id"] == taken.body["identity"]["id"]
+    assert len(_log(superuser, tenant)) == 1
+    with superuser.connect() as conn:
+        size = conn.execute(
+            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
+        ).scalar_one()
+    assert size == 1  # the counter's move rolled back with the rest
+    made = entities.create_batch(author, "skills", _skills(30), "r")  # and the log goes on
+    assert made[0]["log_index"] == 1
+
+
+def test_an_encoding_failure_mid_batch_writes_nothing(
+    database_url, tenant, superuser, small_chunks, monkeypatch
+):
+    from shared import documents
+
+    real, calls = documents.encode, []
+
+    def failing(doc):
+        calls.append(1)
+        if len(calls) == 20:  # in the third chunk, after two were appended
+            raise RuntimeError("encoder broke")
+        return real(doc)
+
+    monkeypatch.setattr(documents, "encode", failing)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        entities.create_batch(_author(tenant), "skills", _skills(40), "r")
+    assert _log(superuser, tenant) == []
