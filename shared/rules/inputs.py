@@ -6,6 +6,7 @@ from typing import Any
 
 from shared.integrity import canonical
 from shared.kinds import (
+    KINDS,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
     MAX_DEPTH,
@@ -118,29 +119,24 @@ def check_write(
     if not isinstance(body, dict):
         return {}, None, [Violation("INPUT-02", "", "the body must be a JSON object")]
     problems: list[Violation] = []
-    allowed = {f.name for f in kind.fields}
-    if current is not None:
-        allowed.add(AMENDMENT_REASON)
+    allowed = _NAMES[kind.type]
     for name in body:
-        if name not in allowed:
+        if name not in allowed and (current is None or name != AMENDMENT_REASON):
             problems.append(Violation("INPUT-04", name, "is not a field of this kind"))
     reason = body.get(AMENDMENT_REASON)
     if current is not None:
         problems += check_text(AMENDMENT_REASON, reason, MAX_REASON, True)
-    merged: dict[str, Any] = dict(current or {})
-    for field in kind.fields:
-        if field.name in body:
-            merged[field.name] = body[field.name]
-        elif current is None:
-            merged[field.name] = None
     fields: dict[str, Any] = {}
+    previous = current or {}
     for field in kind.fields:
-        value, found = _check_field(field, merged.get(field.name))
+        name = field.name
+        value, found = _check_field(field, body[name] if name in body else previous.get(name))
         problems += found
-        fields[field.name] = value
-    for field in kind.fields:
-        if field.type in ("ids", "tags") and fields[field.name] is None:
-            fields[field.name] = []
-    if fields.get("custom_attributes") is None:
-        fields["custom_attributes"] = {}
+        if value is None and field.type in _EMPTY:
+            value = _EMPTY[field.type]()
+        fields[name] = value
     return fields, reason if isinstance(reason, str) else None, problems
+
+
+_EMPTY = {"ids": list, "tags": list, "attributes": dict}  # absent means empty, not null
+_NAMES = {kind.type: frozenset(f.name for f in kind.fields) for kind in KINDS.values()}
