@@ -117,7 +117,7 @@ class LocalTokens:
         self.public_key: Ed25519PublicKey = private_key.public_key()
         self.issuer = issuer
         self.audience = audience
-        self._verified = TokenCache(LEEWAY_SECONDS)
+        self._verified = TokenCache()
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> LocalTokens:
@@ -180,9 +180,11 @@ class LocalTokens:
         principal = principal_from_claims(
             claims.get("sub"), claims.get("tenant"), claims.get("roles")
         )
-        # PyJWT has checked these three are present and compared them as int() reads them.
+        # PyJWT refuses iat or nbf > now + leeway and exp <= now - leeway, reading each with
+        # int() (it has checked all three are there and readable): the same instants, as an
+        # interval (exact: integers, and now +- 5 s is a float with no rounding).
         not_before = max(int(claims["iat"]), int(claims["nbf"]))
-        return Verified(principal, not_before, int(claims["exp"]))
+        return Verified(principal, not_before - LEEWAY_SECONDS, int(claims["exp"]) + LEEWAY_SECONDS)
 
 
 @lru_cache(maxsize=1)

@@ -4,10 +4,10 @@ signature check (an Ed25519 verification and PyJWT's parsing, about 0.25 ms a re
 A signed token's bytes fix every claim, so what a full verification decided about a token
 holds for those exact bytes, except for its time claims. An entry is keyed by the SHA-256 of
 the exact token (a token with any byte changed is another key, and so is fully verified), and
-keeps the principal with the token's time claims; it is used only while those claims still
-pass the checks the verifier applies, re-run on every use. Outside them the token is verified
-again from scratch, which gives the exact error (expired, not yet valid). Only successful
-verifications are kept, at most ``size`` of them, oldest dropped first.
+keeps the principal with the interval of instants at which the verifier's time checks pass;
+it is used only inside that interval. Outside it the token is verified again from scratch,
+which gives the exact error (expired, not yet valid). Only successful verifications are
+kept, at most ``size`` of them, oldest dropped first.
 """
 
 from __future__ import annotations
@@ -24,19 +24,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Verified:
-    """A verified token's principal and the time claims (seconds) it must still satisfy:
-    valid while ``not_before <= now + leeway`` and ``expires > now - leeway``."""
+    """A verified token's principal; its verifier's time checks pass exactly while
+    ``valid_from <= time.time() < valid_until``."""
 
     principal: Principal
-    not_before: int
-    expires: int
+    valid_from: float
+    valid_until: float
 
 
 class TokenCache:
     """Verified tokens by the SHA-256 of their bytes (bounded, thread-safe)."""
 
-    def __init__(self, leeway: float, size: int = 4096) -> None:
-        self.leeway = leeway
+    def __init__(self, size: int = 4096) -> None:
         self._size = size
         self._entries: dict[bytes, Verified] = {}
         self._lock = threading.Lock()
@@ -50,14 +49,11 @@ class TokenCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        now = time.time()
-        # The verifier's own comparisons (PyJWT: iat/nbf > now + leeway is "not yet valid",
-        # exp <= now - leeway is "expired"), so a kept token passes exactly when it would.
-        if entry.not_before > now + self.leeway or entry.expires <= now - self.leeway:
-            with self._lock:
-                self._entries.pop(key, None)
-            return None
-        return entry.principal
+        if entry.valid_from <= time.time() < entry.valid_until:
+            return entry.principal
+        with self._lock:
+            self._entries.pop(key, None)
+        return None
 
     def put(self, key: bytes, entry: Verified) -> None:
         with self._lock:

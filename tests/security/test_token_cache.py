@@ -198,7 +198,7 @@ def test_a_refused_token_is_not_kept(monkeypatch):
 
 
 def test_the_cache_holds_at_most_its_size_dropping_the_oldest():
-    cache = TokenCache(LEEWAY_SECONDS, size=3)
+    cache = TokenCache(size=3)
     principal = Principal("alice", "acme", frozenset({"reader"}))
     now = int(time.time())
     keys = [cache.key(f"token-{i}") for i in range(5)]
