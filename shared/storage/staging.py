@@ -1,4 +1,5 @@
-"""Rows copied into a temporary table with binary COPY: a bulk create's staging area.
+"""Rows copied into a temporary table with binary COPY (a bulk create's staging area), and
+the helper thread that makes the next chunk while the server appends the last (``ahead``).
 
 Binary COPY carries each value as its bytes (a length, then the bytes), so ten thousand
 documents reach the server with no hex, no escaping and no JSON to parse. The format
@@ -17,7 +18,7 @@ import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -77,9 +78,10 @@ def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes) -
 
 
 _DONE = object()
+T = TypeVar("T")
 
 
-def ahead(chunks: Iterable[bytes], depth: int = 2) -> Iterator[bytes]:
+def ahead(chunks: Iterable[T], depth: int = 2) -> Iterator[T]:
     """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller: while the
     caller waits for the server to append one chunk, the next is being encoded. The helper's
     error is raised here; a caller that stops early stops the helper too."""
