@@ -46,7 +46,7 @@ RUNS_PAGE = 20
 MAX_RUNS_PAGE = 100
 
 
-RANGE = 1 << 16  # entries per COPY statement: each stays far inside the statement timeout
+RANGE = copyread.RANGE  # entries per COPY statement
 # The entries of a range in index order, fixed-width columns first, so that a well-formed
 # row is split with one struct call.
 _ENTRIES = (
@@ -766,7 +766,8 @@ class Auditor:
                     self._head_behind(known[1], kind, entity_id, version, log_index)
                 if known[3] != status:
                     self._head_status(status, known[3], kind, entity_id, version, log_index)
-                rules.current(entity_id, kind, status, known[1], known[5])
+                if known[5] is not None or entity_id in rules.wanted:
+                    rules.current(entity_id, kind, status, known[1], known[5])
         self._uncovered(uncovered, rules)
         self._rules(rules)
 

@@ -30,6 +30,7 @@ _HEADER = struct.Struct("!11sii")  # signature, flags, header extension length
 _SHORT = struct.Struct("!h")
 _INT = struct.Struct("!i")
 _BLOCK = 1 << 18  # bytes asked of the socket at a time
+RANGE = 1 << 16  # rows a caller reads per statement, so that each stays inside the timeout
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class BinaryCopyReader:
             fixed.append(column)
         codes = "".join("i" + _STRUCT_CODES.get((c.kind, c.width), f"{c.width}s") for c in fixed)
         self._prefix = struct.Struct("!h" + codes)
+        # the same behind a CopyData message's code and length: one unpack for both
+        self._message = struct.Struct("!ci" + self._prefix.format[1:])
         self._widths = tuple(c.width for c in fixed)
         self._convert = tuple(_CONVERT[c.kind] for c in self.columns)
         self._rest = self._convert[len(fixed) :]
@@ -160,21 +163,17 @@ class BinaryCopyReader:
         if self._pending or not self._header or self.finished:
             return pos
         rows, rest, width, widths = self.rows, self._rest, len(self.columns), self._widths
-        prefix, prefix_size, unpack_int = (
-            self._prefix.unpack_from,
-            self._prefix.size,
-            _INT.unpack_from,
-        )
+        message, head, unpack_int = self._message.unpack_from, self._message.size, _INT.unpack_from
         try:
-            while pos + 5 <= size and buf[pos] == _COPY_DATA:
-                end = pos + 1 + unpack_int(buf, pos + 1)[0]
-                if end > size or pos + 5 + prefix_size > end:
+            while pos + head <= size:
+                values = message(buf, pos)
+                end = pos + 1 + values[1]
+                if values[0] != b"d" or end > size or values[2] != width:
                     return pos
-                values = prefix(buf, pos + 5)
-                if values[0] != width or values[1::2] != widths:
+                if values[3::2] != widths:
                     return pos
-                row = list(values[2::2])
-                at = pos + 5 + prefix_size
+                row = list(values[4::2])
+                at = pos + head
                 for decode in rest:
                     (length,) = unpack_int(buf, at)
                     at += 4
