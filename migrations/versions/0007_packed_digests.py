@@ -156,8 +156,8 @@ GRANT EXECUTE ON FUNCTION plant_append_versions TO plant_app;
 --   plant_batch_open: the pinned references, and the counter moved for the whole batch once
 --     (its row lock held to the commit); returns the first index;
 --   plant_batch_append, per chunk copied into pg_temp.plant_staged (items numbered from 0 in
---     ord, item ord at first + ord): uniqueness among live entities (each staged key probes
---     the index), then the entries and heads of staged items with ord >= p_from;
+--     ord, item ord at first + ord): the entries and heads of staged items with
+--     ord >= p_from, a key a live entity holds refused with the holder's id (PL409);
 --   plant_batch_close: every index of the batch holds an entry (the primary key refuses a
 --     repeated one), so the log has no gap.
 CREATE FUNCTION plant_batch_open(p_tenant text, p_count bigint, p_refs uuid[],
@@ -182,32 +182,35 @@ CREATE FUNCTION plant_batch_append(p_tenant text, p_kind text, p_actor text,
 RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
 DECLARE
+  v_key text;
   v_holder uuid;
 BEGIN
   PERFORM set_config('plant.tenant', p_tenant, true);
-
-  SELECT taken.entity_id INTO v_holder
-    FROM pg_temp.plant_staged s
-    CROSS JOIN LATERAL (
-      SELECT h.entity_id FROM entity_heads h
-       WHERE h.kind = p_kind AND h.unique_key = s.unique_key AND h.status <> 'deprecated'
-       LIMIT 1) AS taken
-   WHERE s.ord >= p_from AND s.unique_key IS NOT NULL
-   LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION '%', v_holder USING ERRCODE = 'PL409';
-  END IF;
-
   INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, digest,
                            leaf_hash, prev_digest, field_hashes, actor)
     SELECT p_tenant, p_first + s.ord, 'version', p_kind, s.entity_id, 1, s.body, s.digest,
            s.leaf_hash, NULL, s.field_hashes, p_actor
       FROM pg_temp.plant_staged s WHERE s.ord >= p_from;
-  INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, category,
-                            unique_key, first_index, log_index, created_at, updated_at)
-    SELECT p_tenant, s.entity_id, p_kind, 1, 'draft', s.name, s.category, s.unique_key,
-           p_first + s.ord, p_first + s.ord, p_at, p_at
-      FROM pg_temp.plant_staged s WHERE s.ord >= p_from;
+  -- Uniqueness among live entities is the partial unique index's to refuse (it also waits
+  -- for a writer of the same key that has not committed yet); when it does, the holder is
+  -- found key by key, each a probe of that index.
+  BEGIN
+    INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, category,
+                              unique_key, first_index, log_index, created_at, updated_at)
+      SELECT p_tenant, s.entity_id, p_kind, 1, 'draft', s.name, s.category, s.unique_key,
+             p_first + s.ord, p_first + s.ord, p_at, p_at
+        FROM pg_temp.plant_staged s WHERE s.ord >= p_from;
+  EXCEPTION WHEN unique_violation THEN
+    FOR v_key IN SELECT s.unique_key FROM pg_temp.plant_staged s
+                  WHERE s.ord >= p_from AND s.unique_key IS NOT NULL LOOP
+      SELECT h.entity_id INTO v_holder FROM entity_heads h
+       WHERE h.kind = p_kind AND h.unique_key = v_key AND h.status <> 'deprecated';
+      IF FOUND THEN
+        RAISE EXCEPTION '%', v_holder USING ERRCODE = 'PL409';
+      END IF;
+    END LOOP;
+    RAISE;
+  END;
 END $$;
 
 CREATE FUNCTION plant_batch_close(p_tenant text, p_first bigint, p_count bigint)
