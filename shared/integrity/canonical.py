@@ -117,11 +117,13 @@ def read(data: bytes) -> Any:
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, val in pairs:
-        if key in out:
-            raise CanonicalError(f"duplicate key {key!r}")
-        out[key] = val
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise CanonicalError(f"duplicate key {key!r}")
+            seen.add(key)
     return out
 
 
@@ -137,27 +139,30 @@ def _safe_int(text: str) -> int:
 
 
 def _check_strings(value: Any) -> None:
+    """Nesting within ``MAX_DEPTH`` (a scalar inside counts as a level), finite numbers, and
+    no lone surrogate in any string or member name (orjson refuses those, in C)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if depth >= MAX_DEPTH and children:
             raise DepthExceeded(f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, dict):
-            for key, val in item.items():
-                _check_text(key)
-                stack.append((val, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise CanonicalError("number out of range")
-
-
-def _check_text(text: str) -> None:
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is float and not math.isfinite(child):
+                raise CanonicalError("number out of range")
+    if type(value) is float and not math.isfinite(value):
+        raise CanonicalError("number out of range")
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
         raise CanonicalError("string contains a lone surrogate") from exc
 
 

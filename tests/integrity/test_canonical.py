@@ -172,3 +172,79 @@ def test_what_has_no_canonical_form_is_refused_on_both_paths(value):
         canonical.dumps(value)
     with pytest.raises(canonical.CanonicalError):
         canonical.rfc8785(value)
+
+
+def _reference_loads(text: str) -> object:
+    """The strict parser, written the plain way: one member, one string, one level at a
+    time (what ``loads`` must accept and refuse exactly)."""
+
+    def pairs(items):
+        out = {}
+        for key, val in items:
+            if key in out:
+                raise canonical.CanonicalError("duplicate")
+            out[key] = val
+        return out
+
+    def walk(item, depth):
+        if depth > canonical.MAX_DEPTH:
+            raise canonical.DepthExceeded("deep")
+        if isinstance(item, str):
+            item.encode("utf-8")
+        elif isinstance(item, float) and not (item == item and abs(item) != float("inf")):
+            raise canonical.CanonicalError("number")
+        elif isinstance(item, dict):
+            for key, val in item.items():
+                key.encode("utf-8")
+                walk(val, depth + 1)
+        elif isinstance(item, list):
+            for val in item:
+                walk(val, depth + 1)
+
+    def safe(digits):
+        if abs(int(digits)) > canonical.MAX_SAFE_INTEGER:
+            raise canonical.CanonicalError("int")
+        return int(digits)
+
+    def constant(name):
+        raise canonical.CanonicalError(name)
+
+    value = json.loads(text, object_pairs_hook=pairs, parse_int=safe, parse_constant=constant)
+    walk(value, 1)
+    return value
+
+
+_EDGES = [
+    '{"a": 1, "a": 2}',
+    '{"a": {"b": 1, "b": 1}}',
+    "[NaN]",
+    "[-Infinity]",
+    '"\\udfff"',
+    '{"\\ud800": 1}',
+    "[9007199254740992]",
+    "[-9007199254740991]",
+    "[1e400]",
+    "1e999",
+]
+_texts = st.one_of(
+    _json_values.map(json.dumps),
+    st.builds(
+        lambda depth, leaf: "[" * depth + leaf + "]" * depth,
+        st.integers(28, 36),
+        st.sampled_from(["", "1", "{}", '{"a": 1}', '"\\ud800"', "1e999"]),
+    ),
+    st.sampled_from(_EDGES),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_texts)
+def test_loads_accepts_and_refuses_exactly_what_the_plain_parser_does(text):
+    try:
+        expected = _reference_loads(text)
+    except (canonical.CanonicalError, UnicodeEncodeError, RecursionError) as exc:
+        with pytest.raises(canonical.DepthExceeded if isinstance(exc, canonical.DepthExceeded)
+                           else canonical.CanonicalError):  # fmt: skip
+            canonical.loads(text)
+    else:
+        assert canonical.loads(text) == expected
