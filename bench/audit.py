@@ -25,17 +25,16 @@ INCREMENTAL_TARGET = 1.0  # seconds for 10,000 new entries
 
 
 def _copy_and_hash(tenant: str, start: int, end: int) -> float:
-    from shared.auditing import RANGE
     from shared.storage import copyread
     from shared.storage.engine import database
 
     started = time.perf_counter()
     zero = hashlib.sha256(b"\x00")
     with database().transaction(tenant, snapshot=True) as conn:
-        for low in range(start, end, RANGE):
+        for low in range(start, end, copyread.RANGE):
             query = (
                 "SELECT body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-                f"AND idx >= {low} AND idx < {min(end, low + RANGE)} ORDER BY idx"
+                f"AND idx >= {low} AND idx < {min(end, low + copyread.RANGE)} ORDER BY idx"
             )
             for rows in copyread.copy_batches(conn, query, [copyread.BYTEA]):
                 for (body,) in rows:

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,6 @@ RUNS_PAGE = 20
 MAX_RUNS_PAGE = 100
 
 
-RANGE = copyread.RANGE  # entries per COPY statement
 # The entries of a range in index order, fixed-width columns first, so that a well-formed
 # row is split with one struct call.
 _ENTRIES = (
@@ -152,6 +151,9 @@ class _Rules:
             self.refs[entity_id] = Ref(entity_id, kind, status, relations or {})
         if relations is not None and status != "deprecated":
             self.checks.append((entity_id, kind, status, version, relations))
+
+
+_NAMES: dict[str, str] = {}  # kinds and statuses, shared by the summaries that hold them
 
 
 def _array(items: Iterable[str]) -> str:
@@ -316,8 +318,8 @@ class Auditor:
         mismatched: list[tuple[Row, bytes]] = []
         moved_from: dict[bytes, int] = {}  # stored leaf -> index, where bytes and tree disagree
         intact = True
-        for low in range(start, size, RANGE):
-            high = min(low + RANGE, size)
+        for low in range(start, size, copyread.RANGE):
+            high = min(low + copyread.RANGE, size)
             builds = builder if intact else None
             intact = self._range(low, high, builds, kept, mismatched, moved_from) and intact
             if progress:
@@ -577,7 +579,9 @@ class Auditor:
         else:
             self.irregular.add(entity_id)
         if known is None or version > known[1]:
-            self.latest[entity_id] = (index, version, digest, doc.lifecycle.status, kind, relations)
+            status = _NAMES.setdefault(doc.lifecycle.status, doc.lifecycle.status)
+            kind = _NAMES.setdefault(kind, kind)  # one string per kind, not per entity
+            self.latest[entity_id] = (index, version, digest, status, kind, relations)
         return None
 
     def _chain_broken(self, kind: str, entity_id: str, version: int, index: int) -> None:
@@ -734,9 +738,7 @@ class Auditor:
         read again from the ledger. A full audit reads every head as one binary COPY.
         """
         if entity_ids is None:
-            heads_rows: Iterable[list[tuple[Any, ...]]] = copyread.copy_batches(
-                self.conn, _HEADS, _HEAD_COLUMNS
-            )
+            heads_rows: Iterable[list[tuple[Any, ...]]] = self._all_heads()
         elif not entity_ids:
             return
         else:
@@ -770,6 +772,23 @@ class Auditor:
                     rules.current(entity_id, kind, status, known[1], known[5])
         self._uncovered(uncovered, rules)
         self._rules(rules)
+
+    def _all_heads(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Every head of the tenant, ``copyread.RANGE`` a statement in entity id order
+        (keyset on the primary key), so that each statement stays inside the timeout."""
+        after = ""
+        while True:
+            query = _HEADS + after + f" ORDER BY entity_id LIMIT {copyread.RANGE}"
+            count = 0
+            for batch in copyread.copy_batches(self.conn, query, _HEAD_COLUMNS):
+                count += len(batch)
+                last = batch[-1][2].decode()
+                yield batch
+            if count < copyread.RANGE:
+                return
+            if parse_uuid(last) != last:
+                raise ValueError(f"a head's entity id is not a UUID: {last!r}")
+            after = f" AND entity_id > '{last}'"
 
     def _uncovered(self, uncovered: list[tuple[int, int, str, str, str]], rules: _Rules) -> None:
         """Heads whose current version the entries pass did not check: read it again."""

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from shared import auditing, entities
 from shared.auth import Principal
 from shared.integrity import merkle
+from shared.storage import copyread
 
 
 def _indices(superuser, tenant: str, entity_id: str) -> list[int]:
@@ -167,3 +168,16 @@ def test_bytes_forged_with_their_hashes_are_named_by_what_they_contradict(
     columns = {(f["log_index"], f["field"]) for f in run["findings"] if f["kind"] == "altered"}
     assert columns == {(renamed, "entity_id"), (amended, "body")}, run["findings"]
     assert "checkpoint_invalid" in {f["kind"] for f in run["findings"]}
+
+
+def test_ranges_of_two_read_every_entry_and_head(history, attack, monkeypatch):
+    monkeypatch.setattr(copyread, "RANGE", 2)  # every statement a range of two
+    run = history.audit("full")
+    assert run["findings"] == [] and run["summary"]["entries_verified"] == 6
+    attack(
+        "UPDATE entity_heads SET status = 'deprecated' WHERE tenant_id = :t",
+        t=history.tenant,
+    )
+    run = history.audit("full")
+    found = sorted(f["entity_id"] for f in run["findings"] if f.get("field") == "status")
+    assert found == sorted(history.skills), run["findings"]
