@@ -133,21 +133,30 @@ def proof_nodes(conn: Connection, tenant: str) -> CachedNodes:
 
 
 def insert_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-    if not nodes:
-        return
-    conn.execute(
-        text(
-            "INSERT INTO log_nodes (tenant_id, level, idx, hash) "
-            "SELECT current_setting('plant.tenant'), l, i, h FROM "
-            "unnest(CAST(:levels AS smallint[]), CAST(:idx AS bigint[]), CAST(:hashes AS bytea[]))"
-            " AS t(l, i, h)"
-        ),
-        {
-            "levels": [n[0] for n in nodes],
-            "idx": [n[1] for n in nodes],
-            "hashes": [n[2] for n in nodes],
-        },
-    )
+    """Store new subtree hashes, ``copyread.RANGE`` a statement (a first seal of a million
+    leaves writes two million nodes). Keys go as array literals and the hashes as one
+    concatenated value the statement slices: pg8000 would convert a list of hashes into an
+    array literal a character at a time."""
+    for low in range(0, len(nodes), copyread.RANGE):
+        chunk = nodes[low : low + copyread.RANGE]
+        if any(len(n[2]) != 32 for n in chunk):
+            raise ValueError("a subtree hash is 32 bytes")
+        conn.execute(
+            _INSERT_NODES,
+            {
+                "levels": "{" + ",".join(str(n[0]) for n in chunk) + "}",
+                "idx": "{" + ",".join(str(n[1]) for n in chunk) + "}",
+                "hashes": b"".join(n[2] for n in chunk),
+            },
+        )
+
+
+_INSERT_NODES = text(
+    "INSERT INTO log_nodes (tenant_id, level, idx, hash) "
+    "SELECT current_setting('plant.tenant'), l, i, substring(CAST(:hashes AS bytea) "
+    "FROM CAST(32 * n - 31 AS integer) FOR 32) FROM unnest(CAST(:levels AS smallint[]), "
+    "CAST(:idx AS bigint[])) WITH ORDINALITY AS t(l, i, n)"
+)
 
 
 def log_size(conn: Connection) -> int:
