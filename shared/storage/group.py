@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 
 
 class _Waiter(Generic[T]):
-    __slots__ = ("index", "item", "settled", "taken")
+    __slots__ = ("index", "item", "settled", "taken", "woken")
 
-    def __init__(self, item: T) -> None:
+    def __init__(self, item: T, lock: threading.Lock) -> None:
         self.item = item
         self.index: int | None = None
         self.taken = False  # in a leader's group
         self.settled = False  # that group is done: ``index`` is final
+        self.woken = threading.Condition(lock)  # its own, so a wake-up wakes only it
 
 
 class GroupCommit(Generic[T]):
@@ -55,15 +56,15 @@ class GroupCommit(Generic[T]):
         self._in_flight = in_flight
         self._queue: deque[_Waiter[T]] = deque()
         self._leaders = 0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def submit(self, item: T) -> int:
         """Write ``item``; return its index once written, or raise what writing it raised."""
-        waiter = _Waiter(item)
-        with self._changed:
+        waiter = _Waiter(item, self._lock)
+        with self._lock:
             self._queue.append(waiter)
             while not waiter.taken and self._leaders >= self._in_flight:
-                self._changed.wait()
+                waiter.woken.wait()
             leading = not waiter.taken
             if leading:
                 self._leaders += 1
@@ -73,9 +74,11 @@ class GroupCommit(Generic[T]):
                     group.append(self._queue.popleft())
                 for w in group:
                     w.taken = True
+                if self._queue and self._leaders < self._in_flight:
+                    self._queue[0].woken.notify()  # a free lead and writers left: one takes it
             else:
                 while not waiter.settled:
-                    self._changed.wait()
+                    waiter.woken.wait()
         if leading:
             self._lead(group)
         if waiter.index is None:
@@ -106,11 +109,13 @@ class GroupCommit(Generic[T]):
         finally:
             if len(indices) != len(group):  # not one result per item: each writes alone
                 indices = [None] * len(group)
-            with self._changed:
+            with self._lock:
                 for w, index in zip(group, indices, strict=True):
                     w.index = index
                     w.settled = True
+                    w.woken.notify()
                 self._leaders -= 1
-                self._changed.notify_all()
+                if self._queue:  # the lead is free: the next queued writer may take it
+                    self._queue[0].woken.notify()
         if error is not None:
             raise error

@@ -149,3 +149,31 @@ def test_limits_are_checked():
         GroupCommit(lambda i: 0, lambda items: [], limit=0)
     with pytest.raises(ValueError):
         GroupCommit(lambda i: 0, lambda items: [], limit=1, in_flight=0)
+
+
+def test_every_writer_is_woken_when_more_queue_than_a_group_holds():
+    """Each writer waits on its own condition: a finished lead wakes its group and the next
+    queued writer only. With more writers queued than a group holds and two leads, nobody
+    may be left waiting for a wake-up that never comes."""
+    lock = threading.Lock()
+    written: list[str] = []
+
+    def alone(item: str) -> int:
+        time.sleep(0.001)
+        with lock:
+            written.append(item)
+        return int(item)
+
+    def together(items: Sequence[str]) -> list[int | None]:
+        time.sleep(0.002)
+        with lock:
+            written.extend(items)
+        return [int(i) for i in items]
+
+    group = GroupCommit(alone, together, limit=3, in_flight=2)
+    with ThreadPoolExecutor(24) as pool:
+        futures = [pool.submit(group.submit, str(i)) for i in range(600)]
+        results = [f.result(timeout=30) for f in futures]
+    assert results == list(range(600))
+    assert sorted(written, key=int) == [str(i) for i in range(600)]
+    assert not group._queue and group._leaders == 0
