@@ -35,6 +35,7 @@ MEMO_LIMIT = 4096  # remembered section and field digests (repeated values: tena
 MEMO_BYTES = 2048  # values longer than this are not remembered
 MAX_LAYOUTS = 1024
 
+_FORMAT = bytes([FORMAT])
 Layout = tuple[tuple[str, tuple[str, ...]], ...]
 Dumps = Callable[[Any], bytes]
 
@@ -77,40 +78,24 @@ def known_layout(ident: bytes) -> Layout | None:
     return _layouts.get(ident)
 
 
-class _Memo:
-    """Digests of values seen recently: most sections and fields of a batch repeat (the
-    tenant, the actor, the status, the rule results), so each is hashed once. Bounded: it
-    starts again when full."""
-
-    def __init__(self) -> None:
-        self.known: dict[Any, Any] = {}
-
-    def put(self, key: Any, found: Any) -> None:
-        if len(self.known) >= MEMO_LIMIT:
-            self.known = {}
-        self.known[key] = found
-
-
-_strings = _Memo()  # a string field's value -> its locator
-_sections = _Memo()  # a section's canonical bytes -> (packed digests, field names)
+# Digests of values seen recently: most sections and fields of a batch repeat (the tenant,
+# the actor, the status, the rule results), so each is hashed once. Bounded: each starts
+# again when full. Keys: a section's canonical bytes -> (its packed digests, its field
+# names); a field's value (a string, or the canonical bytes of another value) -> its digest.
+_sections: dict[bytes, tuple[bytes, tuple[str, ...]]] = {}
+_fields: dict[str | bytes, bytes] = {}
 _NULL = hashlib.sha256(b"null").digest()[:LOCATOR_SIZE]
+
+
+def _remember(memo: dict[Any, Any], key: Any, found: Any) -> None:
+    if len(key) <= MEMO_BYTES:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = found
 
 
 def _locator(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()[:LOCATOR_SIZE]
-
-
-def _field_locator(value: Any, dumps: Dumps) -> bytes:
-    if value is None:
-        return _NULL
-    if type(value) is not str:
-        return _locator(dumps(value))
-    found = _strings.known.get(value)
-    if found is None:
-        found = _locator(dumps(value))
-        if len(value) <= MEMO_BYTES:
-            _strings.put(value, found)
-    return found
 
 
 _orders: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -128,38 +113,55 @@ def _in_order(obj: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _section(raw: bytes, value: Any, dumps: Dumps) -> tuple[bytes, tuple[str, ...]]:
-    """A section's packed digests (its own, then its fields') and its field names."""
-    found = _sections.known.get(raw)
-    if found is None:
-        if type(value) is dict:
-            names = _in_order(value)
-            packed = _locator(raw) + b"".join([_field_locator(value[n], dumps) for n in names])
-        else:
-            names, packed = (), _locator(raw)
-        found = packed, names
-        if len(raw) <= MEMO_BYTES:
-            _sections.put(raw, found)
+    """A section not seen recently: its packed digests (its own, then its fields') and its
+    field names."""
+    if type(value) is not dict:
+        found: tuple[bytes, tuple[str, ...]] = (_locator(raw), ())
+    else:
+        names = _in_order(value)
+        packed = [_locator(raw)]
+        for name in names:
+            item = value[name]
+            if item is None:
+                packed.append(_NULL)
+                continue
+            key = item if type(item) is str else dumps(item)
+            digest = _fields.get(key)
+            if digest is None:
+                digest = _locator(dumps(item) if key is item else key)
+                _remember(_fields, key, digest)
+            packed.append(digest)
+        found = (b"".join(packed), names)
+    _remember(_sections, raw, found)
     return found
+
+
+_members: dict[str, bytes] = {}
 
 
 def encode_document(doc: dict[str, Any], dumps: Dumps = canonical.dumps) -> tuple[bytes, bytes]:
     """A version document's canonical bytes and its packed section and field digests, from
     one serialisation: each section is serialised once and its bytes reused for the whole
     document (``canonical`` is compositional), and repeated sections and fields are hashed
-    once (``_Memo``). ``dumps``: ``canonical.dumps``, or ``canonical.dumps_plain`` for a
-    document the caller knows is plain."""
+    once. ``dumps``: ``canonical.dumps``, or ``canonical.dumps_plain`` for a document the
+    caller knows is plain."""
     parts: list[bytes] = []
-    packed: list[bytes] = []
+    packed: list[bytes] = [_FORMAT]
     layout: list[tuple[str, tuple[str, ...]]] = []
     for name in _in_order(doc):
         value = doc[name]
         raw = dumps(value)
-        digests, fields = _section(raw, value, dumps)
-        parts.append(canonical.member_name(name) + b":" + raw)
-        packed.append(digests)
-        layout.append((name, fields))
-    body = b"{" + b",".join(parts) + b"}"
-    return body, bytes([FORMAT]) + layout_id(tuple(layout)) + b"".join(packed)
+        found = _sections.get(raw) or _section(raw, value, dumps)
+        member = _members.get(name)
+        if member is None:
+            member = canonical.member_name(name) + b":"
+            if len(_members) < MAX_LAYOUTS:
+                _members[name] = member
+        parts.append(member + raw)
+        packed.append(found[0])
+        layout.append((name, found[1]))
+    packed.insert(1, layout_id(tuple(layout)))
+    return b"{" + b",".join(parts) + b"}", b"".join(packed)
 
 
 def field_digests(doc: dict[str, Any], size: int = 32) -> dict[str, Any]:
