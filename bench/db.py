@@ -29,6 +29,8 @@ def setup_database() -> None:
 
         _server, url = embedded.start(Path(tempfile.mkdtemp(prefix="plant-bench-")), "delete")
     os.environ["DATABASE_URL"] = _create_database(url)
+    if external:  # an embedded server goes with its data directory; another server stays
+        atexit.register(_drop_database, url, os.environ["DATABASE_URL"])
     data_dir = tempfile.mkdtemp(prefix="plant-bench-data-")
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     os.environ["PLANT_DATA_DIR"] = data_dir
@@ -52,6 +54,21 @@ def _create_database(server_url: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server_url: str, database_url: str) -> None:
+    """Drop the benchmark's database from a server it does not own, once its pool is gone."""
+    from sqlalchemy.engine import make_url
+
+    from shared.storage import engine
+    from shared.storage.urls import pg8000_url
+
+    engine.reset()
+    name = make_url(database_url).database
+    admin = create_engine(pg8000_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def reset_process() -> None:
