@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -63,8 +64,20 @@ def machine() -> dict[str, Any]:
         "cryptography": _version("cryptography"),
         "pymerkle": _version("pymerkle"),
         "load_average": os.getloadavg()[0],
+        "sha256_per_s": _cpu_reference(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _cpu_reference() -> float:
+    """SHA-256 of 460 bytes per second on one core, in this process: how fast this VM's CPU
+    is right now (../shared/FIELD-NOTES.md measured 1.7 million/s on this machine type), so
+    runs on a slower or busier VM can be told apart from slower code."""
+    data, count = b"x" * 460, 200_000
+    started = time.perf_counter()
+    for _ in range(count):
+        hashlib.sha256(data).digest()
+    return count / (time.perf_counter() - started)
 
 
 def machine_line(m: dict[str, Any]) -> str:
@@ -74,7 +87,9 @@ def machine_line(m: dict[str, Any]) -> str:
         f"PostgreSQL {m['postgresql']} ({where}); SQLAlchemy {m['sqlalchemy']}; "
         f"pg8000 {m['pg8000']}; gunicorn {m.get('gunicorn')}; "
         f"functions-framework {m.get('functions-framework')}; pymerkle {m.get('pymerkle')}; "
-        f"1-minute load average at start {m.get('load_average', 0):.2f}"
+        f"1-minute load average at start {m.get('load_average', 0):.2f}; "
+        f"CPU reference at start: {m.get('sha256_per_s', 0) / 1e6:.2f} million SHA-256 "
+        "of 460 B per second on one core"
     )
 
 
