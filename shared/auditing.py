@@ -502,6 +502,9 @@ class Auditor:
         except (ValueError, AttributeError, TypeError):
             self.add("altered", f"entry {row.index}'s bytes are no longer valid JSON", **where)
             return
+        if not kept:  # the locators are gone or unreadable too: the edit stands, unnamed
+            self.add("altered", f"entry {row.index} changed (its field digests too)", **where)
+            return
         changed: list[tuple[str, str | None]] = []
         for section in sorted(set(kept) | set(now)):
             before, after = kept.get(section, {}), now.get(section, {})

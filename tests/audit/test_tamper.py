@@ -56,6 +56,24 @@ def test_updating_one_field_is_one_altered_finding_naming_section_and_field(
     assert finding["version"] == 1
 
 
+def test_an_edit_that_also_rewrites_the_locators_is_still_altered(history, attack, superuser):
+    """The packed section and field digests are locators kept beside the row, not part of the
+    proof: rewriting them too (to garbage, or to another layout's bytes) cannot hide the edit,
+    it only takes away the name of the field."""
+    first = _indices(history, superuser, history.skills[2])[0]
+    attack(
+        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
+        "'writes Rust', 'writes COBOL'), 'UTF8'), field_hashes = '\\x01ffff'::bytea "
+        "WHERE tenant_id = :t AND idx = :i",
+        t=history.tenant,
+        i=first,
+    )
+    run = history.audit("full")
+    assert [(f["kind"], f["log_index"], f["section"], f["field"]) for f in run["findings"]] == [
+        ("altered", first, None, None)
+    ]
+
+
 def test_deleted_version_is_missing_at_its_index(history, attack, superuser):
     index = _indices(history, superuser, history.skills[2])[0]
     attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = :i", t=history.tenant, i=index)
