@@ -18,10 +18,9 @@ Revision ID: 0007
 Revises: 0006
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from shared.storage.migrate import migration_module
 
 revision = "0007"
 down_revision = "0006"
@@ -246,16 +245,6 @@ ALTER TABLE log_entries DROP COLUMN field_hashes;
 """
 
 
-def _revision(stem: str):  # type: ignore[no-untyped-def]
-    """A sibling migration module (their file names are not importable names)."""
-    path = Path(__file__).with_name(f"{stem}.py")
-    spec = importlib.util.spec_from_file_location(f"plant_migration_{stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def upgrade() -> None:
     op.execute(UPGRADE)
     op.execute("RESET ROLE")
@@ -265,9 +254,9 @@ def downgrade() -> None:
     op.execute(DOWNGRADE)
     # The functions as 0004 and 0005 defined them (0004's definitions of the two write
     # functions sit between these markers in its text).
-    old = _revision("0004_one_trip_writes").FUNCTION
+    old = migration_module("0004_one_trip_writes").FUNCTION
     start = old.index("CREATE FUNCTION plant_append_version(")
     end = old.index("-- Stored subtree hashes by packed key")
     op.execute(old[start:end])
-    op.execute(_revision("0005_group_appends").FUNCTION)
+    op.execute(migration_module("0005_group_appends").FUNCTION)
     op.execute("RESET ROLE")

@@ -14,6 +14,8 @@ Revises: 0007
 
 from alembic import op
 
+from shared.storage.migrate import migration_module
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -38,25 +40,6 @@ BEGIN
 END $$;
 """
 
-# 0006's version, for the downgrade.
-SHIFTED = """
-CREATE OR REPLACE FUNCTION plant_nodes(p_keys bigint[])
-RETURNS TABLE (node_key bigint, hash bytea)
-LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = public AS $$
-DECLARE
-  v_tenant text := current_setting('plant.tenant');
-BEGIN
-  RETURN QUERY
-    SELECT found.k, found.h FROM (
-      SELECT k, (SELECT l.hash FROM log_nodes l
-                  WHERE l.tenant_id = v_tenant AND l.level = (k >> 56)
-                    AND l.idx = (k & 72057594037927935)) AS h
-        FROM unnest(p_keys) AS k
-      OFFSET 0) AS found
-    WHERE found.h IS NOT NULL;
-END $$;
-"""
-
 
 def upgrade() -> None:
     op.execute("SET LOCAL ROLE plant_owner")
@@ -66,5 +49,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("SET LOCAL ROLE plant_owner")
-    op.execute(SHIFTED)
+    op.execute(migration_module("0006_node_reads").PROBES)  # 0006's definition again
     op.execute("RESET ROLE")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from types import ModuleType
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
@@ -35,3 +38,16 @@ def upgrade(revision: str = "head") -> None:
 
 def downgrade(revision: str = "base") -> None:
     command.downgrade(alembic_config(), revision)
+
+
+def migration_module(stem: str) -> ModuleType:
+    """A migration module by its file name (``0006_node_reads``), so that a downgrade can
+    restore what an earlier migration defined instead of repeating its text (migration file
+    names are not importable names)."""
+    path = ROOT / "migrations" / "versions" / f"{stem}.py"
+    spec = importlib.util.spec_from_file_location(f"plant_migration_{stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"no migration {stem}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
