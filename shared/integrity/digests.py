@@ -84,7 +84,6 @@ def known_layout(ident: bytes) -> Layout | None:
 # names); a field's value (a string, or the canonical bytes of another value) -> its digest.
 _sections: dict[bytes, tuple[bytes, tuple[str, ...]]] = {}
 _fields: dict[str | bytes, bytes] = {}
-_NULL = hashlib.sha256(b"null").digest()[:LOCATOR_SIZE]
 
 
 def _remember(memo: dict[Any, Any], key: Any, found: Any) -> None:
@@ -96,6 +95,9 @@ def _remember(memo: dict[Any, Any], key: Any, found: Any) -> None:
 
 def _locator(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()[:LOCATOR_SIZE]
+
+
+_NULL = _locator(b"null")
 
 
 _orders: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -136,9 +138,6 @@ def _section(raw: bytes, value: Any, dumps: Dumps) -> tuple[bytes, tuple[str, ..
     return found
 
 
-_members: dict[str, bytes] = {}
-
-
 def encode_document(doc: dict[str, Any], dumps: Dumps = canonical.dumps) -> tuple[bytes, bytes]:
     """A version document's canonical bytes and its packed section and field digests, from
     one serialisation: each section is serialised once and its bytes reused for the whole
@@ -152,12 +151,7 @@ def encode_document(doc: dict[str, Any], dumps: Dumps = canonical.dumps) -> tupl
         value = doc[name]
         raw = dumps(value)
         found = _sections.get(raw) or _section(raw, value, dumps)
-        member = _members.get(name)
-        if member is None:
-            member = canonical.member_name(name) + b":"
-            if len(_members) < MAX_LAYOUTS:
-                _members[name] = member
-        parts.append(member + raw)
+        parts.append(canonical.member_name(name) + b":" + raw)
         packed.append(found[0])
         layout.append((name, found[1]))
     packed.insert(1, layout_id(tuple(layout)))
