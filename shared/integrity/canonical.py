@@ -105,7 +105,7 @@ def loads(data: bytes | str) -> Any:
         raise CanonicalError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise DepthExceeded(f"nested deeper than {MAX_DEPTH} levels") from exc
-    _check_strings(value)
+    _check_parsed(value)
     return value
 
 
@@ -138,7 +138,7 @@ def _safe_int(text: str) -> int:
     return number
 
 
-def _check_strings(value: Any) -> None:
+def _check_parsed(value: Any) -> None:
     """Nesting within ``MAX_DEPTH`` (a scalar inside counts as a level), finite numbers, and
     no lone surrogate in any string or member name (orjson refuses those, in C)."""
     stack = [(value, 1)]
