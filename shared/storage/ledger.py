@@ -241,9 +241,9 @@ def _staged_row(ord_: int, item: NewEntity) -> bytes:
             field(enc.digest),
             field(enc.leaf_hash),
             field(enc.field_hashes),
-            field(item.name.encode()),
-            field(None if item.category is None else item.category.encode()),
-            field(None if item.unique_key is None else item.unique_key.encode()),
+            staging.text(item.name),
+            staging.text(item.category),
+            staging.text(item.unique_key),
         )
     )
 

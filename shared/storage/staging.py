@@ -43,6 +43,11 @@ def field(value: bytes | None) -> bytes:
     return NULL if value is None else _length.pack(len(value)) + value
 
 
+def text(value: str | None) -> bytes:
+    """A text column's field: the UTF-8 bytes, or NULL."""
+    return NULL if value is None else field(value.encode())
+
+
 def row(fields: Sequence[bytes]) -> bytes:
     """One row of already-encoded fields (``int4``, ``field``)."""
     return _count.pack(len(fields)) + b"".join(fields)

@@ -21,10 +21,10 @@ def test_binary_rows_are_read_back_exactly(database_url):
     ident = uuid.uuid4()
     rows = [
         staging.row((staging.int4(7), staging.field(ident.bytes), staging.field(b"\x00\xff"),
-                     staging.field("é\t\n\\".encode()), staging.field(None)))
+                     staging.text("é\t\n\\"), staging.text(None)))
         for _ in range(2)
     ] + [staging.row((staging.int4(-1), staging.field(None), staging.field(b""),
-                      staging.field(b""), staging.field(b"x")))]  # fmt: skip
+                      staging.text(""), staging.text("x")))]  # fmt: skip
     with engine.begin() as conn:
         conn.execute(text("CREATE TEMPORARY TABLE t (i integer, u uuid, b bytea, s text, n text)"))
         staging.copy_in(conn, "t", ("i", "u", "b", "s", "n"), staging.payload(rows))
