@@ -50,7 +50,7 @@ def bench_bulk(count: int) -> dict[str, Any]:
 
     baseline = common.repeat(copy)
     via_unnest = common.repeat(unnest)
-    indexed = common.repeat(_indexed_copy(engine, bodies))
+    indexed = common.repeat(_indexed_copy(count))
     details = [
         f"INSERT ... SELECT unnest(bytea[]): {count / via_unnest['median']:,.0f} entities/s "
         f"(median {via_unnest['median']:.3f} s)",
@@ -86,17 +86,11 @@ def bench_bulk(count: int) -> dict[str, Any]:
     )
 
 
-def _indexed_copy(engine: Any, bodies: list[dict[str, Any]]) -> Any:
-    """A timed run that COPYs the rows ``create_batch`` writes for ``bodies`` into
-    ``bench_entries`` and ``bench_heads``: ``LIKE log_entries`` / ``LIKE entity_heads``
-    including their indexes and constraints (no triggers, no row-level security), emptied
-    before each run."""
-    from shared import documents
-    from shared.documents import Change
-    from shared.entities import _passed
-    from shared.kinds import KINDS
-    from shared.rules import inputs
-    from shared.rules.relations import unique_key
+def _indexed_copy(count: int) -> Any:
+    """A timed run that COPYs the rows the registry writes for the first ``count`` seeded
+    skills (``seed.encoded_rows``: the bodies ``bench_bulk`` creates) into ``bench_entries``
+    and ``bench_heads``: ``LIKE log_entries`` / ``LIKE entity_heads`` including their indexes
+    and constraints (no triggers, no row-level security), emptied before each run."""
     from shared.storage import staging
 
     eng = superuser()
@@ -104,34 +98,27 @@ def _indexed_copy(engine: Any, bodies: list[dict[str, Any]]) -> Any:
         for copy_, like in (("bench_entries", "log_entries"), ("bench_heads", "entity_heads")):
             conn.execute(text(f"DROP TABLE IF EXISTS {copy_}"))
             conn.execute(text(f"CREATE TABLE {copy_} (LIKE {like} INCLUDING ALL)"))
-    kind, now = KINDS["skills"], documents.now_text()
-    change = Change(
-        "bench", "", 1, "draft", now, now, None, "created", "bench", "r", "create", _passed(kind)
-    )
-    field, text_ = staging.field, (lambda v: staging.field(v.encode()))
+    field, text_ = staging.field, staging.text
     # timestamptz in binary COPY: microseconds since 2000-01-01 UTC, a big-endian int8
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
-    stamp = _int8(
-        (datetime.fromisoformat(now.replace("Z", "+00:00")) - epoch) // timedelta(microseconds=1)
-    )
+    created = datetime.fromisoformat(seed.CREATED_AT.replace("Z", "+00:00"))
+    stamp = _int8((created - epoch) // timedelta(microseconds=1))
     entries, heads = [], []
-    for i, body in enumerate(bodies):
-        fields, _, _ = inputs.check_write(kind, body, current=None)
-        ident = uuid.uuid4()
-        enc = documents.encode(documents.build(kind, fields, change, str(ident)))
+    for i, ident, body, digest, leaf, hashes, name, category, key in seed.encoded_rows(
+        "bench", seed.SEED, 0, count
+    ):
+        uid = uuid.UUID(ident).bytes
         entries.append(
             staging.row(
-                (text_("bench"), _int8(i), text_("version"), text_("skill"),
-                 field(ident.bytes), staging.int4(1), field(enc.body), field(enc.digest),
-                 field(enc.leaf_hash), field(enc.field_hashes), text_("bench"))
+                (text_("bench"), _int8(i), text_("version"), text_("skill"), field(uid),
+                 staging.int4(1), field(body), field(digest), field(leaf), field(hashes),
+                 text_("seed"))
             )
         )  # fmt: skip
         heads.append(
             staging.row(
-                (text_("bench"), field(ident.bytes), text_("skill"), staging.int4(1),
-                 text_("draft"), text_(fields["name"]), text_(fields["category"]),
-                 text_(unique_key(kind, fields) or ""), _int8(i), _int8(i),
-                 stamp, stamp)
+                (text_("bench"), field(uid), text_("skill"), staging.int4(1), text_("draft"),
+                 text_(name), text_(category), text_(key), _int8(i), _int8(i), stamp, stamp)
             )
         )  # fmt: skip
     entry_rows, head_rows = staging.payload(entries), staging.payload(heads)
