@@ -3,8 +3,6 @@ is written."""
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 import jwt
@@ -12,49 +10,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from forged_tokens import b64, server_key, valid_claims
 from reliability_table import record
 from sqlalchemy import text
-
-from shared.auth import jwt_key_path
-from shared.config import settings
 
 BODY = {"name": "attack", "description": "d", "category": "technical"}
 
 
-def _b64(data: dict | bytes) -> str:
-    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _claims(tenant: str, **over) -> dict:
-    now = int(time.time())
-    claims = {
-        "iss": "plant-local",
-        "aud": "plant-registry",
-        "sub": "mallory",
-        "tenant": tenant,
-        "roles": ["author"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
-    claims.update(over)
-    return claims
-
-
-def _real_key() -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(jwt_key_path(settings()).read_bytes(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return key
-
-
 def _signed(claims: dict, headers: dict | None = None) -> str:
-    return jwt.encode(claims, _real_key(), algorithm="EdDSA", headers=headers)
+    return jwt.encode(claims, server_key(), algorithm="EdDSA", headers=headers)
 
 
 def _public_pem() -> bytes:
     return (
-        _real_key()
+        server_key()
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
@@ -63,28 +32,30 @@ def _public_pem() -> bytes:
 def _attacks(tenant: str) -> dict[str, str]:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = int(time.time())
-    good = _signed(_claims(tenant))
+    good = _signed(valid_claims(tenant))
     head, _payload, sig = good.split(".")
     import hashlib
     import hmac
 
-    hs_header = _b64({"alg": "HS256", "typ": "JWT"})
-    hs_payload = _b64(_claims(tenant))
+    hs_header = b64({"alg": "HS256", "typ": "JWT"})
+    hs_payload = b64(valid_claims(tenant))
     hs_sig = hmac.new(_public_pem(), f"{hs_header}.{hs_payload}".encode(), hashlib.sha256).digest()
     return {
         "malformed": "not.a.jwt",
-        "alg-none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(tenant))}.",
-        "hs256-with-public-key": f"{hs_header}.{hs_payload}.{_b64(hs_sig)}",
-        "rs256-other-key": jwt.encode(_claims(tenant), rsa_key, algorithm="RS256"),
-        "expired": _signed(_claims(tenant, iat=now - 7200, nbf=now - 7200, exp=now - 3600)),
-        "not-yet-valid": _signed(_claims(tenant, nbf=now + 3600, exp=now + 7200)),
-        "wrong-audience": _signed(_claims(tenant, aud="someone-else")),
-        "wrong-issuer": _signed(_claims(tenant, iss="evil")),
-        "unknown-key": jwt.encode(_claims(tenant), Ed25519PrivateKey.generate(), algorithm="EdDSA"),
-        "tampered-tenant": f"{head}.{_b64(_claims(tenant + '-x'))}.{sig}",
-        "tampered-roles": f"{head}.{_b64(_claims(tenant, roles=['admin']))}.{sig}",
-        "no-tenant": _signed({k: v for k, v in _claims(tenant).items() if k != "tenant"}),
-        "bogus-role": _signed(_claims(tenant, roles=["root"])),
+        "alg-none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(valid_claims(tenant))}.",
+        "hs256-with-public-key": f"{hs_header}.{hs_payload}.{b64(hs_sig)}",
+        "rs256-other-key": jwt.encode(valid_claims(tenant), rsa_key, algorithm="RS256"),
+        "expired": _signed(valid_claims(tenant, iat=now - 7200, nbf=now - 7200, exp=now - 3600)),
+        "not-yet-valid": _signed(valid_claims(tenant, nbf=now + 3600, exp=now + 7200)),
+        "wrong-audience": _signed(valid_claims(tenant, aud="someone-else")),
+        "wrong-issuer": _signed(valid_claims(tenant, iss="evil")),
+        "unknown-key": jwt.encode(
+            valid_claims(tenant), Ed25519PrivateKey.generate(), algorithm="EdDSA"
+        ),
+        "tampered-tenant": f"{head}.{b64(valid_claims(tenant + '-x'))}.{sig}",
+        "tampered-roles": f"{head}.{b64(valid_claims(tenant, roles=['admin']))}.{sig}",
+        "no-tenant": _signed({k: v for k, v in valid_claims(tenant).items() if k != "tenant"}),
+        "bogus-role": _signed(valid_claims(tenant, roles=["root"])),
     }
 
 
@@ -156,7 +127,7 @@ def test_valid_token_without_the_role_gets_403_and_writes_nothing(
 
 
 def test_the_control_token_does_work(client, tenant):
-    token = _signed(_claims(tenant))
+    token = _signed(valid_claims(tenant))
     response = client.post(
         "/registry/skills", json=BODY, headers={"Authorization": f"Bearer {token}"}
     )

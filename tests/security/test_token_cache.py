@@ -12,47 +12,19 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from forged_tokens import AUDIENCE, ISSUER, b64, server_key, valid_claims
 from reliability_table import record
 from sqlalchemy import text
 
 from shared import token_cache
-from shared.auth import LEEWAY_SECONDS, LocalTokens, Principal, jwt_key_path
-from shared.config import settings
+from shared.auth import LEEWAY_SECONDS, LocalTokens, Principal
 from shared.errors import Unauthenticated
 from shared.token_cache import TokenCache, Verified
-
-ISSUER, AUDIENCE = "plant-local", "plant-registry"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _unb64(text_: str) -> bytes:
     return base64.urlsafe_b64decode(text_ + "=" * (-len(text_) % 4))
-
-
-def _claims(tenant: str, now: int, **over: object) -> dict:
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "mallory",
-        "tenant": tenant,
-        "roles": ["author"],
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
-    claims.update(over)
-    return claims
-
-
-def _server_key() -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(jwt_key_path(settings()).read_bytes(), None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return key
 
 
 @pytest.fixture
@@ -85,14 +57,14 @@ def test_a_kept_token_with_one_signature_byte_flipped_gets_401(client, tenant, s
         64,
         "401 problem+json each time, nothing written",
     )
-    token = jwt.encode(_claims(tenant, int(time.time())), _server_key(), algorithm="EdDSA")
+    token = jwt.encode(valid_claims(tenant, int(time.time())), server_key(), algorithm="EdDSA")
     assert _post(client, token).status_code == 201  # now kept
     head, payload, sig = token.split(".")
     signature = _unb64(sig)
     for i in range(len(signature)):
         flipped = bytearray(signature)
         flipped[i] ^= 0x01
-        forged = f"{head}.{payload}.{_b64(bytes(flipped))}"
+        forged = f"{head}.{payload}.{b64(bytes(flipped))}"
         response = _post(client, forged)
         assert response.status_code == 401, i
         assert response.mimetype == "application/problem+json"
@@ -101,12 +73,12 @@ def test_a_kept_token_with_one_signature_byte_flipped_gets_401(client, tenant, s
 
 
 def test_a_kept_tokens_signature_on_rewritten_claims_gets_401(client, tenant, superuser):
-    token = jwt.encode(_claims(tenant, int(time.time())), _server_key(), algorithm="EdDSA")
+    token = jwt.encode(valid_claims(tenant, int(time.time())), server_key(), algorithm="EdDSA")
     assert _post(client, token).status_code == 201
     head, _, sig = token.split(".")
     for over in ({"tenant": tenant + "-x"}, {"roles": ["admin"]}, {"exp": int(time.time()) + 9e5}):
-        claims = {**_claims(tenant, int(time.time())), **over}
-        forged = f"{head}.{_b64(json.dumps(claims).encode())}.{sig}"
+        claims = {**valid_claims(tenant, int(time.time())), **over}
+        forged = f"{head}.{b64(json.dumps(claims).encode())}.{sig}"
         assert _post(client, forged).status_code == 401, over
     assert _written(superuser, tenant) == 1
     assert _written(superuser, tenant + "-x") == 0
@@ -122,7 +94,7 @@ def test_a_kept_token_past_its_expiry_gets_401(client, tenant, superuser, reques
     now = int(time.time())
     # Expired 2 s ago, still inside the 5 s leeway for about 3 s more.
     exp = now - 2
-    token = jwt.encode(_claims(tenant, now - 60, exp=exp), _server_key(), algorithm="EdDSA")
+    token = jwt.encode(valid_claims(tenant, now - 60, exp=exp), server_key(), algorithm="EdDSA")
     assert _post(client, token).status_code == 201  # now kept
     time.sleep(max(0.0, exp + LEEWAY_SECONDS + 0.05 - time.time()))
     response = _post(client, token)
@@ -166,7 +138,7 @@ def test_a_kept_token_passes_exactly_when_a_full_verification_would(monkeypatch,
     clock = _Clock(monkeypatch)
     key = Ed25519PrivateKey.generate()
     base = int(clock.now)
-    claims = _claims("acme", base - 3600, exp=base + 3600)
+    claims = valid_claims("acme", base - 3600, exp=base + 3600)
     claims[claim] = base
     token = jwt.encode(claims, key, algorithm="EdDSA")
     keeping = LocalTokens(key, ISSUER, AUDIENCE)
