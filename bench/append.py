@@ -70,8 +70,9 @@ def _run(writers: int, per_writer: int) -> tuple[dict[str, float], dict[str, flo
 
     database().ping()  # the pool exists before the first timing
     prod_cpu, base_cpu = [], []
-    prod = common.repeat(lambda: _cpu(product, prod_cpu))
-    base = common.repeat(lambda: _cpu(baseline, base_cpu))
+    prod, base = common.interleaved(
+        lambda: _cpu(product, prod_cpu), lambda: _cpu(baseline, base_cpu)
+    )
     total = writers * per_writer * common.REPEATS
     prod["cpu_per_op"] = sum(prod_cpu) / total
     base["cpu_per_op"] = sum(base_cpu) / total
@@ -229,19 +230,17 @@ def bench_append_processes(
         proxy.latency_proxy(url, delay_ms) as proxied,
         proxy.database_through(proxied, PLANT_DB_POOL_SIZE=str(threads)),
     ):
-        prod = common.repeat(
+        prod, base = common.interleaved(
             lambda: _processes(
                 "product",
                 [bodies[p * share : (p + 1) * share] for p in range(processes)],
                 threads,
-            )
-        )
-        base = common.repeat(
+            ),
             lambda: _processes(
                 "baseline",
                 [stored[p * share : (p + 1) * share] for p in range(processes)],
                 threads,
-            )
+            ),
         )
     total = writers * per_writer
     rate = total / prod["median"]

@@ -73,9 +73,11 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
         assert run["findings"] == [], run["findings"][:3]
         return took
 
-    prod = common.repeat(full)
-    base = common.repeat(lambda: _copy_and_hash(tenant, 0, size))
-    rows_floor = common.repeat(lambda: _read_and_hash(tenant, 0, size))
+    prod, base, rows_floor = common.interleaved(
+        full,
+        lambda: _copy_and_hash(tenant, 0, size),
+        lambda: _read_and_hash(tenant, 0, size),
+    )
     out = [
         common.result(
             f"full audit of {size:,} entries",

@@ -48,9 +48,13 @@ def bench_bulk(count: int) -> dict[str, Any]:
     def unnest() -> float:
         return common.timed(lambda: _unnest(engine, stored))
 
-    baseline = common.repeat(copy)
-    via_unnest = common.repeat(unnest)
-    indexed = common.repeat(_indexed_copy(count))
+    def product() -> float:
+        author = Principal("bench", f"k-{uuid.uuid4().hex[:10]}", frozenset({"author"}))
+        return common.timed(lambda: entities.create_batch(author, "skills", bodies, "bench-bulk"))
+
+    prod, baseline, via_unnest, indexed = common.interleaved(
+        product, copy, unnest, _indexed_copy(count)
+    )
     details = [
         f"INSERT ... SELECT unnest(bytea[]): {count / via_unnest['median']:,.0f} entities/s "
         f"(median {via_unnest['median']:.3f} s)",
@@ -60,22 +64,6 @@ def bench_bulk(count: int) -> dict[str, Any]:
         "COPY payloads encoded before the timing starts",
     ]
     name = f"bulk create of {count:,} skills in one call"
-    if not hasattr(entities, "create_batch"):
-        return common.result(
-            name,
-            None,
-            common.side(baseline, count, "entities/s", "COPY into a plain table"),
-            operations=count,
-            details=details,
-            targets=[common.at_least("entities/s", None, RATE_TARGET, "/s")],
-            skipped="shared.entities.create_batch does not exist yet",
-        )
-
-    def product() -> float:
-        author = Principal("bench", f"k-{uuid.uuid4().hex[:10]}", frozenset({"author"}))
-        return common.timed(lambda: entities.create_batch(author, "skills", bodies, "bench-bulk"))
-
-    prod = common.repeat(product)
     return common.result(
         name,
         common.side(prod, count, "entities/s", "entities.create_batch"),

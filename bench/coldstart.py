@@ -84,22 +84,29 @@ def cloud_modules() -> list[str]:
 def bench_coldstart() -> list[dict[str, Any]]:
     import main
 
-    floor = common.repeat(lambda: _process("import flask, sqlalchemy"))
+    floor, *firsts = common.interleaved(
+        lambda: _process("import flask, sqlalchemy"),
+        *(lambda name=name: _first_200(name) for name in main.FUNCTIONS),
+    )
     baseline = common.side(floor, label="python -c 'import flask, sqlalchemy'")
-    out = []
-    for name in main.FUNCTIONS:
-        first = common.repeat(lambda name=name: _first_200(name))
-        out.append(
-            common.result(
-                f"cold start: {name} (process start -> first 200 /healthz)",
-                common.side(first, label=f"functions-framework --target={name}"),
-                baseline,
-                operations=1,
-            )
+    out = [
+        common.result(
+            f"cold start: {name} (process start -> first 200 /healthz)",
+            common.side(first, label=f"functions-framework --target={name}"),
+            baseline,
+            operations=1,
         )
-    imports = [import_time("import main") for _ in range(common.REPEATS)]
-    base_imports = [import_time("import flask, sqlalchemy") for _ in range(common.REPEATS)]
-    prod = common.stats([t for t, _ in imports])
+        for name, first in zip(main.FUNCTIONS, firsts, strict=True)
+    ]
+    imports: list[tuple[float, dict[str, float]]] = []
+
+    def import_main() -> float:
+        imports.append(import_time("import main"))
+        return imports[-1][0]
+
+    prod, base_imports = common.interleaved(
+        import_main, lambda: import_time("import flask, sqlalchemy")[0]
+    )
     heaviest = sorted(imports[-1][1].items(), key=lambda kv: -kv[1])[:8]
     slowest = ", ".join(f"{name} {t * 1000:.0f} ms" for name, t in heaviest)
     cloud = cloud_modules()
@@ -114,9 +121,7 @@ def bench_coldstart() -> list[dict[str, Any]]:
         common.result(
             "import main (python -X importtime, sum of self times)",
             common.side(prod, label="import main"),
-            common.side(
-                common.stats([t for t, _ in base_imports]), label="import flask, sqlalchemy"
-            ),
+            common.side(base_imports, label="import flask, sqlalchemy"),
             operations=1,
             details=[
                 f"own import time by package: {slowest}",

@@ -33,6 +33,19 @@ def repeat(fn: Callable[[], float], repeats: int | None = None) -> dict[str, flo
     return stats([fn() for _ in range(repeats or REPEATS)])
 
 
+def interleaved(*fns: Callable[[], float]) -> list[dict[str, float]]:
+    """Run each of ``fns`` REPEATS times, taking turns (a, b, b, a, a, b, ...), and return
+    each one's stats: on a shared machine a slow spell then lands on both sides, not on the
+    ratio. Each round reverses the previous one's order, so no side always goes first."""
+    samples: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for _ in range(REPEATS):
+        for n in order:
+            samples[n].append(fns[n]())
+        order.reverse()
+    return [stats(s) for s in samples]
+
+
 def timed(fn: Callable[[], Any]) -> float:
     started = time.perf_counter()
     fn()

@@ -17,7 +17,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -147,25 +148,28 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def _measure(
-    proc: subprocess.Popen[bytes],
-    port: int,
-    path: str,
-    bodies: list[bytes],
-    clients: int,
-    fresh_tenant: bool,
-) -> tuple[dict[str, float], list[float], float]:
-    """(wall seconds, every latency, server CPU seconds per request) over the repeats."""
-    walls, latencies = [], []
-    cpu = 0.0
-    for _ in range(common.REPEATS):
-        token = _token(f"h-{uuid.uuid4().hex[:10]}" if fresh_tenant else "plain")
-        before = cpu_seconds(proc.pid)
-        wall, lat = _load(port, path, bodies, clients, token)
-        cpu += cpu_seconds(proc.pid) - before
-        walls.append(wall)
-        latencies += lat
-    return common.stats(walls), latencies, cpu / len(latencies)
+class _Side:
+    """One server under load: each ``run`` is one timed load of ``bodies`` by ``clients``
+    keep-alive clients (a fresh tenant each time for the registry); latencies and server CPU
+    are kept across runs."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], port: int, fresh_tenant: bool, bodies: list[bytes]
+    ) -> None:
+        self.proc, self.port, self.fresh_tenant, self.bodies = proc, port, fresh_tenant, bodies
+        self.latencies: list[float] = []
+        self.cpu = 0.0
+
+    def run(self, clients: int) -> float:
+        token = _token(f"h-{uuid.uuid4().hex[:10]}" if self.fresh_tenant else "plain")
+        before = cpu_seconds(self.proc.pid)
+        wall, latencies = _load(self.port, "/skills", self.bodies, clients, token)
+        self.cpu += cpu_seconds(self.proc.pid) - before
+        self.latencies += latencies
+        return wall
+
+    def cpu_per_request(self) -> float:
+        return self.cpu / len(self.latencies)
 
 
 def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any]]:
@@ -176,21 +180,28 @@ def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any
         for n, count in sizes.items()
     }
     warm = [json.dumps(b).encode() for b in seed.skill_bodies(seed.SEED + 1, 4 * clients)]
-    measured: dict[str, dict[int, tuple[dict[str, float], list[float], float]]] = {}
-    for side, command, path, health in (
-        ("product", registry_command, "/skills", "/healthz"),
-        ("baseline", plain_command, "/skills", "/healthz"),
-    ):
-        port = free_port()
-        measured[side] = {}
-        with server(command(port), port, health, **SHIPPED_ENV) as proc:
-            _load(port, path, warm, clients, _token(f"w-{uuid.uuid4().hex[:10]}"))
-            for n in sizes:
-                measured[side][n] = _measure(proc, port, path, bodies[n], n, side == "product")
+    # Both servers run throughout and take turns, so a slow spell of the machine falls on
+    # both sides rather than on the ratio.
+    measured: dict[int, tuple[dict[str, float], dict[str, float], _Side, _Side]] = {}
+    with ExitStack() as stack:
+        procs = {}
+        for side, command in (("product", registry_command), ("baseline", plain_command)):
+            port = free_port()
+            procs[side] = (
+                stack.enter_context(server(command(port), port, "/healthz", **SHIPPED_ENV)),
+                port,
+            )
+            _load(port, "/skills", warm, clients, _token(f"w-{uuid.uuid4().hex[:10]}"))
+        for n in sizes:
+            product = _Side(*procs["product"], True, bodies[n])
+            baseline = _Side(*procs["baseline"], False, bodies[n])
+            prod_t, base_t = common.interleaved(partial(product.run, n), partial(baseline.run, n))
+            measured[n] = (prod_t, base_t, product, baseline)
     out = []
     for n, count in sizes.items():
-        prod_t, prod_l, prod_cpu = measured["product"][n]
-        base_t, base_l, base_cpu = measured["baseline"][n]
+        prod_t, base_t, product, baseline = measured[n]
+        prod_l, base_l = product.latencies, baseline.latencies
+        prod_cpu, base_cpu = product.cpu_per_request(), baseline.cpu_per_request()
         p50, p99 = common.percentile(prod_l, 50), common.percentile(prod_l, 99)
         b50, b99 = common.percentile(base_l, 50), common.percentile(base_l, 99)
         targets = [common.at_most("ratio", prod_t["median"] / base_t["median"], RATIO_TARGET, "x")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,9 @@ def bench_proofs(size: int, count: int) -> list[dict[str, Any]]:
     with database().transaction(tenant) as conn:
         signed_root = tree.latest_checkpoint(conn).root  # type: ignore[union-attr]
         leaves = tree.leaf_hashes(conn, 0, size)
-    floor = _in_memory(leaves, picks, size, signed_root)
+    in_memory = _in_memory(leaves, picks, size, signed_root)
     del leaves
-    prod = common.repeat(product)
-    batched = common.repeat(product_batched)
+    prod, batched, floor = common.interleaved(product, product_batched, in_memory)
     name = f"proofs at {size:,} leaves ({count:,} inclusion+consistency pairs)"
     details = [f"one DB query per proof (the proof API); {count:,} random pairs, seed {seed.SEED}"]
     if seal_seconds is not None:
@@ -119,8 +118,9 @@ def bench_proofs(size: int, count: int) -> list[dict[str, Any]]:
 
 def _in_memory(
     leaves: list[bytes], picks: list[tuple[int, int]], size: int, signed_root: bytes
-) -> dict[str, float]:
-    """The same proofs from our own code over an in-memory tree of the same leaves."""
+) -> Callable[[], float]:
+    """A timed run of the same proofs from our own code over an in-memory tree of the same
+    leaves."""
     from shared.integrity import merkle
 
     memory = merkle.MemoryNodes()
@@ -134,7 +134,7 @@ def _in_memory(
             merkle.consistency_proof(memory, old, size)
         return time.perf_counter() - started
 
-    return common.repeat(run)
+    return run
 
 
 def _pymerkle(
