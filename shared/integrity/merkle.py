@@ -48,9 +48,12 @@ def _split(n: int) -> int:
 
 def range_keys(start: int, end: int) -> list[Key]:
     """The perfect subtrees whose right fold is MTH(D[start:end]), left to right."""
+    remaining = end - start
+    if remaining > 0 and not remaining & (remaining - 1) and not start % remaining:
+        level = remaining.bit_length() - 1  # one perfect subtree: most ranges of a proof
+        return [(level, start >> level)]
     keys: list[Key] = []
     pos = start
-    remaining = end - start
     while remaining > 0:
         level = remaining.bit_length() - 1
         size = 1 << level

@@ -114,3 +114,18 @@ def test_node_reads_take_each_hash_at_its_stored_length(history, database_url):
     assert {k: h for k, h in after.items() if k != (0, 1)} == {
         k: h for k, h in before.items() if k != (0, 1)
     }
+
+
+def test_packed_nodes_of_other_lengths_split_as_the_walk_reads_them():
+    """Two rewritten hashes, 31 and 33 bytes, keep the value a multiple of 44 bytes (the
+    fixed-size split's record): each hash must still come back at its own stored length."""
+
+    def record(level: int, idx: int, node: bytes) -> bytes:
+        return (level << 56 | idx).to_bytes(8, "big") + len(node).to_bytes(4, "big") + node
+
+    nodes = {(0, 0): b"a" * 32, (0, 1): b"b" * 31, (0, 2): b"c" * 33, (3, 7): b"d" * 32}
+    packed = b"".join(record(*key, node) for key, node in nodes.items())
+    assert len(packed) % 44 == 0
+    assert tree._split_nodes(packed) == nodes
+    whole = {key: node for key, node in nodes.items() if len(node) == 32}
+    assert tree._split_nodes(b"".join(record(*k, n) for k, n in whole.items())) == whole
