@@ -767,12 +767,20 @@ class Auditor:
                 if known is None or known[0] != log_index:
                     uncovered.append((version, log_index, entity_id, kind, status))
                     continue
-                if known[1] > version:
-                    self._head_behind(known[1], kind, entity_id, version, log_index)
-                if known[3] != status:
-                    self._head_status(status, known[3], kind, entity_id, version, log_index)
+                # The head points at the version this pass checked: each column it repeats
+                # must say what that version's bytes say.
+                logged_kind = known[4]
+                for field, said, logged in (
+                    ("version", version, known[1]),
+                    ("kind", kind, logged_kind),
+                    ("status", status, known[3]),
+                ):
+                    if said != logged:
+                        self._head_field(
+                            field, said, logged, logged_kind, entity_id, known[1], log_index
+                        )
                 if known[5] is not None or entity_id in rules.wanted:
-                    rules.current(entity_id, kind, status, known[1], known[5])
+                    rules.current(entity_id, logged_kind, status, known[1], known[5])
         self._uncovered(uncovered, rules)
         self._rules(rules)
 
@@ -800,7 +808,16 @@ class Auditor:
         latest_versions = self._latest_versions(ids) if ids else {}
         for version, log_index, entity_id, kind, status in uncovered:
             e_version, body, e_type = stored.get(entity_id, (None, None, None))
-            if body is None or e_type != "version" or e_version != version:
+            logged: tuple[str, str, str] | None = None
+            if body is not None and e_type == "version" and e_version == version:
+                try:
+                    doc = canonical.read(body)
+                    identity = doc["identity"]
+                    relations = _relations(identity["entity_type"], doc["relationships"])
+                    logged = (identity["id"], identity["entity_type"], doc["lifecycle"]["status"])
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # reported as altered by the entry check
+            if logged is None or logged[0] != entity_id:  # nothing there, or another entity
                 self.add(
                     "altered",
                     "the entity's head does not point at its current version",
@@ -812,19 +829,19 @@ class Auditor:
                     log_index=log_index,
                 )
                 continue
-            try:
-                doc = canonical.read(body)
-                relations = _relations(doc["identity"]["entity_type"], doc["relationships"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue  # reported as altered by the entry check
+            _, logged_kind, logged_status = logged
             latest = latest_versions.get(entity_id)
             if latest is not None and latest > version:
-                self._head_behind(latest, kind, entity_id, version, log_index)
-            if doc["lifecycle"]["status"] != status:
-                self._head_status(
-                    status, doc["lifecycle"]["status"], kind, entity_id, version, log_index
+                self._head_behind(latest, logged_kind, entity_id, version, log_index)
+            if logged_kind != kind:
+                self._head_field(
+                    "kind", kind, logged_kind, logged_kind, entity_id, version, log_index
                 )
-            rules.current(entity_id, kind, status, version, relations)
+            if logged_status != status:
+                self._head_field(
+                    "status", status, logged_status, logged_kind, entity_id, version, log_index
+                )
+            rules.current(entity_id, logged_kind, status, version, relations)
 
     def _head_behind(
         self, latest: int, kind: str, entity_id: str, version: int, log_index: int
@@ -838,14 +855,22 @@ class Auditor:
             log_index=log_index,
         )
 
-    def _head_status(
-        self, status: str, logged: str, kind: str, entity_id: str, version: int, log_index: int
+    def _head_field(
+        self,
+        field: str,
+        said: Any,
+        logged: Any,
+        kind: str,
+        entity_id: str,
+        version: int,
+        log_index: int,
     ) -> None:
+        """A head's column that disagrees with the version (``version``) it points at."""
         self.add(
             "altered",
-            f"the head says {status}, the ledger says {logged}",
+            f"the head says {field} {said}, the ledger says {logged}",
             section="entity_heads",
-            field="status",
+            field=field,
             entity_type=kind,
             entity_id=entity_id,
             version=version,

@@ -3,6 +3,8 @@ the ledger, whether it reuses the version the entries pass just checked or reads
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import text
 
 from shared import entities
@@ -88,3 +90,51 @@ def test_a_head_status_edited_is_altered_in_full_and_incremental_audits(history,
     run = history.audit("incremental")
     found = [f for f in _findings(run, "altered") if f.get("field") == "status"]
     assert amended in [f["entity_id"] for f in found], run["findings"]
+
+
+def test_a_head_whose_version_or_kind_column_is_edited_is_altered(history, attack):
+    """The head still points at the right entry; only a column it repeats was rewritten
+    (the version up or down, the kind): each is named, with the ledger's value."""
+    up, down, rekinded = history.skills
+    edits = (
+        ("version = version + 5", up),
+        ("version = version - 1", down),
+        ("kind = 'agent'", rekinded),
+    )
+    for change, entity_id in edits:
+        attack(
+            f"UPDATE entity_heads SET {change} "
+            "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+            t=history.tenant,
+            e=entity_id,
+        )
+    run = history.audit("full")
+    found = sorted(
+        (f["entity_id"], f["field"], f["entity_type"])
+        for f in _findings(run, "altered")
+        if f.get("section") == "entity_heads"
+    )
+    assert found == sorted(
+        [(up, "version", "skill"), (down, "version", "skill"), (rekinded, "kind", "skill")]
+    ), run["findings"]
+
+
+def test_a_head_planted_for_an_entity_never_logged_is_altered(history, attack, superuser):
+    """A head for a new entity id, copied from a real one (so it points at that entity's
+    entry, at its version, kind and status): the entry is someone else's."""
+    planted = str(uuid.uuid4())
+    attack(
+        "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
+        "first_index, log_index, created_at, updated_at) "
+        "SELECT tenant_id, CAST(:p AS uuid), kind, version, status, name, first_index, "
+        "log_index, created_at, updated_at FROM entity_heads "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        p=planted,
+        t=history.tenant,
+        e=history.skills[2],
+    )
+    run = history.audit("full")
+    found = [f for f in _findings(run, "altered") if f.get("section") == "entity_heads"]
+    assert [(f["entity_id"], f["field"]) for f in found] == [(planted, "log_index")], run[
+        "findings"
+    ]
