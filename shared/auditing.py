@@ -785,21 +785,27 @@ class Auditor:
         self._rules(rules)
 
     def _all_heads(self) -> Iterator[list[tuple[Any, ...]]]:
-        """Every head of the tenant, ``copyread.RANGE`` a statement in entity id order
-        (keyset on the primary key), so that each statement stays inside the timeout."""
-        after = ""
-        while True:
-            query = _HEADS + after + f" ORDER BY entity_id LIMIT {copyread.RANGE}"
-            count = 0
-            for batch in copyread.copy_batches(self.conn, query, _HEAD_COLUMNS):
-                count += len(batch)
-                last = batch[-1][2].decode()
-                yield batch
-            if count < copyread.RANGE:
-                return
-            if parse_uuid(last) != last:
-                raise ValueError(f"a head's entity id is not a UUID: {last!r}")
-            after = f" AND entity_id > '{last}'"
+        """Every head of the tenant, by the log index of its first version: one statement
+        per ``copyread.RANGE`` indexes (each inside the timeout, reading the heap in the
+        order it was written), then one for any head whose first index is outside the log
+        (never written by the registry, so found and checked all the same). No ORDER BY:
+        the ranges and that last statement partition the heads, whatever their order.
+        """
+        size = tree.log_size(self.conn)
+        for low in range(0, size, copyread.RANGE):
+            high = min(size, low + copyread.RANGE)
+            yield from copyread.copy_batches(
+                self.conn,
+                _HEADS + f" AND first_index >= {copyread.int_literal(low)} "
+                f"AND first_index < {copyread.int_literal(high)}",
+                _HEAD_COLUMNS,
+            )
+        yield from copyread.copy_batches(
+            self.conn,
+            _HEADS + " AND (first_index IS NULL OR first_index < 0 "
+            f"OR first_index >= {copyread.int_literal(size)})",
+            _HEAD_COLUMNS,
+        )
 
     def _uncovered(self, uncovered: list[tuple[int, int, str, str, str]], rules: _Rules) -> None:
         """Heads whose current version the entries pass did not check: read it again."""

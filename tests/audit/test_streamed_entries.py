@@ -181,3 +181,26 @@ def test_ranges_of_two_read_every_entry_and_head(history, attack, monkeypatch):
     run = history.audit("full")
     found = sorted(f["entity_id"] for f in run["findings"] if f.get("field") == "status")
     assert found == sorted(history.skills), run["findings"]
+
+
+def test_heads_outside_the_logs_indexes_are_read_and_reported(history, attack, monkeypatch):
+    """Heads are read by the log index of their first version, a range a statement; a head
+    planted with a first index that is negative, past the log or NULL (its constraints
+    dropped) falls in no range and must still be read and reported."""
+    monkeypatch.setattr(copyread, "RANGE", 2)
+    planted = [str(uuid.uuid4()) for _ in range(3)]
+    attack("ALTER TABLE entity_heads DROP CONSTRAINT IF EXISTS entity_heads_first_index_check")
+    attack("ALTER TABLE entity_heads ALTER COLUMN first_index DROP NOT NULL")
+    for entity_id, first in zip(planted, (-1, 10**12, None), strict=True):
+        attack(
+            "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
+            "first_index, log_index, created_at, updated_at) "
+            "SELECT tenant_id, CAST(:e AS uuid), kind, version, status, name, :f, log_index, "
+            "created_at, updated_at FROM entity_heads WHERE tenant_id = :t LIMIT 1",
+            e=entity_id,
+            f=first,
+            t=history.tenant,
+        )
+    run = history.audit("full")
+    found = sorted(f["entity_id"] for f in run["findings"] if f.get("section") == "entity_heads")
+    assert found == sorted(planted), run["findings"]
