@@ -36,7 +36,7 @@ from shared.errors import (
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import KINDS, kind_for, parse_uuid
-from shared.rules.relations import Ref, check_relations, referenced_ids
+from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import copyread, heads, tree
 from shared.storage.engine import database
 
@@ -64,11 +64,35 @@ _ENTRY_COLUMNS = (
     copyread.BYTEA,
     copyread.BYTEA,
 )
+# Every column of a head the ledger determines (created_at and updated_at aside: request
+# times, not part of what a version says about its entity).
 _HEADS = (
-    "SELECT version, log_index, CAST(entity_id AS text), kind, status FROM entity_heads "
-    "WHERE tenant_id = current_setting('plant.tenant')"
+    "SELECT version, log_index, first_index, CAST(entity_id AS text), kind, status, name, "
+    "category, unique_key FROM entity_heads WHERE tenant_id = current_setting('plant.tenant')"
 )
-_HEAD_COLUMNS = (copyread.INT4, copyread.INT8, copyread.raw(36), copyread.TEXT, copyread.TEXT)
+_HEAD_COLUMNS = (
+    copyread.INT4,
+    copyread.INT8,
+    copyread.INT8,
+    copyread.raw(36),
+    copyread.TEXT,
+    copyread.TEXT,
+    copyread.TEXT,
+    copyread.TEXT,
+    copyread.TEXT,
+)
+# A head as read: (version, log_index, first_index, entity id, kind, status, name, category,
+# unique_key)
+_Head = tuple[int, int, int | None, str, str, str, str, str | None, str | None]
+# The columns a head repeats from the ledger, in the order _said and the checks use
+_HEAD_FIELDS = ("version", "kind", "status", "name", "category", "first_index", "unique_key")
+
+
+def _said(head: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A head's ``_HEAD_FIELDS``, from the head as read."""
+    return head[0], head[4], head[5], head[6], head[7], head[2], head[8]
+
+
 # Per kind, its client fields kept in the relationships section: the only ones the
 # cross-entity rules (check_relations) read.
 _RELATION_FIELDS = {
@@ -80,6 +104,7 @@ _RELATION_FIELDS = {
 class _Identity(msgspec.Struct):
     id: str
     entity_type: str
+    name: str
 
 
 class _Versioning(msgspec.Struct):
@@ -90,14 +115,19 @@ class _Lifecycle(msgspec.Struct):
     status: str
 
 
+class _Metadata(msgspec.Struct):
+    category: str | None = None  # skills only
+
+
 class _Checked(msgspec.Struct):
-    """What the entries pass reads of a version's bytes: the fields its columns repeat, its
-    status and its relationships. The rest is parsed as JSON (the bytes must be valid) but
+    """What the entries pass reads of a version's bytes: the fields its columns and its
+    head repeat, and its relationships. The rest is parsed as JSON (the bytes must be valid) but
     not built into objects: a third of the cost of parsing the whole document."""
 
     identity: _Identity
     versioning: _Versioning
     lifecycle: _Lifecycle
+    metadata: _Metadata
     relationships: dict[str, Any]
 
 
@@ -114,6 +144,16 @@ def _relations(entity_type: str, relationships: dict[str, Any]) -> dict[str, Any
         return None
     fields = {name: relationships.get(name) for name in _RELATION_FIELDS.get(entity_type, ())}
     return fields if any(v is not None for v in fields.values()) else None
+
+
+def _unique_key(entity_type: str, name: Any, relations: dict[str, Any] | None) -> str | None:
+    """The uniqueness key a head of this version must hold, derived as the registry derives
+    it (from the name, or from relationship fields); None where the version cannot have one
+    (a kind or fields no registry write produces: its head is then named as altered)."""
+    try:
+        return unique_key(entities.kind_for_type(entity_type), {"name": name, **(relations or {})})
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def _ids(entity_type: str, fields: dict[str, Any]) -> set[str]:
@@ -153,7 +193,11 @@ class _Rules:
             self.checks.append((entity_id, kind, status, version, relations))
 
 
-_NAMES: dict[str, str] = {}  # kinds and statuses, shared by the summaries that hold them
+_NAMES: dict[str, str] = {}  # kinds, statuses, categories: shared by the summaries
+
+# (index, version, digest, status, kind, relationship fields or None, name, category, index of
+# version 1 or None when it was not read): a plain tuple, read by position in hot loops
+_Summary = tuple[int, int, bytes, str, str, dict[str, Any] | None, str, str | None, int | None]
 
 
 def _array(items: Iterable[str]) -> str:
@@ -223,9 +267,9 @@ class Auditor:
         self.entries_verified = 0
         self.keyring = keys.keyring()
         self.reported: set[int] = set()  # indices already named by a finding
-        # entity id -> (index, version, digest, status, kind, relationship fields or None)
-        # of its newest version read so far: all the chains, heads and rules need of it
-        self.latest: dict[str, tuple[int, int, bytes, str, str, dict[str, Any] | None]] = {}
+        # entity id -> _Summary of its newest version read so far: all the chains, heads
+        # and rules need of it
+        self.latest: dict[str, _Summary] = {}
         # entities whose versions were not read in order, one after the other: their
         # chains are checked as a whole after the entries pass
         self.irregular: set[str] = set()
@@ -584,7 +628,14 @@ class Auditor:
         if known is None or version > known[1]:
             status = _NAMES.setdefault(doc.lifecycle.status, doc.lifecycle.status)
             kind = _NAMES.setdefault(kind, kind)  # one string per kind, not per entity
-            self.latest[entity_id] = (index, version, digest, status, kind, relations)
+            category = doc.metadata.category
+            if category is not None:
+                category = _NAMES.setdefault(category, category)
+            # the index of version 1, when this pass read it
+            first = known[8] if known is not None else (index if version == 1 else None)
+            self.latest[entity_id] = (
+                index, version, digest, status, kind, relations, doc.identity.name, category, first
+            )  # fmt: skip
         return None
 
     def _chain_broken(self, kind: str, entity_id: str, version: int, index: int) -> None:
@@ -736,9 +787,10 @@ class Auditor:
     def heads_and_rules(self, entity_ids: set[str] | None) -> None:
         """Heads agree with the latest version; current versions still satisfy the rules.
 
-        A head whose current version the entries pass read and checked uses that version's
-        summary; only the others (outside the audited range, or pointing elsewhere) are
-        read again from the ledger. A full audit reads every head as one binary COPY.
+        A head whose current version the entries pass read and checked is compared with
+        that version's summary; the others (outside the audited range, pointing elsewhere,
+        or whose first version was not read) are compared with the ledger read again. A
+        full audit reads every head by binary COPY.
         """
         if entity_ids is None:
             heads_rows: Iterable[list[tuple[Any, ...]]] = self._all_heads()
@@ -746,41 +798,35 @@ class Auditor:
             return
         else:
             found = self.conn.execute(
-                text(
-                    "SELECT version, log_index, CAST(entity_id AS text), kind, status "
-                    "FROM entity_heads WHERE tenant_id = current_setting('plant.tenant') "
-                    "AND entity_id = ANY(CAST(:ids AS uuid[]))"
-                ),
+                text(_HEADS + " AND entity_id = ANY(CAST(:ids AS uuid[]))"),
                 {"ids": _array(entity_ids)},
             ).all()
-            heads_rows = [[(int(r[0]), int(r[1]), r[2].encode(), r[3], r[4]) for r in found]]
+            heads_rows = [[(*r[:3], r[3].encode(), *r[4:]) for r in found]]
         rules = _Rules(_referenced(self.latest.values()))
-        uncovered: list[tuple[int, int, str, str, str]] = []
+        uncovered: list[_Head] = []
         latest, reported = self.latest, self.reported
         for batch in heads_rows:
             self.rows_read += len(batch)
-            for version, log_index, raw_id, kind, status in batch:
+            for head in batch:
+                log_index, raw_id, status = head[1], head[3], head[5]
                 entity_id = raw_id.decode()
                 if log_index in reported:
                     continue
                 known = latest.get(entity_id)
-                if known is None or known[0] != log_index:
-                    uncovered.append((version, log_index, entity_id, kind, status))
+                if known is None or known[0] != log_index or known[8] is None:
+                    uncovered.append((*head[:3], entity_id, *head[4:]))
                     continue
                 # The head points at the version this pass checked: each column it repeats
-                # must say what that version's bytes say.
-                logged_kind = known[4]
-                for field, said, logged in (
-                    ("version", version, known[1]),
-                    ("kind", kind, logged_kind),
-                    ("status", status, known[3]),
-                ):
-                    if said != logged:
-                        self._head_field(
-                            field, said, logged, logged_kind, entity_id, known[1], log_index
-                        )
+                # must say what that version's bytes (and its first version's index) say.
+                logged = (
+                    known[1], known[4], known[3], known[6], known[7], known[8],
+                    _unique_key(known[4], known[6], known[5]),
+                )  # fmt: skip
+                said = _said(head)
+                if said != logged:
+                    self._head_fields((entity_id, known[4], known[1], log_index), said, logged)
                 if known[5] is not None or entity_id in rules.wanted:
-                    rules.current(entity_id, logged_kind, status, known[1], known[5])
+                    rules.current(entity_id, known[4], status, known[1], known[5])
         self._uncovered(uncovered, rules)
         self._rules(rules)
 
@@ -807,20 +853,27 @@ class Auditor:
             _HEAD_COLUMNS,
         )
 
-    def _uncovered(self, uncovered: list[tuple[int, int, str, str, str]], rules: _Rules) -> None:
-        """Heads whose current version the entries pass did not check: read it again."""
-        ids = {u[2] for u in uncovered}
+    def _uncovered(self, uncovered: list[_Head], rules: _Rules) -> None:
+        """Heads the entries pass's summaries cannot vouch for: read the ledger again."""
+        ids = {u[3] for u in uncovered}
         stored = self._head_versions(ids)
-        latest_versions = self._latest_versions(ids) if ids else {}
-        for version, log_index, entity_id, kind, status in uncovered:
+        bounds = self._version_bounds(ids) if ids else {}
+        for head in uncovered:
+            version, log_index, _, entity_id, kind, status = head[:6]
             e_version, body, e_type = stored.get(entity_id, (None, None, None))
-            logged: tuple[str, str, str] | None = None
+            logged: tuple[Any, ...] | None = None
             if body is not None and e_type == "version" and e_version == version:
                 try:
                     doc = canonical.read(body)
                     identity = doc["identity"]
                     relations = _relations(identity["entity_type"], doc["relationships"])
-                    logged = (identity["id"], identity["entity_type"], doc["lifecycle"]["status"])
+                    logged = (
+                        identity["id"],
+                        identity["entity_type"],
+                        doc["lifecycle"]["status"],
+                        identity["name"],
+                        doc["metadata"].get("category"),
+                    )
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # reported as altered by the entry check
             if logged is None or logged[0] != entity_id:  # nothing there, or another entity
@@ -835,18 +888,24 @@ class Auditor:
                     log_index=log_index,
                 )
                 continue
-            _, logged_kind, logged_status = logged
-            latest = latest_versions.get(entity_id)
+            _, logged_kind, logged_status, logged_name, logged_category = logged
+            latest, first = bounds.get(entity_id, (None, None))
             if latest is not None and latest > version:
                 self._head_behind(latest, logged_kind, entity_id, version, log_index)
-            if logged_kind != kind:
-                self._head_field(
-                    "kind", kind, logged_kind, logged_kind, entity_id, version, log_index
-                )
-            if logged_status != status:
-                self._head_field(
-                    "status", status, logged_status, logged_kind, entity_id, version, log_index
-                )
+            logged_key = _unique_key(logged_kind, logged_name, relations)
+            self._head_fields(
+                (entity_id, logged_kind, version, log_index),
+                _said(head),
+                (
+                    version,
+                    logged_kind,
+                    logged_status,
+                    logged_name,
+                    logged_category,
+                    first,
+                    logged_key,
+                ),
+            )
             rules.current(entity_id, logged_kind, status, version, relations)
 
     def _head_behind(
@@ -861,27 +920,25 @@ class Auditor:
             log_index=log_index,
         )
 
-    def _head_field(
-        self,
-        field: str,
-        said: Any,
-        logged: Any,
-        kind: str,
-        entity_id: str,
-        version: int,
-        log_index: int,
+    def _head_fields(
+        self, where: tuple[str, str, int, int], said: tuple[Any, ...], logged: tuple[Any, ...]
     ) -> None:
-        """A head's column that disagrees with the version (``version``) it points at."""
-        self.add(
-            "altered",
-            f"the head says {field} {said}, the ledger says {logged}",
-            section="entity_heads",
-            field=field,
-            entity_type=kind,
-            entity_id=entity_id,
-            version=version,
-            log_index=log_index,
-        )
+        """Each of a head's ``_HEAD_FIELDS`` that disagrees with the version it points at:
+        ``said`` by the head, ``logged`` by the ledger; ``where`` is that version's entity
+        id, kind, version and log index."""
+        entity_id, kind, version, log_index = where
+        for field, head_value, value in zip(_HEAD_FIELDS, said, logged, strict=True):
+            if head_value != value:
+                self.add(
+                    "altered",
+                    f"the head says {field} {head_value}, the ledger says {value}",
+                    section="entity_heads",
+                    field=field,
+                    entity_type=kind,
+                    entity_id=entity_id,
+                    version=version,
+                    log_index=log_index,
+                )
 
     def _head_versions(self, entity_ids: set[str]) -> dict[str, tuple[int, bytes, str]]:
         """(version, body, entry type) of the entry each head points at."""
@@ -900,18 +957,20 @@ class Auditor:
         self.rows_read += len(rows)
         return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
-    def _latest_versions(self, entity_ids: set[str] | None) -> dict[str, int]:
-        query = (
-            "SELECT CAST(entity_id AS text), max(version) FROM log_entries "
-            "WHERE tenant_id = current_setting('plant.tenant') AND entry_type = 'version'"
-        )
-        params: dict[str, Any] = {}
-        if entity_ids is not None:
-            query += " AND entity_id = ANY(CAST(:ids AS uuid[]))"
-            params["ids"] = _array(entity_ids)
-        rows = self.conn.execute(text(query + " GROUP BY entity_id"), params).all()
+    def _version_bounds(self, entity_ids: set[str]) -> dict[str, tuple[int, int | None]]:
+        """Per entity, its newest version number in the ledger and the index of its version
+        1 (None if there is none)."""
+        rows = self.conn.execute(
+            text(
+                "SELECT CAST(entity_id AS text), max(version), min(idx) FILTER (WHERE version = 1) "
+                "FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+                "AND entry_type = 'version' AND entity_id = ANY(CAST(:ids AS uuid[])) "
+                "GROUP BY entity_id"
+            ),
+            {"ids": _array(entity_ids)},
+        ).all()
         self.rows_read += len(rows)
-        return {r[0]: int(r[1]) for r in rows}
+        return {r[0]: (int(r[1]), None if r[2] is None else int(r[2])) for r in rows}
 
     def _rules(self, rules: _Rules) -> None:
         """The cross-entity rules of every current version with a relationship set."""

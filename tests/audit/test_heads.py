@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from shared import entities
@@ -138,3 +139,81 @@ def test_a_head_planted_for_an_entity_never_logged_is_altered(history, attack, s
     assert [(f["entity_id"], f["field"]) for f in found] == [(planted, "log_index")], run[
         "findings"
     ]
+
+
+_LISTED = [
+    ("name = 'Haskell'", "name"),
+    ("category = 'soft_skill'", "category"),
+    ("category = NULL", "category"),
+    ("unique_key = 'name:haskell'", "unique_key"),
+    ("first_index = first_index + 1", "first_index"),
+]
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+@pytest.mark.parametrize(("change", "field"), _LISTED, ids=[c for c, _ in _LISTED])
+def test_a_head_column_listings_and_uniqueness_use_is_checked(history, attack, change, field, mode):
+    """Listings filter and page by a head's category, status and first index, and
+    uniqueness is enforced on its unique_key: each, rewritten alone, is named with the
+    ledger's value, in a full audit (from the entries pass's summary) and in an incremental
+    one (the entity's first version lies before the range: read from the ledger)."""
+    target = history.skills[0]
+    if mode == "incremental":
+        history.audit("full")
+        entities.amend(
+            history.author,
+            "skills",
+            target,
+            {"description": "and reviews it", "amendment_reason": "more"},
+            '"v2"',
+            "r",
+        )
+    attack(
+        f"UPDATE entity_heads SET {change} WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        t=history.tenant,
+        e=target,
+    )
+    run = history.audit(mode)
+    found = [
+        (f["entity_id"], f["field"])
+        for f in _findings(run, "altered")
+        if f.get("section") == "entity_heads"
+    ]
+    assert found == [(target, field)], run["findings"]
+
+
+def test_heads_of_every_kind_agree_and_an_agents_unique_key_is_derived(history, attack):
+    """Every kind's head as the registry writes it audits clean (an agent's unique key comes
+    from its skill, job role and team; other kinds have none); rewriting it is named."""
+
+    def create(slug: str, **fields) -> str:
+        doc = entities.create(history.author, slug, fields, str(uuid.uuid4()))
+        return doc.body["identity"]["id"]
+
+    skill = history.skills[1]  # certified
+    industry = create("industries", name="Retail", description="d")
+    role = create(
+        "job-roles",
+        name="Dev",
+        description="d",
+        required_skills=[skill],
+        seniority_level="senior",
+        industry_id=industry,
+    )
+    agent = create("agents", name="A1", skill_id=skill, job_role_id=role, industry_id=industry)
+    create("teams", name="T", description="d", job_role_id=role, agents=[agent])
+    assert history.audit("full")["findings"] == []
+    assert history.audit("incremental")["findings"] == []
+    attack(
+        "UPDATE entity_heads SET unique_key = 'x|y|-' "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        t=history.tenant,
+        e=agent,
+    )
+    run = history.audit("full")
+    found = [
+        (f["entity_id"], f["field"])
+        for f in _findings(run, "altered")
+        if f.get("section") == "entity_heads"
+    ]
+    assert found == [(agent, "unique_key")], run["findings"]
