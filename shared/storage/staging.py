@@ -12,7 +12,6 @@ a 16-bit -1 at the end. All integers are big-endian.
 
 from __future__ import annotations
 
-import io
 import queue
 import struct
 import threading
@@ -72,12 +71,16 @@ def _driver_errors(conn: Connection, statement: str) -> Any:
 
 
 def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes) -> None:
-    """COPY ``data`` (a ``payload``) into ``table`` in the connection's open transaction."""
+    """COPY ``data`` (a ``payload``) into ``table`` in the connection's open transaction.
+
+    The payload goes as one CopyData message: given a file, pg8000 sends 8 KB messages,
+    each flushed on its own, and every flush waits for the GIL again behind the thread
+    encoding the next chunk (a 10,000-item batch's COPYs took 0.7 s that way, 0.3 s so)."""
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)"
     with _driver_errors(conn, statement):
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(statement, stream=io.BytesIO(data))
+            cursor.execute(statement, stream=[data])
         finally:
             cursor.close()
 
