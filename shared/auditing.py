@@ -193,6 +193,8 @@ class _Rules:
             self.checks.append((entity_id, kind, status, version, relations))
 
 
+_BY_ID = 1000  # heads looked up by id per statement
+
 _NAMES: dict[str, str] = {}  # kinds, statuses, categories: shared by the summaries
 
 # (index, version, digest, status, kind, relationship fields or None, name, category, index of
@@ -784,24 +786,23 @@ class Auditor:
         self.rows_read += len(rows)
         return {(r[0], int(r[1])): bytes(r[2]) for r in rows}
 
-    def heads_and_rules(self, entity_ids: set[str] | None) -> None:
+    def heads_and_rules(self, entity_ids: set[str] | None, created_from: int | None = None) -> None:
         """Heads agree with the latest version; current versions still satisfy the rules.
+
+        ``entity_ids`` None: every head (a full audit); else those entities' heads, and,
+        given ``created_from``, every head created from that log index on (the entities an
+        incremental range created: read by first index, not looked up one by one).
 
         A head whose current version the entries pass read and checked is compared with
         that version's summary; the others (outside the audited range, pointing elsewhere,
-        or whose first version was not read) are compared with the ledger read again. A
-        full audit reads every head by binary COPY.
+        or whose first version was not read) are compared with the ledger read again.
         """
         if entity_ids is None:
             heads_rows: Iterable[list[tuple[Any, ...]]] = self._all_heads()
         elif not entity_ids:
             return
         else:
-            found = self.conn.execute(
-                text(_HEADS + " AND entity_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": _array(entity_ids)},
-            ).all()
-            heads_rows = [[(*r[:3], r[3].encode(), *r[4:]) for r in found]]
+            heads_rows = self._some_heads(entity_ids, created_from)
         rules = _Rules(_referenced(self.latest.values()))
         uncovered: list[_Head] = []
         latest, reported = self.latest, self.reported
@@ -852,6 +853,32 @@ class Auditor:
             f"OR first_index >= {copyread.int_literal(size)})",
             _HEAD_COLUMNS,
         )
+
+    def _some_heads(
+        self, entity_ids: set[str], created_from: int | None
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The heads of ``entity_ids``, plus any created from ``created_from`` on: those by
+        ranges of first index; the ids not found there (older entities, or a head whose
+        first index was rewritten) by id, ``_BY_ID`` at a time so that each lookup probes
+        the primary key (asked for ten thousand at once, the server scanned every head)."""
+        seen: set[bytes] = set()
+        if created_from is not None:
+            for low in range(created_from, tree.log_size(self.conn), copyread.RANGE):
+                for batch in copyread.copy_batches(
+                    self.conn,
+                    _HEADS + f" AND first_index >= {copyread.int_literal(low)} "
+                    f"AND first_index < {copyread.int_literal(low + copyread.RANGE)}",
+                    _HEAD_COLUMNS,
+                ):
+                    seen.update(head[3] for head in batch)
+                    yield batch
+        rest = sorted(i for i in entity_ids if i.encode() not in seen)
+        for at in range(0, len(rest), _BY_ID):
+            found = self.conn.execute(
+                text(_HEADS + " AND entity_id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": _array(rest[at : at + _BY_ID])},
+            ).all()
+            yield [(*r[:3], r[3].encode(), *r[4:]) for r in found]
 
     def _uncovered(self, uncovered: list[_Head], rules: _Rules) -> None:
         """Heads the entries pass's summaries cannot vouch for: read the ledger again."""
@@ -1172,7 +1199,7 @@ def _audit(
         auditor.beyond(size)
         touched = auditor.recheck_chains(start, verified_to)
         auditor.certificates(rows)
-        auditor.heads_and_rules(None if mode == "full" else touched)
+        auditor.heads_and_rules(None if mode == "full" else touched, start)
         all_findings = _dedupe(auditor.findings, findings)
         return {
             "verified_from": start,

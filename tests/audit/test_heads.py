@@ -217,3 +217,42 @@ def test_heads_of_every_kind_agree_and_an_agents_unique_key_is_derived(history, 
         if f.get("section") == "entity_heads"
     ]
     assert found == [(agent, "unique_key")], run["findings"]
+
+
+def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_id(
+    history, attack, monkeypatch
+):
+    """Heads of entities created since the last run are read by ranges of first index
+    (two indexes a statement here); one whose first index was moved out of every range is
+    still looked up by id, and each edit is named."""
+    from shared.storage import copyread
+
+    history.audit("full")
+    created = [
+        entities.create(
+            history.author,
+            "skills",
+            {"name": f"New {n}", "description": "d", "category": "technical"},
+            str(uuid.uuid4()),
+        ).body["identity"]["id"]
+        for n in range(5)
+    ]
+    moved, recategorised = created[1], created[3]
+    for change, entity_id in (
+        ("first_index = 0", moved),
+        ("category = 'soft_skill'", recategorised),
+    ):
+        attack(
+            f"UPDATE entity_heads SET {change} "
+            "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+            t=history.tenant,
+            e=entity_id,
+        )
+    monkeypatch.setattr(copyread, "RANGE", 2)
+    run = history.audit("incremental")
+    found = sorted(
+        (f["entity_id"], f["field"])
+        for f in _findings(run, "altered")
+        if f.get("section") == "entity_heads"
+    )
+    assert found == sorted([(moved, "first_index"), (recategorised, "category")]), run["findings"]
