@@ -860,7 +860,7 @@ class Auditor:
         """The heads of ``entity_ids``, plus any created from ``created_from`` on: those by
         ranges of first index; the ids not found there (older entities, or a head whose
         first index was rewritten) by id, ``_BY_ID`` at a time so that each lookup probes
-        the primary key (asked for ten thousand at once, the server scanned every head)."""
+        the primary key."""
         seen: set[bytes] = set()
         if created_from is not None:
             for low in range(created_from, tree.log_size(self.conn), copyread.RANGE):
@@ -872,13 +872,9 @@ class Auditor:
                 ):
                     seen.update(head[3] for head in batch)
                     yield batch
-        rest = sorted(i for i in entity_ids if i.encode() not in seen)
-        for at in range(0, len(rest), _BY_ID):
-            found = self.conn.execute(
-                text(_HEADS + " AND entity_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": _array(rest[at : at + _BY_ID])},
-            ).all()
-            yield [(*r[:3], r[3].encode(), *r[4:]) for r in found]
+        rest = [i for i in entity_ids if i.encode() not in seen]
+        found = self._by_ids(_HEADS + " AND entity_id = ANY(CAST(:ids AS uuid[]))", rest)
+        yield [(*r[:3], r[3].encode(), *r[4:]) for r in found]
 
     def _uncovered(self, uncovered: list[_Head], rules: _Rules) -> None:
         """Heads the entries pass's summaries cannot vouch for: read the ledger again."""
@@ -969,35 +965,39 @@ class Auditor:
 
     def _head_versions(self, entity_ids: set[str]) -> dict[str, tuple[int, bytes, str]]:
         """(version, body, entry type) of the entry each head points at."""
-        if not entity_ids:
-            return {}
-        rows = self.conn.execute(
-            text(
-                "SELECT CAST(h.entity_id AS text), e.version, e.body, e.entry_type "
-                "FROM entity_heads h JOIN log_entries e "
-                "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
-                "WHERE h.tenant_id = current_setting('plant.tenant') "
-                "AND h.entity_id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            {"ids": _array(entity_ids)},
-        ).all()
+        rows = self._by_ids(
+            "SELECT CAST(h.entity_id AS text), e.version, e.body, e.entry_type "
+            "FROM entity_heads h JOIN log_entries e "
+            "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+            "WHERE h.tenant_id = current_setting('plant.tenant') "
+            "AND h.entity_id = ANY(CAST(:ids AS uuid[]))",
+            entity_ids,
+        )
         self.rows_read += len(rows)
         return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
     def _version_bounds(self, entity_ids: set[str]) -> dict[str, tuple[int, int | None]]:
         """Per entity, its newest version number in the ledger and the index of its version
         1 (None if there is none)."""
-        rows = self.conn.execute(
-            text(
-                "SELECT CAST(entity_id AS text), max(version), min(idx) FILTER (WHERE version = 1) "
-                "FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-                "AND entry_type = 'version' AND entity_id = ANY(CAST(:ids AS uuid[])) "
-                "GROUP BY entity_id"
-            ),
-            {"ids": _array(entity_ids)},
-        ).all()
+        rows = self._by_ids(
+            "SELECT CAST(entity_id AS text), max(version), min(idx) FILTER (WHERE version = 1) "
+            "FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+            "AND entry_type = 'version' AND entity_id = ANY(CAST(:ids AS uuid[])) "
+            "GROUP BY entity_id",
+            entity_ids,
+        )
         self.rows_read += len(rows)
         return {r[0]: (int(r[1]), None if r[2] is None else int(r[2])) for r in rows}
+
+    def _by_ids(self, query: str, entity_ids: Iterable[str]) -> list[Any]:
+        """The rows of ``query`` (which takes ``:ids``), ``_BY_ID`` ids a statement, so
+        that each lookup probes an index: asked for ten thousand ids at once, the server
+        scanned every head instead."""
+        ordered = sorted(entity_ids)
+        rows: list[Any] = []
+        for at in range(0, len(ordered), _BY_ID):
+            rows += self.conn.execute(text(query), {"ids": _array(ordered[at : at + _BY_ID])}).all()
+        return rows
 
     def _rules(self, rules: _Rules) -> None:
         """The cross-entity rules of every current version with a relationship set."""

@@ -223,8 +223,10 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
     history, attack, monkeypatch
 ):
     """Heads of entities created since the last run are read by ranges of first index
-    (two indexes a statement here); one whose first index was moved out of every range is
-    still looked up by id, and each edit is named."""
+    (two indexes a statement here); those of older entities amended since, and one whose
+    first index was moved out of every range, are looked up by id (two a statement here);
+    each edit is named."""
+    from shared import auditing
     from shared.storage import copyread
 
     history.audit("full")
@@ -237,10 +239,21 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
         ).body["identity"]["id"]
         for n in range(5)
     ]
-    moved, recategorised = created[1], created[3]
+    for entity_id in history.skills:
+        current = entities.get(history.author, "skills", entity_id).body["versioning"]
+        entities.amend(
+            history.author,
+            "skills",
+            entity_id,
+            {"description": "again", "amendment_reason": "more"},
+            f'"v{current["version"]}"',
+            "r",
+        )
+    moved, recategorised, renamed = created[1], created[3], history.skills[2]
     for change, entity_id in (
         ("first_index = 0", moved),
         ("category = 'soft_skill'", recategorised),
+        ("name = 'Elsewhere'", renamed),
     ):
         attack(
             f"UPDATE entity_heads SET {change} "
@@ -249,10 +262,12 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
             e=entity_id,
         )
     monkeypatch.setattr(copyread, "RANGE", 2)
+    monkeypatch.setattr(auditing, "_BY_ID", 2)
     run = history.audit("incremental")
     found = sorted(
         (f["entity_id"], f["field"])
         for f in _findings(run, "altered")
         if f.get("section") == "entity_heads"
     )
-    assert found == sorted([(moved, "first_index"), (recategorised, "category")]), run["findings"]
+    expected = [(moved, "first_index"), (recategorised, "category"), (renamed, "name")]
+    assert found == sorted(expected), run["findings"]
