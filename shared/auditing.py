@@ -794,8 +794,9 @@ class Auditor:
         incremental range created: read by first index, not looked up one by one).
 
         A head whose current version the entries pass read and checked is compared with
-        that version's summary; the others (outside the audited range, pointing elsewhere,
-        or whose first version was not read) are compared with the ledger read again.
+        that version's summary (and, where version 1 lies before the range, with the
+        ledger's index of it); the others (outside the audited range, or pointing
+        elsewhere) are compared with the ledger read again.
         """
         if entity_ids is None:
             heads_rows: Iterable[list[tuple[Any, ...]]] = self._all_heads()
@@ -805,6 +806,7 @@ class Auditor:
             heads_rows = self._some_heads(entity_ids, created_from)
         rules = _Rules(_referenced(self.latest.values()))
         uncovered: list[_Head] = []
+        first_unread: list[tuple[_Head, _Summary]] = []  # version 1 before the range
         latest, reported = self.latest, self.reported
         for batch in heads_rows:
             self.rows_read += len(batch)
@@ -814,20 +816,19 @@ class Auditor:
                 if log_index in reported:
                     continue
                 known = latest.get(entity_id)
-                if known is None or known[0] != log_index or known[8] is None:
+                if known is None or known[0] != log_index:
                     uncovered.append((*head[:3], entity_id, *head[4:]))
                     continue
-                # The head points at the version this pass checked: each column it repeats
-                # must say what that version's bytes (and its first version's index) say.
-                logged = (
-                    known[1], known[4], known[3], known[6], known[7], known[8],
-                    _unique_key(known[4], known[6], known[5]),
-                )  # fmt: skip
-                said = _said(head)
-                if said != logged:
-                    self._head_fields((entity_id, known[4], known[1], log_index), said, logged)
+                if known[8] is None:
+                    first_unread.append(((*head[:3], entity_id, *head[4:]), known))
+                else:
+                    self._head_summary(entity_id, head, known, known[8])
                 if known[5] is not None or entity_id in rules.wanted:
                     rules.current(entity_id, known[4], status, known[1], known[5])
+        if first_unread:  # amended in the range: where version 1 is, from the ledger
+            bounds = self._version_bounds({head[3] for head, _ in first_unread})
+            for head, known in first_unread:
+                self._head_summary(head[3], head, known, bounds.get(head[3], (None, None))[1])
         self._uncovered(uncovered, rules)
         self._rules(rules)
 
@@ -853,6 +854,19 @@ class Auditor:
             f"OR first_index >= {copyread.int_literal(size)})",
             _HEAD_COLUMNS,
         )
+
+    def _head_summary(
+        self, entity_id: str, head: tuple[Any, ...], known: _Summary, first: int | None
+    ) -> None:
+        """A head pointing at the version this pass checked: each column it repeats must say
+        what that version's bytes say, and its first index where version 1 is (``first``)."""
+        logged = (
+            known[1], known[4], known[3], known[6], known[7], first,
+            _unique_key(known[4], known[6], known[5]),
+        )  # fmt: skip
+        said = _said(head)
+        if said != logged:
+            self._head_fields((entity_id, known[4], known[1], head[1]), said, logged)
 
     def _some_heads(
         self, entity_ids: set[str], created_from: int | None
