@@ -88,6 +88,13 @@ _Head = tuple[int, int, int | None, str, str, str, str, str | None, str | None]
 _HEAD_FIELDS = ("version", "kind", "status", "name", "category", "first_index", "unique_key")
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A column's value in a finding's text, cut short: a rewritten head column may be
+    any length."""
+    text_ = str(value)
+    return text_ if len(text_) <= limit else text_[:limit] + "..."
+
+
 def _said(head: tuple[Any, ...]) -> tuple[Any, ...]:
     """A head's ``_HEAD_FIELDS``, from the head as read."""
     return head[0], head[4], head[5], head[6], head[7], head[2], head[8]
@@ -968,7 +975,7 @@ class Auditor:
             if head_value != value:
                 self.add(
                     "altered",
-                    f"the head says {field} {head_value}, the ledger says {value}",
+                    f"the head says {field} {_shown(head_value)}, the ledger says {_shown(value)}",
                     section="entity_heads",
                     field=field,
                     entity_type=kind,

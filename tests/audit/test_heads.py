@@ -271,3 +271,17 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
     )
     expected = [(moved, "first_index"), (recategorised, "category"), (renamed, "name")]
     assert found == sorted(expected), run["findings"]
+
+
+def test_a_rewritten_head_column_of_any_length_is_named_in_a_short_finding(history, attack):
+    target = history.skills[2]
+    attack(
+        "UPDATE entity_heads SET name = repeat('x', 100000) "
+        "WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        t=history.tenant,
+        e=target,
+    )
+    run = history.audit("full")
+    (found,) = [f for f in _findings(run, "altered") if f.get("section") == "entity_heads"]
+    assert (found["entity_id"], found["field"]) == (target, "name")
+    assert found["detail"].endswith("the ledger says Rust") and len(found["detail"]) < 200
