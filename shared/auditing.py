@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -798,7 +799,8 @@ class Auditor:
 
         ``entity_ids`` None: every head (a full audit); else those entities' heads, and,
         given ``created_from``, every head created from that log index on (the entities an
-        incremental range created: read by first index, not looked up one by one).
+        incremental range created: read by first index, not looked up one by one) and any
+        whose first index is outside the log.
 
         A head whose current version the entries pass read and checked is compared with
         that version's summary (and, where version 1 lies before the range, with the
@@ -840,21 +842,28 @@ class Auditor:
         self._rules(rules)
 
     def _all_heads(self) -> Iterator[list[tuple[Any, ...]]]:
-        """Every head of the tenant, by the log index of its first version: one statement
-        per ``copyread.RANGE`` indexes (each inside the timeout, reading the heap in the
-        order it was written), then one for any head whose first index is outside the log
-        (never written by the registry, so found and checked all the same). No ORDER BY:
-        the ranges and that last statement partition the heads, whatever their order.
-        """
+        """Every head of the tenant: those created in the log by ranges of first index,
+        then any whose first index is outside it. No ORDER BY: the two partition the heads,
+        whatever their order."""
         size = tree.log_size(self.conn)
-        for low in range(0, size, copyread.RANGE):
-            high = min(size, low + copyread.RANGE)
+        yield from self._heads_created(0, size)
+        yield from self._heads_outside(size)
+
+    def _heads_created(self, start: int, end: int) -> Iterator[list[tuple[Any, ...]]]:
+        """Heads whose first index is in [start, end): one statement per ``copyread.RANGE``
+        indexes (each inside the timeout, reading the heap in the order it was written)."""
+        for low in range(start, end, copyread.RANGE):
+            high = min(end, low + copyread.RANGE)
             yield from copyread.copy_batches(
                 self.conn,
                 _HEADS + f" AND first_index >= {copyread.int_literal(low)} "
                 f"AND first_index < {copyread.int_literal(high)}",
                 _HEAD_COLUMNS,
             )
+
+    def _heads_outside(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        """Heads whose first index is outside a log of ``size`` entries (NULL, negative or
+        past it): never written by the registry, so found and checked all the same."""
         yield from copyread.copy_batches(
             self.conn,
             _HEADS + " AND (first_index IS NULL OR first_index < 0 "
@@ -878,21 +887,16 @@ class Auditor:
     def _some_heads(
         self, entity_ids: set[str], created_from: int | None
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """The heads of ``entity_ids``, plus any created from ``created_from`` on: those by
-        ranges of first index; the ids not found there (older entities, or a head whose
-        first index was rewritten) by id, ``_BY_ID`` at a time so that each lookup probes
-        the primary key."""
+        """The heads of ``entity_ids``, plus, given ``created_from``, those created from it
+        on and any outside the log (as in ``_all_heads``); the ids not found there (older
+        entities, or a head whose first index was rewritten) by id, ``_BY_ID`` at a time so
+        that each lookup probes the primary key."""
         seen: set[bytes] = set()
         if created_from is not None:
-            for low in range(created_from, tree.log_size(self.conn), copyread.RANGE):
-                for batch in copyread.copy_batches(
-                    self.conn,
-                    _HEADS + f" AND first_index >= {copyread.int_literal(low)} "
-                    f"AND first_index < {copyread.int_literal(low + copyread.RANGE)}",
-                    _HEAD_COLUMNS,
-                ):
-                    seen.update(head[3] for head in batch)
-                    yield batch
+            size = tree.log_size(self.conn)
+            for batch in chain(self._heads_created(created_from, size), self._heads_outside(size)):
+                seen.update(head[3] for head in batch)
+                yield batch
         rest = [i for i in entity_ids if i.encode() not in seen]
         found = self._by_ids(_HEADS + " AND entity_id = ANY(CAST(:ids AS uuid[]))", rest)
         yield [(*r[:3], r[3].encode(), *r[4:]) for r in found]
