@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from shared import entities
 from shared.auth import Principal
@@ -40,3 +42,20 @@ def fill(database_url: str) -> Callable[[str, int], list[str]]:
         ]
 
     return run
+
+
+@pytest.fixture
+def stored_leaves(superuser: Engine) -> Callable[[str], list[bytes]]:
+    """A tenant's ``leaf_hash`` column in index order, read as a superuser."""
+
+    def read(tenant: str) -> list[bytes]:
+        with superuser.connect() as conn:
+            return [
+                bytes(r[0])
+                for r in conn.execute(
+                    text("SELECT leaf_hash FROM log_entries WHERE tenant_id = :t ORDER BY idx"),
+                    {"t": tenant},
+                )
+            ]
+
+    return read

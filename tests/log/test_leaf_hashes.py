@@ -11,23 +11,14 @@ from shared.storage import copyread, tree
 from shared.storage.engine import database
 
 
-def _stored(superuser, tenant: str) -> list[bytes]:
-    with superuser.connect() as conn:
-        return [
-            bytes(r[0])
-            for r in conn.execute(
-                text("SELECT leaf_hash FROM log_entries WHERE tenant_id = :t ORDER BY idx"),
-                {"t": tenant},
-            )
-        ]
-
-
-def test_leaf_hashes_span_statements_in_index_order(superuser, tenant, database_url, monkeypatch):
+def test_leaf_hashes_span_statements_in_index_order(
+    superuser, tenant, database_url, monkeypatch, stored_leaves
+):
     seed_skills(superuser, tenant, 0, 50)
     monkeypatch.setattr(copyread, "RANGE", 7)  # many statements, the last one short
     with database().transaction(tenant) as conn:
-        assert tree.leaf_hashes(conn, 0, 50) == _stored(superuser, tenant)
-        assert tree.leaf_hashes(conn, 13, 29) == _stored(superuser, tenant)[13:29]
+        assert tree.leaf_hashes(conn, 0, 50) == stored_leaves(tenant)
+        assert tree.leaf_hashes(conn, 13, 29) == stored_leaves(tenant)[13:29]
 
 
 def test_a_missing_entry_is_a_log_gap(superuser, tenant, database_url):

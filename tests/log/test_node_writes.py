@@ -14,19 +14,13 @@ from shared.storage.engine import database
 
 
 def test_a_seal_written_in_many_statements_stores_every_node(
-    superuser, tenant, database_url, monkeypatch
+    superuser, tenant, database_url, monkeypatch, stored_leaves
 ):
     seed_skills(superuser, tenant, 0, 50)
     monkeypatch.setattr(copyread, "RANGE", 7)
     tlog.seal(tenant)
+    leaves = stored_leaves(tenant)
     with superuser.connect() as conn:
-        leaves = [
-            bytes(r[0])
-            for r in conn.execute(
-                text("SELECT leaf_hash FROM log_entries WHERE tenant_id = :t ORDER BY idx"),
-                {"t": tenant},
-            )
-        ]
         stored = {
             (int(r[0]), int(r[1])): bytes(r[2])
             for r in conn.execute(

@@ -47,18 +47,11 @@ def _reads(conn) -> int:
     )
 
 
-def test_seal_signs_a_checkpoint_that_matches_the_rfc_root(superuser, tenant, fill):
+def test_seal_signs_a_checkpoint_that_matches_the_rfc_root(tenant, fill, stored_leaves):
     fill(tenant, 7)
     sealed = tlog.seal(tenant)
     assert sealed.created and sealed.checkpoint.size == 7
-    with superuser.connect() as conn:
-        leaves = [
-            bytes(r[0])
-            for r in conn.execute(
-                text("SELECT leaf_hash FROM log_entries WHERE tenant_id = :t ORDER BY idx"),
-                {"t": tenant},
-            )
-        ]
+    leaves = stored_leaves(tenant)
     assert sealed.checkpoint.root == merkle.root_from_leaves(leaves)
     from shared import keys
 
@@ -135,19 +128,15 @@ def test_anchor_holds_every_checkpoint_write_once(tenant, fill):
     assert store.latest(tenant) == (first.size, first.note)
 
 
-def test_stored_tree_matches_recomputed_root_at_every_checkpoint(superuser, tenant, fill):
+def test_stored_tree_matches_recomputed_root_at_every_checkpoint(
+    superuser, tenant, fill, stored_leaves
+):
     sizes = []
     for n in (1, 2, 5, 1):
         fill(tenant, n)
         sizes.append(tlog.seal(tenant).checkpoint.size)
+    leaves = stored_leaves(tenant)
     with superuser.connect() as conn:
-        leaves = [
-            bytes(r[0])
-            for r in conn.execute(
-                text("SELECT leaf_hash FROM log_entries WHERE tenant_id = :t ORDER BY idx"),
-                {"t": tenant},
-            )
-        ]
         roots = dict(
             conn.execute(
                 text("SELECT size, root FROM checkpoints WHERE tenant_id = :t"), {"t": tenant}
