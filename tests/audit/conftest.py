@@ -64,6 +64,27 @@ def history(database_url: str, tenant: str) -> History:
 
 
 @pytest.fixture
+def entry_indices(superuser: Engine) -> Callable[[str, str], list[int]]:
+    """The log indexes of an entity's entries (versions and certificates) in order, read
+    as a superuser."""
+
+    def read(tenant: str, entity_id: str) -> list[int]:
+        with superuser.connect() as conn:
+            return [
+                int(r[0])
+                for r in conn.execute(
+                    text(
+                        "SELECT idx FROM log_entries WHERE tenant_id = :t "
+                        "AND entity_id = CAST(:e AS uuid) ORDER BY idx"
+                    ),
+                    {"t": tenant, "e": entity_id},
+                )
+            ]
+
+    return read
+
+
+@pytest.fixture
 def attack(superuser: Engine) -> Callable[..., None]:
     """Run SQL as a superuser with triggers and row-level security out of the way."""
 

@@ -16,29 +16,15 @@ from shared.integrity import merkle
 from shared.storage import copyread
 
 
-def _indices(superuser, tenant: str, entity_id: str) -> list[int]:
-    with superuser.connect() as conn:
-        return [
-            int(r[0])
-            for r in conn.execute(
-                text(
-                    "SELECT idx FROM log_entries WHERE tenant_id = :t "
-                    "AND entity_id = CAST(:e AS uuid) ORDER BY idx"
-                ),
-                {"t": tenant, "e": entity_id},
-            )
-        ]
-
-
 def _found(run, kind: str) -> list[tuple]:
     return [
         (f["entity_id"], f["version"], f["log_index"]) for f in run["findings"] if f["kind"] == kind
     ]
 
 
-def test_a_broken_link_is_chain_broken_in_a_full_audit(history, attack, superuser):
+def test_a_broken_link_is_chain_broken_in_a_full_audit(history, attack, entry_indices):
     amended = history.skills[0]
-    _, second = _indices(superuser, history.tenant, amended)
+    _, second = entry_indices(history.tenant, amended)
     attack(
         "UPDATE log_entries SET prev_digest = :d WHERE tenant_id = :t AND idx = :i",
         d=hashlib.sha256(b"forged").digest(),
@@ -94,9 +80,9 @@ def test_a_tampered_entry_deep_in_a_large_range_is_named(superuser, tenant, data
     assert run["summary"]["entries_verified"] == 5000
 
 
-def test_columns_of_another_length_are_altered_columns(history, attack, superuser):
-    _, second = _indices(superuser, history.tenant, history.skills[0])
-    (single,) = _indices(superuser, history.tenant, history.skills[2])
+def test_columns_of_another_length_are_altered_columns(history, attack, entry_indices):
+    _, second = entry_indices(history.tenant, history.skills[0])
+    (single,) = entry_indices(history.tenant, history.skills[2])
     attack(
         "UPDATE log_entries SET digest = substring(digest from 1 for 31) "
         "WHERE tenant_id = :t AND idx = :i",
@@ -140,10 +126,10 @@ def _forge(attack, tenant: str, index: int, body: bytes) -> None:
 
 
 def test_bytes_forged_with_their_hashes_are_named_by_what_they_contradict(
-    history, attack, superuser
+    history, attack, superuser, entry_indices
 ):
-    (renamed,) = _indices(superuser, history.tenant, history.skills[2])
-    _, amended = _indices(superuser, history.tenant, history.skills[0])
+    (renamed,) = entry_indices(history.tenant, history.skills[2])
+    _, amended = entry_indices(history.tenant, history.skills[0])
     with superuser.connect() as conn:
         bodies = dict(
             conn.execute(

@@ -9,22 +9,6 @@ from shared import auditing, entities, tlog
 from shared.integrity import canonical, digests, merkle, note
 
 
-def _indices(history, superuser, entity_id):
-    from sqlalchemy import text
-
-    with superuser.connect() as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT idx FROM log_entries WHERE tenant_id = :t AND entity_id = "
-                    "CAST(:e AS uuid) ORDER BY idx"
-                ),
-                {"t": history.tenant, "e": entity_id},
-            )
-        ]
-
-
 def _kinds(run):
     return sorted(f["kind"] for f in run["findings"])
 
@@ -37,9 +21,9 @@ def test_clean_log_has_no_findings(history):
 
 
 def test_updating_one_field_is_one_altered_finding_naming_section_and_field(
-    history, attack, superuser
+    history, attack, entry_indices
 ):
-    first = _indices(history, superuser, history.skills[2])[0]
+    first = entry_indices(history.tenant, history.skills[2])[0]
     attack(
         "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
         "'writes Rust', 'writes COBOL'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
@@ -56,11 +40,11 @@ def test_updating_one_field_is_one_altered_finding_naming_section_and_field(
     assert finding["version"] == 1
 
 
-def test_an_edit_that_also_rewrites_the_locators_is_still_altered(history, attack, superuser):
+def test_an_edit_that_also_rewrites_the_locators_is_still_altered(history, attack, entry_indices):
     """The packed section and field digests are locators kept beside the row, not part of the
     proof: rewriting them too (to garbage, or to another layout's bytes) cannot hide the edit,
     it only takes away the name of the field."""
-    first = _indices(history, superuser, history.skills[2])[0]
+    first = entry_indices(history.tenant, history.skills[2])[0]
     attack(
         "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
         "'writes Rust', 'writes COBOL'), 'UTF8'), field_hashes = '\\x01ffff'::bytea "
@@ -74,8 +58,8 @@ def test_an_edit_that_also_rewrites_the_locators_is_still_altered(history, attac
     ]
 
 
-def test_deleted_version_is_missing_at_its_index(history, attack, superuser):
-    index = _indices(history, superuser, history.skills[2])[0]
+def test_deleted_version_is_missing_at_its_index(history, attack, entry_indices):
+    index = entry_indices(history.tenant, history.skills[2])[0]
     attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = :i", t=history.tenant, i=index)
     run = history.audit("full")
     missing = [f for f in run["findings"] if f["kind"] == "missing"]
@@ -114,8 +98,8 @@ def test_forged_row_is_inserted(history, attack, superuser):
     assert size in [f["log_index"] for f in inserted]
 
 
-def test_swapped_indices_are_reordered(history, attack, superuser):
-    a, b = _indices(history, superuser, history.skills[0])[:2]
+def test_swapped_indices_are_reordered(history, attack, entry_indices):
+    a, b = entry_indices(history.tenant, history.skills[0])[:2]
     t = history.tenant
     attack("UPDATE log_entries SET idx = 999999999 WHERE tenant_id = :t AND idx = :a", t=t, a=a)
     attack("UPDATE log_entries SET idx = :a WHERE tenant_id = :t AND idx = :b", t=t, a=a, b=b)
@@ -126,8 +110,10 @@ def test_swapped_indices_are_reordered(history, attack, superuser):
     assert "altered" not in _kinds(run)
 
 
-def test_edited_digest_matching_edited_bytes_is_caught_by_the_tree(history, attack, superuser):
-    index = _indices(history, superuser, history.skills[2])[0]
+def test_edited_digest_matching_edited_bytes_is_caught_by_the_tree(
+    history, attack, superuser, entry_indices
+):
+    index = entry_indices(history.tenant, history.skills[2])[0]
     from sqlalchemy import text
 
     with superuser.connect() as conn:
@@ -212,8 +198,8 @@ def test_flipped_certificate_byte_is_certificate_invalid(history, attack, superu
     assert run["findings"][0]["log_index"] == index
 
 
-def test_entity_report_names_the_altered_field(history, attack, superuser):
-    first = _indices(history, superuser, history.skills[2])[0]
+def test_entity_report_names_the_altered_field(history, attack, entry_indices):
+    first = entry_indices(history.tenant, history.skills[2])[0]
     attack(
         "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
         "'\"Rust\"', '\"Rusty\"'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
