@@ -2,15 +2,18 @@
 path under cProfile on a fresh database (embedded unless DATABASE_URL is set) and prints the
 top functions by own time, by cumulative time, and the SQL statements it sent (each one a round
 trip to the database). NAME: create (entities.create, the path behind POST /registry/...),
-batch (entities.create_batch), audit (a full audit), incremental (an incremental audit),
-proofs (inclusion + consistency proofs from the database), export (the CSV report).
-For a server process, use py-spy (bench/requirements.txt): ``py-spy record --pid PID``."""
+http (POST /registry/skills through functions-framework's Flask app, without a socket), batch
+(entities.create_batch), audit (a full audit), incremental (an incremental audit), proofs
+(inclusion + consistency proofs from the database), export (the CSV report).
+For a server, use py-spy (bench/requirements.txt): ``py-spy record --subprocesses --gil --pid
+PID`` (gunicorn serves from a child of the process functions-framework starts)."""
 
 from __future__ import annotations
 
 import argparse
 import cProfile
 import io
+import json
 import pstats
 import sys
 import time
@@ -20,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def _count_statements() -> Counter[str]:
@@ -58,6 +62,26 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
     def create_run() -> None:
         for i, body in enumerate(state["bodies"]):
             entities.create(state["who"], "skills", body, f"p-{i}")
+
+    def http_setup() -> None:
+        import functions_framework
+
+        from bench.http import _token
+
+        create_setup()
+        state["bodies"] = [json.dumps(body).encode() for body in state["bodies"]]
+        app = functions_framework.create_app("registry", str(ROOT / "main.py"))
+        state["client"] = app.test_client()
+        state["headers"] = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {_token(f'ph-{uuid.uuid4().hex[:8]}')}",
+        }
+
+    def http_run() -> None:
+        for body in state["bodies"]:
+            response = state["client"].post("/skills", data=body, headers=state["headers"])
+            if response.status_code != 201:
+                raise RuntimeError(f"{response.status_code} {response.data[:300]!r}")
 
     def batch_run() -> None:
         entities.create_batch(state["who"], "skills", state["bodies"], "p")
@@ -108,6 +132,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
 
     return {
         "create": (create_setup, create_run, size),
+        "http": (http_setup, http_run, size),
         "batch": (create_setup, batch_run, size),
         "audit": (audit_setup, lambda: auditing.run(state["auditor"], {"mode": "full"}), size),
         "incremental": (
@@ -123,7 +148,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "name", choices=["create", "batch", "audit", "incremental", "proofs", "export"]
+        "name", choices=["create", "http", "batch", "audit", "incremental", "proofs", "export"]
     )
     parser.add_argument("--size", type=int, default=1_000)
     parser.add_argument("--top", type=int, default=15)

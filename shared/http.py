@@ -32,8 +32,7 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.integrity import canonical
-from shared.logs import configure, request_line, trace_field
-from shared.storage.engine import db_time
+from shared.logs import configure, db_time, request_line, trace_field
 
 MAX_BODY = 1024 * 1024
 log = configure().getChild("http")

@@ -11,11 +11,16 @@ import json
 import logging
 import os
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
 _handler: _StdoutHandler | None = None
+
+# Seconds spent in the database by the current request (Server-Timing, request lines); kept
+# here, not with the engine, so that importing the http helper does not load SQLAlchemy.
+db_time: ContextVar[float] = ContextVar("db_time", default=0.0)
 
 
 class JsonFormatter(logging.Formatter):

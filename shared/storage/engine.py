@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
@@ -26,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.config import APP_ROLE, Settings, settings
 from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.logs import db_time
 from shared.storage.urls import pg8000_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,10 +61,6 @@ def is_unavailable(exc: BaseException) -> bool:
 def sqlstate(exc: BaseException) -> str | None:
     """The PostgreSQL SQLSTATE of a driver error, if it has one."""
     return _sqlstate(exc)
-
-
-# Seconds spent in the database by the current request (Server-Timing, request logs).
-db_time: ContextVar[float] = ContextVar("db_time", default=0.0)
 
 
 def time_queries(engine: Engine) -> None:
