@@ -210,3 +210,57 @@ def test_entity_report_names_the_altered_field(history, attack, entry_indices):
     assert [(f["kind"], f["section"], f["field"]) for f in report["findings"]] == [
         ("altered", "identity", "name")
     ]
+
+
+def _amend_times(history, entity_id: str, current: int, times: int) -> None:
+    for n in range(current - 1, current - 1 + times):
+        doc = entities.amend(
+            history.author,
+            "skills",
+            entity_id,
+            {"description": f"writes Go, take {n}", "amendment_reason": "rewrite"},
+            f'"v{n + 1}"',
+            f"r-{n}",
+        )
+        assert doc.version == n + 2
+
+
+def test_entity_report_reads_every_entry_in_a_fixed_number_of_queries(
+    history, attack, entry_indices
+):
+    from sqlalchemy import event
+
+    from shared.storage.engine import database
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, params, context, many):
+        statements.append(statement)
+
+    def counted(entity_id: str) -> tuple[dict, int]:
+        statements.clear()
+        event.listen(database().engine, "before_cursor_execute", record)
+        try:
+            return auditing.entity_report(history.auditor, "skills", entity_id), len(statements)
+        finally:
+            event.remove(database().engine, "before_cursor_execute", record)
+
+    go = history.skills[1]  # certified: versions 1 and 2, and the certificate
+    few, few_count = counted(go)
+    _amend_times(history, go, 2, 4)
+    tlog.seal(history.tenant)
+    indices = entry_indices(history.tenant, go)
+    many, many_count = counted(go)
+    assert (many["entries"], many["sealed"]) == (few["entries"] + 4, len(indices))
+    assert few["findings"] == [] and many["findings"] == []
+    assert many_count == few_count  # not two more statements per entry
+    # the stored leaf of the fourth entry rewritten: named at that index, not another
+    attack(
+        "UPDATE log_nodes SET hash = sha256(hash) WHERE tenant_id = :t AND level = 0 AND idx = :i",
+        t=history.tenant,
+        i=indices[3],
+    )
+    report, _ = counted(go)
+    assert [
+        (f["kind"], f["entity_id"], f["version"], f["log_index"]) for f in report["findings"]
+    ] == [("altered", go, 3, indices[3])]
