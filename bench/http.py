@@ -97,7 +97,8 @@ def plain_command(port: int) -> list[str]:
     return [sys.executable, "-m", "bench.plain_app", "--port", str(port)]
 
 
-def _token(tenant: str) -> str:
+def author_token(tenant: str) -> str:
+    """A local token for an author of ``tenant``, valid for an hour."""
     from shared.auth import LocalTokens
     from shared.config import settings
 
@@ -161,7 +162,7 @@ class _Side:
         self.cpu = 0.0
 
     def run(self, clients: int) -> float:
-        token = _token(f"h-{uuid.uuid4().hex[:10]}" if self.fresh_tenant else "plain")
+        token = author_token(f"h-{uuid.uuid4().hex[:10]}" if self.fresh_tenant else "plain")
         before = cpu_seconds(self.proc.pid)
         wall, latencies = _load(self.port, "/skills", self.bodies, clients, token)
         self.cpu += cpu_seconds(self.proc.pid) - before
@@ -191,7 +192,7 @@ def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any
                 stack.enter_context(server(command(port), port, "/healthz", **SHIPPED_ENV)),
                 port,
             )
-            _load(port, "/skills", warm, clients, _token(f"w-{uuid.uuid4().hex[:10]}"))
+            _load(port, "/skills", warm, clients, author_token(f"w-{uuid.uuid4().hex[:10]}"))
         for n in sizes:
             product = _Side(*procs["product"], True, bodies[n])
             baseline = _Side(*procs["baseline"], False, bodies[n])

@@ -66,7 +66,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
     def http_setup() -> None:
         import functions_framework
 
-        from bench.http import _token
+        from bench.http import author_token
 
         create_setup()
         state["bodies"] = [json.dumps(body).encode() for body in state["bodies"]]
@@ -74,7 +74,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
         state["client"] = app.test_client()
         state["headers"] = {
             "Content-Type": "application/json",
-            "Authorization": f"Bearer {_token(f'ph-{uuid.uuid4().hex[:8]}')}",
+            "Authorization": f"Bearer {author_token(f'ph-{uuid.uuid4().hex[:8]}')}",
         }
 
     def http_run() -> None:
