@@ -535,24 +535,21 @@ class Auditor:
 
     def stored_leaves(self, start: int, end: int) -> dict[int, bytes]:
         """The stored level-0 hashes of [start, end) that are there, by index."""
-        result = self.conn.execute(
-            text(
-                "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
-                "AND level = 0 AND idx >= :start AND idx < :end"
-            ),
-            {"start": start, "end": end},
-        ).all()
-        self.rows_read += len(result)
-        return {int(r[0]): bytes(r[1]) for r in result}
+        return self._leaves("idx >= :start AND idx < :end", {"start": start, "end": end})
 
     def stored_leaves_at(self, indices: Iterable[int]) -> dict[int, bytes]:
         """The stored level-0 hashes of these indexes that are there, by index, in one query."""
+        return self._leaves(
+            "idx = ANY(CAST(:indices AS bigint[]))", {"indices": _array(str(i) for i in indices)}
+        )
+
+    def _leaves(self, which: str, params: dict[str, Any]) -> dict[int, bytes]:
         result = self.conn.execute(
             text(
                 "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
-                "AND level = 0 AND idx = ANY(CAST(:indices AS bigint[]))"
+                f"AND level = 0 AND {which}"
             ),
-            {"indices": _array(str(i) for i in indices)},
+            params,
         ).all()
         self.rows_read += len(result)
         return {int(r[0]): bytes(r[1]) for r in result}
