@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from shared import auditing, certification, entities, tlog
@@ -94,3 +95,26 @@ def attack(superuser: Engine) -> Callable[..., None]:
             conn.execute(text(sql), params)
 
     return run
+
+
+@pytest.fixture
+def sent_statements() -> Callable[[], AbstractContextManager[list[str]]]:
+    """A context manager giving the statements the application's engine sends while it is
+    open, in order."""
+
+    @contextmanager
+    def recording() -> Iterator[list[str]]:
+        from shared.storage.engine import database
+
+        sent: list[str] = []
+
+        def record(conn, cursor, statement, params, context, many) -> None:
+            sent.append(statement)
+
+        event.listen(database().engine, "before_cursor_execute", record)
+        try:
+            yield sent
+        finally:
+            event.remove(database().engine, "before_cursor_execute", record)
+
+    return recording

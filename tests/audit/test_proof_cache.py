@@ -21,25 +21,14 @@ def _root(history) -> bytes:
     return tlog.latest_checkpoint(history.auditor).root
 
 
-def test_cached_proofs_equal_stored_ones_and_skip_the_database(history):
+def test_cached_proofs_equal_stored_ones_and_skip_the_database(history, sent_statements):
     first, _ = _proof(history, 1)
     size = first["tree_size"]
     proof = [base64.b64decode(h) for h in first["proof"]]
     leaf = base64.b64decode(first["leaf_hash"])
     assert verify_inclusion(leaf, 1, size, proof, _root(history))
-    queries: list[str] = []
-    from sqlalchemy import event
-
-    from shared.storage.engine import database
-
-    def record(conn, cursor, statement, params, context, many):
-        queries.append(statement)
-
-    event.listen(database().engine, "before_cursor_execute", record)
-    try:
+    with sent_statements() as queries:
         again, _ = _proof(history, 1)
-    finally:
-        event.remove(database().engine, "before_cursor_execute", record)
     assert again == first
     assert not any("plant_nodes" in q for q in queries), queries
 

@@ -226,24 +226,12 @@ def _amend_times(history, entity_id: str, current: int, times: int) -> None:
 
 
 def test_entity_report_reads_every_entry_in_a_fixed_number_of_queries(
-    history, attack, entry_indices
+    history, attack, entry_indices, sent_statements
 ):
-    from sqlalchemy import event
-
-    from shared.storage.engine import database
-
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, params, context, many):
-        statements.append(statement)
-
     def counted(entity_id: str) -> tuple[dict, int]:
-        statements.clear()
-        event.listen(database().engine, "before_cursor_execute", record)
-        try:
-            return auditing.entity_report(history.auditor, "skills", entity_id), len(statements)
-        finally:
-            event.remove(database().engine, "before_cursor_execute", record)
+        with sent_statements() as sent:
+            report = auditing.entity_report(history.auditor, "skills", entity_id)
+        return report, len(sent)
 
     go = history.skills[1]  # certified: versions 1 and 2, and the certificate
     few, few_count = counted(go)
