@@ -74,6 +74,84 @@ def bench_bulk(count: int) -> dict[str, Any]:
     )
 
 
+LARGE_START = 10_000_000  # seeded bodies from here on: names no seeded tenant holds yet
+
+
+def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
+    """Batches of ``count`` new skills into a tenant of ``size``-odd entries, a CHECKPOINT
+    before each: the registry's time-ordered ids (``shared.ids``) into the seeded tenant the
+    proofs and audits read (run after them: it holds their increments too), against the same
+    batches given random version-4 ids, into a tenant of as many entries seeded with random
+    ids throughout (as the registry made them before). A fresh tenant, as ``bench_bulk``
+    uses, has empty indexes and cannot show the difference: three are keyed by the tenant,
+    then the entity id."""
+    from unittest import mock
+
+    from bench.proofs import TENANT_PREFIX
+    from shared import entities
+    from shared.auth import Principal
+
+    eng = superuser()
+    ordered = seed.tenant_name(TENANT_PREFIX, size)
+    if _log_size(eng, ordered) is None:
+        seed.seeded_tenant(TENANT_PREFIX, size)
+    held = _log_size(eng, ordered) or size
+    scattered = seed.seeded_tenant("bulk", held, random_ids=True)
+    made = iter(range(LARGE_START, LARGE_START + 1_000 * count, count))
+    wal: dict[str, list[float]] = {ordered: [], scattered: []}
+
+    def batch(tenant: str) -> Any:
+        author = Principal("bench", tenant, frozenset({"author"}))
+
+        def create() -> None:
+            bodies = seed.skill_bodies(seed.SEED, count, start=next(made))
+            entities.create_batch(author, "skills", bodies, "b")
+
+        def run() -> float:
+            with eng.connect() as conn:
+                conn.execute(text("CHECKPOINT"))
+                before = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
+            if tenant == ordered:
+                took = common.timed(create)
+            else:
+                with mock.patch.object(entities, "new_entity_id", uuid.uuid4):
+                    took = common.timed(create)
+            with eng.connect() as conn:
+                written = conn.execute(
+                    text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :before)"),
+                    {"before": before},
+                ).scalar_one()
+            wal[tenant].append(float(written) / 1e6)
+            return took
+
+        return run
+
+    product, baseline = common.interleaved(batch(ordered), batch(scattered))
+    eng.dispose()
+    median = {k: common.stats(v)["median"] for k, v in wal.items()}
+    return common.result(
+        f"bulk create of {count:,} skills into a tenant of {held:,} entries",
+        common.side(product, count, "entities/s", "create_batch, time-ordered ids (shared.ids)"),
+        common.side(
+            baseline, count, "entities/s", "the same, random version-4 ids (a tenant of them)"
+        ),
+        operations=count,
+        details=[
+            f"WAL a batch writes (median): {median[ordered]:.1f} MB with time-ordered ids, "
+            f"{median[scattered]:.1f} MB with random ones",
+            "a CHECKPOINT before each batch: the first change to an index page after one "
+            "writes the whole page to the WAL",
+        ],
+    )
+
+
+def _log_size(eng: Any, tenant: str) -> int | None:
+    with eng.connect() as conn:
+        return conn.execute(
+            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
+        ).scalar()
+
+
 def _indexed_copy(count: int) -> Any:
     """A timed run that COPYs the rows the registry writes for the first ``count`` seeded
     skills (``seed.encoded_rows``: the bodies ``bench_bulk`` creates) into ``bench_entries``

@@ -65,6 +65,12 @@ def _audit(quick: bool) -> list[dict[str, Any]]:
     return bench_audit(20_000 if quick else 1_000_000, 2_000 if quick else 10_000)
 
 
+def _bulk_large(quick: bool) -> list[dict[str, Any]]:
+    from bench.bulk import bench_bulk_large
+
+    return [bench_bulk_large(20_000 if quick else 1_000_000, 1_000 if quick else 10_000)]
+
+
 def _export(quick: bool) -> list[dict[str, Any]]:
     from bench.export import bench_export
 
@@ -84,7 +90,8 @@ def _crypto(quick: bool) -> list[dict[str, Any]]:
     return [bench_checkpoint(count), *bench_certificates(count)]
 
 
-# In run order: proofs before audit (the incremental audit appends to the shared tenant).
+# In run order: proofs before audit (the incremental audit appends to the shared tenant), and
+# bulk_large after both (it adds its batches to that tenant).
 BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "append": _append,
     "append_proxy": _append_proxy,
@@ -93,6 +100,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "export": _export,
     "proofs": _proofs,
     "audit": _audit,
+    "bulk_large": _bulk_large,
     "coldstart": _coldstart,
     "crypto": _crypto,
 }

@@ -23,8 +23,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from shared import ids
+
 SEED = 9162
 CREATED_AT = "2026-01-01T00:00:00.000Z"
+_CREATED_MS = 1_767_225_600_000  # CREATED_AT in Unix milliseconds
 
 _ADJECTIVES = (
     "applied", "secure", "distributed", "regulated", "clinical", "financial", "embedded",
@@ -66,11 +69,19 @@ def skill_bodies(seed: int, count: int, start: int = 0) -> list[dict[str, Any]]:
     return [skill_body(seed, i) for i in range(start, start + count)]
 
 
-def entity_id(seed: int, i: int) -> str:
-    return str(uuid.UUID(int=_rng(seed ^ 0x5EED, i).getrandbits(128), version=4))
+def entity_id(seed: int, i: int, random_ids: bool = False) -> str:
+    """The i-th skill's id, shaped as the registry makes them (``shared.ids``): made one
+    millisecond after the one before, from ``CREATED_AT`` on; or, given ``random_ids``, a
+    random version-4 id, as the registry made them before."""
+    rng = _rng(seed ^ 0x5EED, i)
+    if random_ids:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return str(ids.uuid7(_CREATED_MS + i, rng.getrandbits(ids.RANDOM_BITS)))
 
 
-def encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[Any, ...]]:
+def encoded_rows(
+    tenant: str, seed: int, start: int, count: int, random_ids: bool = False
+) -> list[tuple[Any, ...]]:
     """The stored form of skills ``start``..``start+count-1``: what ``entities.create`` would
     have written, with fixed timestamps and request ids."""
     from shared import documents
@@ -86,7 +97,7 @@ def encoded_rows(tenant: str, seed: int, start: int, count: int) -> list[tuple[A
     for i in range(start, start + count):
         fields, _, problems = inputs.check_write(kind, skill_body(seed, i), current=None)
         assert not problems, problems
-        ident = entity_id(seed, i)
+        ident = entity_id(seed, i, random_ids)
         change = Change(
             tenant, ident, 1, "draft", CREATED_AT, CREATED_AT, None, "created", "seed",
             f"seed-{i}", "create", passed,
@@ -116,11 +127,13 @@ def _copy_lines(rows: list[tuple[Any, ...]]) -> bytes:
     return "".join("\t".join(_copy_text(v) for v in row) + "\n" for row in rows).encode()
 
 
-def copy_chunk(tenant: str, seed: int, start: int, count: int) -> tuple[bytes, bytes, int]:
+def copy_chunk(
+    tenant: str, seed: int, start: int, count: int, random_ids: bool = False
+) -> tuple[bytes, bytes, int]:
     """COPY payloads (log entries, entity heads) of skills ``start``..``start+count-1``."""
     entries, heads = [], []
     for i, ident, body, digest, leaf, fields, name, category, key in encoded_rows(
-        tenant, seed, start, count
+        tenant, seed, start, count, random_ids
     ):
         entries.append(
             (tenant, i, "version", "skill", ident, 1, body, digest, leaf, None, fields, "seed")
@@ -163,19 +176,26 @@ def _copy(superuser: Engine, tenant: str, chunk: tuple[bytes, bytes, int]) -> No
 CHUNK = 10_000
 
 
-def write_skills(superuser: Engine, tenant: str, start: int, count: int, seed: int = SEED) -> None:
+def write_skills(
+    superuser: Engine,
+    tenant: str,
+    start: int,
+    count: int,
+    seed: int = SEED,
+    random_ids: bool = False,
+) -> None:
     """Append skills ``start``..``start+count-1`` to ``tenant``'s log (which must hold exactly
     ``start`` entries). Large counts are encoded on every core while this process inserts."""
     chunks = [(s, min(CHUNK, start + count - s)) for s in range(start, start + count, CHUNK)]
     if len(chunks) <= 2:
         for s, n in chunks:
-            _copy(superuser, tenant, copy_chunk(tenant, seed, s, n))
+            _copy(superuser, tenant, copy_chunk(tenant, seed, s, n, random_ids))
         return
     workers = max(1, os.cpu_count() or 1)
     pending: deque[Future[tuple[bytes, bytes, int]]] = deque()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         for s, n in chunks:
-            pending.append(pool.submit(copy_chunk, tenant, seed, s, n))
+            pending.append(pool.submit(copy_chunk, tenant, seed, s, n, random_ids))
             if len(pending) > 2 * workers:  # bounded look-ahead: memory stays flat
                 _copy(superuser, tenant, pending.popleft().result())
         while pending:  # in order: indices must stay contiguous
@@ -192,19 +212,24 @@ def analyze(superuser: Engine) -> None:
         conn.commit()
 
 
-def seeded_tenant(prefix: str, size: int, seed: int = SEED) -> str:
+def tenant_name(prefix: str, size: int, seed: int = SEED, random_ids: bool = False) -> str:
+    """The name ``seeded_tenant`` gives the tenant it seeds."""
+    return f"{prefix}-s{seed}-n{size}" + ("-v4" if random_ids else "")
+
+
+def seeded_tenant(prefix: str, size: int, seed: int = SEED, random_ids: bool = False) -> str:
     """A tenant named after its contents holding ``size`` seeded skills (created once per
     database: a second call with the same arguments finds it)."""
     from bench.db import superuser as superuser_engine
 
-    tenant = f"{prefix}-s{seed}-n{size}"
+    tenant = tenant_name(prefix, size, seed, random_ids)
     eng = superuser_engine()
     with eng.connect() as conn:
         have = conn.execute(
             text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
         ).scalar()
     if have is None:
-        write_skills(eng, tenant, 0, size, seed)
+        write_skills(eng, tenant, 0, size, seed, random_ids)
         analyze(eng)
     elif have != size:
         raise RuntimeError(f"{tenant} holds {have} entries, not {size}")

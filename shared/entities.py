@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from shared.errors import (
     PreconditionRequired,
     ValidationFailed,
 )
+from shared.ids import new_entity_id
 from shared.integrity import canonical, digests
 from shared.kinds import KINDS, MAX_REASON, TYPE_TO_SLUG, Kind, kind_for, parse_uuid
 from shared.rules import inputs
@@ -280,7 +280,7 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
     fields, _, problems = inputs.check_write(kind, body, current=None)
     if any(p.field == "" for p in problems):
         raise _invalid(problems)
-    entity_id = str(uuid.uuid4())
+    entity_id = str(new_entity_id())
     usable = _usable(kind, fields, problems)
     refs: dict[str, Ref] = {}
     pins: dict[str, int] = {}
@@ -369,7 +369,7 @@ def create_batch(
 
     def encoded() -> Iterator[ledger.NewEntity]:  # on the ledger's helper thread, as needed
         for fields, _, _ in checked:
-            entity_id = uuid.uuid4()
+            entity_id = new_entity_id()
             item = ledger.NewEntity(
                 entity_id,
                 documents.encode(documents.build(kind, fields, change, str(entity_id))),
