@@ -201,3 +201,24 @@ def test_an_encoding_failure_mid_batch_writes_nothing(
     with pytest.raises(RuntimeError, match="encoder broke"):
         entities.create_batch(_author(tenant), "skills", _skills(40), "r")
     assert _log(superuser, tenant) == []
+
+
+def test_a_batch_needs_no_temporary_privilege_from_public(database_url, tenant, superuser):
+    """A hardened database revokes TEMPORARY from PUBLIC: the application role's own grant
+    (migration 0009) still lets a batch stage its items."""
+    from shared.storage.engine import database
+
+    with superuser.connect() as conn:
+        name = conn.execute(text("SELECT current_database()")).scalar_one()
+
+    def as_superuser(statement: str) -> None:
+        with superuser.begin() as conn:
+            conn.execute(text(statement))
+
+    as_superuser(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+    try:
+        database().engine.dispose()  # the right is checked when a session first needs it
+        made = entities.create_batch(_author(tenant), "skills", _skills(3), "r")
+        assert [m["log_index"] for m in made] == [0, 1, 2]
+    finally:
+        as_superuser(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC')
