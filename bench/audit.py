@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -26,6 +30,43 @@ from bench.proofs import sealed_tenant
 FULL_TARGET = 10.0  # seconds at 1,000,000 entries (issue #7)
 FULL_RATIO_TARGET = 2.0
 INCREMENTAL_TARGET = 1.0  # seconds for 10,000 new entries
+ROOT = Path(__file__).resolve().parents[1]
+
+_PEAK_RSS = """
+import re, sys
+from shared import auditing
+from shared.auth import Principal
+if sys.argv[1]:
+    run, _ = auditing.run(Principal("bench", sys.argv[1], frozenset({"auditor"})), {"mode": "full"})
+    assert run["findings"] == [], run["findings"][:3]
+with open("/proc/self/status") as status:
+    print(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+"""
+
+
+def _peak_rss(tenant: str | None) -> float:
+    """Peak RSS in MB of a fresh process that runs one full audit of ``tenant`` (None: that
+    only imports what it would), as the audit function runs it: alone in its process. Read
+    from VmHWM, the high-water mark of the process's own memory (``ru_maxrss`` would count
+    the parent's, which a child holds between fork and exec)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, tenant or ""],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return int(done.stdout.split()[-1]) / 1024
+
+
+def _function_memory(name: str) -> str:
+    """A function's ``memory`` in terraform/main.tf (what Cloud Run gives it)."""
+    found = re.search(
+        rf'^\s*{name}\s*=\s*{{[^}}]*memory\s*=\s*"([^"]+)"',
+        (ROOT / "terraform" / "main.tf").read_text(),
+        re.MULTILINE,
+    )
+    return found.group(1) if found else "unknown"
 
 
 def _copy_and_hash(tenant: str, start: int, end: int) -> float:
@@ -112,6 +153,7 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
             lambda: _copy_and_hash(tenant, 0, size),
             lambda: _read_and_hash(tenant, 0, size),
         )
+    peak, bare = _peak_rss(tenant), _peak_rss(None)
     phases = ", ".join(
         f"{label} {statistics.median(spent[name]):.2f} s"
         for name, label in (("entries", "entries pass"), ("heads_and_rules", "heads and rules"))
@@ -127,6 +169,10 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
                 f"median {rows_floor['median']:.2f} s (ratio "
                 f"{prod['median'] / rows_floor['median']:.2f} against it)",
                 f"medians of the audit's phases: {phases}",
+                f"peak RSS of one full audit in a process of its own: {peak:.0f} MB "
+                f"({bare:.0f} MB with the same imports and no audit: "
+                f"{(peak - bare) * 1e6 / size:.0f} bytes an entry); the audit function has "
+                f"{_function_memory('audit')} (terraform/main.tf)",
             ],
             targets=[
                 *(
