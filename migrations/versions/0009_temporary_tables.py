@@ -18,29 +18,30 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-UPGRADE = """
+
+def _where_allowed(statement: str, otherwise: str = "NULL;") -> str:
+    """A DO block that runs ``statement`` (``%I`` naming the current database) when the
+    migrating user may grant TEMPORARY on it, and ``otherwise`` when not."""
+    return f"""
 DO $$
 BEGIN
   IF has_database_privilege(current_user, current_database(), 'TEMPORARY WITH GRANT OPTION')
   THEN
-    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO plant_app', current_database());
+    EXECUTE format('{statement}', current_database());
   ELSE
-    RAISE WARNING 'bulk creates need GRANT TEMPORARY ON DATABASE % TO plant_app; '
-                  'run it as the database owner (% may not grant it)',
-      current_database(), current_user;
+    {otherwise}
   END IF;
 END $$;
 """
 
-DOWNGRADE = """
-DO $$
-BEGIN
-  IF has_database_privilege(current_user, current_database(), 'TEMPORARY WITH GRANT OPTION')
-  THEN
-    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM plant_app', current_database());
-  END IF;
-END $$;
-"""
+
+UPGRADE = _where_allowed(
+    "GRANT TEMPORARY ON DATABASE %I TO plant_app",
+    "RAISE WARNING 'bulk creates need GRANT TEMPORARY ON DATABASE % TO plant_app; '\n"
+    "                  'run it as the database owner (% may not grant it)',\n"
+    "      current_database(), current_user;",
+)
+DOWNGRADE = _where_allowed("REVOKE TEMPORARY ON DATABASE %I FROM plant_app")
 
 
 def upgrade() -> None:
