@@ -93,9 +93,9 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
 
     eng = superuser()
     ordered = seed.tenant_name(TENANT_PREFIX, size)
-    if _log_size(eng, ordered) is None:
+    if seed.log_size(eng, ordered) is None:
         seed.seeded_tenant(TENANT_PREFIX, size)
-    held = _log_size(eng, ordered) or size
+    held = seed.log_size(eng, ordered) or size
     scattered = seed.seeded_tenant("bulk", held, random_ids=True)
     made = iter(range(LARGE_START, LARGE_START + 1_000 * count, count))
     wal: dict[str, list[float]] = {ordered: [], scattered: []}
@@ -143,13 +143,6 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
             "writes the whole page to the WAL",
         ],
     )
-
-
-def _log_size(eng: Any, tenant: str) -> int | None:
-    with eng.connect() as conn:
-        return conn.execute(
-            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
-        ).scalar()
 
 
 def _indexed_copy(count: int) -> Any:

@@ -212,6 +212,14 @@ def analyze(superuser: Engine) -> None:
         conn.commit()
 
 
+def log_size(superuser: Engine, tenant: str) -> int | None:
+    """How many entries ``tenant``'s log holds; None for a tenant never written."""
+    with superuser.connect() as conn:
+        return conn.execute(
+            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
+        ).scalar()
+
+
 def tenant_name(prefix: str, size: int, seed: int = SEED, random_ids: bool = False) -> str:
     """The name ``seeded_tenant`` gives the tenant it seeds."""
     return f"{prefix}-s{seed}-n{size}" + ("-v4" if random_ids else "")
@@ -224,10 +232,7 @@ def seeded_tenant(prefix: str, size: int, seed: int = SEED, random_ids: bool = F
 
     tenant = tenant_name(prefix, size, seed, random_ids)
     eng = superuser_engine()
-    with eng.connect() as conn:
-        have = conn.execute(
-            text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
-        ).scalar()
+    have = log_size(eng, tenant)
     if have is None:
         write_skills(eng, tenant, 0, size, seed, random_ids)
         analyze(eng)
