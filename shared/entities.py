@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared import documents, lifecycle
+from shared import collector, documents, lifecycle
 from shared.auth import Principal
 from shared.documents import Change
 from shared.errors import (
@@ -320,6 +320,13 @@ def create_batch(
     with one move of the log counter. Returns, per item in order, its id, version, log index
     and digest (the full documents are one GET away).
     """
+    with collector.paused():  # its items live until it ends: nothing for the collector
+        return _create_batch(principal, slug, bodies, request_id)
+
+
+def _create_batch(
+    principal: Principal, slug: str, bodies: Any, request_id: str
+) -> list[dict[str, Any]]:
     principal.require("author")
     kind = resolve_kind(slug)
     if not isinstance(bodies, list) or not bodies:
