@@ -60,14 +60,17 @@ def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(
     assert os.environ["DATABASE_URL"] == database_url
 
 
+# The database's access list, as text (``plant_app=T/...`` once 0009 granted TEMPORARY).
+_ACL = "SELECT CAST(datacl AS text) FROM pg_database WHERE datname = current_database()"
+
+
 def test_a_migrating_user_who_may_not_grant_temporary_is_told_what_to_run(superuser):
     """0009 grants TEMPORARY to plant_app only where the migrating user may; anyone else is
     warned with the grant to run, and nothing changes."""
     upgrade = migrate.migration_module("0009_temporary_tables").UPGRADE
-    acl = "SELECT CAST(datacl AS text) FROM pg_database WHERE datname = current_database()"
     with superuser.connect() as conn:  # rolled back at the end, the role with it
         conn.execute(text("CREATE ROLE plant_test_no_grant"))
-        before = conn.execute(text(acl)).scalar_one()
+        before = conn.execute(text(_ACL)).scalar_one()
         notices = conn.connection.dbapi_connection.notices
         notices.clear()
         conn.execute(text("SET ROLE plant_test_no_grant"))
@@ -79,12 +82,10 @@ def test_a_migrating_user_who_may_not_grant_temporary_is_told_what_to_run(superu
             f"bulk creates need GRANT TEMPORARY ON DATABASE {database} TO plant_app; "
             "run it as the database owner (plant_test_no_grant may not grant it)"
         ]
-        assert conn.execute(text(acl)).scalar_one() == before
+        assert conn.execute(text(_ACL)).scalar_one() == before
 
 
 def test_the_application_role_holds_temporary_by_its_own_grant(superuser):
     with superuser.connect() as conn:
-        acl = conn.execute(
-            text("SELECT CAST(datacl AS text) FROM pg_database WHERE datname = current_database()")
-        ).scalar_one()
+        acl = conn.execute(text(_ACL)).scalar_one()
     assert "plant_app=T/" in acl
