@@ -100,7 +100,8 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
     made = iter(range(LARGE_START, LARGE_START + 1_000 * count, count))
     wal: dict[str, list[float]] = {ordered: [], scattered: []}
 
-    def batch(tenant: str) -> Any:
+    def batch(tenant: str, new_id: Any) -> Any:
+        """Timed batches into ``tenant``, their ids drawn from ``new_id``."""
         author = Principal("bench", tenant, frozenset({"author"}))
 
         def create() -> None:
@@ -111,11 +112,8 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
             with eng.connect() as conn:
                 conn.execute(text("CHECKPOINT"))
                 before = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
-            if tenant == ordered:
+            with mock.patch.object(entities, "new_entity_id", new_id):
                 took = common.timed(create)
-            else:
-                with mock.patch.object(entities, "new_entity_id", uuid.uuid4):
-                    took = common.timed(create)
             with eng.connect() as conn:
                 written = conn.execute(
                     text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :before)"),
@@ -126,7 +124,9 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
 
         return run
 
-    product, baseline = common.interleaved(batch(ordered), batch(scattered))
+    product, baseline = common.interleaved(
+        batch(ordered, entities.new_entity_id), batch(scattered, uuid.uuid4)
+    )
     eng.dispose()
     median = {k: common.stats(v)["median"] for k, v in wal.items()}
     return common.result(
