@@ -259,6 +259,28 @@ class RootBuilder:
             level += 1
         self._stack.extend(reversed(leftovers))
 
+    def subtrees(self) -> list[tuple[int, bytes]]:
+        """The perfect subtrees the leaves so far make, largest first: (level, hash)."""
+        return list(self._stack)
+
+    def extend_subtrees(self, subtrees: Sequence[tuple[int, bytes]]) -> bool:
+        """The next leaves given as another builder's ``subtrees`` of them (built from no
+        leaves), taken as ``extend`` of those leaves would take them. That holds only when
+        each subtree starts on a multiple of its own width here; where one would not,
+        nothing changes and the answer is False (then ``extend`` the leaves instead)."""
+        size = self.size
+        for level, _ in subtrees:
+            if size % (1 << level):
+                return False
+            size += 1 << level
+        for level, digest in subtrees:
+            while self._stack and self._stack[-1][0] == level:
+                digest = node_hash(self._stack.pop()[1], digest)
+                level += 1
+            self._stack.append((level, digest))
+        self.size = size
+        return True
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT
