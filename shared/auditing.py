@@ -11,6 +11,7 @@ certificates and rules. Work and reads are proportional to the range plus O(log 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import uuid
 from collections import defaultdict
@@ -24,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shared import anchors, documents, entities, keys, tlog
+from shared import anchors, documents, entities, keys, scan_pool, tlog
 from shared.auth import Principal
 from shared.config import settings
 from shared.errors import (
@@ -276,7 +277,6 @@ class Auditor:
         self.findings: list[Finding] = []
         self.rows_read = 0
         self.entries_verified = 0
-        self.keyring = keys.keyring()
         self.reported: set[int] = set()  # indices already named by a finding
         # entity id -> _Summary of its newest version read so far: all the chains, heads
         # and rules need of it
@@ -284,11 +284,20 @@ class Auditor:
         # entities whose versions were not read in order, one after the other: their
         # chains are checked as a whole after the entries pass
         self.irregular: set[str] = set()
+        # set while scanning one range for another process: the first version read of each
+        # entity, whose link to the versions before the range that process checks
+        self.opening: scan_pool.Opening | None = None
+
+    @functools.cached_property
+    def keyring(self) -> keys.Keyring:
+        return keys.keyring()
 
     def add(self, kind: str, detail: str, **where: Any) -> None:
-        finding = Finding(kind, self.tenant, detail, **where)
+        self._note(Finding(kind, self.tenant, detail, **where))
+
+    def _note(self, finding: Finding) -> None:
         self.findings.append(finding)
-        if finding.log_index is not None and kind != "rule_violation":
+        if finding.log_index is not None and finding.kind != "rule_violation":
             self.reported.add(finding.log_index)
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -372,13 +381,26 @@ class Auditor:
         kept: list[Row] = []
         mismatched: list[tuple[Row, bytes]] = []
         moved_from: dict[bytes, int] = {}  # stored leaf -> index, where bytes and tree disagree
+        step = copyread.RANGE
+        ranges = [(low, min(low + step, size)) for low in range(start, size, step)]
+        cfg = settings()
         intact = True
-        for low in range(start, size, copyread.RANGE):
-            high = min(low + copyread.RANGE, size)
-            builds = builder if intact else None
-            intact = self._range(low, high, builds, kept, mismatched, moved_from) and intact
-            if progress:
-                progress(high - start, size - start)
+        if cfg.audit_workers > 1 and len(ranges) > 1 and size - start >= cfg.audit_parallel_from:
+            snapshot = self.conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            parts = scan_pool.scanned(
+                self.tenant, snapshot, ranges, set(self.reported), cfg.audit_workers
+            )
+            for part in parts:
+                builds = builder if intact else None
+                intact = self.merge(part, builds, kept, mismatched, moved_from) and intact
+                if progress:
+                    progress(part.high - start, size - start)
+        else:
+            for low, high in ranges:
+                builds = builder if intact else None
+                intact = self._range(low, high, builds, kept, mismatched, moved_from) and intact
+                if progress:
+                    progress(high - start, size - start)
         self.classify(mismatched, moved_from)
         self.rows_read += reader.rows_read
         # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
@@ -390,11 +412,86 @@ class Auditor:
             )
         return kept
 
+    def scan(self, low: int, high: int, reported: set[int]) -> scan_pool.Scanned:
+        """Entries [low, high) scanned for an audit in another process, which merges what
+        is found (``merge``); ``reported`` are the indices it has already named."""
+        self.reported = set(reported)
+        self.opening = {}
+        leaves: list[bytes] = []
+        kept: list[Row] = []
+        mismatched: list[tuple[Row, bytes]] = []
+        moved_from: dict[bytes, int] = {}
+        intact = self._range(low, high, leaves, kept, mismatched, moved_from)
+        own = merkle.RootBuilder(tree.DbNodes(self.conn), 0)
+        own.extend(leaves)
+        return scan_pool.Scanned(
+            low,
+            high,
+            intact,
+            b"".join(leaves),
+            own.subtrees(),
+            self.findings,
+            kept,
+            mismatched,
+            moved_from,
+            self.latest,
+            self.opening,
+            self.irregular,
+            self.rows_read,
+            self.entries_verified,
+        )
+
+    def merge(
+        self,
+        part: scan_pool.Scanned,
+        builder: merkle.RootBuilder | None,
+        kept: list[Row],
+        mismatched: list[tuple[Row, bytes]],
+        moved_from: dict[bytes, int],
+    ) -> bool:
+        """A range another process scanned, taken in as if read here, after the ranges
+        before it: each entity's first version in it is linked to the newest read before
+        (as ``_version`` links one read here), then its findings, rows and summaries join
+        these. Returns what ``_range`` would have."""
+        latest, irregular, findings = self.latest, self.irregular, part.findings
+        done = 0
+        for entity_id, (version, prev_digest, index, kind, position) in part.opening.items():
+            for finding in findings[done:position]:  # those found before it, in order
+                self._note(finding)
+            done = position
+            if entity_id not in irregular:
+                self._link(kind, entity_id, version, prev_digest, index, latest.get(entity_id))
+        for finding in findings[done:]:
+            self._note(finding)
+        # entities read before this range: a first version 1 in it follows nothing of theirs
+        # (what ``_link`` makes of it), and the newer summary wins
+        seen = part.latest.keys() & latest.keys()
+        newer = {}
+        for entity_id in seen:
+            if entity_id not in part.opening:
+                irregular.add(entity_id)
+            known, summary = latest[entity_id], part.latest[entity_id]
+            newer[entity_id] = (*summary[:8], known[8]) if summary[1] > known[1] else known
+        irregular |= part.irregular
+        latest.update(part.latest)
+        latest.update(newer)
+        kept.extend(part.kept)
+        mismatched.extend(part.mismatched)
+        moved_from.update(part.moved_from)
+        self.rows_read += part.rows_read
+        self.entries_verified += part.entries_verified
+        if not part.intact or builder is None:
+            return False
+        if not builder.extend_subtrees(part.subtrees):
+            leaves = part.leaves
+            builder.extend([leaves[at : at + 32] for at in range(0, len(leaves), 32)])
+        return True
+
     def _range(
         self,
         low: int,
         high: int,
-        builder: merkle.RootBuilder | None,
+        builder: merkle.RootBuilder | list[bytes] | None,
         kept: list[Row],
         mismatched: list[tuple[Row, bytes]],
         moved_from: dict[bytes, int],
@@ -635,16 +732,11 @@ class Auditor:
         known = self.latest.get(entity_id)
         if entity_id in self.irregular:
             pass  # ``chains`` checks it as a whole
-        elif known is None:
-            if version != 1:
-                self.irregular.add(entity_id)
-            elif prev_digest is not None:
-                self._chain_broken(kind, entity_id, version, index)
-        elif known[1] == version - 1:
-            if prev_digest != known[2]:
-                self._chain_broken(kind, entity_id, version, index)
+        elif known is None and self.opening is not None:
+            if version != 1 or prev_digest is not None:  # for ``merge``, in finding order
+                self.opening[entity_id] = (version, prev_digest, index, kind, len(self.findings))
         else:
-            self.irregular.add(entity_id)
+            self._link(kind, entity_id, version, prev_digest, index, known)
         if known is None or version > known[1]:
             status = _NAMES.setdefault(doc.lifecycle.status, doc.lifecycle.status)
             kind = _NAMES.setdefault(kind, kind)  # one string per kind, not per entity
@@ -657,6 +749,29 @@ class Auditor:
                 index, version, digest, status, kind, relations, doc.identity.name, category, first
             )  # fmt: skip
         return None
+
+    def _link(
+        self,
+        kind: str,
+        entity_id: str,
+        version: int,
+        prev_digest: bytes | None,
+        index: int,
+        known: _Summary | None,
+    ) -> None:
+        """A version read after ``known``, the newest read of its entity: it must follow it
+        and link to its digest (a first version links to nothing); any other order marks the
+        entity ``irregular``, for ``chains`` to check as a whole."""
+        if known is None:
+            if version != 1:
+                self.irregular.add(entity_id)
+            elif prev_digest is not None:
+                self._chain_broken(kind, entity_id, version, index)
+        elif known[1] == version - 1:
+            if prev_digest != known[2]:
+                self._chain_broken(kind, entity_id, version, index)
+        else:
+            self.irregular.add(entity_id)
 
     def _chain_broken(self, kind: str, entity_id: str, version: int, index: int) -> None:
         self.add(

@@ -53,6 +53,10 @@ class Settings:
     db_private_ip: bool = False
     db_pool_size: int = 8
     db_statement_timeout_ms: int = 15000
+    # A full audit's entries pass: processes that scan its ranges side by side (1: in the
+    # request's own process), from this many entries up (fewer do not repay the start-up).
+    audit_workers: int = 2
+    audit_parallel_from: int = 262144
     # The Cloud SQL Admin API the connector asks for certificates (tests point it at a fake).
     sqladmin_api_endpoint: str | None = None
     # Identity.
@@ -95,6 +99,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         db_private_ip=_flag(env.get("DB_PRIVATE_IP")),
         db_pool_size=_int(env, "PLANT_DB_POOL_SIZE", 8),
         db_statement_timeout_ms=_int(env, "PLANT_DB_STATEMENT_TIMEOUT_MS", 15000),
+        audit_workers=_int(env, "PLANT_AUDIT_WORKERS", 2),
+        audit_parallel_from=_int(env, "PLANT_AUDIT_PARALLEL_FROM", 262144),
         sqladmin_api_endpoint=env.get("PLANT_SQLADMIN_API_ENDPOINT") or None,
         token_issuer=env.get("PLANT_TOKEN_ISSUER") or "plant-local",
         token_audience=env.get("PLANT_TOKEN_AUDIENCE") or "plant-registry",
@@ -114,6 +120,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
 
 
 def _check(settings: Settings) -> None:
+    if settings.audit_workers < 1:
+        raise ConfigurationError("PLANT_AUDIT_WORKERS must be at least 1")
     if settings.is_cloud:
         if not (settings.instance_connection_name or settings.database_url):
             raise ConfigurationError("cloud mode needs INSTANCE_CONNECTION_NAME or DATABASE_URL")

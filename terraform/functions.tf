@@ -35,7 +35,7 @@ resource "google_cloudfunctions2_function" "function" {
     timeout_seconds                  = 540
     max_instance_count               = 20
     max_instance_request_concurrency = 8
-    available_cpu                    = "1"
+    available_cpu                    = each.value.cpu
     ingress_settings                 = var.ingress
     service_account_email            = google_service_account.function[each.key].email
     vpc_connector                    = var.vpc_connector
@@ -50,6 +50,7 @@ resource "google_cloudfunctions2_function" "function" {
         DB_IAM_USER                   = local.db_users[each.key]
         DB_PRIVATE_IP                 = "1"
         PLANT_DB_POOL_SIZE            = "8"
+        PLANT_AUDIT_WORKERS           = each.value.cpu
         THREADS                       = "8"
         PLANT_TRUST_PLATFORM_IDENTITY = "1"
         PLANT_TOKEN_AUDIENCE          = "${var.name_prefix}-${each.key}"

@@ -1,14 +1,16 @@
 # Every function of main.py, and what each may do. One line per function: adding a function
 # to main.py means adding it here (tests/deploy/test_terraform.py checks both directions).
 # The audit's memory: a full audit holds a summary of each of the tenant's entities, ~500 bytes
-# each as measured at 1,000,000 (bench/audit.py), so 2Gi holds about 4,000,000.
+# each as measured at 1,000,000 (bench/audit.py), so 2Gi holds about 4,000,000. Its two
+# vCPUs are for the full audit's entries pass, scanned by two worker processes (one core
+# each: hashing and checking is Python work); PLANT_AUDIT_WORKERS follows cpu.
 locals {
   functions = {
-    registry = { entry_point = "registry", memory = "512Mi", signs = false, anchors = "none" }
-    log      = { entry_point = "log", memory = "512Mi", signs = true, anchors = "write" }
-    certify  = { entry_point = "certify", memory = "512Mi", signs = true, anchors = "write" }
-    audit    = { entry_point = "audit", memory = "2Gi", signs = true, anchors = "write" }
-    export   = { entry_point = "export", memory = "1Gi", signs = true, anchors = "write" }
+    registry = { entry_point = "registry", memory = "512Mi", cpu = "1", signs = false, anchors = "none" }
+    log      = { entry_point = "log", memory = "512Mi", cpu = "1", signs = true, anchors = "write" }
+    certify  = { entry_point = "certify", memory = "512Mi", cpu = "1", signs = true, anchors = "write" }
+    audit    = { entry_point = "audit", memory = "2Gi", cpu = "2", signs = true, anchors = "write" }
+    export   = { entry_point = "export", memory = "1Gi", cpu = "1", signs = true, anchors = "write" }
   }
 
   # Cloud SQL IAM database user names: the service account email without ".gserviceaccount.com".

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from shared.storage.urls import pg8000_url
 F = TypeVar("F", bound=Callable[..., Any])
 
 # SQLSTATEs that mean "the database cannot serve this now", not "the request is wrong".
+# What pg_export_snapshot() returns: hex transaction and snapshot numbers, e.g. 00000003-0000001B-1
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]+")
 _UNAVAILABLE = {"57014", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
 
@@ -225,16 +228,23 @@ class Database:
         self.engine = engine
 
     @contextmanager
-    def transaction(self, tenant: str, *, snapshot: bool = False) -> Iterator[Connection]:
+    def transaction(
+        self, tenant: str, *, snapshot: bool = False, shared_snapshot: str | None = None
+    ) -> Iterator[Connection]:
         """One transaction with ``plant.tenant`` set; commits on success, rolls back on error.
 
         ``snapshot`` makes it a read-only REPEATABLE READ transaction, so a long export sees
-        one consistent state. Driver errors meaning the database is unavailable become
-        ServiceUnavailable (503).
+        one consistent state; ``shared_snapshot`` (what ``pg_export_snapshot()`` returned in
+        another such transaction, still open) makes it see that transaction's state exactly.
+        Driver errors meaning the database is unavailable become ServiceUnavailable (503).
         """
+        if shared_snapshot is not None and not _SNAPSHOT_ID.fullmatch(shared_snapshot):
+            raise ValueError("not an exported snapshot's identifier")
         with _unavailable_is_503(), self.engine.begin() as conn:
-            if snapshot:
+            if snapshot or shared_snapshot is not None:
                 conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            if shared_snapshot is not None:  # SET takes no parameters: checked just above
+                conn.execute(text(f"SET TRANSACTION SNAPSHOT '{shared_snapshot}'"))
             conn.execute(
                 text("SELECT set_config('plant.tenant', :tenant, true)"), {"tenant": tenant}
             )
