@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from sqlalchemy import text
 from bench import common, seed
 from bench.db import superuser
 from bench.proofs import sealed_tenant
+from shared.config import settings
 
 FULL_TARGET = 10.0  # seconds at 1,000,000 entries (issue #7)
 FULL_RATIO_TARGET = 2.0
@@ -33,7 +35,7 @@ INCREMENTAL_TARGET = 1.0  # seconds for 10,000 new entries
 ROOT = Path(__file__).resolve().parents[1]
 
 _PEAK_RSS = """
-import re, sys
+import re, resource, sys
 from shared import auditing
 from shared.auth import Principal
 if sys.argv[1]:
@@ -41,14 +43,16 @@ if sys.argv[1]:
     assert run["findings"] == [], run["findings"][:3]
 with open("/proc/self/status") as status:
     print(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
-def _peak_rss(tenant: str | None) -> float:
+def _peak_rss(tenant: str | None) -> tuple[float, float]:
     """Peak RSS in MB of a fresh process that runs one full audit of ``tenant`` (None: that
     only imports what it would), as the audit function runs it: alone in its process. Read
     from VmHWM, the high-water mark of the process's own memory (``ru_maxrss`` would count
-    the parent's, which a child holds between fork and exec)."""
+    the parent's, which a child holds between fork and exec); and the largest of its worker
+    processes' (``ru_maxrss`` of its children: spawned early, while it is still small)."""
     done = subprocess.run(
         [sys.executable, "-c", _PEAK_RSS, tenant or ""],
         capture_output=True,
@@ -56,7 +60,8 @@ def _peak_rss(tenant: str | None) -> float:
         check=True,
         cwd=ROOT,
     )
-    return int(done.stdout.split()[-1]) / 1024
+    own, children = done.stdout.split()[-2:]
+    return int(own) / 1024, int(children) / 1024
 
 
 def _function_memory(name: str) -> str:
@@ -147,13 +152,29 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
         assert run["findings"] == [], run["findings"][:3]
         return took
 
+    def alone() -> float:
+        """The same audit in one process (the entries pass not handed to workers); its
+        phases are not among those reported."""
+        os.environ["PLANT_AUDIT_WORKERS"] = "1"
+        settings.cache_clear()
+        try:
+            return full()
+        finally:
+            del os.environ["PLANT_AUDIT_WORKERS"]
+            settings.cache_clear()
+            for times in spent.values():
+                times.pop()
+
+    cfg = settings()
+    workers = cfg.audit_workers if size >= cfg.audit_parallel_from else 1
     with _phases(("entries", "heads_and_rules")) as spent:
-        prod, base, rows_floor = common.interleaved(
+        prod, base, rows_floor, single = common.interleaved(
             full,
             lambda: _copy_and_hash(tenant, 0, size),
             lambda: _read_and_hash(tenant, 0, size),
+            alone,
         )
-    peak, bare = _peak_rss(tenant), _peak_rss(None)
+    (peak, worker), (bare, _) = _peak_rss(tenant), _peak_rss(None)
     phases = ", ".join(
         f"{label} {statistics.median(spent[name]):.2f} s"
         for name, label in (("entries", "entries pass"), ("heads_and_rules", "heads and rules"))
@@ -168,10 +189,20 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
                 "the same read with pg8000 rows, 5,000 a query: "
                 f"median {rows_floor['median']:.2f} s (ratio "
                 f"{prod['median'] / rows_floor['median']:.2f} against it)",
+                (
+                    f"entries pass scanned by {workers} worker processes"
+                    if workers > 1
+                    else "entries pass in the audit's own process"
+                )
+                + f" (PLANT_AUDIT_WORKERS={cfg.audit_workers}, from "
+                f"{cfg.audit_parallel_from:,} entries); the same audit in one process: median "
+                f"{single['median']:.2f} s ({single['min']:.2f}-{single['max']:.2f})",
                 f"medians of the audit's phases: {phases}",
                 f"peak RSS of one full audit in a process of its own: {peak:.0f} MB "
                 f"({bare:.0f} MB with the same imports and no audit: "
-                f"{(peak - bare) * 1e6 / size:.0f} bytes an entry); the audit function has "
+                f"{(peak - bare) * 1e6 / size:.0f} bytes an entry)"
+                + (f", its largest worker {worker:.0f} MB" if workers > 1 else "")
+                + "; the audit function has "
                 f"{_function_memory('audit')} (terraform/main.tf)",
             ],
             targets=[
