@@ -63,25 +63,34 @@ def test_a_clean_log_is_clean_from_workers(history, workers):
     assert len(workers) == 3
 
 
-def _forge_link(history, attack, entry_indices):
-    second = entry_indices(history.tenant, history.skills[0])[1]  # in the range after v1
+def _relink(history, attack, entry_indices, digest: bytes | None) -> set[str]:
+    """The first skill's version 2 (in the range after its version 1) linked to ``digest``."""
+    second = entry_indices(history.tenant, history.skills[0])[1]
     attack(
         "UPDATE log_entries SET prev_digest = :d WHERE tenant_id = :t AND idx = :i",
-        d=hashlib.sha256(b"forged").digest(),
+        d=digest,
         t=history.tenant,
         i=second,
     )
     return {"chain_broken"}
+
+
+def _forge_link(history, attack, entry_indices):
+    return _relink(history, attack, entry_indices, hashlib.sha256(b"forged").digest())
 
 
 def _drop_link(history, attack, entry_indices):
-    second = entry_indices(history.tenant, history.skills[0])[1]
-    attack(
-        "UPDATE log_entries SET prev_digest = NULL WHERE tenant_id = :t AND idx = :i",
-        t=history.tenant,
-        i=second,
-    )
-    return {"chain_broken"}
+    return _relink(history, attack, entry_indices, None)
+
+
+def _swap(attack, tenant: str, a: int, b: int) -> None:
+    """Entries ``a`` and ``b`` trade log indexes."""
+    for sql, params in (
+        ("UPDATE log_entries SET idx = 999999999 WHERE tenant_id = :t AND idx = :a", {"a": a}),
+        ("UPDATE log_entries SET idx = :a WHERE tenant_id = :t AND idx = :b", {"a": a, "b": b}),
+        ("UPDATE log_entries SET idx = :b WHERE tenant_id = :t AND idx = 999999999", {"b": b}),
+    ):
+        attack(sql, t=tenant, **params)
 
 
 def _edit_field(history, attack, entry_indices):
@@ -103,10 +112,7 @@ def _delete_version(history, attack, entry_indices):
 
 def _swap_versions(history, attack, entry_indices):
     a, b = entry_indices(history.tenant, history.skills[0])[:2]  # in two ranges
-    t = history.tenant
-    attack("UPDATE log_entries SET idx = 999999999 WHERE tenant_id = :t AND idx = :a", t=t, a=a)
-    attack("UPDATE log_entries SET idx = :a WHERE tenant_id = :t AND idx = :b", t=t, a=a, b=b)
-    attack("UPDATE log_entries SET idx = :b WHERE tenant_id = :t AND idx = 999999999", t=t, b=b)
+    _swap(attack, history.tenant, a, b)
     return {"reordered"}
 
 
@@ -202,9 +208,7 @@ def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, supe
     never a completed audit of the ranges that were read."""
     os.environ["PLANT_AUDIT_WORKERS"] = "2"
     config.settings.cache_clear()
-    from shared.storage.engine import database as warm
-
-    warm().ping()  # this process keeps its engine; spawned workers read the broken URL
+    database().ping()  # this process keeps its engine; spawned workers read the broken URL
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     try:
         with pytest.raises(ServiceUnavailable, match="database is unavailable"):
@@ -243,13 +247,7 @@ def test_versions_sealed_out_of_order_are_found_alike(history, attack, workers):
     third = _amend(history, target, 2)
     assert third // 2 != second // 2  # two ranges
     t = history.tenant
-    attack(
-        "UPDATE log_entries SET idx = 999999999 WHERE tenant_id = :t AND idx = :a", t=t, a=second
-    )
-    attack(
-        "UPDATE log_entries SET idx = :a WHERE tenant_id = :t AND idx = :b", t=t, a=second, b=third
-    )
-    attack("UPDATE log_entries SET idx = :b WHERE tenant_id = :t AND idx = 999999999", t=t, b=third)
+    _swap(attack, t, second, third)
     tlog.seal(t)
     alone, pooled = _both(history, workers)
     assert "reordered" in {f["kind"] for f in alone}, alone
