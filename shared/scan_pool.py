@@ -12,6 +12,7 @@ threads and open connections.
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +45,17 @@ class Scanned:
     irregular: set[str]
     rows_read: int
     entries_verified: int
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The summaries (most of what goes back: one per entity) as ``marshal`` bytes,
+        which it writes about 3x faster than pickle; pickle takes the rest."""
+        state = dict(self.__dict__)
+        state["latest"] = marshal.dumps(self.latest)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["latest"] = marshal.loads(state["latest"])  # noqa: S302 (our own worker's)
+        self.__dict__.update(state)
 
 
 def scan(tenant: str, snapshot: str, low: int, high: int, reported: set[int]) -> Scanned:
