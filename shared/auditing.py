@@ -384,23 +384,22 @@ class Auditor:
         step = copyread.RANGE
         ranges = [(low, min(low + step, size)) for low in range(start, size, step)]
         cfg = settings()
-        intact = True
+        # each range's end and how it is taken in: scanned here, or merged from a worker
+        steps: Iterator[tuple[int, Callable[..., bool]]]
         if cfg.audit_workers > 1 and len(ranges) > 1 and size - start >= cfg.audit_parallel_from:
             snapshot = self.conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
             parts = scan_pool.scanned(
                 self.tenant, snapshot, ranges, set(self.reported), cfg.audit_workers
             )
-            for part in parts:
-                builds = builder if intact else None
-                intact = self.merge(part, builds, kept, mismatched, moved_from) and intact
-                if progress:
-                    progress(part.high - start, size - start)
+            steps = ((part.high, functools.partial(self.merge, part)) for part in parts)
         else:
-            for low, high in ranges:
-                builds = builder if intact else None
-                intact = self._range(low, high, builds, kept, mismatched, moved_from) and intact
-                if progress:
-                    progress(high - start, size - start)
+            steps = ((high, functools.partial(self._range, low, high)) for low, high in ranges)
+        intact = True
+        for high, take in steps:
+            builds = builder if intact else None
+            intact = take(builds, kept, mismatched, moved_from) and intact
+            if progress:
+                progress(high - start, size - start)
         self.classify(mismatched, moved_from)
         self.rows_read += reader.rows_read
         # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
@@ -415,7 +414,7 @@ class Auditor:
     def scan(self, low: int, high: int, reported: set[int]) -> scan_pool.Scanned:
         """Entries [low, high) scanned for an audit in another process, which merges what
         is found (``merge``); ``reported`` are the indices it has already named."""
-        self.reported = set(reported)
+        self.reported = reported
         self.opening = {}
         leaves: list[bytes] = []
         kept: list[Row] = []

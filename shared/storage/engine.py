@@ -31,9 +31,9 @@ from shared.storage.urls import pg8000_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# SQLSTATEs that mean "the database cannot serve this now", not "the request is wrong".
 # What pg_export_snapshot() returns: hex transaction and snapshot numbers, e.g. 00000003-0000001B-1
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]+")
+# SQLSTATEs that mean "the database cannot serve this now", not "the request is wrong".
 _UNAVAILABLE = {"57014", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
 

@@ -206,15 +206,12 @@ def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, supe
     """Workers that cannot reach the database: the run is marked failed and the worker's
     503 raised in the audit's process (what the caller gets from an unreachable database),
     never a completed audit of the ranges that were read."""
-    os.environ["PLANT_AUDIT_WORKERS"] = "2"
+    monkeypatch.setenv("PLANT_AUDIT_WORKERS", "2")
     config.settings.cache_clear()
     database().ping()  # this process keeps its engine; spawned workers read the broken URL
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-    try:
-        with pytest.raises(ServiceUnavailable, match="database is unavailable"):
-            auditing.run(history.auditor, {"mode": "full"})
-    finally:
-        del os.environ["PLANT_AUDIT_WORKERS"]
+    with pytest.raises(ServiceUnavailable, match="database is unavailable"):
+        auditing.run(history.auditor, {"mode": "full"})
     with superuser.connect() as conn:
         status = conn.execute(
             text(
