@@ -202,6 +202,18 @@ class _Rules:
             self.checks.append((entity_id, kind, status, version, relations))
 
 
+class _RuleCalls:
+    """``_Rules.current`` as a worker sees it: the calls made, for the audit to make again
+    in order."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.made: list[tuple[Any, ...]] = []
+
+    def current(self, *args: Any) -> None:
+        self.made.append(args)
+
+
 _BY_ID = 1000  # heads looked up by id per statement
 
 _NAMES: dict[str, str] = {}  # kinds, statuses, categories: shared by the summaries
@@ -271,9 +283,12 @@ def _entity_rows(conn: Connection, entity_id: str) -> list[Row]:
 class Auditor:
     """Collects findings for one tenant over one range of the log."""
 
-    def __init__(self, conn: Connection, tenant: str) -> None:
+    def __init__(
+        self, conn: Connection, tenant: str, workers: scan_pool.Workers | None = None
+    ) -> None:
         self.conn = conn
         self.tenant = tenant
+        self.workers = workers  # processes the long passes may be handed to
         self.findings: list[Finding] = []
         self.rows_read = 0
         self.entries_verified = 0
@@ -287,10 +302,26 @@ class Auditor:
         # set while scanning one range for another process: the first version read of each
         # entity, whose link to the versions before the range that process checks
         self.opening: scan_pool.Opening | None = None
+        # set when the entries pass ran in workers from index 0: each range's summaries as
+        # they came, for the heads pass to hand on; and the entities read in several ranges
+        self.packed: list[bytes] | None = None
+        self.shared: set[str] = set()
 
     @functools.cached_property
     def keyring(self) -> keys.Keyring:
         return keys.keyring()
+
+    @functools.cached_property
+    def snapshot(self) -> str:
+        """This transaction's snapshot, exported for the workers to read in."""
+        return str(self.conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+
+    def _pool_for(self, ranges: int, entries: int) -> scan_pool.Workers | None:
+        """The workers a pass over this many ranges and entries is handed to, if any."""
+        workers = self.workers
+        if workers is None or workers.count < 2 or ranges < 2:
+            return None
+        return workers if entries >= settings().audit_parallel_from else None
 
     def add(self, kind: str, detail: str, **where: Any) -> None:
         self._note(Finding(kind, self.tenant, detail, **where))
@@ -383,13 +414,13 @@ class Auditor:
         moved_from: dict[bytes, int] = {}  # stored leaf -> index, where bytes and tree disagree
         step = copyread.RANGE
         ranges = [(low, min(low + step, size)) for low in range(start, size, step)]
-        cfg = settings()
         # each range's end and how it is taken in: scanned here, or merged from a worker
         steps: Iterator[tuple[int, Callable[..., bool]]]
-        if cfg.audit_workers > 1 and len(ranges) > 1 and size - start >= cfg.audit_parallel_from:
-            snapshot = self.conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+        workers = self._pool_for(len(ranges), size - start)
+        if workers is not None:
+            self.packed = [] if start == 0 else None
             parts = scan_pool.scanned(
-                self.tenant, snapshot, ranges, set(self.reported), cfg.audit_workers
+                workers, self.tenant, self.snapshot, ranges, set(self.reported)
             )
             steps = ((part.high, functools.partial(self.merge, part)) for part in parts)
         else:
@@ -465,6 +496,9 @@ class Auditor:
         # entities read before this range: a first version 1 in it follows nothing of theirs
         # (what ``_link`` makes of it), and the newer summary wins
         seen = part.latest.keys() & latest.keys()
+        self.shared |= seen
+        if self.packed is not None:
+            self.packed.append(part.packed)
         newer = {}
         for entity_id in seen:
             if entity_id not in part.opening:
@@ -929,35 +963,29 @@ class Auditor:
         A head whose current version the entries pass read and checked is compared with
         that version's summary (and, where version 1 lies before the range, with the
         ledger's index of it); the others (outside the audited range, or pointing
-        elsewhere) are compared with the ledger read again.
+        elsewhere) are compared with the ledger read again. After an entries pass in the
+        workers, they check the heads too, range by range, in the same order.
         """
+        rules = _Rules(_referenced(self.latest.values()))
+        uncovered: list[_Head] = []
+        first_unread: list[tuple[_Head, _Summary]] = []  # version 1 before the range
+        heads_rows: Iterable[list[tuple[Any, ...]]]
         if entity_ids is None:
-            heads_rows: Iterable[list[tuple[Any, ...]]] = self._all_heads()
+            size = tree.log_size(self.conn)
+            done = 0
+            if self.packed:
+                done = self._heads_in_workers(size, rules, uncovered, first_unread)
+            # by ranges of first index, then any outside the log: no ORDER BY, the two
+            # partition the heads whatever their order
+            heads_rows = chain(self._heads_created(done, size), self._heads_outside(size))
         elif not entity_ids:
             return
         else:
             heads_rows = self._some_heads(entity_ids, created_from)
-        rules = _Rules(_referenced(self.latest.values()))
-        uncovered: list[_Head] = []
-        first_unread: list[tuple[_Head, _Summary]] = []  # version 1 before the range
-        latest, reported = self.latest, self.reported
         for batch in heads_rows:
             self.rows_read += len(batch)
             for head in batch:
-                log_index, raw_id, status = head[1], head[3], head[5]
-                entity_id = raw_id.decode()
-                if log_index in reported:
-                    continue
-                known = latest.get(entity_id)
-                if known is None or known[0] != log_index:
-                    uncovered.append((*head[:3], entity_id, *head[4:]))
-                    continue
-                if known[8] is None:
-                    first_unread.append(((*head[:3], entity_id, *head[4:]), known))
-                else:
-                    self._head_summary(entity_id, head, known, known[8])
-                if known[5] is not None or entity_id in rules.wanted:
-                    rules.current(entity_id, known[4], status, known[1], known[5])
+                self._head(head, rules, uncovered, first_unread)
         if first_unread:  # amended in the range: where version 1 is, from the ledger
             bounds = self._version_bounds({head[3] for head, _ in first_unread})
             for head, known in first_unread:
@@ -965,13 +993,112 @@ class Auditor:
         self._uncovered(uncovered, rules)
         self._rules(rules)
 
-    def _all_heads(self) -> Iterator[list[tuple[Any, ...]]]:
-        """Every head of the tenant: those created in the log by ranges of first index,
-        then any whose first index is outside it. No ORDER BY: the two partition the heads,
-        whatever their order."""
-        size = tree.log_size(self.conn)
-        yield from self._heads_created(0, size)
-        yield from self._heads_outside(size)
+    def _head(
+        self,
+        head: tuple[Any, ...],
+        rules: _Rules | _RuleCalls,
+        uncovered: list[_Head],
+        first_unread: list[tuple[_Head, _Summary]],
+    ) -> None:
+        """One head as read: checked against the summary of the version it points at, or
+        set aside for what needs the ledger again (``uncovered``, ``first_unread``)."""
+        log_index = head[1]
+        if log_index in self.reported:
+            return
+        entity_id = head[3].decode()
+        known = self.latest.get(entity_id)
+        if known is None or known[0] != log_index:
+            uncovered.append((*head[:3], entity_id, *head[4:]))
+            return
+        if known[8] is None:
+            first_unread.append(((*head[:3], entity_id, *head[4:]), known))
+        else:
+            self._head_summary(entity_id, head, known, known[8])
+        if known[5] is not None or entity_id in rules.wanted:
+            rules.current(entity_id, known[4], head[5], known[1], known[5])
+
+    def _heads_in_workers(
+        self,
+        size: int,
+        rules: _Rules,
+        uncovered: list[_Head],
+        first_unread: list[tuple[_Head, _Summary]],
+    ) -> int:
+        """The heads of the ranges the entries pass scanned in the workers, checked there
+        against each range's summaries and taken in here in the order they were read (the
+        ranges as ``_heads_created`` makes them). Returns the first index not covered."""
+        step, packed = copyread.RANGE, self.packed or []
+        ranges = [
+            (low, min(low + step, size), part)
+            for low, part in zip(range(0, size, step), packed, strict=False)
+        ]
+        workers = self._pool_for(len(ranges), size)
+        if workers is None:
+            return 0
+        parts = scan_pool.heads_checked(
+            workers,
+            self.tenant,
+            self.snapshot,
+            ranges,
+            self.shared,
+            rules.wanted,
+            set(self.reported),
+        )
+        for part in parts:
+            self.take_heads(part, rules, uncovered, first_unread)
+        return ranges[-1][1]
+
+    def check_heads(
+        self, low: int, high: int, shared: set[str], wanted: set[str]
+    ) -> scan_pool.HeadsChecked:
+        """Heads whose first index is in [low, high), checked against ``self.latest`` (the
+        summaries of one range) in another process, which takes what is found in
+        (``take_heads``). A head is checked here only when that range holds its entity's
+        version 1 and no other range holds the entity (``shared``); any other is handed
+        back as read. Every outcome names the head's log index: the audit drops one that an
+        earlier range's finding has reported meanwhile, as it would have skipped the head."""
+        out = scan_pool.HeadsChecked(low, high)
+        latest, findings = self.latest, self.findings
+        calls = _RuleCalls(wanted)
+        uncovered: list[_Head] = []
+        first_unread: list[tuple[_Head, _Summary]] = []  # stays empty: such heads go back
+        for batch in self._heads_created(low, high):
+            out.rows_read += len(batch)
+            for head in batch:
+                entity_id = head[3].decode()
+                known = latest.get(entity_id)
+                if known is None or known[8] is None or entity_id in shared:
+                    out.outcomes.append((head, head[1], [], [], []))
+                    continue
+                found = len(findings)
+                self._head(head, calls, uncovered, first_unread)
+                if len(findings) > found or uncovered or calls.made:
+                    out.outcomes.append((None, head[1], findings[found:], uncovered, calls.made))
+                    uncovered, calls.made = [], []
+        return out
+
+    def take_heads(
+        self,
+        part: scan_pool.HeadsChecked,
+        rules: _Rules,
+        uncovered: list[_Head],
+        first_unread: list[tuple[_Head, _Summary]],
+    ) -> None:
+        """A range of heads checked in a worker, taken in as if each head were checked here
+        in turn: a head handed back is checked now; an outcome whose head would have been
+        skipped, its log index reported since the worker started, is dropped."""
+        self.rows_read += part.rows_read
+        for head, log_index, findings, more, calls in part.outcomes:
+            if head is not None:
+                self._head(head, rules, uncovered, first_unread)
+                continue
+            if log_index in self.reported:
+                continue
+            for finding in findings:
+                self._note(finding)
+            uncovered.extend(more)
+            for call in calls:
+                rules.current(*call)
 
     def _heads_created(self, start: int, end: int) -> Iterator[list[tuple[Any, ...]]]:
         """Heads whose first index is in [start, end): one statement per ``copyread.RANGE``
@@ -1012,7 +1139,7 @@ class Auditor:
         self, entity_ids: set[str], created_from: int | None
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The heads of ``entity_ids``, plus, given ``created_from``, those created from it
-        on and any outside the log (as in ``_all_heads``); the ids not found there (older
+        on and any outside the log (as a full audit reads them); the ids not found there (older
         entities, or a head whose first index was rewritten) by id, ``_BY_ID`` at a time so
         that each lookup probes the primary key."""
         seen: set[bytes] = set()
@@ -1335,8 +1462,11 @@ def _audit(
     # in it or wholly out of it (never counted as past the log's size, say). The anchor is
     # read first: a seal commits, then anchors, so what is anchored now is in the snapshot.
     anchored = store.latest(tenant)
-    with database().transaction(tenant, snapshot=True) as conn:
-        auditor = Auditor(conn, tenant)
+    with (
+        database().transaction(tenant, snapshot=True) as conn,
+        scan_pool.Workers(settings().audit_workers) as workers,
+    ):
+        auditor = Auditor(conn, tenant, workers)
         start, since = _resume_point(conn, mode)
         auditor.anchor(anchored)
         latest = auditor.checkpoints(since)

@@ -1,0 +1,215 @@
+"""A full audit's heads checked in worker processes (``scan_pool.check_heads``), range by
+range of first index, find exactly what one process finds: the same findings in the same
+order, for each attack on a head, with every range two entries long so that an entity's
+versions, its head and the heads that point at one entry lie in different ranges."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pytest
+
+from shared import config, entities, scan_pool, tlog
+from shared.storage import copyread
+
+
+@pytest.fixture
+def parts(monkeypatch: pytest.MonkeyPatch) -> list[scan_pool.HeadsChecked]:
+    """Ranges of two entries, every audit in the workers; the heads parts they hand back."""
+    monkeypatch.setattr(copyread, "RANGE", 2)
+    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "0")
+    found: list[scan_pool.HeadsChecked] = []
+    pooled = scan_pool.heads_checked
+
+    def recorded(*args: Any) -> Any:
+        for part in pooled(*args):
+            found.append(part)
+            yield part
+
+    monkeypatch.setattr(scan_pool, "heads_checked", recorded)
+    yield found
+    config.settings.cache_clear()
+
+
+def _audit(history, workers: int) -> dict[str, Any]:
+    os.environ["PLANT_AUDIT_WORKERS"] = str(workers)
+    config.settings.cache_clear()
+    try:
+        return history.audit("full")
+    finally:
+        del os.environ["PLANT_AUDIT_WORKERS"]
+
+
+def _both(history, parts: list[scan_pool.HeadsChecked]) -> list[dict[str, Any]]:
+    """The findings of one process, checked equal to those of two workers, which checked
+    the heads of every range of the log."""
+    alone = _audit(history, 1)
+    assert parts == []
+    pooled = _audit(history, 2)
+    size = alone["verified_to"]  # the log's size: nothing is appended after the seal
+    assert [(p.low, p.high) for p in parts] == [(i, min(i + 2, size)) for i in range(0, size, 2)]
+    assert pooled["findings"] == alone["findings"]
+    return alone["findings"]
+
+
+def _head(attack, history, change: str, entity_id: str, **params: Any) -> None:
+    attack(
+        f"UPDATE entity_heads SET {change} WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
+        t=history.tenant,
+        e=entity_id,
+        **params,
+    )
+
+
+def _altered_heads(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [
+        (f["entity_id"], f["field"])
+        for f in findings
+        if f["kind"] == "altered" and f.get("section") == "entity_heads"
+    ]
+
+
+def test_a_clean_log_is_clean_with_heads_in_workers(history, parts):
+    assert _both(history, parts) == []
+    # handed back: the heads of the amended and the certified skill, whose entries lie in
+    # two ranges; the third skill's was checked in its worker, with nothing to tell
+    back = [o[0][3].decode() for p in parts for o in p.outcomes if o[0] is not None]
+    assert sorted(back) == sorted(history.skills[:2])
+    assert all(o[0] is not None for p in parts for o in p.outcomes)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ("status = 'deprecated'", "status"),
+        ("name = 'Elsewhere'", "name"),
+        ("category = 'soft_skill'", "category"),
+        ("unique_key = 'other'", "unique_key"),
+        ("version = 7", "version"),
+        ("kind = 'agent'", "kind"),
+    ],
+)
+def test_an_edited_head_column_is_named_alike(history, attack, parts, change, field):
+    target = history.skills[2]  # all of it in one range: checked in a worker
+    _head(attack, history, change, target)
+    findings = _both(history, parts)
+    assert (target, field) in _altered_heads(findings), findings
+
+
+def test_a_head_moved_into_another_range_is_named_alike(history, attack, parts):
+    """Its first index rewritten to a range that does not hold the entity: that range's
+    worker hands it back, and the audit checks it against the entity's summary."""
+    target = history.skills[2]
+    _head(attack, history, "first_index = 0", target)
+    findings = _both(history, parts)
+    assert _altered_heads(findings) == [(target, "first_index")], findings
+
+
+def test_a_head_moved_back_a_version_is_found_alike(history, attack, parts, entry_indices):
+    amended = history.skills[0]  # versions in two ranges: the audit's own to check
+    first = entry_indices(history.tenant, amended)[0]
+    _head(attack, history, "version = 1, log_index = :i", amended, i=first)
+    findings = _both(history, parts)
+    assert [(f["kind"], f["entity_id"]) for f in findings] == [("inserted", amended)], findings
+
+
+def test_a_head_pointing_at_anothers_entry_after_its_finding_is_skipped_alike(
+    history, attack, parts, entry_indices
+):
+    """Two heads checked in two workers: the first one's finding reports its entry's
+    index, so one process skips the later head pointing at that entry too; the second
+    worker, which cannot know, reports that head, and the audit drops what it found."""
+    named = history.skills[2]  # wholly in the range [2, 4)
+    pointing = entities.create(
+        history.author,
+        "skills",
+        {"name": "Zig", "description": "d", "category": "technical"},
+        str(uuid.uuid4()),
+    ).body["identity"]["id"]
+    tlog.seal(history.tenant)
+    entry = entry_indices(history.tenant, named)[0]
+    assert entry // 2 != entry_indices(history.tenant, pointing)[0] // 2
+    _head(attack, history, "status = 'suspended'", named)
+    _head(attack, history, "log_index = :i", pointing, i=entry)
+    findings = _both(history, parts)
+    assert _altered_heads(findings) == [(named, "status")], findings
+    dropped = [o for p in parts for o in p.outcomes if o[0] is None and o[3]]
+    assert [(o[1], o[3][0][3]) for o in dropped] == [(entry, pointing)]
+
+
+def test_a_head_planted_in_the_log_and_outside_it_is_found_alike(history, attack, parts):
+    for first_index in (1, 10_000):
+        attack(
+            "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
+            "category, unique_key, first_index, log_index, created_at, updated_at) VALUES "
+            "(:t, CAST(:e AS uuid), 'skill', 1, 'draft', 'Planted', 'technical', "
+            ":k, :f, 1, now(), now())",
+            t=history.tenant,
+            e=str(uuid.uuid4()),
+            f=first_index,
+            k=f"planted-{first_index}",
+        )
+    findings = _both(history, parts)
+    assert [f["field"] for f in findings if f.get("section") == "entity_heads"] == [
+        "log_index",
+        "log_index",
+    ], findings
+
+
+def test_rules_over_heads_checked_in_workers_are_found_alike(history, parts):
+    """Job roles in two ranges whose required skill was deprecated after them: each is a
+    rule violation, named in the order their heads were read."""
+    skill = history.skills[1]  # certified
+    roles = [
+        entities.create(
+            history.author,
+            "job-roles",
+            {
+                "name": name,
+                "description": "d",
+                "required_skills": [skill],
+                "seniority_level": "mid",
+            },
+            str(uuid.uuid4()),
+        ).body["identity"]["id"]
+        for name in ("Dev", "Ops", "QA")
+    ]
+    entities.change_status(
+        history.author,
+        "skills",
+        skill,
+        {"status": "deprecated", "reason": "retired"},
+        None,
+        "r",
+    )
+    tlog.seal(history.tenant)
+    findings = _both(history, parts)
+    assert [f["entity_id"] for f in findings if f["kind"] == "rule_violation"] == roles, findings
+
+
+def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, parts, entry_indices):
+    """Both versions of a skill in one range, the first deleted: that range's summary does
+    not know where version 1 was, so its worker hands the head back for the ledger."""
+    target = entities.create(
+        history.author,
+        "skills",
+        {"name": "Zig", "description": "d", "category": "technical"},
+        str(uuid.uuid4()),
+    ).body["identity"]["id"]
+    entities.amend(
+        history.author,
+        "skills",
+        target,
+        {"description": "writes Zig", "amendment_reason": "more"},
+        '"v1"',
+        "r",
+    )
+    tlog.seal(history.tenant)
+    first, second = entry_indices(history.tenant, target)
+    assert first // 2 == second // 2
+    attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = :i", t=history.tenant, i=first)
+    findings = _both(history, parts)
+    assert ("missing", first) in {(f["kind"], f.get("log_index")) for f in findings}, findings
+    assert _altered_heads(findings) == [(target, "first_index")], findings
