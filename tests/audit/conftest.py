@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from shared import auditing, certification, entities, tlog
+from shared import auditing, certification, config, entities, scan_pool, tlog
 from shared.auth import Principal
+from shared.storage import copyread
 
 
 @dataclass
@@ -118,3 +119,40 @@ def sent_statements() -> Callable[[], AbstractContextManager[list[str]]]:
             event.remove(database().engine, "before_cursor_execute", record)
 
     return recording
+
+
+@pytest.fixture
+def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[Any]]:
+    """Ranges of two entries and every full audit's passes handed to the workers (when it
+    has more than one); ``pooled(name)`` records, in order, the parts that
+    ``scan_pool.<name>`` hands back to the audit."""
+    monkeypatch.setattr(copyread, "RANGE", 2)
+    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "0")
+
+    def record(name: str) -> list[Any]:
+        parts: list[Any] = []
+        handed = getattr(scan_pool, name)
+
+        def recorded(*args: Any) -> Iterator[Any]:
+            for part in handed(*args):
+                parts.append(part)
+                yield part
+
+        monkeypatch.setattr(scan_pool, name, recorded)
+        return parts
+
+    yield record
+    config.settings.cache_clear()
+
+
+@pytest.fixture
+def full_audit(monkeypatch: pytest.MonkeyPatch) -> Callable[[History, int], dict[str, Any]]:
+    """A full audit of the history with this many worker processes (1: all in its own)."""
+
+    def run(history: History, workers: int) -> dict[str, Any]:
+        monkeypatch.setenv("PLANT_AUDIT_WORKERS", str(workers))
+        config.settings.cache_clear()
+        return history.audit("full")
+
+    yield run
+    config.settings.cache_clear()

@@ -5,53 +5,36 @@ versions, its head and the heads that point at one entry lie in different ranges
 
 from __future__ import annotations
 
-import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from shared import config, entities, scan_pool, tlog
-from shared.storage import copyread
+from shared import entities, scan_pool, tlog
 
 
 @pytest.fixture
-def parts(monkeypatch: pytest.MonkeyPatch) -> list[scan_pool.HeadsChecked]:
-    """Ranges of two entries, every audit in the workers; the heads parts they hand back."""
-    monkeypatch.setattr(copyread, "RANGE", 2)
-    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "0")
-    found: list[scan_pool.HeadsChecked] = []
-    pooled = scan_pool.heads_checked
-
-    def recorded(*args: Any) -> Any:
-        for part in pooled(*args):
-            found.append(part)
-            yield part
-
-    monkeypatch.setattr(scan_pool, "heads_checked", recorded)
-    yield found
-    config.settings.cache_clear()
+def parts(pooled) -> list[scan_pool.HeadsChecked]:
+    return pooled("heads_checked")
 
 
-def _audit(history, workers: int) -> dict[str, Any]:
-    os.environ["PLANT_AUDIT_WORKERS"] = str(workers)
-    config.settings.cache_clear()
-    try:
-        return history.audit("full")
-    finally:
-        del os.environ["PLANT_AUDIT_WORKERS"]
-
-
-def _both(history, parts: list[scan_pool.HeadsChecked]) -> list[dict[str, Any]]:
+@pytest.fixture
+def both(full_audit, parts) -> Callable[[Any], list[dict[str, Any]]]:
     """The findings of one process, checked equal to those of two workers, which checked
     the heads of every range of the log."""
-    alone = _audit(history, 1)
-    assert parts == []
-    pooled = _audit(history, 2)
-    size = alone["verified_to"]  # the log's size: nothing is appended after the seal
-    assert [(p.low, p.high) for p in parts] == [(i, min(i + 2, size)) for i in range(0, size, 2)]
-    assert pooled["findings"] == alone["findings"]
-    return alone["findings"]
+
+    def audit(history) -> list[dict[str, Any]]:
+        alone = full_audit(history, 1)
+        assert parts == []
+        pooled = full_audit(history, 2)
+        size = alone["verified_to"]  # the log's size: nothing is appended after the seal
+        ranges = [(i, min(i + 2, size)) for i in range(0, size, 2)]
+        assert [(p.low, p.high) for p in parts] == ranges
+        assert pooled["findings"] == alone["findings"]
+        return alone["findings"]
+
+    return audit
 
 
 def _head(attack, history, change: str, entity_id: str, **params: Any) -> None:
@@ -71,8 +54,8 @@ def _altered_heads(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:
     ]
 
 
-def test_a_clean_log_is_clean_with_heads_in_workers(history, parts):
-    assert _both(history, parts) == []
+def test_a_clean_log_is_clean_with_heads_in_workers(history, parts, both):
+    assert both(history) == []
     # handed back: the heads of the amended and the certified skill, whose entries lie in
     # two ranges; the third skill's was checked in its worker, with nothing to tell
     back = [o[0][3].decode() for p in parts for o in p.outcomes if o[0] is not None]
@@ -91,32 +74,32 @@ def test_a_clean_log_is_clean_with_heads_in_workers(history, parts):
         ("kind = 'agent'", "kind"),
     ],
 )
-def test_an_edited_head_column_is_named_alike(history, attack, parts, change, field):
+def test_an_edited_head_column_is_named_alike(history, attack, change, field, both):
     target = history.skills[2]  # all of it in one range: checked in a worker
     _head(attack, history, change, target)
-    findings = _both(history, parts)
+    findings = both(history)
     assert (target, field) in _altered_heads(findings), findings
 
 
-def test_a_head_moved_into_another_range_is_named_alike(history, attack, parts):
+def test_a_head_moved_into_another_range_is_named_alike(history, attack, both):
     """Its first index rewritten to a range that does not hold the entity: that range's
     worker hands it back, and the audit checks it against the entity's summary."""
     target = history.skills[2]
     _head(attack, history, "first_index = 0", target)
-    findings = _both(history, parts)
+    findings = both(history)
     assert _altered_heads(findings) == [(target, "first_index")], findings
 
 
-def test_a_head_moved_back_a_version_is_found_alike(history, attack, parts, entry_indices):
+def test_a_head_moved_back_a_version_is_found_alike(history, attack, entry_indices, both):
     amended = history.skills[0]  # versions in two ranges: the audit's own to check
     first = entry_indices(history.tenant, amended)[0]
     _head(attack, history, "version = 1, log_index = :i", amended, i=first)
-    findings = _both(history, parts)
+    findings = both(history)
     assert [(f["kind"], f["entity_id"]) for f in findings] == [("inserted", amended)], findings
 
 
 def test_a_head_pointing_at_anothers_entry_after_its_finding_is_skipped_alike(
-    history, attack, parts, entry_indices
+    history, attack, parts, entry_indices, both
 ):
     """Two heads checked in two workers: the first one's finding reports its entry's
     index, so one process skips the later head pointing at that entry too; the second
@@ -133,13 +116,13 @@ def test_a_head_pointing_at_anothers_entry_after_its_finding_is_skipped_alike(
     assert entry // 2 != entry_indices(history.tenant, pointing)[0] // 2
     _head(attack, history, "status = 'suspended'", named)
     _head(attack, history, "log_index = :i", pointing, i=entry)
-    findings = _both(history, parts)
+    findings = both(history)
     assert _altered_heads(findings) == [(named, "status")], findings
     dropped = [o for p in parts for o in p.outcomes if o[0] is None and o[3]]
     assert [(o[1], o[3][0][3]) for o in dropped] == [(entry, pointing)]
 
 
-def test_a_head_planted_in_the_log_and_outside_it_is_found_alike(history, attack, parts):
+def test_a_head_planted_in_the_log_and_outside_it_is_found_alike(history, attack, both):
     for first_index in (1, 10_000):
         attack(
             "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
@@ -151,14 +134,14 @@ def test_a_head_planted_in_the_log_and_outside_it_is_found_alike(history, attack
             f=first_index,
             k=f"planted-{first_index}",
         )
-    findings = _both(history, parts)
+    findings = both(history)
     assert [f["field"] for f in findings if f.get("section") == "entity_heads"] == [
         "log_index",
         "log_index",
     ], findings
 
 
-def test_rules_over_heads_checked_in_workers_are_found_alike(history, parts):
+def test_rules_over_heads_checked_in_workers_are_found_alike(history, both):
     """Job roles in two ranges whose required skill was deprecated after them: each is a
     rule violation, named in the order their heads were read."""
     skill = history.skills[1]  # certified
@@ -185,11 +168,11 @@ def test_rules_over_heads_checked_in_workers_are_found_alike(history, parts):
         "r",
     )
     tlog.seal(history.tenant)
-    findings = _both(history, parts)
+    findings = both(history)
     assert [f["entity_id"] for f in findings if f["kind"] == "rule_violation"] == roles, findings
 
 
-def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, parts, entry_indices):
+def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, entry_indices, both):
     """Both versions of a skill in one range, the first deleted: that range's summary does
     not know where version 1 was, so its worker hands the head back for the ledger."""
     target = entities.create(
@@ -210,6 +193,6 @@ def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, part
     first, second = entry_indices(history.tenant, target)
     assert first // 2 == second // 2
     attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = :i", t=history.tenant, i=first)
-    findings = _both(history, parts)
+    findings = both(history)
     assert ("missing", first) in {(f["kind"], f.get("log_index")) for f in findings}, findings
     assert _altered_heads(findings) == [(target, "first_index")], findings

@@ -6,59 +6,34 @@ The workers read the audit's own snapshot, and a worker that fails fails the aud
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
-from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from shared import auditing, config, entities, scan_pool, tlog
 from shared.errors import ConfigurationError, ServiceUnavailable
-from shared.storage import copyread
 from shared.storage.engine import database
 
 
 @pytest.fixture
-def workers(monkeypatch: pytest.MonkeyPatch) -> list[scan_pool.Scanned]:
-    """Ranges of two entries; the parts the pool hands back, as the audit merges them."""
-    monkeypatch.setattr(copyread, "RANGE", 2)
-    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "0")
-    parts: list[scan_pool.Scanned] = []
-    pooled = scan_pool.scanned
-
-    def recorded(*args: Any) -> Any:
-        for part in pooled(*args):
-            parts.append(part)
-            yield part
-
-    monkeypatch.setattr(scan_pool, "scanned", recorded)
-    yield parts
-    config.settings.cache_clear()
+def workers(pooled) -> list[scan_pool.Scanned]:
+    return pooled("scanned")
 
 
-def _audit(history, count: int) -> dict[str, Any]:
-    os.environ["PLANT_AUDIT_WORKERS"] = str(count)
-    config.settings.cache_clear()
-    try:
-        return history.audit("full")
-    finally:
-        del os.environ["PLANT_AUDIT_WORKERS"]
-
-
-def _both(history, parts: list[scan_pool.Scanned]) -> tuple[list, list]:
+def _both(full_audit, history, parts: list[scan_pool.Scanned]) -> tuple[list, list]:
     """(findings of one process, findings of two workers) on the same log."""
-    alone = _audit(history, 1)
+    alone = full_audit(history, 1)
     assert parts == []
-    pooled = _audit(history, 2)
+    pooled = full_audit(history, 2)
     size = alone["verified_to"]
     assert [(p.low, p.high) for p in parts] == [(i, min(i + 2, size)) for i in range(0, size, 2)]
     assert pooled["summary"]["entries_verified"] == alone["summary"]["entries_verified"]
     return alone["findings"], pooled["findings"]
 
 
-def test_a_clean_log_is_clean_from_workers(history, workers):
-    alone, pooled = _both(history, workers)
+def test_a_clean_log_is_clean_from_workers(history, workers, full_audit):
+    alone, pooled = _both(full_audit, history, workers)
     assert alone == pooled == []
     assert len(workers) == 3
 
@@ -154,7 +129,9 @@ def _edit_head(history, attack, entry_indices):
         _edit_head,
     ],
 )
-def test_every_attack_is_found_alike_by_workers(history, attack, entry_indices, workers, tamper):
+def test_every_attack_is_found_alike_by_workers(
+    history, attack, entry_indices, workers, tamper, full_audit
+):
     amend = entities.amend(
         history.author,
         "skills",
@@ -166,7 +143,7 @@ def test_every_attack_is_found_alike_by_workers(history, attack, entry_indices, 
     assert amend.body["versioning"]["version"] == 2
     tlog.seal(history.tenant)
     kinds = tamper(history, attack, entry_indices)
-    alone, pooled = _both(history, workers)
+    alone, pooled = _both(full_audit, history, workers)
     assert kinds <= {f["kind"] for f in alone}, alone
     assert pooled == alone
 
@@ -235,7 +212,7 @@ def _amend(history, entity_id: str, version: int) -> int:
     return doc.body["audit_trail"]["log_index"]
 
 
-def test_versions_sealed_out_of_order_are_found_alike(history, attack, workers):
+def test_versions_sealed_out_of_order_are_found_alike(history, attack, workers, full_audit):
     """Rows swapped before the seal, so the tree itself holds an entity's version 3 in a
     range before its version 2: every leaf matches, the order is the finding."""
     target = history.skills[2]
@@ -246,7 +223,7 @@ def test_versions_sealed_out_of_order_are_found_alike(history, attack, workers):
     t = history.tenant
     _swap(attack, t, second, third)
     tlog.seal(t)
-    alone, pooled = _both(history, workers)
+    alone, pooled = _both(full_audit, history, workers)
     assert "reordered" in {f["kind"] for f in alone}, alone
     assert pooled == alone
 
@@ -274,7 +251,7 @@ def repeats_allowed(superuser):
 
 
 def test_a_first_version_sealed_twice_is_found_alike(
-    history, attack, superuser, workers, repeats_allowed
+    history, attack, superuser, workers, repeats_allowed, full_audit
 ):
     """A copy of an entity's version 1 logged again, ranges later, and sealed: its leaf is
     in the tree, so only the entity's chain can tell."""
@@ -292,7 +269,7 @@ def test_a_first_version_sealed_twice_is_found_alike(
     )
     attack("UPDATE log_heads SET size = size + 1 WHERE tenant_id = :t", t=t)
     tlog.seal(t)
-    alone, pooled = _both(history, workers)
+    alone, pooled = _both(full_audit, history, workers)
     assert alone, "a version 1 logged twice went unnoticed"
     assert pooled == alone
 
