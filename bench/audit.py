@@ -190,9 +190,9 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
                 f"median {rows_floor['median']:.2f} s (ratio "
                 f"{prod['median'] / rows_floor['median']:.2f} against it)",
                 (
-                    f"entries pass scanned by {workers} worker processes"
+                    f"entries and heads passes in {workers} worker processes"
                     if workers > 1
-                    else "entries pass in the audit's own process"
+                    else "entries and heads passes in the audit's own process"
                 )
                 + f" (PLANT_AUDIT_WORKERS={cfg.audit_workers}, from "
                 f"{cfg.audit_parallel_from:,} entries); the same audit in one process: median "

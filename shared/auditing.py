@@ -302,9 +302,9 @@ class Auditor:
         # set while scanning one range for another process: the first version read of each
         # entity, whose link to the versions before the range that process checks
         self.opening: scan_pool.Opening | None = None
-        # set when the entries pass ran in workers from index 0: each range's summaries as
-        # they came, for the heads pass to hand on; and the entities read in several ranges
-        self.packed: list[bytes] | None = None
+        # set when the entries pass ran in workers from index 0: each range's summaries, for
+        # the heads pass to hand on; and the entities read in several ranges
+        self.range_summaries: list[dict[str, _Summary]] | None = None
         self.shared: set[str] = set()
 
     @functools.cached_property
@@ -418,7 +418,7 @@ class Auditor:
         steps: Iterator[tuple[int, Callable[..., bool]]]
         workers = self._pool_for(len(ranges), size - start)
         if workers is not None:
-            self.packed = [] if start == 0 else None
+            self.range_summaries = [] if start == 0 else None
             parts = scan_pool.scanned(
                 workers, self.tenant, self.snapshot, ranges, set(self.reported)
             )
@@ -497,8 +497,8 @@ class Auditor:
         # (what ``_link`` makes of it), and the newer summary wins
         seen = part.latest.keys() & latest.keys()
         self.shared |= seen
-        if self.packed is not None:
-            self.packed.append(part.packed)
+        if self.range_summaries is not None:
+            self.range_summaries.append(part.latest)
         newer = {}
         for entity_id in seen:
             if entity_id not in part.opening:
@@ -973,7 +973,7 @@ class Auditor:
         if entity_ids is None:
             size = tree.log_size(self.conn)
             done = 0
-            if self.packed:
+            if self.range_summaries:
                 done = self._heads_in_workers(size, rules, uncovered, first_unread)
             # by ranges of first index, then any outside the log: no ORDER BY, the two
             # partition the heads whatever their order
@@ -1027,10 +1027,10 @@ class Auditor:
         """The heads of the ranges the entries pass scanned in the workers, checked there
         against each range's summaries and taken in here in the order they were read (the
         ranges as ``_heads_created`` makes them). Returns the first index not covered."""
-        step, packed = copyread.RANGE, self.packed or []
+        step, summaries = copyread.RANGE, self.range_summaries or []
         ranges = [
-            (low, min(low + step, size), part)
-            for low, part in zip(range(0, size, step), packed, strict=False)
+            (low, min(low + step, size), latest)
+            for low, latest in zip(range(0, size, step), summaries, strict=False)
         ]
         workers = self._pool_for(len(ranges), size)
         if workers is None:

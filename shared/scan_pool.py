@@ -54,20 +54,32 @@ class Scanned:
     irregular: set[str]
     rows_read: int
     entries_verified: int
-    packed: bytes = b""  # ``latest`` as it travelled, for the heads pass to send on
 
     def __getstate__(self) -> dict[str, Any]:
         """The summaries (most of what goes back: one per entity) as ``marshal`` bytes,
         which it writes about 3x faster than pickle; pickle takes the rest."""
         state = dict(self.__dict__)
         state["latest"] = marshal.dumps(self.latest)
-        del state["packed"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state["packed"] = state["latest"]
         state["latest"] = marshal.loads(state["latest"])  # noqa: S302 (our own worker's)
         self.__dict__.update(state)
+
+
+class Summaries:
+    """One range's summaries on their way to a worker, as ``marshal`` bytes made only when
+    its task is sent (the pool sends a few ahead), so the audit keeps no copy of them."""
+
+    def __init__(self, latest: dict[str, tuple[Any, ...]]) -> None:
+        self.latest = latest
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _summaries, (marshal.dumps(self.latest),)
+
+
+def _summaries(data: bytes) -> Summaries:
+    return Summaries(marshal.loads(data))  # noqa: S302 (the audit's own)
 
 
 @dataclass
@@ -127,22 +139,21 @@ def check_heads(
     snapshot: str,
     low: int,
     high: int,
-    packed: bytes,
+    summaries: Summaries,
     shared: set[str],
     wanted: set[str],
     reported: set[int],
 ) -> HeadsChecked:
-    """Check the heads whose first index is in [low, high) against ``packed``, the
-    summaries of the entries scanned from ``low`` (a worker's task). ``shared``: entities
-    read in other ranges too, whose newest summary only the audit has; ``wanted``: ids
-    the rules need the current version of; ``reported``: indices already named."""
+    """Check the heads whose first index is in [low, high) against the summaries of the
+    entries scanned from ``low`` (a worker's task). ``shared``: entities read in other
+    ranges too, whose newest summary only the audit has; ``wanted``: ids the rules need
+    the current version of; ``reported``: indices already named."""
     from shared import auditing
     from shared.storage.engine import database
 
-    summaries = marshal.loads(packed)  # noqa: S302 (our own worker's)
     with database().transaction(tenant, shared_snapshot=snapshot) as conn:
         auditor = auditing.Auditor(conn, tenant)
-        auditor.latest, auditor.reported = summaries, reported
+        auditor.latest, auditor.reported = summaries.latest, reported
         return auditor.check_heads(low, high, shared, wanted)
 
 
@@ -161,17 +172,17 @@ def heads_checked(
     workers: Workers,
     tenant: str,
     snapshot: str,
-    ranges: Sequence[tuple[int, int, bytes]],
+    ranges: Sequence[tuple[int, int, dict[str, tuple[Any, ...]]]],
     shared: set[str],
     wanted: set[str],
     reported: set[int],
 ) -> Iterator[HeadsChecked]:
     """Each range's heads checked (``check_heads``), in the order given: (low, high, the
-    packed summaries of the entries scanned from low)."""
+    summaries of the entries scanned from low)."""
     return workers.run(
         check_heads,
         [
-            (tenant, snapshot, low, high, packed, shared, wanted, reported)
-            for low, high, packed in ranges
+            (tenant, snapshot, low, high, Summaries(latest), shared, wanted, reported)
+            for low, high, latest in ranges
         ],
     )
