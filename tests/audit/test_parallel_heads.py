@@ -46,6 +46,10 @@ def _head(attack, history, change: str, entity_id: str, **params: Any) -> None:
     )
 
 
+def _create(history, slug: str, **fields: Any) -> str:
+    return entities.create(history.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
+
+
 def _altered_heads(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [
         (f["entity_id"], f["field"])
@@ -105,12 +109,7 @@ def test_a_head_pointing_at_anothers_entry_after_its_finding_is_skipped_alike(
     index, so one process skips the later head pointing at that entry too; the second
     worker, which cannot know, reports that head, and the audit drops what it found."""
     named = history.skills[2]  # wholly in the range [2, 4)
-    pointing = entities.create(
-        history.author,
-        "skills",
-        {"name": "Zig", "description": "d", "category": "technical"},
-        str(uuid.uuid4()),
-    ).body["identity"]["id"]
+    pointing = _create(history, "skills", name="Zig", description="d", category="technical")
     tlog.seal(history.tenant)
     entry = entry_indices(history.tenant, named)[0]
     assert entry // 2 != entry_indices(history.tenant, pointing)[0] // 2
@@ -146,17 +145,14 @@ def test_rules_over_heads_checked_in_workers_are_found_alike(history, both):
     rule violation, named in the order their heads were read."""
     skill = history.skills[1]  # certified
     roles = [
-        entities.create(
-            history.author,
+        _create(
+            history,
             "job-roles",
-            {
-                "name": name,
-                "description": "d",
-                "required_skills": [skill],
-                "seniority_level": "mid",
-            },
-            str(uuid.uuid4()),
-        ).body["identity"]["id"]
+            name=name,
+            description="d",
+            required_skills=[skill],
+            seniority_level="mid",
+        )
         for name in ("Dev", "Ops", "QA")
     ]
     entities.change_status(
@@ -175,12 +171,7 @@ def test_rules_over_heads_checked_in_workers_are_found_alike(history, both):
 def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, entry_indices, both):
     """Both versions of a skill in one range, the first deleted: that range's summary does
     not know where version 1 was, so its worker hands the head back for the ledger."""
-    target = entities.create(
-        history.author,
-        "skills",
-        {"name": "Zig", "description": "d", "category": "technical"},
-        str(uuid.uuid4()),
-    ).body["identity"]["id"]
+    target = _create(history, "skills", name="Zig", description="d", category="technical")
     entities.amend(
         history.author,
         "skills",
