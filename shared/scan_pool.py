@@ -28,9 +28,9 @@ from shared.findings import Finding
 # entity's first needs); the count places what linking it finds among the range's findings
 Opening = dict[str, tuple[int, bytes | None, int, str, int]]
 
-# What checking one head did, in the order the heads were read: (head as read, None, ...)
-# for a head left to the audit, or (None, log index, findings, heads to read again, rule
-# calls) for one checked here that did anything
+# What checking one head did, in the order the heads were read: (head as read, its log
+# index, [], [], []) for a head left to the audit, or (None, log index, findings, heads to
+# read again, rule calls) for one checked here that did anything
 Outcome = tuple[
     tuple[Any, ...] | None, int, list[Finding], list[tuple[Any, ...]], list[tuple[Any, ...]]
 ]
