@@ -156,3 +156,20 @@ def full_audit(monkeypatch: pytest.MonkeyPatch) -> Callable[[History, int], dict
 
     yield run
     config.settings.cache_clear()
+
+
+@pytest.fixture
+def last_run_status(superuser: Engine) -> Callable[[str], str]:
+    """The status of a tenant's newest audit run, read as a superuser."""
+
+    def read(tenant: str) -> str:
+        with superuser.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT status FROM audit_runs WHERE tenant_id = :t "
+                    "ORDER BY started_at DESC LIMIT 1"
+                ),
+                {"t": tenant},
+            ).scalar_one()
+
+    return read

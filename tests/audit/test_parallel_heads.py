@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from shared import entities, scan_pool, tlog
+from shared import auditing, config, entities, scan_pool, tlog
 
 
 @pytest.fixture
@@ -187,3 +188,20 @@ def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, entr
     findings = both(history)
     assert ("missing", first) in {(f["kind"], f.get("log_index")) for f in findings}, findings
     assert _altered_heads(findings) == [(target, "first_index")], findings
+
+
+def test_a_heads_worker_that_fails_fails_the_audit(history, pooled, monkeypatch, last_run_status):
+    """The entries pass done, the heads handed to workers that cannot read the audit's
+    snapshot: the run is marked failed and the error raised, never a completed audit whose
+    heads were not all checked."""
+    handed = scan_pool.heads_checked
+
+    def unreadable(workers, tenant, snapshot, *rest):
+        return handed(workers, tenant, "00000003-0000001B-1", *rest)
+
+    monkeypatch.setattr(scan_pool, "heads_checked", unreadable)
+    monkeypatch.setenv("PLANT_AUDIT_WORKERS", "2")
+    config.settings.cache_clear()
+    with pytest.raises(DBAPIError, match="snapshot"):
+        auditing.run(history.auditor, {"mode": "full"})
+    assert last_run_status(history.tenant) == "failed"

@@ -179,7 +179,7 @@ def test_a_snapshot_id_that_is_not_one_is_refused_before_any_statement(
     assert sent == []
 
 
-def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, superuser):
+def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, last_run_status):
     """Workers that cannot reach the database: the run is marked failed and the worker's
     503 raised in the audit's process (what the caller gets from an unreachable database),
     never a completed audit of the ranges that were read."""
@@ -189,15 +189,7 @@ def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, supe
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(ServiceUnavailable, match="database is unavailable"):
         auditing.run(history.auditor, {"mode": "full"})
-    with superuser.connect() as conn:
-        status = conn.execute(
-            text(
-                "SELECT status FROM audit_runs WHERE tenant_id = :t ORDER BY started_at DESC "
-                "LIMIT 1"
-            ),
-            {"t": history.tenant},
-        ).scalar_one()
-    assert status == "failed"
+    assert last_run_status(history.tenant) == "failed"
 
 
 def _amend(history, entity_id: str, version: int) -> int:
