@@ -30,6 +30,17 @@ class History:
         assert run["status"] == "completed", run
         return run
 
+    def amend(self, entity_id: str, version: int, description: str) -> entities.Document:
+        """A skill's version ``version`` amended with a new description."""
+        return entities.amend(
+            self.author,
+            "skills",
+            entity_id,
+            {"description": description, "amendment_reason": "more"},
+            f'"v{version}"',
+            "r",
+        )
+
 
 def principals(tenant: str) -> tuple[Principal, Principal, Principal]:
     return (

@@ -173,14 +173,7 @@ def test_a_head_whose_version_1_was_deleted_is_found_alike(history, attack, entr
     """Both versions of a skill in one range, the first deleted: that range's summary does
     not know where version 1 was, so its worker hands the head back for the ledger."""
     target = _create(history, "skills", name="Zig", description="d", category="technical")
-    entities.amend(
-        history.author,
-        "skills",
-        target,
-        {"description": "writes Zig", "amendment_reason": "more"},
-        '"v1"',
-        "r",
-    )
+    history.amend(target, 1, "writes Zig")
     tlog.seal(history.tenant)
     first, second = entry_indices(history.tenant, target)
     assert first // 2 == second // 2

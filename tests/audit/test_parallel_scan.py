@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from sqlalchemy import text
+from tampering import rewrite_body
 
 from shared import auditing, config, entities, scan_pool, tlog
 from shared.errors import ConfigurationError, ServiceUnavailable
@@ -70,12 +71,7 @@ def _swap(attack, tenant: str, a: int, b: int) -> None:
 
 def _edit_field(history, attack, entry_indices):
     first = entry_indices(history.tenant, history.skills[2])[0]
-    attack(
-        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
-        "'writes Rust', 'writes Rust badly'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
-        t=history.tenant,
-        i=first,
-    )
+    rewrite_body(attack, history.tenant, first, "writes Rust", "writes Rust badly")
     return {"altered"}
 
 
@@ -132,14 +128,7 @@ def _edit_head(history, attack, entry_indices):
 def test_every_attack_is_found_alike_by_workers(
     history, attack, entry_indices, workers, tamper, full_audit
 ):
-    amend = entities.amend(
-        history.author,
-        "skills",
-        history.skills[2],
-        {"description": "writes Rust well", "amendment_reason": "more"},
-        '"v1"',
-        "r",
-    )
+    amend = history.amend(history.skills[2], 1, "writes Rust well")
     assert amend.body["versioning"]["version"] == 2
     tlog.seal(history.tenant)
     kinds = tamper(history, attack, entry_indices)
@@ -193,14 +182,7 @@ def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, last
 
 
 def _amend(history, entity_id: str, version: int) -> int:
-    doc = entities.amend(
-        history.author,
-        "skills",
-        entity_id,
-        {"description": f"as of version {version + 1}", "amendment_reason": "more"},
-        f'"v{version}"',
-        "r",
-    )
+    doc = history.amend(entity_id, version, f"as of version {version + 1}")
     return doc.body["audit_trail"]["log_index"]
 
 

@@ -9,6 +9,7 @@ import uuid
 
 from seeding import seed_skills
 from sqlalchemy import text
+from tampering import rewrite_body
 
 from shared import auditing, entities
 from shared.auth import Principal
@@ -68,11 +69,7 @@ def test_a_broken_link_to_a_version_before_the_range_is_chain_broken(history, at
 
 def test_a_tampered_entry_deep_in_a_large_range_is_named(superuser, tenant, database_url, attack):
     seed_skills(superuser, tenant, 0, 5000)
-    attack(
-        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
-        "'\"seeded\"', '\"SEEDED\"'), 'UTF8') WHERE tenant_id = :t AND idx = 3210",
-        t=tenant,
-    )
+    rewrite_body(attack, tenant, 3210, '"seeded"', '"SEEDED"')
     run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     assert [(f["kind"], f["log_index"], f["field"]) for f in run["findings"]] == [
         ("altered", 3210, "description")

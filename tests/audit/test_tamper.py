@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 
+from tampering import rewrite_body
+
 from shared import auditing, entities, tlog
 from shared.integrity import canonical, digests, merkle, note
 
@@ -24,12 +26,7 @@ def test_updating_one_field_is_one_altered_finding_naming_section_and_field(
     history, attack, entry_indices
 ):
     first = entry_indices(history.tenant, history.skills[2])[0]
-    attack(
-        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
-        "'writes Rust', 'writes COBOL'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
-        t=history.tenant,
-        i=first,
-    )
+    rewrite_body(attack, history.tenant, first, "writes Rust", "writes COBOL")
     run = history.audit("full")
     assert len(run["findings"]) == 1, run["findings"]
     finding = run["findings"][0]
@@ -200,12 +197,7 @@ def test_flipped_certificate_byte_is_certificate_invalid(history, attack, superu
 
 def test_entity_report_names_the_altered_field(history, attack, entry_indices):
     first = entry_indices(history.tenant, history.skills[2])[0]
-    attack(
-        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
-        "'\"Rust\"', '\"Rusty\"'), 'UTF8') WHERE tenant_id = :t AND idx = :i",
-        t=history.tenant,
-        i=first,
-    )
+    rewrite_body(attack, history.tenant, first, '"Rust"', '"Rusty"')
     report = auditing.entity_report(history.auditor, "skills", history.skills[2])
     assert [(f["kind"], f["section"], f["field"]) for f in report["findings"]] == [
         ("altered", "identity", "name")
@@ -214,14 +206,7 @@ def test_entity_report_names_the_altered_field(history, attack, entry_indices):
 
 def _amend_times(history, entity_id: str, current: int, times: int) -> None:
     for n in range(current - 1, current - 1 + times):
-        doc = entities.amend(
-            history.author,
-            "skills",
-            entity_id,
-            {"description": f"writes Go, take {n}", "amendment_reason": "rewrite"},
-            f'"v{n + 1}"',
-            f"r-{n}",
-        )
+        doc = history.amend(entity_id, n + 1, f"writes Go, take {n}")
         assert doc.version == n + 2
 
 
