@@ -2,7 +2,9 @@
 writing the same canonical bytes into a plain table with COPY (the floor: one statement, no
 parameter encoding) and, for reference, with ``INSERT ... SELECT unnest(:bodies)`` and with a
 binary COPY of the very rows the product writes (entries and heads) into tables with the
-ledger's own columns and indexes but no checks: what the indexes alone cost."""
+ledger's own columns and indexes but no checks, and into the same tables with their primary
+keys only: what writing the ledger's rows costs this server with and without its secondary
+indexes, whatever the product does on top."""
 
 from __future__ import annotations
 
@@ -52,8 +54,8 @@ def bench_bulk(count: int) -> dict[str, Any]:
         author = Principal("bench", f"k-{uuid.uuid4().hex[:10]}", frozenset({"author"}))
         return common.timed(lambda: entities.create_batch(author, "skills", bodies, "bench-bulk"))
 
-    prod, baseline, via_unnest, indexed = common.interleaved(
-        product, copy, unnest, _indexed_copy(count)
+    prod, baseline, via_unnest, indexed, keyed = common.interleaved(
+        product, copy, unnest, _indexed_copy(count), _indexed_copy(count, keys_only=True)
     )
     details = [
         f"INSERT ... SELECT unnest(bytea[]): {count / via_unnest['median']:,.0f} entities/s "
@@ -61,6 +63,8 @@ def bench_bulk(count: int) -> dict[str, Any]:
         f"binary COPY of the same entry and head rows into tables with the ledger's indexes "
         f"(no checks): {count / indexed['median']:,.0f} entities/s "
         f"(median {indexed['median']:.3f} s)",
+        f"the same COPY into tables with their primary keys only: "
+        f"{count / keyed['median']:,.0f} entities/s (median {keyed['median']:.3f} s)",
         "COPY payloads encoded before the timing starts",
     ]
     name = f"bulk create of {count:,} skills in one call"
@@ -145,18 +149,32 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
     )
 
 
-def _indexed_copy(count: int) -> Any:
+def _indexed_copy(count: int, keys_only: bool = False) -> Any:
     """A timed run that COPYs the rows the registry writes for the first ``count`` seeded
     skills (``seed.encoded_rows``: the bodies ``bench_bulk`` creates) into ``bench_entries``
     and ``bench_heads``: ``LIKE log_entries`` / ``LIKE entity_heads`` including their indexes
-    and constraints (no triggers, no row-level security), emptied before each run."""
+    and constraints (no triggers, no row-level security), emptied before each run; with
+    ``keys_only``, into ``bench_entries_pk`` and ``bench_heads_pk``, whose indexes other than
+    the primary key are dropped."""
     from shared.storage import staging
 
     eng = superuser()
+    suffix = "_pk" if keys_only else ""
+    entries_table, heads_table = f"bench_entries{suffix}", f"bench_heads{suffix}"
     with eng.begin() as conn:
-        for copy_, like in (("bench_entries", "log_entries"), ("bench_heads", "entity_heads")):
+        for copy_, like in ((entries_table, "log_entries"), (heads_table, "entity_heads")):
             conn.execute(text(f"DROP TABLE IF EXISTS {copy_}"))
             conn.execute(text(f"CREATE TABLE {copy_} (LIKE {like} INCLUDING ALL)"))
+            if keys_only:
+                secondary = conn.execute(
+                    text(
+                        "SELECT indexrelid::regclass::text FROM pg_index "
+                        "WHERE indrelid = CAST(:t AS regclass) AND NOT indisprimary"
+                    ),
+                    {"t": copy_},
+                ).scalars()
+                for index in list(secondary):
+                    conn.execute(text(f"DROP INDEX {index}"))
     field, text_ = staging.field, staging.text
     # timestamptz in binary COPY: microseconds since 2000-01-01 UTC, a big-endian int8
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
@@ -192,11 +210,11 @@ def _indexed_copy(count: int) -> Any:
 
     def run() -> float:
         with eng.begin() as conn:
-            conn.execute(text("TRUNCATE bench_entries, bench_heads"))
+            conn.execute(text(f"TRUNCATE {entries_table}, {heads_table}"))
         started = time.perf_counter()
         with eng.begin() as conn:
-            staging.copy_in(conn, "bench_entries", entry_columns, entry_rows)
-            staging.copy_in(conn, "bench_heads", head_columns, head_rows)
+            staging.copy_in(conn, entries_table, entry_columns, entry_rows)
+            staging.copy_in(conn, heads_table, head_columns, head_rows)
         return time.perf_counter() - started
 
     return run
