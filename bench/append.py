@@ -16,6 +16,8 @@ from bench import common, proxy, seed
 from bench.db import plain_table
 
 PER_TENANT_TARGET = 1_000  # appends/s per tenant log at 32 writers (issue #7)
+RATIO_TARGET = 1.5  # product / plain INSERT time at 1 writer (issue #7)
+SUSTAINED_TARGET = 1_000  # appends/s at 8 writers (issue #7)
 
 
 def _canonical_documents(bodies: list[dict[str, Any]]) -> list[bytes]:
@@ -97,14 +99,22 @@ def cpu_detail(prod: dict[str, Any], base: dict[str, Any]) -> str:
 
 
 def bench_append(writers: int, per_writer: int) -> dict[str, Any]:
+    """Direct appends; issue #7's targets: the ratio at 1 writer, the rate at 8 or more."""
     prod, base = _run(writers, per_writer)
     total = writers * per_writer
+    if writers == 1:
+        targets = [common.at_most("ratio", prod["median"] / base["median"], RATIO_TARGET, "x")]
+    elif writers >= 8:
+        targets = [common.at_least("appends/s", total / prod["median"], SUSTAINED_TARGET, "/s")]
+    else:
+        targets = []
     return common.result(
         f"append, {writers} writer(s), direct",
         common.side(prod, total, "appends/s", "entities.create"),
         common.side(base, total, "appends/s", "plain INSERT"),
         operations=total,
         details=[cpu_detail(prod, base)],
+        targets=targets,
     )
 
 
