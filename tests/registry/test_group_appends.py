@@ -123,27 +123,42 @@ def test_a_group_that_fails_as_a_whole_writes_nothing(superuser, monkeypatch, te
 
 
 def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeypatch, tenant):
-    """The writers that lead are held inside their own statements until all twelve are
-    either held or queued: the queued ones must share statements, every acknowledged create
-    must be in the log once, and a name two of them race for goes to exactly one (the other
-    gets the 409 naming it)."""
+    """The writers that lead are held inside their statements (alone or grouped) until all
+    twelve are held, queued or done: the queued ones must share statements, every
+    acknowledged create must be in the log once, and a name two of them race for goes to
+    exactly one (the other gets the 409 naming it)."""
     author = _author(tenant)
     names = [f"skill {i}" for i in range(9)] + ["contested", "contested"]
-    real_append = ledger.append_version
-    lock, held_now, released = threading.Lock(), [0], threading.Event()
+    real_append, real_group = ledger.append_version, ledger.append_versions
+    lock, released = threading.Lock(), threading.Event()
+    held_now, done = [0], [0]
+
+    def hold(items: int) -> None:
+        # A leader holds the writers of its group with it, and a writer that is done (an
+        # error before its statement, say) counts too: otherwise a leader that ended early
+        # would leave writers neither held nor queued, and this would wait for nothing.
+        if released.is_set():
+            return
+        with lock:
+            held_now[0] += items
+        deadline = time.monotonic() + 30
+        while (queued := len(entities._appends._queue)) + held_now[0] + done[0] < 12:
+            assert time.monotonic() < deadline, (
+                f"the writers never queued: {held_now[0]} held, {queued} queued, {done[0]} done"
+            )
+            time.sleep(0.002)
+        released.set()
 
     def held(conn, new):
-        if not released.is_set():
-            with lock:
-                held_now[0] += 1
-            deadline = time.monotonic() + 10
-            while held_now[0] + len(entities._appends._queue) < 12:
-                assert time.monotonic() < deadline, "the writers never queued"
-                time.sleep(0.002)
-            released.set()
+        hold(1)
         return real_append(conn, new)
 
+    def held_group(conn, group):
+        hold(len(group))
+        return real_group(conn, group)
+
     monkeypatch.setattr(ledger, "append_version", held)
+    monkeypatch.setattr(ledger, "append_versions", held_group)
     wire = round_trips.watch(monkeypatch)
 
     def create(name: str):
@@ -151,6 +166,9 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
             return entities.create(author, "skills", _skill(name), "r")
         except Conflict as exc:
             return exc
+        finally:
+            with lock:
+                done[0] += 1
 
     with ThreadPoolExecutor(12) as pool:
         outcomes = list(pool.map(create, ["first", *names]))
