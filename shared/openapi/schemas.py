@@ -600,7 +600,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "CheckpointRef": CHECKPOINT_REF,
     "EvidenceBundle": obj(
         {
-            "format": {"type": "string", "const": "plant-evidence-bundle/1"},
+            "format": {"type": "string", "const": "plant-evidence-bundle/2"},
             "tenant": STRING,
             "origin": STRING,
             "created_at": TIME,
@@ -617,7 +617,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     ["note", "size", "root", "consistency_proof"],
                 )
             ),
-            "filters": {"type": "object"},
+            "filters": obj(
+                {
+                    "kind": nullable({"type": "string", "enum": ENTITY_TYPES}),
+                    "entity": nullable(UUID),
+                },
+                ["kind", "entity"],
+            ),
             "entries": array(
                 obj(
                     {
@@ -633,8 +639,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     ["index", "entry_type", "entity_id", "version", "body", "leaf_hash"],
                 )
             ),
+            "statement": obj(
+                {
+                    "payload": B64,
+                    "payloadType": {
+                        "type": "string",
+                        "const": "application/vnd.plant.evidence-bundle+json",
+                    },
+                    "signatures": array(
+                        obj({"keyid": STRING, "sig": B64}, ["keyid", "sig"]), minItems=1
+                    ),
+                },
+                ["payload", "payloadType", "signatures"],
+                description="DSSE envelope over the bundle's header and entry list, signed "
+                "with the log's key (see docs/formats.md, Evidence bundle)",
+            ),
         },
-        ["format", "tenant", "origin", "checkpoint", "public_keys", "entries"],
+        [
+            "format",
+            "tenant",
+            "origin",
+            "created_at",
+            "checkpoint",
+            "public_keys",
+            "previous_checkpoint",
+            "filters",
+            "entries",
+            "statement",
+        ],
     ),
 }
 for _kind in KINDS.values():
