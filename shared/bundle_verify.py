@@ -1,246 +1,190 @@
-"""Offline verification of an evidence bundle: no database, no network, only the bytes.
+"""Offline verification of an evidence bundle: no database, no network, only its bytes and the
+keys the auditor pins.
 
-Checks, each reported as its own item: the checkpoint's signature (with keys the auditor
-supplies, or, with a warning, the bundle's own), the previous checkpoint and the consistency
-proof between them, each entry's leaf hash and inclusion proof, each version's canonical form,
-identity and link to the version before it, and each certificate's DSSE signature and subject.
+In order, each a named item of the report: the pinned keys (none pinned: nothing is verified);
+the file's shape (bundle_shape); the checkpoint's signature, origin and copy; the statement
+(bundle_statement) signed over the header and the entry list, compared field by field with the
+bundle; the previous checkpoint and the consistency proof to it; every entry against its own
+bytes (bundle_contents); then completeness, chains and certificates, the entry list against
+the statement, and what the bundle proves or cannot (bundle_claims).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from shared import bundle
-from shared.integrity import canonical, digests, dsse, merkle, note
+from shared import bundle_claims, bundle_shape, bundle_statement
+from shared.bundle_contents import Contents
+from shared.bundle_report import VerificationReport
+from shared.bundle_shape import CheckpointCopy, Header, MalformedBundle, shown
+from shared.integrity import canonical, dsse, merkle, note
+
+NO_KEY = (
+    "no key is pinned: pass --key VKEY or --key-file FILE with the registry's published "
+    "keys (GET /log/keys, or plant keys list); a bundle's own keys prove nothing, since "
+    "whoever forged it would have signed it with them"
+)
+HEADER_FIELDS = ("format", "tenant", "origin", "created_at", "filters", "checkpoint")
+HEADER_FIELDS += ("previous_checkpoint",)
 
 
-@dataclass(frozen=True)
-class Item:
-    name: str
-    ok: bool
-    message: str
-
-
-@dataclass
-class VerificationReport:
-    items: list[Item] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.items) and all(i.ok for i in self.items)
-
-    @property
-    def failures(self) -> list[Item]:
-        return [i for i in self.items if not i.ok]
-
-    def add(self, name: str, ok: bool, message: str) -> bool:
-        self.items.append(Item(name, ok, message))
-        return ok
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "checked": len(self.items),
-            "failed": len(self.failures),
-            "warnings": self.warnings,
-            "failures": [{"item": i.name, "message": i.message} for i in self.failures],
-        }
-
-
-def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError("not a base64 string")
-    return base64.b64decode(value, validate=True)
-
-
-def _hashes(values: Any) -> list[bytes]:
-    if not isinstance(values, list):
-        raise ValueError("not a list of hashes")
-    return [_b64(v) for v in values]
-
-
-def _open_checkpoint(
-    report: VerificationReport, name: str, data: Any, verifiers: list[note.Verifier], origin: str
-) -> note.Checkpoint | None:
-    try:
-        text, _ = note.open_note(data["note"], verifiers)
-        parsed = note.parse_checkpoint(text)
-    except (note.NoteError, KeyError, TypeError) as exc:
-        report.add(name, False, f"the signature does not verify with the trusted keys: {exc}")
-        return None
-    problems = []
-    if parsed.origin != origin:
-        problems.append(f"it names log {parsed.origin!r}, not {origin!r}")
-    if parsed.size != data.get("size") or bundle.b64(parsed.root) != data.get("root"):
-        problems.append("its signed size or root differ from the bundle's copy")
-    report.add(name, not problems, "; ".join(problems) or f"signed, size {parsed.size}")
-    return parsed if not problems else None
+def pinned(vkeys: Iterable[str], report: VerificationReport) -> list[note.Verifier]:
+    """The auditor's keys, or none (with the failure named) if none or a malformed one."""
+    verifiers = []
+    for vkey in vkeys:
+        try:
+            verifiers.append(note.Verifier.from_vkey(vkey))
+        except note.NoteError as exc:
+            report.fail("pinned key", f"{shown(vkey)} is not a vkey: {exc}")
+            return []
+    if not verifiers:
+        report.fail("pinned key", NO_KEY)
+    return verifiers
 
 
 def verify(
-    data: Any,
-    trusted_vkeys: Iterable[str] = (),
+    raw: bytes,
+    trusted_vkeys: Iterable[str],
     progress: Callable[[int, int], None] | None = None,
 ) -> VerificationReport:
-    """Verify a parsed bundle; never raises on bad content (it becomes a failed item)."""
+    """Verify a bundle file's bytes; never raises on bad content (it becomes a failed item)."""
     report = VerificationReport()
-    if not isinstance(data, dict) or data.get("format") != bundle.FORMAT:
-        report.add("format", False, f"not a {bundle.FORMAT} bundle")
+    verifiers = pinned(trusted_vkeys, report)
+    if not verifiers:
         return report
-    trusted = list(trusted_vkeys)
     try:
-        if trusted:
-            verifiers = [note.Verifier.from_vkey(v) for v in trusted]
-        else:
-            verifiers = [note.Verifier.from_vkey(v) for v in data.get("public_keys", [])]
-            report.warnings.append(
-                "trusting the public keys inside the bundle: pass --key with the registry's "
-                "published key to rule out a forged bundle"
-            )
-    except note.NoteError as exc:
-        report.add("keys", False, f"a public key is malformed: {exc}")
-        return report
-    origin = data.get("origin", "")
-    latest = _open_checkpoint(report, "checkpoint", data.get("checkpoint"), verifiers, origin)
-    previous = data.get("previous_checkpoint")
-    if previous is not None and latest is not None:
-        older = _open_checkpoint(report, "previous checkpoint", previous, verifiers, origin)
-        if older is not None:
-            try:
-                proof = _hashes(previous.get("consistency_proof"))
-                ok = merkle.verify_consistency(
-                    older.size, latest.size, older.root, latest.root, proof
-                )
-            except (ValueError, binascii.Error):
-                ok = False
-            report.add(
-                "consistency proof",
-                ok,
-                f"checkpoint {older.size} is a prefix of {latest.size}"
-                if ok
-                else f"checkpoint {latest.size} does not extend {older.size}",
-            )
-    entries = data.get("entries")
-    if not isinstance(entries, list):
-        report.add("entries", False, "the bundle has no entry list")
-        return report
-    versions: dict[str, dict[int, tuple[bytes, str]]] = defaultdict(dict)
-    certificates: list[tuple[str, dict[str, Any], bytes]] = []
-    for n, entry in enumerate(entries):
-        _entry(report, entry, latest, versions, certificates, n)
-        if progress:
-            progress(n + 1, len(entries))
-    _chains(report, versions)
-    _certificates(report, certificates, versions, verifiers)
+        header = bundle_shape.header(bundle_shape.load(raw))
+        _check(report, header, verifiers, progress)
+    except MalformedBundle as exc:
+        report.fail(exc.where, exc.problem)
     return report
 
 
-def _entry(
+def _check(
     report: VerificationReport,
-    entry: Any,
-    latest: note.Checkpoint | None,
-    versions: dict[str, dict[int, tuple[bytes, str]]],
-    certificates: list[tuple[str, dict[str, Any], bytes]],
-    position: int,
+    header: Header,
+    verifiers: list[note.Verifier],
+    progress: Callable[[int, int], None] | None,
 ) -> None:
-    try:
-        index = entry["index"]
-        name = f"entry {index} ({entry['entity_type']} {entry['entity_id']} v{entry['version']})"
-        body = _b64(entry["body"])
-        leaf = _b64(entry["leaf_hash"])
-        proof = _hashes(entry["inclusion_proof"])
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        report.add(f"entry #{position}", False, f"malformed entry: {exc}")
-        return
-    if merkle.leaf_hash(body) != leaf:
-        report.add(name, False, "its bytes do not hash to its leaf hash")
-        return
-    if latest is None:
-        report.add(name, False, "no trusted checkpoint to prove it against")
-        return
-    if not merkle.verify_inclusion(leaf, index, latest.size, proof, latest.root):
-        report.add(name, False, f"its inclusion proof does not lead to checkpoint {latest.size}")
-        return
-    try:
-        document = canonical.loads(body)
-        if canonical.dumps(document) != body:
-            raise canonical.CanonicalError("not in RFC 8785 canonical form")
-    except canonical.CanonicalError as exc:
-        report.add(name, False, f"its bytes are not canonical JSON: {exc}")
-        return
-    if entry["entry_type"] == "certificate":
-        certificates.append((name, document, body))
-        report.add(name, True, f"included at {index}")
-        return
-    try:
-        identity, record = document["identity"], document["versioning"]
-        same = identity["id"] == entry["entity_id"] and record["version"] == entry["version"]
-        same = same and identity["entity_type"] == entry["entity_type"]
-    except (KeyError, TypeError):
-        same = False
-    if not same:
-        report.add(name, False, "its bytes describe another entity or version")
-        return
-    versions[entry["entity_id"]][entry["version"]] = (body, record.get("previous_digest"))
-    report.add(name, True, f"included at {index}")
-
-
-def _chains(report: VerificationReport, versions: dict[str, dict[int, tuple[bytes, str]]]) -> None:
-    for entity_id, chain in versions.items():
-        problems = []
-        for version in sorted(chain):
-            _, previous = chain[version]
-            if version == 1:
-                if previous is not None:
-                    problems.append("version 1 claims a predecessor")
-                continue
-            before = chain.get(version - 1)
-            if before is None:
-                problems.append(f"version {version - 1} is not in the bundle")
-            elif previous != digests.label(digests.sha256(before[0])):
-                problems.append(f"version {version} does not link to version {version - 1}")
-        report.add(
-            f"chain {entity_id}",
-            not problems,
-            "; ".join(problems) or f"{len(chain)} version(s) linked",
+    if not header.origin.endswith("/" + header.tenant):
+        report.fail(
+            "tenant",
+            f"the bundle's origin {shown(header.origin)} is not the log of its tenant "
+            f"{shown(header.tenant)}",
         )
+        return
+    latest, signed_by = _open(report, "checkpoint", header.checkpoint, header, verifiers)
+    if latest is None:
+        return
+    statement = _statement(report, header, verifiers)
+    _previous(report, header, latest, verifiers)
+    contents = Contents(header, latest, verifiers, report)
+    coverage = bundle_statement.Coverage()
+    entries = header.document["entries"]
+    for position, value in enumerate(entries):
+        entry = bundle_shape.entry(value, position)
+        coverage.add(entry.index, entry.leaf_hash)
+        contents.add(entry)
+        if progress:
+            progress(position + 1, len(entries))
+    bundle_claims.finish(contents)
+    if statement is not None:
+        _coverage(report, statement.get("entries"), coverage)
+    previous = header.previous.size if header.previous else None
+    bundle_claims.describe(contents, signed_by, previous)
 
 
-def _certificates(
+def _open(
     report: VerificationReport,
-    certificates: list[tuple[str, dict[str, Any], bytes]],
-    versions: dict[str, dict[int, tuple[bytes, str]]],
+    name: str,
+    copy: CheckpointCopy,
+    header: Header,
+    verifiers: list[note.Verifier],
+) -> tuple[note.Checkpoint | None, str]:
+    """A checkpoint note opened with the pinned keys, and checked against the bundle's copy."""
+    try:
+        text, signers = note.open_note(copy.note, verifiers)
+        parsed = note.parse_checkpoint(text)
+    except note.NoteError as exc:
+        report.fail(name, f"its signature does not verify with the pinned keys: {exc}")
+        return None, ""
+    problems = []
+    if parsed.origin != header.origin:
+        problems.append(f"it names log {shown(parsed.origin)}, not {shown(header.origin)}")
+    if parsed.size != copy.size or parsed.root != copy.root:
+        problems.append("its signed size or root differ from the bundle's copy")
+    if problems:
+        report.fail(name, "; ".join(problems))
+        return None, ""
+    report.add(name, True, f"signed by {', '.join(signers)}, size {parsed.size}")
+    return parsed, f"{', '.join(signers)} (a key you pinned)"
+
+
+def _statement(
+    report: VerificationReport, header: Header, verifiers: list[note.Verifier]
+) -> dict[str, Any] | None:
+    """The signed statement, if a pinned key signed it and it says what the header says."""
+    envelope = header.statement
+    by_id = {v.key_id_hex: v for v in verifiers}
+    try:
+        signed = canonical.loads(dsse.verify_envelope(envelope, by_id))
+    except ValueError as exc:
+        report.fail("statement", f"it does not verify with the pinned keys: {exc}")
+        return None
+    if envelope["payloadType"] != bundle_statement.PAYLOAD_TYPE or type(signed) is not dict:
+        report.fail("statement", "the signed payload is not an evidence bundle statement")
+        return None
+    expected = bundle_statement.payload(header.document, {})
+    problems = [
+        f"the bundle's {name} {shown(expected[name])} is not the signed {shown(signed.get(name))}"
+        for name in HEADER_FIELDS
+        if signed.get(name) != expected[name]
+    ]
+    if set(signed) != set(expected):
+        problems.append("the signed statement's fields are not a bundle statement's")
+    if problems:
+        report.fail("statement", "; ".join(problems))
+        return None
+    report.add("statement", True, "signed, and says what the bundle's header says")
+    return signed
+
+
+def _previous(
+    report: VerificationReport,
+    header: Header,
+    latest: note.Checkpoint,
     verifiers: list[note.Verifier],
 ) -> None:
-    by_id = {v.key_id_hex: v for v in verifiers}
-    for name, envelope, _ in certificates:
-        try:
-            statement = canonical.loads(dsse.verify_envelope(envelope, by_id))
-            predicate = statement["predicate"]
-            subject = statement["subject"][0]["digest"]["sha256"]
-            body = versions.get(predicate["entity_id"], {}).get(predicate["version"])
-        except (
-            dsse.EnvelopeError,
-            canonical.CanonicalError,
-            KeyError,
-            TypeError,
-            IndexError,
-        ) as exc:
-            report.add(f"certificate of {name}", False, f"its signature does not verify: {exc}")
-            continue
-        if body is None:
-            report.add(
-                f"certificate of {name}", False, "the certified version is not in the bundle"
-            )
-        elif digests.sha256(body[0]).hex() != subject:
-            report.add(
-                f"certificate of {name}", False, "it certifies bytes other than the version's"
-            )
-        else:
-            report.add(f"certificate of {name}", True, "signed, and certifies the version's digest")
+    if header.previous is None:
+        return
+    name = "previous checkpoint"
+    older, _ = _open(report, name, header.previous, header, verifiers)
+    if older is None:
+        return
+    if not 0 < older.size < latest.size:
+        report.fail(name, f"its size {older.size} is not between 0 and {latest.size}")
+        return
+    holds = merkle.verify_consistency(
+        older.size, latest.size, older.root, latest.root, header.previous.consistency_proof
+    )
+    report.add(
+        "consistency proof",
+        holds,
+        f"checkpoint {older.size} is a prefix of {latest.size}"
+        if holds
+        else f"checkpoint {latest.size} does not extend {older.size}",
+    )
+
+
+def _coverage(report: VerificationReport, signed: Any, coverage: bundle_statement.Coverage) -> None:
+    held = coverage.summary()
+    if signed == held:
+        report.add("coverage", True, f"the bundle holds exactly the {held['count']} entries signed")
+        return
+    count = signed.get("count") if type(signed) is dict else None
+    report.fail(
+        "coverage",
+        f"the signed statement lists {shown(count)} entries, the bundle holds {held['count']} "
+        "that do not hash to the signed list: entries were dropped, added, moved or changed",
+    )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from shared import auditing, certification, entities
+from shared import auditing, certification, cli, entities, keys
 from shared.auth import Principal
 from shared.config import ROOT
 
@@ -57,3 +62,37 @@ def seeded(database_url: str, tenant: str) -> Seeded:
         "r",
     ).body["identity"]["id"]
     return Seeded(tenant, skills, certified, role)
+
+
+@pytest.fixture
+def export_bundle(export_client, make_token) -> Callable[..., dict[str, Any]]:
+    """A bundle of ``tenant`` through the real export route (``query``: kind=, entity=)."""
+
+    def export(tenant: str, query: str = "") -> dict[str, Any]:
+        token = make_token(tenant, "auditor")
+        response = export_client.get(
+            f"/export/bundle{query}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200, response.get_data()
+        return json.loads(response.get_data())
+
+    return export
+
+
+@pytest.fixture
+def plant_verify(tmp_path) -> Callable[..., tuple[int, str]]:
+    """Run `plant verify` on a bundle (a document, or the file's bytes as an attacker wrote
+    them), pinned to the registry's active key unless ``pinned=False``; (exit code, stdout)."""
+
+    def run(data: Any, *extra: str, pinned: bool = True) -> tuple[int, str]:
+        path = tmp_path / "bundle.json"
+        path.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+        args = ["verify", str(path), *extra]
+        if pinned:
+            args += ["--key", keys.keyring().active.vkey]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(args)
+        return code, out.getvalue()
+
+    return run

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from shared import cli, keys
+from shared import keys
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -25,39 +25,39 @@ def bundle(export_client, seeded, make_token) -> dict:
     return json.loads(response.get_data())
 
 
-def _verify(tmp_path, data, *extra: str) -> tuple[int, str]:
-    path = tmp_path / "bundle.json"
-    path.write_text(json.dumps(data))
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main(["verify", str(path), *extra])
-    return code, out.getvalue()
-
-
 def _flip_b64(value: str, at: int = 0) -> str:
     raw = bytearray(base64.b64decode(value))
     raw[at % len(raw)] ^= 0x01
     return base64.b64encode(bytes(raw)).decode()
 
 
-def test_round_trip_bundle_verifies_with_the_published_key(tmp_path, bundle):
+def test_round_trip_bundle_verifies_with_the_published_key(plant_verify, bundle):
     assert bundle["format"] == "plant-evidence-bundle/2"
     assert bundle["previous_checkpoint"] is not None  # the audit's checkpoint, then more writes
     kinds = {e["entry_type"] for e in bundle["entries"]}
     assert kinds == {"version", "certificate"}
-    key = keys.keyring().active.vkey
-    code, out = _verify(tmp_path, bundle, "--key", key)
+    code, out = plant_verify(bundle)
     assert code == 0, out
-    assert "VERIFIED" in out and "WARNING" not in out
+    size = bundle["checkpoint"]["size"]
+    assert out.splitlines()[-1].startswith("VERIFIED: ")
+    assert "FAIL" not in out
+    assert f"completeness: every entry of the log below {size} (indexes 0..{size - 1})" in out
+    assert f"the log at {size} extends the checkpoint of size" in out
+    assert f"that {size} is the log's newest checkpoint" in out.split("NOT PROVEN:")[1]
 
 
-def test_trusting_the_bundled_key_warns(tmp_path, bundle):
-    code, out = _verify(tmp_path, bundle)
-    assert code == 0
-    assert "WARNING: trusting the public keys inside the bundle" in out
+def test_a_key_file_pins_keys_like_key(tmp_path, plant_verify, bundle):
+    key_file = tmp_path / "keys.txt"
+    key_file.write_text(f"# the registry's keys\n\n{keys.keyring().active.vkey}\n")
+    code, out = plant_verify(bundle, "--key-file", str(key_file), pinned=False)
+    assert code == 0, out
+
+
+def test_without_a_pinned_key_a_genuine_bundle_is_not_verified(plant_verify, bundle):
+    code, out = plant_verify(bundle, pinned=False)
+    assert code == 1
+    assert "FAIL  pinned key: no key is pinned: pass --key VKEY or --key-file FILE" in out
+    assert out.splitlines()[-1] == "NOT VERIFIED: 1 of 1 checks fail"
 
 
 def _first(bundle, entry_type):
@@ -103,17 +103,17 @@ def tamper_consistency_proof(b: dict) -> None:
         (tamper_consistency_proof, "consistency proof"),
     ],
 )
-def test_tampering_each_class_fails_and_names_the_item(tmp_path, bundle, tamper, named):
+def test_tampering_each_class_fails_and_names_the_item(plant_verify, bundle, tamper, named):
     changed = copy.deepcopy(bundle)
     tamper(changed)
     index = _first(bundle, "version")["index"]
     cert = _first(bundle, "certificate")["index"]
-    code, out = _verify(tmp_path, changed, "--key", keys.keyring().active.vkey)
+    code, out = plant_verify(changed)
     assert code == 1, out
     assert f"FAIL  {named.format(index=index, cert=cert)}" in out, out
 
 
-def test_a_certificate_resigned_by_another_key_is_named(tmp_path, bundle):
+def test_a_certificate_resigned_by_another_key_is_named(plant_verify, bundle):
     from shared.integrity import canonical, dsse, note
 
     changed = copy.deepcopy(bundle)
@@ -125,30 +125,47 @@ def test_a_certificate_resigned_by_another_key_is_named(tmp_path, bundle):
     )
     body = canonical.dumps(forged)
     entry["body"] = base64.b64encode(body).decode()
-    code, out = _verify(tmp_path, changed, "--key", keys.keyring().active.vkey)
+    code, out = plant_verify(changed)
     assert code == 1
     assert f"FAIL  entry {entry['index']}" in out
 
 
-def test_json_output_lists_failures(tmp_path, bundle):
+def test_json_output_lists_failures_and_claims(plant_verify, bundle):
+    code, out = plant_verify(bundle, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["ok"] and result["failures"] == []
+    assert any(c.startswith("completeness: ") for c in result["proven"])
     changed = copy.deepcopy(bundle)
     changed["format"] = "something else"
-    code, out = _verify(tmp_path, changed, "--json")
-    assert code == 1
-    assert json.loads(out)["failures"][0]["item"] == "format"
+    code, out = plant_verify(changed, "--json")
+    result = json.loads(out)
+    assert code == 1 and result["proven"] == []
+    assert result["failures"][0]["item"] == "format"
 
 
-def test_bundle_of_one_entity_holds_only_its_entries(export_client, seeded, make_token, tmp_path):
-    response = export_client.get(
-        f"/export/bundle?entity={seeded.certified[0]}",
-        headers=_auth(make_token(seeded.tenant, "auditor")),
-    )
-    data = json.loads(response.get_data())
-    assert {e["entity_id"] for e in data["entries"]} == {seeded.certified[0]}
-    assert _verify(tmp_path, data)[0] == 0
+def test_bundle_of_one_entity_says_what_it_cannot_prove(export_bundle, seeded, plant_verify):
+    entity = seeded.certified[0]
+    data = export_bundle(seeded.tenant, f"?entity={entity}")
+    assert {e["entity_id"] for e in data["entries"]} == {entity}
+    code, out = plant_verify(data)
+    assert code == 0, out
+    proven, not_proven = out.split("NOT PROVEN:")
+    assert f"entity {entity} (skill): versions 1..3 in log order" in proven
+    assert "1 certificate(s)" in proven and "completeness" not in proven
+    assert f"that entity {entity} has no version newer than 3 below" in not_proven
 
 
-def test_bundles_never_cross_tenants(export_client, seeded, make_token):
+def test_bundle_of_one_kind_says_what_it_cannot_prove(export_bundle, seeded, plant_verify):
+    data = export_bundle(seeded.tenant, "?kind=skills")
+    assert {e["entity_type"] for e in data["entries"]} == {"skill"}
+    code, out = plant_verify(data)
+    assert code == 0, out
+    proven, not_proven = out.split("NOT PROVEN:")
+    assert "4 skill entities, each with versions 1..k" in proven
+    assert "that the log holds no other skill entity, version or certificate below" in not_proven
+
+
+def test_bundles_never_cross_tenants(export_client, seeded, make_token, plant_verify):
     other = _auth(make_token(seeded.tenant + "-b", "auditor"))
     response = export_client.get(f"/export/bundle?entity={seeded.skills[0]}", headers=other)
     assert response.status_code == 404
@@ -156,3 +173,6 @@ def test_bundles_never_cross_tenants(export_client, seeded, make_token):
     data = json.loads(response.get_data())
     assert data["tenant"] == seeded.tenant + "-b"
     assert data["entries"] == [] and data["checkpoint"]["size"] == 0
+    code, out = plant_verify(data)
+    assert code == 0, out
+    assert "completeness: the log was empty at the checkpoint" in out

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from shared import cli
+from shared import cli, keys
 
 
 def test_plant_export_bundle_then_verify(seeded, tmp_path, capsys):
@@ -16,9 +16,11 @@ def test_plant_export_bundle_then_verify(seeded, tmp_path, capsys):
         == 0
     )
     assert "bundling [" in capsys.readouterr().err
-    assert cli.main(["verify", str(out), "--progress"]) == 0
+    key = keys.keyring().active.vkey
+    assert cli.main(["verify", str(out), "--progress", "--key", key]) == 0
     captured = capsys.readouterr()
-    assert "VERIFIED" in captured.out and "verifying [" in captured.err
+    assert captured.out.splitlines()[-1].startswith("VERIFIED: ")
+    assert "verifying [" in captured.err
 
 
 def test_plant_export_report_csv(seeded, tmp_path):
@@ -50,7 +52,7 @@ def test_plant_rules_prints_the_catalogue(capsys):
 
 
 def test_plant_verify_on_unreadable_file_exits_1(tmp_path, capsys):
-    bad = tmp_path / "x.json"
-    bad.write_text("{not json")
-    assert cli.main(["verify", str(bad)]) == 1
+    assert cli.main(["verify", str(tmp_path / "absent.json"), "--key", "k"]) == 1
     assert "cannot read" in capsys.readouterr().err
+    assert cli.main(["verify", str(tmp_path), "--key-file", str(tmp_path / "absent")]) == 1
+    assert "cannot read the key file" in capsys.readouterr().err
