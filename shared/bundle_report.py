@@ -15,8 +15,8 @@ class Item:
 
 @dataclass
 class VerificationReport:
-    """Every check made, with the claims the bundle proves (only if every check holds) and
-    those it does not prove even then."""
+    """Every check made, with the claims the bundle proves and those it does not prove even
+    then (both reported only if every check holds: a bundle that fails one proves nothing)."""
 
     items: list[Item] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
@@ -49,21 +49,18 @@ class VerificationReport:
             "failed": len(self.failures),
             "failures": [{"item": i.name, "message": i.message} for i in self.failures],
             "proven": self.proven,
-            "not_proven": self.not_proven,
+            "not_proven": list(self.not_proven) if self.ok else [],
         }
 
     def lines(self) -> list[str]:
         """The report as `plant verify` prints it."""
         out = [f"FAIL  {i.name}: {i.message}" for i in self.failures]
-        if self.ok:
-            out += ["PROVEN (with the keys you pinned):", *(f"  - {c}" for c in self.proven)]
-        else:
+        if not self.ok:
             out.append("PROVEN: nothing (a check failed)")
+            out.append(f"NOT VERIFIED: {len(self.failures)} of {len(self.items)} checks fail")
+            return out
+        out += ["PROVEN (with the keys you pinned):", *(f"  - {c}" for c in self.proven)]
         if self.not_proven:
             out += ["NOT PROVEN:", *(f"  - {c}" for c in self.not_proven)]
-        held = len(self.items) - len(self.failures)
-        if self.ok:
-            out.append(f"VERIFIED: {held} of {len(self.items)} checks hold")
-        else:
-            out.append(f"NOT VERIFIED: {len(self.failures)} of {len(self.items)} checks fail")
+        out.append(f"VERIFIED: {len(self.items)} of {len(self.items)} checks hold")
         return out
