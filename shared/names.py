@@ -25,6 +25,7 @@ test_names.py then fails until the tables are replaced and a migration re-keys t
 from __future__ import annotations
 
 import functools
+import hashlib
 import unicodedata
 from pathlib import Path
 
@@ -32,11 +33,12 @@ UNICODE_VERSION = "14.0.0"
 _DATA = Path(__file__).with_name("unicode")
 # Between the two readings of a key; itself default-ignorable, so no reading contains it.
 SEPARATOR = "\u2063"  # INVISIBLE SEPARATOR
+MAX_READING = 1024  # UTF-8 bytes of a reading kept as it is (both fit one index entry)
 
 
 def unique_key(name: str) -> str:
     """The key a skill named ``name`` holds: ``name:<folded><SEPARATOR><shape>``."""
-    return f"name:{folded(name)}{SEPARATOR}{shape(name)}"
+    return f"name:{_bounded(folded(name))}{SEPARATOR}{_bounded(shape(name))}"
 
 
 def readings(key: str) -> tuple[str, ...]:
@@ -62,6 +64,15 @@ def skeleton(text: str) -> str:
     table = _prototypes()
     mapped = "".join(table.get(c, c) for c in unicodedata.normalize("NFD", text))
     return unicodedata.normalize("NFD", mapped)
+
+
+def _bounded(reading: str) -> str:
+    """A reading as the database can index it: NFKC makes a character up to 18, so a long
+    name could read past what one index entry holds (2,704 bytes); such a reading is kept
+    as its SHA-256, which is equal exactly when the readings are."""
+    if len(reading.encode()) <= MAX_READING:
+        return reading
+    return "sha256:" + hashlib.sha256(reading.encode()).hexdigest()
 
 
 def _visible(text: str) -> str:

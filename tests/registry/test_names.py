@@ -94,3 +94,13 @@ def test_a_key_always_holds_exactly_two_readings():
     """The separator is default-ignorable, so no reading can hold it, whatever the name."""
     for name in ("Rust", "a\u2063b", "\u2063", "", "x\u2063\u2063y", "\u3164"):
         assert len(names.readings(names.unique_key(name))) == 2
+
+
+def test_a_reading_past_one_index_entry_is_kept_as_its_digest():
+    """U+FDFA makes 18 characters under NFKC: 200 of them read past what one index entry
+    holds, so such a reading is its SHA-256; equal names still give equal keys."""
+    longest = "\ufdfa" * 200
+    key = names.unique_key(longest)
+    assert all(len(r.encode()) <= names.MAX_READING + 16 for r in names.readings(key))
+    assert names.readings(key)[1].startswith("sha256:")
+    assert key == names.unique_key(longest + "\u200b") != names.unique_key("\ufdfa" * 199)
