@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared import collector, documents, lifecycle
+from shared import collector, documents, lifecycle, names
 from shared.auth import Principal
 from shared.documents import Change
 from shared.errors import (
@@ -156,12 +156,13 @@ def _unique_taken_is_409(kind: Kind) -> Iterator[None]:
     except DBAPIError as exc:
         if sqlstate(exc) != UNIQUE_TAKEN:
             raise
-        holder = _message(exc)
+        holder, name = _message(exc), _message(exc, "D")
         rule, field = _unique_rule(kind)
         raise Conflict(
-            f"a live {kind.type} with the same unique key already exists",
-            violations=[Violation(rule, field, f"already taken by {holder}").as_dict()],
+            f"a live {kind.type} with the same unique key already exists: {holder} ({name!r})",
+            violations=[Violation(rule, field, f"already taken by {holder} ({name!r})").as_dict()],
             existing_id=holder,
+            existing_name=name,
         ) from exc
 
 
@@ -344,16 +345,18 @@ def _create_batch(
         with database().transaction(principal.tenant) as conn:
             refs, pins = pinned_references(conn, kind, {}, ids=wanted)
     problems: list[Violation] = []
-    seen: dict[str, int] = {}
+    seen: dict[tuple[int, str], int] = {}  # (place, reading) -> the item that holds it
     for i, ((fields, _, own), use) in enumerate(zip(checked, usable, strict=True)):
         found = own + (
             [] if any(p.field == "" for p in own) else check_relations(kind, use, None, refs)
         )
         key = None if found else unique_key(kind, fields)
-        if key is not None and key in seen:
-            found.append(_duplicate_in_batch(kind, seen[key]))
-        elif key is not None:
-            seen[key] = i
+        held = [] if key is None else list(enumerate(names.readings(key)))
+        first = next((seen[r] for r in held if r in seen), None)
+        if first is not None:
+            found.append(_duplicate_in_batch(kind, first))
+        else:
+            seen.update(dict.fromkeys(held, i))
         problems += [Violation(p.rule, _item_field(i, p.field), p.message) for p in found]
     if problems:
         raise _invalid(problems)
@@ -589,9 +592,10 @@ def assign_team(
     return amend(principal, "agents", raw_id, patch, if_match, request_id)
 
 
-def _message(exc: DBAPIError) -> str:
+def _message(exc: DBAPIError, field: str = "M") -> str:
+    """A field of the server's error (``M`` its message, ``D`` its detail)."""
     args = getattr(exc.orig, "args", ())
-    return str(args[0].get("M", "")) if args and isinstance(args[0], dict) else ""
+    return str(args[0].get(field, "")) if args and isinstance(args[0], dict) else ""
 
 
 def bounded_int(raw: str) -> int:

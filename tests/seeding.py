@@ -10,7 +10,7 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
     write it (canonical bytes, digests, heads), so audits check them for real."""
     import uuid
 
-    from shared import documents
+    from shared import documents, names
     from shared.documents import Change
     from shared.entities import _passed
     from shared.kinds import KINDS
@@ -54,6 +54,7 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
             }
         )
     cols = {key: [r[key] for r in rows] for key in ("i", "e", "b", "d", "l", "f")}
+    keys = [names.unique_key(f"skill {i}") for i in cols["i"]]
     with superuser.begin() as conn:
         conn.execute(
             text(
@@ -71,10 +72,11 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
                 "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
                 "category, unique_key, first_index, log_index, created_at, updated_at) "
                 "SELECT :t, CAST(e AS uuid), 'skill', 1, 'draft', 'skill ' || i, 'technical', "
-                "'name:skill ' || i, i, i, now(), now() "
-                "FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[])) AS x(i, e)"
+                "k, i, i, now(), now() "
+                "FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), CAST(:k AS text[])) "
+                "AS x(i, e, k)"
             ),
-            {"t": tenant, "i": cols["i"], "e": cols["e"]},
+            {"t": tenant, "i": cols["i"], "e": cols["e"], "k": keys},
         )
         conn.execute(
             text(

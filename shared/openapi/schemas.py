@@ -218,6 +218,7 @@ PROBLEM_SCHEMA = obj(
         "current_etag": STRING,
         "current_version": INTEGER,
         "existing_id": UUID,
+        "existing_name": STRING,
         "finding": {"type": "string", "enum": list(FINDING_KINDS)},
     },
     ["type", "title", "status", "detail"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared import names
 from shared.kinds import Kind
 from shared.rules.catalogue import Violation
 
@@ -36,9 +37,11 @@ def referenced_ids(kind: Kind, fields: dict[str, Any]) -> set[str]:
 
 
 def unique_key(kind: Kind, fields: dict[str, Any]) -> str | None:
-    """The value that must be unique among the tenant's live entities of this kind."""
+    """What must be unique among the tenant's live entities of this kind: two keys collide
+    when they share a reading (``shared.names.readings``); a skill's name is read as people
+    read it (``shared.names``)."""
     if kind.type == "skill":
-        return "name:" + str(fields["name"]).strip().casefold()
+        return names.unique_key(str(fields["name"]))
     if kind.type == "agent":
         return f"{fields['skill_id']}|{fields['job_role_id']}|{fields.get('team_id') or '-'}"
     return None

@@ -1,7 +1,8 @@
 """Entity heads: each entity's current version, status and uniqueness key.
 
-A projection of the ledger kept for lookups, listing and uniqueness (a partial unique index
-over live entities); the ledger stays the source of truth.
+A projection of the ledger kept for lookups, listing and uniqueness (the write functions
+check the readings of a key against live entities' heads: migration 0010); the ledger stays
+the source of truth.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
@@ -89,3 +90,75 @@ def test_the_application_role_holds_temporary_by_its_own_grant(superuser):
     with superuser.connect() as conn:
         acl = conn.execute(text(_ACL)).scalar_one()
     assert "plant_app=T/" in acl
+
+
+def _skill(name: str, reason: str | None = None) -> dict:
+    body = {"name": name, "description": "d", "category": "technical"}
+    return body if reason is None else {**body, "amendment_reason": reason}
+
+
+def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
+    pg_server, database_url, monkeypatch
+):
+    """A database written under the old key (name trimmed and case folded) holds "Rust" and
+    its fullwidth look-alike, both live. 0010 gives every skill head its two readings, keeps
+    both (nothing lost, no logged byte changed, a full audit clean), and refuses new ones."""
+    from databases import create_database, superuser_engine
+
+    from shared import auditing, entities, names
+    from shared.auth import Principal
+    from shared.storage import engine as engine_module
+
+    fresh = create_database(pg_server)
+    monkeypatch.setenv("DATABASE_URL", fresh)
+    config.settings.cache_clear()
+    engine_module.reset()
+    superuser = superuser_engine(fresh)
+    author = Principal("alice", "t-legacy", frozenset({"author", "reader"}))
+    auditor = Principal("audrey", "t-legacy", frozenset({"auditor"}))
+    log = "SELECT idx, body, digest, leaf_hash, field_hashes FROM log_entries ORDER BY idx"
+    heads = "SELECT name, unique_key FROM entity_heads WHERE kind = 'skill' ORDER BY name"
+    try:
+        migrate.upgrade("0009")
+        with monkeypatch.context() as old:  # the registry as it wrote keys before 0010
+            old.setattr(names, "unique_key", lambda name: "name:" + name.strip().casefold())
+            rust = entities.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
+            wide = entities.create(author, "skills", _skill("\uff32ust"), "r")
+            wide_id = wide.body["identity"]["id"]
+            entities.create(author, "skills", _skill("Perl"), "r")
+            with pytest.raises(entities.Conflict):  # the old key did fold case
+                entities.create(author, "skills", _skill("RUST"), "r")
+        with superuser.connect() as conn:
+            logged = conn.execute(text(log)).all()
+            assert conn.execute(text(heads)).all() == [
+                ("Perl", "name:perl"),
+                ("Rust", "name:rust"),
+                ("\uff32ust", "name:\uff52ust"),
+            ]
+        engine_module.reset()
+        migrate.upgrade()
+        with superuser.connect() as conn:
+            assert conn.execute(text(log)).all() == logged  # no logged byte changed
+            rekeyed = conn.execute(text(heads)).all()
+        assert rekeyed == [(name, names.unique_key(name)) for name in ("Perl", "Rust", "\uff32ust")]
+        run, _ = auditing.run(auditor, {"mode": "full"})
+        assert run["findings"] == []
+        # From now on: a new look-alike is refused, naming a holder ...
+        with pytest.raises(entities.Conflict) as caught:
+            entities.create(author, "skills", _skill("\u211bust"), "r")
+        assert caught.value.extensions["existing_id"] in {rust, wide_id}
+        # ... the legacy look-alike may still be amended under its own name ...
+        kept = entities.amend(author, "skills", wide_id, _skill("\uff32ust", "text"), '"v1"', "r")
+        assert kept.version == 2 and kept.body["identity"]["name"] == "\uff32ust"
+        # ... but once renamed, it cannot take the reading back.
+        entities.amend(author, "skills", wide_id, _skill("Lua", "rename"), '"v2"', "r")
+        with pytest.raises(entities.Conflict) as caught:
+            entities.amend(author, "skills", wide_id, _skill("\uff32ust", "back"), '"v3"', "r")
+        assert caught.value.extensions["existing_id"] == rust
+        run, _ = auditing.run(auditor, {"mode": "full"})
+        assert run["findings"] == []
+    finally:
+        superuser.dispose()
+        engine_module.reset()
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        config.settings.cache_clear()
