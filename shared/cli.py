@@ -94,6 +94,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     ring = keys.rotate_local(cfg)
     print(f"active key: {ring.active.vkey}")
     print(f"{len(ring.signers)} key(s) kept for verification")
+    print(
+        f"a running server signs with it within {cfg.key_refresh_seconds:g} s "
+        "(PLANT_KEY_REFRESH_SECONDS), with no restart"
+    )
     return 0
 
 

@@ -34,13 +34,27 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be an integer") from exc
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number of seconds") from exc
+    if not 0 <= value <= 3600:
+        raise ConfigurationError(f"{name} must be from 0 to 3600 seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the functions read from their environment.
 
     Cloud variables (see terraform/): INSTANCE_CONNECTION_NAME, DB_NAME, DB_IAM_USER,
     DB_PRIVATE_IP, PLANT_SIGNING_KEY_SECRET, PLANT_IDENTITY_MAP, PLANT_TRUST_PLATFORM_IDENTITY,
-    PLANT_TOKEN_AUDIENCE, PLANT_ANCHOR_BUCKET (and PLANT_SQLADMIN_API_ENDPOINT for tests).
+    PLANT_TOKEN_AUDIENCE, PLANT_ANCHOR_BUCKET, PLANT_KEY_REFRESH_SECONDS (and
+    PLANT_SQLADMIN_API_ENDPOINT for tests).
     """
 
     env: str = "local"
@@ -71,6 +85,9 @@ class Settings:
     anchor_dir: Path | None = None
     anchor_bucket: str | None = None
     log_origin_prefix: str = "plant-registry.local/log"
+    # How stale the signing keyring may be: a running server looks for a rotated keyring this
+    # often (locally a stat() of the key file, in the cloud a read of the secret's version).
+    key_refresh_seconds: float = 1.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -114,6 +131,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         anchor_dir=Path(env["PLANT_ANCHOR_DIR"]) if env.get("PLANT_ANCHOR_DIR") else None,
         anchor_bucket=env.get("PLANT_ANCHOR_BUCKET") or None,
         log_origin_prefix=env.get("PLANT_LOG_ORIGIN_PREFIX") or "plant-registry.local/log",
+        key_refresh_seconds=_seconds(
+            env, "PLANT_KEY_REFRESH_SECONDS", 60.0 if mode == "cloud" else 1.0
+        ),
     )
     _check(settings)
     return settings

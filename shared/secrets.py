@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from shared.config import settings
 from shared.errors import ConfigurationError
 
 RESOURCE = re.compile(
@@ -82,7 +83,7 @@ class SecretManagerSource:
         ttl_seconds: how long a value is served from the cache before it is read again.
     """
 
-    def __init__(self, client: Any | None = None, ttl_seconds: float = 300) -> None:
+    def __init__(self, client: Any | None = None, ttl_seconds: float = 60) -> None:
         self._client = client
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, bytes]] = {}
@@ -152,10 +153,11 @@ _shared: SecretManagerSource | None = None
 
 
 def secret_manager() -> SecretManagerSource:
-    """The process-wide Secret Manager source (one client, one cache)."""
+    """The process-wide Secret Manager source (one client, one cache), its values as fresh as
+    the keyring's refresh interval (``key_refresh_seconds``): a rotation is read that soon."""
     global _shared
     if _shared is None:
         with _shared_lock:
             if _shared is None:
-                _shared = SecretManagerSource()
+                _shared = SecretManagerSource(ttl_seconds=settings().key_refresh_seconds)
     return _shared
