@@ -38,7 +38,7 @@ from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import heads, ledger
 from shared.storage.engine import database, retry_transient, sqlstate
-from shared.storage.group import GroupCommit
+from shared.storage.group import GroupCommits
 
 READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
@@ -267,10 +267,17 @@ def _append_together(group: Sequence[ledger.NewVersion]) -> list[int | None]:
         return ledger.append_versions(conn, group)
 
 
-# Creates and amendments that run at the same time in this process share statements; two
-# may be on their way at once, so one group's round trip overlaps the other's execution (the
+# Creates and amendments of one tenant that run at the same time in this process share
+# statements (a queue per tenant: a group never waits for another tenant's counter); two may
+# be on their way at once, so one group's round trip overlaps the other's execution (the
 # second waits on the server for the tenant's counter, which the first holds until it commits).
-_appends = GroupCommit(_append_alone, _append_together, limit=ledger.MAX_GROUP, in_flight=2)
+_appends = GroupCommits(
+    lambda new: new.tenant,
+    _append_alone,
+    _append_together,
+    limit=ledger.MAX_GROUP,
+    in_flight=2,
+)
 
 
 @retry_transient()
