@@ -18,7 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared import collector, documents, lifecycle
+from shared.admission import Slots
 from shared.auth import Principal
+from shared.config import settings
 from shared.documents import Change
 from shared.errors import (
     Conflict,
@@ -314,9 +316,19 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
 
 
 MAX_BATCH = 10_000
+_batches = Slots(lambda: settings().max_batches, "batch")
 
 
-@retry_transient()
+@contextmanager
+def batch_admitted(principal: Principal) -> Iterator[None]:
+    """Hold one of the process's batch slots (``shared.admission``) for the caller's tenant,
+    or raise ServiceUnavailable (503) at once. Taken before the request's body is read, so a
+    refused batch costs no parsing and never waits holding a server thread."""
+    principal.require("author")
+    with _batches.held(principal.tenant):
+        yield
+
+
 def create_batch(
     principal: Principal, slug: str, bodies: Any, request_id: str
 ) -> list[dict[str, Any]]:
@@ -325,12 +337,14 @@ def create_batch(
     Every item is checked as ``create`` checks one (violations name ``items[i].field``, all
     reported together), plus uniqueness inside the batch; then version 1 of each is appended
     with one move of the log counter. Returns, per item in order, its id, version, log index
-    and digest (the full documents are one GET away).
+    and digest (the full documents are one GET away). The HTTP route runs it inside
+    ``batch_admitted``.
     """
     with collector.paused():  # its items live until it ends: nothing for the collector
         return _create_batch(principal, slug, bodies, request_id)
 
 
+@retry_transient()
 def _create_batch(
     principal: Principal, slug: str, bodies: Any, request_id: str
 ) -> list[dict[str, Any]]:
