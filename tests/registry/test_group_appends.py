@@ -187,6 +187,21 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
     _audit_is_clean(tenant)
 
 
+def _waiting_for_locks(conn, statement: str) -> int:
+    """Backends running ``statement`` that wait for a lock (each look a fresh snapshot:
+    pg_stat_activity holds still for the rest of a transaction)."""
+    try:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE :q"
+            ),
+            {"q": f"%{statement}(%"},
+        ).scalar_one()
+    finally:
+        conn.rollback()
+
+
 def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
     monkeypatch, tenant, database_url, superuser
 ):
@@ -225,15 +240,9 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
             with ThreadPoolExecutor(1) as pool:
                 result = pool.submit(entities._append_together, group)
                 deadline = time.monotonic() + 10
-                while not watcher.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE '%plant_append_versions%'"
-                    )
-                ).scalar_one():
+                while not _waiting_for_locks(watcher, "plant_append_versions"):
                     assert time.monotonic() < deadline, "the group never waited for the head"
                     time.sleep(0.01)
-                watcher.commit()
                 other.execute(
                     text("UPDATE log_heads SET size = size WHERE tenant_id = :t"), {"t": tenant}
                 )  # a deadlock here would raise 40P01 (or fail the group)
@@ -242,21 +251,6 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
     finally:
         engine.dispose()
     assert indices == [size, size + 1]
-
-
-def _waiting_for_locks(conn, statement: str) -> int:
-    """Backends running ``statement`` that wait for a lock (each look a fresh snapshot:
-    pg_stat_activity holds still for the rest of a transaction)."""
-    try:
-        return conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE :q"
-            ),
-            {"q": f"%{statement}(%"},
-        ).scalar_one()
-    finally:
-        conn.rollback()
 
 
 def test_a_tenant_waiting_for_its_counter_holds_no_other_tenants_create(database_url, superuser):
