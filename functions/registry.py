@@ -79,8 +79,9 @@ def list_entities(call: Call, kind: str) -> flask.Response:
 
 @router.route("POST", "/<kind>/batch")
 def create_batch(call: Call, kind: str) -> flask.Response:
-    items = entities.batch_items(call.json())
-    made = entities.create_batch(call.principal, kind, items, call.request_id)
+    with entities.batch_admitted(call.principal):  # before the body is read
+        items = entities.batch_items(call.json())
+        made = entities.create_batch(call.principal, kind, items, call.request_id)
     return json_response({"items": made}, 201)
 
 

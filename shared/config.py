@@ -67,6 +67,8 @@ class Settings:
     db_private_ip: bool = False
     db_pool_size: int = 8
     db_statement_timeout_ms: int = 15000
+    # Bulk creates running at once per process (each tenant one at a time; see admission).
+    max_batches: int = 1
     # A full audit's entries pass: processes that scan its ranges side by side (1: in the
     # request's own process), from this many entries up (fewer do not repay the start-up).
     audit_workers: int = 2
@@ -116,6 +118,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         db_private_ip=_flag(env.get("DB_PRIVATE_IP")),
         db_pool_size=_int(env, "PLANT_DB_POOL_SIZE", 8),
         db_statement_timeout_ms=_int(env, "PLANT_DB_STATEMENT_TIMEOUT_MS", 15000),
+        max_batches=_int(env, "PLANT_MAX_BATCHES", 1),
         audit_workers=_int(env, "PLANT_AUDIT_WORKERS", 2),
         audit_parallel_from=_int(env, "PLANT_AUDIT_PARALLEL_FROM", 262144),
         sqladmin_api_endpoint=env.get("PLANT_SQLADMIN_API_ENDPOINT") or None,
@@ -142,6 +145,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
 def _check(settings: Settings) -> None:
     if settings.audit_workers < 1:
         raise ConfigurationError("PLANT_AUDIT_WORKERS must be at least 1")
+    if settings.max_batches < 1:
+        raise ConfigurationError("PLANT_MAX_BATCHES must be at least 1")
     if settings.is_cloud:
         if not (settings.instance_connection_name or settings.database_url):
             raise ConfigurationError("cloud mode needs INSTANCE_CONNECTION_NAME or DATABASE_URL")

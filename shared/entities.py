@@ -18,7 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared import collector, documents, lifecycle, names
+from shared.admission import Slots
 from shared.auth import Principal
+from shared.config import settings
 from shared.documents import Change
 from shared.errors import (
     Conflict,
@@ -38,7 +40,7 @@ from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import heads, ledger
 from shared.storage.engine import database, retry_transient, sqlstate
-from shared.storage.group import GroupCommit
+from shared.storage.group import GroupCommits
 
 READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
@@ -268,10 +270,17 @@ def _append_together(group: Sequence[ledger.NewVersion]) -> list[int | None]:
         return ledger.append_versions(conn, group)
 
 
-# Creates and amendments that run at the same time in this process share statements; two
-# may be on their way at once, so one group's round trip overlaps the other's execution (the
+# Creates and amendments of one tenant that run at the same time in this process share
+# statements (a queue per tenant: a group never waits for another tenant's counter); two may
+# be on their way at once, so one group's round trip overlaps the other's execution (the
 # second waits on the server for the tenant's counter, which the first holds until it commits).
-_appends = GroupCommit(_append_alone, _append_together, limit=ledger.MAX_GROUP, in_flight=2)
+_appends = GroupCommits(
+    lambda new: new.tenant,
+    _append_alone,
+    _append_together,
+    limit=ledger.MAX_GROUP,
+    in_flight=2,
+)
 
 
 @retry_transient()
@@ -308,9 +317,19 @@ def create(principal: Principal, slug: str, body: Any, request_id: str) -> Docum
 
 
 MAX_BATCH = 10_000
+_batches = Slots(lambda: settings().max_batches, "batch")
 
 
-@retry_transient()
+@contextmanager
+def batch_admitted(principal: Principal) -> Iterator[None]:
+    """Hold one of the process's batch slots (``shared.admission``) for the caller's tenant,
+    or raise ServiceUnavailable (503) at once. Taken before the request's body is read, so a
+    refused batch costs no parsing and never waits holding a server thread."""
+    principal.require("author")
+    with _batches.held(principal.tenant):
+        yield
+
+
 def create_batch(
     principal: Principal, slug: str, bodies: Any, request_id: str
 ) -> list[dict[str, Any]]:
@@ -319,12 +338,14 @@ def create_batch(
     Every item is checked as ``create`` checks one (violations name ``items[i].field``, all
     reported together), plus uniqueness inside the batch; then version 1 of each is appended
     with one move of the log counter. Returns, per item in order, its id, version, log index
-    and digest (the full documents are one GET away).
+    and digest (the full documents are one GET away). The HTTP route runs it inside
+    ``batch_admitted``.
     """
     with collector.paused():  # its items live until it ends: nothing for the collector
         return _create_batch(principal, slug, bodies, request_id)
 
 
+@retry_transient()
 def _create_batch(
     principal: Principal, slug: str, bodies: Any, request_id: str
 ) -> list[dict[str, Any]]:

@@ -6,6 +6,10 @@ leader and writes what is queued (its own item first); the others wait and get t
 from it. One writer alone is written alone, exactly as without grouping; under load each
 round trip, commit and WAL flush is shared by everything that queued during the previous one.
 
+``GroupCommits`` keeps one such queue per tenant: a group never mixes tenants, so writes that
+wait on the server for their tenant's log counter (which a bulk create holds to its commit)
+never hold another tenant's writes behind them.
+
 An item the group statement did not take (``together`` gives None for it), and every item of
 a group whose statement failed, is written by its own writer alone, in its own thread: a
 refusal or an error then reaches that writer as the database's own error, and nobody else's
@@ -23,6 +27,11 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+
+def _check(limit: int, in_flight: int) -> None:
+    if limit < 1 or in_flight < 1:
+        raise ValueError("limit and in_flight must be at least 1")
 
 
 class _Waiter(Generic[T]):
@@ -48,8 +57,7 @@ class GroupCommit(Generic[T]):
         limit: int,
         in_flight: int = 1,
     ) -> None:
-        if limit < 1 or in_flight < 1:
-            raise ValueError("limit and in_flight must be at least 1")
+        _check(limit, in_flight)
         self._alone = alone
         self._together = together
         self._limit = limit
@@ -57,6 +65,11 @@ class GroupCommit(Generic[T]):
         self._queue: deque[_Waiter[T]] = deque()
         self._leaders = 0
         self._lock = threading.Lock()
+
+    def queued(self) -> int:
+        """Writers waiting for a leader to take them."""
+        with self._lock:
+            return len(self._queue)
 
     def submit(self, item: T) -> int:
         """Write ``item``; return its index once written, or raise what writing it raised."""
@@ -119,3 +132,36 @@ class GroupCommit(Generic[T]):
                     self._queue[0].woken.notify()
         if error is not None:
             raise error
+
+
+class GroupCommits(Generic[T]):
+    """One ``GroupCommit`` per key (``key(item)``: the tenant), made on first use."""
+
+    def __init__(
+        self,
+        key: Callable[[T], str],
+        alone: Callable[[T], int],
+        together: Callable[[Sequence[T]], Sequence[int | None]],
+        limit: int,
+        in_flight: int = 1,
+    ) -> None:
+        _check(limit, in_flight)
+        self._key = key
+        self._make = lambda: GroupCommit(alone, together, limit, in_flight)
+        self._queues: dict[str, GroupCommit[T]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, item: T) -> int:
+        """Write ``item`` in its key's queue (``GroupCommit.submit``)."""
+        key = self._key(item)
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = self._make()
+        return queue.submit(item)
+
+    def queued(self) -> int:
+        """Writers waiting for a leader, over every key."""
+        with self._lock:
+            queues = list(self._queues.values())
+        return sum(queue.queued() for queue in queues)

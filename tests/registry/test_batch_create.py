@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -222,3 +225,75 @@ def test_a_batch_needs_no_temporary_privilege_from_public(database_url, tenant, 
         assert [m["log_index"] for m in made] == [0, 1, 2]
     finally:
         as_superuser(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC')
+
+
+def test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read(
+    request, app, make_token, superuser, monkeypatch
+):
+    """Tenant X's batch is running (held inside its write). X's next batch and tenant Y's
+    batch are refused at once with 503 + Retry-After, before their bodies are read (a body
+    that is not even JSON gets the 503, not a 400), and nothing of them is written; Y's
+    single create is written meanwhile; once X's batch is done, Y's batch runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reliability_table import record
+
+    from shared.storage import ledger
+
+    tenant_x, tenant_y = (f"t-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    x, y = (make_token(t, "author", "reader") for t in (tenant_x, tenant_y))
+    entered, release = threading.Event(), threading.Event()
+    write = ledger.create_versions
+
+    def held(*args, **kwargs):
+        entered.set()
+        assert release.wait(5), "the running batch was never let go"
+        return write(*args, **kwargs)
+
+    def post(token: str, path: str, body: Any = None, raw: bytes | None = None):
+        data = raw if raw is not None else json.dumps(body)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        return app.test_client().post(f"/registry{path}", data=data, headers=headers)
+
+    monkeypatch.setattr(ledger, "create_versions", held)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(post, x, "/skills/batch", {"items": _skills(3, "x")})
+        assert entered.wait(10)
+        try:
+            again = post(x, "/skills/batch", raw=b'{"items": [not json')
+            other = post(y, "/skills/batch", {"items": _skills(2, "y")})
+            single = post(y, "/skills", _skills(1, "single")[0])
+        finally:
+            release.set()
+        first = running.result(timeout=10)
+    assert first.status_code == 201, first.json
+    for refused in (again, other):
+        assert refused.status_code == 503, refused.json
+        assert refused.mimetype == "application/problem+json"
+        assert refused.json["type"].endswith("service-unavailable")
+        assert refused.headers["Retry-After"]
+    assert single.status_code == 201, single.json
+    assert len(_log(superuser, tenant_x)) == 3
+    assert len(_log(superuser, tenant_y)) == 1  # the single create only
+    after = post(y, "/skills/batch", {"items": _skills(2, "y")})
+    assert after.status_code == 201, after.json
+    assert len(_log(superuser, tenant_y)) == 3
+    record(
+        request.node,
+        "tenant fairness: a batch while the process's batch slot is taken",
+        2,
+        "503 + Retry-After before the body is read, nothing written; single creates go on",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "PLANT_MAX_BATCHES must be at least 1"), ("one", "must be an integer")],
+)
+def test_the_batch_cap_is_a_positive_integer(value, message):
+    from shared import config
+    from shared.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        config.load({"PLANT_MAX_BATCHES": value})
+    assert config.load({}).max_batches == 1

@@ -142,7 +142,7 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
         with lock:
             held_now[0] += items
         deadline = time.monotonic() + 30
-        while (queued := len(entities._appends._queue)) + held_now[0] + done[0] < 12:
+        while (queued := entities._appends.queued()) + held_now[0] + done[0] < 12:
             assert time.monotonic() < deadline, (
                 f"the writers never queued: {held_now[0]} held, {queued} queued, {done[0]} done"
             )
@@ -187,6 +187,21 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
     _audit_is_clean(tenant)
 
 
+def _waiting_for_locks(conn, statement: str) -> int:
+    """Backends running ``statement`` that wait for a lock (each look a fresh snapshot:
+    pg_stat_activity holds still for the rest of a transaction)."""
+    try:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE :q"
+            ),
+            {"q": f"%{statement}(%"},
+        ).scalar_one()
+    finally:
+        conn.rollback()
+
+
 def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
     monkeypatch, tenant, database_url, superuser
 ):
@@ -225,15 +240,9 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
             with ThreadPoolExecutor(1) as pool:
                 result = pool.submit(entities._append_together, group)
                 deadline = time.monotonic() + 10
-                while not watcher.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE '%plant_append_versions%'"
-                    )
-                ).scalar_one():
+                while not _waiting_for_locks(watcher, "plant_append_versions"):
                     assert time.monotonic() < deadline, "the group never waited for the head"
                     time.sleep(0.01)
-                watcher.commit()
                 other.execute(
                     text("UPDATE log_heads SET size = size WHERE tenant_id = :t"), {"t": tenant}
                 )  # a deadlock here would raise 40P01 (or fail the group)
@@ -242,3 +251,44 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
     finally:
         engine.dispose()
     assert indices == [size, size + 1]
+
+
+def test_a_tenant_waiting_for_its_counter_holds_no_other_tenants_create(database_url, superuser):
+    """Tenant A's log counter is row-locked (as A's bulk create holds it until its commit)
+    and A's creates wait for it on the server, as many as may lead; tenant B's create is
+    written meanwhile, and A's are written once the counter is free. With one queue for
+    every tenant, B's create waited in it behind A's until A's batch committed."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from shared.storage.urls import pg8000_url
+
+    one, two = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    entities.create(_author(one), "skills", _skill("first"), "r")  # A's counter row exists
+    engine = create_engine(pg8000_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as batch, engine.connect() as watcher, ThreadPoolExecutor(3) as pool:
+            batch.execute(
+                text("SELECT 1 FROM log_heads WHERE tenant_id = :t FOR UPDATE"), {"t": one}
+            )
+            waiting = [
+                pool.submit(entities.create, _author(one), "skills", _skill(f"a {i}"), "r")
+                for i in range(2)
+            ]
+            deadline = time.monotonic() + 10
+            while _waiting_for_locks(watcher, "plant_append_version") < 2:
+                assert time.monotonic() < deadline, "tenant A's creates never waited"
+                time.sleep(0.01)
+            other = pool.submit(entities.create, _author(two), "skills", _skill("b"), "r")
+            try:
+                made = other.result(timeout=5)
+            finally:
+                batch.commit()  # A's counter is free: A's creates go on
+            assert made.body["audit_trail"]["log_index"] == 0
+            assert sorted(
+                w.result(timeout=10).body["audit_trail"]["log_index"] for w in waiting
+            ) == [1, 2]
+    finally:
+        engine.dispose()
+    assert [idx for idx, _, _ in _log(superuser, one)] == [0, 1, 2]
+    assert [idx for idx, _, _ in _log(superuser, two)] == [0]

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-from shared.storage.group import GroupCommit
+from shared.storage.group import GroupCommit, GroupCommits
 
 
 class Recorder:
@@ -177,3 +177,28 @@ def test_every_writer_is_woken_when_more_queue_than_a_group_holds():
     assert results == list(range(600))
     assert sorted(written, key=int) == [str(i) for i in range(600)]
     assert not group._queue and group._leaders == 0
+
+
+def test_a_held_key_never_holds_another_keys_writes():
+    """Both leads of key ``a`` are held inside their writes (as writes waiting on the server
+    for their tenant's counter are); a write of key ``b`` is written meanwhile, and ``a``'s
+    queued writer still goes to ``a``'s next group, never to ``b``'s."""
+    rec = Recorder()
+    group = GroupCommits(lambda item: item[0], rec.alone, rec.together, limit=8, in_flight=2)
+    rec.hold.clear()
+    with ThreadPoolExecutor(4) as pool:
+        held = [pool.submit(group.submit, item) for item in ("a1", "a2")]
+        assert rec.entered.acquire(timeout=10) and rec.entered.acquire(timeout=10)
+        queued = pool.submit(group.submit, "a3")
+        deadline = time.monotonic() + 10
+        while group.queued() < 1:
+            assert time.monotonic() < deadline, "a3 never queued"
+            time.sleep(0.001)
+        other = pool.submit(group.submit, "b1")
+        assert rec.entered.acquire(timeout=10)  # b1 leads at once: nobody holds ``b``
+        rec.hold.set()
+        assert other.result(timeout=10) == 1000 + ord("b")
+        assert [f.result(timeout=10) for f in (*held, queued)] == [1000 + ord("a")] * 3
+    assert rec.groups == []  # each was written alone: no group took two keys
+    with pytest.raises(ValueError):
+        GroupCommits(lambda item: item, rec.alone, rec.together, limit=0)
