@@ -57,8 +57,9 @@ class Settings:
     # request's own process), from this many entries up (fewer do not repay the start-up).
     audit_workers: int = 2
     audit_parallel_from: int = 262144
-    # Exports: a PDF of at most this many entities plus findings (more get 422: CSV, JSON or
-    # a bundle then).
+    # Exports: at most this many at once in a process (more get 503 + Retry-After), and a PDF
+    # of at most this many entities plus findings (more get 422: CSV, JSON or a bundle then).
+    export_concurrency: int = 2
     export_pdf_max_entities: int = 10000
     # The Cloud SQL Admin API the connector asks for certificates (tests point it at a fake).
     sqladmin_api_endpoint: str | None = None
@@ -104,6 +105,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         db_statement_timeout_ms=_int(env, "PLANT_DB_STATEMENT_TIMEOUT_MS", 15000),
         audit_workers=_int(env, "PLANT_AUDIT_WORKERS", 2),
         audit_parallel_from=_int(env, "PLANT_AUDIT_PARALLEL_FROM", 262144),
+        export_concurrency=_int(env, "PLANT_EXPORT_CONCURRENCY", 2),
         export_pdf_max_entities=_int(env, "PLANT_EXPORT_PDF_MAX_ENTITIES", 10000),
         sqladmin_api_endpoint=env.get("PLANT_SQLADMIN_API_ENDPOINT") or None,
         token_issuer=env.get("PLANT_TOKEN_ISSUER") or "plant-local",
@@ -126,6 +128,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
 def _check(settings: Settings) -> None:
     if settings.audit_workers < 1:
         raise ConfigurationError("PLANT_AUDIT_WORKERS must be at least 1")
+    if settings.export_concurrency < 1:
+        raise ConfigurationError("PLANT_EXPORT_CONCURRENCY must be at least 1")
     if settings.export_pdf_max_entities < 0:
         raise ConfigurationError("PLANT_EXPORT_PDF_MAX_ENTITIES must not be negative")
     if settings.is_cloud:

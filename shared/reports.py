@@ -18,6 +18,7 @@ from shared import config, lifecycle
 from shared.auth import Principal
 from shared.documents import now_text
 from shared.errors import LimitExceeded, MalformedRequest
+from shared.export_slots import Slot
 from shared.integrity import canonical, digests
 from shared.kinds import KINDS
 from shared.storage import tree
@@ -180,7 +181,9 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def report(principal: Principal, query: dict[str, str]) -> tuple[dict[str, Any], Iterator[bytes]]:
+def report(
+    principal: Principal, query: dict[str, str], slot: Slot | None = None
+) -> tuple[dict[str, Any], Iterator[bytes]]:
     """The report's summary (known before the first byte is sent) and its body's chunks.
 
     JSON and CSV are generated inside one read-only snapshot transaction, a batch of rows at a
@@ -188,10 +191,11 @@ def report(principal: Principal, query: dict[str, str]) -> tuple[dict[str, Any],
     a failure is a problem response rather than a stream cut short), rows read as they are
     drawn, and only up to ``PLANT_EXPORT_PDF_MAX_ENTITIES`` entities plus findings: above that
     it is refused (LimitExceeded, 422) before any rendering, pointing at what holds any size.
+    While it renders, ``slot`` (if given) stops the work once the client has left.
     """
     principal.require("auditor")
     q = parse_query(query)
-    stream = _stream(principal, q)
+    stream = _stream(principal, q, slot)
     head = next(stream)
     if q.format != "pdf":
         return head, stream  # type: ignore[return-value]
@@ -199,7 +203,7 @@ def report(principal: Principal, query: dict[str, str]) -> tuple[dict[str, Any],
         _check_pdf_size(head)
         body = next(stream)
     finally:
-        stream.close()  # ends the transaction, also when rendering failed
+        stream.close()  # ends the transaction, also when rendering stopped early
     return head, iter([body])
 
 
@@ -219,7 +223,7 @@ def _check_pdf_size(head: dict[str, Any]) -> None:
         )
 
 
-def _stream(principal: Principal, q: Query) -> Iterator[Any]:
+def _stream(principal: Principal, q: Query, slot: Slot | None) -> Iterator[Any]:
     from shared.storage.engine import database
 
     with database().transaction(principal.tenant, snapshot=True) as conn:
@@ -237,4 +241,4 @@ def _stream(principal: Principal, q: Query) -> Iterator[Any]:
         else:
             from shared.report_pdf import render
 
-            yield render(head, all_rows)
+            yield render(head, slot.attended(all_rows) if slot else all_rows)

@@ -498,6 +498,13 @@ def _audit() -> dict[str, Any]:
     }
 
 
+EXPORT_SLOTS = (
+    "At most PLANT_EXPORT_CONCURRENCY exports run at once in an instance (2 by default): "
+    "another gets 503 with Retry-After before any work is done. An export stops its work "
+    "when its client disconnects."
+)
+
+
 def _export() -> dict[str, Any]:
     checkpoint_headers = {
         "X-Checkpoint-Size": {"required": True, "schema": STRING},
@@ -532,7 +539,8 @@ def _export() -> dict[str, Any]:
         "JSON and CSV are streamed at any size. A PDF holds at most "
         "PLANT_EXPORT_PDF_MAX_ENTITIES entities plus the latest audit's findings (10,000 by "
         "default): a larger one is refused with 422 limit-exceeded naming `format` and the "
-        "limit, before anything is rendered (ask for CSV, JSON or a bundle, or filter)."
+        "limit, before anything is rendered (ask for CSV, JSON or a bundle, or filter). "
+        + EXPORT_SLOTS
     )
     bundle_op = operation(
         "evidenceBundle",
@@ -547,6 +555,7 @@ def _export() -> dict[str, Any]:
             query_param("entity", UUID, "one entity's entries only"),
         ],
     )
+    bundle_op["description"] = "Streamed at any size. " + EXPORT_SLOTS
     return {"/export/report": {"get": report_op}, "/export/bundle": {"get": bundle_op}}
 
 
