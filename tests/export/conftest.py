@@ -57,20 +57,3 @@ def seeded(database_url: str, tenant: str) -> Seeded:
         "r",
     ).body["identity"]["id"]
     return Seeded(tenant, skills, certified, role)
-
-
-@pytest.fixture
-def export_settings(monkeypatch: pytest.MonkeyPatch):
-    """Set export settings (PLANT_EXPORT_*) for this test's in-process functions."""
-    from shared import config, export_slots
-
-    def apply(**env: object) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, str(value))
-        config.settings.cache_clear()
-        export_slots.slots.cache_clear()
-
-    yield apply
-    # Before monkeypatch restores the environment: the next read sees the restored one.
-    config.settings.cache_clear()
-    export_slots.slots.cache_clear()

@@ -19,6 +19,23 @@ SEEDED = 20_000  # entities of the real server's tenant: a PDF of seconds, a JSO
 STOP_BOUND = 5.0  # seconds from the client's close to the export's transaction gone
 
 
+@pytest.fixture
+def export_settings(monkeypatch: pytest.MonkeyPatch):
+    """Set export settings (PLANT_EXPORT_*) for this test's in-process functions."""
+    from shared import config, export_slots
+
+    def apply(**env: object) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, str(value))
+        config.settings.cache_clear()
+        export_slots.slots.cache_clear()
+
+    yield apply
+    # Before monkeypatch restores the environment: the next read sees the restored one.
+    config.settings.cache_clear()
+    export_slots.slots.cache_clear()
+
+
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
