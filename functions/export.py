@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import flask
 
-from shared import bundle, openapi, reports
+from shared import bundle, export_slots, openapi, reports
+from shared.export_slots import ClientGone, Slot
 from shared.http import Call, Router, json_response, stream_response
 from shared.storage.engine import database
 
@@ -29,10 +31,32 @@ def healthz(call: Call) -> flask.Response:
     return json_response({"status": "ok"})
 
 
+def _exporting(call: Call, what: str, build: Callable[[Slot], flask.Response]) -> flask.Response:
+    """Run ``build`` holding one of the process's export slots (503 + Retry-After when none is
+    free), taken after authentication and before any database work, and released when the
+    response ends, fails, is closed by the server (the client left) or was never sent."""
+    call.principal  # noqa: B018 (authenticates: a stranger never learns the load)
+    slot = export_slots.slots().take(call.request.environ, what)
+    try:
+        response = build(slot)
+    except ClientGone:
+        slot.close("stopped: the client went away")
+        raise
+    except BaseException:
+        slot.close("failed")
+        raise
+    response.call_on_close(slot.close)
+    return response
+
+
 @router.route("GET", "/report")
 def report(call: Call) -> flask.Response:
-    head, chunks = reports.report(call.principal, call.query)
     fmt = call.query.get("format") or "json"
+    return _exporting(call, f"report ({fmt})", lambda slot: _report(call, fmt, slot))
+
+
+def _report(call: Call, fmt: str, slot: Slot) -> flask.Response:
+    head, chunks = reports.report(call.principal, call.query, slot)
     checkpoint = head["checkpoint"] or {}
     headers = {
         "X-Checkpoint-Size": str(checkpoint.get("size", 0)),
@@ -41,11 +65,15 @@ def report(call: Call) -> flask.Response:
     }
     if fmt == "pdf":
         headers["Content-Security-Policy"] = PDF_POLICY
-    return stream_response(chunks, MIMETYPES[fmt], headers)
+    return stream_response(slot.stream(chunks), MIMETYPES[fmt], headers)
 
 
 @router.route("GET", "/bundle")
 def evidence_bundle(call: Call) -> flask.Response:
+    return _exporting(call, "bundle", lambda slot: _bundle(call, slot))
+
+
+def _bundle(call: Call, slot: Slot) -> flask.Response:
     parts = bundle.build(call.principal, call.query)
     head = next(parts)
     headers = {
@@ -54,4 +82,6 @@ def evidence_bundle(call: Call) -> flask.Response:
         "Content-Disposition": f'attachment; filename="plant-bundle-{head["tenant"]}.json"',
     }
     chunks = bundle.json_chunks(itertools.chain([head], parts))
-    return stream_response(chunks, "application/json", headers)
+    # json_chunks cannot close ``parts`` through the chain: the slot closes it, ending the
+    # bundle's transaction as soon as the client is gone.
+    return stream_response(slot.stream(chunks, parts), "application/json", headers)

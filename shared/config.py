@@ -73,6 +73,10 @@ class Settings:
     # request's own process), from this many entries up (fewer do not repay the start-up).
     audit_workers: int = 2
     audit_parallel_from: int = 262144
+    # Exports: at most this many at once in a process (more get 503 + Retry-After), and a PDF
+    # of at most this many entities plus findings (more get 422: CSV, JSON or a bundle then).
+    export_concurrency: int = 2
+    export_pdf_max_entities: int = 10000
     # The Cloud SQL Admin API the connector asks for certificates (tests point it at a fake).
     sqladmin_api_endpoint: str | None = None
     # Identity.
@@ -121,6 +125,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         max_batches=_int(env, "PLANT_MAX_BATCHES", 1),
         audit_workers=_int(env, "PLANT_AUDIT_WORKERS", 2),
         audit_parallel_from=_int(env, "PLANT_AUDIT_PARALLEL_FROM", 262144),
+        export_concurrency=_int(env, "PLANT_EXPORT_CONCURRENCY", 2),
+        export_pdf_max_entities=_int(env, "PLANT_EXPORT_PDF_MAX_ENTITIES", 10000),
         sqladmin_api_endpoint=env.get("PLANT_SQLADMIN_API_ENDPOINT") or None,
         token_issuer=env.get("PLANT_TOKEN_ISSUER") or "plant-local",
         token_audience=env.get("PLANT_TOKEN_AUDIENCE") or "plant-registry",
@@ -147,6 +153,10 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("PLANT_AUDIT_WORKERS must be at least 1")
     if settings.max_batches < 1:
         raise ConfigurationError("PLANT_MAX_BATCHES must be at least 1")
+    if settings.export_concurrency < 1:
+        raise ConfigurationError("PLANT_EXPORT_CONCURRENCY must be at least 1")
+    if settings.export_pdf_max_entities < 0:
+        raise ConfigurationError("PLANT_EXPORT_PDF_MAX_ENTITIES must not be negative")
     if settings.is_cloud:
         if not (settings.instance_connection_name or settings.database_url):
             raise ConfigurationError("cloud mode needs INSTANCE_CONNECTION_NAME or DATABASE_URL")

@@ -3,6 +3,7 @@ findings by kind, a per-entity table, the findings, and page numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fpdf import FPDF
@@ -57,8 +58,9 @@ def _bar_chart(pdf: FPDF, title: str, data: dict[str, int], colours: dict[str, A
     pdf.ln(3)
 
 
-def render(head: dict[str, Any], entities: list[dict[str, Any]]) -> bytes:
-    """Render the report; ``head`` is reports.summary(), ``entities`` reports.rows()."""
+def render(head: dict[str, Any], entities: Iterable[dict[str, Any]]) -> bytes:
+    """Render the report; ``head`` is reports.summary(), ``entities`` reports.rows(), drawn
+    as they are read (never held as a list: the document's pages are the only copy)."""
     pdf = _Report(head["tenant"])
     pdf.alias_nb_pages()
     pdf.add_page()

@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import lifecycle
+from shared import config, lifecycle
 from shared.auth import Principal
 from shared.documents import now_text
-from shared.errors import MalformedRequest
+from shared.errors import LimitExceeded, MalformedRequest
+from shared.export_slots import Slot
 from shared.integrity import canonical, digests
 from shared.kinds import KINDS
 from shared.storage import tree
@@ -180,26 +181,49 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def report(principal: Principal, query: dict[str, str]) -> tuple[dict[str, Any], Iterator[bytes]]:
+def report(
+    principal: Principal, query: dict[str, str], slot: Slot | None = None
+) -> tuple[dict[str, Any], Iterator[bytes]]:
     """The report's summary (known before the first byte is sent) and its body's chunks.
 
     JSON and CSV are generated inside one read-only snapshot transaction, a batch of rows at a
-    time; the PDF is built whole (it is meant for people, not for 100,000-row tenants).
+    time, for tenants of any size. The PDF is built whole before the response starts (so that
+    a failure is a problem response rather than a stream cut short), rows read as they are
+    drawn, and only up to ``PLANT_EXPORT_PDF_MAX_ENTITIES`` entities plus findings: above that
+    it is refused (LimitExceeded, 422) before any rendering, pointing at what holds any size.
+    While it renders, ``slot`` (if given) stops the work once the client has left.
     """
     principal.require("auditor")
     q = parse_query(query)
-    stream = _stream(principal, q)
+    stream = _stream(principal, q, slot)
     head = next(stream)
-    if q.format == "pdf":
-        # Built whole anyway: render it before the response starts, so that a failure is a
-        # problem response rather than a stream cut short.
+    if q.format != "pdf":
+        return head, stream  # type: ignore[return-value]
+    try:
+        _check_pdf_size(head)
         body = next(stream)
-        stream.close()
-        return head, iter([body])
-    return head, stream  # type: ignore[return-value]
+    finally:
+        stream.close()  # ends the transaction, also when rendering stopped early
+    return head, iter([body])
 
 
-def _stream(principal: Principal, q: Query) -> Iterator[Any]:
+def _check_pdf_size(head: dict[str, Any]) -> None:
+    """Refuse a PDF larger than the stated maximum: a report for people must be complete, so
+    it is never cut short; CSV, JSON and the bundle are streamed at any size."""
+    limit = config.settings().export_pdf_max_entities
+    findings = len((head["latest_audit"] or {}).get("findings") or [])
+    if head["total"] + findings > limit:
+        raise LimitExceeded(
+            f"a PDF report holds at most {limit} entities and findings, and this one would "
+            f"hold {head['total']} entities and {findings} findings: ask for format=csv or "
+            "format=json (streamed, any size) or an evidence bundle (/export/bundle), or "
+            "narrow the PDF with kind= or status=",
+            field="format",
+            limit=limit,
+        )
+
+
+def _stream(principal: Principal, q: Query, slot: Slot | None) -> Iterator[Any]:
     from shared.storage.engine import database
 
     with database().transaction(principal.tenant, snapshot=True) as conn:
@@ -217,4 +241,4 @@ def _stream(principal: Principal, q: Query) -> Iterator[Any]:
         else:
             from shared.report_pdf import render
 
-            yield render(head, list(all_rows))
+            yield render(head, slot.attended(all_rows) if slot else all_rows)

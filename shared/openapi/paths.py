@@ -498,6 +498,13 @@ def _audit() -> dict[str, Any]:
     }
 
 
+EXPORT_SLOTS = (
+    "At most PLANT_EXPORT_CONCURRENCY exports run at once in an instance (2 by default): "
+    "another gets 503 with Retry-After before any work is done. An export stops its work "
+    "when its client disconnects."
+)
+
+
 def _export() -> dict[str, Any]:
     checkpoint_headers = {
         "X-Checkpoint-Size": {"required": True, "schema": STRING},
@@ -515,43 +522,41 @@ def _export() -> dict[str, Any]:
             },
         },
     }
-    return {
-        "/export/report": {
-            "get": operation(
-                "complianceReport",
-                "Compliance report of every current entity",
-                {"200": report},
-                400,
-                *AUTH,
-                parameters=[
-                    query_param(
-                        "format", {"type": "string", "enum": list(FORMATS)}, "default json"
-                    ),
-                    query_param("kind", {"type": "string", "enum": SLUGS}),
-                    query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
-                ],
-            )
-        },
-        "/export/bundle": {
-            "get": operation(
-                "evidenceBundle",
-                "Offline evidence bundle (seals first), checked by `plant verify`",
-                {
-                    "200": ok(
-                        ref("EvidenceBundle"), "The bundle, streamed", headers=checkpoint_headers
-                    )
-                },
-                400,
-                *AUTH,
-                404,
-                409,
-                parameters=[
-                    query_param("kind", {"type": "string", "enum": SLUGS}),
-                    query_param("entity", UUID, "one entity's entries only"),
-                ],
-            )
-        },
-    }
+    report_op = operation(
+        "complianceReport",
+        "Compliance report of every current entity",
+        {"200": report},
+        400,
+        *AUTH,
+        422,
+        parameters=[
+            query_param("format", {"type": "string", "enum": list(FORMATS)}, "default json"),
+            query_param("kind", {"type": "string", "enum": SLUGS}),
+            query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
+        ],
+    )
+    report_op["description"] = (
+        "JSON and CSV are streamed at any size. A PDF holds at most "
+        "PLANT_EXPORT_PDF_MAX_ENTITIES entities plus the latest audit's findings (10,000 by "
+        "default): a larger one is refused with 422 limit-exceeded naming `format` and the "
+        "limit, before anything is rendered (ask for CSV, JSON or a bundle, or filter). "
+        + EXPORT_SLOTS
+    )
+    bundle_op = operation(
+        "evidenceBundle",
+        "Offline evidence bundle (seals first), checked by `plant verify`",
+        {"200": ok(ref("EvidenceBundle"), "The bundle, streamed", headers=checkpoint_headers)},
+        400,
+        *AUTH,
+        404,
+        409,
+        parameters=[
+            query_param("kind", {"type": "string", "enum": SLUGS}),
+            query_param("entity", UUID, "one entity's entries only"),
+        ],
+    )
+    bundle_op["description"] = "Streamed at any size. " + EXPORT_SLOTS
+    return {"/export/report": {"get": report_op}, "/export/bundle": {"get": bundle_op}}
 
 
 PATHS = {
