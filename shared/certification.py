@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import documents, entities, keys, tlog
+from shared import documents, entities, four_eyes, keys, tlog
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound, PlantError, ValidationFailed
 from shared.integrity import canonical, digests, dsse, merkle
@@ -57,13 +57,16 @@ class Check:
 
 
 def _chain_checks(
-    versions: list[ledger.StoredEntry], head_version: int, head_index: int
+    versions: list[ledger.StoredEntry],
+    docs: list[dict[str, Any]],
+    head_version: int,
+    head_index: int,
 ) -> list[Check]:
-    """L0-02, L0-03, L0-04 over the stored bytes of every version of the entity."""
+    """L0-02, L0-03, L0-04 over the stored bytes of every version of the entity (``docs``:
+    those bytes parsed)."""
     amend_ok, chain_ok, chain_msg, amend_msg = True, True, "intact", "complete"
     previous: ledger.StoredEntry | None = None
-    for i, entry in enumerate(versions, start=1):
-        doc = canonical.read(entry.body)
+    for i, (entry, doc) in enumerate(zip(versions, docs, strict=True), start=1):
         record = doc["versioning"]
         if entry.version != i or record["version"] != i:
             chain_ok, chain_msg = False, f"version {i} is missing or out of order"
@@ -130,6 +133,26 @@ def _gate_check(kind: Kind, fields: dict[str, Any], refs: dict[str, Any]) -> Che
     return Check("L0-05", True, "every entity it uses is certified")
 
 
+def _four_eyes_check(
+    principal: Principal, docs: list[dict[str, Any]], certificates: list[ledger.StoredEntry]
+) -> Check:
+    """L0-06: the certifier wrote none of the content since it was last certified."""
+    authors = four_eyes.content_authors(docs, (c.version for c in certificates))
+    written = ", ".join(authors) or "no one"
+    if principal.subject in authors:
+        return Check(
+            four_eyes.RULE,
+            False,
+            f"{principal.subject} wrote or amended the content since it was last certified "
+            f"(content by {written})",
+        )
+    return Check(
+        four_eyes.RULE,
+        True,
+        f"content since its last certification by {written}; certified by {principal.subject}",
+    )
+
+
 def _team_agents(conn: Connection, team_id: str, listed: list[str]) -> int:
     members = conn.execute(
         text(
@@ -150,11 +173,14 @@ def run_checks(
     checks: list[Check] = []
     record = cur.doc["versioning"]
     checks.append(Check("L0-01", bool(record.get("amended_by")), "the version names who made it"))
-    checks += _chain_checks(
-        ledger.version_entries(conn, cur.head.entity_id), cur.head.version, cur.head.log_index
-    )
+    versions = ledger.version_entries(conn, cur.head.entity_id)
+    docs = [canonical.read(entry.body) for entry in versions]
+    checks += _chain_checks(versions, docs, cur.head.version, cur.head.log_index)
     refs = entities.references(conn, kind, cur.fields)
     checks.append(_gate_check(kind, cur.fields, refs))
+    checks.append(
+        _four_eyes_check(principal, docs, ledger.certificate_entries(conn, cur.head.entity_id))
+    )
     violations = check_relations(kind, cur.fields, None, refs, self_id=cur.head.entity_id)
     for rule in rules_for(kind.type, "write"):
         if rule.id.startswith("INPUT"):
@@ -246,9 +272,8 @@ def certify(
             )
         if cur.head.status not in CERTIFIABLE:
             raise Conflict(f"a {cur.head.status} entity cannot be certified")
-        if cur.doc["versioning"]["amended_by"] == principal.subject:
-            raise Forbidden("a certifier cannot certify a version they authored")
         checks, checkpoint = run_checks(conn, principal, kind, cur)
+        _refuse_own_content(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise _failed(failed, checks)
@@ -297,6 +322,23 @@ def certify(
         "statement": statement,
         "entity": doc.body,
     }
+
+
+def _refuse_own_content(checks: list[Check]) -> None:
+    """A failed L0-06 is a refusal of the caller (403), whatever else fails."""
+    for check in checks:
+        if check.id == four_eyes.RULE and not check.passed:
+            raise Forbidden(
+                f"a certifier cannot certify content they wrote: {check.message}",
+                violations=[
+                    {
+                        "rule": check.id,
+                        "field": "",
+                        "message": check.message,
+                        "remediation": BY_ID[check.id].remediation,
+                    }
+                ],
+            )
 
 
 def _failed(failed: list[Check], checks: list[Check]) -> ValidationFailed:
