@@ -110,7 +110,8 @@ def field_schema(field: Field) -> dict[str, Any]:
             "type": "object",
             "maxProperties": MAX_ATTRIBUTES,
             "description": f"any JSON object: at most {MAX_DEPTH} levels deep and "
-            f"{MAX_ATTRIBUTES_BYTES} bytes as canonical JSON",
+            f"{MAX_ATTRIBUTES_BYTES} bytes as canonical JSON; no NUL character in any string "
+            "or member name",
         }
     else:  # pragma: no cover - kinds.py names every type above
         raise AssertionError(field.type)
