@@ -38,6 +38,7 @@ from shared.errors import (
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import KINDS, kind_for, parse_uuid
+from shared.rules.inputs import unstorable_text
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import copyread, heads, tree
 from shared.storage.engine import database
@@ -781,7 +782,36 @@ class Auditor:
             self.latest[entity_id] = (
                 index, version, digest, status, kind, relations, doc.identity.name, category, first
             )  # fmt: skip
+        if b"\\u0000" in body:  # rare: confirmed (or not) by parsing the whole document
+            self._unstorable(index, kind, entity_id, version, body)
         return None
+
+    def _unstorable(self, index: int, kind: str, entity_id: str, version: int, body: bytes) -> None:
+        """A version holding text the registry refuses at input (a NUL, which jsonb cannot
+        hold): written past the checks, so named, by its first field path (all in
+        ``fields``)."""
+        doc = canonical.read(body)
+        found = [
+            (section, path)
+            for section in documents.SECTIONS
+            for path in unstorable_text(doc.get(section), "")
+        ]
+        if not found:
+            return  # an escaped backslash before "u0000": plain text
+        section, path = found[0]
+        self.add(
+            "rule_violation",
+            f"version {version} holds a NUL in {section}.{path}, which the registry refuses "
+            "at input (PostgreSQL's jsonb cannot hold it)",
+            entity_type=kind,
+            entity_id=entity_id,
+            version=version,
+            log_index=index,
+            section=section,
+            field=path,
+            rule="INPUT-02",
+            extra={"fields": [f"{s}.{p}" for s, p in found[:50]]},
+        )
 
     def _link(
         self,

@@ -18,10 +18,18 @@ from sqlalchemy.engine import Connection
 
 from shared import documents, entities, four_eyes, keys, tlog
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, NotFound, PlantError, ValidationFailed
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityViolation,
+    NotFound,
+    PlantError,
+    ValidationFailed,
+)
 from shared.integrity import canonical, digests, dsse, merkle
 from shared.kinds import Kind
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
+from shared.rules.inputs import unstorable_text
 from shared.rules.relations import check_relations
 from shared.storage import ledger, tree
 from shared.storage.engine import database, retry_transient
@@ -154,16 +162,41 @@ def _four_eyes_check(
 
 
 def _team_agents(conn: Connection, team_id: str, listed: list[str]) -> int:
-    members = conn.execute(
+    """The team's live agents (those naming it as their team_id) plus those it lists.
+
+    The agents' bodies are searched for the canonical bytes ``"team_id":"<id>"`` and only
+    those holding them are parsed (here, not by the server's ``::jsonb``): a body another
+    team's agent holds is never read, and one that cannot be read, or holds text the
+    registry refuses at input, stops this team's certification alone (409), never the
+    tenant's.
+    """
+    needle = b'"team_id":"' + team_id.encode() + b'"'
+    rows = conn.execute(
         text(
-            "SELECT count(*) FROM entity_heads h JOIN log_entries e "
-            "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+            "SELECT CAST(h.entity_id AS text), h.log_index, e.body FROM entity_heads h "
+            "JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
             "WHERE h.kind = 'agent' AND h.status NOT IN ('suspended', 'deprecated') "
-            "AND convert_from(e.body, 'UTF8')::jsonb -> 'relationships' ->> 'team_id' = :team"
+            "AND position(:needle IN e.body) > 0"
         ),
-        {"team": team_id},
-    ).scalar_one()
-    return int(members) + len(listed)
+        {"needle": needle},
+    ).all()
+    members = 0
+    for agent_id, index, body in rows:
+        try:
+            doc = canonical.read(bytes(body))
+            team = doc["relationships"]["team_id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityViolation(
+                f"agent {agent_id}'s current version (log index {index}) cannot be read; "
+                "run an audit of the tenant"
+            ) from exc
+        if next(unstorable_text(doc), None) is not None:
+            raise IntegrityViolation(
+                f"agent {agent_id}'s current version (log index {index}) holds text the "
+                "registry refuses at input (a NUL); run an audit of the tenant"
+            )
+        members += team == team_id
+    return members + len(listed)
 
 
 def run_checks(
