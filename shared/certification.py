@@ -28,11 +28,14 @@ from shared.errors import (
 )
 from shared.integrity import canonical, digests, dsse, merkle
 from shared.kinds import Kind
+from shared.logs import configure
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
 from shared.rules.inputs import unstorable_text
 from shared.rules.relations import check_relations
 from shared.storage import ledger, tree
 from shared.storage.engine import database, retry_transient
+
+log = configure().getChild("certify")
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -392,7 +395,16 @@ def _failed(failed: list[Check], checks: list[Check]) -> ValidationFailed:
 
 
 def certify_batch(principal: Principal, body: Any, request_id: str) -> dict[str, Any]:
-    """Certify up to 50 entities, each on its own: one failure does not undo the others."""
+    """Certify up to 50 entities, each on its own, in order: each item is certified (and
+    committed) or refused by itself, and has its own result; one failure does not undo or
+    stop the others.
+
+    Never all or nothing: a certificate, once committed, is in the tenant's log and its item
+    says so (201, its index and digest). An item that fails is that item's result: its
+    problem, with its status (an unexpected server error too: 500 for that item, logged,
+    nothing of it committed); the answer is 200 with every item's result, never a 500 after
+    an item was committed.
+    """
     principal.require("certifier")
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items or len(items) > MAX_BATCH or set(body) != {"items"}:
@@ -401,32 +413,36 @@ def certify_batch(principal: Principal, body: Any, request_id: str) -> dict[str,
             [{"rule": "INPUT-03", "field": "items", "message": f"send 1 to {MAX_BATCH} items"}],
         )
     tlog.seal(principal.tenant)
-    results = []
-    for i, item in enumerate(items):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("kind"), str)
-            or not isinstance(item.get("id"), str)
-        ):
-            results.append({"index": i, "status": 422, "error": "each item needs kind and id"})
-            continue
-        pinned = {"version": item["version"]} if "version" in item else None
-        try:
-            result = certify(
-                principal, item["kind"], item["id"], pinned, f"{request_id}/{i}", seal=False
-            )
-            results.append(
-                {
-                    "index": i,
-                    "status": 201,
-                    "certificate_digest": result["certificate_digest"],
-                    "certificate_log_index": result["certificate_log_index"],
-                }
-            )
-        except PlantError as exc:
-            results.append({"index": i, "status": exc.status, "problem": exc.problem()})
+    results = [_batch_item(principal, i, item, request_id) for i, item in enumerate(items)]
     passed = sum(1 for r in results if r["status"] == 201)
     return {"certified": passed, "failed": len(results) - passed, "results": results}
+
+
+def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dict[str, Any]:
+    """One item of a batch, certified in its own transaction: its result, whatever happens."""
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("kind"), str)
+        or not isinstance(item.get("id"), str)
+    ):
+        return {"index": i, "status": 422, "error": "each item needs kind and id"}
+    pinned = {"version": item["version"]} if "version" in item else None
+    try:
+        result = certify(
+            principal, item["kind"], item["id"], pinned, f"{request_id}/{i}", seal=False
+        )
+    except PlantError as exc:
+        return {"index": i, "status": exc.status, "problem": exc.problem()}
+    except Exception:  # the item's own transaction rolled back; the items before stand
+        log.exception("certification batch %s: item %d failed", request_id, i)
+        error = PlantError("an internal error occurred certifying this item")
+        return {"index": i, "status": error.status, "problem": error.problem()}
+    return {
+        "index": i,
+        "status": 201,
+        "certificate_digest": result["certificate_digest"],
+        "certificate_log_index": result["certificate_log_index"],
+    }
 
 
 def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """A version the registry would refuse (a NUL in custom_attributes, written by an insider
 through its own ledger functions) breaks no one's certification but its team's, which gets a
-clear 409."""
+clear 409; a batch commits each item with its own result and never answers 500 after a
+commit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from reliability_table import record
 from tampering import append_unchecked
 
 from shared import certification, entities, tlog
+from shared.auth import Principal
 
 
 def _auth(make_token, tenant: str) -> dict[str, str]:
@@ -100,4 +102,65 @@ def test_a_batch_of_a_skill_and_a_team_answers_each(
         "certification batch of a skill and a team with a NUL agent",
         1,
         "200 with each item's result (201, 409, 201), never a 500 after a commit",
+    )
+
+
+def test_a_failing_item_in_the_middle_leaves_the_others_certified(
+    people, certify_client, make_token
+):
+    first, stale, last = people.skill(), people.skill(), people.skill()
+    entities.amend(
+        people.author, "skills", stale, {"description": "e", "amendment_reason": "x"}, '"v1"', "r"
+    )
+    items = [
+        {"kind": "skills", "id": first},
+        {"kind": "skills", "id": stale, "version": 1},
+        {"kind": "skills", "id": last},
+    ]
+    response = certify_client.post(
+        "/certify/batch", json={"items": items}, headers=_auth(make_token, people.tenant)
+    )
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert [r["status"] for r in results] == [201, 409, 201]
+    assert results[1]["problem"]["current_version"] == 2
+    for skill, status in ((first, "certified"), (stale, "draft"), (last, "certified")):
+        assert entities.get(people.author, "skills", skill).body["lifecycle"]["status"] == status
+
+
+def test_a_server_error_after_the_first_item_is_that_items_result(
+    request, people, certify_client, make_token, monkeypatch
+):
+    skills = [people.skill() for _ in range(3)]
+    checks = certification.run_checks
+    calls = []
+
+    def failing_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected after the first item committed")
+        return checks(*args, **kwargs)
+
+    monkeypatch.setattr(certification, "run_checks", failing_second)
+    response = certify_client.post(
+        "/certify/batch",
+        json={"items": [{"kind": "skills", "id": s} for s in skills]},
+        headers=_auth(make_token, people.tenant),
+    )
+    assert response.status_code == 200, response.json
+    results = response.json["results"]
+    assert [r["status"] for r in results] == [201, 500, 201]
+    assert results[1]["problem"]["type"].endswith("/internal")
+    assert "injected" not in str(results[1]["problem"])  # no internals leak
+    assert response.json["certified"] == 2 and response.json["failed"] == 1
+    reader = Principal("r", people.tenant, frozenset({"reader"}))
+    statuses = [entities.get(reader, "skills", s).body["lifecycle"]["status"] for s in skills]
+    assert statuses == ["certified", "draft", "certified"]
+    cert = entities.get(reader, "skills", skills[0]).body["constitutional_alignment"]
+    assert cert["certification"]["certificate_log_index"] == results[0]["certificate_log_index"]
+    record(
+        request.node,
+        "server error injected in a certification batch after the first item committed",
+        1,
+        "200 with each item's result (201, 500 problem, 201); committed items reported",
     )
