@@ -19,9 +19,11 @@ waitress this module adds what it leaves open:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ MAX_HEAD = 64 * 1024  # request line and headers together
 # File descriptors kept back from the connection limit: the listener, the database pool,
 # log files, the embedded PostgreSQL's client side.
 RESERVED_FDS = 256
+LINGER_READS = 16  # at most 1 MiB of a refused request read away before its socket closes
 FDS_PER_CONNECTION = 3  # the socket, and temporary files for a large body and a large response
 
 
@@ -126,6 +129,18 @@ class DeadlineChannel(HTTPChannel):
         if self.request is None and data:
             self.request_started = time.monotonic()
         return bool(super().received(data))
+
+    def handle_close(self) -> None:
+        """Close after the answer, reading away what the client sent past it first: closing a
+        socket with unread input resets the connection, and the client loses the answer (a
+        431 for a head too large, say) before it reads it."""
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_WR)
+            self.socket.setblocking(False)
+            for _ in range(LINGER_READS):
+                if not self.socket.recv(65536):
+                    break
+        super().handle_close()
 
     def handle_write(self) -> None:
         self.socket_full = False  # the loop calls this once the socket is writable
