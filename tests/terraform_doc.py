@@ -35,6 +35,14 @@ def resources(doc: dict[str, list[Any]], kind: str) -> dict[str, dict[str, Any]]
     return out
 
 
+def function_specs(doc: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """``local.functions``: each function's entry point, size and request timeout."""
+    for block in doc["locals"]:
+        if "functions" in block:
+            return block["functions"]
+    raise AssertionError("no local.functions")
+
+
 def server_settings() -> dict[str, str]:
     """The server settings Terraform gives every function, as literals in its environment."""
     function = resources(load(), "google_cloudfunctions2_function")["function"]

@@ -9,20 +9,12 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-from terraform_doc import TF, load, resources
+from terraform_doc import TF, function_specs, load, resources
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
-
-
-def _functions(doc) -> dict[str, dict[str, Any]]:
-    for block in doc["locals"]:
-        if "functions" in block:
-            return block["functions"]
-    raise AssertionError("no local.functions")
 
 
 def _entry_points() -> set[str]:
@@ -50,7 +42,7 @@ def test_terraform_fmt_is_clean():
 
 
 def test_every_entry_point_has_a_function_and_every_function_an_entry_point(doc):
-    functions = _functions(doc)
+    functions = function_specs(doc)
     declared = {f["entry_point"] for f in functions.values()}
     assert declared == _entry_points()
     resource = resources(doc, "google_cloudfunctions2_function")["function"]
@@ -63,7 +55,7 @@ def test_every_entry_point_has_a_function_and_every_function_an_entry_point(doc)
 
 
 def test_every_secret_a_function_reads_has_an_accessor_binding(doc):
-    functions = _functions(doc)
+    functions = function_specs(doc)
     service = resources(doc, "google_cloudfunctions2_function")["function"]["service_config"][0]
     env = json.dumps(service["environment_variables"])
     bindings = resources(doc, "google_secret_manager_secret_iam_member")

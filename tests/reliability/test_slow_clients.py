@@ -15,7 +15,11 @@ limit the idlest connection makes room, so healthz still answers within the boun
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -24,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from plant_server import PlantServer, call
+import pytest
+from plant_server import ROOT, PlantServer, call, free_port
 from reliability_table import record
 from seeding import seed_skills
 from terraform_doc import server_settings
@@ -38,12 +43,12 @@ BUNDLE_ENTITIES = 700  # skills of 5,000-character descriptions: a bundle of ~6 
 SKILL = {"description": "probe", "category": "technical"}
 
 
-def _connect(server: PlantServer, rcvbuf: int | None = None) -> socket.socket:
+def _connect(port: int, rcvbuf: int | None = None) -> socket.socket:
     sock = socket.socket()
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(5)
-    sock.connect(("127.0.0.1", server.port))
+    sock.connect(("127.0.0.1", port))
     return sock
 
 
@@ -75,9 +80,9 @@ def _has_bytes(sock: socket.socket) -> bool:
         return False
 
 
-def _head_stall(server: PlantServer, i: int) -> socket.socket:
+def _head_stall(port: int, i: int) -> socket.socket:
     """Half stop inside the request line, half inside the headers."""
-    sock = _connect(server)
+    sock = _connect(port)
     if i % 2:
         sock.sendall(b"GET /registry/heal")
     else:
@@ -85,8 +90,8 @@ def _head_stall(server: PlantServer, i: int) -> socket.socket:
     return sock
 
 
-def _body_stall(server: PlantServer, token: str) -> socket.socket:
-    sock = _connect(server)
+def _body_stall(port: int, token: str) -> socket.socket:
+    sock = _connect(port)
     sock.sendall(
         b"POST /registry/skills HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Authorization: Bearer " + token.encode() + b"\r\n"
@@ -95,9 +100,9 @@ def _body_stall(server: PlantServer, token: str) -> socket.socket:
     return sock
 
 
-def _export_stall(server: PlantServer, token: str) -> socket.socket:
+def _export_stall(port: int, token: str) -> socket.socket:
     """Asks for the bundle and never reads (with a small receive buffer, as a phone might)."""
-    sock = _connect(server, rcvbuf=4096)
+    sock = _connect(port, rcvbuf=4096)
     sock.sendall(
         b"GET /export/bundle HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Authorization: Bearer " + token.encode() + b"\r\n\r\n"
@@ -199,19 +204,21 @@ def test_stalled_connections_of_every_kind_leave_healthz_and_creates_within_a_se
     assert size > _kernel_buffers(), (size, _kernel_buffers())
     probes = Probes(server, author)
     with _held() as heads, _held() as bodies, _held() as exports:
-        heads.extend(_head_stall(server, i) for i in range(STALLED))
+        heads.extend(_head_stall(server.port, i) for i in range(STALLED))
         time.sleep(0.5)
         worst = probes.run(f"{STALLED} partial request lines and headers")
         record(request.node, f"slow clients: {STALLED} partial request heads", STALLED,
                _outcome(worst))  # fmt: skip
 
-        bodies.extend(_body_stall(server, author) for _ in range(STALLED))
+        bodies.extend(_body_stall(server.port, author) for _ in range(STALLED))
         time.sleep(0.5)
         worst = probes.run(f"{STALLED} heads and {STALLED} partial bodies")
         record(request.node, f"slow clients: {STALLED} partial bodies (Content-Length: "
                "100000, 1 byte sent)", STALLED, _outcome(worst))  # fmt: skip
 
-        exports.extend(_export_stall(server, auditor) for _ in range(STALLED))
+        exports.extend(_export_stall(server.port, auditor) for _ in range(STALLED))
+        # Not bounded here: rendering 64 bundles at once is work the export cap (item 6) bounds.
+        rendering = call(server.base, "GET", "/registry/healthz", timeout=60)
         settled = _wait_until_idle(server)
         worst = probes.run(f"{STALLED} heads, {STALLED} bodies and {STALLED} unread bundles")
         assert all(_has_bytes(s) for s in exports), "every bundle was being sent"
@@ -221,7 +228,8 @@ def test_stalled_connections_of_every_kind_leave_healthz_and_creates_within_a_se
         record(request.node, f"slow clients: {STALLED} export clients that never read "
                f"(bundle of {size:,} bytes)", STALLED,
                f"{_outcome(worst)}; all {3 * STALLED} stalled connections still open; "
-               f"server idle {settled:.1f} s after the requests")  # fmt: skip
+               f"server idle {settled:.1f} s after the requests (healthz while they rendered: "
+               f"{rendering.seconds:.2f} s)")  # fmt: skip
 
 
 # Short deadlines, and a connection limit a test can pass.
@@ -260,7 +268,7 @@ def test_deadlines_close_stalled_clients_and_the_limit_makes_room(
     probes = Probes(server, author)
     with _held() as heads:
         # Past the limit: the idlest connections make room for new ones.
-        heads.extend(_head_stall(server, i) for i in range(LIMIT + LIMIT // 2))
+        heads.extend(_head_stall(server.port, i) for i in range(LIMIT + LIMIT // 2))
         worst = probes.run(f"{len(heads)} partial heads (limit {LIMIT} connections)")
         evicted = sum(not _is_open(s) for s in heads)
         assert evicted >= LIMIT // 2, f"only {evicted} stalled connections were closed"
@@ -270,9 +278,9 @@ def test_deadlines_close_stalled_clients_and_the_limit_makes_room(
 
     opened = time.monotonic()
     slow = {
-        "partial request head": _head_stall(server, 0),
-        "partial body": _body_stall(server, author),
-        "head trickled a byte every 0.5 s": _connect(server),
+        "partial request head": _head_stall(server.port, 0),
+        "partial body": _body_stall(server.port, author),
+        "head trickled a byte every 0.5 s": _connect(server.port),
     }
     closed: dict[str, float] = {}
     trickled = iter(b"GET /registry/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" * 2)
@@ -301,7 +309,7 @@ def test_deadlines_close_stalled_clients_and_the_limit_makes_room(
     auditor = make_token(big, "auditor", "reader", subject="audrey")
     threads = int(server_settings()["THREADS"])
     with _held() as readers:
-        readers.extend(_export_stall(server, auditor) for _ in range(threads))
+        readers.extend(_export_stall(server.port, auditor) for _ in range(threads))
         settled = _wait_until_idle(server)
         time.sleep(DEADLINE + 2)  # nothing has moved on any of them for the idle timeout
         drained = [_drain(s) for s in readers]
@@ -312,3 +320,57 @@ def test_deadlines_close_stalled_clients_and_the_limit_makes_room(
            f"{size:,} bytes (idle timeout {DEADLINE} s)", threads, f"each dropped by the server "
            f"(at most {max(r for _, r in drained):,} bytes sent, server idle {settled:.1f} s "
            f"after the requests); every thread free again: {_outcome(worst)}")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _functions_framework(port: int, env: dict[str, str]) -> Iterator[str]:
+    """The registry function as its container runs it: `functions-framework`, whose own
+    gunicorn reads WORKERS, THREADS and CLOUD_RUN_TIMEOUT_SECONDS from the environment."""
+    command = [
+        str(Path(sys.executable).parent / "functions-framework"),
+        "--target=registry",
+        "--source=main.py",
+        f"--port={port}",
+        "--host=127.0.0.1",
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):  # bounded: 30 s
+            if call(base, "GET", "/registry/healthz", timeout=2).status == 200:
+                break
+            assert proc.poll() is None, "functions-framework exited"
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the cloud container's own server (functions-framework's gunicorn, 1 worker x "
+    "THREADS 8 from Terraform) reads a request's head and body in its threads with no "
+    "deadline; in the cloud, Google's front end stands before it (see shared/serving.py)",
+)
+def test_the_cloud_container_alone_under_terraform_settings(tenant, make_token, request):
+    settings = server_settings()
+    threads = int(settings["THREADS"])
+    port = free_port()
+    author = make_token(tenant, "author", "reader", subject="alice")
+    with _functions_framework(port, settings) as base, _held() as bodies:
+        bodies.extend(_body_stall(port, author) for _ in range(threads))
+        time.sleep(0.5)
+        health = call(base, "GET", "/registry/healthz", timeout=3)
+        answer = "timed out after 3 s" if health.status == 0 else f"{health.seconds:.2f} s"
+        record(request.node, f"slow clients: {threads} partial bodies straight to the cloud's "
+               f"container server (functions-framework's gunicorn, THREADS={threads})", threads,
+               f"healthz {answer}")  # fmt: skip
+        assert health.status == 200 and health.seconds < BOUND, health
