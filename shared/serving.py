@@ -14,12 +14,16 @@ waitress this module adds what it leaves open:
 - past the connection limit, the connection idle longest is closed to make room, instead of
   waitress's refusing every new connection while stalled ones hold every place;
 - every error the server itself answers (a malformed request line or header, a head too
-  large, a bad chunk, a body over the limit) is problem+json of the project's own types.
+  large, a bad chunk, a body over the limit) is problem+json of the project's own types, and
+  what the client sent past a refused request is read away before the socket closes, so the
+  answer reaches it instead of a reset;
+- once a client's socket is full, a worker stops trying to send after every chunk it writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import resource
 import signal
@@ -246,6 +250,11 @@ def build(application: Callable[..., Any], host: str, port: int, limits: Limits)
 def serve(application: Callable[..., Any], host: str, port: int) -> None:
     """Serve until SIGTERM or Ctrl-C (both end the loop and its worker threads cleanly)."""
     server = build(application, host, port, Limits.from_env(dict(os.environ)))
+    # waitress's own warnings (a long task queue, a socket error) as JSON lines like ours.
+    waitress_log = logging.getLogger("waitress")
+    waitress_log.handlers = list(log.parent.handlers) if log.parent else []
+    waitress_log.setLevel(logging.WARNING)
+    waitress_log.propagate = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
