@@ -374,3 +374,26 @@ def test_the_cloud_container_alone_under_terraform_settings(tenant, make_token, 
                f"container server (functions-framework's gunicorn, THREADS={threads})", threads,
                f"healthz {answer}")  # fmt: skip
         assert health.status == 200 and health.seconds < BOUND, health
+
+
+def test_the_connection_limit_fits_the_files_the_process_may_open():
+    """With a hard limit of 512 open files, 1000 connections (3 files each at most) cannot be:
+    the limit becomes what fits beside the files kept back; with room, the soft limit is raised
+    to fit 1000."""
+    probe = (
+        "import resource; from shared import serving\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, {hard}))\n"
+        "print(serving.connection_limit(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    fits = {}
+    for hard in (512, 8192):
+        out = subprocess.run(
+            [sys.executable, "-c", probe.format(hard=hard)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        fits[hard] = (int(out[0]), int(out[1]))
+    assert fits[512] == ((512 - 256) // 3, 512), fits
+    assert fits[8192] == (1000, 1000 * 3 + 256), fits
