@@ -1,12 +1,11 @@
 """Every function on one local server, each under its own prefix (`/registry`, `/log`, ...).
 
 Each function is built exactly as Cloud Functions builds it (functions_framework.create_app on
-the root main.py) and mounted at ``/<name>``; served by gunicorn from ``plant serve``.
+the root main.py) and mounted at ``/<name>``; served by shared/serving.py from ``plant serve``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,22 +14,15 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import main
 from shared.config import ROOT
+from shared.errors import NotFound
+from shared.http import problem_response
 
 
 def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Not found",
-            "status": 404,
-            "detail": f"functions are served under /{{{', '.join(main.FUNCTIONS)}}}/",
-        }
-    ).encode()
-    start_response(
-        "404 Not Found",
-        [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
+    """A path under no function: the project's own not-found problem."""
+    functions = ", ".join(main.FUNCTIONS)
+    response = problem_response(NotFound(f"functions are served under /{{{functions}}}/"))
+    return response(environ, start_response)  # type: ignore[no-any-return]
 
 
 def build() -> DispatcherMiddleware:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -54,32 +52,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # One database connection per worker thread, as in the cloud (terraform/functions.tf).
+    os.environ.setdefault("PLANT_DB_POOL_SIZE", os.environ.get("THREADS", "8"))
     server = _ensure_database()
     from shared import bootstrap
 
     bootstrap.prepare_local()
-    port = str(args.port or os.environ.get("PORT") or "8080")
-    env = dict(os.environ)
-    threads = env.get("THREADS", "8")
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"{args.host}:{port}",
-        "--workers", env.get("WORKERS", "1"),
-        "--threads", threads,
-        "--timeout", "0",
-        "--chdir", str(config.ROOT),
-        "functions.local:app",
-    ]  # fmt: skip
-    env.setdefault("PLANT_DB_POOL_SIZE", threads)
+    port = int(args.port or os.environ.get("PORT") or "8080")
+    from functions import local
+    from shared import serving
+
     print(f"serving every function on http://{args.host}:{port}/<function>/ (Ctrl-C stops)")
-    proc = subprocess.Popen(command, env=env)
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait()
+        serving.serve(local.app, args.host, port)
     finally:
         del server
+    return 0
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:

@@ -107,6 +107,12 @@ class PreconditionRequired(PlantError):
     status, slug, title = 428, "precondition-required", "Precondition required"
 
 
+class RequestHeadersTooLarge(PlantError):
+    """431: the request line and headers together are over the server's limit."""
+
+    status, slug, title = 431, "request-headers-too-large", "Request headers too large"
+
+
 class ServiceUnavailable(PlantError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 

@@ -32,7 +32,7 @@ resource "google_cloudfunctions2_function" "function" {
 
   service_config {
     available_memory                 = each.value.memory
-    timeout_seconds                  = 540
+    timeout_seconds                  = each.value.timeout
     max_instance_count               = 20
     max_instance_request_concurrency = 8
     available_cpu                    = each.value.cpu

@@ -4,13 +4,18 @@
 # each as measured at 1,000,000 (bench/audit.py), so 2Gi holds about 4,000,000. Its two
 # vCPUs are for the full audit's entries pass, scanned by two worker processes (one core
 # each: hashing and checking is Python work); PLANT_AUDIT_WORKERS follows cpu.
+# timeout: the seconds Cloud Run gives a request before it answers 504 and closes the
+# connection to the container. The container's server (functions-framework's gunicorn) reads
+# a request's body in one of its THREADS with no deadline of its own, so this is what bounds a
+# caller that stalls: 60 s where the work is bounded by the 15 s statement timeout, 540 s for
+# full audits and exports.
 locals {
   functions = {
-    registry = { entry_point = "registry", memory = "512Mi", cpu = "1", signs = false, anchors = "none" }
-    log      = { entry_point = "log", memory = "512Mi", cpu = "1", signs = true, anchors = "write" }
-    certify  = { entry_point = "certify", memory = "512Mi", cpu = "1", signs = true, anchors = "write" }
-    audit    = { entry_point = "audit", memory = "2Gi", cpu = "2", signs = true, anchors = "write" }
-    export   = { entry_point = "export", memory = "1Gi", cpu = "1", signs = true, anchors = "write" }
+    registry = { entry_point = "registry", memory = "512Mi", cpu = "1", signs = false, anchors = "none", timeout = 60 }
+    log      = { entry_point = "log", memory = "512Mi", cpu = "1", signs = true, anchors = "write", timeout = 60 }
+    certify  = { entry_point = "certify", memory = "512Mi", cpu = "1", signs = true, anchors = "write", timeout = 60 }
+    audit    = { entry_point = "audit", memory = "2Gi", cpu = "2", signs = true, anchors = "write", timeout = 540 }
+    export   = { entry_point = "export", memory = "1Gi", cpu = "1", signs = true, anchors = "write", timeout = 540 }
   }
 
   # Cloud SQL IAM database user names: the service account email without ".gserviceaccount.com".

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import text
 
 
-def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
+def seed_skills(
+    superuser, tenant: str, start: int, count: int, description: str = "seeded"
+) -> None:
     """Real registry documents, written in bulk: each is a skill version as the registry would
     write it (canonical bytes, digests, heads), so audits check them for real."""
     import uuid
@@ -22,7 +24,7 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
         fields = {f.name: None for f in kind.fields}
         fields.update(
             name=f"skill {i}",
-            description="seeded",
+            description=description,
             category="technical",
             tags=[],
             custom_attributes={},

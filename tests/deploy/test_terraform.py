@@ -9,41 +9,12 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
-import hcl2
 import pytest
+from terraform_doc import TF, function_specs, load, resources
 
 ROOT = Path(__file__).resolve().parents[2]
-TF = ROOT / "terraform"
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
-
-
-def _load() -> dict[str, list[Any]]:
-    merged: dict[str, list[Any]] = {}
-    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
-    for path in sorted(TF.glob("*.tf")):
-        with path.open() as handle:
-            for key, value in hcl2.load(handle, serialization_options=options).items():
-                if not key.startswith("__"):
-                    merged.setdefault(key, []).extend(value)
-    return merged
-
-
-def _resources(doc, kind: str) -> dict[str, dict[str, Any]]:
-    out = {}
-    for block in doc.get("resource", []):
-        for k, named in block.items():
-            if k == kind:
-                out.update(named)
-    return out
-
-
-def _functions(doc) -> dict[str, dict[str, Any]]:
-    for block in doc["locals"]:
-        if "functions" in block:
-            return block["functions"]
-    raise AssertionError("no local.functions")
 
 
 def _entry_points() -> set[str]:
@@ -59,7 +30,7 @@ def _entry_points() -> set[str]:
 
 @pytest.fixture(scope="module")
 def doc():
-    return _load()
+    return load()
 
 
 def test_terraform_fmt_is_clean():
@@ -71,23 +42,23 @@ def test_terraform_fmt_is_clean():
 
 
 def test_every_entry_point_has_a_function_and_every_function_an_entry_point(doc):
-    functions = _functions(doc)
+    functions = function_specs(doc)
     declared = {f["entry_point"] for f in functions.values()}
     assert declared == _entry_points()
-    resource = _resources(doc, "google_cloudfunctions2_function")["function"]
+    resource = resources(doc, "google_cloudfunctions2_function")["function"]
     assert resource["for_each"] == "${local.functions}"
     assert resource["build_config"][0]["entry_point"] == "${each.value.entry_point}"
     source = resource["build_config"][0]["source"][0]["storage_source"][0]
     assert source["object"] == "${google_storage_bucket_object.source.name}"
-    obj = _resources(doc, "google_storage_bucket_object")["source"]
+    obj = resources(doc, "google_storage_bucket_object")["source"]
     assert "output_md5" in obj["name"]  # named by content: a code change redeploys
 
 
 def test_every_secret_a_function_reads_has_an_accessor_binding(doc):
-    functions = _functions(doc)
-    service = _resources(doc, "google_cloudfunctions2_function")["function"]["service_config"][0]
+    functions = function_specs(doc)
+    service = resources(doc, "google_cloudfunctions2_function")["function"]["service_config"][0]
     env = json.dumps(service["environment_variables"])
-    bindings = _resources(doc, "google_secret_manager_secret_iam_member")
+    bindings = resources(doc, "google_secret_manager_secret_iam_member")
     # The signing keyring: read by exactly the functions flagged `signs`.
     assert re.search(r"each\.value\.signs \?.*PLANT_SIGNING_KEY_SECRET.*signing_key", env)
     signing = bindings["signing_key"]
@@ -106,14 +77,14 @@ def test_every_secret_a_function_reads_has_an_accessor_binding(doc):
 
 
 def test_the_scheduler_calls_the_audit_function_with_an_oidc_token(doc):
-    job = _resources(doc, "google_cloud_scheduler_job")["audit"]
+    job = resources(doc, "google_cloud_scheduler_job")["audit"]
     target = job["http_target"][0]
     assert target["http_method"] == "POST"
     assert 'function["audit"]' in target["uri"] and target["uri"].endswith("/runs")
     token = target["oidc_token"][0]
     assert "google_service_account.auditor" in token["service_account_email"]
     assert 'function["audit"]' in token["audience"]
-    invoker = _resources(doc, "google_cloud_run_service_iam_member")["auditor_invokes_audit"]
+    invoker = resources(doc, "google_cloud_run_service_iam_member")["auditor_invokes_audit"]
     assert invoker["role"] == "roles/run.invoker"
     assert 'function["audit"]' in invoker["service"]
 
@@ -121,7 +92,7 @@ def test_the_scheduler_calls_the_audit_function_with_an_oidc_token(doc):
 def test_nothing_is_public_and_the_database_is_locked_down(doc):
     text = "".join(p.read_text() for p in TF.glob("*.tf"))
     assert "allUsers" not in text and "allAuthenticatedUsers" not in text
-    instance = _resources(doc, "google_sql_database_instance")["main"]
+    instance = resources(doc, "google_sql_database_instance")["main"]
     assert instance["deletion_protection"] is True
     settings = instance["settings"][0]
     ip = settings["ip_configuration"][0]
@@ -131,10 +102,10 @@ def test_nothing_is_public_and_the_database_is_locked_down(doc):
     assert backups["enabled"] is True and backups["point_in_time_recovery_enabled"] is True
     flags = {f["name"]: f["value"] for f in settings["database_flags"]}
     assert flags["cloudsql.iam_authentication"] == "on"
-    anchors = _resources(doc, "google_storage_bucket")["anchors"]
+    anchors = resources(doc, "google_storage_bucket")["anchors"]
     assert anchors["uniform_bucket_level_access"] is True
     assert anchors["retention_policy"][0]["retention_period"]
-    users = _resources(doc, "google_sql_user")
+    users = resources(doc, "google_sql_user")
     assert users["function"]["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
     assert users["migrator"]["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
 

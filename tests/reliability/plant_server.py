@@ -1,4 +1,4 @@
-"""The real server as an operator runs it (`plant serve`: gunicorn over every function), an HTTP
+"""The real server as an operator runs it (`plant serve`: waitress over every function), an HTTP
 client that never raises, and the ledger checks every fault test ends with."""
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def call(
 
 @dataclass
 class PlantServer:
-    """`plant serve` in its own process group, so `kill -9` takes plant, gunicorn's master and
-    its workers at once, exactly like a machine losing power under them."""
+    """`plant serve` in its own process group, so `kill -9` takes plant, its server and
+    any child at once, exactly like a machine losing power under them."""
 
     database_url: str
     data_dir: Path
@@ -134,7 +134,7 @@ class PlantServer:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def processes(self) -> list[psutil.Process]:
-        """plant, gunicorn's master and its workers."""
+        """plant and any process it started."""
         assert self.proc is not None
         try:
             parent = psutil.Process(self.proc.pid)

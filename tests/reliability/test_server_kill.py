@@ -1,4 +1,4 @@
-"""`kill -9` of the whole server (plant, gunicorn's master and workers) in the middle of
+"""`kill -9` of the whole server (plant serve's process group) in the middle of
 concurrent writes, three times over (up to eight while no kill has yet caught a request in
 flight: one that lands between two requests proves nothing): every write acknowledged with a
 2xx survives exactly as acknowledged, nothing is half-written, and a full audit finds

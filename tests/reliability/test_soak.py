@@ -19,7 +19,7 @@ from plant_server import Ack, PlantServer, Reply, ack_of, call, check_ledger
 from reliability_table import record
 
 CLIENTS = 16
-# Resident memory of the server's process tree (plant, gunicorn's master, its worker) may
+# Resident memory of the server's process tree (plant serve: one process) may
 # grow by at most this much between the end of warm-up and the end of the run. The tree
 # sits near 200 MiB; the pool (8 connections) and the thread count (8) are fixed, so what
 # is left to grow is caches and the allocator's arenas, a few MiB. A leak of 1 KiB per
