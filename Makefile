@@ -48,7 +48,7 @@ RELIABILITY_TESTS := tests/reliability tests/security \
 	tests/registry/test_append_only.py \
 	tests/export/test_bundle_attacks.py tests/export/test_bounds.py \
 	tests/functions/test_look_alike_names.py tests/functions/test_stored_text.py \
-	tests/cloud/test_key_rotation.py \
+	tests/cloud/test_secret_rotation.py \
 	tests/registry/test_batch_create.py::test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read \
 	tests/certify/test_four_eyes.py tests/certify/test_batch_and_bad_bodies.py \
 	tests/audit/test_audited_four_eyes.py tests/audit/test_unstorable_text.py
