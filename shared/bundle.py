@@ -15,7 +15,8 @@ Hashes and bodies are base64; ``body`` is the exact canonical bytes that were ha
 previous checkpoint is the one the latest completed audit verified, with the consistency
 proof from it to the latest checkpoint. Entries are every version and certificate of the
 selected entities (all entities by default) below the checkpoint size, in log order. The
-statement, written last so the bundle streams, signs the header and the list of entries.
+statement, written last so the bundle streams, signs the header and the list of entries
+(a running count and SHA-256 of them), so a bundle holds one batch of entries at a time.
 Format 1 (before the statement) is refused by the verifier: nothing in it said what it held.
 """
 
@@ -86,13 +87,13 @@ def _previous(conn: Connection, latest: tree.StoredCheckpoint) -> dict[str, Any]
 def _entries(
     conn: Connection, size: int, kind: str | None, entity: str | None
 ) -> Iterator[dict[str, Any]]:
-    """Selected entries below ``size``, each with its inclusion proof, a batch at a time."""
-    reader: merkle.NodeReader = tree.DbNodes(conn)
-    if kind is None and entity is None and size > BATCH:
-        # The whole log: one read of every leaf, hashed here, instead of node reads per batch.
-        memory = merkle.MemoryNodes()
-        memory.append(tree.leaf_hashes(conn, 0, size))
-        reader = memory
+    """Selected entries below ``size``, each with its inclusion proof, a batch at a time.
+
+    Nothing outlives its batch: the proofs are read from the stored subtrees, one query a
+    batch, so the memory is one batch's (its proofs a hash longer each time the log doubles)
+    whatever the log's size.
+    """
+    reader = tree.DbNodes(conn)
     after = -1
     while True:
         rows = conn.execute(
