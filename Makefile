@@ -47,6 +47,7 @@ RELIABILITY_TESTS := tests/reliability tests/security \
 	tests/registry/test_injection.py tests/registry/test_isolation.py \
 	tests/registry/test_append_only.py \
 	tests/export/test_bundle_attacks.py tests/export/test_bounds.py \
+	tests/export/test_bundle_memory.py::test_bundle_memory_does_not_grow_with_the_tenant \
 	tests/functions/test_look_alike_names.py tests/functions/test_stored_text.py \
 	tests/cloud/test_secret_rotation.py \
 	tests/registry/test_batch_create.py::test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read \
