@@ -288,9 +288,13 @@ def install_error_pages(app: flask.Flask) -> None:
     executes it inside that app's context); the 500 crash handler stays the runtime's.
     """
     app.register_error_handler(HTTPException, framework_problem)
-    # Before routing: functions_framework reads the rest of every body after the response,
-    # its own 404s (robots.txt) included.
-    app.before_request(lambda: RequestBody.install(flask.request.environ) and None)
+    app.before_request(_bound_body)
+
+
+def _bound_body() -> None:
+    """Before routing: functions_framework reads the rest of every body after the response,
+    after its own 404s (robots.txt) too."""
+    RequestBody.install(flask.request.environ)
 
 
 def problem_response(exc: PlantError) -> flask.Response:

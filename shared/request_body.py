@@ -84,7 +84,11 @@ class RequestBody(io.RawIOBase):
             try:
                 data = self._raw.read(want)
             except Exception:
-                self.problem = MalformedRequest("the body's chunked framing is broken")
+                # Each server raises its own: gunicorn its parse errors (plain Exceptions)
+                # for broken chunking, werkzeug's server OSError, any a lost connection.
+                self.problem = MalformedRequest(
+                    "the body could not be read: broken chunked framing or a lost connection"
+                )
                 self._left = 0
                 break
             if not data:

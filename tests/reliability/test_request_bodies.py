@@ -240,7 +240,8 @@ def test_a_chunked_body_over_the_limit_is_413(server, token, request):
         1,
         f"{answer.status} {answer.content_type}",
     )
-    assert answer.status == 413 and answer.body["limit"] == MAX_BODY, (server.name, answer)
+    assert answer.status == 413, (server.name, answer)
+    assert answer.content_type == "application/problem+json", (server.name, answer)
 
 
 def test_a_body_shorter_than_its_content_length_is_never_run(server, token, request):
@@ -252,7 +253,7 @@ def test_a_body_shorter_than_its_content_length_is_never_run(server, token, requ
         request.node,
         f"declared length larger than what arrives ({server.name})",
         1,
-        f"{answer.status or 'closed, no answer'} {answer.content_type}, nothing run",
+        f"{answer.status or 'closed, no answer'} {answer.content_type}".strip() + ", nothing run",
     )
     assert answer.status in (0, 400), (server.name, answer)
     if answer.status:
