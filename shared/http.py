@@ -8,11 +8,13 @@ same code serves behind the local dispatcher, ``functions-framework --target`` a
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +113,8 @@ def _request_id(value: str | None) -> str:
 
 
 Handler = Callable[..., flask.Response]
+# Held from before the body is read until the handler returns (a slot a batch waits for).
+Admission = Callable[[Principal], AbstractContextManager[None]]
 
 
 @dataclass
@@ -121,6 +125,7 @@ class Route:
     body: Body = Body.NONE
     roles: tuple[str, ...] = ()  # one of them needed, checked before the body is read
     public: bool = False  # answered without a token (healthz, the OpenAPI document)
+    admit: Admission | None = None
 
 
 @dataclass
@@ -138,12 +143,13 @@ class Router:
         body: Body = Body.NONE,
         roles: tuple[str, ...] = (),
         public: bool = False,
+        admit: Admission | None = None,
     ) -> Callable[[Handler], Handler]:
         regex = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", path.rstrip("/") or "/")
         pattern = re.compile(f"^{regex}$")
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, pattern, handler, body, roles, public))
+            self.routes.append(Route(method, pattern, handler, body, roles, public, admit))
             return handler
 
         return register
@@ -206,20 +212,21 @@ class Router:
         raise NotFound(f"no route for {path}")
 
     def _call(self, route: Route, request: flask.Request, params: dict[str, str]) -> flask.Response:
-        """Authenticate, authorise, then read the body, in that order for every route: no
-        body is parsed (or read) for a caller who may not send it."""
+        """Authenticate, authorise, admit, then read the body, in that order for every route:
+        no body is parsed (or read) for a caller who may not send it, or not now."""
         body = RequestBody.install(request.environ)  # installed already: the same reader
         call = Call(request, params)
         if not route.public:
             principal = call.principal
             if route.roles:
                 principal.require(*route.roles)
-        if route.body is Body.NONE:
-            if body.present():
-                raise MalformedRequest(f"{request.method} {request.path} takes no body")
-        elif route.body is Body.JSON or body.present():
-            call.body = read_json(request, body)
-        response = route.handler(call, **params)
+        with route.admit(call.principal) if route.admit else contextlib.nullcontext():
+            if route.body is Body.NONE:
+                if body.present():
+                    raise MalformedRequest(f"{request.method} {request.path} takes no body")
+            elif route.body is Body.JSON or body.present():
+                call.body = read_json(request, body)
+            response = route.handler(call, **params)
         if not route.public:
             response.vary.add("Authorization")
         return response

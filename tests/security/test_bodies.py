@@ -7,10 +7,13 @@ test_request_bodies.py sends the same over raw sockets to a real `plant serve`."
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import flask
 import pytest
 from reliability_table import record
 from routes import FRAMINGS, body_routes, send, served
@@ -19,7 +22,8 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared.config import ROOT
-from shared.http import Body
+from shared.errors import ServiceUnavailable
+from shared.http import Body, Router, json_response
 from shared.request_body import MAX_BODY
 
 JSON = {"Content-Type": "application/json"}
@@ -333,3 +337,62 @@ def test_at_most_max_body_plus_one_bytes_are_ever_read(clients, path, framing, r
         f"at most {MAX_BODY + 1} bytes read",
     )
     assert stream.taken <= MAX_BODY + 1, stream.taken
+
+
+class _Counted(io.RawIOBase):
+    """A body counting what the app takes of it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.taken = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._data.readinto(buffer)
+        self.taken += n
+        return n
+
+
+def test_a_routes_admission_is_taken_before_its_body_is_read(make_token, tenant):
+    """A route may hold a slot (the registry's batch slots) from before its body is read until
+    it answers: a caller refused a slot costs no read at all."""
+    events: list[tuple[Any, ...]] = []
+    stream = _Counted(b'{"a": 1}')
+
+    @contextlib.contextmanager
+    def admit(principal: Any) -> Iterator[None]:
+        events.append(("admitted", principal.subject, stream.taken))
+        if principal.subject == "refused":
+            raise ServiceUnavailable("no slot free")
+        yield
+        events.append(("released",))
+
+    router = Router("t")
+
+    @router.route("POST", "/things", body=Body.JSON, admit=admit)
+    def things(call: Any) -> Any:
+        events.append(("handled", call.body))
+        return json_response({})
+
+    app = flask.Flask("t")
+    for subject, status in (("refused", 503), ("admitted", 200)):
+        stream = _Counted(b'{"a": 1}')
+        token = make_token(tenant, "author", subject=subject)
+        environ = {"wsgi.input": stream, "CONTENT_LENGTH": "8"}
+        with app.test_request_context(
+            "/t/things",
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", **JSON},
+            environ_overrides=environ,
+        ):
+            assert router.handle(flask.request).status_code == status
+        if subject == "refused":
+            assert stream.taken == 0
+    assert events == [
+        ("admitted", "refused", 0),
+        ("admitted", "admitted", 0),
+        ("handled", {"a": 1}),
+        ("released",),
+    ]
