@@ -39,7 +39,7 @@ class UnsafeInteger(CanonicalError):
     (``items[0].version``; empty for the top level)."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(f"{path or 'the value'} is an integer outside +-(2**53-1)")
+        super().__init__(f"{path or 'the value'}: integer outside the exact range +-(2**53-1)")
         self.path = path
 
 
