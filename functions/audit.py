@@ -6,27 +6,26 @@ from __future__ import annotations
 import flask
 
 from shared import auditing, openapi
-from shared.http import Call, Router, json_response
+from shared.http import Body, Call, Router, json_response
 from shared.storage.engine import database
 
 router = Router("audit")
 
 
-@router.route("GET", "/openapi.json")
+@router.route("GET", "/openapi.json", public=True)
 def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("audit"))
 
 
-@router.route("GET", "/healthz")
+@router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
     database().ping()
     return json_response({"status": "ok"})
 
 
-@router.route("POST", "/runs")
+@router.route("POST", "/runs", body=Body.OPTIONAL_JSON, roles=("auditor",))
 def start_run(call: Call) -> flask.Response:
-    body = call.json() if call.request.content_length else None
-    run, started = auditing.run(call.principal, body)
+    run, started = auditing.run(call.principal, call.body)
     return json_response(run, 201 if started else 200, {"Location": f"/audit/runs/{run['id']}"})
 
 

@@ -20,12 +20,12 @@ MIMETYPES = {"json": "application/json", "csv": "text/csv", "pdf": "application/
 PDF_POLICY = "default-src 'none'; sandbox"
 
 
-@router.route("GET", "/openapi.json")
+@router.route("GET", "/openapi.json", public=True)
 def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("export"))
 
 
-@router.route("GET", "/healthz")
+@router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
     database().ping()
     return json_response({"status": "ok"})

@@ -6,21 +6,22 @@ from __future__ import annotations
 import flask
 
 from shared import openapi, tlog
-from shared.http import Call, Router, json_response, text_response
+from shared.http import Call, Router, json_response, private_cache, text_response
 from shared.storage.engine import database
 
 router = Router("log")
 
-# Checkpoints and keys are public facts that change rarely: a brief cache is harmless.
-BRIEF_CACHE = {"Cache-Control": "public, max-age=10"}
+# Checkpoints and keys change rarely: the caller may keep them briefly (its own cache only: a
+# checkpoint is one tenant's, and every answer here needs a token).
+BRIEF_CACHE = private_cache(10)
 
 
-@router.route("GET", "/openapi.json")
+@router.route("GET", "/openapi.json", public=True)
 def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("log"))
 
 
-@router.route("GET", "/healthz")
+@router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
     database().ping()
     return json_response({"status": "ok"})
@@ -59,9 +60,8 @@ def public_keys(call: Call) -> flask.Response:
     return json_response(tlog.public_keys(), headers=BRIEF_CACHE)
 
 
-@router.route("POST", "/seal")
+@router.route("POST", "/seal", roles=("auditor",))
 def seal(call: Call) -> flask.Response:
-    call.principal.require("auditor")
     sealed = tlog.seal(call.principal.tenant)
     return json_response(
         {

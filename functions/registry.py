@@ -6,39 +6,40 @@ from __future__ import annotations
 import flask
 
 from shared import entities, openapi, tlog
-from shared.http import Call, Router, json_response
+from shared.http import Body, Call, Router, json_response
 from shared.storage.engine import database
 
 router = Router("registry")
+WRITE = ("author",)
 
 
 def _document(doc: entities.Document, status: int = 200, **headers: str) -> flask.Response:
     return json_response(doc.body, status, {"ETag": f'"v{doc.version}"', **headers})
 
 
-@router.route("GET", "/openapi.json")
+@router.route("GET", "/openapi.json", public=True)
 def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("registry"))
 
 
-@router.route("GET", "/healthz")
+@router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
     database().ping()
     return json_response({"status": "ok"})
 
 
-@router.route("POST", "/agents/<entity_id>/team")
+@router.route("POST", "/agents/<entity_id>/team", body=Body.JSON, roles=WRITE)
 def assign_team(call: Call, entity_id: str) -> flask.Response:
     doc = entities.assign_team(
-        call.principal, entity_id, call.json(), call.headers.get("If-Match"), call.request_id
+        call.principal, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
     return _document(doc)
 
 
-@router.route("POST", "/<kind>/<entity_id>/status")
+@router.route("POST", "/<kind>/<entity_id>/status", body=Body.JSON, roles=WRITE)
 def change_status(call: Call, kind: str, entity_id: str) -> flask.Response:
     doc = entities.change_status(
-        call.principal, kind, entity_id, call.json(), call.headers.get("If-Match"), call.request_id
+        call.principal, kind, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
     return _document(doc)
 
@@ -64,10 +65,10 @@ def get_entity(call: Call, kind: str, entity_id: str) -> flask.Response:
     return _document(entities.get(call.principal, kind, entity_id))
 
 
-@router.route("PATCH", "/<kind>/<entity_id>")
+@router.route("PATCH", "/<kind>/<entity_id>", body=Body.JSON, roles=WRITE)
 def amend(call: Call, kind: str, entity_id: str) -> flask.Response:
     doc = entities.amend(
-        call.principal, kind, entity_id, call.json(), call.headers.get("If-Match"), call.request_id
+        call.principal, kind, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
     return _document(doc)
 
@@ -77,16 +78,15 @@ def list_entities(call: Call, kind: str) -> flask.Response:
     return json_response(entities.list_entities(call.principal, kind, call.query))
 
 
-@router.route("POST", "/<kind>/batch")
+@router.route("POST", "/<kind>/batch", body=Body.JSON, roles=WRITE, admit=entities.batch_admitted)
 def create_batch(call: Call, kind: str) -> flask.Response:
-    with entities.batch_admitted(call.principal):  # before the body is read
-        items = entities.batch_items(call.json())
-        made = entities.create_batch(call.principal, kind, items, call.request_id)
+    items = entities.batch_items(call.body)
+    made = entities.create_batch(call.principal, kind, items, call.request_id)
     return json_response({"items": made}, 201)
 
 
-@router.route("POST", "/<kind>")
+@router.route("POST", "/<kind>", body=Body.JSON, roles=WRITE)
 def create(call: Call, kind: str) -> flask.Response:
-    doc = entities.create(call.principal, kind, call.json(), call.request_id)
+    doc = entities.create(call.principal, kind, call.body, call.request_id)
     location = f"/registry/{kind}/{doc.body['identity']['id']}"
     return _document(doc, 201, Location=location)

@@ -25,13 +25,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shared import anchors, documents, entities, four_eyes, keys, scan_pool, tlog
+from shared import anchors, documents, entities, four_eyes, keys, query_params, scan_pool, tlog
 from shared.auth import Principal
 from shared.config import settings
 from shared.errors import (
     IntegrityViolation,
-    LimitExceeded,
-    MalformedRequest,
     NotFound,
     ValidationFailed,
 )
@@ -1651,16 +1649,9 @@ def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
 
 def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     principal.require("auditor")
-    limit = entities.bounded_int(query.get("limit") or str(RUNS_PAGE))
-    if limit < 1:
-        raise MalformedRequest(
-            "invalid limit",
-            errors=[{"field": "limit", "message": f"must be from 1 to {MAX_RUNS_PAGE}"}],
-        )
-    if limit > MAX_RUNS_PAGE:
-        raise LimitExceeded(
-            f"limit must be at most {MAX_RUNS_PAGE}", field="limit", limit=MAX_RUNS_PAGE
-        )
+    limit = query_params.integer(
+        query, "limit", minimum=1, maximum=MAX_RUNS_PAGE, default=RUNS_PAGE
+    )
     with database().transaction(principal.tenant) as conn:
         rows = conn.execute(
             text(

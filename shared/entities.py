@@ -8,7 +8,6 @@ the ledger, move the head. Any failure rolls everything back, so nothing is half
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,15 +16,15 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared import collector, documents, lifecycle, names
+from shared import collector, documents, lifecycle, names, query_params
 from shared.admission import Slots
 from shared.auth import Principal
 from shared.config import settings
 from shared.documents import Change
 from shared.errors import (
     Conflict,
+    InvalidQuery,
     LimitExceeded,
-    MalformedRequest,
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
@@ -619,13 +618,6 @@ def _message(exc: DBAPIError, field: str = "M") -> str:
     return str(args[0].get(field, "")) if args and isinstance(args[0], dict) else ""
 
 
-def bounded_int(raw: str) -> int:
-    """ASCII digits as an int (capped: a thousand digits is just "too many"); else 0."""
-    if not (raw.isascii() and raw.isdigit()):
-        return 0
-    return int(raw) if len(raw) <= 9 else 10**9
-
-
 def _invalid(problems: list[Violation]) -> ValidationFailed:
     return ValidationFailed(f"{len(problems)} rule violation(s)", [p.as_dict() for p in problems])
 
@@ -692,56 +684,35 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     return {"id": entity_id, "entity_type": kind.type, "versions": items}
 
 
-def _cursor_after(cursor: str | None) -> int:
-    if not cursor:
-        return -1
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if not raw.startswith("i") or not raw[1:].isdigit() or len(raw) > 20:
-            raise ValueError
-        return int(raw[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise MalformedRequest(
-            "invalid cursor", errors=[{"field": "cursor", "message": "not a cursor we issued"}]
-        ) from exc
-
-
-def _cursor_for(first_index: int) -> str:
-    return base64.urlsafe_b64encode(f"i{first_index}".encode()).decode().rstrip("=")
-
-
 def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dict[str, Any]:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    errors = [
-        {"field": name, "message": "unknown query parameter"}
-        for name in query
-        if name not in ("status", "category", "limit", "cursor")
-    ]
+    errors = query_params.unknown(query, ("status", "category", "limit", "cursor"))
     status = query.get("status") or None
     if status is not None and status not in lifecycle.STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
-    raw_limit = query.get("limit") or str(DEFAULT_PAGE)
-    limit = bounded_int(raw_limit)
-    if limit < 1:
-        errors.append({"field": "limit", "message": f"must be an integer from 1 to {MAX_PAGE}"})
     category = query.get("category") or None
     if category is not None and "\x00" in category:
         errors.append({"field": "category", "message": "must not contain NUL"})
     if errors:
-        raise MalformedRequest("invalid query parameters", errors=errors)
-    if limit > MAX_PAGE:
-        raise LimitExceeded(f"limit must be at most {MAX_PAGE}", field="limit", limit=MAX_PAGE)
+        raise InvalidQuery(errors)
+    limit = query_params.integer(query, "limit", minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE)
+    assert limit is not None
     if category is not None and len(category) > MAX_CATEGORY:
         raise LimitExceeded(
             f"category must be at most {MAX_CATEGORY} characters",
             field="category",
             limit=MAX_CATEGORY,
         )
-    after = _cursor_after(query.get("cursor"))
+    after = query_params.cursor(query)
     with database().transaction(principal.tenant) as conn:
         rows = heads.page(
-            conn, kind.type, status=status, category=category, after=after, limit=limit + 1
+            conn,
+            kind.type,
+            status=status,
+            category=category,
+            after=-1 if after is None else after,
+            limit=limit + 1,
         )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -751,5 +722,5 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     ]
     return {
         "items": items,
-        "next_cursor": _cursor_for(rows[-1][0].first_index) if more and rows else None,
+        "next_cursor": query_params.cursor_for(rows[-1][0].first_index) if more and rows else None,
     }

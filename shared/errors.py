@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 PROBLEM_BASE = "https://plant-registry.dev/problems/"
+# Bounds on what a problem body repeats of the request, so a pathological request (a batch of
+# a million unknown keys, a key a megabyte long) gets a small answer: each list shows its first
+# MAX_LISTED entries and says how many it leaves out (``<list>_omitted``), each string its
+# first MAX_TEXT characters.
+MAX_LISTED = 100
+MAX_TEXT = 300
 
 
 class PlantError(Exception):
@@ -32,10 +38,25 @@ class PlantError(Exception):
             "type": self.type,
             "title": self.title,
             "status": self.status,
-            "detail": self.detail,
+            "detail": _clip(self.detail),
         }
-        body.update(self.extensions)
+        for name, value in self.extensions.items():
+            if isinstance(value, list) and len(value) > MAX_LISTED:
+                body[f"{name}_omitted"] = len(value) - MAX_LISTED
+                value = value[:MAX_LISTED]
+            body[name] = _clip(value)
         return body
+
+
+def _clip(value: Any) -> Any:
+    """``value`` with every string in it cut to MAX_TEXT characters."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "\u2026"
+    if isinstance(value, dict):
+        return {_clip(k): _clip(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clip(v) for v in value]
+    return value
 
 
 class MalformedRequest(PlantError):
@@ -101,6 +122,16 @@ class LimitExceeded(PlantError):
 
     def __init__(self, detail: str, *, field: str, limit: int) -> None:
         super().__init__(detail, errors=[{"field": field, "message": detail}], limit=limit)
+
+
+class InvalidQuery(PlantError):
+    """422: a query parameter the route does not take, or a value it does not take;
+    ``errors`` names each one (``{"field", "message"}``)."""
+
+    status, slug, title = 422, "invalid-query", "Invalid query parameter"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("invalid query parameters", errors=errors)
 
 
 class PreconditionRequired(PlantError):

@@ -8,10 +8,13 @@ same code serves behind the local dispatcher, ``functions-framework --target`` a
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,22 +36,42 @@ from shared.errors import (
 )
 from shared.integrity import canonical
 from shared.logs import configure, db_time, request_line, trace_field
+from shared.request_body import MAX_BODY as MAX_BODY  # where callers have always found it
+from shared.request_body import RequestBody
 
-MAX_BODY = 1024 * 1024
 log = configure().getChild("http")
 
 BASE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 JSON = "application/json"
 
 
+def private_cache(seconds: int) -> dict[str, str]:
+    """Headers letting the caller's own cache keep a response ``seconds``, never a shared one:
+    every answer but healthz and the OpenAPI document is one tenant's (the Router adds
+    ``Vary: Authorization`` to those)."""
+    return {"Cache-Control": f"private, max-age={seconds}"}
+
+
+class Body(enum.Enum):
+    """What a route takes as its body."""
+
+    NONE = "none"  # a body sent anyway is refused (400): nothing is silently ignored
+    JSON = "json"  # required
+    OPTIONAL_JSON = "optional json"  # None when absent
+
+
 class Call:
-    """One request as a handler sees it: path parameters, query, body and caller."""
+    """One request as a handler sees it: path parameters, query, body and caller.
+
+    The Router authenticates the caller (and checks the route's roles) before it reads the
+    body, and reads the body before the handler runs: ``body`` is the parsed JSON."""
 
     def __init__(self, request: flask.Request, params: dict[str, str]) -> None:
         self.request = request
         self.params = params
         self.headers = request.headers
         self.request_id = _request_id(request.headers.get("X-Request-Id"))
+        self.body: Any = None
         self._principal: Principal | None = None
 
     @property
@@ -61,23 +84,26 @@ class Call:
     def query(self) -> dict[str, str]:
         return {k: v for k, v in self.request.args.items()}
 
-    def json(self) -> Any:
-        """The body as strict I-JSON: 415 unless JSON, 413 over 1 MiB, 400 if malformed."""
-        mimetype = (self.request.mimetype or "").lower()
-        if mimetype != "application/json" and not mimetype.endswith("+json"):
-            raise UnsupportedMediaType("send the body as application/json")
-        length = self.request.content_length
-        if length is not None and length > MAX_BODY:
-            raise PayloadTooLarge(f"the body must be at most {MAX_BODY} bytes", limit=MAX_BODY)
-        data = self.request.stream.read(MAX_BODY + 1)
-        if len(data) > MAX_BODY:
-            raise PayloadTooLarge(f"the body must be at most {MAX_BODY} bytes", limit=MAX_BODY)
-        try:
-            return canonical.loads(data)
-        except canonical.DepthExceeded as exc:
-            raise LimitExceeded(f"the body is {exc}", field="", limit=canonical.MAX_DEPTH) from exc
-        except canonical.CanonicalError as exc:
-            raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+
+def read_json(request: flask.Request, body: RequestBody) -> Any:
+    """The body as strict I-JSON: 415 unless JSON, 413 over 1 MiB, 400 if malformed or cut
+    short, 422 naming the field for an integer past +-(2**53-1) or nesting past the limit."""
+    mimetype = (request.mimetype or "").lower()
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json")
+    data = body.take()
+    try:
+        return canonical.loads(data)
+    except canonical.DepthExceeded as exc:
+        raise LimitExceeded(f"the body is {exc}", field="", limit=canonical.MAX_DEPTH) from exc
+    except canonical.UnsafeInteger as exc:
+        raise LimitExceeded(
+            f"{exc}: integers must be within +-{canonical.MAX_SAFE_INTEGER}",
+            field=exc.path,
+            limit=canonical.MAX_SAFE_INTEGER,
+        ) from exc
+    except canonical.CanonicalError as exc:
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
 
 def _request_id(value: str | None) -> str:
@@ -87,6 +113,8 @@ def _request_id(value: str | None) -> str:
 
 
 Handler = Callable[..., flask.Response]
+# Held from before the body is read until the handler returns (a slot a batch waits for).
+Admission = Callable[[Principal], AbstractContextManager[None]]
 
 
 @dataclass
@@ -94,6 +122,10 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    body: Body = Body.NONE
+    roles: tuple[str, ...] = ()  # one of them needed, checked before the body is read
+    public: bool = False  # answered without a token (healthz, the OpenAPI document)
+    admit: Admission | None = None
 
 
 @dataclass
@@ -103,12 +135,21 @@ class Router:
     name: str
     routes: list[Route] = field(default_factory=list)
 
-    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Body = Body.NONE,
+        roles: tuple[str, ...] = (),
+        public: bool = False,
+        admit: Admission | None = None,
+    ) -> Callable[[Handler], Handler]:
         regex = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", path.rstrip("/") or "/")
         pattern = re.compile(f"^{regex}$")
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, pattern, handler))
+            self.routes.append(Route(method, pattern, handler, body, roles, public, admit))
             return handler
 
         return register
@@ -123,6 +164,7 @@ class Router:
         """Dispatch one request; every error leaves as problem+json, never a stack trace."""
         started = time.perf_counter()
         db_time.set(0.0)
+        RequestBody.install(request.environ)
         try:
             response = self._dispatch(request)
         except PlantError as exc:
@@ -162,13 +204,32 @@ class Router:
             if route.method != request.method:
                 allowed.append(route.method)
                 continue
-            call = Call(request, match.groupdict())
-            return route.handler(call, **match.groupdict())
+            return self._call(route, request, match.groupdict())
         if allowed:
             raise MethodNotAllowed(
                 f"use {', '.join(sorted(set(allowed)))}", allow=sorted(set(allowed))
             )
         raise NotFound(f"no route for {path}")
+
+    def _call(self, route: Route, request: flask.Request, params: dict[str, str]) -> flask.Response:
+        """Authenticate, authorise, admit, then read the body, in that order for every route:
+        no body is parsed (or read) for a caller who may not send it, or not now."""
+        body = RequestBody.install(request.environ)  # installed already: the same reader
+        call = Call(request, params)
+        if not route.public:
+            principal = call.principal
+            if route.roles:
+                principal.require(*route.roles)
+        with route.admit(call.principal) if route.admit else contextlib.nullcontext():
+            if route.body is Body.NONE:
+                if body.present():
+                    raise MalformedRequest(f"{request.method} {request.path} takes no body")
+            elif route.body is Body.JSON or body.present():
+                call.body = read_json(request, body)
+            response = route.handler(call, **params)
+        if not route.public:
+            response.vary.add("Authorization")
+        return response
 
 
 def _response(
@@ -227,12 +288,20 @@ def framework_problem(exc: HTTPException) -> flask.Response:
 
 
 def install_error_pages(app: flask.Flask) -> None:
-    """Answer the framework's own HTTP errors with problem+json instead of its HTML pages.
+    """Answer the framework's own HTTP errors with problem+json instead of its HTML pages, and
+    bound what it reads of any request's body (see shared/request_body.py).
 
     Call it on the app a function is loaded into (main.py does, as functions_framework
     executes it inside that app's context); the 500 crash handler stays the runtime's.
     """
     app.register_error_handler(HTTPException, framework_problem)
+    app.before_request(_bound_body)
+
+
+def _bound_body() -> None:
+    """Before routing: functions_framework reads the rest of every body after the response,
+    after its own 404s (robots.txt) too."""
+    RequestBody.install(flask.request.environ)
 
 
 def problem_response(exc: PlantError) -> flask.Response:

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shared import anchors, keys
+from shared import anchors, keys, query_params
 from shared.auth import Principal
 from shared.config import settings
-from shared.errors import IntegrityViolation, MalformedRequest, NotFound, ServiceUnavailable
+from shared.errors import IntegrityViolation, InvalidQuery, NotFound, ServiceUnavailable
 from shared.integrity import merkle, note
 from shared.storage import ledger, tree
 from shared.storage.engine import database
@@ -147,22 +147,6 @@ def seal(tenant: str) -> Sealed:
 # ---- reads --------------------------------------------------------------------------------
 
 
-def _int_param(query: dict[str, str], name: str, *, required: bool = True) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise MalformedRequest(
-                f"{name} is required", errors=[{"field": name, "message": "is required"}]
-            )
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise MalformedRequest(
-            f"{name} must be a non-negative integer",
-            errors=[{"field": name, "message": "must be a non-negative integer"}],
-        )
-    return int(raw)
-
-
 def latest_checkpoint(principal: Principal) -> tree.StoredCheckpoint:
     principal.require(*READ_ROLES)
     with database().transaction(principal.tenant) as conn:
@@ -174,9 +158,10 @@ def latest_checkpoint(principal: Principal) -> tree.StoredCheckpoint:
 
 def checkpoint_at(principal: Principal, query: dict[str, str]) -> tree.StoredCheckpoint:
     principal.require(*READ_ROLES)
-    size = _int_param(query, "size")
+    size = query_params.integer(query, "size", minimum=1, required=True)
+    assert size is not None
     with database().transaction(principal.tenant) as conn:
-        found = tree.checkpoint_at(conn, size or 0)
+        found = tree.checkpoint_at(conn, size)
     if found is None:
         raise NotFound(f"no checkpoint of size {size}")
     return found
@@ -208,32 +193,29 @@ def _sealed_size(conn: Connection) -> int:
     return last.size if last else 0
 
 
-def _out_of_range(field: str, message: str) -> MalformedRequest:
-    return MalformedRequest(message, errors=[{"field": field, "message": message}])
+def _invalid_query(field: str, message: str) -> InvalidQuery:
+    return InvalidQuery([{"field": field, "message": message}])
 
 
 def inclusion(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     principal.require(*READ_ROLES)
-    size = _int_param(query, "size", required=False)
-    index = _int_param(query, "index", required=False)
+    size = query_params.integer(query, "size", minimum=1)
+    index = query_params.integer(query, "index")
     leaf_b64 = query.get("leaf_hash")
     if (index is None) == (leaf_b64 is None):
-        raise MalformedRequest(
-            "send exactly one of index and leaf_hash",
-            errors=[{"field": "index", "message": "send exactly one of index and leaf_hash"}],
-        )
+        raise _invalid_query("index", "send exactly one of index and leaf_hash")
     with database().transaction(principal.tenant) as conn:
         sealed = _sealed_size(conn)
         size = sealed if size is None else size
         if not 0 < size <= sealed:
-            raise _out_of_range("size", f"size must be from 1 to the checkpointed size {sealed}")
+            raise _invalid_query("size", f"size must be from 1 to the checkpointed size {sealed}")
         if leaf_b64 is not None:
             index = tree.index_of_leaf(conn, _decode_hash(leaf_b64), size)
             if index is None:
                 raise NotFound("no entry with that leaf hash in the tree of that size")
         assert index is not None
         if index >= size:
-            raise _out_of_range("index", f"index must be below size {size}")
+            raise _invalid_query("index", f"index must be below size {size}")
         reader = tree.proof_nodes(conn, principal.tenant)
         proof = merkle.inclusion_proof(reader, index, size)
         leaf = reader.get_nodes([(0, index)])[(0, index)]
@@ -249,23 +231,23 @@ def _decode_hash(raw: str) -> bytes:
     try:
         value = base64.b64decode(raw, validate=True)
     except ValueError as exc:
-        raise _out_of_range("leaf_hash", "leaf_hash must be base64") from exc
+        raise _invalid_query("leaf_hash", "leaf_hash must be base64") from exc
     if len(value) != 32:
-        raise _out_of_range("leaf_hash", "leaf_hash must be 32 bytes")
+        raise _invalid_query("leaf_hash", "leaf_hash must be 32 bytes")
     return value
 
 
 def consistency(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     principal.require(*READ_ROLES)
-    old = _int_param(query, "old")
-    new = _int_param(query, "new")
+    old = query_params.integer(query, "old", minimum=1, required=True)
+    new = query_params.integer(query, "new", minimum=1, required=True)
     assert old is not None and new is not None
     with database().transaction(principal.tenant) as conn:
         sealed = _sealed_size(conn)
         if not 0 < new <= sealed:
-            raise _out_of_range("new", f"new must be from 1 to the checkpointed size {sealed}")
+            raise _invalid_query("new", f"new must be from 1 to the checkpointed size {sealed}")
         if not 0 < old <= new:
-            raise _out_of_range("old", "old must be from 1 to new")
+            raise _invalid_query("old", "old must be from 1 to new")
         proof = merkle.consistency_proof(tree.proof_nodes(conn, principal.tenant), old, new)
     return {"old_size": old, "new_size": new, "proof": [b64(h) for h in proof]}
 

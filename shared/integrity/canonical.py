@@ -34,6 +34,15 @@ class DepthExceeded(CanonicalError):
     """The input nests deeper than ``MAX_DEPTH``: well-formed, but past the limit."""
 
 
+class UnsafeInteger(CanonicalError):
+    """An integer outside +-(2**53 - 1), however many digits it has; ``path`` names where
+    (``items[0].version``; empty for the top level)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path or 'the value'}: integer outside the exact range +-(2**53-1)")
+        self.path = path
+
+
 # Sorted members, compact, and integers refused past 53 bits (as the RFC writer refuses them).
 _ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
@@ -109,6 +118,13 @@ def loads(data: bytes | str) -> Any:
     return value
 
 
+class _Unsafe:
+    """Stands for an integer ``_safe_int`` refused, until ``_check_parsed`` finds where."""
+
+
+_UNSAFE = _Unsafe()
+
+
 def read(data: bytes) -> Any:
     """Parse bytes that ``dumps`` wrote (stored versions): the fast path (orjson, in C),
     without the I-JSON re-checks ``loads`` applies to input from outside. Raises ValueError
@@ -131,10 +147,10 @@ def _reject_constant(name: str) -> Any:
     raise CanonicalError(f"{name} is not valid JSON")
 
 
-def _safe_int(text: str) -> int:
-    number = int(text)
-    if abs(number) > MAX_SAFE_INTEGER:
-        raise CanonicalError("integer outside the exact range +-(2**53-1)")
+def _safe_int(text: str) -> int | _Unsafe:
+    # 2**53 - 1 has 16 digits: a longer one is never int()ed (Python refuses 4,300 and more).
+    if len(text.lstrip("-")) > 16 or abs(number := int(text)) > MAX_SAFE_INTEGER:
+        return _UNSAFE
     return number
 
 
@@ -142,6 +158,7 @@ def _check_parsed(value: Any) -> None:
     """Nesting within ``MAX_DEPTH`` (a scalar inside counts as a level), finite numbers, and
     no lone surrogate in any string or member name (orjson refuses those, in C)."""
     stack = [(value, 1)]
+    unsafe = value is _UNSAFE
     while stack:
         item, depth = stack.pop()
         if type(item) is dict:
@@ -158,12 +175,32 @@ def _check_parsed(value: Any) -> None:
                 stack.append((child, depth + 1))
             elif kind is float and not math.isfinite(child):
                 raise CanonicalError("number out of range")
+            elif child is _UNSAFE:
+                unsafe = True
+    if unsafe:
+        raise UnsafeInteger(_path_of_unsafe(value) or "")
     if type(value) is float and not math.isfinite(value):
         raise CanonicalError("number out of range")
     try:
         orjson.dumps(value)
     except orjson.JSONEncodeError as exc:
         raise CanonicalError("string contains a lone surrogate") from exc
+
+
+def _path_of_unsafe(value: Any, path: str = "") -> str | None:
+    """Where the first refused integer sits in ``value`` (only walked when there is one)."""
+    if value is _UNSAFE:
+        return path
+    items: Any = ()
+    if type(value) is dict:
+        items = ((f"{path}.{k}" if path else k, v) for k, v in value.items())
+    elif type(value) is list:
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    for where, child in items:
+        found = _path_of_unsafe(child, where)
+        if found is not None:
+            return found
+    return None
 
 
 def _string(text: str) -> str:

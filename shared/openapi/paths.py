@@ -15,7 +15,6 @@ from shared.openapi.schemas import (
     BODY,
     HASH_B64,
     JSON,
-    MAX_QUERY_INT,
     PROBLEMS,
     SLUGS,
     STRING,
@@ -24,6 +23,7 @@ from shared.openapi.schemas import (
     ref,
     schema_name,
 )
+from shared.query_params import MAX_INTEGER
 from shared.reports import FORMATS
 from shared.rules.inputs import AMENDMENT_REASON
 
@@ -161,7 +161,6 @@ def _registry() -> dict[str, Any]:
                 "listEntities",
                 "List current versions, oldest first",
                 {"200": ok(ref("EntityPage"))},
-                400,
                 *AUTH,
                 404,
                 422,
@@ -296,7 +295,7 @@ def _registry() -> dict[str, Any]:
 
 
 def _log() -> dict[str, Any]:
-    size = {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_INT}
+    size = {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER}
     brief = {"Cache-Control": {"schema": STRING}}
     note = ok(STRING, "A C2SP signed checkpoint note", media="text/plain", headers=brief)
     return {
@@ -321,7 +320,7 @@ def _log() -> dict[str, Any]:
                 "checkpointAt",
                 "The checkpoint of a given tree size",
                 {"200": note},
-                400,
+                422,
                 *AUTH,
                 404,
                 parameters=[query_param("size", size, required=True)],
@@ -342,13 +341,11 @@ def _log() -> dict[str, Any]:
                 "inclusionProof",
                 "Inclusion proof of one entry (by index or leaf_hash, exactly one)",
                 {"200": ok(ref("InclusionProof"))},
-                400,
+                422,
                 *AUTH,
                 404,
                 parameters=[
-                    query_param(
-                        "index", {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT}
-                    ),
+                    query_param("index", {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}),
                     query_param("leaf_hash", HASH_B64),
                     query_param("size", size, "default: the latest checkpoint's size"),
                 ],
@@ -359,7 +356,7 @@ def _log() -> dict[str, Any]:
                 "consistencyProof",
                 "Consistency proof between two checkpointed tree sizes",
                 {"200": ok(ref("ConsistencyProof"))},
-                400,
+                422,
                 *AUTH,
                 parameters=[
                     query_param("old", size, required=True),
@@ -471,7 +468,6 @@ def _audit() -> dict[str, Any]:
                 "listAudits",
                 "Recent audit runs, newest first (findings left out)",
                 {"200": ok(ref("AuditRunList"))},
-                400,
                 *AUTH,
                 422,
                 parameters=[

@@ -10,7 +10,7 @@ from shared import lifecycle
 from shared.auditing import MODES
 from shared.certification import MAX_BATCH
 from shared.documents import SECTIONS
-from shared.errors import PROBLEM_BASE
+from shared.errors import MAX_LISTED, PROBLEM_BASE
 from shared.findings import KINDS as FINDING_KINDS
 from shared.http import MAX_BODY
 from shared.kinds import (
@@ -29,7 +29,6 @@ from shared.rules.inputs import AMENDMENT_REASON
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
-MAX_QUERY_INT = 10**18 - 1  # the log accepts at most 18 digits
 
 # ---- schema helpers --------------------------------------------------------------------------
 
@@ -208,11 +207,26 @@ PROBLEM_SCHEMA = obj(
         "title": STRING,
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": STRING,
-        "violations": array(VIOLATION, description="every rule the request broke"),
+        "violations": array(
+            VIOLATION,
+            description=f"every rule the request broke (the first {MAX_LISTED})",
+            maxItems=MAX_LISTED,
+        ),
+        "violations_omitted": {
+            "type": "integer",
+            "minimum": 1,
+            "description": f"how many violations past the first {MAX_LISTED} are not listed",
+        },
         "errors": array(
             obj({"field": STRING, "message": STRING}, ["field", "message"]),
-            description="every bad query parameter",
+            description=f"every bad query parameter or value past a limit (the first {MAX_LISTED})",
+            maxItems=MAX_LISTED,
         ),
+        "errors_omitted": {
+            "type": "integer",
+            "minimum": 1,
+            "description": f"how many errors past the first {MAX_LISTED} are not listed",
+        },
         "checks": array(ref("Check"), description="every certification check, passed or not"),
         "allow": array(STRING),
         "limit": INTEGER,
@@ -226,7 +240,7 @@ PROBLEM_SCHEMA = obj(
     description="RFC 9457 problem details",
 )
 PROBLEMS: dict[int, tuple[str, str]] = {
-    400: ("MalformedRequest", "The body is not JSON, or a query parameter is invalid"),
+    400: ("MalformedRequest", "The body is not JSON, or cannot be read (framing, length)"),
     401: ("Unauthenticated", "No valid bearer token"),
     403: (
         "Forbidden",
@@ -238,7 +252,11 @@ PROBLEMS: dict[int, tuple[str, str]] = {
     412: ("PreconditionFailed", "If-Match names a stale or malformed version"),
     413: ("PayloadTooLarge", f"The body is over {MAX_BODY} bytes"),
     415: ("UnsupportedMediaType", "The body is not application/json"),
-    422: ("ValidationFailed", "The body breaks input limits or rules (see violations)"),
+    422: (
+        "ValidationFailed",
+        "The body breaks input limits or rules (see violations), or a query parameter is "
+        "invalid (see errors)",
+    ),
     428: ("PreconditionRequired", 'If-Match: "vN" is required'),
     503: ("ServiceUnavailable", "The database or a dependency is unavailable; retry later"),
 }

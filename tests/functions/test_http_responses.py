@@ -23,7 +23,7 @@ def log_client(database_url: str):
 def test_a_handlers_cache_control_replaces_the_base_one(log_client, bearer, tenant):
     response = log_client.get("/log/keys", headers=bearer(tenant, "reader"))
     assert response.status_code == 200
-    assert response.headers.getlist("Cache-Control") == ["public, max-age=10"]
+    assert response.headers.getlist("Cache-Control") == ["private, max-age=10"]
     assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
 
 

@@ -13,6 +13,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 import main
 from shared import openapi
 from shared.config import ROOT
+from shared.http import Body
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
@@ -146,3 +147,36 @@ def test_document_is_served_without_a_token(clients, function):
     assert response.json == openapi.document(function)
     # the function's other routes still want one
     assert clients[function].get(PROTECTED[function]).status_code == 401
+
+
+@pytest.mark.parametrize("function", main.FUNCTIONS)
+def test_the_routes_served_without_a_token_are_those_the_document_calls_public(function):
+    """The README names them too: healthz and the OpenAPI document, nothing else."""
+    router = importlib.import_module(f"functions.{function}").router
+    served_public = {
+        (route.method, PARAM.sub(r"{\1}", f"/{function}{route.pattern.pattern[1:-1]}"))
+        for route in router.routes
+        if route.public
+    }
+    described_public = {
+        (method.upper(), path)
+        for path, item in openapi.document(function)["paths"].items()
+        for method, op in item.items()
+        if method in METHODS and op.get("security") == []
+    }
+    expected = {("GET", f"/{function}/healthz"), ("GET", f"/{function}/openapi.json")}
+    assert served_public == described_public == expected
+
+
+@pytest.mark.parametrize("function", main.FUNCTIONS)
+def test_a_body_is_described_exactly_where_a_route_takes_one(function):
+    router = importlib.import_module(f"functions.{function}").router
+    spec = openapi.document(function)
+    for route in router.routes:
+        path = PARAM.sub(r"{\1}", f"/{function}{route.pattern.pattern[1:-1]}")
+        body = spec["paths"][path][route.method.lower()].get("requestBody")
+        if route.body is Body.NONE:
+            assert body is None, (route.method, path)
+        else:
+            assert body is not None, (route.method, path)
+            assert body["required"] is (route.body is Body.JSON), (route.method, path)

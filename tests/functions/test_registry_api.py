@@ -51,10 +51,10 @@ def _name_refused(response) -> None:
 
 
 @pytest.mark.parametrize("limit", ["%C2%B2", "%D9%A1", "%EF%BC%95", "1e2", "-1", "+5"])
-def test_a_limit_that_is_not_ascii_digits_gets_400(registry_client, reader, limit):
+def test_a_limit_that_is_not_ascii_digits_gets_422(registry_client, reader, limit):
     # U+00B2 (superscript two) and U+0661 (Arabic-Indic one) pass str.isdigit(): the first
     # then crashed int() (a 500) and the second was read as 1.
-    body = _problem(registry_client.get(f"/registry/skills?limit={limit}", headers=reader), 400)
+    body = _problem(registry_client.get(f"/registry/skills?limit={limit}", headers=reader), 422)
     assert body["errors"][0]["field"] == "limit"
 
 
@@ -82,8 +82,8 @@ def test_an_if_match_that_is_not_v_and_ascii_digits_gets_412(registry_client, au
     _problem(response, 412)
 
 
-def test_a_nul_in_the_category_filter_gets_400(registry_client, reader):
-    body = _problem(registry_client.get("/registry/skills?category=%00", headers=reader), 400)
+def test_a_nul_in_the_category_filter_gets_422(registry_client, reader):
+    body = _problem(registry_client.get("/registry/skills?category=%00", headers=reader), 422)
     assert body["errors"][0]["field"] == "category"
 
 

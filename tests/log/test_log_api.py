@@ -55,7 +55,7 @@ def test_seal_then_prove_inclusion_and_consistency_over_http(log_client, tenant,
     assert ref.verify_consistency(5, 11, old_root, root, path)
 
 
-def test_out_of_range_sizes_get_400_naming_the_field(log_client, tenant, fill, make_token):
+def test_out_of_range_sizes_get_422_naming_the_field(log_client, tenant, fill, make_token):
     reader = _auth(make_token(tenant, "reader"))
     fill(tenant, 3)
     log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))
@@ -68,7 +68,7 @@ def test_out_of_range_sizes_get_400_naming_the_field(log_client, tenant, fill, m
         ("/log/proofs/consistency?old=3&new=2", "old"),
     ):
         response = log_client.get(url, headers=reader)
-        assert response.status_code == 400, url
+        assert response.status_code == 422, url
         assert response.mimetype == "application/problem+json"
         assert response.json["errors"][0]["field"] == field, url
 

@@ -84,8 +84,8 @@ def test_list_filters_and_keyset_pagination(api):
         ("colour=red", "colour"),
     ],
 )
-def test_bad_list_parameters_get_400_naming_the_field(api, query, field):
-    body = _problem(api.get(f"/skills?{query}"), 400)
+def test_bad_list_parameters_get_422_naming_the_field(api, query, field):
+    body = _problem(api.get(f"/skills?{query}"), 422)
     assert body["errors"][0]["field"] == field
 
 
