@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import flask
 
-from shared import entities, openapi, tlog
+from shared import entities, membership, openapi, tlog
 from shared.http import Body, Call, Router, json_response
 from shared.storage.engine import database
 
@@ -15,6 +15,14 @@ WRITE = ("author",)
 
 def _document(doc: entities.Document, status: int = 200, **headers: str) -> flask.Response:
     return json_response(doc.body, status, {"ETag": f'"v{doc.version}"', **headers})
+
+
+def _written(
+    call: Call, doc: entities.Document, status: int = 200, **headers: str
+) -> flask.Response:
+    """A write's new version, as a read would serve it (a team's with its agents)."""
+    membership.served(call.principal.tenant, doc.body)
+    return _document(doc, status, **headers)
 
 
 @router.route("GET", "/openapi.json", public=True)
@@ -41,7 +49,7 @@ def change_status(call: Call, kind: str, entity_id: str) -> flask.Response:
     doc = entities.change_status(
         call.principal, kind, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
-    return _document(doc)
+    return _written(call, doc)
 
 
 @router.route("GET", "/<kind>/<entity_id>/versions/<version>/proof")
@@ -70,7 +78,7 @@ def amend(call: Call, kind: str, entity_id: str) -> flask.Response:
     doc = entities.amend(
         call.principal, kind, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
-    return _document(doc)
+    return _written(call, doc)
 
 
 @router.route("GET", "/<kind>")
@@ -89,4 +97,4 @@ def create_batch(call: Call, kind: str) -> flask.Response:
 def create(call: Call, kind: str) -> flask.Response:
     doc = entities.create(call.principal, kind, call.body, call.request_id)
     location = f"/registry/{kind}/{doc.body['identity']['id']}"
-    return _document(doc, 201, Location=location)
+    return _written(call, doc, 201, Location=location)

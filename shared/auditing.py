@@ -102,9 +102,10 @@ def _said(head: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 # Per kind, its client fields kept in the relationships section: the only ones the
-# cross-entity rules (check_relations) read.
+# cross-entity rules (check_relations) read. A derived one (a team's agents, which older
+# team versions may hold) records nothing, so no rule reads it (shared.membership).
 _RELATION_FIELDS = {
-    kind.type: tuple(f.name for f in kind.fields if f.section == "relationships")
+    kind.type: tuple(f.name for f in kind.fields if f.section == "relationships" and not f.derived)
     for kind in KINDS.values()
 }
 

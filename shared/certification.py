@@ -13,15 +13,13 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import documents, entities, four_eyes, keys, tlog
+from shared import documents, entities, four_eyes, keys, membership, tlog
 from shared.auth import Principal
 from shared.errors import (
     Conflict,
     Forbidden,
-    IntegrityViolation,
     NotFound,
     PlantError,
     ValidationFailed,
@@ -30,7 +28,6 @@ from shared.integrity import canonical, digests, dsse, merkle
 from shared.kinds import Kind
 from shared.logs import configure
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
-from shared.rules.inputs import unstorable_text
 from shared.rules.relations import check_relations
 from shared.storage import ledger, tree
 from shared.storage.engine import database, retry_transient
@@ -43,8 +40,9 @@ PREDICATE_TYPE = "https://plant-registry.dev/certification/v1"
 MAX_BATCH = 50
 CERTIFIABLE = ("draft", "pending_certification", "suspended")
 # References that express membership, not use: not gated on certification (else a team and
-# its agents could never be certified, each waiting for the other).
-MEMBERSHIP = {("agent", "team_id"), ("team", "agents")}
+# its agents could never be certified, each waiting for the other). A team's own ``agents``
+# is derived, never written (shared.membership).
+MEMBERSHIP = {("agent", "team_id")}
 
 
 @dataclass(frozen=True)
@@ -164,44 +162,6 @@ def _four_eyes_check(
     )
 
 
-def _team_agents(conn: Connection, team_id: str, listed: list[str]) -> int:
-    """The team's live agents (those naming it as their team_id) plus those it lists.
-
-    The agents' bodies are searched for the canonical bytes ``"team_id":"<id>"`` and only
-    those holding them are parsed (here, not by the server's ``::jsonb``): a body another
-    team's agent holds is never read, and one that cannot be read, or holds text the
-    registry refuses at input, stops this team's certification alone (409), never the
-    tenant's.
-    """
-    needle = b'"team_id":"' + team_id.encode() + b'"'
-    rows = conn.execute(
-        text(
-            "SELECT CAST(h.entity_id AS text), h.log_index, e.body FROM entity_heads h "
-            "JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
-            "WHERE h.kind = 'agent' AND h.status NOT IN ('suspended', 'deprecated') "
-            "AND position(:needle IN e.body) > 0"
-        ),
-        {"needle": needle},
-    ).all()
-    members = 0
-    for agent_id, index, body in rows:
-        try:
-            doc = canonical.read(bytes(body))
-            team = doc["relationships"]["team_id"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityViolation(
-                f"agent {agent_id}'s current version (log index {index}) cannot be read; "
-                "run an audit of the tenant"
-            ) from exc
-        if next(unstorable_text(doc), None) is not None:
-            raise IntegrityViolation(
-                f"agent {agent_id}'s current version (log index {index}) holds text the "
-                "registry refuses at input (a NUL); run an audit of the tenant"
-            )
-        members += team == team_id
-    return members + len(listed)
-
-
 def run_checks(
     conn: Connection, principal: Principal, kind: Kind, cur: entities.Current
 ) -> tuple[list[Check], dict[str, Any] | None]:
@@ -227,8 +187,8 @@ def run_checks(
                 rule.id, not found, "; ".join(f"{v.field}: {v.message}" for v in found) or "holds"
             )
         )
-    if kind.type == "team":
-        count = _team_agents(conn, cur.head.entity_id, cur.fields.get("agents") or [])
+    if kind.type == "team":  # the members its served document lists (shared.membership)
+        count = len(membership.confirmed(conn, cur.head.entity_id))
         checks.append(Check("L1-TEAM-01", count > 0, f"{count} agent(s)"))
     inclusion, checkpoint = _inclusion_check(conn, cur.entry, principal.tenant)
     checks.append(inclusion)
@@ -351,6 +311,7 @@ def certify(
             created_at=cur.doc["lifecycle"]["created_at"],
             previous_digest=cur.entry.digest,
         )
+        membership.fill(conn, [doc.body])
     return {
         "certificate": envelope,
         "certificate_log_index": appended.index,

@@ -92,8 +92,10 @@ def _server_sections(kind: Kind, change: Change, entity_id: str) -> dict[str, An
 
 
 def client_fields(kind: Kind, doc: dict[str, Any]) -> dict[str, Any]:
-    """The client's fields of a stored document (the inverse of ``build``)."""
-    return {f.name: doc[f.section].get(f.name) for f in kind.fields}
+    """The client's fields of a stored document (the inverse of ``build``). A derived field
+    (a team's agents) is empty whatever the bytes hold: it records nothing
+    (``shared.membership``), so no write carries it forward and no rule reads it."""
+    return {f.name: [] if f.derived else doc[f.section].get(f.name) for f in kind.fields}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared import collector, documents, lifecycle, names, query_params
+from shared import collector, documents, lifecycle, membership, names, query_params
 from shared.admission import Slots
 from shared.auth import Principal
 from shared.config import settings
@@ -634,11 +634,11 @@ def get(principal: Principal, slug: str, raw_id: str) -> Document:
         if head is None or head.kind != kind.type:
             raise NotFound(f"no {kind.type} {entity_id}")
         entry = ledger.entry_at(conn, head.log_index)
-    if entry is None:
-        raise Conflict("the entity's current version is missing from the ledger")
-    return Document(
-        documents.served(entry.body, entry.index, entry.leaf_hash, entry.digest), head.version
-    )
+        if entry is None:
+            raise Conflict("the entity's current version is missing from the ledger")
+        doc = documents.served(entry.body, entry.index, entry.leaf_hash, entry.digest)
+        membership.fill(conn, [doc])
+    return Document(doc, head.version)
 
 
 def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) -> Document:
@@ -714,12 +714,13 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
             after=-1 if after is None else after,
             limit=limit + 1,
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [
-        documents.served(body, head.log_index, leaf_hash, digest)
-        for head, body, leaf_hash, digest in rows
-    ]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            documents.served(body, head.log_index, leaf_hash, digest)
+            for head, body, leaf_hash, digest in rows
+        ]
+        membership.fill(conn, items)
     return {
         "items": items,
         "next_cursor": query_params.cursor_for(rows[-1][0].first_index) if more and rows else None,

@@ -20,13 +20,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from shared.kinds import KINDS
+
 RULE = "L0-06"
 CONTENT_SECTIONS = ("identity", "metadata", "relationships")
 
 
+# Per entity type, its derived fields (a team's agents): served, never written, so not
+# content, though a team version written before they were derived may hold one.
+_DERIVED = {kind.type: {f.name for f in kind.fields if f.derived} for kind in KINDS.values()}
+
+
 def content(doc: dict[str, Any]) -> tuple[Any, ...]:
     """A version document's content sections, for comparison."""
-    return tuple(doc.get(section) for section in CONTENT_SECTIONS)
+    identity, relationships = doc.get("identity"), doc.get("relationships")
+    kind = identity.get("entity_type") if isinstance(identity, dict) else None
+    derived = _DERIVED.get(kind) if isinstance(kind, str) else None
+    if derived and isinstance(relationships, dict):
+        relationships = {k: v for k, v in relationships.items() if k not in derived}
+    return identity, doc.get("metadata"), relationships
 
 
 def content_authors(versions: Sequence[dict[str, Any]], certified: Iterable[int]) -> list[str]:

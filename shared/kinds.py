@@ -36,6 +36,9 @@ class Field:
     max_length: int = MAX_SHORT
     choices: tuple[str, ...] = ()
     references: str | None = None  # kind the id(s) must name
+    # Served, never written: the registry derives it at read time (a team's agents,
+    # shared/membership.py); a write naming it is refused, and versions store it empty.
+    derived: bool = False
 
 
 def _common(*, description_required: bool) -> tuple[Field, ...]:
@@ -94,7 +97,7 @@ KINDS: dict[str, Kind] = {
             *_common(description_required=True),
             Field("job_role_id", "id", "relationships", required=True, references="job_role"),
             Field("industry_id", "id", "relationships", references="industry"),
-            Field("agents", "ids", "relationships", references="agent"),
+            Field("agents", "ids", "relationships", references="agent", derived=True),
         ),
     ),
     "agents": Kind(

@@ -121,22 +121,43 @@ def schema_name(kind: Kind) -> str:
     return "".join(part.title() for part in kind.type.split("_"))
 
 
+def _written(kind: Kind) -> list[Field]:
+    return [f for f in kind.fields if not f.derived]
+
+
+def _derived_note(kind: Kind) -> str:
+    """What a write body says of the kind's derived fields (refused: shared/membership.py)."""
+    derived = [f.name for f in kind.fields if f.derived]
+    if not derived:
+        return ""
+    return (
+        f"{', '.join(derived)} is served, never written: a body naming it is refused "
+        "(422, INPUT-04); a team's agents are the live agents whose team_id names it, "
+        "assigned, moved and taken out with POST /registry/agents/{id}/team"
+    )
+
+
 def create_schema(kind: Kind) -> dict[str, Any]:
+    written = _written(kind)
+    extra = {"description": note} if (note := _derived_note(kind)) else {}
     return obj(
-        {f.name: field_schema(f) for f in kind.fields},
-        [f.name for f in kind.fields if f.required],
+        {f.name: field_schema(f) for f in written},
+        [f.name for f in written if f.required],
         additionalProperties=False,
         title=f"New {kind.type}",
+        **extra,
     )
 
 
 def amend_schema(kind: Kind) -> dict[str, Any]:
     """An amendment: any of the kind's fields (merged onto the current version) and a reason."""
-    properties = {f.name: field_schema(f) for f in kind.fields}
+    properties = {f.name: field_schema(f) for f in _written(kind)}
     properties[AMENDMENT_REASON] = _text(MAX_REASON, required=True)
     description = "fields left out keep their current value"
     if kind.immutable:
         description += f"; {', '.join(kind.immutable)} cannot change after creation"
+    if note := _derived_note(kind):
+        description += "; " + note
     return obj(
         properties,
         [AMENDMENT_REASON],
@@ -285,7 +306,17 @@ def _section(section: str) -> dict[str, Any]:
         for field in kind.fields:
             if field.section != section:
                 continue
-            if field.type in ("ids", "tags"):
+            if field.derived:
+                properties[field.name] = array(
+                    UUID,
+                    description="a team's live agents (neither suspended nor deprecated) whose "
+                    "current version names it as team_id, in creation order: filled in when "
+                    "served (a read, a list, a write's or certification's response), never "
+                    "hashed into the version, whose bytes hold [] (a team version written "
+                    "before may hold the list its author sent, which records nothing); the "
+                    "list L1-TEAM-01 counts",
+                )
+            elif field.type in ("ids", "tags"):
                 properties[field.name] = array(UUID if field.type == "ids" else STRING)
             elif field.type == "attributes":
                 properties[field.name] = {"type": "object"}

@@ -174,6 +174,11 @@ def check_write(
     previous = current or {}
     for field in kind.fields:
         name = field.name
+        if field.derived:  # served, never written (shared.membership)
+            if name in body:
+                problems.append(Violation("INPUT-04", name, DERIVED[name]))
+            fields[name] = _EMPTY[field.type]()
+            continue
         value, found = _check_field(field, body[name] if name in body else previous.get(name))
         problems += found
         if value is None and field.type in _EMPTY:
@@ -182,5 +187,10 @@ def check_write(
     return fields, reason if isinstance(reason, str) else None, problems
 
 
+# Why a derived field cannot be written, and what to do instead.
+DERIVED = {
+    "agents": "is derived from the agents' team_id and cannot be written; assign an agent "
+    "with POST /registry/agents/{id}/team",
+}
 _EMPTY = {"ids": list, "tags": list, "attributes": dict}  # absent means empty, not null
 _NAMES = {kind.type: frozenset(f.name for f in kind.fields) for kind in KINDS.values()}

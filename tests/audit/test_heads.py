@@ -200,8 +200,10 @@ def test_heads_of_every_kind_agree_and_an_agents_unique_key_is_derived(history, 
         seniority_level="senior",
         industry_id=industry,
     )
-    agent = create("agents", name="A1", skill_id=skill, job_role_id=role, industry_id=industry)
-    create("teams", name="T", description="d", job_role_id=role, agents=[agent])
+    team = create("teams", name="T", description="d", job_role_id=role)
+    agent = create(
+        "agents", name="A1", skill_id=skill, job_role_id=role, industry_id=industry, team_id=team
+    )
     assert history.audit("full")["findings"] == []
     assert history.audit("incremental")["findings"] == []
     attack(

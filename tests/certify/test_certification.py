@@ -150,12 +150,13 @@ def test_full_chain_certifies_in_dependency_order(people):
         industry_id=industry,
     )
     certification.certify(people.certifier, "job-roles", role, None, "r")
+    team = people.create("teams", name="T", description="d", job_role_id=role)
     agent = people.create(
-        "agents", name="A1", skill_id=skill, job_role_id=role, industry_id=industry
+        "agents", name="A1", skill_id=skill, job_role_id=role, industry_id=industry, team_id=team
     )
     certification.certify(people.certifier, "agents", agent, None, "r")
-    team = people.create("teams", name="T", description="d", job_role_id=role, agents=[agent])
     result = certification.certify(people.certifier, "teams", team, None, "r")
     assert result["entity"]["lifecycle"]["status"] == "certified"
+    assert result["entity"]["relationships"]["agents"] == [agent]
     payload = base64.b64decode(result["certificate"]["payload"])
     assert canonical.loads(payload)["predicate"]["entity_type"] == "team"

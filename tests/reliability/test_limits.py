@@ -100,12 +100,6 @@ def _job_role(api: Api, n: int) -> Any:
     return api.send("POST", "/registry/job-roles", body)
 
 
-def _team(api: Api, n: int) -> Any:
-    body = {**_skill(), "job_role_id": str(uuid.uuid4()), "agents": _ids(n)}
-    del body["category"]
-    return api.send("POST", "/registry/teams", body)
-
-
 def _amendment(api: Api, n: int) -> Any:
     current = api.send("GET", f"/registry/skills/{api.skill}").headers["ETag"]
     body = {"description": uuid.uuid4().hex, "amendment_reason": "r" * n}
@@ -157,7 +151,6 @@ LIMITS = [
         _job_role,
         accepted=False,
     ),
-    Limit("agents per team", kinds.MAX_ID_LIST, "agents", 422, _team, accepted=False),
     Limit(
         "custom_attributes keys",
         kinds.MAX_ATTRIBUTES,
