@@ -17,7 +17,11 @@ waitress this module adds what it leaves open:
   large, a bad chunk, a body over the limit) is problem+json of the project's own types, and
   what the client sent past a refused request is read away before the socket closes, so the
   answer reaches it instead of a reset;
-- once a client's socket is full, a worker stops trying to send after every chunk it writes.
+- once a client's socket is full, a worker stops trying to send after every chunk it writes;
+- a connection is read while its request runs (``channel_request_lookahead``), so a client
+  that closes it is seen at once: ``waitress.client_disconnected`` says so to a request that
+  has written nothing yet (a PDF being rendered stops), and the next write of one that has
+  fails.
 """
 
 from __future__ import annotations
@@ -137,7 +141,13 @@ class DeadlineChannel(HTTPChannel):
     def handle_close(self) -> None:
         """Close after the answer, reading away what the client sent past it first: closing a
         socket with unread input resets the connection, and the client loses the answer (a
-        431 for a head too large, say) before it reads it."""
+        431 for a head too large, say) before it reads it.
+
+        Called again once closed (a send that failed closes the channel, then waitress closes
+        what it had marked to close after the answer): nothing is left to do, and failing
+        here would end the server's loop, every connection with it."""
+        if self.socket is None:
+            return
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_WR)
             self.socket.setblocking(False)
@@ -238,6 +248,10 @@ def build(application: Callable[..., Any], host: str, port: int, limits: Limits)
         threads=limits.threads,
         connection_limit=connection_limit(limits.connections),
         channel_timeout=limits.idle_timeout,
+        # Keep reading a connection while its request runs, so that a client closing it is
+        # seen at once (waitress.client_disconnected: an export that writes nothing yet, a PDF
+        # being rendered, stops) rather than at the first failed write or the idle timeout.
+        channel_request_lookahead=1,
         cleanup_interval=1,
         max_request_header_size=MAX_HEAD,
         max_request_body_size=MAX_BODY,
