@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import bundle_statement, keys, tlog
+from shared import bundle_statement, keys, query_params, tlog
 from shared.auth import Principal
 from shared.documents import now_text
-from shared.errors import MalformedRequest, NotFound
+from shared.errors import InvalidQuery, NotFound
 from shared.integrity import merkle
 from shared.kinds import KINDS, parse_uuid
 from shared.storage import tree
@@ -47,11 +47,9 @@ def b64(data: bytes) -> str:
 
 
 def _filters(query: dict[str, str]) -> tuple[str | None, str | None]:
-    errors = [
-        {"field": n, "message": "unknown query parameter"}
-        for n in query
-        if n not in ("kind", "entity")
-    ]
+    """The bundle's filters; a parameter it does not take, or a value it does not take, is a
+    422 naming each one."""
+    errors = query_params.unknown(query, ("kind", "entity"))
     slug = query.get("kind") or None
     if slug is not None and slug not in KINDS:
         errors.append({"field": "kind", "message": f"must be one of {sorted(KINDS)}"})
@@ -59,7 +57,7 @@ def _filters(query: dict[str, str]) -> tuple[str | None, str | None]:
     if entity is not None and parse_uuid(entity) is None:
         errors.append({"field": "entity", "message": "must be a UUID"})
     if errors:
-        raise MalformedRequest("invalid query parameters", errors=errors)
+        raise InvalidQuery(errors)
     return (KINDS[slug].type if slug else None), (parse_uuid(entity) if entity else None)
 
 

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import config, lifecycle
+from shared import config, lifecycle, query_params
 from shared.auth import Principal
 from shared.documents import now_text
-from shared.errors import LimitExceeded, MalformedRequest
+from shared.errors import InvalidQuery, LimitExceeded
 from shared.export_slots import Slot
 from shared.integrity import canonical, digests
 from shared.kinds import KINDS
@@ -40,11 +40,9 @@ class Query:
 
 
 def parse_query(query: dict[str, str]) -> Query:
-    errors = [
-        {"field": name, "message": "unknown query parameter"}
-        for name in query
-        if name not in ("format", "kind", "status")
-    ]
+    """The report's filters and format; a parameter it does not take, or a value it does not
+    take, is a 422 naming each one."""
+    errors = query_params.unknown(query, ("format", "kind", "status"))
     fmt = query.get("format") or "json"
     if fmt not in FORMATS:
         errors.append({"field": "format", "message": f"must be one of {list(FORMATS)}"})
@@ -55,7 +53,7 @@ def parse_query(query: dict[str, str]) -> Query:
     if status is not None and status not in lifecycle.STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
     if errors:
-        raise MalformedRequest("invalid query parameters", errors=errors)
+        raise InvalidQuery(errors)
     return Query(fmt, KINDS[slug].type if slug else None, status)
 
 

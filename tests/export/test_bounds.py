@@ -117,7 +117,7 @@ def test_a_failed_export_never_keeps_its_slot(
     export_settings(PLANT_EXPORT_CONCURRENCY=1, PLANT_EXPORT_PDF_MAX_ENTITIES=1)
     headers = _auth(make_token(seeded.tenant, "auditor"))
     failing = {
-        "/export/report?format=xml": 400,
+        "/export/report?format=xml": 422,
         f"/export/bundle?entity={uuid.uuid4()}": 404,
         "/export/report?format=pdf": 422,
     }
@@ -142,7 +142,7 @@ def test_a_failed_export_never_keeps_its_slot(
     response = export_client.get("/export/report?format=csv", headers=headers)
     assert response.status_code == 200 and len(response.get_data().splitlines()) == 6
     record(request.node, "export: slot after a failed export", len(failing) + 1,
-           "released after 400, 404, 422 and an error mid-stream")  # fmt: skip
+           "released after 422, 404, 422 and an error mid-stream")  # fmt: skip
 
 
 # ---- a real `plant serve`: the client leaves, slow readers hold the cap -----------------------
@@ -322,7 +322,7 @@ def test_n_plus_one_concurrent_exports_get_503_while_healthz_answers(request, bi
     assert health.status == 200, health
     leave(readers)
     for path, status in (
-        ("/export/report?format=xml", 400),
+        ("/export/report?format=xml", 422),
         (f"/export/bundle?entity={uuid.uuid4()}", 404),
     ):
         assert call(server.base, "GET", path, token).status == status

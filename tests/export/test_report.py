@@ -133,10 +133,41 @@ def test_pdf_report_lists_every_finding_of_the_latest_audit():
         assert f"[altered] entity_id=e{i}: finding {i}" in everything
 
 
-def test_bad_report_parameters_are_400_naming_the_field(export_client, tenant, make_token):
-    response, _ = _get(export_client, tenant, make_token, "format=xml")
-    assert response.status_code == 400
-    assert response.json["errors"][0]["field"] == "format"
+BAD_QUERIES = [
+    ("/export/report?format=xml", "format", "must be one of"),
+    ("/export/report?kind=robot", "kind", "must be one of"),
+    ("/export/report?status=lost", "status", "must be one of"),
+    ("/export/report?colour=red", "colour", "unknown query parameter"),
+    ("/export/bundle?kind=robot", "kind", "must be one of"),
+    ("/export/bundle?entity=not-a-uuid", "entity", "must be a UUID"),
+    ("/export/bundle?format=csv", "format", "unknown query parameter"),
+]
+
+
+@pytest.mark.parametrize(("path", "field", "words"), BAD_QUERIES, ids=[q[0] for q in BAD_QUERIES])
+def test_a_bad_export_query_is_a_422_naming_the_parameter(
+    export_client, seeded, make_token, superuser, path, field, words
+):
+    """As every other route's bad query parameter: 422 invalid-query naming it, before any
+    work (the bundle seals nothing)."""
+
+    def sealed() -> int:
+        with superuser.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM checkpoints WHERE tenant_id = :t"), {"t": seeded.tenant}
+            ).scalar_one()
+
+    before = sealed()
+    response = export_client.get(path, headers=_auth(make_token(seeded.tenant, "auditor")))
+    assert response.status_code == 422, response.get_data()
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"].endswith("/invalid-query")
+    ((error,),) = [response.json["errors"]]
+    assert error["field"] == field and words in error["message"], error
+    assert sealed() == before
+
+
+def test_a_report_for_a_reader_is_forbidden(export_client, tenant, make_token):
     response = export_client.get("/export/report", headers=_auth(make_token(tenant, "reader")))
     assert response.status_code == 403
 

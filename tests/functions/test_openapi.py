@@ -104,6 +104,16 @@ def test_every_operation_documents_its_errors_as_problem_json(function):
                 assert list(content) == ["application/problem+json"], (method, path, code)
 
 
+@pytest.mark.parametrize("function", main.FUNCTIONS)
+def test_an_operation_taking_query_parameters_documents_their_422_and_no_400(function):
+    """A bad query parameter is a 422 invalid-query on every route (the export routes'
+    included), never a 400, so each GET that takes one says 422 and none says 400."""
+    for path, item in openapi.document(function)["paths"].items():
+        op = item.get("get")
+        if op and any(p["in"] == "query" for p in op.get("parameters", ())):
+            assert "422" in op["responses"] and "400" not in op["responses"], path
+
+
 def test_request_limits_come_from_the_input_rules():
     from shared.kinds import KINDS, MAX_ID_LIST, MAX_NAME, MAX_REASON, MAX_TAGS
 
