@@ -32,7 +32,16 @@ from shared.errors import (
 )
 from shared.ids import new_entity_id
 from shared.integrity import canonical, digests
-from shared.kinds import KINDS, MAX_REASON, TYPE_TO_SLUG, Kind, kind_for, parse_uuid
+from shared.kinds import (
+    KINDS,
+    MAX_NAME,
+    MAX_REASON,
+    MAX_TAG,
+    TYPE_TO_SLUG,
+    Kind,
+    kind_for,
+    parse_uuid,
+)
 from shared.rules import inputs
 from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
@@ -690,12 +699,14 @@ def _cursor_for(first_index: int) -> str:
 
 
 def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dict[str, Any]:
+    """A page of a kind's current versions, filtered, with ``total``: how many match the
+    filter on every page (counted in the same snapshot as the page)."""
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
     errors = [
         {"field": name, "message": "unknown query parameter"}
         for name in query
-        if name not in ("status", "category", "limit", "cursor")
+        if name not in ("status", "category", "limit", "cursor", "q", "tag")
     ]
     status = query.get("status") or None
     if status is not None and status not in lifecycle.STATUSES:
@@ -717,11 +728,17 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
             field="category",
             limit=MAX_CATEGORY,
         )
+    wanted = heads.Filter(
+        kind.type,
+        status=status,
+        category=category,
+        q=_search_text(query, "q", MAX_NAME),
+        tag=_search_text(query, "tag", MAX_TAG),
+    )
     after = _cursor_after(query.get("cursor"))
-    with database().transaction(principal.tenant) as conn:
-        rows = heads.page(
-            conn, kind.type, status=status, category=category, after=after, limit=limit + 1
-        )
+    with database().transaction(principal.tenant, snapshot=True) as conn:
+        rows = heads.page(conn, wanted, after=after, limit=limit + 1)
+        total = heads.count(conn, wanted)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [
@@ -730,5 +747,19 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     ]
     return {
         "items": items,
+        "total": total,
         "next_cursor": _cursor_for(rows[-1][0].first_index) if more and rows else None,
     }
+
+
+def _search_text(query: dict[str, str], name: str, limit: int) -> str | None:
+    """The value of the ``q`` or ``tag`` filter, if given: 1 to ``limit`` characters, no NUL
+    (else 422 naming it)."""
+    value = query.get(name)
+    if value is None:
+        return None
+    if not value or len(value) > limit or "\x00" in value:
+        raise LimitExceeded(
+            f"{name} must be 1 to {limit} characters, none of them NUL", field=name, limit=limit
+        )
+    return value

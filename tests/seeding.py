@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 
-def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
+def seed_skills(superuser, tenant: str, start: int, count: int, tags: tuple[str, ...] = ()) -> None:
     """Real registry documents, written in bulk: each is a skill version as the registry would
     write it (canonical bytes, digests, heads), so audits check them for real."""
     import uuid
@@ -24,7 +24,7 @@ def seed_skills(superuser, tenant: str, start: int, count: int) -> None:
             name=f"skill {i}",
             description="seeded",
             category="technical",
-            tags=[],
+            tags=list(tags),
             custom_attributes={},
         )
         change = Change(
