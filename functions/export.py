@@ -7,9 +7,8 @@ import itertools
 
 import flask
 
-from shared import bundle, openapi, reports
+from shared import bundle, health, openapi, reports
 from shared.http import Call, Router, json_response, stream_response
-from shared.storage.engine import database
 
 router = Router("export")
 
@@ -25,8 +24,7 @@ def openapi_document(call: Call) -> flask.Response:
 
 @router.route("GET", "/healthz")
 def healthz(call: Call) -> flask.Response:
-    database().ping()
-    return json_response({"status": "ok"})
+    return json_response(health.healthz(call))
 
 
 @router.route("GET", "/report")
