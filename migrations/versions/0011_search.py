@@ -7,7 +7,7 @@ role's queries use them under row-level security (an index on an expression, or 
 ``@>`` and ``@@``, none leakproof, would be applied only after the tenant's rows were read):
 
 - ``entity_heads.name_folded``: a column the database derives from ``name`` (``COLLATE "C"``,
-  so its order is code point order and a prefix is a range: ``>= p AND < p || U+10FFFF``);
+  so its order is code point order and a prefix is a range: from p to ``plant_prefix_end(p)``);
 - ``entity_tags``: one row per tag of each head's current version, read from the logged body
   by triggers on ``entity_heads`` (one per statement on insert: a batch of 10,000 costs one
   join; one per row on a move of ``log_index``). The write functions are unchanged.
@@ -40,6 +40,27 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 REVOKE ALL ON FUNCTION plant_fold_name FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION plant_fold_name TO plant_app;
+
+-- The least string above every string that starts with p, in code point order (p with its
+-- trailing U+10FFFF removed and its last character incremented, past the surrogates); NULL
+-- when p is only U+10FFFF characters (then nothing is above: such a q matches nothing).
+CREATE FUNCTION plant_prefix_end(p text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  v_rest text := p;
+  v_last integer;
+BEGIN
+  WHILE v_rest <> '' LOOP
+    v_last := pg_catalog.ascii(pg_catalog.right(v_rest, 1));
+    v_rest := pg_catalog.left(v_rest, -1);
+    IF v_last < 1114111 THEN
+      RETURN v_rest || pg_catalog.chr(CASE WHEN v_last = 55295 THEN 57344 ELSE v_last + 1 END);
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION plant_prefix_end FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION plant_prefix_end TO plant_app;
 
 ALTER TABLE entity_heads
   ADD COLUMN name_folded text COLLATE "C" GENERATED ALWAYS AS (plant_fold_name(name)) STORED;
@@ -137,6 +158,7 @@ DROP FUNCTION plant_tags_inserted();
 DROP TABLE entity_tags;
 DROP FUNCTION plant_body_tags(bytea);
 ALTER TABLE entity_heads DROP COLUMN name_folded;
+DROP FUNCTION plant_prefix_end(text);
 DROP FUNCTION plant_fold_name(text);
 RESET ROLE;
 REVOKE SELECT ON alembic_version FROM plant_app;

@@ -62,7 +62,7 @@ def referenced(conn: Connection, ids: list[str], *, lock: bool = True) -> list[t
 @dataclass(frozen=True)
 class Filter:
     """What a listing asks for: a kind and, each optional, a status, a category, a name
-    prefix (``q``, matched after folding: see ``match_name``) and a tag."""
+    prefix (``q``, matched after folding: see ``_NAME_PREFIX``) and an exact tag."""
 
     kind: str
     status: str | None = None
@@ -73,11 +73,11 @@ class Filter:
 
 # A name matches ``q`` when its folded form (``plant_fold_name``: NFKC, then lower case)
 # starts with q's folded form. ``name_folded`` is in code point order (COLLATE "C"), so that
-# prefix is one range of its index; no folded name holds U+10FFFF (a noncharacter no input
-# keeps), which bounds the range; ``starts_with`` states the match exactly all the same.
+# prefix is one range of its index: from the folded q up to ``plant_prefix_end`` of it (a q
+# made only of U+10FFFF has no end and matches nothing); ``starts_with`` states the match.
 _NAME_PREFIX = (
     'h.name_folded >= plant_fold_name(:q) COLLATE "C" '
-    "AND h.name_folded < plant_fold_name(:q) || U&'\\+10FFFF' COLLATE \"C\" "
+    'AND h.name_folded < plant_prefix_end(plant_fold_name(:q)) COLLATE "C" '
     "AND starts_with(h.name_folded, plant_fold_name(:q))"
 )
 # A tag is matched exactly, through entity_tags (one row per tag of each head).

@@ -4,6 +4,7 @@ kind's listing, with today's filters and cursor, and ``total`` (issue 23, item 7
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from reliability_table import record
@@ -48,6 +49,22 @@ def test_q_matches_a_folded_name_prefix_with_total(registry_client, create, read
     assert _names(registry_client.get("/registry/skills?q=rust", headers=reader).json["items"]) == [
         "Rust"
     ]
+
+
+def test_q_is_an_exact_prefix_at_the_ends_of_unicode(registry_client, create, reader):
+    top = "\U0010ffff"  # the last code point: a prefix range may not end at q + top
+    for name in (f"Ab{top}c", f"ab{top}", "Abc", "Ab\ud7ffx", "Ab\ue000"):
+        create("skills", name=name, description="d", category="technical")
+
+    def found(q: str) -> list[str]:
+        response = registry_client.get(f"/registry/skills?q={quote(q)}", headers=reader)
+        assert response.status_code == 200, response.json
+        return sorted(_names(response.json["items"]))
+
+    assert found("ab") == sorted([f"Ab{top}c", f"ab{top}", "Abc", "Ab\ud7ffx", "Ab\ue000"])
+    assert found(f"ab{top}") == sorted([f"Ab{top}c", f"ab{top}"])
+    assert found("ab\ud7ff") == ["Ab\ud7ffx"]
+    assert found(top) == []
 
 
 @pytest.mark.parametrize("slug", sorted(KIND_BODIES))
