@@ -53,7 +53,8 @@ RELIABILITY_TESTS := tests/reliability tests/security \
 	tests/registry/test_batch_create.py::test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read \
 	tests/certify/test_four_eyes.py tests/certify/test_batch_and_bad_bodies.py \
 	tests/audit/test_audited_four_eyes.py tests/audit/test_unstorable_text.py \
-	tests/functions/test_cache_headers.py tests/functions/test_team_membership.py
+	tests/functions/test_cache_headers.py tests/functions/test_team_membership.py \
+	tests/functions/test_search.py tests/functions/test_healthz.py
 test-reliability: $(TEST_STAMP)
 	PLANT_SOAK_SECONDS=$${PLANT_SOAK_SECONDS:-300} PLANT_FUZZ_EXAMPLES=$${PLANT_FUZZ_EXAMPLES:-200} \
 	PLANT_GARBAGE_EXAMPLES=$${PLANT_GARBAGE_EXAMPLES:-3000} \

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import flask
 
-from shared import certification, openapi
+from shared import certification, health, openapi
 from shared.http import Body, Call, Router, json_response
-from shared.storage.engine import database
 
 router = Router("certify")
 
@@ -19,8 +18,7 @@ def openapi_document(call: Call) -> flask.Response:
 
 @router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
-    database().ping()
-    return json_response({"status": "ok"})
+    return json_response(health.healthz(call))
 
 
 @router.route("GET", "/rules")

@@ -8,10 +8,9 @@ from collections.abc import Callable
 
 import flask
 
-from shared import bundle, export_slots, openapi, reports
+from shared import bundle, export_slots, health, openapi, reports
 from shared.export_slots import ClientGone, Slot
 from shared.http import Call, Router, json_response, stream_response
-from shared.storage.engine import database
 
 router = Router("export")
 
@@ -27,8 +26,7 @@ def openapi_document(call: Call) -> flask.Response:
 
 @router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
-    database().ping()
-    return json_response({"status": "ok"})
+    return json_response(health.healthz(call))
 
 
 def _exporting(call: Call, what: str, build: Callable[[Slot], flask.Response]) -> flask.Response:

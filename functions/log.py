@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import flask
 
-from shared import openapi, tlog
+from shared import health, openapi, tlog
 from shared.http import Call, Router, json_response, private_cache, text_response
-from shared.storage.engine import database
 
 router = Router("log")
 
@@ -23,8 +22,7 @@ def openapi_document(call: Call) -> flask.Response:
 
 @router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
-    database().ping()
-    return json_response({"status": "ok"})
+    return json_response(health.healthz(call))
 
 
 @router.route("GET", "/checkpoint")

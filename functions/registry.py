@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import flask
 
-from shared import entities, membership, openapi, tlog
+from shared import entities, health, membership, openapi, tlog
 from shared.http import Body, Call, Router, json_response
-from shared.storage.engine import database
 
 router = Router("registry")
 WRITE = ("author",)
@@ -32,8 +31,7 @@ def openapi_document(call: Call) -> flask.Response:
 
 @router.route("GET", "/healthz", public=True)
 def healthz(call: Call) -> flask.Response:
-    database().ping()
-    return json_response({"status": "ok"})
+    return json_response(health.healthz(call))
 
 
 @router.route("POST", "/agents/<entity_id>/team", body=Body.JSON, roles=WRITE)

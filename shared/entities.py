@@ -33,7 +33,16 @@ from shared.errors import (
 )
 from shared.ids import new_entity_id
 from shared.integrity import canonical, digests
-from shared.kinds import KINDS, MAX_REASON, TYPE_TO_SLUG, Kind, kind_for, parse_uuid
+from shared.kinds import (
+    KINDS,
+    MAX_NAME,
+    MAX_REASON,
+    MAX_TAG,
+    TYPE_TO_SLUG,
+    Kind,
+    kind_for,
+    parse_uuid,
+)
 from shared.rules import inputs
 from shared.rules.catalogue import Violation, rules_for
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
@@ -685,9 +694,11 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
 
 
 def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dict[str, Any]:
+    """A page of a kind's current versions, filtered, with ``total``: how many match the
+    filter on every page (counted in the same snapshot as the page)."""
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    errors = query_params.unknown(query, ("status", "category", "limit", "cursor"))
+    errors = query_params.unknown(query, ("status", "category", "limit", "cursor", "q", "tag"))
     status = query.get("status") or None
     if status is not None and status not in lifecycle.STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
@@ -704,16 +715,17 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
             field="category",
             limit=MAX_CATEGORY,
         )
+    wanted = heads.Filter(
+        kind.type,
+        status=status,
+        category=category,
+        q=_search_text(query, "q", MAX_NAME),
+        tag=_search_text(query, "tag", MAX_TAG),
+    )
     after = query_params.cursor(query)
-    with database().transaction(principal.tenant) as conn:
-        rows = heads.page(
-            conn,
-            kind.type,
-            status=status,
-            category=category,
-            after=-1 if after is None else after,
-            limit=limit + 1,
-        )
+    with database().transaction(principal.tenant, snapshot=True) as conn:
+        rows = heads.page(conn, wanted, after=-1 if after is None else after, limit=limit + 1)
+        total = heads.count(conn, wanted)
         more = len(rows) > limit
         rows = rows[:limit]
         items = [
@@ -723,5 +735,19 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
         membership.fill(conn, items)
     return {
         "items": items,
+        "total": total,
         "next_cursor": query_params.cursor_for(rows[-1][0].first_index) if more and rows else None,
     }
+
+
+def _search_text(query: dict[str, str], name: str, limit: int) -> str | None:
+    """The value of the ``q`` or ``tag`` filter, if given: 1 to ``limit`` characters, no NUL
+    (else 422 naming it)."""
+    value = query.get(name)
+    if value is None:
+        return None
+    if not value or len(value) > limit or "\x00" in value:
+        raise LimitExceeded(
+            f"{name} must be 1 to {limit} characters, none of them NUL", field=name, limit=limit
+        )
+    return value

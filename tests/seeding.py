@@ -6,7 +6,12 @@ from sqlalchemy import text
 
 
 def seed_skills(
-    superuser, tenant: str, start: int, count: int, description: str = "seeded"
+    superuser,
+    tenant: str,
+    start: int,
+    count: int,
+    description: str = "seeded",
+    tags: tuple[str, ...] = (),
 ) -> None:
     """Real registry documents, written in bulk: each is a skill version as the registry would
     write it (canonical bytes, digests, heads), so audits check them for real."""
@@ -26,7 +31,7 @@ def seed_skills(
             name=f"skill {i}",
             description=description,
             category="technical",
-            tags=[],
+            tags=list(tags),
             custom_attributes={},
         )
         change = Change(

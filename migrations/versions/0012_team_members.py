@@ -11,13 +11,13 @@ index condition. The database derives the column (as 0010 derives the key's read
 neither write function changes, and no logged byte does.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

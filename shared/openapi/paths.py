@@ -9,7 +9,7 @@ from shared.auditing import MAX_RUNS_PAGE, RUNS_PAGE
 from shared.certification import MAX_BATCH
 from shared.entities import DEFAULT_PAGE, MAX_CATEGORY, MAX_PAGE
 from shared.entities import MAX_BATCH as MAX_CREATE_BATCH
-from shared.kinds import KINDS
+from shared.kinds import KINDS, MAX_NAME, MAX_TAG
 from shared.openapi.schemas import (
     AUTH,
     BODY,
@@ -124,9 +124,22 @@ def common_paths(function: str) -> dict[str, Any]:
         f"/{function}/healthz": {
             "get": operation(
                 f"{function}Health",
-                "Liveness: the function reaches its database (no authentication)",
+                "Liveness: the function reaches its database (no authentication); with"
+                " details=1 (a token with the auditor or admin role), the deployment's state"
+                " for the caller's tenant",
                 {"200": ok(ref("Health"))},
+                401,
+                403,
+                422,
                 503,
+                parameters=[
+                    query_param(
+                        "details",
+                        {"type": "string", "enum": ["0", "1"]},
+                        "1: database round trip, migration revision, active key, latest"
+                        " checkpoint and audit (needs the auditor or admin role)",
+                    )
+                ],
                 public=True,
             )
         },
@@ -167,6 +180,16 @@ def _registry() -> dict[str, Any]:
                 parameters=[
                     query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
                     query_param("category", {"type": "string", "maxLength": MAX_CATEGORY}),
+                    query_param(
+                        "q",
+                        {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                        "names that start with q, both folded (NFKC, then lower case)",
+                    ),
+                    query_param(
+                        "tag",
+                        {"type": "string", "minLength": 1, "maxLength": MAX_TAG},
+                        "entities whose current version has exactly this tag",
+                    ),
                     query_param(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},

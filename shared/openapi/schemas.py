@@ -440,7 +440,47 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Problem": PROBLEM_SCHEMA,
     "Violation": VIOLATION,
     "Check": CHECK,
-    "Health": obj({"status": {"type": "string", "const": "ok"}}, ["status"]),
+    "Health": obj(
+        {
+            "status": {"type": "string", "const": "ok"},
+            "database": obj(
+                {"reachable": {"type": "boolean"}, "round_trip_ms": {"type": "number"}},
+                ["reachable", "round_trip_ms"],
+            ),
+            "migration_revision": nullable(STRING),
+            "keys": obj(
+                {"active_key_id": STRING, "reload_error": nullable(STRING)},
+                ["active_key_id", "reload_error"],
+            ),
+            "tenant": STRING,
+            "log_size": INDEX,
+            "checkpoint": nullable(
+                obj(
+                    {
+                        "size": INDEX,
+                        "created_at": TIME,
+                        "age_seconds": {"type": "number"},
+                        "unsealed_entries": INDEX,
+                    },
+                    ["size", "created_at", "age_seconds", "unsealed_entries"],
+                )
+            ),
+            "audit": nullable(
+                obj(
+                    {
+                        "id": UUID,
+                        "mode": {"type": "string", "enum": ["incremental", "full"]},
+                        "status": {"type": "string", "enum": ["running", "completed", "failed"]},
+                        "started_at": TIME,
+                        "finished_at": nullable(TIME),
+                        "finding_count": nullable(INDEX),
+                    },
+                    ["id", "mode", "status", "started_at", "finished_at", "finding_count"],
+                )
+            ),
+        },
+        ["status"],
+    ),
     "OpenAPIDocument": obj(
         {"openapi": STRING, "info": {"type": "object"}, "paths": {"type": "object"}},
         ["openapi", "info", "paths"],
@@ -463,8 +503,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["items"],
     ),
     "EntityPage": obj(
-        {"items": array(ref("Document")), "next_cursor": nullable(STRING)},
-        ["items", "next_cursor"],
+        {
+            "items": array(ref("Document")),
+            "total": {**INDEX, "description": "how many match the filters, on every page"},
+            "next_cursor": nullable(STRING),
+        },
+        ["items", "total", "next_cursor"],
     ),
     "VersionList": obj(
         {
