@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -135,9 +136,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _os_user() -> str | None:
+    """The login name of the OS user running plant ($LOGNAME, $USER, ..., else the password
+    database's entry for the process's user id), or None if there is none."""
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):  # no such variable and no entry for the uid
+        return None
+
+
 def _operator(args: argparse.Namespace) -> auth.Principal:
-    user = os.environ.get("USER", "operator")
-    return auth.Principal(f"operator:{user}", args.tenant, frozenset({"auditor"}))
+    """Who a CLI audit or export is for: ``--as NAME``, else the OS user; recorded as
+    ``operator:NAME`` (an audit's requested_by)."""
+    if args.requester is not None and not args.requester.strip():
+        raise ConfigurationError("--as needs a name")
+    name = args.requester or _os_user()
+    if not name:
+        raise ConfigurationError("the OS user has no name: say who you are with --as NAME")
+    return auth.Principal(f"operator:{name.strip()}", args.tenant, frozenset({"auditor"}))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -179,8 +195,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from shared import auditing
     from shared.progress import Progress
 
+    principal = _operator(args)
     progress = Progress("auditing", enabled=True if args.progress else None)
-    run, started = auditing.run(_operator(args), {"mode": args.mode}, progress)
+    run, started = auditing.run(principal, {"mode": args.mode}, progress)
     if not started:
         print(f"an audit is already running: {run['id']}", file=sys.stderr)
     print(json.dumps(run, indent=2))
@@ -196,6 +213,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
             f"{rule['description']}\n{'':<34}remediation: {rule['remediation']}"
         )
     return 0
+
+
+AS_HELP = "who asks (recorded as operator:NAME; default: the OS user, required if it has none)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -242,12 +262,14 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--entity")
     export.add_argument("--out", help="file to write (default: standard output)")
     export.add_argument("--progress", action="store_true")
+    export.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
     export.set_defaults(func=cmd_export)
 
     audit = sub.add_parser("audit", help="run an audit of one tenant")
     audit.add_argument("--tenant", required=True)
     audit.add_argument("--mode", choices=("incremental", "full"), default="incremental")
     audit.add_argument("--progress", action="store_true", help="always show the progress bar")
+    audit.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
     audit.set_defaults(func=cmd_audit)
 
     sub.add_parser("rules", help="print the rule catalogue").set_defaults(func=cmd_rules)
