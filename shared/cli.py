@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 from shared import auth, config
 from shared.errors import ConfigurationError
 
 
-def _ensure_database() -> object | None:
-    """Point DATABASE_URL at the embedded server unless it is already set (local mode)."""
+@contextlib.contextmanager
+def _database(prepare: bool) -> Iterator[bool]:
+    """The database of a command: DATABASE_URL's (or Cloud SQL's) if set, else the embedded one
+    under the data directory (the one `make run` serves), started if it is not running and
+    stopped by the last process to leave it. Yields whether it is the embedded one.
+
+    ``prepare``: migrate the embedded one to head and create the local keys first (a fresh
+    clone's first `plant audit` works), while no other plant process joins or leaves it."""
     cfg = config.settings()
     if cfg.database_url or cfg.instance_connection_name:
-        return None
-    from shared.storage import embedded
+        yield False
+        return
+    from shared import local_database
 
-    server, uri = embedded.start(cfg.data_dir / "pg")
-    os.environ["DATABASE_URL"] = uri
-    config.settings.cache_clear()
-    return server
+    def ready(uri: str) -> None:
+        os.environ["DATABASE_URL"] = uri
+        config.settings.cache_clear()
+        if prepare:
+            from shared import bootstrap
+
+            bootstrap.prepare_local()
+
+    with local_database.attached(cfg.data_dir / "pg", ready):
+        try:
+            yield True
+        finally:
+            from shared.storage import engine
+
+            engine.reset()  # our connections close before the last process out stops it
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -39,34 +60,31 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    server = _ensure_database()
     from shared.storage import migrate
 
-    if args.downgrade:
-        migrate.downgrade(args.revision or "base")
-    else:
-        migrate.upgrade(args.revision or "head")
+    with _database(prepare=False):
+        if args.downgrade:
+            migrate.downgrade(args.revision or "base")
+        else:
+            migrate.upgrade(args.revision or "head")
     print("migrations applied" if not args.downgrade else "migrations reverted")
-    del server
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # One database connection per worker thread, as in the cloud (terraform/functions.tf).
     os.environ.setdefault("PLANT_DB_POOL_SIZE", os.environ.get("THREADS", "8"))
-    server = _ensure_database()
-    from shared import bootstrap
+    with _database(prepare=True) as embedded:
+        from shared import bootstrap
 
-    bootstrap.prepare_local()
-    port = int(args.port or os.environ.get("PORT") or "8080")
-    from functions import local
-    from shared import serving
+        if not embedded:
+            bootstrap.prepare_local()
+        port = int(args.port or os.environ.get("PORT") or "8080")
+        from functions import local
+        from shared import serving
 
-    print(f"serving every function on http://{args.host}:{port}/<function>/ (Ctrl-C stops)")
-    try:
+        print(f"serving every function on http://{args.host}:{port}/<function>/ (Ctrl-C stops)")
         serving.serve(local.app, args.host, port)
-    finally:
-        del server
     return 0
 
 
@@ -135,38 +153,58 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _os_user() -> str | None:
+    """The login name of the OS user running plant ($LOGNAME, $USER, ..., else the password
+    database's entry for the process's user id), or None if there is none."""
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):  # no such variable and no entry for the uid
+        return None
+
+
 def _operator(args: argparse.Namespace) -> auth.Principal:
-    user = os.environ.get("USER", "operator")
-    return auth.Principal(f"operator:{user}", args.tenant, frozenset({"auditor"}))
+    """Who a CLI audit or export is for: ``--as NAME``, else the OS user; recorded as
+    ``operator:NAME`` (an audit's requested_by)."""
+    if args.requester is not None and not args.requester.strip():
+        raise ConfigurationError("--as needs a name")
+    name = args.requester or _os_user()
+    if not name:
+        raise ConfigurationError("the OS user has no name: say who you are with --as NAME")
+    return auth.Principal(f"operator:{name.strip()}", args.tenant, frozenset({"auditor"}))
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _export(args: argparse.Namespace, principal: auth.Principal, out: IO[bytes]) -> None:
     from shared import bundle, reports
     from shared.progress import Progress
 
+    if args.what == "bundle":
+        query = {k: v for k, v in (("kind", args.kind), ("entity", args.entity)) if v}
+        parts = bundle.build(principal, query)
+        head = next(parts)
+        total = head["checkpoint"]["size"]
+        progress = Progress("bundling", enabled=True if args.progress else None)
+
+        def counted():  # type: ignore[no-untyped-def]
+            yield head
+            for n, entry in enumerate(parts, start=1):
+                progress(min(n, total), total)
+                yield entry
+
+        for chunk in bundle.json_chunks(counted()):
+            out.write(chunk)
+    else:
+        query = {k: v for k, v in (("format", args.format), ("kind", args.kind)) if v}
+        _, chunks = reports.report(principal, query)
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
     principal = _operator(args)
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     try:
-        if args.what == "bundle":
-            query = {k: v for k, v in (("kind", args.kind), ("entity", args.entity)) if v}
-            parts = bundle.build(principal, query)
-            head = next(parts)
-            total = head["checkpoint"]["size"]
-            progress = Progress("bundling", enabled=True if args.progress else None)
-
-            def counted():  # type: ignore[no-untyped-def]
-                yield head
-                for n, entry in enumerate(parts, start=1):
-                    progress(min(n, total), total)
-                    yield entry
-
-            for chunk in bundle.json_chunks(counted()):
-                out.write(chunk)
-        else:
-            query = {k: v for k, v in (("format", args.format), ("kind", args.kind)) if v}
-            _, chunks = reports.report(principal, query)
-            for chunk in chunks:
-                out.write(chunk)
+        with _database(prepare=True):
+            _export(args, principal, out)
     finally:
         if args.out:
             out.close()
@@ -179,8 +217,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from shared import auditing
     from shared.progress import Progress
 
+    principal = _operator(args)
     progress = Progress("auditing", enabled=True if args.progress else None)
-    run, started = auditing.run(_operator(args), {"mode": args.mode}, progress)
+    with _database(prepare=True):
+        run, started = auditing.run(principal, {"mode": args.mode}, progress)
     if not started:
         print(f"an audit is already running: {run['id']}", file=sys.stderr)
     print(json.dumps(run, indent=2))
@@ -196,6 +236,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
             f"{rule['description']}\n{'':<34}remediation: {rule['remediation']}"
         )
     return 0
+
+
+AS_HELP = "who asks (recorded as operator:NAME; default: the OS user, required if it has none)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -242,12 +285,14 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--entity")
     export.add_argument("--out", help="file to write (default: standard output)")
     export.add_argument("--progress", action="store_true")
+    export.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
     export.set_defaults(func=cmd_export)
 
     audit = sub.add_parser("audit", help="run an audit of one tenant")
     audit.add_argument("--tenant", required=True)
     audit.add_argument("--mode", choices=("incremental", "full"), default="incremental")
     audit.add_argument("--progress", action="store_true", help="always show the progress bar")
+    audit.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
     audit.set_defaults(func=cmd_audit)
 
     sub.add_parser("rules", help="print the rule catalogue").set_defaults(func=cmd_rules)
@@ -266,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"plant: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C: what was running has been cleaned up on the way here
 
 
 if __name__ == "__main__":

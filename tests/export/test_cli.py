@@ -5,8 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pwd
+
+import pytest
 
 from shared import cli, keys
+
+NAMELESS_UID = 61_234  # a user id the password database has no entry for
 
 
 def test_plant_export_bundle_then_verify(seeded, tmp_path, capsys):
@@ -41,6 +47,32 @@ def test_plant_audit_prints_the_run_and_exits_zero_when_clean(seeded, capsys):
     run = json.loads(captured.out)
     assert "auditing [" in captured.err
     assert run["status"] == "completed" and run["finding_count"] == 0
+
+
+def test_plant_audit_needs_as_when_the_os_user_has_no_name(seeded, superuser, monkeypatch, capsys):
+    """No login variable and a uid without a passwd entry: nobody to record, so --as is
+    required; nothing is run. (The uid is made up; the password database lookup is real.)"""
+    with pytest.raises(KeyError):
+        pwd.getpwuid(NAMELESS_UID)
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "getuid", lambda: NAMELESS_UID)
+    runs = _audit_runs(superuser, seeded.tenant)
+    assert cli.main(["audit", "--tenant", seeded.tenant]) == 2
+    assert "--as NAME" in capsys.readouterr().err
+    assert cli.main(["audit", "--tenant", seeded.tenant, "--as", " "]) == 2
+    assert "--as needs a name" in capsys.readouterr().err
+    assert _audit_runs(superuser, seeded.tenant) == runs
+    assert cli.main(["audit", "--tenant", seeded.tenant, "--as", "dave"]) == 0
+    assert json.loads(capsys.readouterr().out)["requested_by"] == "operator:dave"
+
+
+def _audit_runs(superuser, tenant: str) -> int:
+    from sqlalchemy import text
+
+    with superuser.connect() as conn:
+        query = text("SELECT count(*) FROM audit_runs WHERE tenant_id = :t")
+        return int(conn.execute(query, {"t": tenant}).scalar_one())
 
 
 def test_plant_rules_prints_the_catalogue(capsys):

@@ -84,9 +84,10 @@ def call(
 @dataclass
 class PlantServer:
     """`plant serve` in its own process group, so `kill -9` takes plant, its server and
-    any child at once, exactly like a machine losing power under them."""
+    any child at once, exactly like a machine losing power under them. With no
+    ``database_url`` it serves the embedded PostgreSQL under ``data_dir`` (as `make run`)."""
 
-    database_url: str
+    database_url: str | None
     data_dir: Path
     log_dir: Path
     port: int = field(default_factory=free_port)
@@ -101,12 +102,14 @@ class PlantServer:
     def start(self, timeout: float = 60) -> None:
         env = {
             **os.environ,
-            "DATABASE_URL": self.database_url,
             "PLANT_DATA_DIR": str(self.data_dir),
             "PLANT_ENV": "local",
             "PORT": str(self.port),
             **self.env,
         }
+        env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         self.starts += 1
         with self._log("out").open("wb") as out, self._log("err").open("wb") as err:
             self.proc = subprocess.Popen(
