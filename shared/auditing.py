@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shared import anchors, documents, entities, keys, scan_pool, tlog
+from shared import anchors, documents, entities, four_eyes, keys, scan_pool, tlog
 from shared.auth import Principal
 from shared.config import settings
 from shared.errors import (
@@ -38,6 +38,7 @@ from shared.errors import (
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import KINDS, kind_for, parse_uuid
+from shared.rules.inputs import unstorable_text
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.storage import copyread, heads, tree
 from shared.storage.engine import database
@@ -781,7 +782,36 @@ class Auditor:
             self.latest[entity_id] = (
                 index, version, digest, status, kind, relations, doc.identity.name, category, first
             )  # fmt: skip
+        if b"\\u0000" in body:  # rare: confirmed (or not) by parsing the whole document
+            self._unstorable(index, kind, entity_id, version, body)
         return None
+
+    def _unstorable(self, index: int, kind: str, entity_id: str, version: int, body: bytes) -> None:
+        """A version holding text the registry refuses at input (a NUL, which jsonb cannot
+        hold): written past the checks, so named, by its first field path (all in
+        ``fields``)."""
+        doc = canonical.read(body)
+        found = [
+            (section, path)
+            for section in documents.SECTIONS
+            for path in unstorable_text(doc.get(section), "")
+        ]
+        if not found:
+            return  # an escaped backslash before "u0000": plain text
+        section, path = found[0]
+        self.add(
+            "rule_violation",
+            f"version {version} holds a NUL in {section}.{path}, which the registry refuses "
+            "at input (PostgreSQL's jsonb cannot hold it)",
+            entity_type=kind,
+            entity_id=entity_id,
+            version=version,
+            log_index=index,
+            section=section,
+            field=path,
+            rule="INPUT-02",
+            extra={"fields": [f"{s}.{p}" for s, p in found[:50]]},
+        )
 
     def _link(
         self,
@@ -1309,6 +1339,7 @@ class Auditor:
             r for r in rows if r.entry_type == "certificate" and r.index not in self.reported
         ]
         certified_digests = self._digests({(r.entity_id, r.version) for r in certificates})
+        verified: list[tuple[Row, dict[str, Any]]] = []
         for row in certificates:
             where = dict(
                 entity_type=row.kind,
@@ -1336,6 +1367,65 @@ class Auditor:
                     f"certificate at {row.index} certifies bytes the log does not hold",
                     **where,
                 )
+                continue
+            verified.append((row, statement))
+        self._four_eyes(verified)
+
+    def _four_eyes(self, verified: list[tuple[Row, dict[str, Any]]]) -> None:
+        """L0-06 re-checked over the log: each certificate's certifier, as signed, wrote none
+        of the content it certifies since that content was last certified (by a certificate
+        logged before it), as ``four_eyes`` defines content and its authors."""
+        if not verified:
+            return
+        histories = self._histories({row.entity_id for row, _ in verified})
+        for row, statement in verified:
+            versions, certificates = histories.get(row.entity_id, ({}, []))
+            read = [versions[v] for v in sorted(versions) if v <= row.version]
+            docs = [doc for doc in read if doc is not None]
+            if not docs or len(docs) != len(read):
+                continue  # a version that cannot be read is named as altered
+            predicate = statement.get("predicate")
+            certifier = predicate.get("certifier") if isinstance(predicate, dict) else None
+            earlier = [version for index, version in certificates if index < row.index]
+            authors = four_eyes.content_authors(docs, earlier)
+            if certifier in authors:
+                self.add(
+                    "rule_violation",
+                    f"certificate at {row.index}: {certifier} certified version {row.version}, "
+                    "whose content they wrote or amended since it was last certified",
+                    entity_type=row.kind,
+                    entity_id=row.entity_id,
+                    version=row.version,
+                    log_index=row.index,
+                    rule=four_eyes.RULE,
+                    extra={"certifier": certifier, "content_authors": authors},
+                )
+
+    def _histories(
+        self, entity_ids: set[str]
+    ) -> dict[str, tuple[dict[int, dict[str, Any] | None], list[tuple[int, int]]]]:
+        """Per entity, its version documents by number (None where the bytes are not JSON)
+        and its certificates' (log index, certified version), in log order."""
+        rows = self._by_ids(
+            "SELECT CAST(entity_id AS text), idx, entry_type, version, "
+            "CASE WHEN entry_type = 'version' THEN body END FROM log_entries "
+            "WHERE tenant_id = current_setting('plant.tenant') "
+            "AND entity_id = ANY(CAST(:ids AS uuid[])) ORDER BY idx",
+            entity_ids,
+        )
+        self.rows_read += len(rows)
+        out: dict[str, tuple[dict[int, dict[str, Any] | None], list[tuple[int, int]]]] = {}
+        for entity_id, index, entry_type, version, body in rows:
+            versions, certificates = out.setdefault(entity_id, ({}, []))
+            if entry_type == "certificate":
+                certificates.append((int(index), int(version)))
+                continue
+            try:
+                doc = canonical.read(bytes(body))
+            except ValueError:
+                doc = None
+            versions.setdefault(int(version), doc if isinstance(doc, dict) else None)
+        return out
 
 
 # -- runs --------------------------------------------------------------------------------

@@ -47,9 +47,19 @@ class Principal:
             raise Forbidden(f"this operation needs the role {' or '.join(roles)}")
 
 
+def _storable(subject: str) -> bool:
+    """The subject is written into every version and certificate it makes: it must hold no
+    NUL (PostgreSQL's jsonb refuses it) and no lone surrogate (it has no UTF-8 form)."""
+    try:
+        subject.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in subject
+
+
 def principal_from_claims(subject: Any, tenant: Any, roles: Any) -> Principal:
     """Validate the identity fields every scheme must supply."""
-    if not isinstance(subject, str) or not subject or len(subject) > 320:
+    if not isinstance(subject, str) or not subject or len(subject) > 320 or not _storable(subject):
         raise Unauthenticated("token has no valid subject")
     if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
         raise Unauthenticated("token has no valid tenant")

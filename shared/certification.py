@@ -16,15 +16,26 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import documents, entities, keys, tlog
+from shared import documents, entities, four_eyes, keys, tlog
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, NotFound, PlantError, ValidationFailed
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityViolation,
+    NotFound,
+    PlantError,
+    ValidationFailed,
+)
 from shared.integrity import canonical, digests, dsse, merkle
 from shared.kinds import Kind
+from shared.logs import configure
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
+from shared.rules.inputs import unstorable_text
 from shared.rules.relations import check_relations
 from shared.storage import ledger, tree
 from shared.storage.engine import database, retry_transient
+
+log = configure().getChild("certify")
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -57,13 +68,16 @@ class Check:
 
 
 def _chain_checks(
-    versions: list[ledger.StoredEntry], head_version: int, head_index: int
+    versions: list[ledger.StoredEntry],
+    docs: list[dict[str, Any]],
+    head_version: int,
+    head_index: int,
 ) -> list[Check]:
-    """L0-02, L0-03, L0-04 over the stored bytes of every version of the entity."""
+    """L0-02, L0-03, L0-04 over the stored bytes of every version of the entity (``docs``:
+    those bytes parsed)."""
     amend_ok, chain_ok, chain_msg, amend_msg = True, True, "intact", "complete"
     previous: ledger.StoredEntry | None = None
-    for i, entry in enumerate(versions, start=1):
-        doc = canonical.read(entry.body)
+    for i, (entry, doc) in enumerate(zip(versions, docs, strict=True), start=1):
         record = doc["versioning"]
         if entry.version != i or record["version"] != i:
             chain_ok, chain_msg = False, f"version {i} is missing or out of order"
@@ -130,17 +144,62 @@ def _gate_check(kind: Kind, fields: dict[str, Any], refs: dict[str, Any]) -> Che
     return Check("L0-05", True, "every entity it uses is certified")
 
 
+def _four_eyes_check(
+    principal: Principal, docs: list[dict[str, Any]], certificates: list[ledger.StoredEntry]
+) -> Check:
+    """L0-06: the certifier wrote none of the content since it was last certified."""
+    authors = four_eyes.content_authors(docs, (c.version for c in certificates))
+    written = ", ".join(authors) or "no one"
+    if principal.subject in authors:
+        return Check(
+            four_eyes.RULE,
+            False,
+            f"{principal.subject} wrote or amended the content since it was last certified "
+            f"(content by {written})",
+        )
+    return Check(
+        four_eyes.RULE,
+        True,
+        f"content since its last certification by {written}; certified by {principal.subject}",
+    )
+
+
 def _team_agents(conn: Connection, team_id: str, listed: list[str]) -> int:
-    members = conn.execute(
+    """The team's live agents (those naming it as their team_id) plus those it lists.
+
+    The agents' bodies are searched for the canonical bytes ``"team_id":"<id>"`` and only
+    those holding them are parsed (here, not by the server's ``::jsonb``): a body another
+    team's agent holds is never read, and one that cannot be read, or holds text the
+    registry refuses at input, stops this team's certification alone (409), never the
+    tenant's.
+    """
+    needle = b'"team_id":"' + team_id.encode() + b'"'
+    rows = conn.execute(
         text(
-            "SELECT count(*) FROM entity_heads h JOIN log_entries e "
-            "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+            "SELECT CAST(h.entity_id AS text), h.log_index, e.body FROM entity_heads h "
+            "JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
             "WHERE h.kind = 'agent' AND h.status NOT IN ('suspended', 'deprecated') "
-            "AND convert_from(e.body, 'UTF8')::jsonb -> 'relationships' ->> 'team_id' = :team"
+            "AND position(:needle IN e.body) > 0"
         ),
-        {"team": team_id},
-    ).scalar_one()
-    return int(members) + len(listed)
+        {"needle": needle},
+    ).all()
+    members = 0
+    for agent_id, index, body in rows:
+        try:
+            doc = canonical.read(bytes(body))
+            team = doc["relationships"]["team_id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityViolation(
+                f"agent {agent_id}'s current version (log index {index}) cannot be read; "
+                "run an audit of the tenant"
+            ) from exc
+        if next(unstorable_text(doc), None) is not None:
+            raise IntegrityViolation(
+                f"agent {agent_id}'s current version (log index {index}) holds text the "
+                "registry refuses at input (a NUL); run an audit of the tenant"
+            )
+        members += team == team_id
+    return members + len(listed)
 
 
 def run_checks(
@@ -150,11 +209,14 @@ def run_checks(
     checks: list[Check] = []
     record = cur.doc["versioning"]
     checks.append(Check("L0-01", bool(record.get("amended_by")), "the version names who made it"))
-    checks += _chain_checks(
-        ledger.version_entries(conn, cur.head.entity_id), cur.head.version, cur.head.log_index
-    )
+    versions = ledger.version_entries(conn, cur.head.entity_id)
+    docs = [canonical.read(entry.body) for entry in versions]
+    checks += _chain_checks(versions, docs, cur.head.version, cur.head.log_index)
     refs = entities.references(conn, kind, cur.fields)
     checks.append(_gate_check(kind, cur.fields, refs))
+    checks.append(
+        _four_eyes_check(principal, docs, ledger.certificate_entries(conn, cur.head.entity_id))
+    )
     violations = check_relations(kind, cur.fields, None, refs, self_id=cur.head.entity_id)
     for rule in rules_for(kind.type, "write"):
         if rule.id.startswith("INPUT"):
@@ -246,9 +308,8 @@ def certify(
             )
         if cur.head.status not in CERTIFIABLE:
             raise Conflict(f"a {cur.head.status} entity cannot be certified")
-        if cur.doc["versioning"]["amended_by"] == principal.subject:
-            raise Forbidden("a certifier cannot certify a version they authored")
         checks, checkpoint = run_checks(conn, principal, kind, cur)
+        _refuse_own_content(checks)
         failed = [c for c in checks if not c.passed]
         if failed:
             raise _failed(failed, checks)
@@ -299,6 +360,23 @@ def certify(
     }
 
 
+def _refuse_own_content(checks: list[Check]) -> None:
+    """A failed L0-06 is a refusal of the caller (403), whatever else fails."""
+    for check in checks:
+        if check.id == four_eyes.RULE and not check.passed:
+            raise Forbidden(
+                f"a certifier cannot certify content they wrote: {check.message}",
+                violations=[
+                    {
+                        "rule": check.id,
+                        "field": "",
+                        "message": check.message,
+                        "remediation": BY_ID[check.id].remediation,
+                    }
+                ],
+            )
+
+
 def _failed(failed: list[Check], checks: list[Check]) -> ValidationFailed:
     error = ValidationFailed(
         f"{len(failed)} of {len(checks)} checks failed",
@@ -317,7 +395,16 @@ def _failed(failed: list[Check], checks: list[Check]) -> ValidationFailed:
 
 
 def certify_batch(principal: Principal, body: Any, request_id: str) -> dict[str, Any]:
-    """Certify up to 50 entities, each on its own: one failure does not undo the others."""
+    """Certify up to 50 entities, each on its own, in order: each item is certified (and
+    committed) or refused by itself, and has its own result; one failure does not undo or
+    stop the others.
+
+    Never all or nothing: a certificate, once committed, is in the tenant's log and its item
+    says so (201, its index and digest). An item that fails is that item's result: its
+    problem, with its status (an unexpected server error too: 500 for that item, logged,
+    nothing of it committed); the answer is 200 with every item's result, never a 500 after
+    an item was committed.
+    """
     principal.require("certifier")
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items or len(items) > MAX_BATCH or set(body) != {"items"}:
@@ -326,32 +413,36 @@ def certify_batch(principal: Principal, body: Any, request_id: str) -> dict[str,
             [{"rule": "INPUT-03", "field": "items", "message": f"send 1 to {MAX_BATCH} items"}],
         )
     tlog.seal(principal.tenant)
-    results = []
-    for i, item in enumerate(items):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("kind"), str)
-            or not isinstance(item.get("id"), str)
-        ):
-            results.append({"index": i, "status": 422, "error": "each item needs kind and id"})
-            continue
-        pinned = {"version": item["version"]} if "version" in item else None
-        try:
-            result = certify(
-                principal, item["kind"], item["id"], pinned, f"{request_id}/{i}", seal=False
-            )
-            results.append(
-                {
-                    "index": i,
-                    "status": 201,
-                    "certificate_digest": result["certificate_digest"],
-                    "certificate_log_index": result["certificate_log_index"],
-                }
-            )
-        except PlantError as exc:
-            results.append({"index": i, "status": exc.status, "problem": exc.problem()})
+    results = [_batch_item(principal, i, item, request_id) for i, item in enumerate(items)]
     passed = sum(1 for r in results if r["status"] == 201)
     return {"certified": passed, "failed": len(results) - passed, "results": results}
+
+
+def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dict[str, Any]:
+    """One item of a batch, certified in its own transaction: its result, whatever happens."""
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("kind"), str)
+        or not isinstance(item.get("id"), str)
+    ):
+        return {"index": i, "status": 422, "error": "each item needs kind and id"}
+    pinned = {"version": item["version"]} if "version" in item else None
+    try:
+        result = certify(
+            principal, item["kind"], item["id"], pinned, f"{request_id}/{i}", seal=False
+        )
+    except PlantError as exc:
+        return {"index": i, "status": exc.status, "problem": exc.problem()}
+    except Exception:  # the item's own transaction rolled back; the items before stand
+        log.exception("certification batch %s: item %d failed", request_id, i)
+        error = PlantError("an internal error occurred certifying this item")
+        return {"index": i, "status": error.status, "problem": error.problem()}
+    return {
+        "index": i,
+        "status": 201,
+        "certificate_digest": result["certificate_digest"],
+        "certificate_log_index": result["certificate_log_index"],
+    }
 
 
 def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""Edits an attacker makes to the ledger in the tests, through the ``attack`` fixture (a
-superuser with triggers and row-level security out of the way)."""
+"""Edits an attacker makes to the ledger in the tests: through the ``attack`` fixture (a
+superuser with triggers and row-level security out of the way), or through the registry's
+own ledger functions, past the checks its API makes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+from shared import entities
+from shared.auth import Principal
+from shared.storage.engine import database
 
 
 def rewrite_body(attack: Callable[..., None], tenant: str, index: int, old: str, new: str) -> None:
@@ -16,3 +22,27 @@ def rewrite_body(attack: Callable[..., None], tenant: str, index: int, old: str,
         t=tenant,
         i=index,
     )
+
+
+def append_unchecked(principal: Principal, slug: str, entity_id: str, **changes: Any) -> int:
+    """A new version of an entity with ``changes`` merged into its fields, appended through
+    the registry's own ledger functions with no input check (an insider running its code);
+    returns the version's log index."""
+    kind = entities.resolve_kind(slug)
+    with database().transaction(principal.tenant) as conn:
+        cur = entities.lock_current(conn, kind, entity_id, None, lock=False)
+    doc = entities.append_version(
+        None,
+        principal,
+        kind,
+        entity_id=entity_id,
+        head=cur.head,
+        fields={**cur.fields, **changes},
+        status=cur.head.status,
+        reason="written behind the API's back",
+        action="amend",
+        request_id="insider",
+        created_at=cur.doc["lifecycle"]["created_at"],
+        previous_digest=cur.entry.digest,
+    )
+    return int(doc.body["audit_trail"]["log_index"])

@@ -402,17 +402,25 @@ def _certify() -> dict[str, Any]:
             )
         },
         "/certify/batch": {
-            "post": operation(
-                "certifyBatch",
-                f"Certify up to {MAX_BATCH} entities, each on its own",
-                {"200": ok(ref("BatchResult"))},
-                *BODY,
-                *AUTH,
-                409,
-                body=json_body(
-                    ref("CertifyBatch"), {"items": [{"kind": "skills", "id": EXAMPLE_ID}]}
+            "post": {
+                **operation(
+                    "certifyBatch",
+                    f"Certify up to {MAX_BATCH} entities, each on its own",
+                    {"200": ok(ref("BatchResult"), "Every item's result, in order")},
+                    *BODY,
+                    *AUTH,
+                    409,
+                    body=json_body(
+                        ref("CertifyBatch"), {"items": [{"kind": "skills", "id": EXAMPLE_ID}]}
+                    ),
                 ),
-            )
+                "description": "Not all or nothing: each item is certified in its own "
+                "transaction, in order, and committed or refused by itself. Its result says "
+                "which: 201 with the certificate's log index and digest, or its problem and "
+                "status (403, 404, 409, 422, or 500 for a server error in that item alone, "
+                "nothing of it committed). Once an item is committed the answer is 200 with "
+                "every item's result, never a 500.",
+            }
         },
         "/certify/{kind}/{entity_id}/certificates": {
             "parameters": [KIND, ENTITY_ID],

@@ -110,7 +110,8 @@ def field_schema(field: Field) -> dict[str, Any]:
             "type": "object",
             "maxProperties": MAX_ATTRIBUTES,
             "description": f"any JSON object: at most {MAX_DEPTH} levels deep and "
-            f"{MAX_ATTRIBUTES_BYTES} bytes as canonical JSON",
+            f"{MAX_ATTRIBUTES_BYTES} bytes as canonical JSON; no NUL character in any string "
+            "or member name",
         }
     else:  # pragma: no cover - kinds.py names every type above
         raise AssertionError(field.type)
@@ -227,7 +228,11 @@ PROBLEM_SCHEMA = obj(
 PROBLEMS: dict[int, tuple[str, str]] = {
     400: ("MalformedRequest", "The body is not JSON, or a query parameter is invalid"),
     401: ("Unauthenticated", "No valid bearer token"),
-    403: ("Forbidden", "The caller lacks the role this operation needs"),
+    403: (
+        "Forbidden",
+        "The caller lacks the role this operation needs, or would certify content they "
+        "wrote (L0-06, in violations)",
+    ),
     404: ("NotFound", "No such kind, entity, version, entry or run"),
     409: ("Conflict", "The request conflicts with the current state, or the log's integrity"),
     412: ("PreconditionFailed", "If-Match names a stale or malformed version"),
@@ -356,6 +361,7 @@ FINDING = obj(
         "field": nullable(STRING),
         "rule": nullable(STRING),
         "detail": STRING,
+        "certifier": {**STRING, "description": "an L0-06 violation's certifier"},
     },
     ["kind", "tenant", "detail"],
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CATALOGUE_VERSION = "2026.11.1"
+CATALOGUE_VERSION = "2026.12.1"
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,15 @@ RULES: tuple[Rule, ...] = (
         "error",
         "Certification gate for active use: every entity this version uses is certified.",
         "Certify the referenced entities first.",
+    ),
+    Rule(
+        "L0-06",
+        ALL,
+        "certify",
+        "error",
+        "Four eyes on content: no certifier certifies content they wrote or amended since it "
+        "was last certified (status changes are not content).",
+        "Ask a certifier who wrote none of the content since its last certification.",
     ),
     Rule(
         "INTEGRITY-01",

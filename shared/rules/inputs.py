@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from shared.integrity import canonical
@@ -30,6 +33,44 @@ def _depth(value: Any, level: int = 1) -> int:
     if isinstance(value, list):
         return max((_depth(v, level + 1) for v in value), default=level)
     return level
+
+
+# A member name that can stand in a path as ``.name``; any other is written ``["..."]``.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _member_path(path: str, name: str) -> str:
+    if _PLAIN_NAME.fullmatch(name):
+        return f"{path}.{name}" if path else name
+    return f"{path}[{json.dumps(name)}]"  # ASCII, escaped: a path is itself storable text
+
+
+def unstorable_text(value: Any, path: str = "") -> Iterator[str]:
+    """The path of every string and member name in ``value`` (JSON as parsed) that
+    PostgreSQL's ``jsonb`` cannot hold: one with a NUL (U+0000) in it, which the registry
+    therefore refuses at input wherever it stores text (``a.b[0]``, ``a["x y"]``).
+
+    ``canonical.loads`` already refuses every other JSON value ``jsonb`` refuses (lone
+    surrogates, NaN and infinities, integers past 2**53); a NUL is valid JSON and I-JSON,
+    so it is the one checked here (tests/functions/test_stored_text.py tries the rest
+    against the server).
+    """
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                yield where
+        elif isinstance(item, dict):
+            children = []
+            for name, child in item.items():
+                inner = _member_path(where, name)
+                if "\x00" in name:
+                    yield inner
+                children.append((child, inner))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(child, f"{where}[{i}]") for i, child in enumerate(item)]))
 
 
 def _enum_rule(field: Field) -> str:
@@ -104,7 +145,10 @@ def _check_field(field: Field, value: Any) -> tuple[Any, list[Violation]]:
             return value, [
                 Violation("INPUT-03", name, f"must be at most {MAX_ATTRIBUTES_BYTES} bytes")
             ]
-        return value, []
+        return value, [
+            Violation("INPUT-02", where, "must not contain NUL characters")
+            for where in unstorable_text(value, name)
+        ]
     raise AssertionError(f"unknown field type {field.type}")
 
 
