@@ -16,6 +16,13 @@ def _document(doc: entities.Document, status: int = 200, **headers: str) -> flas
     return json_response(doc.body, status, {"ETag": f'"v{doc.version}"', **headers})
 
 
+def _written(doc: entities.Document) -> flask.Response:
+    """A new version, with ``cascade``: every entity the write moved out of certified."""
+    return json_response(
+        {**doc.body, "cascade": list(doc.cascade)}, 200, {"ETag": f'"v{doc.version}"'}
+    )
+
+
 @router.route("GET", "/openapi.json")
 def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("registry"))
@@ -32,7 +39,7 @@ def assign_team(call: Call, entity_id: str) -> flask.Response:
     doc = entities.assign_team(
         call.principal, entity_id, call.json(), call.headers.get("If-Match"), call.request_id
     )
-    return _document(doc)
+    return _written(doc)
 
 
 @router.route("POST", "/<kind>/<entity_id>/status")
@@ -40,7 +47,7 @@ def change_status(call: Call, kind: str, entity_id: str) -> flask.Response:
     doc = entities.change_status(
         call.principal, kind, entity_id, call.json(), call.headers.get("If-Match"), call.request_id
     )
-    return _document(doc)
+    return _written(doc)
 
 
 @router.route("GET", "/<kind>/<entity_id>/versions/<version>/proof")
@@ -69,7 +76,7 @@ def amend(call: Call, kind: str, entity_id: str) -> flask.Response:
     doc = entities.amend(
         call.principal, kind, entity_id, call.json(), call.headers.get("If-Match"), call.request_id
     )
-    return _document(doc)
+    return _written(doc)
 
 
 @router.route("GET", "/<kind>")
