@@ -22,6 +22,7 @@ from shared.auth import Principal
 from shared.config import ROOT
 from shared.storage.engine import database
 from tests.certify.conftest import Team
+from tests.tampering import status_past_the_cascade
 
 ACTIONS = ("amend", "suspend", "deprecate")
 
@@ -255,50 +256,12 @@ def test_a_moved_dependent_can_be_certified_again(people, registry_client, make_
     assert _full_audit(people.tenant) == []
 
 
-def _past_the_cascade(people: Team, skill_id: str) -> None:
-    """A new version of a certified skill written straight to the ledger, as the code
-    before the cascade wrote one: nothing else moves."""
-    from shared import documents
-    from shared.documents import Change
-    from shared.integrity import digests
-    from shared.storage import ledger
-
-    kind = entities.resolve_kind("skills")
-    with entities.write_transaction(people.author) as conn:
-        cur = entities.lock_current(conn, kind, skill_id, None)
-        now = documents.now_text()
-        change = Change(
-            people.tenant, skill_id, cur.head.version + 1, "pending_certification",
-            cur.doc["lifecycle"]["created_at"], now, digests.label(cur.entry.digest),
-            "past the cascade", "alice", "r", "amend", [],
-        )  # fmt: skip
-        fields = {**cur.fields, "description": "changed"}
-        encoded = documents.encode(documents.build(kind, fields, change))
-        move = ledger.HeadMove(
-            "pending_certification", fields["name"], "technical", None, False, now,
-            cur.head.log_index, {},
-        )  # fmt: skip
-        ledger.append_version(
-            conn,
-            ledger.NewVersion(
-                people.tenant,
-                "skill",
-                skill_id,
-                cur.head.version + 1,
-                encoded,
-                cur.entry.digest,
-                "alice",
-                move,
-            ),
-        )
-
-
 def test_the_audit_flags_every_certified_user_of_an_uncertified_entity(people):
     """Agreement without the cascade too: a skill version written past it leaves its
     certified job role and agent certified; the audit names both, by the same rule (before
     this change it named the job role alone, by L1-JOBROLE-03)."""
     w = _world(people)
-    _past_the_cascade(people, w.ids["S"])
+    status_past_the_cascade(people.author, "skills", w.ids["S"], "pending_certification")
     assert _status(people, w, "J")[0] == _status(people, w, "A")[0] == "certified"
     flagged = {
         (f["entity_id"], f["rule"]) for f in _full_audit(people.tenant) if f["rule"] == "L0-05"
