@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from reliability_table import record
 from sqlalchemy import text
 
 from shared import auditing, certification, entities
@@ -267,3 +268,73 @@ def test_the_audit_flags_every_certified_user_of_an_uncertified_entity(people):
         (f["entity_id"], f["rule"]) for f in _full_audit(people.tenant) if f["rule"] == "L0-05"
     }
     assert flagged == {(w.ids["J"], "L0-05"), (w.ids["A"], "L0-05")}
+
+
+RACES = 6
+
+
+def _race(people: Team, skill: str, role: str) -> dict[str, Any]:
+    """Amend ``skill`` and certify ``role`` at once: the amendment's Document and the
+    certification's status."""
+    import threading
+
+    from shared.errors import PlantError
+
+    start = threading.Barrier(2)
+    result: dict[str, Any] = {}
+
+    def amend() -> None:
+        start.wait()
+        body = {"description": "changed", "amendment_reason": "race"}
+        result["amend"] = entities.amend(people.author, "skills", skill, body, '"v2"', "r")
+
+    def certify() -> None:
+        start.wait()
+        try:
+            certification.certify(people.certifier, "job-roles", role, None, "r")
+            result["certify"] = 201
+        except PlantError as exc:
+            result["certify"] = exc.status
+
+    threads = [threading.Thread(target=amend), threading.Thread(target=certify)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return result
+
+
+def test_a_certification_racing_the_cascade_never_outlives_it(request, people):
+    """A job role certified while its skill is amended: either the certification commits
+    first and the cascade moves the job role, or it comes after and fails L0-05. Never a
+    certified job role on an uncertified skill; the log stays contiguous and audits clean."""
+    outcomes = []
+    for _ in range(RACES):
+        skill = people.skill()
+        certification.certify(people.certifier, "skills", skill, None, "r")
+        role = people.create(
+            "job-roles",
+            name=f"role {uuid.uuid4().hex[:6]}",
+            description="d",
+            required_skills=[skill],
+            seniority_level="mid",
+        )
+        result = _race(people, skill, role)
+        moved = {item["id"] for item in result["amend"].cascade}
+        status = entities.get(people.author, "job-roles", role).body["lifecycle"]["status"]
+        assert status != "certified"
+        if result["certify"] == 201:
+            assert moved == {role} and status == "pending_certification"
+        else:
+            assert result["certify"] == 422 and moved == set()
+        outcomes.append("moved" if moved else "refused")
+    assert _full_audit(people.tenant) == []
+    record(
+        request.node,
+        "certification racing the cascade (job role certified while its skill is amended)",
+        RACES,
+        f"{outcomes.count('moved')} certified then moved by the cascade, "
+        f"{outcomes.count('refused')} refused (422, L0-05); 0 certified on an uncertified "
+        "skill; full audit: 0 findings",
+        0,
+    )
