@@ -338,3 +338,38 @@ def test_a_certification_racing_the_cascade_never_outlives_it(request, people):
         "skill; full audit: 0 findings",
         0,
     )
+
+
+def test_a_team_assignment_lists_what_it_moved(people, registry_client, make_token):
+    """Taking a certified agent out of its team is an amendment of the agent: the team that
+    lists it leaves certified, and the assignment's response says so."""
+    w = _world(people)
+    auth = {"Authorization": f"Bearer {make_token(people.tenant, 'author', 'reader')}"}
+    response = registry_client.post(
+        f"/registry/agents/{w.ids['A']}/team", json={"team_id": None}, headers=auth
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["relationships"]["team_id"] is None
+    assert [(i["kind"], i["id"], i["status"]) for i in response.json["cascade"]] == [
+        ("teams", w.ids["T"], "pending_certification")
+    ]
+    assert _full_audit(people.tenant) == []
+
+
+def test_referencing_reads_the_stored_current_versions(people):
+    """``dependents.referencing``: the live entities whose current version names an id, of
+    a status if asked; what a version's text says about the id does not count."""
+    from shared import dependents
+
+    w = _world(people)
+    people.create(
+        "skills",
+        name=f"mentions {uuid.uuid4().hex[:6]}",
+        description=f"not a reference: {w.ids['S']}",
+        category="technical",
+    )
+    with database().transaction(people.tenant) as conn:
+        found = [e.head.entity_id for e in dependents.referencing(conn, [w.ids["S"]])]
+        certified = dependents.referencing(conn, [w.ids["J"]], status="certified")
+    assert found == sorted([w.ids["J"], w.ids["A"]])
+    assert sorted(e.head.entity_id for e in certified) == sorted([w.ids["A"], w.ids["T"]])
