@@ -97,7 +97,8 @@ def _live(conn: Connection, status: str | None) -> list[Live]:
 
 def referencing(conn: Connection, ids: Iterable[str], *, status: str | None = None) -> list[Live]:
     """Live entities (of ``status``, if given) whose stored current version references any
-    of ``ids``, in id order. The one place references are looked up backwards."""
+    of ``ids`` in a reference field, in id order: references looked up backwards, from the
+    bytes the audit's rules read (text that merely mentions an id does not count)."""
     wanted = set(ids)
     found = [
         e for e in _live(conn, status) if e.references & wanted and e.head.entity_id not in wanted
