@@ -77,6 +77,12 @@ def _export(quick: bool) -> list[dict[str, Any]]:
     return [bench_export(10_000 if quick else 100_000)]
 
 
+def _cascade(quick: bool) -> list[dict[str, Any]]:
+    from bench.cascade import bench_cascade
+
+    return [bench_cascade(100 if quick else 1_000)]
+
+
 def _coldstart(quick: bool) -> list[dict[str, Any]]:
     from bench.coldstart import bench_coldstart
 
@@ -101,6 +107,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "proofs": _proofs,
     "audit": _audit,
     "bulk_large": _bulk_large,
+    "cascade": _cascade,
     "coldstart": _coldstart,
     "crypto": _crypto,
 }

@@ -16,12 +16,21 @@ def _document(doc: entities.Document, status: int = 200, **headers: str) -> flas
     return json_response(doc.body, status, {"ETag": f'"v{doc.version}"', **headers})
 
 
-def _written(
+def _served(
     call: Call, doc: entities.Document, status: int = 200, **headers: str
 ) -> flask.Response:
-    """A write's new version, as a read would serve it (a team's with its agents)."""
+    """A new version as a read would serve it (a team's with its agents)."""
     membership.served(call.principal.tenant, doc.body)
     return _document(doc, status, **headers)
+
+
+def _written(call: Call, doc: entities.Document) -> flask.Response:
+    """A new version as served, with ``cascade``: every entity the write moved out of
+    certified."""
+    membership.served(call.principal.tenant, doc.body)
+    return json_response(
+        {**doc.body, "cascade": list(doc.cascade)}, 200, {"ETag": f'"v{doc.version}"'}
+    )
 
 
 @router.route("GET", "/openapi.json", public=True)
@@ -39,7 +48,7 @@ def assign_team(call: Call, entity_id: str) -> flask.Response:
     doc = entities.assign_team(
         call.principal, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
-    return _document(doc)
+    return _written(call, doc)
 
 
 @router.route("POST", "/<kind>/<entity_id>/status", body=Body.JSON, roles=WRITE)
@@ -95,4 +104,4 @@ def create_batch(call: Call, kind: str) -> flask.Response:
 def create(call: Call, kind: str) -> flask.Response:
     doc = entities.create(call.principal, kind, call.body, call.request_id)
     location = f"/registry/{kind}/{doc.body['identity']['id']}"
-    return _written(call, doc, 201, Location=location)
+    return _served(call, doc, 201, Location=location)

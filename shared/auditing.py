@@ -37,7 +37,13 @@ from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import KINDS, kind_for, parse_uuid
 from shared.rules.inputs import unstorable_text
-from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
+from shared.rules.relations import (
+    Ref,
+    check_relations,
+    referenced_ids,
+    uncertified_uses,
+    unique_key,
+)
 from shared.storage import copyread, heads, tree
 from shared.storage.engine import database
 
@@ -215,6 +221,11 @@ class _RuleCalls:
 
 
 _BY_ID = 1000  # heads looked up by id per statement
+
+# Write rules on a reference's status: checked when the version was written, and held
+# afterwards only by certified versions (a reference leaving ``certified`` moves them too:
+# ``shared.dependents``); a draft may keep a skill that was suspended after it was written.
+_STATUS_RULES = ("L1-REF-02", "L1-JOBROLE-03")
 
 _NAMES: dict[str, str] = {}  # kinds, statuses, categories: shared by the summaries
 
@@ -1319,8 +1330,9 @@ class Auditor:
             )
         for entity_id, kind_type, status, version, fields in rules.checks:
             kind = entities.kind_for_type(kind_type)
+            certified = status == "certified"
             for v in check_relations(kind, fields, None, rules.refs, self_id=entity_id):
-                if v.rule == "L1-JOBROLE-03" and status != "certified":
+                if v.rule in _STATUS_RULES and not certified:
                     continue
                 self.add(
                     "rule_violation",
@@ -1331,6 +1343,18 @@ class Auditor:
                     rule=v.rule,
                     field=v.field,
                 )
+            if certified:
+                for use in uncertified_uses(kind, fields, rules.refs):
+                    field = use.split("=", 1)[0]
+                    self.add(
+                        "rule_violation",
+                        f"{field}: certified, yet uses uncertified {use}",
+                        entity_type=kind_type,
+                        entity_id=entity_id,
+                        version=version,
+                        rule="L0-05",
+                        field=field,
+                    )
 
     def certificates(self, rows: Iterable[Row]) -> None:
         verifiers = {v.key_id_hex: v for v in self.keyring.verifiers}

@@ -28,7 +28,7 @@ from shared.integrity import canonical, digests, dsse, merkle
 from shared.kinds import Kind
 from shared.logs import configure
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
-from shared.rules.relations import check_relations
+from shared.rules.relations import check_relations, uncertified_uses
 from shared.storage import ledger, tree
 from shared.storage.engine import database, retry_transient
 
@@ -39,10 +39,6 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://plant-registry.dev/certification/v1"
 MAX_BATCH = 50
 CERTIFIABLE = ("draft", "pending_certification", "suspended")
-# References that express membership, not use: not gated on certification (else a team and
-# its agents could never be certified, each waiting for the other). A team's own ``agents``
-# is derived, never written (shared.membership).
-MEMBERSHIP = {("agent", "team_id")}
 
 
 @dataclass(frozen=True)
@@ -128,15 +124,7 @@ def _inclusion_check(
 
 def _gate_check(kind: Kind, fields: dict[str, Any], refs: dict[str, Any]) -> Check:
     """L0-05: everything the version uses (not mere membership) is certified."""
-    uncertified = []
-    for field in kind.fields:
-        if field.references is None or (kind.type, field.name) in MEMBERSHIP:
-            continue
-        value = fields.get(field.name)
-        for ref_id in value if isinstance(value, list) else [value] if value else []:
-            ref = refs.get(ref_id)
-            if ref is None or ref.status != "certified":
-                uncertified.append(f"{field.name}={ref_id}")
+    uncertified = uncertified_uses(kind, fields, refs)
     if uncertified:
         return Check("L0-05", False, "uses uncertified entities: " + ", ".join(uncertified))
     return Check("L0-05", True, "every entity it uses is certified")

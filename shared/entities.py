@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared import collector, documents, lifecycle, membership, names, query_params
+from shared import collector, dependents, documents, lifecycle, membership, names, query_params
 from shared.admission import Slots
 from shared.auth import Principal
 from shared.config import settings
@@ -62,6 +62,7 @@ class Document:
 
     body: dict[str, Any]
     version: int
+    cascade: tuple[dict[str, Any], ...] = ()  # the entities the write moved out of certified
 
 
 def resolve_kind(slug: str) -> Kind:
@@ -201,6 +202,65 @@ def _passed(kind: Kind) -> list[dict[str, Any]]:
     ]
 
 
+def new_version(
+    tenant: str,
+    actor: str,
+    kind: Kind,
+    *,
+    entity_id: str,
+    head: heads.Head | None,
+    fields: dict[str, Any],
+    status: str,
+    reason: str,
+    action: str,
+    request_id: str,
+    certification: dict[str, Any] | None = None,
+    created_at: str | None = None,
+    previous_digest: bytes | None = None,
+    check_unique: bool = False,
+    pins: dict[str, int] | None = None,
+) -> ledger.NewVersion:
+    """Version (head.version + 1) of an entity, encoded, with the head move it makes."""
+    now = documents.now_text()
+    version = 1 if head is None else head.version + 1
+    change = Change(
+        tenant=tenant,
+        entity_id=entity_id,
+        version=version,
+        status=status,
+        created_at=created_at or now,
+        updated_at=now,
+        previous_digest=digests.label(previous_digest) if previous_digest else None,
+        amendment_reason=reason,
+        actor=actor,
+        request_id=request_id,
+        action=action,
+        rule_results=_passed(kind),
+        certification=certification,
+    )
+    encoded = documents.encode(documents.build(kind, fields, change))
+    move = ledger.HeadMove(
+        status=status,
+        name=fields["name"],
+        category=fields.get("category"),
+        unique_key=unique_key(kind, fields),
+        check_unique=check_unique,
+        at=now,
+        expect_index=None if head is None else head.log_index,
+        pins=pins or {},
+    )
+    return ledger.NewVersion(
+        tenant=tenant,
+        kind=kind.type,
+        entity_id=entity_id,
+        version=version,
+        encoded=encoded,
+        prev_digest=previous_digest,
+        actor=actor,
+        move=move,
+    )
+
+
 def append_version(
     conn: Connection | None,
     principal: Principal,
@@ -222,49 +282,112 @@ def append_version(
     """Append version (head.version + 1) of an entity and move its head to it, in one
     statement: inside the caller's transaction (``conn``), or, with ``conn`` None, as its own
     transaction after reading ``head`` and the references (``pins``) without locks, grouped
-    with the writes of other threads that run at the same time (``shared.storage.group``)."""
-    now = documents.now_text()
-    version = 1 if head is None else head.version + 1
-    change = Change(
-        tenant=principal.tenant,
+    with the writes of other threads that run at the same time (``shared.storage.group``).
+
+    A version that takes a certified entity out of ``certified`` is written with its
+    cascade (``_append_leaving``), in ``conn`` or in a transaction of its own."""
+    new = new_version(
+        principal.tenant,
+        principal.subject,
+        kind,
         entity_id=entity_id,
-        version=version,
+        head=head,
+        fields=fields,
         status=status,
-        created_at=created_at or now,
-        updated_at=now,
-        previous_digest=digests.label(previous_digest) if previous_digest else None,
-        amendment_reason=reason,
-        actor=principal.subject,
-        request_id=request_id,
+        reason=reason,
         action=action,
-        rule_results=_passed(kind),
+        request_id=request_id,
         certification=certification,
-    )
-    encoded = documents.encode(documents.build(kind, fields, change))
-    move = ledger.HeadMove(
-        status=status,
-        name=fields["name"],
-        category=fields.get("category"),
-        unique_key=unique_key(kind, fields),
+        created_at=created_at,
+        previous_digest=previous_digest,
         check_unique=check_unique,
-        at=now,
-        expect_index=None if head is None else head.log_index,
-        pins=pins or {},
+        pins=pins,
     )
-    new = ledger.NewVersion(
-        tenant=principal.tenant,
-        kind=kind.type,
-        entity_id=entity_id,
-        version=version,
-        encoded=encoded,
-        prev_digest=previous_digest,
-        actor=principal.subject,
-        move=move,
-    )
+    encoded = new.encoded
     with _unique_taken_is_409(kind):
+        if head is not None and head.status == "certified" and status != "certified":
+            if conn is None:
+                with write_transaction(principal) as own:
+                    return _append_leaving(own, new, request_id)
+            return _append_leaving(conn, new, request_id)
         index = _appends.submit(new) if conn is None else ledger.append_version(conn, new).index
+    body = documents.served(encoded.body, index, encoded.leaf_hash, encoded.digest)
+    return Document(body, new.version)
+
+
+def _append_leaving(conn: Connection, new: ledger.NewVersion, request_id: str) -> Document:
+    """Append ``new``, which takes its entity out of ``certified``, and a version of every
+    certified entity that depends on it (``shared.dependents``), in ``conn``'s transaction.
+
+    Locks: the entity's head, then the dependents' heads in id order, looked up again until
+    a lookup finds none unlocked (a certification that read one of them before it was
+    locked has committed by then and is seen; one after waits for this transaction and
+    then finds its reference uncertified). The counter is taken last, by the first append.
+    """
+    ledger.lock_heads(conn, [new.entity_id])
+    locked = {new.entity_id}
+    joins = _team_joined(new)
+    while True:
+        moved = dependents.certified_dependents(conn, new.entity_id, new.move.status, joins)
+        fresh = {m.live.head.entity_id for m in moved} - locked
+        if not fresh:
+            break
+        ledger.lock_heads(conn, fresh)
+        locked |= fresh
+    versions = {new.entity_id: (new.kind, new.version, new.move.status)}
+    for m in moved:
+        versions[m.live.head.entity_id] = (m.live.head.kind, m.live.head.version + 1, m.status)
+    items = [new] + [_cascade_version(new, m, versions, request_id) for m in moved]
+    indices = ledger.append_all(conn, items)
+    encoded = new.encoded
     return Document(
-        documents.served(encoded.body, index, encoded.leaf_hash, encoded.digest), version
+        documents.served(encoded.body, indices[0], encoded.leaf_hash, encoded.digest),
+        new.version,
+        tuple(
+            {
+                "kind": TYPE_TO_SLUG[item.kind],
+                "id": item.entity_id,
+                "version": item.version,
+                "status": item.move.status,
+                "log_index": index,
+            }
+            for item, index in zip(items[1:], indices[1:], strict=True)
+        ),
+    )
+
+
+def _team_joined(new: ledger.NewVersion) -> tuple[str, ...]:
+    """The team an agent's new version names (its team uses it from this write on)."""
+    if new.kind != "agent":
+        return ()
+    team = canonical.read(new.encoded.body)["relationships"].get("team_id")
+    return (team,) if isinstance(team, str) else ()
+
+
+def _cascade_version(
+    origin: ledger.NewVersion,
+    moved: dependents.Moved,
+    versions: dict[str, tuple[str, int, str]],
+    request_id: str,
+) -> ledger.NewVersion:
+    """The system's version of a dependent: its content and certificate record as they
+    were, its new status, and a reason naming what it depends on that moved."""
+    head, doc = moved.live.head, moved.live.doc
+    kind = kind_for_type(head.kind)
+    return new_version(
+        origin.tenant,
+        dependents.SYSTEM,
+        kind,
+        entity_id=head.entity_id,
+        head=head,
+        fields=documents.client_fields(kind, doc),
+        status=moved.status,
+        reason=dependents.reason(moved, versions),
+        action="cascade",
+        request_id=request_id,
+        certification=doc["constitutional_alignment"].get("certification"),
+        created_at=doc["lifecycle"]["created_at"],
+        previous_digest=moved.live.digest,
     )
 
 

@@ -46,3 +46,34 @@ def append_unchecked(principal: Principal, slug: str, entity_id: str, **changes:
         previous_digest=cur.entry.digest,
     )
     return int(doc.body["audit_trail"]["log_index"])
+
+
+def status_past_the_cascade(principal: Principal, slug: str, entity_id: str, status: str) -> int:
+    """A new version of an entity with status ``status`` (and its content as it was),
+    appended straight to the ledger as the code before the certification cascade wrote
+    one: nothing that depends on it moves. Returns its log index."""
+    from shared import documents
+    from shared.documents import Change
+    from shared.integrity import digests
+    from shared.storage import ledger
+
+    kind = entities.resolve_kind(slug)
+    with entities.write_transaction(principal) as conn:
+        cur = entities.lock_current(conn, kind, entity_id, None)
+        now = documents.now_text()
+        version = cur.head.version + 1
+        change = Change(
+            principal.tenant, entity_id, version, status, cur.doc["lifecycle"]["created_at"],
+            now, digests.label(cur.entry.digest), "past the cascade", principal.subject, "r",
+            "status", [],
+        )  # fmt: skip
+        encoded = documents.encode(documents.build(kind, cur.fields, change))
+        move = ledger.HeadMove(
+            status, cur.fields["name"], cur.fields.get("category"), None, False, now,
+            cur.head.log_index, {},
+        )  # fmt: skip
+        new = ledger.NewVersion(
+            principal.tenant, kind.type, entity_id, version, encoded, cur.entry.digest,
+            principal.subject, move,
+        )  # fmt: skip
+        return ledger.append_version(conn, new).index

@@ -88,6 +88,10 @@ def doc_response(description: str = "The version", **extra_headers: Any) -> dict
     return ok(ref("Document"), description, headers={"ETag": ETAG, **extra_headers})
 
 
+def written_response() -> dict[str, Any]:
+    return ok(ref("WrittenDocument"), "The new version and its cascade", headers={"ETag": ETAG})
+
+
 def operation(
     operation_id: str,
     summary: str,
@@ -242,7 +246,7 @@ def _registry() -> dict[str, Any]:
             "patch": operation(
                 "amendEntity",
                 "Append a new version with some fields changed",
-                {"200": doc_response("The new version")},
+                {"200": written_response()},
                 *BODY,
                 *AUTH,
                 404,
@@ -261,7 +265,7 @@ def _registry() -> dict[str, Any]:
             "post": operation(
                 "changeStatus",
                 "Move the entity along its lifecycle",
-                {"200": doc_response("The new version")},
+                {"200": written_response()},
                 *BODY,
                 *AUTH,
                 404,
@@ -303,7 +307,7 @@ def _registry() -> dict[str, Any]:
             "post": operation(
                 "assignTeam",
                 "Put an agent in a team, or take it out (a new agent version)",
-                {"200": doc_response("The new version")},
+                {"200": written_response()},
                 *BODY,
                 *AUTH,
                 404,

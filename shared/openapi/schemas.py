@@ -486,6 +486,35 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["openapi", "info", "paths"],
     ),
     "Document": DOCUMENT,
+    "WrittenDocument": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Document"},
+            obj(
+                {
+                    "cascade": array(
+                        obj(
+                            {
+                                "kind": {"type": "string", "enum": list(KINDS)},
+                                "id": UUID,
+                                "version": {"type": "integer", "minimum": 2},
+                                "status": {
+                                    "type": "string",
+                                    "enum": ["pending_certification", "suspended"],
+                                },
+                                "log_index": INDEX,
+                            },
+                            ["kind", "id", "version", "status", "log_index"],
+                        ),
+                        description="every certified entity this write moved out of "
+                        "certified, each by a version of its own (actor system) in the same "
+                        "transaction: what referenced this entity, directly or through others",
+                    )
+                },
+                ["cascade"],
+            ),
+        ],
+        "description": "The new version, and the certification cascade it caused",
+    },
     "BatchCreated": obj(
         {
             "items": array(

@@ -11,6 +11,9 @@ from shared.kinds import Kind
 from shared.rules.catalogue import Violation
 
 NOT_LIVE = ("suspended", "deprecated")
+# References that express membership, not use: not gated on certification (else a team and
+# its agents could never be certified, each waiting for the other).
+MEMBERSHIP = {("agent", "team_id"), ("team", "agents")}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,22 @@ def referenced_ids(kind: Kind, fields: dict[str, Any]) -> set[str]:
         elif isinstance(value, str):
             ids.add(value)
     return ids
+
+
+def uncertified_uses(kind: Kind, fields: dict[str, Any], refs: dict[str, Ref]) -> list[str]:
+    """L0-05's failures: ``field=id`` for each entity the version uses (membership aside)
+    that is not certified. Certification refuses them; the audit reports them on a
+    certified version (the certification cascade should have moved it)."""
+    uncertified = []
+    for field in kind.fields:
+        if field.references is None or (kind.type, field.name) in MEMBERSHIP:
+            continue
+        value = fields.get(field.name)
+        for ref_id in value if isinstance(value, list) else [value] if value else []:
+            ref = refs.get(ref_id)
+            if ref is None or ref.status != "certified":
+                uncertified.append(f"{field.name}={ref_id}")
+    return uncertified
 
 
 def unique_key(kind: Kind, fields: dict[str, Any]) -> str | None:

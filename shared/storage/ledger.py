@@ -200,6 +200,43 @@ def append_versions(conn: Connection, group: Sequence[NewVersion]) -> list[int |
     return indices
 
 
+_APPEND_ALL = text(
+    """
+SELECT b.ord, plant_append_version(
+    b.e->>0, b.e->>1, CAST(b.e->>2 AS uuid), CAST(b.e->>3 AS integer),
+    decode(b.e->>4, 'hex'), decode(b.e->>5, 'hex'), decode(b.e->>6, 'hex'),
+    decode(b.e->>7, 'hex'), decode(b.e->>8, 'hex'), b.e->>9, b.e->>10, b.e->>11, b.e->>12,
+    b.e->>13, CAST(b.e->>14 AS boolean), CAST(b.e->>15 AS timestamptz),
+    CAST(b.e->>16 AS bigint),
+    ARRAY(SELECT CAST(p.key AS uuid) FROM jsonb_each_text(b.e->17) AS p ORDER BY p.key),
+    ARRAY(SELECT CAST(p.value AS bigint) FROM jsonb_each_text(b.e->17) AS p ORDER BY p.key))
+FROM jsonb_array_elements(CAST(:items AS jsonb)) WITH ORDINALITY AS b(e, ord)
+ORDER BY b.ord
+"""
+)
+
+
+def append_all(conn: Connection, versions: Sequence[NewVersion]) -> list[int]:
+    """Append versions in order in the caller's transaction, in one statement, all or
+    nothing: ``plant_append_version`` for each (no savepoints, so any refusal aborts the
+    transaction). The caller locks every head they move first (in id order): the counter,
+    which the first item takes, is then never held while waiting for a head."""
+    rows = conn.execute(_APPEND_ALL, {"items": json.dumps([new.item() for new in versions])}).all()
+    return [index for _, index in sorted(rows)]
+
+
+def lock_heads(conn: Connection, entity_ids: Iterable[str]) -> dict[str, int]:
+    """Row-lock heads for update, in id order; returns each one's current log index."""
+    rows = conn.execute(
+        text(
+            "SELECT CAST(entity_id AS text), log_index FROM entity_heads "
+            "WHERE entity_id = ANY(CAST(:ids AS uuid[])) ORDER BY entity_id FOR UPDATE"
+        ),
+        {"ids": sorted(entity_ids)},
+    ).all()
+    return {r[0]: r[1] for r in rows}
+
+
 _STAGE = text(
     "CREATE TEMPORARY TABLE plant_staged (ord integer NOT NULL, entity_id uuid NOT NULL, "
     "body bytea NOT NULL, digest bytea NOT NULL, leaf_hash bytea NOT NULL, "

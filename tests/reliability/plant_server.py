@@ -182,8 +182,11 @@ class Ack:
 
 
 def ack_of(doc: dict[str, Any]) -> Ack:
-    """The acknowledgement carried by a served document (a 2xx write's body)."""
-    return Ack(doc["identity"]["id"], doc["versioning"]["version"], doc)
+    """The acknowledgement carried by a served document (a 2xx write's body; an amendment's
+    or status change's ``cascade``, which lists other entities' versions, is not part of
+    the version it stored)."""
+    stored = {name: value for name, value in doc.items() if name != "cascade"}
+    return Ack(doc["identity"]["id"], doc["versioning"]["version"], stored)
 
 
 def check_ledger(superuser: Engine, tenant: str, acks: list[Ack]) -> tuple[list[str], int]:
