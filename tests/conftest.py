@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from databases import create_database, superuser_engine
@@ -83,6 +84,23 @@ def superuser(database_url: str) -> Iterator[Engine]:
     eng = superuser_engine(database_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def clients(database_url: str) -> dict[str, Any]:
+    """A test client of each function, built as Cloud Functions builds it
+    (``functions_framework.create_app`` on the root main.py)."""
+    import functions_framework
+
+    import main
+    from shared.config import ROOT
+
+    return {
+        name: functions_framework.create_app(
+            target=name, source=str(ROOT / "main.py")
+        ).test_client()
+        for name in main.FUNCTIONS
+    }
 
 
 @pytest.fixture

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from reliability_table import record
 from routes import served
-
-import main
-from shared.config import ROOT
 
 # (method, template) -> (query, JSON body or None); reads first, then writes.
 REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
@@ -63,18 +59,6 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
         {"name": "Cached 3", "description": "d", "category": "technical"},
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def clients(database_url):
-    import functions_framework
-
-    return {
-        name: functions_framework.create_app(
-            target=name, source=str(ROOT / "main.py")
-        ).test_client()
-        for name in main.FUNCTIONS
-    }
 
 
 def test_the_table_names_every_route():

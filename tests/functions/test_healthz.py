@@ -3,25 +3,13 @@ admins (issue 23, item 7)."""
 
 from __future__ import annotations
 
-import functions_framework
 import pytest
 from alembic.script import ScriptDirectory
 from reliability_table import record
 
-from shared.config import ROOT
 from shared.storage import migrate
 
 FUNCTIONS = ("registry", "log", "certify", "audit", "export")
-
-
-@pytest.fixture(scope="module")
-def clients(database_url: str):
-    return {
-        name: functions_framework.create_app(
-            target=name, source=str(ROOT / "main.py")
-        ).test_client()
-        for name in FUNCTIONS
-    }
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

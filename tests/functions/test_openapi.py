@@ -12,7 +12,6 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 import main
 from shared import openapi
-from shared.config import ROOT
 from shared.http import Body
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -132,18 +131,6 @@ def test_request_limits_come_from_the_input_rules():
     assert amendment["properties"]["amendment_reason"]["maxLength"] == MAX_REASON
     status = schemas["StatusChange"]["properties"]["status"]["enum"]
     assert "certified" not in status and "deprecated" in status
-
-
-@pytest.fixture(scope="module")
-def clients(database_url):
-    import functions_framework
-
-    return {
-        name: functions_framework.create_app(
-            target=name, source=str(ROOT / "main.py")
-        ).test_client()
-        for name in main.FUNCTIONS
-    }
 
 
 @pytest.mark.parametrize("function", main.FUNCTIONS)

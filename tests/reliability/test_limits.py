@@ -17,7 +17,6 @@ from sqlalchemy import text
 
 from shared import certification, entities, kinds
 from shared.auditing import MAX_RUNS_PAGE
-from shared.config import ROOT
 from shared.http import MAX_BODY
 from shared.integrity import canonical
 
@@ -205,18 +204,6 @@ LIMITS = [
         accepted=False,
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def clients(database_url: str) -> dict[str, Any]:
-    import functions_framework
-
-    return {
-        name: functions_framework.create_app(
-            target=name, source=str(ROOT / "main.py")
-        ).test_client()
-        for name in ("registry", "certify", "audit")
-    }
 
 
 @pytest.fixture

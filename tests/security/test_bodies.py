@@ -21,24 +21,11 @@ from werkzeug.serving import DechunkedInput
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared.config import ROOT
 from shared.errors import ServiceUnavailable
 from shared.http import Body, Router, json_response
 from shared.request_body import MAX_BODY
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def clients(database_url):
-    import functions_framework
-
-    return {
-        name: functions_framework.create_app(
-            target=name, source=str(ROOT / "main.py")
-        ).test_client()
-        for name in ("registry", "log", "certify", "audit", "export")
-    }
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_table import tally
 
-from shared.config import ROOT
-
 FIELDS = [
     "name",
     "description",
@@ -68,17 +66,6 @@ PATHS = [
     "/export/report?format={q}",
     "/export/bundle?entity={q}",
 ]
-
-
-@pytest.fixture(scope="module")
-def clients(database_url):
-    import functions_framework
-
-    names = ("registry", "certify", "audit", "export", "log")
-    return {
-        n: functions_framework.create_app(target=n, source=str(ROOT / "main.py")).test_client()
-        for n in names
-    }
 
 
 @pytest.fixture(scope="module")

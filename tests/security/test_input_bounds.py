@@ -14,25 +14,12 @@ from routes import body_routes
 
 import main
 from shared import openapi
-from shared.config import ROOT
 from shared.errors import MAX_LISTED
 from shared.integrity import canonical
 from shared.query_params import MAX_INTEGER
 
 JSON = {"Content-Type": "application/json"}
 BIG = "9" * 5000
-
-
-@pytest.fixture(scope="module")
-def clients(database_url):
-    import functions_framework
-
-    return {
-        name: functions_framework.create_app(
-            target=name, source=str(ROOT / "main.py")
-        ).test_client()
-        for name in main.FUNCTIONS
-    }
 
 
 @pytest.fixture
