@@ -6,6 +6,7 @@ the root main.py) and mounted at ``/<name>``; served by shared/serving.py from `
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,13 +16,15 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 import main
 from shared.config import ROOT
 from shared.errors import NotFound
-from shared.http import problem_response
+from shared.http import STARTED, problem_response, unrouted_line
 
 
 def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """A path under no function: the project's own not-found problem."""
+    """A path under no function: the project's own not-found problem (and its request line)."""
+    environ.setdefault(STARTED, time.perf_counter())
     functions = ", ".join(main.FUNCTIONS)
     response = problem_response(NotFound(f"functions are served under /{{{functions}}}/"))
+    unrouted_line(environ).write(response.status_code, response.calculate_content_length() or 0)
     return response(environ, start_response)  # type: ignore[no-any-return]
 
 

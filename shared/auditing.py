@@ -25,7 +25,17 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shared import anchors, documents, entities, four_eyes, keys, query_params, scan_pool, tlog
+from shared import (
+    anchors,
+    documents,
+    entities,
+    four_eyes,
+    keys,
+    path_params,
+    query_params,
+    scan_pool,
+    tlog,
+)
 from shared.auth import Principal
 from shared.config import settings
 from shared.errors import (
@@ -35,7 +45,7 @@ from shared.errors import (
 )
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
-from shared.kinds import KINDS, kind_for, parse_uuid
+from shared.kinds import KINDS
 from shared.rules.inputs import unstorable_text
 from shared.rules.relations import (
     Ref,
@@ -1659,9 +1669,7 @@ _RUN_COLUMNS = (
 
 def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
     principal.require("auditor")
-    run_id = parse_uuid(raw_id)
-    if run_id is None:
-        raise NotFound("no such audit run")
+    run_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         row = conn.execute(
             text(f"SELECT {_RUN_COLUMNS} FROM audit_runs WHERE id = CAST(:id AS uuid)"),
@@ -1695,9 +1703,7 @@ def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     """One entity's tamper report: every version and certificate of it, checked now."""
     principal.require("auditor")
     kind = entities.resolve_kind(slug)
-    entity_id = parse_uuid(raw_id)
-    if entity_id is None or kind_for(slug) is None:
-        raise NotFound("no such entity")
+    entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         head = heads.get(conn, entity_id)
         if head is None or head.kind != kind.type:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shared import documents, entities, four_eyes, keys, membership, tlog
+from shared import documents, entities, four_eyes, keys, membership, path_params, tlog
 from shared.auth import Principal
 from shared.errors import (
     Conflict,
@@ -242,13 +242,19 @@ def certify(
     """Certify the current version of an entity, or say exactly which checks fail (422)."""
     principal.require("certifier")
     kind = entities.resolve_kind(slug)
-    entity_id = entities.entity_id_or_404(raw_id)
+    entity_id = path_params.uuid(raw_id)
     pinned = _parse_body(body)
     if seal:
         tlog.seal(principal.tenant)
     signer = keys.keyring().active
     with entities.write_transaction(principal) as conn:
         cur = entities.lock_current(conn, kind, entity_id, None)
+        if pinned is not None and pinned > cur.head.version:
+            raise NotFound(
+                f"no such version: {kind.type} {entity_id} has no version {pinned}; "
+                f"the current version is {cur.head.version}",
+                current_version=cur.head.version,
+            )
         if pinned is not None and pinned != cur.head.version:
             raise Conflict(
                 f"version {pinned} is stale; the current version is {cur.head.version}",
@@ -397,7 +403,7 @@ def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dic
 def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
     principal.require(*entities.READ_ROLES)
     kind = entities.resolve_kind(slug)
-    entity_id = entities.entity_id_or_404(raw_id)
+    entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         versions = ledger.version_entries(conn, entity_id)
         if not versions or versions[0].kind != kind.type:

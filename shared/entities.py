@@ -16,7 +16,16 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared import collector, dependents, documents, lifecycle, membership, names, query_params
+from shared import (
+    collector,
+    dependents,
+    documents,
+    lifecycle,
+    membership,
+    names,
+    path_params,
+    query_params,
+)
 from shared.admission import Slots
 from shared.auth import Principal
 from shared.config import settings
@@ -41,7 +50,6 @@ from shared.kinds import (
     TYPE_TO_SLUG,
     Kind,
     kind_for,
-    parse_uuid,
 )
 from shared.rules import inputs
 from shared.rules.catalogue import Violation, rules_for
@@ -54,6 +62,7 @@ READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
 MAX_CATEGORY = 64  # the category filter's length
 DEFAULT_PAGE = 50
+MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,6 @@ def resolve_kind(slug: str) -> Kind:
     if kind is None:
         raise NotFound(f"unknown kind {slug!r}")
     return kind
-
-
-def entity_id_or_404(raw: str) -> str:
-    parsed = parse_uuid(raw)
-    if parsed is None:
-        raise NotFound("no such entity")
-    return parsed
 
 
 def parse_if_match(value: str | None, *, required: bool) -> int | None:
@@ -619,7 +621,7 @@ def amend(
 ) -> Document:
     principal.require("author")
     kind = resolve_kind(slug)
-    entity_id = entity_id_or_404(raw_id)
+    entity_id = path_params.uuid(raw_id)
     expected = parse_if_match(if_match, required=True)
     with database().transaction(principal.tenant) as conn:
         cur = lock_current(conn, kind, entity_id, expected, lock=False)
@@ -628,6 +630,10 @@ def amend(
         fields, reason, problems = inputs.check_write(kind, body, current=cur.fields)
         if any(p.field == "" for p in problems):
             raise _invalid(problems)
+        if not problems and fields == cur.fields:
+            # A version identical to the current one records nothing, yet would take a
+            # certified entity back to pending_certification.
+            raise _invalid([Violation("INPUT-06", "", "the amendment changes no field")])
         usable = _usable(kind, fields, problems)
         refs, pins = pinned_references(conn, kind, usable)
     problems += check_relations(kind, usable, cur.fields, refs, self_id=entity_id)
@@ -662,7 +668,7 @@ def change_status(
 ) -> Document:
     principal.require("author")
     kind = resolve_kind(slug)
-    entity_id = entity_id_or_404(raw_id)
+    entity_id = path_params.uuid(raw_id)
     expected = parse_if_match(if_match, required=False)
     problems = _status_body(body)
     if problems:
@@ -737,7 +743,7 @@ def assign_team(
     }
     if if_match is None:
         with database().transaction(principal.tenant) as conn:
-            head = heads.get(conn, entity_id_or_404(raw_id))
+            head = heads.get(conn, path_params.uuid(raw_id))
         if head is None or head.kind != "agent":
             raise NotFound("no such agent")
         if_match = f'"v{head.version}"'
@@ -760,7 +766,7 @@ def _invalid(problems: list[Violation]) -> ValidationFailed:
 def get(principal: Principal, slug: str, raw_id: str) -> Document:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    entity_id = entity_id_or_404(raw_id)
+    entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         head = heads.get(conn, entity_id)
         if head is None or head.kind != kind.type:
@@ -776,11 +782,12 @@ def get(principal: Principal, slug: str, raw_id: str) -> Document:
 def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) -> Document:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    entity_id = entity_id_or_404(raw_id)
-    if not (raw_version.isascii() and raw_version.isdigit()) or len(raw_version) > 9:
-        raise NotFound("no such version")
-    with database().transaction(principal.tenant) as conn:
-        entry = ledger.version_entry(conn, entity_id, int(raw_version))
+    entity_id = path_params.uuid(raw_id)
+    version = path_params.number(raw_version, "version", minimum=1, maximum=MAX_VERSION)
+    entry = None
+    if version is not None:
+        with database().transaction(principal.tenant) as conn:
+            entry = ledger.version_entry(conn, entity_id, version)
     if entry is None or entry.kind != kind.type:
         raise NotFound(f"no version {raw_version} of {kind.type} {entity_id}")
     return Document(
@@ -791,7 +798,7 @@ def get_version(principal: Principal, slug: str, raw_id: str, raw_version: str) 
 def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    entity_id = entity_id_or_404(raw_id)
+    entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         entries = ledger.version_entries(conn, entity_id)
     if not entries or entries[0].kind != kind.type:

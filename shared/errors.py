@@ -134,6 +134,17 @@ class InvalidQuery(PlantError):
         super().__init__("invalid query parameters", errors=errors)
 
 
+class InvalidPathParameter(PlantError):
+    """422: a path parameter whose value cannot name anything (an id that is not a UUID, a
+    version that is not a number), kept apart from a 404 for one that names nothing;
+    ``errors`` names it (``{"field", "message"}``), as InvalidQuery names a query's."""
+
+    status, slug, title = 422, "invalid-path-parameter", "Invalid path parameter"
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name} {message}", errors=[{"field": name, "message": message}])
+
+
 class PreconditionRequired(PlantError):
     status, slug, title = 428, "precondition-required", "Precondition required"
 

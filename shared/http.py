@@ -35,7 +35,7 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.integrity import canonical
-from shared.logs import configure, db_time, request_line, trace_field
+from shared.logs import LoggedStream, RequestLine, configure, db_time, logged_url
 from shared.request_body import MAX_BODY as MAX_BODY  # where callers have always found it
 from shared.request_body import RequestBody
 
@@ -179,20 +179,30 @@ class Router:
         total = (time.perf_counter() - started) * 1000
         database_ms = db_time.get() * 1000
         response.headers["Server-Timing"] = f"db;dur={database_ms:.1f}, total;dur={total:.1f}"
-        request_line(
-            f"{request.method} {request.path} {response.status_code}",
-            {
-                "httpRequest": {
-                    "requestMethod": request.method,
-                    "requestUrl": request.path,
-                    "status": response.status_code,
-                    "latency": f"{total / 1000:.4f}s",
-                },
-                "dbMs": round(database_ms, 2),
-                **trace_field(request.headers.get("X-Cloud-Trace-Context")),
-            },
+        line = RequestLine(
+            request.method,
+            self.logged_url(request),
+            started,
+            request.headers.get("X-Cloud-Trace-Context"),
         )
+        if response.is_streamed:
+            # Logged when the server closes the body: after its last byte, or when it stopped.
+            response.response = LoggedStream(response.response, line, response.status_code)
+        else:
+            line.write(response.status_code, response.calculate_content_length() or 0)
         return response
+
+    def logged_url(self, request: flask.Request) -> str:
+        """The path the client asked for, the function's prefix included: behind the local
+        dispatcher the prefix is in SCRIPT_NAME; where the function is reached at its own
+        root (functions-framework, Cloud Functions) it is put back, so every function's lines
+        name it. The query is kept, as Cloud Logging's requestUrl does (no token travels in
+        one: tokens are headers), cut to MAX_LOGGED_URL characters."""
+        path = request.script_root + request.path
+        prefix = "/" + self.name
+        if path != prefix and not path.startswith(prefix + "/"):
+            path = prefix + path
+        return logged_url(path, request.query_string)
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
         path = self._relative(request.path)
@@ -284,7 +294,25 @@ def framework_problem(exc: HTTPException) -> flask.Response:
         error_class = MalformedRequest if code < 500 else ServiceUnavailable
     error = error_class(exc.description or exc.name)
     error.status = code
-    return problem_response(error)
+    response = problem_response(error)
+    request = flask.request
+    unrouted_line(request.environ).write(code, response.calculate_content_length() or 0)
+    return response
+
+
+STARTED = "plant.started"  # the environ key holding when the request reached the app
+
+
+def unrouted_line(environ: dict[str, Any]) -> RequestLine:
+    """The line of a request no Router answered (a path under no function, the runtime's own
+    refusals): its path as the client sent it."""
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return RequestLine(
+        environ.get("REQUEST_METHOD", ""),
+        logged_url(path, environ.get("QUERY_STRING", "").encode("latin-1")),
+        environ.get(STARTED) or time.perf_counter(),
+        environ.get("HTTP_X_CLOUD_TRACE_CONTEXT"),
+    )
 
 
 def install_error_pages(app: flask.Flask) -> None:
@@ -301,6 +329,7 @@ def install_error_pages(app: flask.Flask) -> None:
 def _bound_body() -> None:
     """Before routing: functions_framework reads the rest of every body after the response,
     after its own 404s (robots.txt) too."""
+    flask.request.environ.setdefault(STARTED, time.perf_counter())
     RequestBody.install(flask.request.environ)
 
 

@@ -1,8 +1,10 @@
 """Structured logs in Cloud Logging's JSON format: one line per request, never a secret.
 
-Each line carries ``severity``, ``message``, ``httpRequest`` (method, path, status, latency)
-and, behind Cloud Run, the trace from ``X-Cloud-Trace-Context``. Only what is passed here is
-written: no header, token, body or key ever reaches a log line.
+Each line carries ``severity``, ``message``, ``httpRequest`` (method, URL, status, latency,
+bytes sent) and, behind Cloud Run, the trace from ``X-Cloud-Trace-Context``. A request has
+exactly one line, written when its response is over: a streamed response's when its last
+byte was handed to the server (or it stopped), so its latency is the whole stream's. Only
+what is passed here is written: no header, token, body or key ever reaches a log line.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import json
 import logging
 import os
 import sys
+import time
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
 _handler: _StdoutHandler | None = None
+MAX_LOGGED_URL = 2048  # characters of a request's path and query kept in its line
 
 # Seconds spent in the database by the current request (Server-Timing, request lines); kept
 # here, not with the engine, so that importing the http helper does not load SQLAlchemy.
@@ -101,3 +106,79 @@ def trace_field(header: str | None) -> dict[str, str]:
     if not trace.isalnum() or len(trace) > 64:
         return {}
     return {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace}"}
+
+
+def logged_url(path: str, query: bytes) -> str:
+    """``path?query`` (the query as sent, still percent-encoded), cut to MAX_LOGGED_URL."""
+    url = path + ("?" + query.decode("latin-1") if query else "")
+    return url if len(url) <= MAX_LOGGED_URL else url[: MAX_LOGGED_URL - 1] + "\u2026"
+
+
+class RequestLine:
+    """One request's line, written once by ``write`` when its response is over."""
+
+    def __init__(self, method: str, url: str, started: float, trace: str | None) -> None:
+        self.method = method
+        self.url = url
+        self.started = started  # time.perf_counter() when the request reached the app
+        self.trace = trace
+        self._written = False
+
+    def write(self, status: int, sent: int, **extra: Any) -> None:
+        if self._written:
+            return
+        self._written = True
+        seconds = time.perf_counter() - self.started
+        request_line(
+            f"{self.method} {self.url.split('?', 1)[0]} {status}",
+            {
+                "httpRequest": {
+                    "requestMethod": self.method,
+                    "requestUrl": self.url,
+                    "status": status,
+                    "responseSize": str(sent),  # Cloud Logging's int64, as a string
+                    "latency": f"{seconds:.4f}s",
+                },
+                # read now: a stream's database work (an export's rows) happens as it is sent
+                "dbMs": round(db_time.get() * 1000, 2),
+                **extra,
+                **trace_field(self.trace),
+            },
+        )
+
+
+class LoggedStream:
+    """A streamed response body that counts the bytes it hands the server and writes the
+    request's line when the server closes it (after the last byte, after a failed write when
+    the client left, or unsent), saying which (``stream``: completed, stopped or failed)."""
+
+    def __init__(self, chunks: Iterable[bytes], line: RequestLine, status: int) -> None:
+        self._source = chunks
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._line = line
+        self._status = status
+        self.sent = 0
+        self.outcome = "stopped"  # until the chunks run out or fail
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self.outcome = "completed"
+            raise
+        except Exception:
+            self.outcome = "failed"
+            raise
+        self.sent += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._line.write(self._status, self.sent, stream=self.outcome)

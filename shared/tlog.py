@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shared import anchors, keys, query_params
+from shared import anchors, keys, path_params, query_params
 from shared.auth import Principal
 from shared.config import settings
 from shared.errors import IntegrityViolation, InvalidQuery, NotFound, ServiceUnavailable
@@ -169,10 +169,11 @@ def checkpoint_at(principal: Principal, query: dict[str, str]) -> tree.StoredChe
 
 def entry(principal: Principal, raw_index: str) -> dict[str, Any]:
     principal.require(*READ_ROLES)
-    if not (raw_index.isascii() and raw_index.isdigit()) or len(raw_index) > 18:
-        raise NotFound("no such entry")
-    with database().transaction(principal.tenant) as conn:
-        found = ledger.entry_at(conn, int(raw_index))
+    index = path_params.number(raw_index, "index", minimum=0, maximum=query_params.MAX_INTEGER)
+    found = None
+    if index is not None:
+        with database().transaction(principal.tenant) as conn:
+            found = ledger.entry_at(conn, index)
     if found is None:
         raise NotFound(f"no entry {raw_index}")
     return {

@@ -12,7 +12,13 @@ import copy
 from functools import cache
 from typing import Any
 
-from shared.openapi.paths import DESCRIPTIONS, PATHS, RETRY_AFTER, common_paths
+from shared.openapi.paths import (
+    DESCRIPTIONS,
+    PATHS,
+    RETRY_AFTER,
+    common_paths,
+    path_parameter_problems,
+)
 from shared.openapi.schemas import PROBLEM, PROBLEMS, SCHEMAS, ref
 
 OPENAPI_VERSION = "3.1.0"
@@ -69,7 +75,7 @@ def _components(paths: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def _build(function: str) -> dict[str, Any]:
-    paths = {**common_paths(function), **PATHS[function]()}
+    paths = path_parameter_problems({**common_paths(function), **PATHS[function]()})
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -243,22 +243,27 @@ def _registry() -> dict[str, Any]:
                 404,
                 409,
             ),
-            "patch": operation(
-                "amendEntity",
-                "Append a new version with some fields changed",
-                {"200": written_response()},
-                *BODY,
-                *AUTH,
-                404,
-                409,
-                412,
-                428,
-                parameters=[if_match(required=True)],
-                body=json_body(
-                    amend_body,
-                    {"description": "Writes typed Python", AMENDMENT_REASON: "clearer"},
+            "patch": {
+                **operation(
+                    "amendEntity",
+                    "Append a new version with some fields changed",
+                    {"200": written_response()},
+                    *BODY,
+                    *AUTH,
+                    404,
+                    409,
+                    412,
+                    428,
+                    parameters=[if_match(required=True)],
+                    body=json_body(
+                        amend_body,
+                        {"description": "Writes typed Python", AMENDMENT_REASON: "clearer"},
+                    ),
                 ),
-            ),
+                "description": "An amendment that changes no field (an amendment_reason alone, "
+                "or every field as it is) is refused: 422, rule INPUT-06, and no version is "
+                "written.",
+            },
         },
         "/registry/{kind}/{entity_id}/status": {
             "parameters": [KIND, ENTITY_ID],
@@ -458,17 +463,22 @@ def _certify() -> dict[str, Any]:
         },
         "/certify/{kind}/{entity_id}": {
             "parameters": [KIND, ENTITY_ID],
-            "post": operation(
-                "certify",
-                "Run the checklist on the current version and issue a certificate",
-                {"201": ok(ref("Certification"), "Certified")},
-                *BODY,
-                *AUTH,
-                404,
-                409,
-                412,
-                body=json_body(ref("CertifyRequest"), {"version": 1}, required=False),
-            ),
+            "post": {
+                **operation(
+                    "certify",
+                    "Run the checklist on the current version and issue a certificate",
+                    {"201": ok(ref("Certification"), "Certified")},
+                    *BODY,
+                    *AUTH,
+                    404,
+                    409,
+                    412,
+                    body=json_body(ref("CertifyRequest"), {"version": 1}, required=False),
+                ),
+                "description": "A `version` the entity does not have is 404 (no such "
+                "version); an earlier one than the current is 409 (stale), with "
+                "current_version.",
+            },
         },
     }
 
@@ -587,6 +597,24 @@ def _export() -> dict[str, Any]:
     )
     bundle_op["description"] = "Streamed at any size. " + EXPORT_SLOTS
     return {"/export/report": {"get": report_op}, "/export/bundle": {"get": bundle_op}}
+
+
+REF_422 = f"#/components/responses/{PROBLEMS[422][0]}"
+
+
+def path_parameter_problems(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with a 422 on every operation that takes a path parameter other than its kind:
+    a value that cannot name anything (an id that is not a UUID) is that, not a 404
+    (shared/path_params.py)."""
+    for item in paths.values():
+        shared = item.get("parameters", [])
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            named = [p["name"] for p in [*shared, *op.get("parameters", [])] if p["in"] == "path"]
+            if set(named) - {"kind"}:
+                op["responses"].setdefault("422", {"$ref": REF_422})
+    return paths
 
 
 PATHS = {

@@ -275,8 +275,8 @@ PROBLEMS: dict[int, tuple[str, str]] = {
     415: ("UnsupportedMediaType", "The body is not application/json"),
     422: (
         "ValidationFailed",
-        "The body breaks input limits or rules (see violations), or a query parameter is "
-        "invalid (see errors)",
+        "The body breaks input limits or rules (see violations), or a query or path "
+        "parameter is invalid (see errors: an id that is not a UUID names id)",
     ),
     428: ("PreconditionRequired", 'If-Match: "vN" is required'),
     503: ("ServiceUnavailable", "The database or a dependency is unavailable; retry later"),

@@ -77,6 +77,14 @@ RULES: tuple[Rule, ...] = (
         "Send the id exactly as the registry returned it.",
     ),
     Rule(
+        "INPUT-06",
+        ALL,
+        "write",
+        "error",
+        "An amendment changes at least one field; an amendment_reason alone is not one.",
+        "Send the fields to change, or nothing: the current version stands.",
+    ),
+    Rule(
         "LIFECYCLE-01",
         ALL,
         "write",

@@ -58,19 +58,26 @@ def test_a_limit_that_is_not_ascii_digits_gets_422(registry_client, reader, limi
     assert body["errors"][0]["field"] == "limit"
 
 
-@pytest.mark.parametrize("version", ["%C2%B2", "%D9%A1", "-1", "0", "1.0", "9" * 12])
-def test_a_version_number_that_is_not_ascii_digits_gets_404(
+@pytest.mark.parametrize("version", ["%C2%B2", "%D9%A1", "-1", "0", "1.0"])
+def test_a_version_number_that_is_not_ascii_digits_gets_422_naming_it(
     registry_client, author, skill, version
 ):
     skill_id = skill("versions")
-    response = registry_client.get(
-        f"/registry/skills/{skill_id}/versions/{version}", headers=author
-    )
-    _problem(response, 404)
-    proof = registry_client.get(
-        f"/registry/skills/{skill_id}/versions/{version}/proof", headers=author
-    )
-    _problem(proof, 404)
+    for suffix in ("", "/proof"):
+        response = registry_client.get(
+            f"/registry/skills/{skill_id}/versions/{version}{suffix}", headers=author
+        )
+        assert _problem(response, 422)["errors"][0]["field"] == "version"
+
+
+@pytest.mark.parametrize("version", ["2", "9" * 10, "9" * 12])
+def test_a_version_the_entity_does_not_have_gets_404(registry_client, author, skill, version):
+    skill_id = skill("versions")
+    for suffix in ("", "/proof"):
+        response = registry_client.get(
+            f"/registry/skills/{skill_id}/versions/{version}{suffix}", headers=author
+        )
+        assert _problem(response, 404)["type"].endswith("/not-found")
 
 
 @pytest.mark.parametrize("etag", ['"v\u00b2"', '"v1\u00b2"', '"v-1"', '"v"', "v1 v2", '"v1", "v2"'])
@@ -243,11 +250,15 @@ def test_amending_a_certified_entity_returns_it_to_pending_certification(
 
 def test_team_assignment_to_a_non_agent_or_unknown_id_is_404(registry_client, author, skill):
     skill_id = skill("not an agent")
-    for target in (skill_id, str(uuid.uuid4()), "not-a-uuid"):
+    for target in (skill_id, str(uuid.uuid4())):
         response = registry_client.post(
             f"/registry/agents/{target}/team", json={"team_id": None}, headers=author
         )
         _problem(response, 404)
+    malformed = registry_client.post(
+        "/registry/agents/not-a-uuid/team", json={"team_id": None}, headers=author
+    )
+    assert _problem(malformed, 422)["errors"] == [{"field": "id", "message": "must be a UUID"}]
 
 
 @pytest.mark.parametrize("body", [{}, {"team": None}, {"team_id": None, "x": 1}, [], "team"])

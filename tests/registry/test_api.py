@@ -178,7 +178,8 @@ def test_no_token_bad_token_and_wrong_role(app, api, tenant, make_token):
 
 def test_unknown_kind_id_and_route_are_404(api):
     _problem(api.get("/gadgets"), 404)
-    _problem(api.get("/skills/not-a-uuid"), 404)
+    malformed = _problem(api.get("/skills/not-a-uuid"), 422)  # cannot name anything: not 404
+    assert malformed["errors"] == [{"field": "id", "message": "must be a UUID"}]
     _problem(api.get("/skills/00000000-0000-4000-8000-000000000000"), 404)
     skill = api.skill("Kind")
     _problem(api.get(f"/industries/{skill}"), 404)  # a skill is not an industry

@@ -148,7 +148,14 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
             entities.create(author, "skills", _skill("\u211bust"), "r")
         assert caught.value.extensions["existing_id"] in {rust, wide_id}
         # ... the legacy look-alike may still be amended under its own name ...
-        kept = entities.amend(author, "skills", wide_id, _skill("\uff32ust", "text"), '"v1"', "r")
+        kept = entities.amend(
+            author,
+            "skills",
+            wide_id,
+            {**_skill("\uff32ust", "text"), "description": "e"},
+            '"v1"',
+            "r",
+        )
         assert kept.version == 2 and kept.body["identity"]["name"] == "\uff32ust"
         # ... but once renamed, it cannot take the reading back.
         entities.amend(author, "skills", wide_id, _skill("Lua", "rename"), '"v2"', "r")
