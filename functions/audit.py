@@ -16,7 +16,7 @@ def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("audit"))
 
 
-@router.route("GET", "/healthz", public=True)
+@router.route("GET", "/healthz", public=True, query=health.QUERY)
 def healthz(call: Call) -> flask.Response:
     return json_response(health.healthz(call))
 
@@ -27,7 +27,7 @@ def start_run(call: Call) -> flask.Response:
     return json_response(run, 201 if started else 200, {"Location": f"/audit/runs/{run['id']}"})
 
 
-@router.route("GET", "/runs")
+@router.route("GET", "/runs", query=("limit",))
 def list_runs(call: Call) -> flask.Response:
     return json_response(auditing.list_runs(call.principal, call.query))
 

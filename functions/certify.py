@@ -16,7 +16,7 @@ def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("certify"))
 
 
-@router.route("GET", "/healthz", public=True)
+@router.route("GET", "/healthz", public=True, query=health.QUERY)
 def healthz(call: Call) -> flask.Response:
     return json_response(health.healthz(call))
 

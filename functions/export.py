@@ -24,7 +24,7 @@ def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("export"))
 
 
-@router.route("GET", "/healthz", public=True)
+@router.route("GET", "/healthz", public=True, query=health.QUERY)
 def healthz(call: Call) -> flask.Response:
     return json_response(health.healthz(call))
 
@@ -47,7 +47,7 @@ def _exporting(call: Call, what: str, build: Callable[[Slot], flask.Response]) -
     return response
 
 
-@router.route("GET", "/report")
+@router.route("GET", "/report", query=reports.QUERY)
 def report(call: Call) -> flask.Response:
     fmt = call.query.get("format") or "json"
     return _exporting(call, f"report ({fmt})", lambda slot: _report(call, fmt, slot))
@@ -66,7 +66,7 @@ def _report(call: Call, fmt: str, slot: Slot) -> flask.Response:
     return stream_response(slot.stream(chunks), MIMETYPES[fmt], headers)
 
 
-@router.route("GET", "/bundle")
+@router.route("GET", "/bundle", query=bundle.QUERY)
 def evidence_bundle(call: Call) -> flask.Response:
     return _exporting(call, "bundle", lambda slot: _bundle(call, slot))
 

@@ -20,7 +20,7 @@ def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("log"))
 
 
-@router.route("GET", "/healthz", public=True)
+@router.route("GET", "/healthz", public=True, query=health.QUERY)
 def healthz(call: Call) -> flask.Response:
     return json_response(health.healthz(call))
 
@@ -31,7 +31,7 @@ def checkpoint(call: Call) -> flask.Response:
     return text_response(last.note, headers={**BRIEF_CACHE, "X-Tree-Size": str(last.size)})
 
 
-@router.route("GET", "/checkpoints")
+@router.route("GET", "/checkpoints", query=("size",))
 def checkpoint_at(call: Call) -> flask.Response:
     found = tlog.checkpoint_at(call.principal, call.query)
     return text_response(found.note, headers=BRIEF_CACHE)
@@ -42,12 +42,12 @@ def entry(call: Call, index: str) -> flask.Response:
     return json_response(tlog.entry(call.principal, index))
 
 
-@router.route("GET", "/proofs/inclusion")
+@router.route("GET", "/proofs/inclusion", query=("index", "leaf_hash", "size"))
 def inclusion(call: Call) -> flask.Response:
     return json_response(tlog.inclusion(call.principal, call.query))
 
 
-@router.route("GET", "/proofs/consistency")
+@router.route("GET", "/proofs/consistency", query=("old", "new"))
 def consistency(call: Call) -> flask.Response:
     return json_response(tlog.consistency(call.principal, call.query))
 

@@ -38,7 +38,7 @@ def openapi_document(call: Call) -> flask.Response:
     return json_response(openapi.document("registry"))
 
 
-@router.route("GET", "/healthz", public=True)
+@router.route("GET", "/healthz", public=True, query=health.QUERY)
 def healthz(call: Call) -> flask.Response:
     return json_response(health.healthz(call))
 
@@ -88,7 +88,7 @@ def amend(call: Call, kind: str, entity_id: str) -> flask.Response:
     return _written(call, doc)
 
 
-@router.route("GET", "/<kind>")
+@router.route("GET", "/<kind>", query=entities.LIST_QUERY)
 def list_entities(call: Call, kind: str) -> flask.Response:
     return json_response(entities.list_entities(call.principal, kind, call.query))
 

@@ -20,6 +20,8 @@ from shared.errors import InvalidQuery
 from shared.http import Call
 from shared.storage.engine import database
 
+QUERY = ("details",)  # the query parameters healthz takes
+
 
 def healthz(call: Call) -> dict[str, Any]:
     """``{"status": "ok"}``, or the details when ``details=1`` asks for them."""

@@ -22,9 +22,11 @@ import flask
 import orjson
 from werkzeug.exceptions import HTTPException
 
+from shared import query_params
 from shared.auth import Principal, authenticator
 from shared.errors import (
     ConfigurationError,
+    InvalidQuery,
     LimitExceeded,
     MalformedRequest,
     MethodNotAllowed,
@@ -126,6 +128,7 @@ class Route:
     roles: tuple[str, ...] = ()  # one of them needed, checked before the body is read
     public: bool = False  # answered without a token (healthz, the OpenAPI document)
     admit: Admission | None = None
+    query: tuple[str, ...] = ()  # the query parameters it takes; any other is a 422
 
 
 @dataclass
@@ -144,12 +147,16 @@ class Router:
         roles: tuple[str, ...] = (),
         public: bool = False,
         admit: Admission | None = None,
+        query: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
+        """Declare a route; ``query`` names the query parameters it takes (those its OpenAPI
+        operation documents): the Router refuses any other with a 422 naming it, so no
+        parameter is silently ignored."""
         regex = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", path.rstrip("/") or "/")
         pattern = re.compile(f"^{regex}$")
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, pattern, handler, body, roles, public, admit))
+            self.routes.append(Route(method, pattern, handler, body, roles, public, admit, query))
             return handler
 
         return register
@@ -222,14 +229,18 @@ class Router:
         raise NotFound(f"no route for {path}")
 
     def _call(self, route: Route, request: flask.Request, params: dict[str, str]) -> flask.Response:
-        """Authenticate, authorise, admit, then read the body, in that order for every route:
-        no body is parsed (or read) for a caller who may not send it, or not now."""
+        """Authenticate, authorise, check the query's names, admit, then read the body, in that
+        order for every route: no body is parsed (or read) for a caller who may not send it,
+        or not now; the handler checks the values of the parameters the route takes."""
         body = RequestBody.install(request.environ)  # installed already: the same reader
         call = Call(request, params)
         if not route.public:
             principal = call.principal
             if route.roles:
                 principal.require(*route.roles)
+        unknown = query_params.unknown(request.args, route.query)
+        if unknown:
+            raise InvalidQuery(unknown)
         with route.admit(call.principal) if route.admit else contextlib.nullcontext():
             if route.body is Body.NONE:
                 if body.present():

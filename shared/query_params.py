@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 
 from shared.errors import InvalidQuery, LimitExceeded
 
@@ -49,10 +50,11 @@ def _not_in_range(name: str, minimum: int, maximum: int) -> InvalidQuery:
     )
 
 
-def unknown(query: dict[str, str], known: tuple[str, ...]) -> list[dict[str, str]]:
-    """An ``errors`` entry for each parameter the route does not take."""
+def unknown(names: Iterable[str], known: tuple[str, ...]) -> list[dict[str, str]]:
+    """An ``errors`` entry for each parameter the route does not take (the Router's check of
+    every route's declared ``query``)."""
     return [
-        {"field": name, "message": "unknown query parameter"} for name in query if name not in known
+        {"field": name, "message": "unknown query parameter"} for name in names if name not in known
     ]
 
 
