@@ -56,7 +56,8 @@ RELIABILITY_TESTS := tests/reliability tests/security \
 	tests/functions/test_cache_headers.py tests/functions/test_team_membership.py \
 	tests/functions/test_search.py tests/functions/test_healthz.py \
 	tests/certify/test_cascade.py::test_a_certification_racing_the_cascade_never_outlives_it \
-	tests/export/test_request_logs.py tests/functions/test_one_answer_per_mistake.py
+	tests/export/test_request_logs.py tests/functions/test_one_answer_per_mistake.py \
+	tests/functions/test_query_parameters.py
 test-reliability: $(TEST_STAMP)
 	PLANT_SOAK_SECONDS=$${PLANT_SOAK_SECONDS:-300} PLANT_FUZZ_EXAMPLES=$${PLANT_FUZZ_EXAMPLES:-200} \
 	PLANT_GARBAGE_EXAMPLES=$${PLANT_GARBAGE_EXAMPLES:-3000} \
