@@ -4,26 +4,25 @@ A version is stored as the exact bytes ``dumps`` returns and hashed from those b
 verification never re-serialises. For values made only of strings, integers, booleans, null,
 arrays and objects whose member names lie in Unicode's basic plane, orjson (in C) with sorted
 keys writes exactly these bytes, so ``dumps`` uses it; anything else (a float, a name outside
-the BMP, which UTF-16 sorts differently from code points, a type with no JSON form) takes the
-RFC's own algorithm below. ``loads`` refuses what JCS cannot represent faithfully
-(I-JSON, RFC 7493): duplicate keys, NaN/Infinity, lone surrogates, and integers outside
-+-(2**53 - 1), which a JavaScript verifier would silently round.
+the BMP, which UTF-16 sorts differently from code points, a type with no JSON form) takes
+Trail of Bits' ``rfc8785`` library, its errors raised as ``CanonicalError``. ``loads``
+refuses what JCS cannot represent faithfully (I-JSON, RFC 7493): duplicate keys,
+NaN/Infinity, lone surrogates, and integers outside +-(2**53 - 1), which a JavaScript
+verifier would silently round.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import json.encoder
 import math
-from decimal import Decimal
 from typing import Any
 
 import orjson
+import rfc8785
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32  # input nesting limit: far above any document the registry accepts
-_encode_basestring = json.encoder.encode_basestring
 
 
 class CanonicalError(ValueError):
@@ -43,24 +42,24 @@ class UnsafeInteger(CanonicalError):
         self.path = path
 
 
-# Sorted members, compact, and integers refused past 53 bits (as the RFC writer refuses them).
+# Sorted members, compact, and integers refused past 53 bits (as rfc8785 refuses them).
 _ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def dumps(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of ``value``."""
-    return dumps_plain(value) if is_plain(value) else rfc8785(value)
+    return dumps_plain(value) if is_plain(value) else dumps_general(value)
 
 
-def rfc8785(value: Any) -> bytes:
-    """``dumps`` by the RFC's algorithm alone, for every value (the reference the fast path
-    is tested against)."""
-    parts: list[str] = []
-    _write(value, parts)
+def dumps_general(value: Any) -> bytes:
+    """``dumps`` by the ``rfc8785`` library alone, for every value: its errors (and the
+    UnicodeEncodeError it lets out for a lone surrogate in a member name) as ours."""
     try:
-        return "".join(parts).encode("utf-8")
+        return rfc8785.dumps(value)
     except UnicodeEncodeError as exc:
         raise CanonicalError("string contains a lone surrogate") from exc
+    except rfc8785.CanonicalizationError as exc:
+        raise CanonicalError(str(exc)) from exc
 
 
 def is_plain(value: Any) -> bool:
@@ -93,7 +92,7 @@ def dumps_plain(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=_ORJSON)
     except orjson.JSONEncodeError:
-        return rfc8785(value)  # a lone surrogate or an unsafe integer: named there
+        return dumps_general(value)  # a lone surrogate or an unsafe integer: named there
 
 
 def loads(data: bytes | str) -> Any:
@@ -203,86 +202,17 @@ def _path_of_unsafe(value: Any, path: str = "") -> str | None:
     return None
 
 
-def _string(text: str) -> str:
-    # RFC 8785 §3.2.2.2 escapes exactly what JSON requires: '"', '\\', and U+0000..U+001F
-    # (\b \f \n \r \t by name, others as lower-case \u00xx), all else as is. The standard
-    # library's basestring encoder (ensure_ascii off) does precisely that, in C.
-    return _encode_basestring(text)
-
-
 @functools.lru_cache(maxsize=4096)  # member names repeat in every document
 def member_name(name: str) -> bytes:
     """A member name's canonical bytes, quoted and escaped: RFC 8785 is compositional, so an
     object of already-serialised members is ``{`` name ``:`` value ``,`` ... ``}`` in name order."""
-    return _string(name).encode("utf-8")
+    return dumps_general(name)
 
 
 @functools.lru_cache(maxsize=4096)
 def _utf16_key(key: str) -> bytes:
     # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names.
     return key.encode("utf-16-be", "surrogatepass")
-
-
-def number(value: float | int) -> str:
-    """Serialise a number as ECMAScript's Number.prototype.toString does (RFC 8785 §3.2.2.3)."""
-    if isinstance(value, bool):
-        raise CanonicalError("bool is not a number")
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise CanonicalError("integer outside the exact range +-(2**53-1)")
-        return str(value)
-    if not math.isfinite(value):
-        raise CanonicalError("NaN and Infinity have no JSON form")
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    # repr gives the shortest digits that round-trip, which is what ECMAScript requires.
-    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    n = len(digits) + int(exponent)  # decimal point position after the first n digits
-    k = len(digits)
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        text = "0." + "0" * (-n) + digits
-    else:
-        exp = n - 1
-        head = digits[0] + ("." + digits[1:] if k > 1 else "")
-        text = f"{head}e{'+' if exp >= 0 else '-'}{abs(exp)}"
-    return sign + text
-
-
-def _write(value: Any, out: list[str]) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, str):
-        out.append(_string(value))
-    elif isinstance(value, int | float):
-        out.append(number(value))
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, key in enumerate(sorted(value, key=member_order)):
-            if i:
-                out.append(",")
-            out.append(_string(key))
-            out.append(":")
-            _write(value[key], out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _write(item, out)
-        out.append("]")
-    else:
-        raise CanonicalError(f"{type(value).__name__} has no JSON form")
 
 
 def member_order(key: Any) -> bytes:
