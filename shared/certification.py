@@ -9,7 +9,6 @@ and points at the certificate.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -437,14 +436,3 @@ def catalogue() -> list[dict[str, Any]]:
         }
         for r in RULES
     ]
-
-
-def decode_payload(envelope: dict[str, Any]) -> dict[str, Any]:
-    return canonical.loads(base64.b64decode(envelope["payload"]))
-
-
-def verify_certificate(envelope: dict[str, Any]) -> dict[str, Any]:
-    """Verify a certificate's signature with the keyring; return its statement."""
-    verifiers = {v.key_id_hex: v for v in keys.keyring().verifiers}
-    payload = dsse.verify_envelope(envelope, verifiers)
-    return canonical.loads(payload)

@@ -49,15 +49,6 @@ def label(digest: bytes) -> str:
     return PREFIX + digest.hex()
 
 
-def unlabel(text: str) -> bytes:
-    if not text.startswith(PREFIX):
-        raise ValueError("digest must start with 'sha256:'")
-    raw = bytes.fromhex(text[len(PREFIX) :])
-    if len(raw) != 32:
-        raise ValueError("a SHA-256 digest has 32 bytes")
-    return raw
-
-
 _layouts: dict[bytes, Layout] = {}
 _layout_ids: dict[Layout, bytes] = {}
 
