@@ -6,6 +6,7 @@ from __future__ import annotations
 import flask
 
 from shared import health, openapi, tlog
+from shared.auth import READ_ROLES
 from shared.http import Call, Router, json_response, private_cache, text_response
 
 router = Router("log")
@@ -54,7 +55,7 @@ def consistency(call: Call) -> flask.Response:
 
 @router.route("GET", "/keys")
 def public_keys(call: Call) -> flask.Response:
-    call.principal.require(*tlog.READ_ROLES)
+    call.principal.require(*READ_ROLES)
     return json_response(tlog.public_keys(), headers=BRIEF_CACHE)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from shared import documents, entities, four_eyes, keys, membership, path_params, tlog
-from shared.auth import Principal
+from shared.auth import READ_ROLES, Principal
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -400,7 +400,7 @@ def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dic
 
 
 def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
-    principal.require(*entities.READ_ROLES)
+    principal.require(*READ_ROLES)
     kind = entities.resolve_kind(slug)
     entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:

@@ -27,7 +27,7 @@ from shared import (
     query_params,
 )
 from shared.admission import Slots
-from shared.auth import Principal
+from shared.auth import READ_ROLES, Principal
 from shared.config import settings
 from shared.documents import Change
 from shared.errors import (
@@ -58,7 +58,6 @@ from shared.storage import heads, ledger
 from shared.storage.engine import database, retry_transient, sqlstate
 from shared.storage.group import GroupCommits
 
-READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
 MAX_CATEGORY = 64  # the category filter's length
 DEFAULT_PAGE = 50

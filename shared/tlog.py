@@ -15,14 +15,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from shared import anchors, keys, path_params, query_params
-from shared.auth import Principal
+from shared.auth import READ_ROLES, Principal
 from shared.config import settings
 from shared.errors import IntegrityViolation, InvalidQuery, NotFound, ServiceUnavailable
 from shared.integrity import merkle, note
 from shared.storage import ledger, tree
 from shared.storage.engine import database
-
-READ_ROLES = ("reader", "author", "certifier", "auditor")
 
 
 def origin(tenant: str) -> str:
