@@ -8,6 +8,7 @@ import flask
 from shared import health, openapi, tlog
 from shared.auth import READ_ROLES
 from shared.http import Call, Router, json_response, private_cache, text_response
+from shared.integrity import digests
 
 router = Router("log")
 
@@ -65,7 +66,7 @@ def seal(call: Call) -> flask.Response:
     return json_response(
         {
             "tree_size": sealed.checkpoint.size,
-            "root_hash": tlog.b64(sealed.checkpoint.root),
+            "root_hash": digests.b64(sealed.checkpoint.root),
             "created": sealed.created,
             "checkpoint": sealed.checkpoint.note,
         },

@@ -10,7 +10,6 @@ certificates and rules. Work and reads are proportional to the range plus O(log 
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import uuid
@@ -1615,7 +1614,7 @@ def _audit(
                 "findings_by_kind": _count(all_findings),
                 "checkpoint": {
                     "size": verified_to,
-                    "root": base64.b64encode(latest.root).decode() if latest else None,
+                    "root": digests.b64(latest.root) if latest else None,
                 },
             },
         }

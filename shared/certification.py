@@ -118,7 +118,7 @@ def _inclusion_check(
     message = (
         f"included at {entry.index} in checkpoint {last.size}" if ok else "inclusion proof fails"
     )
-    return Check("INTEGRITY-01", ok, message), {"size": last.size, "root": tlog.b64(last.root)}
+    return Check("INTEGRITY-01", ok, message), {"size": last.size, "root": digests.b64(last.root)}
 
 
 def _gate_check(kind: Kind, fields: dict[str, Any], refs: dict[str, Any]) -> Check:

@@ -7,7 +7,6 @@ the ledger, move the head. Any failure rolls everything back, so nothing is half
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -812,7 +811,7 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
                 "digest": digests.label(entry.digest),
                 "previous_digest": doc["versioning"]["previous_digest"],
                 "log_index": entry.index,
-                "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+                "leaf_hash": digests.b64(entry.leaf_hash),
                 "amended_by": doc["versioning"]["amended_by"],
                 "amendment_reason": doc["versioning"]["amendment_reason"],
                 "action": doc["audit_trail"]["action"],

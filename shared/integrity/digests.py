@@ -21,6 +21,7 @@ Rows written before this format hold the same digests, full length, as JSON
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,11 @@ def sha256(data: bytes) -> bytes:
 def label(digest: bytes) -> str:
     """The printed form of a digest: ``sha256:<hex>``."""
     return PREFIX + digest.hex()
+
+
+def b64(data: bytes) -> str:
+    """Bytes as JSON carries them (hashes, proofs, bodies): standard base64 with padding."""
+    return base64.b64encode(data).decode()
 
 
 _layouts: dict[bytes, Layout] = {}
