@@ -6,7 +6,9 @@ from __future__ import annotations
 import flask
 
 from shared import health, openapi, tlog
+from shared.auth import READ_ROLES
 from shared.http import Call, Router, json_response, private_cache, text_response
+from shared.integrity import digests
 
 router = Router("log")
 
@@ -54,7 +56,7 @@ def consistency(call: Call) -> flask.Response:
 
 @router.route("GET", "/keys")
 def public_keys(call: Call) -> flask.Response:
-    call.principal.require(*tlog.READ_ROLES)
+    call.principal.require(*READ_ROLES)
     return json_response(tlog.public_keys(), headers=BRIEF_CACHE)
 
 
@@ -64,7 +66,7 @@ def seal(call: Call) -> flask.Response:
     return json_response(
         {
             "tree_size": sealed.checkpoint.size,
-            "root_hash": tlog.b64(sealed.checkpoint.root),
+            "root_hash": digests.b64(sealed.checkpoint.root),
             "created": sealed.created,
             "checkpoint": sealed.checkpoint.note,
         },

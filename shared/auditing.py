@@ -10,7 +10,6 @@ certificates and rules. Work and reads are proportional to the range plus O(log 
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import uuid
@@ -1615,7 +1614,7 @@ def _audit(
                 "findings_by_kind": _count(all_findings),
                 "checkpoint": {
                     "size": verified_to,
-                    "root": base64.b64encode(latest.root).decode() if latest else None,
+                    "root": digests.b64(latest.root) if latest else None,
                 },
             },
         }
@@ -1659,12 +1658,26 @@ def _run_doc(row: Any) -> dict[str, Any]:
     }
 
 
+# The audit_runs columns a run document is read from, in _run_doc's order.
 _RUN_COLUMNS = (
-    "CAST(id AS text), mode, status, requested_by, "
-    "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-    "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-    "verified_from, verified_to, checkpoint_size, finding_count, findings, summary"
+    "CAST(id AS text)",
+    "mode",
+    "status",
+    "requested_by",
+    "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+    "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+    "verified_from",
+    "verified_to",
+    "checkpoint_size",
+    "finding_count",
+    "findings",
+    "summary",
 )
+
+
+def _run_select(*, findings: bool) -> str:
+    """The select list for run documents; a listing leaves out each run's findings (NULL)."""
+    return ", ".join(c if findings or c != "findings" else "NULL" for c in _RUN_COLUMNS)
 
 
 def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
@@ -1672,7 +1685,9 @@ def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
     run_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         row = conn.execute(
-            text(f"SELECT {_RUN_COLUMNS} FROM audit_runs WHERE id = CAST(:id AS uuid)"),
+            text(
+                f"SELECT {_run_select(findings=True)} FROM audit_runs WHERE id = CAST(:id AS uuid)"
+            ),
             {"id": run_id},
         ).first()
     if row is None:
@@ -1688,10 +1703,7 @@ def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     with database().transaction(principal.tenant) as conn:
         rows = conn.execute(
             text(
-                "SELECT CAST(id AS text), mode, status, requested_by, "
-                "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-                "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-                "verified_from, verified_to, checkpoint_size, finding_count, NULL, summary "
+                f"SELECT {_run_select(findings=False)} "
                 "FROM audit_runs ORDER BY started_at DESC LIMIT :limit"
             ),
             {"limit": limit},

@@ -25,6 +25,8 @@ from shared.errors import ConfigurationError, Forbidden, Unauthenticated
 from shared.token_cache import TokenCache, Verified
 
 ROLES = ("reader", "author", "certifier", "auditor", "admin")
+# Every role but admin may read the registry and the log.
+READ_ROLES = ("reader", "author", "certifier", "auditor")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_TOKEN_TTL = 24 * 3600
 LEEWAY_SECONDS = 5

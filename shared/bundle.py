@@ -33,17 +33,13 @@ from shared import bundle_statement, keys, tlog
 from shared.auth import Principal
 from shared.documents import now_text
 from shared.errors import InvalidQuery, NotFound
-from shared.integrity import merkle
+from shared.integrity import digests, merkle
 from shared.kinds import KINDS, parse_uuid
 from shared.storage import tree
 from shared.storage.engine import database
 
 FORMAT = "plant-evidence-bundle/2"
 BATCH = 500
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 QUERY = ("kind", "entity")  # the query parameters the bundle takes
@@ -80,8 +76,8 @@ def _previous(conn: Connection, latest: tree.StoredCheckpoint) -> dict[str, Any]
     return {
         "note": stored.note,
         "size": stored.size,
-        "root": b64(stored.root),
-        "consistency_proof": [b64(h) for h in proof],
+        "root": digests.b64(stored.root),
+        "consistency_proof": [digests.b64(h) for h in proof],
     }
 
 
@@ -117,9 +113,9 @@ def _entries(
                 "entity_type": k,
                 "entity_id": entity_id,
                 "version": int(version),
-                "body": b64(bytes(body)),
-                "leaf_hash": b64(bytes(leaf)),
-                "inclusion_proof": [b64(h) for h in proof],
+                "body": digests.b64(bytes(body)),
+                "leaf_hash": digests.b64(bytes(leaf)),
+                "inclusion_proof": [digests.b64(h) for h in proof],
             }
         if len(rows) < BATCH:
             return
@@ -147,7 +143,11 @@ def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any
             "tenant": principal.tenant,
             "origin": tlog.origin(principal.tenant),
             "created_at": now_text(),
-            "checkpoint": {"note": latest.note, "size": latest.size, "root": b64(latest.root)},
+            "checkpoint": {
+                "note": latest.note,
+                "size": latest.size,
+                "root": digests.b64(latest.root),
+            },
             "public_keys": keys.keyring().vkeys,
             "previous_checkpoint": _previous(conn, latest),
             "filters": {"kind": kind, "entity": entity},

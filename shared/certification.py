@@ -9,14 +9,13 @@ and points at the certificate.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from shared import documents, entities, four_eyes, keys, membership, path_params, tlog
-from shared.auth import Principal
+from shared.auth import READ_ROLES, Principal
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -119,7 +118,7 @@ def _inclusion_check(
     message = (
         f"included at {entry.index} in checkpoint {last.size}" if ok else "inclusion proof fails"
     )
-    return Check("INTEGRITY-01", ok, message), {"size": last.size, "root": tlog.b64(last.root)}
+    return Check("INTEGRITY-01", ok, message), {"size": last.size, "root": digests.b64(last.root)}
 
 
 def _gate_check(kind: Kind, fields: dict[str, Any], refs: dict[str, Any]) -> Check:
@@ -401,7 +400,7 @@ def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dic
 
 
 def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
-    principal.require(*entities.READ_ROLES)
+    principal.require(*READ_ROLES)
     kind = entities.resolve_kind(slug)
     entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
@@ -437,14 +436,3 @@ def catalogue() -> list[dict[str, Any]]:
         }
         for r in RULES
     ]
-
-
-def decode_payload(envelope: dict[str, Any]) -> dict[str, Any]:
-    return canonical.loads(base64.b64decode(envelope["payload"]))
-
-
-def verify_certificate(envelope: dict[str, Any]) -> dict[str, Any]:
-    """Verify a certificate's signature with the keyring; return its statement."""
-    verifiers = {v.key_id_hex: v for v in keys.keyring().verifiers}
-    payload = dsse.verify_envelope(envelope, verifiers)
-    return canonical.loads(payload)

@@ -17,7 +17,6 @@ from shared.errors import ConfigurationError
 ROOT = Path(__file__).resolve().parents[1]
 
 APP_ROLE = "plant_app"
-OWNER_ROLE = "plant_owner"
 
 
 def _flag(value: str | None) -> bool:

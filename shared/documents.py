@@ -7,7 +7,6 @@ index, leaf hash and digest, which are computed from those bytes and so cannot b
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,7 +147,7 @@ def served(body: bytes, log_index: int, leaf_hash: bytes, digest: bytes) -> dict
     """The document as returned to clients: stored bytes plus where they sit in the log."""
     doc = canonical.read(body)
     doc["audit_trail"]["log_index"] = log_index
-    doc["audit_trail"]["leaf_hash"] = base64.b64encode(leaf_hash).decode()
+    doc["audit_trail"]["leaf_hash"] = digests.b64(leaf_hash)
     doc["audit_trail"]["digest"] = digests.label(digest)
     return doc
 

@@ -7,7 +7,6 @@ the ledger, move the head. Any failure rolls everything back, so nothing is half
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from shared import (
     query_params,
 )
 from shared.admission import Slots
-from shared.auth import Principal
+from shared.auth import READ_ROLES, Principal
 from shared.config import settings
 from shared.documents import Change
 from shared.errors import (
@@ -58,7 +57,6 @@ from shared.storage import heads, ledger
 from shared.storage.engine import database, retry_transient, sqlstate
 from shared.storage.group import GroupCommits
 
-READ_ROLES = ("reader", "author", "certifier", "auditor")
 MAX_PAGE = 500
 MAX_CATEGORY = 64  # the category filter's length
 DEFAULT_PAGE = 50
@@ -813,7 +811,7 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
                 "digest": digests.label(entry.digest),
                 "previous_digest": doc["versioning"]["previous_digest"],
                 "log_index": entry.index,
-                "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+                "leaf_hash": digests.b64(entry.leaf_hash),
                 "amended_by": doc["versioning"]["amended_by"],
                 "amendment_reason": doc["versioning"]["amendment_reason"],
                 "action": doc["audit_trail"]["action"],

@@ -96,18 +96,12 @@ def summary(conn: Connection, principal: Principal, q: Query) -> dict[str, Any]:
         "generated_by": principal.subject,
         "filters": {"kind": q.kind, "status": q.status},
         "checkpoint": (
-            {"size": last.size, "root": digests_b64(last.root), "note": last.note} if last else None
+            {"size": last.size, "root": digests.b64(last.root), "note": last.note} if last else None
         ),
         "counts": counts,
         "total": sum(sum(c.values()) for c in counts.values()),
         "latest_audit": audit,
     }
-
-
-def digests_b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
 
 
 def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Secret values: from Secret Manager in the cloud, from files locally.
+"""Secret values from Secret Manager (the cloud path; locally, `shared.keys` reads files).
 
 Values are cached per process for a short time (a rotation is picked up without a restart)
 and never logged or put into an error message: errors name the secret, not its value.
@@ -15,8 +15,7 @@ import logging
 import re
 import threading
 import time
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from shared.config import settings
 from shared.errors import ConfigurationError
@@ -32,26 +31,6 @@ _TRANSPORT_LOGGERS = tuple(
 )
 _PAYLOAD_FIELDS = ("request", "response", "httpRequest", "httpResponse")
 REDACTED = "<redacted by shared.secrets>"
-
-
-class SecretSource(Protocol):
-    def get(self, name: str) -> bytes: ...
-
-
-class FileSource:
-    """Secrets as files in a directory (local development)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def get(self, name: str) -> bytes:
-        path = self.directory / name
-        if path.parent != self.directory:
-            raise ConfigurationError(f"secret name {name!r} is not a plain file name")
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"secret {name!r} is missing from {self.directory}") from exc
 
 
 class _RedactPayloads(logging.Filter):

@@ -15,23 +15,17 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from shared import anchors, keys, path_params, query_params
-from shared.auth import Principal
+from shared.auth import READ_ROLES, Principal
 from shared.config import settings
 from shared.errors import IntegrityViolation, InvalidQuery, NotFound, ServiceUnavailable
-from shared.integrity import merkle, note
+from shared.integrity import digests, merkle, note
 from shared.storage import ledger, tree
 from shared.storage.engine import database
-
-READ_ROLES = ("reader", "author", "certifier", "auditor")
 
 
 def origin(tenant: str) -> str:
     """The checkpoint origin line naming one tenant's log."""
     return f"{settings().log_origin_prefix}/{tenant}"
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @dataclass(frozen=True)
@@ -182,8 +176,8 @@ def entry(principal: Principal, raw_index: str) -> dict[str, Any]:
         "entity_type": found.kind,
         "entity_id": found.entity_id,
         "version": found.version,
-        "body": b64(found.body),
-        "leaf_hash": b64(found.leaf_hash),
+        "body": digests.b64(found.body),
+        "leaf_hash": digests.b64(found.leaf_hash),
         "digest": "sha256:" + found.digest.hex(),
         "created_at": found.created_at,
     }
@@ -223,8 +217,8 @@ def inclusion(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     return {
         "index": index,
         "tree_size": size,
-        "leaf_hash": b64(leaf),
-        "proof": [b64(h) for h in proof],
+        "leaf_hash": digests.b64(leaf),
+        "proof": [digests.b64(h) for h in proof],
     }
 
 
@@ -250,7 +244,7 @@ def consistency(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
         if not 0 < old <= new:
             raise _invalid_query("old", "old must be from 1 to new")
         proof = merkle.consistency_proof(tree.proof_nodes(conn, principal.tenant), old, new)
-    return {"old_size": old, "new_size": new, "proof": [b64(h) for h in proof]}
+    return {"old_size": old, "new_size": new, "proof": [digests.b64(h) for h in proof]}
 
 
 def public_keys() -> dict[str, Any]:
@@ -272,6 +266,6 @@ def version_proof(principal: Principal, log_index: int) -> dict[str, Any]:
     return {
         "index": log_index,
         "tree_size": last.size,
-        "proof": [b64(h) for h in proof],
+        "proof": [digests.b64(h) for h in proof],
         "checkpoint": last.note,
     }

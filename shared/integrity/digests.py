@@ -21,6 +21,7 @@ Rows written before this format hold the same digests, full length, as JSON
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -49,13 +50,9 @@ def label(digest: bytes) -> str:
     return PREFIX + digest.hex()
 
 
-def unlabel(text: str) -> bytes:
-    if not text.startswith(PREFIX):
-        raise ValueError("digest must start with 'sha256:'")
-    raw = bytes.fromhex(text[len(PREFIX) :])
-    if len(raw) != 32:
-        raise ValueError("a SHA-256 digest has 32 bytes")
-    return raw
+def b64(data: bytes) -> str:
+    """Bytes as JSON carries them (hashes, proofs, bodies): standard base64 with padding."""
+    return base64.b64encode(data).decode()
 
 
 _layouts: dict[bytes, Layout] = {}

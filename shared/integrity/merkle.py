@@ -86,10 +86,6 @@ def _hashes(reader: NodeReader, ranges: list[Range]) -> list[bytes]:
     return [_fold(plan, nodes) for plan in plans]
 
 
-def root_keys(size: int) -> list[Key]:
-    return range_keys(0, size)
-
-
 def root(reader: NodeReader, size: int) -> bytes:
     """MTH(D[0:size])."""
     if size == 0:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from shared import auditing, bundle, certification, entities
 from shared.auth import Principal
-from shared.integrity import merkle
+from shared.integrity import digests, merkle
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -42,9 +42,9 @@ def _in_memory_entries(superuser, tenant: str, size: int) -> list[dict[str, Any]
             "entity_type": kind,
             "entity_id": entity_id,
             "version": version,
-            "body": bundle.b64(bytes(body)),
-            "leaf_hash": bundle.b64(bytes(leaf)),
-            "inclusion_proof": [bundle.b64(h) for h in merkle.inclusion_proof(nodes, idx, size)],
+            "body": digests.b64(bytes(body)),
+            "leaf_hash": digests.b64(bytes(leaf)),
+            "inclusion_proof": [digests.b64(h) for h in merkle.inclusion_proof(nodes, idx, size)],
         }
         for idx, entry_type, kind, entity_id, version, body, leaf in rows
     ]
