@@ -78,6 +78,7 @@ class TenantA:
         self.bodies = [_batch_body() for _ in range(20)]
         self.batches: list[int] = []
         self.singles: list[int] = []
+        self.refusals: list[Any] = []  # single creates not answered 201: status, retry, body
         self.refused_without_retry_after = 0
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -105,6 +106,9 @@ class TenantA:
         while not self.stop.is_set():
             reply = call(self.server.base, "POST", "/registry/skills", self.token, _skill("a"))
             self.singles.append(reply.status)
+            if reply.status != 201:
+                retry = any(name.lower() == "retry-after" for name in reply.headers)
+                self.refusals.append((reply.status, retry, reply.body))
 
     def __enter__(self) -> TenantA:
         for thread in self.threads:
@@ -163,7 +167,8 @@ def test_one_tenants_batches_do_not_hold_another_tenants_single_writes(
         f"B p50/p99 added {added_p50:.0f}/{added_p99:.0f} ms "
         f"(baseline {_p(baseline, 50):.0f}/{_p(baseline, 99):.0f} ms, "
         f"loaded {_p(loaded, 50):.0f}/{_p(loaded, 99):.0f} ms, {len(loaded)} creates); "
-        f"A: {batches.count(201)} batches of {BATCH} written, {batches.count(503)} refused 503"
+        f"A: {batches.count(201)} batches of {BATCH} written, {batches.count(503)} refused 503; "
+        f"A's single creates: {singles.count(201)} written, {singles.count(503)} refused 503"
     )
     print(figures)
     record(
@@ -175,7 +180,14 @@ def test_one_tenants_batches_do_not_hold_another_tenants_single_writes(
     assert batches.count(201) >= 2, f"tenant A's batches never ran: {figures}"
     assert set(batches) <= {201, 503}, f"a batch got neither 201 nor 503: {sorted(set(batches))}"
     assert tenant_a_load.refused_without_retry_after == 0
-    assert set(singles) == {201}, f"tenant A's single creates: {sorted(set(singles))}"
+    # A's own single creates wait on the log counter A's batch holds to its commit (a
+    # tenant's log is one sequence). On a loaded machine a 10,000-item batch can hold it
+    # past the statement timeout: such a create is refused with 503 + Retry-After and
+    # writes nothing (the ledger check below counts only the 201s), never anything else.
+    assert singles.count(201) > 0, f"tenant A's single creates never landed: {figures}"
+    refusals = tenant_a_load.refusals
+    assert all(status == 503 and retry for status, retry, _ in refusals), refusals[:3]
+    assert all(body["type"].endswith("/service-unavailable") for *_, body in refusals)
     engine = owner_engine(server.database_url)
     written_a = batches.count(201) * BATCH + singles.count(201)
     assert _ledger(engine, tenant_a) == (written_a,) * 4  # nothing lost, nothing twice
