@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 BATCH = 10_000
 BATCH_CLIENTS = 8  # as many as `plant serve` has threads
 SECONDS = 15
+MAX_SECONDS = 120
 STATED_MS = 50  # the issue's bound: added at p99
 # This shared 2-core machine, measured: what is left of B's added p99 (80-165 ms over runs)
 # is PostgreSQL's: every commit waits for the WAL written before it, A's batch's included,
@@ -62,6 +63,12 @@ def _post_raw(server: PlantServer, token: str, body: bytes) -> tuple[int, dict[s
         return 0, {}
     finally:
         conn.close()
+
+
+def _measuring(elapsed: float, batches_written: int) -> bool:
+    """B measures for SECONDS, and on a slow machine on until two of A's batches were written
+    (so B's figures always span batches), within a bound that ends the test in any case."""
+    return elapsed < SECONDS or (batches_written < 2 and elapsed < MAX_SECONDS)
 
 
 def _p(values: list[float], percent: float) -> float:
@@ -156,8 +163,8 @@ def test_one_tenants_batches_do_not_hold_another_tenants_single_writes(
     with TenantA(server, token_a) as tenant_a_load:
         time.sleep(1.0)  # the first batches are in flight
         loaded: list[float] = []
-        deadline = time.monotonic() + SECONDS
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        while _measuring(time.monotonic() - start, tenant_a_load.batches.count(201)):
             loaded.append(create_b())
             time.sleep(0.02)
     batches, singles = tenant_a_load.batches, tenant_a_load.singles
