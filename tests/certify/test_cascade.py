@@ -373,3 +373,43 @@ def test_referencing_reads_the_stored_current_versions(people):
         certified = dependents.referencing(conn, [w.ids["J"]], status="certified")
     assert found == sorted([w.ids["J"], w.ids["A"]])
     assert sorted(e.head.entity_id for e in certified) == sorted([w.ids["A"], w.ids["T"]])
+
+
+def test_an_agent_moved_between_certified_teams_moves_both(people, registry_client, make_token):
+    """A certified agent moved from certified team T to certified team T2 changes both teams'
+    membership: each leaves certified (and with T2 the agent it still holds), and the
+    assignment's response lists them."""
+    w = _world(people)
+    t2 = people.create(
+        "teams",
+        name="T2",
+        description="d",
+        job_role_id=w.ids["J"],
+        industry_id=w.ids["I"],
+        governance_agent_id=w.ids["G"],
+    )
+    a2 = people.create(  # G's skill and job role, in T2: an agent's key holds its team
+        "agents",
+        name="A2",
+        skill_id=w.ids["SG"],
+        job_role_id=w.ids["JG"],
+        industry_id=w.ids["I"],
+        governance_agent_id=w.ids["G"],
+        team_id=t2,
+    )
+    certification.certify(people.certifier, "agents", a2, None, "test")
+    certification.certify(people.certifier, "teams", t2, None, "test")
+    auth = {"Authorization": f"Bearer {make_token(people.tenant, 'author', 'reader')}"}
+    response = registry_client.post(
+        f"/registry/agents/{w.ids['A']}/team", json={"team_id": t2}, headers=auth
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["relationships"]["team_id"] == t2
+    assert sorted((i["kind"], i["id"], i["status"]) for i in response.json["cascade"]) == sorted(
+        [
+            ("teams", w.ids["T"], "pending_certification"),
+            ("teams", t2, "pending_certification"),
+            ("agents", a2, "pending_certification"),  # it names T2 by its team_id
+        ]
+    )
+    assert _full_audit(people.tenant) == []
