@@ -95,7 +95,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     if cfg.is_cloud:
         raise ConfigurationError(
             "in the cloud, add a new version of the signing-key secret holding the old keys "
-            "plus a new one (see README, Deploy to Google Cloud)"
+            "plus a new one (see docs/deploy.md)"
         )
     ring = keys.rotate_local(cfg)
     print(f"active key: {ring.active.vkey}")

@@ -1,5 +1,5 @@
 # Secret containers only: their values never pass through Terraform (or its state).
-# Add them with `gcloud secrets versions add` (see README, "Deploy to Google Cloud").
+# Add them with `gcloud secrets versions add` (see docs/deploy.md).
 
 resource "google_secret_manager_secret" "signing_key" {
   secret_id = "${var.name_prefix}-signing-keys"
