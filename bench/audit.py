@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _PEAK_RSS = """
 import re, resource, sys
-from shared import auditing
+from shared.audit import heads as auditing
 from shared.auth import Principal
 if sys.argv[1]:
     run, _ = auditing.run(Principal("bench", sys.argv[1], frozenset({"auditor"})), {"mode": "full"})
@@ -98,7 +98,7 @@ def _copy_and_hash(tenant: str, start: int, end: int) -> float:
 def _phases(names: tuple[str, ...]) -> Iterator[dict[str, list[float]]]:
     """Seconds each call of these ``Auditor`` methods took, while the block runs (the
     methods are wrapped, then restored): where a full audit's time goes."""
-    from shared.auditing import Auditor
+    from shared.audit.heads import Auditor
 
     spent: dict[str, list[float]] = {name: [] for name in names}
     originals = {name: getattr(Auditor, name) for name in names}
@@ -139,7 +139,7 @@ def _read_and_hash(tenant: str, start: int, end: int, batch: int = 5000) -> floa
 
 
 def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
-    from shared import auditing
+    from shared.audit import heads as auditing
     from shared.auth import Principal
 
     tenant, _ = sealed_tenant(size)

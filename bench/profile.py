@@ -48,7 +48,8 @@ def _count_statements() -> Counter[str]:
 def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
     """name -> (setup, run, operations)."""
     from bench import seed
-    from shared import auditing, entities
+    from shared import entities
+    from shared.audit import heads as auditing
     from shared.auth import Principal
 
     state: dict[str, Any] = {}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import flask
 
-from shared import auditing, health, openapi
+from shared import health, openapi
+from shared.audit import heads as auditing
 from shared.http import Body, Call, Router, json_response
 
 router = Router("audit")

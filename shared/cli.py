@@ -214,7 +214,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
-    from shared import auditing
+    from shared.audit import heads as auditing
     from shared.progress import Progress
 
     principal = _operator(args)

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from shared import auditing, certification, config, entities, scan_pool, tlog
+from shared import certification, config, entities, tlog
+from shared.audit import heads as auditing
+from shared.audit import workers as scan_pool
 from shared.auth import Principal
 from shared.storage import copyread
 

@@ -9,7 +9,8 @@ import pytest
 from seeding import seed_skills
 from sqlalchemy import text
 
-from shared import auditing, tlog
+from shared import tlog
+from shared.audit import heads as auditing
 from shared.config import ROOT
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared import auditing, entities
+from shared import entities
+from shared.audit import heads as auditing
 
 
 def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from reliability_table import record
 
-from shared import auditing, certification, entities, four_eyes, tlog
+from shared import certification, entities, four_eyes, tlog
+from shared.audit import heads as auditing
 from shared.auth import Principal
 
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from shared import auditing, certification, config, entities, scan_pool, tlog
+from shared import certification, config, entities, tlog
+from shared.audit import heads as auditing
+from shared.audit import workers as scan_pool
 from tests.tampering import status_past_the_cascade
 
 

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import text
 from tampering import rewrite_body
 
-from shared import auditing, config, entities, scan_pool, tlog
+from shared import config, entities, tlog
+from shared.audit import heads as auditing
+from shared.audit import workers as scan_pool
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.storage.engine import database
 

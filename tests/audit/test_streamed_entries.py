@@ -11,7 +11,8 @@ from seeding import seed_skills
 from sqlalchemy import text
 from tampering import rewrite_body
 
-from shared import auditing, entities
+from shared import entities
+from shared.audit import heads as auditing
 from shared.auth import Principal
 from shared.integrity import merkle
 from shared.storage import copyread

@@ -7,7 +7,8 @@ import base64
 
 from tampering import rewrite_body
 
-from shared import auditing, entities, tlog
+from shared import entities, tlog
+from shared.audit import heads as auditing
 from shared.integrity import canonical, digests, merkle, note
 
 

@@ -8,7 +8,8 @@ import pytest
 from reliability_table import record
 from tampering import append_unchecked
 
-from shared import auditing, tlog
+from shared import tlog
+from shared.audit import heads as auditing
 
 
 def _expected(history, index: int, field: str) -> tuple:

@@ -18,7 +18,8 @@ import pytest
 from reliability_table import record
 from sqlalchemy import text
 
-from shared import auditing, certification, entities
+from shared import certification, entities
+from shared.audit import heads as auditing
 from shared.auth import Principal
 from shared.config import ROOT
 from shared.storage.engine import database

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from shared import auditing, certification, cli, entities, keys
+from shared import certification, cli, entities, keys
+from shared.audit import heads as auditing
 from shared.auth import Principal
 from shared.config import ROOT
 

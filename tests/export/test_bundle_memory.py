@@ -13,7 +13,8 @@ from reliability_table import record
 from seeding import seed_skills
 from sqlalchemy import text
 
-from shared import auditing, bundle, certification, entities
+from shared import bundle, certification, entities
+from shared.audit import heads as auditing
 from shared.auth import Principal
 from shared.integrity import digests, merkle
 

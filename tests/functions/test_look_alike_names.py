@@ -16,7 +16,7 @@ from typing import Any
 from reliability_table import record
 from sqlalchemy import text
 
-from shared import auditing
+from shared.audit import heads as auditing
 from shared.auth import Principal
 
 LOOK_ALIKES = {

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from shared import auditing, entities
+from shared import entities
+from shared.audit import heads as auditing
 from shared.auth import Principal
 from shared.errors import Conflict, PayloadTooLarge, ValidationFailed
 

@@ -14,7 +14,8 @@ import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import auditing, certification, entities
+from shared import certification, entities
+from shared.audit import heads as auditing
 from shared.auth import Principal
 from shared.errors import Conflict
 from shared.storage import ledger

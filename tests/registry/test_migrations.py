@@ -105,7 +105,8 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
     both (nothing lost, no logged byte changed, a full audit clean), and refuses new ones."""
     from databases import create_database, superuser_engine
 
-    from shared import auditing, entities, names
+    from shared import entities, names
+    from shared.audit import heads as auditing
     from shared.auth import Principal
     from shared.storage import engine as engine_module
 

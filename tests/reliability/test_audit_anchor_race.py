@@ -8,7 +8,8 @@ import uuid
 
 from reliability_table import record
 
-from shared import auditing, entities, tlog
+from shared import entities, tlog
+from shared.audit import heads as auditing
 from shared.auth import Principal
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.findings import Finding
+from shared.audit.findings import Finding
 
 # entity id -> (version, prev_digest, log index, kind, findings before it) of the first
 # version a range holds of it, unless that is a version 1 linking to nothing (all a new
@@ -127,7 +127,7 @@ class Workers:
 def scan(tenant: str, snapshot: str, low: int, high: int, reported: set[int]) -> Scanned:
     """Scan entries [low, high) as the audit would, in the audit's snapshot (a worker's
     task: module level, so a spawned process can import it)."""
-    from shared import auditing
+    from shared.audit import heads as auditing
     from shared.storage.engine import database
 
     with database().transaction(tenant, shared_snapshot=snapshot) as conn:
@@ -148,7 +148,7 @@ def check_heads(
     entries scanned from ``low`` (a worker's task). ``shared``: entities read in other
     ranges too, whose newest summary only the audit has; ``wanted``: ids the rules need
     the current version of; ``reported``: indices already named."""
-    from shared import auditing
+    from shared.audit import heads as auditing
     from shared.storage.engine import database
 
     with database().transaction(tenant, shared_snapshot=snapshot) as conn:

@@ -32,9 +32,10 @@ from shared import (
     keys,
     path_params,
     query_params,
-    scan_pool,
     tlog,
 )
+from shared.audit import workers as scan_pool
+from shared.audit.findings import Finding
 from shared.auth import Principal
 from shared.config import settings
 from shared.errors import (
@@ -42,7 +43,6 @@ from shared.errors import (
     NotFound,
     ValidationFailed,
 )
-from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.kinds import KINDS
 from shared.rules.inputs import unstorable_text
