@@ -8,7 +8,7 @@ from typing import Any
 
 from shared import lifecycle
 from shared.audit.findings import KINDS as FINDING_KINDS
-from shared.audit.heads import MODES
+from shared.audit.params import MODES
 from shared.certification import MAX_BATCH
 from shared.documents import SECTIONS
 from shared.errors import MAX_LISTED, PROBLEM_BASE
