@@ -47,6 +47,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    """The operations, imported when first named: most importers need only the constants."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(_LAZY[name]), name)

@@ -38,6 +38,7 @@ def rechecked(state: AuditState, start: int, end: int) -> set[str]:
 
 
 def _opt(value: bytes | None) -> bytes | None:
+    """A nullable bytea column as bytes, NULL as None."""
     return bytes(value) if value is not None else None
 
 
@@ -88,6 +89,7 @@ def _in_order(state: AuditState, entity_id: str, rows: list[Row]) -> None:
 
 
 def _digest_in(rows: list[Row], version: int) -> bytes | None:
+    """The digest of ``version`` among these rows of one entity, if read."""
     if version < 1:
         return None
     return next((r.digest for r in rows if r.version == version), None)

@@ -52,6 +52,7 @@ class Kept:
     moved_from: dict[bytes, int] = field(default_factory=dict)  # stored leaf -> its index
 
     def extend(self, other: Kept) -> None:
+        """Another range's kept rows after these: the order they were read in."""
         self.rows.extend(other.rows)
         self.mismatched.extend(other.mismatched)
         self.moved_from.update(other.moved_from)
@@ -82,6 +83,7 @@ class Scanned:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """The summaries back from ``packed`` bytes."""
         state["latest"] = unpacked(state["latest"])
         self.__dict__.update(state)
 

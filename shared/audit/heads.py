@@ -70,10 +70,12 @@ class Packed:
         self.latest = latest
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as the packed summaries, made now that the task is sent."""
         return _unpack, (packed(self.latest),)
 
 
 def _unpack(data: bytes) -> Packed:
+    """The worker's side of ``Packed.__reduce__``."""
     return Packed(unpacked(data))
 
 
@@ -345,6 +347,7 @@ def _uncovered(state: AuditState, uncovered: list[_Head], gathered: rules.Rules)
 def _behind(
     state: AuditState, latest: int, kind: str, entity_id: str, version: int, log_index: int
 ) -> None:
+    """A head at an older version than the ledger's newest: a version was logged past it."""
     state.add(
         "inserted",
         f"version {latest} exists but the head is at {version}",

@@ -35,6 +35,7 @@ def stored_leaves_at(state: AuditState, indices: Iterable[int]) -> dict[int, byt
 
 
 def _leaves(state: AuditState, which: str, params: dict[str, Any]) -> dict[int, bytes]:
+    """Level-0 hashes of the indexes ``which`` selects, by index."""
     result = state.conn.execute(
         text(
             "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "

@@ -36,6 +36,8 @@ class Rules:
         version: int,
         relations: dict[str, Any] | None,
     ) -> None:
+        """A current version: kept as a reference if wanted, and checked if it has
+        relationships and is not deprecated."""
         if entity_id in self.wanted:
             self.refs[entity_id] = Ref(entity_id, kind, status, relations or {})
         if relations is not None and status != "deprecated":
@@ -51,6 +53,7 @@ class RuleCalls:
         self.made: list[tuple[Any, ...]] = []
 
     def current(self, *args: Any) -> None:
+        """Recorded, to be made again in the audit's process."""
         self.made.append(args)
 
 

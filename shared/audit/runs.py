@@ -134,6 +134,7 @@ def run(
 def _audit(
     tenant: str, mode: str, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, Any]:
+    """One run's passes over one snapshot: its findings, what it verified and its summary."""
     findings: list[Finding] = []
     store = anchors.anchor_store(settings())
     try:
@@ -198,6 +199,7 @@ def _dedupe(found: list[Finding], sealing: list[Finding]) -> list[Finding]:
 
 
 def _count(found: list[Finding]) -> dict[str, int]:
+    """Findings by kind, for the run's summary."""
     counts: dict[str, int] = defaultdict(int)
     for f in found:
         counts[f.kind] += 1
@@ -205,6 +207,7 @@ def _count(found: list[Finding]) -> dict[str, int]:
 
 
 def _run_doc(row: Any) -> dict[str, Any]:
+    """A run as the API shows it, from a row of ``_RUN_COLUMNS``."""
     return {
         "id": row[0],
         "mode": row[1],
@@ -227,6 +230,7 @@ def _run_select(*, findings: bool) -> str:
 
 
 def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
+    """One audit run, findings included."""
     principal.require("auditor")
     run_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
@@ -242,6 +246,7 @@ def get_run(principal: Principal, raw_id: str) -> dict[str, Any]:
 
 
 def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
+    """The newest runs, without their findings (a page of runs stays small)."""
     principal.require("auditor")
     limit = query_params.integer(
         query, "limit", minimum=1, maximum=params.MAX_RUNS_PAGE, default=params.RUNS_PAGE

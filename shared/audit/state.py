@@ -99,6 +99,7 @@ class AuditState:
 
     @functools.cached_property
     def keyring(self) -> keys.Keyring:
+        """The tenant's verifiers, read once an audit."""
         return keys.keyring()
 
     @functools.cached_property
@@ -114,6 +115,7 @@ class AuditState:
         return workers if entries >= settings().audit_parallel_from else None
 
     def add(self, kind: str, detail: str, **where: Any) -> None:
+        """A finding at this tenant, noted in order."""
         self.note(Finding(kind, self.tenant, detail, **where))
 
     def note(self, finding: Finding) -> None:

@@ -193,6 +193,7 @@ def link(
 
 
 def chain_broken(state: AuditState, kind: str, entity_id: str, number: int, index: int) -> None:
+    """A version whose link does not name the digest of the version before it."""
     state.add(
         "chain_broken",
         f"version {number} does not link to version {number - 1}",
@@ -204,6 +205,7 @@ def chain_broken(state: AuditState, kind: str, entity_id: str, number: int, inde
 
 
 def column_finding(state: AuditState, row: Row, column: str) -> None:
+    """A row whose ``column`` contradicts the bytes the tree vouches for."""
     state.add(
         "altered",
         f"entry {row.index}'s {column} column disagrees with its bytes",
