@@ -48,7 +48,7 @@ def _count_statements() -> Counter[str]:
 def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
     """name -> (setup, run, operations)."""
     from bench import seed
-    from shared import auditing, entities
+    from shared import audit, entities
     from shared.auth import Principal
 
     state: dict[str, Any] = {}
@@ -89,7 +89,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
     def audit_setup() -> None:
         tenant = seed.seeded_tenant("prof", size)
         state["auditor"] = Principal("bench", tenant, frozenset({"auditor"}))
-        auditing.run(state["auditor"], {"mode": "full"})
+        audit.run(state["auditor"], {"mode": "full"})
 
     def incremental_setup() -> None:
         from bench.db import superuser
@@ -134,10 +134,10 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
         "create": (create_setup, create_run, size),
         "http": (http_setup, http_run, size),
         "batch": (create_setup, batch_run, size),
-        "audit": (audit_setup, lambda: auditing.run(state["auditor"], {"mode": "full"}), size),
+        "audit": (audit_setup, lambda: audit.run(state["auditor"], {"mode": "full"}), size),
         "incremental": (
             incremental_setup,
-            lambda: auditing.run(state["auditor"], {"mode": "incremental"}),
+            lambda: audit.run(state["auditor"], {"mode": "incremental"}),
             size // 10,
         ),
         "proofs": (proofs_setup, proofs_run, 200),

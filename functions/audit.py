@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import flask
 
-from shared import auditing, health, openapi
+from shared import audit, health, openapi
 from shared.http import Body, Call, Router, json_response
 
 router = Router("audit")
@@ -23,20 +23,20 @@ def healthz(call: Call) -> flask.Response:
 
 @router.route("POST", "/runs", body=Body.OPTIONAL_JSON, roles=("auditor",))
 def start_run(call: Call) -> flask.Response:
-    run, started = auditing.run(call.principal, call.body)
+    run, started = audit.run(call.principal, call.body)
     return json_response(run, 201 if started else 200, {"Location": f"/audit/runs/{run['id']}"})
 
 
 @router.route("GET", "/runs", query=("limit",))
 def list_runs(call: Call) -> flask.Response:
-    return json_response(auditing.list_runs(call.principal, call.query))
+    return json_response(audit.list_runs(call.principal, call.query))
 
 
 @router.route("GET", "/runs/<run_id>")
 def get_run(call: Call, run_id: str) -> flask.Response:
-    return json_response(auditing.get_run(call.principal, run_id))
+    return json_response(audit.get_run(call.principal, run_id))
 
 
 @router.route("GET", "/entities/<kind>/<entity_id>")
 def entity_report(call: Call, kind: str, entity_id: str) -> flask.Response:
-    return json_response(auditing.entity_report(call.principal, kind, entity_id))
+    return json_response(audit.entity_report(call.principal, kind, entity_id))

@@ -214,13 +214,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
-    from shared import auditing
+    from shared import audit
     from shared.progress import Progress
 
     principal = _operator(args)
     progress = Progress("auditing", enabled=True if args.progress else None)
     with _database(prepare=True):
-        run, started = auditing.run(principal, {"mode": args.mode}, progress)
+        run, started = audit.run(principal, {"mode": args.mode}, progress)
     if not started:
         print(f"an audit is already running: {run['id']}", file=sys.stderr)
     print(json.dumps(run, indent=2))

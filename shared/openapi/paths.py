@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import lifecycle
-from shared.auditing import MAX_RUNS_PAGE, RUNS_PAGE
+from shared.audit.params import MAX_RUNS_PAGE, RUNS_PAGE
 from shared.certification import MAX_BATCH
 from shared.entities import DEFAULT_PAGE, MAX_CATEGORY, MAX_PAGE
 from shared.entities import MAX_BATCH as MAX_CREATE_BATCH

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from shared import lifecycle
-from shared.auditing import MODES
+from shared.audit.findings import KINDS as FINDING_KINDS
+from shared.audit.params import MODES
 from shared.certification import MAX_BATCH
 from shared.documents import SECTIONS
 from shared.errors import MAX_LISTED, PROBLEM_BASE
-from shared.findings import KINDS as FINDING_KINDS
 from shared.http import MAX_BODY
 from shared.kinds import (
     KINDS,

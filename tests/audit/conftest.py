@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from shared import auditing, certification, config, entities, scan_pool, tlog
+from shared import audit, certification, config, entities, tlog
 from shared.auth import Principal
 from shared.storage import copyread
 
@@ -26,7 +27,7 @@ class History:
     skills: list[str]
 
     def audit(self, mode: str = "full") -> dict[str, Any]:
-        run, _ = auditing.run(self.auditor, {"mode": mode})
+        run, _ = audit.run(self.auditor, {"mode": mode})
         assert run["status"] == "completed", run
         return run
 
@@ -133,23 +134,23 @@ def sent_statements() -> Callable[[], AbstractContextManager[list[str]]]:
 
 
 @pytest.fixture
-def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[Any]]:
+def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[[ModuleType, str], list[Any]]:
     """Ranges of two entries and every full audit's passes handed to the workers (when it
-    has more than one); ``pooled(name)`` records, in order, the parts that
-    ``scan_pool.<name>`` hands back to the audit."""
+    has more than one); ``pooled(module, name)`` records, in order, the parts that
+    ``module.<name>`` hands back to the audit."""
     monkeypatch.setattr(copyread, "RANGE", 2)
     monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "0")
 
-    def record(name: str) -> list[Any]:
+    def record(module: ModuleType, name: str) -> list[Any]:
         parts: list[Any] = []
-        handed = getattr(scan_pool, name)
+        handed = getattr(module, name)
 
         def recorded(*args: Any) -> Iterator[Any]:
             for part in handed(*args):
                 parts.append(part)
                 yield part
 
-        monkeypatch.setattr(scan_pool, name, recorded)
+        monkeypatch.setattr(module, name, recorded)
         return parts
 
     yield record

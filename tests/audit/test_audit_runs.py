@@ -9,7 +9,8 @@ import pytest
 from seeding import seed_skills
 from sqlalchemy import text
 
-from shared import auditing, tlog
+from shared import audit, tlog
+from shared.audit import runs
 from shared.config import ROOT
 
 
@@ -34,7 +35,7 @@ def _auditor(tenant: str):
 
 def test_clean_log_of_10000_entries_has_zero_findings(superuser, tenant, database_url):
     seed_skills(superuser, tenant, 0, 10_000)
-    run, started = auditing.run(_auditor(tenant), {"mode": "full"})
+    run, started = audit.run(_auditor(tenant), {"mode": "full"})
     assert started and run["status"] == "completed"
     assert run["findings"] == []
     assert run["verified_to"] == 10_000
@@ -43,9 +44,9 @@ def test_clean_log_of_10000_entries_has_zero_findings(superuser, tenant, databas
 
 def test_incremental_audit_reads_new_plus_log_n_rows(superuser, tenant, database_url):
     seed_skills(superuser, tenant, 0, 20_000)
-    full, _ = auditing.run(_auditor(tenant), {"mode": "full"})
+    full, _ = audit.run(_auditor(tenant), {"mode": "full"})
     seed_skills(superuser, tenant, 20_000, 1_000)
-    incremental, _ = auditing.run(_auditor(tenant), {"mode": "incremental"})
+    incremental, _ = audit.run(_auditor(tenant), {"mode": "incremental"})
     assert incremental["findings"] == []
     assert incremental["verified_from"] == 20_000 and incremental["verified_to"] == 21_000
     assert incremental["summary"]["entries_verified"] == 1_000
@@ -57,9 +58,9 @@ def test_incremental_audit_reads_new_plus_log_n_rows(superuser, tenant, database
 
 
 def test_a_second_audit_while_one_runs_returns_the_running_one(tenant, database_url):
-    run_id, started = auditing._start(_auditor(tenant), "full")
+    run_id, started = runs._start(_auditor(tenant), "full")
     assert started
-    again, started_again = auditing.run(_auditor(tenant), {"mode": "incremental"})
+    again, started_again = audit.run(_auditor(tenant), {"mode": "incremental"})
     assert not started_again
     assert again["id"] == run_id and again["status"] == "running"
 
@@ -71,7 +72,7 @@ def test_two_audits_fired_at_once_never_run_concurrently(superuser, tenant, data
 
     def fire() -> None:
         barrier.wait()
-        results.append(auditing.run(_auditor(tenant), {"mode": "full"}))
+        results.append(audit.run(_auditor(tenant), {"mode": "full"}))
 
     threads = [threading.Thread(target=fire) for _ in range(2)]
     for t in threads:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from shared import auditing, entities
+from shared import audit, entities
+from shared.audit import entries
 
 
 def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
-    real_beyond = auditing.Auditor.beyond
+    real_beyond = entries.beyond
     written = []
 
-    def write_then_look_beyond(self, size):
+    def write_then_look_beyond(state, size):
         # Another client's create commits after the audit read the log's size and before it
         # looks for rows past that size.
         if not written:
@@ -21,11 +22,11 @@ def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
                     "r",
                 )
             )
-        return real_beyond(self, size)
+        return real_beyond(state, size)
 
-    monkeypatch.setattr(auditing.Auditor, "beyond", write_then_look_beyond)
-    run, _ = auditing.run(history.auditor, {"mode": "full"})
+    monkeypatch.setattr(entries, "beyond", write_then_look_beyond)
+    run, _ = audit.run(history.auditor, {"mode": "full"})
     assert written, "the concurrent write did not happen"
     assert run["findings"] == [], run["findings"]
-    monkeypatch.setattr(auditing.Auditor, "beyond", real_beyond)
+    monkeypatch.setattr(entries, "beyond", real_beyond)
     assert history.audit("incremental")["findings"] == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from reliability_table import record
 
-from shared import auditing, certification, entities, four_eyes, tlog
+from shared import audit, certification, entities, four_eyes, tlog
 from shared.auth import Principal
 
 
@@ -63,7 +63,7 @@ def test_a_certificate_by_the_content_author_is_a_finding(request, history, monk
     run = history.audit(mode)
     assert [_named(f) for f in run["findings"]] == [_expected(skill, index)]
     assert "alice" in run["findings"][0]["detail"]
-    report = auditing.entity_report(history.auditor, "skills", skill)
+    report = audit.entity_report(history.auditor, "skills", skill)
     assert [_named(f) for f in report["findings"]] == [_expected(skill, index)]
     record(
         request.node,

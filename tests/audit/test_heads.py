@@ -228,7 +228,7 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
     (two indexes a statement here); those of older entities amended since, and one whose
     first index was moved out of every range, are looked up by id (two a statement here);
     each edit is named."""
-    from shared import auditing
+    from shared.audit import reads
     from shared.storage import copyread
 
     history.audit("full")
@@ -264,7 +264,7 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
             e=entity_id,
         )
     monkeypatch.setattr(copyread, "RANGE", 2)
-    monkeypatch.setattr(auditing, "_BY_ID", 2)
+    monkeypatch.setattr(reads, "_BY_ID", 2)
     run = history.audit("incremental")
     found = sorted(
         (f["entity_id"], f["field"])

@@ -1,4 +1,4 @@
-"""A full audit's heads checked in worker processes (``scan_pool.check_heads``), range by
+"""A full audit's heads checked in worker processes (``shared.audit.heads.check_heads``), range by
 range of first index, find exactly what one process finds: the same findings in the same
 order, for each attack on a head, with every range two entries long so that an entity's
 versions, its head and the heads that point at one entry lie in different ranges."""
@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from shared import auditing, certification, config, entities, scan_pool, tlog
+from shared import audit, certification, config, entities, tlog
+from shared.audit import heads
 from tests.tampering import status_past_the_cascade
 
 
 @pytest.fixture
-def parts(pooled) -> list[scan_pool.HeadsChecked]:
-    return pooled("heads_checked")
+def parts(pooled) -> list[heads.HeadsChecked]:
+    return pooled(heads, "heads_checked")
 
 
 @pytest.fixture
@@ -185,14 +186,14 @@ def test_a_heads_worker_that_fails_fails_the_audit(history, pooled, monkeypatch,
     """The entries pass done, the heads handed to workers that cannot read the audit's
     snapshot: the run is marked failed and the error raised, never a completed audit whose
     heads were not all checked."""
-    handed = scan_pool.heads_checked
+    handed = heads.heads_checked
 
     def unreadable(workers, tenant, snapshot, *rest):
         return handed(workers, tenant, "00000003-0000001B-1", *rest)
 
-    monkeypatch.setattr(scan_pool, "heads_checked", unreadable)
+    monkeypatch.setattr(heads, "heads_checked", unreadable)
     monkeypatch.setenv("PLANT_AUDIT_WORKERS", "2")
     config.settings.cache_clear()
     with pytest.raises(DBAPIError, match="snapshot"):
-        auditing.run(history.auditor, {"mode": "full"})
+        audit.run(history.auditor, {"mode": "full"})
     assert last_run_status(history.tenant) == "failed"

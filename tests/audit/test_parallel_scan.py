@@ -1,4 +1,4 @@
-"""A full audit's ranges scanned in worker processes (``shared.scan_pool``) find exactly
+"""A full audit's ranges scanned in worker processes (``shared.audit.entries``) find exactly
 what one process finds: the same findings in the same order, for a clean log and for each
 attack, with every range two entries long so that chains, repeats and gaps cross ranges.
 The workers read the audit's own snapshot, and a worker that fails fails the audit."""
@@ -12,17 +12,18 @@ import pytest
 from sqlalchemy import text
 from tampering import rewrite_body
 
-from shared import auditing, config, entities, scan_pool, tlog
+from shared import audit, config, entities, tlog
+from shared.audit import entries
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.storage.engine import database
 
 
 @pytest.fixture
-def workers(pooled) -> list[scan_pool.Scanned]:
-    return pooled("scanned")
+def workers(pooled) -> list[entries.Scanned]:
+    return pooled(entries, "scanned")
 
 
-def _both(full_audit, history, parts: list[scan_pool.Scanned]) -> tuple[list, list]:
+def _both(full_audit, history, parts: list[entries.Scanned]) -> tuple[list, list]:
     """(findings of one process, findings of two workers) on the same log."""
     alone = full_audit(history, 1)
     assert parts == []
@@ -177,7 +178,7 @@ def test_a_worker_that_fails_fails_the_audit(history, workers, monkeypatch, last
     database().ping()  # this process keeps its engine; spawned workers read the broken URL
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(ServiceUnavailable, match="database is unavailable"):
-        auditing.run(history.auditor, {"mode": "full"})
+        audit.run(history.auditor, {"mode": "full"})
     assert last_run_status(history.tenant) == "failed"
 
 

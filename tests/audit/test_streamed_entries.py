@@ -11,7 +11,7 @@ from seeding import seed_skills
 from sqlalchemy import text
 from tampering import rewrite_body
 
-from shared import auditing, entities
+from shared import audit, entities
 from shared.auth import Principal
 from shared.integrity import merkle
 from shared.storage import copyread
@@ -70,7 +70,7 @@ def test_a_broken_link_to_a_version_before_the_range_is_chain_broken(history, at
 def test_a_tampered_entry_deep_in_a_large_range_is_named(superuser, tenant, database_url, attack):
     seed_skills(superuser, tenant, 0, 5000)
     rewrite_body(attack, tenant, 3210, '"seeded"', '"SEEDED"')
-    run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    run, _ = audit.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     assert [(f["kind"], f["log_index"], f["field"]) for f in run["findings"]] == [
         ("altered", 3210, "description")
     ], run["findings"]

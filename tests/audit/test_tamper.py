@@ -7,7 +7,7 @@ import base64
 
 from tampering import rewrite_body
 
-from shared import auditing, entities, tlog
+from shared import audit, entities, tlog
 from shared.integrity import canonical, digests, merkle, note
 
 
@@ -198,7 +198,7 @@ def test_flipped_certificate_byte_is_certificate_invalid(history, attack, superu
 def test_entity_report_names_the_altered_field(history, attack, entry_indices):
     first = entry_indices(history.tenant, history.skills[2])[0]
     rewrite_body(attack, history.tenant, first, '"Rust"', '"Rusty"')
-    report = auditing.entity_report(history.auditor, "skills", history.skills[2])
+    report = audit.entity_report(history.auditor, "skills", history.skills[2])
     assert [(f["kind"], f["section"], f["field"]) for f in report["findings"]] == [
         ("altered", "identity", "name")
     ]
@@ -215,7 +215,7 @@ def test_entity_report_reads_every_entry_in_a_fixed_number_of_queries(
 ):
     def counted(entity_id: str) -> tuple[dict, int]:
         with sent_statements() as sent:
-            report = auditing.entity_report(history.auditor, "skills", entity_id)
+            report = audit.entity_report(history.auditor, "skills", entity_id)
         return report, len(sent)
 
     go = history.skills[1]  # certified: versions 1 and 2, and the certificate

@@ -8,7 +8,7 @@ import pytest
 from reliability_table import record
 from tampering import append_unchecked
 
-from shared import auditing, tlog
+from shared import audit, tlog
 
 
 def _expected(history, index: int, field: str) -> tuple:
@@ -45,7 +45,7 @@ def test_a_nul_written_past_the_checks_is_a_finding(request, history, attributes
     for mode in ("incremental", "full"):
         run = history.audit(mode)
         assert _named(run["findings"]) == [_expected(history, index, field)], run["findings"]
-    report = auditing.entity_report(history.auditor, "skills", history.skills[0])
+    report = audit.entity_report(history.auditor, "skills", history.skills[0])
     assert _named(report["findings"]) == [_expected(history, index, field)]
     record(
         request.node,

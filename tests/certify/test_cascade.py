@@ -18,7 +18,7 @@ import pytest
 from reliability_table import record
 from sqlalchemy import text
 
-from shared import auditing, certification, entities
+from shared import audit, certification, entities
 from shared.auth import Principal
 from shared.config import ROOT
 from shared.storage.engine import database
@@ -173,7 +173,7 @@ def _status(people: Team, w: World, name: str) -> tuple[str, int]:
 
 
 def _full_audit(tenant: str) -> list[dict[str, Any]]:
-    run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    run, _ = audit.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     assert run["status"] == "completed", run
     return run["findings"]
 

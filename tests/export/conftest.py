@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared import auditing, certification, cli, entities, keys
+from shared import audit, certification, cli, entities, keys
 from shared.auth import Principal
 from shared.config import ROOT
 
@@ -54,7 +54,7 @@ def seeded(database_url: str, tenant: str) -> Seeded:
     certified = skills[:2]
     for skill in certified:
         certification.certify(certifier, "skills", skill, None, "r")
-    auditing.run(auditor, {"mode": "full"})
+    audit.run(auditor, {"mode": "full"})
     role = entities.create(
         author,
         "job-roles",

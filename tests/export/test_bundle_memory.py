@@ -13,7 +13,7 @@ from reliability_table import record
 from seeding import seed_skills
 from sqlalchemy import text
 
-from shared import auditing, bundle, certification, entities
+from shared import audit, bundle, certification, entities
 from shared.auth import Principal
 from shared.integrity import digests, merkle
 
@@ -60,7 +60,7 @@ def test_a_streamed_bundle_is_byte_for_byte_the_in_memory_one_and_verifies(
     seed_skills(superuser, tenant, 0, 1_234)
     author = Principal("alice", tenant, frozenset({"author"}))
     certifier = Principal("carol", tenant, frozenset({"certifier"}))
-    auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    audit.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     for i in range(3):
         skill = entities.create(
             author,

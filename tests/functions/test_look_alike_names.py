@@ -16,7 +16,7 @@ from typing import Any
 from reliability_table import record
 from sqlalchemy import text
 
-from shared import auditing
+from shared import audit
 from shared.auth import Principal
 
 LOOK_ALIKES = {
@@ -55,7 +55,7 @@ def _refused_as(response, holder: str, name: str, field: str = "name") -> None:
 
 
 def _clean_audit(tenant: str) -> None:
-    run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    run, _ = audit.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     assert run["findings"] == [], run["findings"]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from shared import auditing, entities
+from shared import audit, entities
 from shared.auth import Principal
 from shared.errors import Conflict, PayloadTooLarge, ValidationFailed
 
@@ -47,7 +47,7 @@ def test_a_batch_lands_in_order_with_contiguous_indices(database_url, tenant, su
     assert doc.body["identity"]["name"] == "skill 42"
     assert doc.body["audit_trail"]["digest"] == made[42]["digest"]
     auditor = Principal("audrey", tenant, frozenset({"auditor"}))
-    run, _ = auditing.run(auditor, {"mode": "full"})
+    run, _ = audit.run(auditor, {"mode": "full"})
     assert run["findings"] == []
 
 
@@ -162,7 +162,7 @@ def test_a_batch_of_many_chunks_lands_whole(database_url, tenant, superuser, sma
             {"t": tenant},
         ).one()  # fmt: skip
     assert tuple(heads) == (50, 0, 49)
-    run, _ = auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
+    run, _ = audit.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     assert run["findings"] == []
 
 

@@ -14,7 +14,7 @@ import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import auditing, certification, entities
+from shared import audit, certification, entities
 from shared.auth import Principal
 from shared.errors import Conflict
 from shared.storage import ledger
@@ -59,9 +59,7 @@ def _log(superuser, tenant: str) -> list[tuple[int, str, int]]:
 
 
 def _audit_is_clean(tenant: str) -> None:
-    run, started = auditing.run(
-        Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"}
-    )
+    run, started = audit.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     assert started and run["status"] == "completed" and run["findings"] == [], run
 
 

@@ -105,7 +105,7 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
     both (nothing lost, no logged byte changed, a full audit clean), and refuses new ones."""
     from databases import create_database, superuser_engine
 
-    from shared import auditing, entities, names
+    from shared import audit, entities, names
     from shared.auth import Principal
     from shared.storage import engine as engine_module
 
@@ -141,7 +141,7 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
             assert conn.execute(text(log)).all() == logged  # no logged byte changed
             rekeyed = conn.execute(text(heads)).all()
         assert rekeyed == [(name, names.unique_key(name)) for name in ("Perl", "Rust", "\uff32ust")]
-        run, _ = auditing.run(auditor, {"mode": "full"})
+        run, _ = audit.run(auditor, {"mode": "full"})
         assert run["findings"] == []
         # From now on: a new look-alike is refused, naming a holder ...
         with pytest.raises(entities.Conflict) as caught:
@@ -162,7 +162,7 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         with pytest.raises(entities.Conflict) as caught:
             entities.amend(author, "skills", wide_id, _skill("\uff32ust", "back"), '"v3"', "r")
         assert caught.value.extensions["existing_id"] == rust
-        run, _ = auditing.run(auditor, {"mode": "full"})
+        run, _ = audit.run(auditor, {"mode": "full"})
         assert run["findings"] == []
     finally:
         superuser.dispose()

@@ -8,7 +8,8 @@ import uuid
 
 from reliability_table import record
 
-from shared import auditing, entities, tlog
+from shared import audit, entities, tlog
+from shared.audit import checkpoints
 from shared.auth import Principal
 
 
@@ -19,20 +20,20 @@ def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
     auditor = Principal("audrey", tenant, frozenset({"auditor"}))
     entities.create(author, "industries", {"name": "before", "description": "d"}, "r")
     tlog.seal(tenant)
-    real_anchor = auditing.Auditor.anchor
+    real_anchor = checkpoints.anchor
     sealed = []
 
-    def another_client_writes_and_seals_first(self, store):
+    def another_client_writes_and_seals_first(state, store):
         # The audit's snapshot is already taken (its first statements ran); another client's
         # write and seal commit and reach the anchor store now.
         if not sealed:
             name = f"during-{uuid.uuid4().hex[:6]}"
             entities.create(author, "industries", {"name": name, "description": "d"}, "r")
             sealed.append(tlog.seal(tenant))
-        return real_anchor(self, store)
+        return real_anchor(state, store)
 
-    monkeypatch.setattr(auditing.Auditor, "anchor", another_client_writes_and_seals_first)
-    run, _ = auditing.run(auditor, {"mode": "incremental"})
+    monkeypatch.setattr(checkpoints, "anchor", another_client_writes_and_seals_first)
+    run, _ = audit.run(auditor, {"mode": "incremental"})
     record(
         request.node,
         "seal anchored while an audit reads its snapshot",

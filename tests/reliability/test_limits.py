@@ -16,7 +16,7 @@ from reliability_table import record
 from sqlalchemy import text
 
 from shared import certification, entities, kinds
-from shared.auditing import MAX_RUNS_PAGE
+from shared.audit.params import MAX_RUNS_PAGE
 from shared.http import MAX_BODY
 from shared.integrity import canonical
 

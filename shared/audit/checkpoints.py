@@ -1,0 +1,77 @@
+"""The checkpoints pass: every signed checkpoint in range verifies and is consistent with
+the one before, and the anchor store holds nothing the log has since lost (a rollback)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from shared import tlog
+from shared.audit.state import AuditState
+from shared.errors import IntegrityViolation
+from shared.integrity import merkle, note
+from shared.storage import tree
+
+
+def verified(state: AuditState, since: int) -> tree.StoredCheckpoint | None:
+    """Verify every checkpoint of size >= ``since``: signature, origin, stored columns, and
+    consistency of each with the one before. Returns the latest valid one."""
+    rows = state.conn.execute(
+        text("SELECT size, root, note FROM checkpoints WHERE size >= :since ORDER BY size"),
+        {"since": since},
+    ).all()
+    state.rows_read += len(rows)
+    latest: tree.StoredCheckpoint | None = None
+    previous: tree.StoredCheckpoint | None = None
+    for size, root, text_ in rows:
+        stored = tree.StoredCheckpoint(int(size), bytes(root), text_)
+        try:
+            body, _ = note.open_note(stored.note, list(state.keyring.verifiers))
+            parsed = note.parse_checkpoint(body)
+        except note.NoteError as exc:
+            state.add(
+                "checkpoint_invalid",
+                f"checkpoint {stored.size} does not verify: {exc}",
+                extra={"checkpoint_size": stored.size},
+            )
+            continue
+        if (parsed.origin, parsed.size, parsed.root) != (
+            tlog.origin(state.tenant),
+            stored.size,
+            stored.root,
+        ):
+            state.add(
+                "checkpoint_invalid",
+                f"checkpoint {stored.size}'s signed text disagrees with its row",
+                extra={"checkpoint_size": stored.size},
+            )
+            continue
+        if previous is not None and previous.size > 0:
+            _consistent(state, previous, stored)
+        previous = latest = stored
+    return latest
+
+
+def _consistent(
+    state: AuditState, previous: tree.StoredCheckpoint, stored: tree.StoredCheckpoint
+) -> None:
+    """A checkpoint must extend the one before it: a consistency proof from the stored tree."""
+    reader = tree.DbNodes(state.conn)
+    proof = merkle.consistency_proof(reader, previous.size, stored.size)
+    state.rows_read += reader.rows_read
+    if not merkle.verify_consistency(previous.size, stored.size, previous.root, stored.root, proof):
+        state.add(
+            "checkpoint_invalid",
+            f"checkpoint {stored.size} is not consistent with {previous.size}",
+            extra={"checkpoint_size": stored.size},
+        )
+
+
+def anchor(state: AuditState, anchored: tuple[int, str] | None) -> None:
+    """The snapshot's checkpoints against the anchor store's latest, read before it."""
+    last = tree.latest_checkpoint(state.conn)
+    try:
+        tlog.check_anchored(state.conn, last, anchored)
+    except IntegrityViolation as exc:
+        state.add(
+            "rollback", exc.detail, extra={"anchored_size": exc.extensions.get("anchored_size")}
+        )

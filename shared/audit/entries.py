@@ -1,0 +1,360 @@
+"""The entries pass: every leaf in range recomputed from its stored bytes and the signed root
+rebuilt from them, range by range, each range read here or scanned in a worker process
+(``scan``) and merged in log order (``merge``), so that both find the same in the same order.
+Also the rows past the log's size, which no append wrote."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from shared.audit import reads, versions
+from shared.audit.findings import Finding
+from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
+from shared.audit.workers import Workers
+from shared.integrity import merkle
+from shared.storage import copyread, tree
+from shared.storage.engine import database
+
+# The entries of a range in index order, fixed-width columns first, so that a well-formed
+# row is split with one struct call.
+_ENTRIES = (
+    "SELECT idx, version, digest, leaf_hash, CAST(entity_id AS text), entry_type, kind, "
+    "prev_digest, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+    "AND idx >= {start} AND idx < {end} ORDER BY idx"
+)
+_ENTRY_COLUMNS = (
+    copyread.INT8,
+    copyread.INT4,
+    copyread.raw(32),
+    copyread.raw(32),
+    copyread.raw(36),
+    copyread.TEXT,
+    copyread.TEXT,
+    copyread.BYTEA,
+    copyread.BYTEA,
+)
+
+
+@dataclass
+class Kept:
+    """What the pass keeps of the entries besides the summaries: their bytes only of
+    certificates and of entries that disagree with the tree or their columns, so that memory
+    does not grow with the bytes logged."""
+
+    rows: list[Row] = field(default_factory=list)
+    mismatched: list[tuple[Row, bytes]] = field(default_factory=list)  # with the leaf made
+    moved_from: dict[bytes, int] = field(default_factory=dict)  # stored leaf -> its index
+
+    def extend(self, other: Kept) -> None:
+        """Another range's kept rows after these: the order they were read in."""
+        self.rows.extend(other.rows)
+        self.mismatched.extend(other.mismatched)
+        self.moved_from.update(other.moved_from)
+
+
+@dataclass
+class Scanned:
+    """What one range's scan found, for the audit to merge in log order."""
+
+    low: int
+    high: int
+    intact: bool  # no entry of the range is missing
+    leaves: bytes  # the recomputed leaf hashes, in row order, joined
+    subtrees: list[tuple[int, bytes]]  # the same as a tree of their own makes them
+    findings: list[Finding]
+    kept: Kept
+    latest: Summaries  # as ``AuditState.latest``, for this range alone
+    opening: Opening
+    irregular: set[str]
+    rows_read: int
+    entries_verified: int
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The summaries (most of what goes back: one per entity) as ``packed`` bytes;
+        pickle takes the rest."""
+        state = dict(self.__dict__)
+        state["latest"] = packed(self.latest)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """The summaries back from ``packed`` bytes."""
+        state["latest"] = unpacked(state["latest"])
+        self.__dict__.update(state)
+
+
+def checked(
+    state: AuditState,
+    start: int,
+    checkpoint: tree.StoredCheckpoint,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Row]:
+    """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root.
+
+    Each entry is hashed and parsed once; what is kept per entity is its newest version's
+    summary (``state.latest``), for the chains, heads and rules. Returns the rows ``Kept``.
+    """
+    size = checkpoint.size
+    reader = tree.DbNodes(state.conn)
+    builder = merkle.RootBuilder(reader, start)
+    kept = Kept()
+    step = copyread.RANGE
+    ranges = [(low, min(low + step, size)) for low in range(start, size, step)]
+    # each range's end and how it is taken in: scanned here, or merged from a worker
+    steps: Iterator[tuple[int, Callable[[merkle.RootBuilder | None, Kept], bool]]]
+    workers = state.pool_for(len(ranges), size - start)
+    if workers is not None:
+        state.range_summaries = [] if start == 0 else None
+        parts = scanned(workers, state.tenant, state.snapshot, ranges, set(state.reported))
+        steps = ((part.high, functools.partial(merge, state, part)) for part in parts)
+    else:
+        steps = ((high, functools.partial(_range, state, low, high)) for low, high in ranges)
+    intact = True
+    for high, take in steps:
+        builds = builder if intact else None
+        intact = take(builds, kept) and intact
+        if progress:
+            progress(high - start, size - start)
+    versions.classify(state, kept.mismatched, kept.moved_from)
+    state.rows_read += reader.rows_read
+    # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
+    if intact and size and builder.root() != checkpoint.root and not kept.mismatched:
+        state.add(
+            "checkpoint_invalid",
+            f"the entries do not rebuild the root signed at size {size}",
+            extra={"checkpoint_size": size},
+        )
+    return kept.rows
+
+
+def merge(state: AuditState, part: Scanned, builder: merkle.RootBuilder | None, kept: Kept) -> bool:
+    """A range another process scanned, taken in as if read here, after the ranges before
+    it: each entity's first version in it is linked to the newest read before (as
+    ``versions.version`` links one read here), then its findings, rows and summaries join
+    these. Returns what ``_range`` would have."""
+    latest, irregular, findings = state.latest, state.irregular, part.findings
+    done = 0
+    for entity_id, (number, prev_digest, index, kind, position) in part.opening.items():
+        for finding in findings[done:position]:  # those found before it, in order
+            state.note(finding)
+        done = position
+        if entity_id not in irregular:
+            versions.link(state, kind, entity_id, number, prev_digest, index, latest.get(entity_id))
+    for finding in findings[done:]:
+        state.note(finding)
+    # entities read before this range: a first version 1 in it follows nothing of theirs
+    # (what ``versions.link`` makes of it), and the newer summary wins
+    seen = part.latest.keys() & latest.keys()
+    state.shared |= seen
+    if state.range_summaries is not None:
+        state.range_summaries.append(part.latest)
+    newer = {}
+    for entity_id in seen:
+        if entity_id not in part.opening:
+            irregular.add(entity_id)
+        known, summary = latest[entity_id], part.latest[entity_id]
+        newer[entity_id] = (
+            summary._replace(first=known.first) if summary.version > known.version else known
+        )
+    irregular |= part.irregular
+    latest.update(part.latest)
+    latest.update(newer)
+    kept.extend(part.kept)
+    state.rows_read += part.rows_read
+    state.entries_verified += part.entries_verified
+    if not part.intact or builder is None:
+        return False
+    if not builder.extend_subtrees(part.subtrees):
+        leaves = part.leaves
+        builder.extend([leaves[at : at + 32] for at in range(0, len(leaves), 32)])
+    return True
+
+
+def _range(
+    state: AuditState,
+    low: int,
+    high: int,
+    builder: merkle.RootBuilder | list[bytes] | None,
+    kept: Kept,
+) -> bool:
+    """Entries [low, high): their stored leaf hashes in one query, then the entries as one
+    binary COPY, streamed a socket read at a time. Returns whether none is missing (the
+    leaves go to ``builder`` while none has been)."""
+    joined, by_index = _stored_range(state, low, high)
+    query = _ENTRIES.format(start=copyread.int_literal(low), end=copyread.int_literal(high))
+    zero, sha256, reported = hashlib.sha256(b"\x00"), hashlib.sha256, state.reported
+    present: set[int] | None = None  # only once an index is skipped
+    expected = low
+    for rows in copyread.copy_batches(state.conn, query, _ENTRY_COLUMNS):
+        leaves = []
+        for idx, version, digest, leaf_column, entity_id, entry_type, kind, prev, body in rows:
+            if idx != expected:
+                if idx > expected and present is None:
+                    present = set(range(low, expected))
+                    builder = None  # entries are missing: named below, no root rebuilt
+                expected = max(expected, idx + 1)  # a repeat still goes into the root
+            else:
+                expected = idx + 1
+            if present is not None:
+                present.add(idx)
+            hashed = zero.copy()
+            hashed.update(body)
+            leaf = hashed.digest()
+            leaves.append(leaf)
+            offset = 32 * (idx - low)
+            stored = joined[offset : offset + 32] if joined else by_index.get(idx)
+            if leaf != stored:
+                row = Row(
+                    idx, entry_type, kind, entity_id.decode(), version, body, digest, leaf_column,
+                    prev,
+                )  # fmt: skip
+                _mismatched(state, kept, row, leaf, stored)
+                continue
+            column = None
+            if idx in reported:
+                column = ""
+            elif leaf_column != leaf:
+                column = "leaf_hash"
+            elif digest != sha256(body).digest():
+                column = "digest"
+            elif entry_type == "version":
+                column = versions.version(
+                    state, idx, kind, entity_id.decode(), version, digest, prev, body
+                )
+            if column is None and entry_type == "version":
+                continue
+            certificate = body if entry_type == "certificate" else b""
+            row = Row(
+                idx, entry_type, kind, entity_id.decode(), version, certificate, digest,
+                leaf_column, prev,
+            )  # fmt: skip
+            _keep(state, kept, row, column)
+        state.rows_read += len(rows)
+        state.entries_verified += len(rows)
+        if builder is not None:
+            builder.extend(leaves)
+    if present is not None or expected != high:
+        present = present if present is not None else set(range(low, expected))
+        _missing(state, low, high, present, joined, by_index, kept)
+        return False
+    return builder is not None
+
+
+def _mismatched(state: AuditState, kept: Kept, row: Row, leaf: bytes, stored: bytes | None) -> None:
+    """An entry whose bytes disagree with the tree: kept with its bytes, to name what
+    changed once every range is read (``versions.classify``)."""
+    if stored is not None:
+        kept.moved_from[stored] = row.index
+    kept.mismatched.append((row, leaf))
+    kept.rows.append(row)
+    state.irregular.add(row.entity_id)
+
+
+def _keep(state: AuditState, kept: Kept, row: Row, column: str | None) -> None:
+    """A certificate, or a version already reported or contradicted by its ``column``
+    (named now): kept for the later passes; such a version's chain is checked as a whole."""
+    kept.rows.append(row)
+    if column:
+        versions.column_finding(state, row, column)
+    if row.entry_type == "version":
+        state.irregular.add(row.entity_id)
+
+
+def _missing(
+    state: AuditState,
+    low: int,
+    high: int,
+    present: set[int],
+    joined: bytes | None,
+    by_index: dict[int, bytes],
+    kept: Kept,
+) -> None:
+    """Each index of [low, high) with no entry, named; its stored leaf, if any, is where
+    bytes moved elsewhere came from."""
+    for i in range(low, high):
+        if i not in present:
+            state.add("missing", f"log entry {i} is missing", log_index=i)
+            stored = joined[32 * (i - low) : 32 * (i - low) + 32] if joined else by_index.get(i)
+            if stored is not None:
+                kept.moved_from[stored] = i
+
+
+def _stored_range(state: AuditState, start: int, end: int) -> tuple[bytes | None, dict[int, bytes]]:
+    """The stored level-0 hashes of [start, end): when all are there (the usual case), one
+    concatenated value to slice; otherwise those there are, by index."""
+    count, joined = state.conn.execute(
+        text(
+            "SELECT count(*), string_agg(hash, ''::bytea ORDER BY idx) FROM log_nodes "
+            "WHERE tenant_id = current_setting('plant.tenant') "
+            "AND level = 0 AND idx >= :start AND idx < :end"
+        ),
+        {"start": start, "end": end},
+    ).one()
+    if int(count) == end - start and joined is not None and len(joined) == 32 * count:
+        state.rows_read += int(count)
+        return bytes(joined), {}
+    return None, reads.stored_leaves(state, start, end)
+
+
+def beyond(state: AuditState, size: int) -> None:
+    """Rows past the log's committed size were never appended by the registry."""
+    rows = state.conn.execute(
+        text(
+            "SELECT idx, kind, CAST(entity_id AS text), version FROM log_entries "
+            "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :size ORDER BY idx"
+        ),
+        {"size": size},
+    ).all()
+    state.rows_read += len(rows)
+    for idx, kind, entity_id, version in rows:
+        state.add(
+            "inserted",
+            f"entry {idx} lies beyond the log's size {size}",
+            entity_type=kind,
+            entity_id=entity_id,
+            version=int(version),
+            log_index=int(idx),
+        )
+
+
+def scan(tenant: str, snapshot: str, low: int, high: int, reported: set[int]) -> Scanned:
+    """Entries [low, high) scanned as the audit would, in the audit's snapshot, for it to
+    ``merge``; ``reported`` are the indices it has already named (a worker's task: module
+    level, so a spawned process can import it)."""
+    with database().transaction(tenant, shared_snapshot=snapshot) as conn:
+        state = AuditState(conn, tenant, reported=reported, opening={})
+        leaves: list[bytes] = []
+        kept = Kept()
+        intact = _range(state, low, high, leaves, kept)
+        own = merkle.RootBuilder(tree.DbNodes(conn), 0)
+        own.extend(leaves)
+        return Scanned(
+            low,
+            high,
+            intact,
+            b"".join(leaves),
+            own.subtrees(),
+            state.findings,
+            kept,
+            state.latest,
+            state.opening or {},
+            state.irregular,
+            state.rows_read,
+            state.entries_verified,
+        )
+
+
+def scanned(
+    workers: Workers,
+    tenant: str,
+    snapshot: str,
+    ranges: Sequence[tuple[int, int]],
+    reported: set[int],
+) -> Iterator[Scanned]:
+    """Each range's scan, in the order given."""
+    return workers.run(scan, [(tenant, snapshot, low, high, reported) for low, high in ranges])

@@ -1,0 +1,49 @@
+"""The worker processes a full audit hands its two long passes to.
+
+Hashing and checking a million entries, and comparing a million heads with what the entries
+say, is Python work, one core's worth per process (the GIL), and the database's share of it
+is small; so the ranges are handed to a pool of spawned processes, each in its own
+transaction that imports the audit's snapshot (they read exactly what the audit's
+transaction sees), and the audit merges what each found in log order. The tasks live beside
+the passes they run (``entries.scan``, ``heads.check_heads``); a worker never decides
+anything that needs another range. Spawned, not forked: the request's process has threads
+and open connections. One pool serves both passes, so its processes start once an audit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+
+class Workers:
+    """The worker processes of one audit: none until a pass hands them work, then the same
+    ones for every pass, until the audit ends."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def run(self, task: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        """``task(*call)`` for each call, results in the order given, the workers working
+        ahead; what is not yet started when the caller stops is cancelled."""
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context)
+        futures: list[Future[Any]] = [self._pool.submit(task, *call) for call in calls]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
