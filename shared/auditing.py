@@ -24,18 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shared import (
-    anchors,
-    documents,
-    entities,
-    four_eyes,
-    keys,
-    path_params,
-    query_params,
-    scan_pool,
-    tlog,
-)
-from shared.auth import Principal
+from shared import scan_pool, tlog
 from shared.config import settings
 from shared.errors import (
     IntegrityViolation,
@@ -44,8 +33,10 @@ from shared.errors import (
 )
 from shared.findings import Finding
 from shared.integrity import canonical, digests, dsse, merkle, note
-from shared.kinds import KINDS
+from shared.registry import documents
+from shared.rules import four_eyes, path_params, query_params
 from shared.rules.inputs import unstorable_text
+from shared.rules.kinds import KINDS, kind_for_type, resolve_kind
 from shared.rules.relations import (
     Ref,
     check_relations,
@@ -53,8 +44,10 @@ from shared.rules.relations import (
     uncertified_uses,
     unique_key,
 )
+from shared.security.principal import Principal
 from shared.storage import copyread, heads, tree
 from shared.storage.engine import database
+from shared.tlog import anchors, keys
 
 MODES = ("incremental", "full")
 STALE_RUN = "15 minutes"
@@ -118,7 +111,7 @@ def _said(head: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # Per kind, its client fields kept in the relationships section: the only ones the
 # cross-entity rules (check_relations) read. A derived one (a team's agents, which older
-# team versions may hold) records nothing, so no rule reads it (shared.membership).
+# team versions may hold) records nothing, so no rule reads it (shared.registry.membership).
 _RELATION_FIELDS = {
     kind.type: tuple(f.name for f in kind.fields if f.section == "relationships" and not f.derived)
     for kind in KINDS.values()
@@ -175,13 +168,13 @@ def _unique_key(entity_type: str, name: Any, relations: dict[str, Any] | None) -
     it (from the name, or from relationship fields); None where the version cannot have one
     (a kind or fields no registry write produces: its head is then named as altered)."""
     try:
-        return unique_key(entities.kind_for_type(entity_type), {"name": name, **(relations or {})})
+        return unique_key(kind_for_type(entity_type), {"name": name, **(relations or {})})
     except (KeyError, TypeError, AttributeError):
         return None
 
 
 def _ids(entity_type: str, fields: dict[str, Any]) -> set[str]:
-    kind = entities.kind_for_type(entity_type)
+    kind = kind_for_type(entity_type)
     return referenced_ids(kind, fields)
 
 
@@ -233,7 +226,7 @@ _BY_ID = 1000  # heads looked up by id per statement
 
 # Write rules on a reference's status: checked when the version was written, and held
 # afterwards only by certified versions (a reference leaving ``certified`` moves them too:
-# ``shared.dependents``); a draft may keep a skill that was suspended after it was written.
+# ``shared.registry.dependents``); a draft may keep a skill that was suspended after it was written.
 _STATUS_RULES = ("L1-REF-02", "L1-JOBROLE-03")
 
 _NAMES: dict[str, str] = {}  # kinds, statuses, categories: shared by the summaries
@@ -1330,7 +1323,7 @@ class Auditor:
         wanted = sorted(i for i in rules.wanted | referenced if i not in rules.refs)
         found = heads.referenced(self.conn, wanted, lock=False) if wanted else []
         for head, body in found:
-            kind = entities.kind_for_type(head.kind)
+            kind = kind_for_type(head.kind)
             rules.refs[head.entity_id] = Ref(
                 head.entity_id,
                 head.kind,
@@ -1338,7 +1331,7 @@ class Auditor:
                 documents.client_fields(kind, canonical.read(body)),
             )
         for entity_id, kind_type, status, version, fields in rules.checks:
-            kind = entities.kind_for_type(kind_type)
+            kind = kind_for_type(kind_type)
             certified = status == "certified"
             for v in check_relations(kind, fields, None, rules.refs, self_id=entity_id):
                 if v.rule in _STATUS_RULES and not certified:
@@ -1714,7 +1707,7 @@ def list_runs(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
 def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
     """One entity's tamper report: every version and certificate of it, checked now."""
     principal.require("auditor")
-    kind = entities.resolve_kind(slug)
+    kind = resolve_kind(slug)
     entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         head = heads.get(conn, entity_id)

@@ -10,8 +10,8 @@ import time
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.auth import jwt_key_path
 from shared.config import settings
+from shared.security.local_tokens import jwt_key_path
 
 ISSUER, AUDIENCE = "plant-local", "plant-registry"
 

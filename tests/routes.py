@@ -13,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 import main
-from shared.http import Body, Route
+from shared.web.router import Body, Route
 
 PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
 

@@ -17,10 +17,11 @@ def seed_skills(
     write it (canonical bytes, digests, heads), so audits check them for real."""
     import uuid
 
-    from shared import documents, names
-    from shared.documents import Change
-    from shared.entities import _passed
-    from shared.kinds import KINDS
+    from shared.registry import documents
+    from shared.registry.documents import Change
+    from shared.registry.versions import passed_rules
+    from shared.rules import names
+    from shared.rules.kinds import KINDS
 
     kind = KINDS["skills"]
     rows = []
@@ -46,7 +47,7 @@ def seed_skills(
             "seed",
             f"seed-{i}",
             "create",
-            _passed(kind),
+            passed_rules(kind),
         )
         enc = documents.encode(documents.build(kind, fields, change))
         rows.append(

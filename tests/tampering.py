@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared import entities
-from shared.auth import Principal
+from shared.registry import versions, writes
+from shared.rules import kinds
+from shared.security.principal import Principal
 from shared.storage.engine import database
 
 
@@ -28,10 +29,10 @@ def append_unchecked(principal: Principal, slug: str, entity_id: str, **changes:
     """A new version of an entity with ``changes`` merged into its fields, appended through
     the registry's own ledger functions with no input check (an insider running its code);
     returns the version's log index."""
-    kind = entities.resolve_kind(slug)
+    kind = kinds.resolve_kind(slug)
     with database().transaction(principal.tenant) as conn:
-        cur = entities.lock_current(conn, kind, entity_id, None, lock=False)
-    doc = entities.append_version(
+        cur = writes.lock_current(conn, kind, entity_id, None, lock=False)
+    doc = versions.append_version(
         None,
         principal,
         kind,
@@ -52,15 +53,15 @@ def status_past_the_cascade(principal: Principal, slug: str, entity_id: str, sta
     """A new version of an entity with status ``status`` (and its content as it was),
     appended straight to the ledger as the code before the certification cascade wrote
     one: nothing that depends on it moves. Returns its log index."""
-    from shared import documents
-    from shared.documents import Change
-    from shared.integrity import digests
+    from shared.integrity import canonical, digests
+    from shared.registry import documents
+    from shared.registry.documents import Change
     from shared.storage import ledger
 
-    kind = entities.resolve_kind(slug)
-    with entities.write_transaction(principal) as conn:
-        cur = entities.lock_current(conn, kind, entity_id, None)
-        now = documents.now_text()
+    kind = kinds.resolve_kind(slug)
+    with versions.write_transaction(principal) as conn:
+        cur = writes.lock_current(conn, kind, entity_id, None)
+        now = canonical.now_text()
         version = cur.head.version + 1
         change = Change(
             principal.tenant, entity_id, version, status, cur.doc["lifecycle"]["created_at"],

@@ -27,7 +27,7 @@ def _auth(token: str) -> dict[str, str]:
 
 
 def _auditor(tenant: str):
-    from shared.auth import Principal
+    from shared.security.principal import Principal
 
     return Principal("audrey", tenant, frozenset({"auditor"}))
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared import auditing, entities
+from shared import auditing
+from shared.registry import writes
 
 
 def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
@@ -14,7 +15,7 @@ def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
         # looks for rows past that size.
         if not written:
             written.append(
-                entities.create(
+                writes.create(
                     history.author,
                     "skills",
                     {"name": "mid-audit", "description": "d", "category": "technical"},

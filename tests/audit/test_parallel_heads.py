@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from shared import auditing, certification, config, entities, scan_pool, tlog
+from shared import auditing, config, scan_pool, tlog
+from shared.registry import certification, writes
 from tests.tampering import status_past_the_cascade
 
 
@@ -49,7 +50,7 @@ def _head(attack, history, change: str, entity_id: str, **params: Any) -> None:
 
 
 def _create(history, slug: str, **fields: Any) -> str:
-    return entities.create(history.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
+    return writes.create(history.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
 
 
 def _altered_heads(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import text
 from tampering import rewrite_body
 
-from shared import auditing, config, entities, scan_pool, tlog
+from shared import auditing, config, scan_pool, tlog
 from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.registry import writes
 from shared.storage.engine import database
 
 
@@ -143,7 +144,7 @@ def test_workers_read_the_audits_snapshot(history, superuser):
     with database().transaction(history.tenant, snapshot=True) as conn:
         snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
         before = conn.execute(text("SELECT count(*) FROM log_entries")).scalar_one()
-        entities.create(
+        writes.create(
             history.author,
             "skills",
             {"name": "Zig", "description": "x", "category": "technical"},

@@ -7,8 +7,9 @@ import base64
 
 from tampering import rewrite_body
 
-from shared import auditing, entities, tlog
+from shared import auditing, tlog
 from shared.integrity import canonical, digests, merkle, note
+from shared.registry import writes
 
 
 def _kinds(run):
@@ -159,7 +160,7 @@ def test_log_resigned_with_another_key_is_checkpoint_invalid(history, attack, su
 
 
 def test_restoring_an_old_checkpoint_is_a_rollback(history, attack):
-    entities.create(
+    writes.create(
         history.author, "skills", {"name": "Zig", "description": "d", "category": "technical"}, "r"
     )
     newest = tlog.seal(history.tenant).checkpoint.size

@@ -38,7 +38,7 @@ def test_import_main_leaves_the_database_layer_to_the_first_request():
     # SQLAlchemy is a third of main's import time (issue #7's target is 400 ms); the http
     # helper every function imports must not pull it in through the engine module.
     loaded = _modules_after("import main")
-    assert "shared.http" in loaded
+    assert "shared.web.router" in loaded
     assert not [m for m in loaded if m.startswith(("sqlalchemy", "pg8000", "shared.storage"))]
     served = _modules_after("import main\nmain._function('registry')")
     assert "sqlalchemy" in served  # the check sees the layer once a function loads

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from shared import auditing, certification, cli, entities, keys
-from shared.auth import Principal
+from shared import auditing, cli
 from shared.config import ROOT
+from shared.registry import certification, writes
+from shared.security.principal import Principal
+from shared.tlog import keys
 
 
 @dataclass
@@ -40,7 +42,7 @@ def seeded(database_url: str, tenant: str) -> Seeded:
     certifier = Principal("carol", tenant, frozenset({"certifier"}))
     auditor = Principal("audrey", tenant, frozenset({"auditor"}))
     skills = [
-        entities.create(
+        writes.create(
             author,
             "skills",
             {"name": f"skill {i}", "description": "d", "category": "technical"},
@@ -48,14 +50,14 @@ def seeded(database_url: str, tenant: str) -> Seeded:
         ).body["identity"]["id"]
         for i in range(4)
     ]
-    entities.amend(
+    writes.amend(
         author, "skills", skills[0], {"description": "e", "amendment_reason": "x"}, '"v1"', "r"
     )
     certified = skills[:2]
     for skill in certified:
         certification.certify(certifier, "skills", skill, None, "r")
     auditing.run(auditor, {"mode": "full"})
-    role = entities.create(
+    role = writes.create(
         author,
         "job-roles",
         {"name": "Dev", "description": "d", "required_skills": certified, "seniority_level": "mid"},

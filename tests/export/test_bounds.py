@@ -22,7 +22,8 @@ STOP_BOUND = 5.0  # seconds from the client's close to the export's transaction 
 @pytest.fixture
 def export_settings(monkeypatch: pytest.MonkeyPatch):
     """Set export settings (PLANT_EXPORT_*) for this test's in-process functions."""
-    from shared import config, export_slots
+    from shared import config
+    from shared.evidence import slots as export_slots
 
     def apply(**env: object) -> None:
         for name, value in env.items():
@@ -55,7 +56,7 @@ def test_a_pdf_above_the_stated_maximum_is_a_422_naming_the_limit(
 ):
     """Five entities, a maximum of four: refused before any rendering, pointing at what holds
     any size; CSV and JSON stay complete; at the maximum the PDF is served."""
-    from shared import report_pdf
+    from shared.evidence import pdf as report_pdf
 
     rendered = []
     real_render = report_pdf.render
@@ -112,7 +113,7 @@ def test_a_failed_export_never_keeps_its_slot(
 ):
     """One slot, and exports that fail every way (bad query, unknown entity, PDF too large, an
     error mid-stream): after each, the next export still gets the slot."""
-    from shared import reports
+    from shared.evidence import reports
 
     export_settings(PLANT_EXPORT_CONCURRENCY=1, PLANT_EXPORT_PDF_MAX_ENTITIES=1)
     headers = _auth(make_token(seeded.tenant, "auditor"))
@@ -223,7 +224,7 @@ def _waited(condition: Callable[[], bool], timeout: float) -> float | None:
 
 
 def _export_lines(server) -> list[dict]:
-    """The server's log lines about exports ending (``shared.export_slots``)."""
+    """The server's log lines about exports ending (``shared.evidence.slots``)."""
     lines = server._log("out").read_text(errors="replace").splitlines()
     return [e for e in map(_json_or_none, lines) if e and "outcome" in e and "export" in e]
 

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from reliability_table import record
 
-from shared import bundle_statement, entities
-from shared.auth import Principal
+from shared.evidence import statement as bundle_statement
 from shared.integrity import canonical, dsse, merkle, note
+from shared.registry import writes
+from shared.security.principal import Principal
 
 Edit = Callable[[dict[str, Any], "History"], Any]
 
@@ -39,8 +40,8 @@ class History:
 def history(seeded) -> History:
     author = Principal("alice", seeded.tenant, frozenset({"author"}))
     s0, s1, s2, s3 = seeded.skills
-    entities.amend(author, "skills", s2, {"description": "f", "amendment_reason": "y"}, '"v1"', "r")
-    entities.change_status(
+    writes.amend(author, "skills", s2, {"description": "f", "amendment_reason": "y"}, '"v1"', "r")
+    writes.change_status(
         author, "skills", s3, {"status": "deprecated", "reason": "gone"}, '"v1"', "r"
     )
     return History(seeded.tenant, s0, s1, s2, s3)

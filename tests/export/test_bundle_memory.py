@@ -13,9 +13,11 @@ from reliability_table import record
 from seeding import seed_skills
 from sqlalchemy import text
 
-from shared import auditing, bundle, certification, entities
-from shared.auth import Principal
+from shared import auditing
+from shared.evidence import bundle
 from shared.integrity import digests, merkle
+from shared.registry import certification, writes
+from shared.security.principal import Principal
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -62,13 +64,13 @@ def test_a_streamed_bundle_is_byte_for_byte_the_in_memory_one_and_verifies(
     certifier = Principal("carol", tenant, frozenset({"certifier"}))
     auditing.run(Principal("audrey", tenant, frozenset({"auditor"})), {"mode": "full"})
     for i in range(3):
-        skill = entities.create(
+        skill = writes.create(
             author,
             "skills",
             {"name": f"late {i}", "description": "d", "category": "technical"},
             str(uuid.uuid4()),
         ).body["identity"]["id"]
-        entities.amend(
+        writes.amend(
             author, "skills", skill, {"description": "e", "amendment_reason": "x"}, '"v1"', "r"
         )
         certification.certify(certifier, "skills", skill, None, "r")

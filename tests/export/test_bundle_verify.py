@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from shared import keys
+from shared.tlog import keys
 
 
 def _auth(token: str) -> dict[str, str]:

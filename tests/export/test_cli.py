@@ -10,7 +10,8 @@ import pwd
 
 import pytest
 
-from shared import cli, keys
+from shared import cli
+from shared.tlog import keys
 
 NAMELESS_UID = 61_234  # a user id the password database has no entry for
 

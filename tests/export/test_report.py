@@ -65,10 +65,10 @@ def test_csv_report_parses_and_filters(export_client, seeded, make_token):
 def test_csv_cells_cannot_become_spreadsheet_formulas(export_client, tenant, make_token):
     import uuid
 
-    from shared import entities
-    from shared.auth import Principal
+    from shared.registry import writes
+    from shared.security.principal import Principal
 
-    entities.create(
+    writes.create(
         Principal("a", tenant, frozenset({"author"})),
         "industries",
         {"name": '=HYPERLINK("http://x")', "description": "d"},
@@ -107,7 +107,7 @@ def test_pdf_report_lists_every_finding_of_the_latest_audit():
     """Several findings, some long enough to wrap (the PDF once failed on the second one)."""
     from pypdf import PdfReader
 
-    from shared.report_pdf import render
+    from shared.evidence.pdf import render
 
     findings = [
         {"kind": "altered", "entity_id": f"e{i}", "detail": f"finding {i} " + "x" * 150}
@@ -245,8 +245,8 @@ def test_a_first_batch_the_database_cannot_serve_is_a_503_problem(
 ):
     """Nothing is sent before the first batch is read: a statement timeout there is a clean
     503 problem with Retry-After, not a stream cut short behind a 200."""
-    from shared import reports
     from shared.errors import ServiceUnavailable
+    from shared.evidence import reports
 
     def timed_out(conn, q):
         raise ServiceUnavailable("the database is unavailable; retry shortly")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from reliability_table import record
 
-from shared import bundle
+from shared.evidence import bundle
 
 PAUSE = 0.25  # seconds the slowed bundle waits before each chunk
 
@@ -106,10 +106,10 @@ def test_a_line_names_the_function_under_functions_framework(
 
 @pytest.fixture
 def local_server() -> Iterator[int]:
-    """`plant serve`'s own server (shared.serving over functions.local), in this process so
+    """`plant serve`'s own server (shared.web.serving over functions.local), in this process so
     that the slowed bundle is the one it serves; yields its port."""
     from functions import local
-    from shared import serving
+    from shared.web import serving
 
     server = serving.build(local.app, "127.0.0.1", 0, serving.Limits(threads=2))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -74,8 +74,8 @@ def skill(create) -> Callable[..., str]:
 def certified_skill(skill, tenant) -> Callable[[str], str]:
     """``certified_skill(name)`` -> the id of a new skill certified by another person
     (only certification may set ``certified``)."""
-    from shared import certification
-    from shared.auth import Principal
+    from shared.registry import certification
+    from shared.security.principal import Principal
 
     carol = Principal("carol", tenant, frozenset({"certifier"}))
 

@@ -21,7 +21,7 @@ def test_plain_healthz_is_unchanged_and_needs_no_token(clients, function):
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_details_for_an_auditor(clients, bearer, tenant, function):
-    from shared import keys
+    from shared.tlog import keys
 
     auditor = bearer(tenant, "auditor")
     author = bearer(tenant, "author", "reader")

@@ -1,4 +1,4 @@
-"""How shared/http.py writes responses and request log lines: headers a handler sets replace
+"""How shared/web/router.py writes responses and request log lines: headers a handler sets replace
 the base ones (never a second copy), bodies are UTF-8 JSON, and log lines stay one line of
 ASCII JSON whatever text the request carries."""
 

@@ -1,4 +1,4 @@
-"""Issue 20, attack 10: names compared as people read them (``shared/names.py``).
+"""Issue 20, attack 10: names compared as people read them (``shared/rules/names.py``).
 
 With "Rust" taken, its look-alikes are refused as that skill through the real HTTP app:
 created alone, renamed onto, or sent in a batch. Each is written here by code point, since the
@@ -17,7 +17,7 @@ from reliability_table import record
 from sqlalchemy import text
 
 from shared import auditing
-from shared.auth import Principal
+from shared.security.principal import Principal
 
 LOOK_ALIKES = {
     "Rust + ZERO WIDTH SPACE": "Rust\u200b",

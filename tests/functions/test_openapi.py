@@ -11,8 +11,8 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 import main
-from shared import openapi
-from shared.http import Body
+from shared.web import openapi
+from shared.web.router import Body
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
@@ -114,7 +114,7 @@ def test_an_operation_taking_query_parameters_documents_their_422_and_no_400(fun
 
 
 def test_request_limits_come_from_the_input_rules():
-    from shared.kinds import KINDS, MAX_ID_LIST, MAX_NAME, MAX_REASON, MAX_TAGS
+    from shared.rules.kinds import KINDS, MAX_ID_LIST, MAX_NAME, MAX_REASON, MAX_TAGS
 
     schemas = openapi.document("registry")["components"]["schemas"]
     skill = schemas["SkillCreate"]

@@ -9,8 +9,8 @@ import pytest
 from reliability_table import record
 from routes import served
 
-from shared import openapi
 from shared.errors import PROBLEM_BASE
+from shared.web import openapi
 
 ROUTES = served()
 

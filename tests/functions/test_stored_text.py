@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.integrity import canonical
-from shared.kinds import KINDS
 from shared.rules import inputs
+from shared.rules.kinds import KINDS
 from shared.storage.engine import database
 
 

@@ -17,9 +17,9 @@ from reliability_table import record
 from sqlalchemy import text
 from tampering import append_unchecked
 
-from shared import membership
-from shared.auth import Principal
 from shared.config import ROOT
+from shared.registry import membership
+from shared.security.principal import Principal
 from shared.storage.engine import database
 
 Headers = dict[str, str]

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared import entities
-from shared.auth import Principal
 from shared.config import ROOT
+from shared.registry import writes
+from shared.security.principal import Principal
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def fill(database_url: str) -> Callable[[str, int], list[str]]:
     def run(tenant: str, n: int) -> list[str]:
         author = Principal("alice", tenant, frozenset({"author"}))
         return [
-            entities.create(
+            writes.create(
                 author,
                 "skills",
                 {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes.gcs import RunningGCS
 
-from shared import anchors
+from shared.tlog import anchors
 
 
 @pytest.fixture(params=["directory", "bucket"])

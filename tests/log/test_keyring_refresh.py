@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import keys
 from shared.config import Settings, load
+from shared.tlog import keys
 
 
 class Clock:

@@ -119,8 +119,8 @@ def test_registry_version_proof_verifies_against_the_checkpoint(
 
 
 def test_key_rotation_keeps_old_checkpoints_verifiable(log_client, tenant, fill, make_token):
-    from shared import keys
     from shared.config import settings
+    from shared.tlog import keys
 
     auditor = _auth(make_token(tenant, "auditor"))
     fill(tenant, 1)

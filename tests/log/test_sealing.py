@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from shared import anchors, tlog
+from shared import tlog
 from shared.config import settings
 from shared.errors import IntegrityViolation
 from shared.integrity import merkle, note
 from shared.storage import tree
 from shared.storage.engine import database
+from shared.tlog import anchors
 
 
 def _seed_raw(superuser, tenant: str, start: int, count: int) -> None:
@@ -53,7 +54,7 @@ def test_seal_signs_a_checkpoint_that_matches_the_rfc_root(tenant, fill, stored_
     assert sealed.created and sealed.checkpoint.size == 7
     leaves = stored_leaves(tenant)
     assert sealed.checkpoint.root == merkle.root_from_leaves(leaves)
-    from shared import keys
+    from shared.tlog import keys
 
     text_, _ = note.open_note(sealed.checkpoint.note, list(keys.keyring().verifiers))
     parsed = note.parse_checkpoint(text_)

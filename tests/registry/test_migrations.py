@@ -8,7 +8,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from shared import config
+from shared import config, errors
+from shared.registry import writes
 from shared.storage import migrate
 
 
@@ -105,8 +106,9 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
     both (nothing lost, no logged byte changed, a full audit clean), and refuses new ones."""
     from databases import create_database, superuser_engine
 
-    from shared import auditing, entities, names
-    from shared.auth import Principal
+    from shared import auditing
+    from shared.rules import names
+    from shared.security.principal import Principal
     from shared.storage import engine as engine_module
 
     fresh = create_database(pg_server)
@@ -122,12 +124,12 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         migrate.upgrade("0009")
         with monkeypatch.context() as old:  # the registry as it wrote keys before 0010
             old.setattr(names, "unique_key", lambda name: "name:" + name.strip().casefold())
-            rust = entities.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
-            wide = entities.create(author, "skills", _skill("\uff32ust"), "r")
+            rust = writes.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
+            wide = writes.create(author, "skills", _skill("\uff32ust"), "r")
             wide_id = wide.body["identity"]["id"]
-            entities.create(author, "skills", _skill("Perl"), "r")
-            with pytest.raises(entities.Conflict):  # the old key did fold case
-                entities.create(author, "skills", _skill("RUST"), "r")
+            writes.create(author, "skills", _skill("Perl"), "r")
+            with pytest.raises(errors.Conflict):  # the old key did fold case
+                writes.create(author, "skills", _skill("RUST"), "r")
         with superuser.connect() as conn:
             logged = conn.execute(text(log)).all()
             assert conn.execute(text(heads)).all() == [
@@ -144,11 +146,11 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         run, _ = auditing.run(auditor, {"mode": "full"})
         assert run["findings"] == []
         # From now on: a new look-alike is refused, naming a holder ...
-        with pytest.raises(entities.Conflict) as caught:
-            entities.create(author, "skills", _skill("\u211bust"), "r")
+        with pytest.raises(errors.Conflict) as caught:
+            writes.create(author, "skills", _skill("\u211bust"), "r")
         assert caught.value.extensions["existing_id"] in {rust, wide_id}
         # ... the legacy look-alike may still be amended under its own name ...
-        kept = entities.amend(
+        kept = writes.amend(
             author,
             "skills",
             wide_id,
@@ -158,9 +160,9 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         )
         assert kept.version == 2 and kept.body["identity"]["name"] == "\uff32ust"
         # ... but once renamed, it cannot take the reading back.
-        entities.amend(author, "skills", wide_id, _skill("Lua", "rename"), '"v2"', "r")
-        with pytest.raises(entities.Conflict) as caught:
-            entities.amend(author, "skills", wide_id, _skill("\uff32ust", "back"), '"v3"', "r")
+        writes.amend(author, "skills", wide_id, _skill("Lua", "rename"), '"v2"', "r")
+        with pytest.raises(errors.Conflict) as caught:
+            writes.amend(author, "skills", wide_id, _skill("\uff32ust", "back"), '"v3"', "r")
         assert caught.value.extensions["existing_id"] == rust
         run, _ = auditing.run(auditor, {"mode": "full"})
         assert run["findings"] == []

@@ -1,4 +1,4 @@
-"""The readings of a name (``shared/names.py``): Unicode's tables, UTS #39's own examples, and
+"""The readings of a name (``shared/rules/names.py``): Unicode's tables, UTS #39's own examples, and
 what the rule makes one name or leaves as two (HTTP tests: tests/functions/
 test_look_alike_names.py)."""
 
@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from shared import names
+from shared.rules import names
 
 
 def _one_name(a: str, b: str) -> bool:

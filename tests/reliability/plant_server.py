@@ -23,7 +23,7 @@ import psutil
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared import documents
+from shared.registry import documents
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT = Path(sys.executable).parent / "plant"

@@ -9,7 +9,7 @@ import threading
 
 from reliability_table import record
 
-from shared.anchors import DirectoryAnchors
+from shared.tlog.anchors import DirectoryAnchors
 
 PUTS = 300
 

@@ -8,8 +8,9 @@ import uuid
 
 from reliability_table import record
 
-from shared import auditing, entities, tlog
-from shared.auth import Principal
+from shared import auditing, tlog
+from shared.registry import writes
+from shared.security.principal import Principal
 
 
 def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
@@ -17,7 +18,7 @@ def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
 ):
     author = Principal("alice", tenant, frozenset({"author"}))
     auditor = Principal("audrey", tenant, frozenset({"auditor"}))
-    entities.create(author, "industries", {"name": "before", "description": "d"}, "r")
+    writes.create(author, "industries", {"name": "before", "description": "d"}, "r")
     tlog.seal(tenant)
     real_anchor = auditing.Auditor.anchor
     sealed = []
@@ -27,7 +28,7 @@ def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
         # write and seal commit and reach the anchor store now.
         if not sealed:
             name = f"during-{uuid.uuid4().hex[:6]}"
-            entities.create(author, "industries", {"name": name, "description": "d"}, "r")
+            writes.create(author, "industries", {"name": name, "description": "d"}, "r")
             sealed.append(tlog.seal(tenant))
         return real_anchor(self, store)
 

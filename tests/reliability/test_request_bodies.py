@@ -23,7 +23,7 @@ from plant_server import call, free_port
 from reliability_table import record
 
 from shared.config import ROOT
-from shared.request_body import MAX_BODY
+from shared.web.bodies import MAX_BODY
 
 
 @dataclass

@@ -15,7 +15,7 @@ from plant_server import PlantServer
 from reliability_table import record
 
 from shared.errors import PROBLEM_BASE
-from shared.http import MAX_BODY
+from shared.web.router import MAX_BODY
 
 HOST = b"Host: 127.0.0.1\r\n"
 JSON_POST = b"POST /registry/skills HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"

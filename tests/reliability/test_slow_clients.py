@@ -408,7 +408,7 @@ def _functions_framework(port: int, env: dict[str, str]) -> Iterator[str]:
     strict=True,
     reason="the cloud container's own server (functions-framework's gunicorn, 1 worker x "
     "THREADS 8 from Terraform) reads a request's head and body in its threads with no "
-    "deadline; in the cloud, Google's front end stands before it (see shared/serving.py)",
+    "deadline; in the cloud, Google's front end stands before it (see shared/web/serving.py)",
 )
 def test_the_cloud_container_alone_under_terraform_settings(tenant, make_token, request):
     settings = server_settings()

@@ -22,8 +22,8 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared.errors import ServiceUnavailable
-from shared.http import Body, Router, json_response
-from shared.request_body import MAX_BODY
+from shared.web.bodies import MAX_BODY
+from shared.web.router import Body, Router, json_response
 
 JSON = {"Content-Type": "application/json"}
 

@@ -70,8 +70,8 @@ PATHS = [
 
 @pytest.fixture(scope="module")
 def skill(clients, database_url):
-    from shared.auth import LocalTokens
     from shared.config import settings as cfg
+    from shared.security.local_tokens import LocalTokens
 
     token = LocalTokens.from_settings(cfg()).issue("fuzzer", "fuzz", ["author"])
     response = clients["registry"].post(

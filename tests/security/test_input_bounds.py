@@ -13,10 +13,10 @@ from reliability_table import record
 from routes import body_routes
 
 import main
-from shared import openapi
 from shared.errors import MAX_LISTED
 from shared.integrity import canonical
-from shared.query_params import MAX_INTEGER
+from shared.rules.query_params import MAX_INTEGER
+from shared.web import openapi
 
 JSON = {"Content-Type": "application/json"}
 BIG = "9" * 5000
