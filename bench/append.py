@@ -1,6 +1,6 @@
-"""Appends: ``shared.entities.create`` (validation, canonical bytes, digests, the tenant's log
-index, the head) against a plain INSERT of the same canonical bytes into a table with no
-integrity, same driver, same pool, same database; directly and through a latency proxy."""
+"""Appends: ``shared.registry.writes.create`` (validation, canonical bytes, digests, the
+tenant's log index, the head) against a plain INSERT of the same canonical bytes into a table
+with no integrity, same driver, same pool, same database; directly and through a latency proxy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bulk creates: ``shared.entities.create_batch`` of N seeded skills in one call, against
+"""Bulk creates: ``shared.registry.batches.create_batch`` of N seeded skills in one call, against
 writing the same canonical bytes into a plain table with COPY (the floor: one statement, no
 parameter encoding) and, for reference, with ``INSERT ... SELECT unnest(:bodies)`` and with a
 binary COPY of the very rows the product writes (entries and heads) into tables with the

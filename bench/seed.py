@@ -82,7 +82,7 @@ def entity_id(seed: int, i: int, random_ids: bool = False) -> str:
 def encoded_rows(
     tenant: str, seed: int, start: int, count: int, random_ids: bool = False
 ) -> list[tuple[Any, ...]]:
-    """The stored form of skills ``start``..``start+count-1``: what ``entities.create`` would
+    """The stored form of skills ``start``..``start+count-1``: what ``writes.create`` would
     have written, with fixed timestamps and request ids."""
     from shared.registry import documents
     from shared.registry.documents import Change

@@ -8,9 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from shared.config import settings
-from shared.errors import (
-    PayloadTooLarge,
-)
+from shared.errors import PayloadTooLarge
 from shared.integrity import canonical, digests
 from shared.registry import collector, documents
 from shared.registry.admission import Slots
@@ -27,18 +25,13 @@ from shared.registry.versions import (
 )
 from shared.rules import inputs, names
 from shared.rules.catalogue import Violation
-from shared.rules.kinds import (
-    Kind,
-    resolve_kind,
-)
+from shared.rules.kinds import Kind, resolve_kind
 from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
 from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import database, retry_transient
 
 MAX_BATCH = 10_000
-
-
 _batches = Slots(lambda: settings().max_batches, "batch")
 
 

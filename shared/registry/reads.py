@@ -4,34 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import (
-    Conflict,
-    InvalidQuery,
-    LimitExceeded,
-    NotFound,
-)
+from shared.errors import Conflict, InvalidQuery, LimitExceeded, NotFound
 from shared.integrity import canonical, digests
 from shared.registry import documents, membership
 from shared.registry.versions import Document
 from shared.rules import lifecycle, path_params, query_params
-from shared.rules.kinds import (
-    MAX_NAME,
-    MAX_TAG,
-    resolve_kind,
-)
+from shared.rules.kinds import MAX_NAME, MAX_TAG, resolve_kind
 from shared.security.principal import READ_ROLES, Principal
 from shared.storage import heads, ledger
 from shared.storage.engine import database
 
 MAX_PAGE = 500
-
-
 MAX_CATEGORY = 64  # the category filter's length
-
-
 DEFAULT_PAGE = 50
-
-
 MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
 
 

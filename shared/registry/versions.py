@@ -11,20 +11,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared.errors import (
-    Conflict,
-    PreconditionFailed,
-    ValidationFailed,
-)
+from shared.errors import Conflict, PreconditionFailed, ValidationFailed
 from shared.integrity import canonical, digests
 from shared.registry import dependents, documents
 from shared.registry.documents import Change
 from shared.rules.catalogue import Violation, rules_for
-from shared.rules.kinds import (
-    TYPE_TO_SLUG,
-    Kind,
-    kind_for_type,
-)
+from shared.rules.kinds import TYPE_TO_SLUG, Kind, kind_for_type
 from shared.rules.relations import Ref, referenced_ids, unique_key
 from shared.security.principal import Principal
 from shared.storage import heads, ledger

@@ -12,12 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from shared.errors import (
-    Conflict,
-    NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
-)
+from shared.errors import Conflict, NotFound, PreconditionFailed, PreconditionRequired
 from shared.integrity import canonical
 from shared.registry import documents
 from shared.registry.ids import new_entity_id
@@ -32,11 +27,7 @@ from shared.registry.versions import (
 )
 from shared.rules import inputs, lifecycle, path_params
 from shared.rules.catalogue import Violation
-from shared.rules.kinds import (
-    MAX_REASON,
-    Kind,
-    resolve_kind,
-)
+from shared.rules.kinds import MAX_REASON, Kind, resolve_kind
 from shared.rules.relations import Ref, check_relations, referenced_ids
 from shared.security.principal import Principal
 from shared.storage import heads, ledger

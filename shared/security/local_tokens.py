@@ -23,8 +23,6 @@ from shared.security.principal import Principal, bearer, principal_from_claims
 from shared.security.token_cache import TokenCache, Verified
 
 MAX_TOKEN_TTL = 24 * 3600
-
-
 LEEWAY_SECONDS = 5
 
 

@@ -9,12 +9,8 @@ from typing import Any, Protocol
 from shared.errors import Forbidden, Unauthenticated
 
 ROLES = ("reader", "author", "certifier", "auditor", "admin")
-
-
 # Every role but admin may read the registry and the log.
 READ_ROLES = ("reader", "author", "certifier", "auditor")
-
-
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 

@@ -31,11 +31,8 @@ from shared.storage.urls import pg8000_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
 # What pg_export_snapshot() returns: hex transaction and snapshot numbers, e.g. 00000003-0000001B-1
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{8}-[0-9]+")
-
-
 # SQLSTATEs that mean "the database cannot serve this now", not "the request is wrong".
 _UNAVAILABLE = {"57014", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"}
 
@@ -186,8 +183,6 @@ def build_engine(cfg: Settings) -> Engine:
 
 
 _lock = threading.Lock()
-
-
 _database: Database | None = None
 
 

@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.web.openapi.schemas import (
-    JSON,
-    PROBLEM,
-    PROBLEMS,
-    SCHEMAS,
-    SLUGS,
-    UUID,
-    ref,
-)
+from shared.web.openapi.schemas import JSON, PROBLEM, PROBLEMS, SCHEMAS, SLUGS, UUID, ref
 
 
 def path_param(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -43,14 +35,8 @@ def if_match(*, required: bool) -> dict[str, Any]:
 
 
 KIND = path_param("kind", {"type": "string", "enum": SLUGS})
-
-
 ENTITY_ID = path_param("entity_id", UUID)
-
-
 ETAG = {"required": True, "schema": {"type": "string", "pattern": '^"v[0-9]+"$'}}
-
-
 RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "string"}}}
 
 

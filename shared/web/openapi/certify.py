@@ -7,16 +7,7 @@ from typing import Any
 
 from shared.registry.certification import MAX_BATCH
 from shared.web.openapi.builder import ENTITY_ID, EXAMPLE_ID, KIND, build, json_body, ok, operation
-from shared.web.openapi.schemas import (
-    AUTH,
-    BODY,
-    INTEGER,
-    SLUGS,
-    UUID,
-    array,
-    obj,
-    ref,
-)
+from shared.web.openapi.schemas import AUTH, BODY, INTEGER, SLUGS, UUID, array, obj, ref
 
 DESCRIPTION = "Certify versions against the rule catalogue; list certificates."
 

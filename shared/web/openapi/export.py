@@ -8,14 +8,7 @@ from typing import Any
 from shared.evidence.reports import FORMATS
 from shared.rules import lifecycle
 from shared.web.openapi.builder import build, ok, operation, query_param
-from shared.web.openapi.schemas import (
-    AUTH,
-    JSON,
-    SLUGS,
-    STRING,
-    UUID,
-    ref,
-)
+from shared.web.openapi.schemas import AUTH, JSON, SLUGS, STRING, UUID, ref
 
 DESCRIPTION = "Compliance reports (JSON, CSV, PDF) and offline evidence bundles."
 SCHEMAS: dict[str, dict[str, Any]] = {}

@@ -7,12 +7,7 @@ from typing import Any
 
 from shared.rules.query_params import MAX_INTEGER
 from shared.web.openapi.builder import build, ok, operation, path_param, query_param
-from shared.web.openapi.schemas import (
-    AUTH,
-    HASH_B64,
-    STRING,
-    ref,
-)
+from shared.web.openapi.schemas import AUTH, HASH_B64, STRING, ref
 
 DESCRIPTION = "The tenant's verifiable log: checkpoints, entries, proofs, keys and sealing."
 SCHEMAS: dict[str, dict[str, Any]] = {}

@@ -24,14 +24,7 @@ from shared.web.openapi.builder import (
     query_param,
     written_response,
 )
-from shared.web.openapi.schemas import (
-    AUTH,
-    BODY,
-    STRING,
-    array,
-    ref,
-    schema_name,
-)
+from shared.web.openapi.schemas import AUTH, BODY, STRING, array, ref, schema_name
 
 DESCRIPTION = "Create, amend, read and list skills, job roles, teams, agents and industries."
 SCHEMAS: dict[str, dict[str, Any]] = {}
