@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import create_database, superuser_engine
 from sqlalchemy.engine import Engine
 
 from shared.security import authenticators
+from tests.support.databases import create_database, superuser_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["reliability_table"]  # the attack/fault table at the end of a run
+pytest_plugins = ["tests.support.reliability_table"]  # the attack/fault table at the end of a run
 
 
 def _server_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object | None]:

@@ -52,7 +52,7 @@ def unstorable_text(value: Any, path: str = "") -> Iterator[str]:
 
     ``canonical.loads`` already refuses every other JSON value ``jsonb`` refuses (lone
     surrogates, NaN and infinities, integers past 2**53); a NUL is valid JSON and I-JSON,
-    so it is the one checked here (tests/functions/test_stored_text.py tries the rest
+    so it is the one checked here (tests/web/test_stored_text.py tries the rest
     against the server).
     """
     stack: list[tuple[Any, str]] = [(value, path)]

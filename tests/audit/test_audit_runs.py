@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from seeding import seed_skills
 from sqlalchemy import text
 
 from shared import auditing, tlog
 from shared.config import ROOT
+from tests.support.seeding import seed_skills
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ certified version, the certificate's log index and the certifier."""
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
 
 from shared import auditing, tlog
 from shared.registry import certification, writes
 from shared.rules import four_eyes
 from shared.security.principal import Principal
+from tests.support.reliability_table import record
 
 
 def _certify_behind_the_rule(monkeypatch, tenant: str, skill: str, subject: str) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from shared import auditing, config, scan_pool, tlog
 from shared.registry import certification, writes
-from tests.tampering import status_past_the_cascade
+from tests.support.tampering import status_past_the_cascade
 
 
 @pytest.fixture

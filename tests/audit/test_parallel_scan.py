@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 from sqlalchemy import text
-from tampering import rewrite_body
 
 from shared import auditing, config, scan_pool, tlog
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.registry import writes
 from shared.storage.engine import database
+from tests.support.tampering import rewrite_body
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from seeding import seed_skills
 from sqlalchemy import text
-from tampering import rewrite_body
 
 from shared import auditing
 from shared.integrity import merkle
 from shared.registry import writes
 from shared.security.principal import Principal
 from shared.storage import copyread
+from tests.support.seeding import seed_skills
+from tests.support.tampering import rewrite_body
 
 
 def _found(run, kind: str) -> list[tuple]:

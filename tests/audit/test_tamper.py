@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 
-from tampering import rewrite_body
-
 from shared import auditing, tlog
 from shared.integrity import canonical, digests, merkle, note
 from shared.registry import writes
+from tests.support.tampering import rewrite_body
 
 
 def _kinds(run):

@@ -6,12 +6,12 @@ commit."""
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
-from tampering import append_unchecked
 
 from shared import tlog
 from shared.registry import certification, reads, writes
 from shared.security.principal import Principal
+from tests.support.reliability_table import record
+from tests.support.tampering import append_unchecked
 
 
 def _auth(make_token, tenant: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
 from shared import auditing
@@ -24,7 +23,8 @@ from shared.registry import certification, reads, writes
 from shared.security.principal import Principal
 from shared.storage.engine import database
 from tests.certify.conftest import Team
-from tests.tampering import status_past_the_cascade
+from tests.support.reliability_table import record
+from tests.support.tampering import status_past_the_cascade
 
 ACTIONS = ("amend", "suspend", "deprecate")
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from reliability_table import record
-
 from shared.registry import certification, reads, writes
 from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import database
+from tests.support.reliability_table import record
 
 L0_06 = "L0-06"
 

@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fakes.cloudsql import TUNNEL_PORT, FakeCloudSQL, Running
 from google.auth import credentials as google_credentials
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -24,6 +23,7 @@ from shared.security.principal import Principal
 from shared.storage import connector
 from shared.storage import engine as engine_module
 from shared.storage.engine import Database
+from tests.fakes.cloudsql import TUNNEL_PORT, FakeCloudSQL, Running
 
 ROOT = Path(__file__).resolve().parents[2]
 IAM_USER = "fn-registry@proj.iam"  # how Cloud SQL names a service account's IAM user

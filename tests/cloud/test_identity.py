@@ -9,7 +9,6 @@ import json
 import time
 
 import pytest
-from fakes.google_certs import AUDIENCE, EMAIL, FakeGoogleCerts
 
 from shared import config
 from shared.config import load
@@ -21,6 +20,7 @@ from shared.security.google_identity import (
     PlatformIdentity,
     cloud_authenticator,
 )
+from tests.fakes.google_certs import AUDIENCE, EMAIL, FakeGoogleCerts
 
 MAP = json.dumps({EMAIL: {"tenant": "acme", "roles": ["auditor"]}})
 CLOUD = {

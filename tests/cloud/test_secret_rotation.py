@@ -12,8 +12,6 @@ import time
 import uuid
 
 import pytest
-from fakes import secretmanager
-from reliability_table import record
 
 from shared.config import ROOT, load
 from shared.integrity import note
@@ -22,6 +20,8 @@ from shared.security import secrets
 from shared.security.principal import Principal
 from shared.security.secrets import SecretManagerSource
 from shared.tlog import keys
+from tests.fakes import secretmanager
+from tests.support.reliability_table import record
 
 NAME = "projects/p/secrets/plant-signing-keys/versions/latest"
 TTL = 1.5  # PLANT_KEY_REFRESH_SECONDS for this test (60 s by default in the cloud)

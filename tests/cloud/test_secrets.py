@@ -12,12 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fakes import secretmanager
 
 from shared.config import load
 from shared.errors import ConfigurationError
 from shared.security.secrets import SecretManagerSource
 from shared.tlog import keys
+from tests.fakes import secretmanager
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "projects/p/secrets/plant-signing-key/versions/latest"
@@ -120,7 +120,7 @@ def test_the_clients_own_debug_logging_does_not_print_the_value(fake):
     fake.secrets["projects/p/secrets/s/versions/1"] = secret
     script = textwrap.dedent(
         f"""
-        from fakes.secretmanager import FakeSecretManager
+        from tests.fakes.secretmanager import FakeSecretManager
         from shared.security.secrets import SecretManagerSource
         fake = FakeSecretManager(address={fake.address!r})
         value = SecretManagerSource(client=fake.client()).get("projects/p/secrets/s/versions/1")

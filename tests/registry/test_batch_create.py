@@ -237,9 +237,8 @@ def test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read(
     single create is written meanwhile; once X's batch is done, Y's batch runs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from reliability_table import record
-
     from shared.storage import ledger
+    from tests.support.reliability_table import record
 
     tenant_x, tenant_y = (f"t-{uuid.uuid4().hex[:10]}" for _ in range(2))
     x, y = (make_token(t, "author", "reader") for t in (tenant_x, tenant_y))

@@ -10,7 +10,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -20,6 +19,7 @@ from shared.registry import certification, versions, writes
 from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import sqlstate
+from tests.support import round_trips
 
 
 def _author(tenant: str) -> Principal:

@@ -21,7 +21,7 @@ def test_there_is_exactly_one_alembic_head():
 def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(
     pg_server, database_url, monkeypatch
 ):
-    from databases import create_database, superuser_engine
+    from tests.support.databases import create_database, superuser_engine
 
     fresh = create_database(pg_server)
     monkeypatch.setenv("DATABASE_URL", fresh)
@@ -104,12 +104,11 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
     """A database written under the old key (name trimmed and case folded) holds "Rust" and
     its fullwidth look-alike, both live. 0010 gives every skill head its two readings, keeps
     both (nothing lost, no logged byte changed, a full audit clean), and refuses new ones."""
-    from databases import create_database, superuser_engine
-
     from shared import auditing
     from shared.rules import names
     from shared.security.principal import Principal
     from shared.storage import engine as engine_module
+    from tests.support.databases import create_database, superuser_engine
 
     fresh = create_database(pg_server)
     monkeypatch.setenv("DATABASE_URL", fresh)

@@ -1,5 +1,5 @@
 """The readings of a name (``shared/rules/names.py``): Unicode's tables, UTS #39's own examples, and
-what the rule makes one name or leaves as two (HTTP tests: tests/functions/
+what the rule makes one name or leaves as two (HTTP tests: tests/web/
 test_look_alike_names.py)."""
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ the re-checks that replace the locks a long transaction used to hold."""
 from __future__ import annotations
 
 import pytest
-import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -15,6 +14,7 @@ from shared.security.principal import Principal
 from shared.storage import engine as engine_module
 from shared.storage import sessions
 from shared.storage.engine import database
+from tests.support import round_trips
 
 
 def _author(tenant: str) -> Principal:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import uuid
 
-from reliability_table import record
-
 from shared import auditing, tlog
 from shared.registry import writes
 from shared.security.principal import Principal
+from tests.support.reliability_table import record
 
 
 def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(

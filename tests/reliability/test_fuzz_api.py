@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plant_server import free_port
 
 import main
+from tests.support.plant_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
 from shared.auditing import MAX_RUNS_PAGE
@@ -20,6 +19,7 @@ from shared.integrity import canonical
 from shared.registry import certification, reads
 from shared.rules import kinds
 from shared.web.router import MAX_BODY
+from tests.support.reliability_table import record
 
 
 @dataclass

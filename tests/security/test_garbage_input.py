@@ -12,7 +12,8 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_table import tally
+
+from tests.support.reliability_table import tally
 
 FIELDS = [
     "name",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_table import record
+
+from tests.support.reliability_table import record
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ exactly one version is written."""
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
 from shared.errors import ServiceUnavailable
 from shared.registry import writes
 from shared.security.principal import Principal
 from shared.storage import ledger
+from tests.support.reliability_table import record
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
