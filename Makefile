@@ -46,18 +46,18 @@ RELIABILITY_TESTS := tests/reliability tests/security \
 	tests/registry/test_api.py::test_malformed_json_is_400_not_json_is_415_large_is_413 \
 	tests/registry/test_injection.py tests/registry/test_isolation.py \
 	tests/registry/test_append_only.py \
-	tests/export/test_bundle_attacks.py tests/export/test_bounds.py \
-	tests/export/test_bundle_memory.py::test_bundle_memory_does_not_grow_with_the_tenant \
-	tests/functions/test_look_alike_names.py tests/functions/test_stored_text.py \
+	tests/evidence/test_bundle_attacks.py tests/evidence/test_bounds.py \
+	tests/evidence/test_bundle_memory.py::test_bundle_memory_does_not_grow_with_the_tenant \
+	tests/web/test_look_alike_names.py tests/web/test_stored_text.py \
 	tests/cloud/test_secret_rotation.py \
 	tests/registry/test_batch_create.py::test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read \
 	tests/certify/test_four_eyes.py tests/certify/test_batch_and_bad_bodies.py \
 	tests/audit/test_audited_four_eyes.py tests/audit/test_unstorable_text.py \
-	tests/functions/test_cache_headers.py tests/functions/test_team_membership.py \
-	tests/functions/test_search.py tests/functions/test_healthz.py \
+	tests/web/test_cache_headers.py tests/web/test_team_membership.py \
+	tests/web/test_search.py tests/web/test_healthz.py \
 	tests/certify/test_cascade.py::test_a_certification_racing_the_cascade_never_outlives_it \
-	tests/export/test_request_logs.py tests/functions/test_one_answer_per_mistake.py \
-	tests/functions/test_query_parameters.py
+	tests/evidence/test_request_logs.py tests/web/test_one_answer_per_mistake.py \
+	tests/web/test_query_parameters.py
 test-reliability: $(TEST_STAMP)
 	PLANT_SOAK_SECONDS=$${PLANT_SOAK_SECONDS:-300} PLANT_FUZZ_EXAMPLES=$${PLANT_FUZZ_EXAMPLES:-200} \
 	PLANT_GARBAGE_EXAMPLES=$${PLANT_GARBAGE_EXAMPLES:-3000} \

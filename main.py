@@ -13,7 +13,7 @@ from types import ModuleType
 import flask
 import functions_framework
 
-from shared.http import install_error_pages
+from shared.web.router import install_error_pages
 
 FUNCTIONS = ("registry", "log", "certify", "audit", "export")
 

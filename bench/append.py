@@ -1,6 +1,6 @@
-"""Appends: ``shared.entities.create`` (validation, canonical bytes, digests, the tenant's log
-index, the head) against a plain INSERT of the same canonical bytes into a table with no
-integrity, same driver, same pool, same database; directly and through a latency proxy."""
+"""Appends: ``shared.registry.writes.create`` (validation, canonical bytes, digests, the
+tenant's log index, the head) against a plain INSERT of the same canonical bytes into a table
+with no integrity, same driver, same pool, same database; directly and through a latency proxy."""
 
 from __future__ import annotations
 
@@ -22,27 +22,28 @@ SUSTAINED_TARGET = 1_000  # appends/s at 8 writers (issue #7)
 
 def _canonical_documents(bodies: list[dict[str, Any]]) -> list[bytes]:
     """What the registry would store for these bodies (outside any timing)."""
-    from shared import documents
-    from shared.documents import Change
-    from shared.entities import _passed
-    from shared.kinds import KINDS
+    from shared.integrity import canonical
+    from shared.registry import documents
+    from shared.registry.documents import Change
+    from shared.registry.versions import passed_rules
     from shared.rules import inputs
+    from shared.rules.kinds import KINDS
 
     kind = KINDS["skills"]
     out = []
     for i, body in enumerate(bodies):
         fields, _, _ = inputs.check_write(kind, body, current=None)
         change = Change(
-            "bench", str(uuid.UUID(int=i)), 1, "draft", documents.now_text(),
-            documents.now_text(), None, "created", "bench", f"r{i}", "create", _passed(kind),
+            "bench", str(uuid.UUID(int=i)), 1, "draft", canonical.now_text(),
+            canonical.now_text(), None, "created", "bench", f"r{i}", "create", passed_rules(kind),
         )  # fmt: skip
         out.append(documents.encode(documents.build(kind, fields, change)).body)
     return out
 
 
 def _run(writers: int, per_writer: int) -> tuple[dict[str, float], dict[str, float]]:
-    from shared import entities
-    from shared.auth import Principal
+    from shared.registry import writes
+    from shared.security.principal import Principal
     from shared.storage.engine import database
 
     bodies = seed.skill_bodies(seed.SEED, writers * per_writer)
@@ -54,7 +55,7 @@ def _run(writers: int, per_writer: int) -> tuple[dict[str, float], dict[str, flo
 
         def work(n: int) -> None:
             for i in range(n * per_writer, (n + 1) * per_writer):
-                entities.create(author, "skills", bodies[i], f"bench-{i}")
+                writes.create(author, "skills", bodies[i], f"bench-{i}")
 
         return common.threads(work, writers)
 
@@ -110,7 +111,7 @@ def bench_append(writers: int, per_writer: int) -> dict[str, Any]:
         targets = []
     return common.result(
         f"append, {writers} writer(s), direct",
-        common.side(prod, total, "appends/s", "entities.create"),
+        common.side(prod, total, "appends/s", "writes.create"),
         common.side(base, total, "appends/s", "plain INSERT"),
         operations=total,
         details=[cpu_detail(prod, base)],
@@ -147,7 +148,7 @@ def bench_append_proxied(writers: int, per_writer: int, delay_ms: float = 1.0) -
     rate = total / prod["median"]
     return common.result(
         f"append, {writers} writers, one tenant, via proxy (+{delay_ms:g} ms each way)",
-        common.side(prod, total, "appends/s", "entities.create"),
+        common.side(prod, total, "appends/s", "writes.create"),
         common.side(base, total, "appends/s", "plain INSERT"),
         operations=total,
         details=[
@@ -165,10 +166,10 @@ def _writer_process(
     mode: str, tenant: str, items: list[Any], threads: int, ready, go, done
 ) -> None:
     """One spawned writer process: ``threads`` threads appending its share of ``items`` to
-    one tenant's log (``mode`` "product": entities.create; "baseline": a plain INSERT)."""
+    one tenant's log (``mode`` "product": writes.create; "baseline": a plain INSERT)."""
     try:
-        from shared import entities
-        from shared.auth import Principal
+        from shared.registry import writes
+        from shared.security.principal import Principal
         from shared.storage.engine import database
 
         engine = database().engine
@@ -181,7 +182,7 @@ def _writer_process(
         def work(n: int) -> None:
             for i in range(n * share, (n + 1) * share):
                 if mode == "product":
-                    entities.create(author, "skills", items[i], f"bench-{tenant}-{i}")
+                    writes.create(author, "skills", items[i], f"bench-{tenant}-{i}")
                 else:
                     with engine.begin() as conn:
                         conn.execute(
@@ -257,7 +258,7 @@ def bench_append_processes(
     return common.result(
         f"append, {writers} writers ({processes} processes x {threads} threads), one tenant, "
         f"via proxy (+{delay_ms:g} ms each way)",
-        common.side(prod, total, "appends/s", "entities.create"),
+        common.side(prod, total, "appends/s", "writes.create"),
         common.side(base, total, "appends/s", "plain INSERT"),
         operations=total,
         details=[

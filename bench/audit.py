@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _PEAK_RSS = """
 import re, resource, sys
 from shared.audit import runs
-from shared.auth import Principal
+from shared import audit
+from shared.security.principal import Principal
 if sys.argv[1]:
     run, _ = runs.run(Principal("bench", sys.argv[1], frozenset({"auditor"})), {"mode": "full"})
     assert run["findings"] == [], run["findings"][:3]
@@ -142,7 +143,7 @@ def _read_and_hash(tenant: str, start: int, end: int, batch: int = 5000) -> floa
 
 def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
     from shared import audit
-    from shared.auth import Principal
+    from shared.security.principal import Principal
 
     tenant, _ = sealed_tenant(size)
     auditor = Principal("bench", tenant, frozenset({"auditor"}))

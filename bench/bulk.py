@@ -1,4 +1,4 @@
-"""Bulk creates: ``shared.entities.create_batch`` of N seeded skills in one call, against
+"""Bulk creates: ``shared.registry.batches.create_batch`` of N seeded skills in one call, against
 writing the same canonical bytes into a plain table with COPY (the floor: one statement, no
 parameter encoding) and, for reference, with ``INSERT ... SELECT unnest(:bodies)`` and with a
 binary COPY of the very rows the product writes (entries and heads) into tables with the
@@ -25,8 +25,8 @@ RATE_TARGET = 50_000  # entities/s (issue #7)
 
 
 def bench_bulk(count: int) -> dict[str, Any]:
-    from shared import entities
-    from shared.auth import Principal
+    from shared.registry import batches
+    from shared.security.principal import Principal
     from shared.storage.engine import database
 
     plain_table("bench_bulk")
@@ -52,7 +52,7 @@ def bench_bulk(count: int) -> dict[str, Any]:
 
     def product() -> float:
         author = Principal("bench", f"k-{uuid.uuid4().hex[:10]}", frozenset({"author"}))
-        return common.timed(lambda: entities.create_batch(author, "skills", bodies, "bench-bulk"))
+        return common.timed(lambda: batches.create_batch(author, "skills", bodies, "bench-bulk"))
 
     prod, baseline, via_unnest, indexed, keyed = common.interleaved(
         product, copy, unnest, _indexed_copy(count), _indexed_copy(count, keys_only=True)
@@ -70,7 +70,7 @@ def bench_bulk(count: int) -> dict[str, Any]:
     name = f"bulk create of {count:,} skills in one call"
     return common.result(
         name,
-        common.side(prod, count, "entities/s", "entities.create_batch"),
+        common.side(prod, count, "entities/s", "batches.create_batch"),
         common.side(baseline, count, "entities/s", "COPY into a plain table"),
         operations=count,
         details=details,
@@ -83,17 +83,17 @@ LARGE_START = 10_000_000  # seeded bodies from here on: names no seeded tenant h
 
 def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
     """Batches of ``count`` new skills into a tenant of ``size``-odd entries, a CHECKPOINT
-    before each: the registry's time-ordered ids (``shared.ids``) into the seeded tenant the
-    proofs and audits read (run after them: it holds their increments too), against the same
-    batches given random version-4 ids, into a tenant of as many entries seeded with random
-    ids throughout (as the registry made them before). A fresh tenant, as ``bench_bulk``
+    before each: the registry's time-ordered ids (``shared.registry.ids``) into the seeded
+    tenant the proofs and audits read (run after them: it holds their increments too), against
+    the same batches given random version-4 ids, into a tenant of as many entries seeded with
+    random ids throughout (as the registry made them before). A fresh tenant, as ``bench_bulk``
     uses, has empty indexes and cannot show the difference: three are keyed by the tenant,
     then the entity id."""
     from unittest import mock
 
     from bench.proofs import TENANT_PREFIX
-    from shared import entities
-    from shared.auth import Principal
+    from shared.registry import batches
+    from shared.security.principal import Principal
 
     eng = superuser()
     ordered = seed.tenant_name(TENANT_PREFIX, size)
@@ -110,13 +110,13 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
 
         def create() -> None:
             bodies = seed.skill_bodies(seed.SEED, count, start=next(made))
-            entities.create_batch(author, "skills", bodies, "b")
+            batches.create_batch(author, "skills", bodies, "b")
 
         def run() -> float:
             with eng.connect() as conn:
                 conn.execute(text("CHECKPOINT"))
                 before = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
-            with mock.patch.object(entities, "new_entity_id", new_id):
+            with mock.patch.object(batches, "new_entity_id", new_id):
                 took = common.timed(create)
             with eng.connect() as conn:
                 written = conn.execute(
@@ -129,13 +129,15 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
         return run
 
     product, baseline = common.interleaved(
-        batch(ordered, entities.new_entity_id), batch(scattered, uuid.uuid4)
+        batch(ordered, batches.new_entity_id), batch(scattered, uuid.uuid4)
     )
     eng.dispose()
     median = {k: common.stats(v)["median"] for k, v in wal.items()}
     return common.result(
         f"bulk create of {count:,} skills into a tenant of {held:,} entries",
-        common.side(product, count, "entities/s", "create_batch, time-ordered ids (shared.ids)"),
+        common.side(
+            product, count, "entities/s", "create_batch, time-ordered ids (shared.registry.ids)"
+        ),
         common.side(
             baseline, count, "entities/s", "the same, random version-4 ids (a tenant of them)"
         ),

@@ -15,11 +15,13 @@ import uuid
 from typing import Any
 
 from bench import common
+from shared.registry import batches, reads, versions, writes
+from shared.rules import kinds
 
 
 def bench_cascade(count: int) -> dict[str, Any]:
-    from shared import certification, dependents, entities
-    from shared.auth import Principal
+    from shared.registry import certification, dependents
+    from shared.security.principal import Principal
 
     tenant = f"c-{uuid.uuid4().hex[:10]}"
     author = Principal("bench", tenant, frozenset({"author"}))
@@ -27,18 +29,18 @@ def bench_cascade(count: int) -> dict[str, Any]:
 
     def skill(name: str) -> str:
         body = {"name": name, "description": "d", "category": "technical"}
-        made = entities.create(author, "skills", body, "bench")
+        made = writes.create(author, "skills", body, "bench")
         skill_id = made.body["identity"]["id"]
         certification.certify(certifier, "skills", skill_id, None, "bench")
         return skill_id
 
     used, unused = skill("used by many"), skill("used by none")
-    industry = entities.create(author, "industries", {"name": "i", "description": "d"}, "b")
+    industry = writes.create(author, "industries", {"name": "i", "description": "d"}, "b")
     industry_id = industry.body["identity"]["id"]
     half = count // 2
     roles = [
         item["id"]
-        for item in entities.create_batch(
+        for item in batches.create_batch(
             author,
             "job-roles",
             [
@@ -55,7 +57,7 @@ def bench_cascade(count: int) -> dict[str, Any]:
     ]
     agents = [
         item["id"]
-        for item in entities.create_batch(
+        for item in batches.create_batch(
             author,
             "agents",
             [
@@ -75,15 +77,13 @@ def bench_cascade(count: int) -> dict[str, Any]:
     written: dict[str, int] = {}
 
     def amend(skill_id: str, again: list[str]) -> float:
-        version = entities.get(author, "skills", skill_id).version
+        version = reads.get(author, "skills", skill_id).version
         body = {"description": uuid.uuid4().hex, "amendment_reason": "bench"}
         seconds = common.timed(
             lambda: written.__setitem__(
                 skill_id,
                 1
-                + len(
-                    entities.amend(author, "skills", skill_id, body, f'"v{version}"', "b").cascade
-                ),
+                + len(writes.amend(author, "skills", skill_id, body, f'"v{version}"', "b").cascade),
             )
         )
         _certified(tenant, again)
@@ -104,8 +104,8 @@ def bench_cascade(count: int) -> dict[str, Any]:
     per = (product["median"] - floor["median"]) / max(1, written[used] - 1) * 1000
     return common.result(
         f"amend a certified skill that {count:,} certified job roles and agents use",
-        common.side(product, written[used], "entries/s", "entities.amend with its cascade"),
-        common.side(floor, written[unused], "entries/s", "entities.amend, nothing depends on it"),
+        common.side(product, written[used], "entries/s", "writes.amend with its cascade"),
+        common.side(floor, written[unused], "entries/s", "writes.amend, nothing depends on it"),
         operations=written[used],
         details=[
             f"entries written per amendment: {written[used]:,} with dependents, "
@@ -119,8 +119,8 @@ def bench_cascade(count: int) -> dict[str, Any]:
 
 def _certified(tenant: str, ids: list[str]) -> None:
     """Append a ``certified`` version of each of ``ids`` (outside any timing)."""
-    from shared import documents, entities
     from shared.integrity import canonical, digests
+    from shared.registry import documents
     from shared.storage import heads, ledger
     from shared.storage.engine import database
 
@@ -128,10 +128,10 @@ def _certified(tenant: str, ids: list[str]) -> None:
         ledger.lock_heads(conn, ids)
         items = []
         for head, body in heads.referenced(conn, ids, lock=False):
-            kind = entities.kind_for_type(head.kind)
+            kind = kinds.kind_for_type(head.kind)
             doc = canonical.read(body)
             items.append(
-                entities.new_version(
+                versions.new_version(
                     tenant,
                     "bench-certifier",
                     kind,

@@ -53,8 +53,8 @@ def bench_checkpoint(count: int) -> dict[str, Any]:
 
 def _statement() -> bytes:
     """A certificate's statement as certification.py builds it (ten passing checks)."""
-    from shared import certification
     from shared.integrity import canonical
+    from shared.registry import attestation
 
     checks = [
         {"check": f"CERT-{i:02d}", "result": "pass", "message": "holds", "description": "x" * 60}
@@ -62,9 +62,9 @@ def _statement() -> bytes:
     ]
     return canonical.dumps(
         {
-            "_type": certification.STATEMENT_TYPE,
+            "_type": attestation.STATEMENT_TYPE,
             "subject": [{"name": "acme/skills/0b0f@v3", "digest": {"sha256": "ab" * 32}}],
-            "predicateType": certification.PREDICATE_TYPE,
+            "predicateType": attestation.PREDICATE_TYPE,
             "predicate": {
                 "tenant": "acme",
                 "entity_type": "skill",
@@ -83,13 +83,13 @@ def _statement() -> bytes:
 
 
 def bench_certificates(count: int) -> list[dict[str, Any]]:
-    from shared import certification
     from shared.integrity import dsse, note
+    from shared.registry import attestation
 
     signer = note.Signer.from_seed("bench/log", b"\x01" * 32)
     verifiers = {signer.key_id_hex: signer.verifier}
     payload = _statement()
-    kind = certification.PAYLOAD_TYPE
+    kind = attestation.PAYLOAD_TYPE
     envelope = dsse.sign_envelope(kind, payload, signer)
     assert dsse.verify_envelope(envelope, verifiers) == payload
     key, pss, sha = _rsa()

@@ -15,6 +15,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from shared.security import authenticators
+
 _server: Any = None
 external = False  # True when DATABASE_URL named the server (not the embedded one)
 
@@ -36,7 +38,7 @@ def setup_database() -> None:
     os.environ["PLANT_DATA_DIR"] = data_dir
     os.environ["PLANT_ENV"] = "local"
     reset_process()
-    from shared import bootstrap
+    from shared.cli import bootstrap
 
     bootstrap.prepare_local()
 
@@ -73,12 +75,12 @@ def _drop_database(server_url: str, database_url: str) -> None:
 
 def reset_process() -> None:
     """Forget the cached settings, pool and authenticator (after changing the environment)."""
-    from shared import auth, config
+    from shared import config
     from shared.storage import engine
 
     engine.reset()
     config.settings.cache_clear()
-    auth.authenticator.cache_clear()
+    authenticators.authenticator.cache_clear()
 
 
 def superuser() -> Engine:

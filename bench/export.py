@@ -21,7 +21,7 @@ from bench.http import SHIPPED_ENV, free_port, server
 
 RSS_TARGET_MB = 200
 
-# The report's CSV columns (shared/reports.py CSV_COLUMNS), computed by PostgreSQL.
+# The report's CSV columns (shared/evidence/reports.py CSV_COLUMNS), computed by PostgreSQL.
 _COPY = """
 COPY (
   SELECT h.kind AS entity_type, h.entity_id AS id, h.name, h.version, h.status,
@@ -89,8 +89,8 @@ def _download(port: int, token: str, out: Path) -> tuple[float, int, int]:
 
 
 def bench_export(count: int) -> dict[str, Any]:
-    from shared.auth import LocalTokens
     from shared.config import settings
+    from shared.security.local_tokens import LocalTokens
 
     tenant = seed.seeded_tenant("exp", count)
     folder = Path(tempfile.mkdtemp(prefix="plant-bench-export-"))

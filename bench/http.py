@@ -99,8 +99,8 @@ def plain_command(port: int) -> list[str]:
 
 def author_token(tenant: str) -> str:
     """A local token for an author of ``tenant``, valid for an hour."""
-    from shared.auth import LocalTokens
     from shared.config import settings
+    from shared.security.local_tokens import LocalTokens
 
     return LocalTokens.from_settings(settings()).issue("bench", tenant, ["author"], ttl=3600)
 

@@ -1,9 +1,9 @@
 """Where a product path spends its time: ``python -m bench.profile NAME [--size N]`` runs one
 path under cProfile on a fresh database (embedded unless DATABASE_URL is set) and prints the
 top functions by own time, by cumulative time, and the SQL statements it sent (each one a round
-trip to the database). NAME: create (entities.create, the path behind POST /registry/...),
+trip to the database). NAME: create (writes.create, the path behind POST /registry/...),
 http (POST /registry/skills through functions-framework's Flask app, without a socket), batch
-(entities.create_batch), audit (a full audit), incremental (an incremental audit), proofs
+(batches.create_batch), audit (a full audit), incremental (an incremental audit), proofs
 (inclusion + consistency proofs from the database), export (the CSV report).
 For a server, use py-spy (bench/requirements.txt): ``py-spy record --subprocesses --gil --pid
 PID`` (gunicorn serves from a child of the process functions-framework starts)."""
@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from shared.registry import batches, writes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,8 +50,8 @@ def _count_statements() -> Counter[str]:
 def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
     """name -> (setup, run, operations)."""
     from bench import seed
-    from shared import audit, entities
-    from shared.auth import Principal
+    from shared import audit
+    from shared.security.principal import Principal
 
     state: dict[str, Any] = {}
 
@@ -61,7 +63,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
 
     def create_run() -> None:
         for i, body in enumerate(state["bodies"]):
-            entities.create(state["who"], "skills", body, f"p-{i}")
+            writes.create(state["who"], "skills", body, f"p-{i}")
 
     def http_setup() -> None:
         import functions_framework
@@ -84,7 +86,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
                 raise RuntimeError(f"{response.status_code} {response.data[:300]!r}")
 
     def batch_run() -> None:
-        entities.create_batch(state["who"], "skills", state["bodies"], "p")
+        batches.create_batch(state["who"], "skills", state["bodies"], "p")
 
     def audit_setup() -> None:
         tenant = seed.seeded_tenant("prof", size)
@@ -124,7 +126,7 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
         state["auditor"] = Principal("bench", tenant, frozenset({"auditor"}))
 
     def export_run() -> None:
-        from shared import reports
+        from shared.evidence import reports
 
         _, chunks = reports.report(state["auditor"], {"format": "csv"})
         for _ in chunks:

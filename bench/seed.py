@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared import ids
+from shared.registry import ids
 
 SEED = 9162
 CREATED_AT = "2026-01-01T00:00:00.000Z"
@@ -70,7 +70,7 @@ def skill_bodies(seed: int, count: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def entity_id(seed: int, i: int, random_ids: bool = False) -> str:
-    """The i-th skill's id, shaped as the registry makes them (``shared.ids``): made one
+    """The i-th skill's id, shaped as the registry makes them (``shared.registry.ids``): made one
     millisecond after the one before, from ``CREATED_AT`` on; or, given ``random_ids``, a
     random version-4 id, as the registry made them before."""
     rng = _rng(seed ^ 0x5EED, i)
@@ -82,17 +82,17 @@ def entity_id(seed: int, i: int, random_ids: bool = False) -> str:
 def encoded_rows(
     tenant: str, seed: int, start: int, count: int, random_ids: bool = False
 ) -> list[tuple[Any, ...]]:
-    """The stored form of skills ``start``..``start+count-1``: what ``entities.create`` would
+    """The stored form of skills ``start``..``start+count-1``: what ``writes.create`` would
     have written, with fixed timestamps and request ids."""
-    from shared import documents
-    from shared.documents import Change
-    from shared.entities import _passed
-    from shared.kinds import KINDS
+    from shared.registry import documents
+    from shared.registry.documents import Change
+    from shared.registry.versions import passed_rules
     from shared.rules import inputs
+    from shared.rules.kinds import KINDS
     from shared.rules.relations import unique_key
 
     kind = KINDS["skills"]
-    passed = _passed(kind)
+    passed = passed_rules(kind)
     rows = []
     for i in range(start, start + count):
         fields, _, problems = inputs.check_write(kind, skill_body(seed, i), current=None)

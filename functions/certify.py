@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import flask
 
-from shared import certification, health, openapi
-from shared.http import Body, Call, Router, json_response
+from shared.registry import certification
+from shared.web import health, openapi
+from shared.web.router import Body, Call, Router, json_response
 
 router = Router("certify")
 

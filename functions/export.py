@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 import flask
 
-from shared import bundle, export_slots, health, openapi, reports
-from shared.export_slots import ClientGone, Slot
-from shared.http import Call, Router, json_response, stream_response
+from shared.evidence import bundle, reports
+from shared.evidence import slots as export_slots
+from shared.evidence.slots import ClientGone, Slot
+from shared.web import health, openapi
+from shared.web.router import Call, Router, json_response, stream_response
 
 router = Router("export")
 

@@ -1,7 +1,7 @@
 """Every function on one local server, each under its own prefix (`/registry`, `/log`, ...).
 
 Each function is built exactly as Cloud Functions builds it (functions_framework.create_app on
-the root main.py) and mounted at ``/<name>``; served by shared/serving.py from ``plant serve``.
+the root main.py) and mounted at ``/<name>``; served by shared/web/serving.py from ``plant serve``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 import main
 from shared.config import ROOT
 from shared.errors import NotFound
-from shared.http import STARTED, problem_response, unrouted_line
+from shared.web.router import STARTED, problem_response, unrouted_line
 
 
 def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import flask
 
-from shared import health, openapi, tlog
-from shared.auth import READ_ROLES
-from shared.http import Call, Router, json_response, private_cache, text_response
+from shared import tlog
 from shared.integrity import digests
+from shared.security.principal import READ_ROLES
+from shared.web import health, openapi
+from shared.web.router import Call, Router, json_response, private_cache, text_response
 
 router = Router("log")
 

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import create_database, superuser_engine
 from sqlalchemy.engine import Engine
+
+from shared.security import authenticators
+from tests.support.databases import create_database, superuser_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["reliability_table"]  # the attack/fault table at the end of a run
+pytest_plugins = ["tests.support.reliability_table"]  # the attack/fault table at the end of a run
 
 
 def _server_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object | None]:
@@ -57,7 +59,7 @@ def database_url(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
     os.environ["PLANT_DATA_DIR"] = str(data_dir)
     os.environ["PLANT_ENV"] = "local"
     _reset_process_state()
-    from shared import bootstrap
+    from shared.cli import bootstrap
 
     bootstrap.prepare_local()
     yield url
@@ -70,12 +72,12 @@ def database_url(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def _reset_process_state() -> None:
-    from shared import auth, config
+    from shared import config
     from shared.storage import engine
 
     engine.reset()
     config.settings.cache_clear()
-    auth.authenticator.cache_clear()
+    authenticators.authenticator.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +112,8 @@ def tenant() -> str:
 
 @pytest.fixture
 def make_token(database_url: str) -> Callable[..., str]:
-    from shared.auth import LocalTokens
     from shared.config import settings
+    from shared.security.local_tokens import LocalTokens
 
     tokens = LocalTokens.from_settings(settings())
 

@@ -2,7 +2,7 @@
 
 A skill's key was its name trimmed and case folded, so "Rust" + U+200B, or "ust" after a
 fullwidth or a script R, were new names beside "Rust". It now holds the two readings of
-``shared/names.py`` (NFKC, default-ignorables removed, case folded, and UTS #39 skeletons),
+``shared/rules/names.py`` (NFKC, default-ignorables removed, case folded, and UTS #39 skeletons),
 separated by U+2063, and two live entities of a kind may share neither (an agent's key has
 one reading, as before). Only the heads change: no logged byte does, and the audit derives
 the key as the writes do.
@@ -33,7 +33,7 @@ from alembic import op
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import names
+from shared.rules import names
 from shared.storage.migrate import migration_module
 
 revision = "0010"

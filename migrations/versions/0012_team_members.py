@@ -1,4 +1,4 @@
-"""A team's live agents are found with one index probe (``shared/membership.py``).
+"""A team's live agents are found with one index probe (``shared/registry/membership.py``).
 
 A team's members are the live agents whose current version names it as their ``team_id``.
 An agent's head already holds that id, as the last part of its uniqueness key (``skill|job

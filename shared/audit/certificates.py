@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from shared import four_eyes
 from shared.audit import reads
 from shared.audit.state import AuditState, Row
 from shared.integrity import canonical, dsse
+from shared.rules import four_eyes
 
 # Per entity: its version documents by number (None where the bytes are not JSON), and its
 # certificates' (log index, certified version) in log order

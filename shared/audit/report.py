@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import entities, path_params
 from shared.audit import certificates, chains, heads, reads, versions
 from shared.audit.state import AuditState, Row
-from shared.auth import Principal
 from shared.errors import NotFound
 from shared.integrity import merkle
+from shared.rules import path_params
+from shared.rules.kinds import resolve_kind
+from shared.security.principal import Principal
 from shared.storage import heads as stored_heads
 from shared.storage import tree
 from shared.storage.engine import database
@@ -22,7 +23,7 @@ from shared.storage.engine import database
 def entity_report(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]:
     """One entity's tamper report: every version and certificate of it, checked now."""
     principal.require("auditor")
-    kind = entities.resolve_kind(slug)
+    kind = resolve_kind(slug)
     entity_id = path_params.uuid(raw_id)
     with database().transaction(principal.tenant) as conn:
         head = stored_heads.get(conn, entity_id)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from shared import documents, entities
 from shared.audit import versions
 from shared.audit.state import AuditState, Summary
 from shared.integrity import canonical
+from shared.registry import documents
+from shared.rules.kinds import kind_for_type
 from shared.rules.relations import Ref, check_relations, uncertified_uses
 from shared.storage import heads
 
@@ -72,7 +73,7 @@ def checked(state: AuditState, rules: Rules) -> None:
     wanted = sorted(i for i in rules.wanted | named if i not in rules.refs)
     found = heads.referenced(state.conn, wanted, lock=False) if wanted else []
     for head, body in found:
-        kind = entities.kind_for_type(head.kind)
+        kind = kind_for_type(head.kind)
         rules.refs[head.entity_id] = Ref(
             head.entity_id,
             head.kind,
@@ -80,7 +81,7 @@ def checked(state: AuditState, rules: Rules) -> None:
             documents.client_fields(kind, canonical.read(body)),
         )
     for entity_id, kind_type, status, version, fields in rules.checks:
-        kind = entities.kind_for_type(kind_type)
+        kind = kind_for_type(kind_type)
         certified = status == "certified"
         for v in check_relations(kind, fields, None, rules.refs, self_id=entity_id):
             if v.rule in _STATUS_RULES and not certified:

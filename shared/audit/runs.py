@@ -12,17 +12,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from shared import anchors, path_params, query_params, tlog
+from shared import tlog
 from shared.audit import certificates, chains, checkpoints, entries, heads, params
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Row
 from shared.audit.workers import Workers
-from shared.auth import Principal
 from shared.config import settings
 from shared.errors import IntegrityViolation, NotFound
 from shared.integrity import canonical, digests
+from shared.rules import path_params, query_params
+from shared.security.principal import Principal
 from shared.storage import tree
 from shared.storage.engine import database
+from shared.tlog import anchors
 
 STALE_RUN = "15 minutes"
 

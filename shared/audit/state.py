@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared import keys
 from shared.audit.findings import Finding
 from shared.audit.workers import Workers
 from shared.config import settings
+from shared.tlog import keys
 
 
 class Summary(NamedTuple):

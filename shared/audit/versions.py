@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 from sqlalchemy import text
 
-from shared import documents, entities
 from shared.audit.state import AuditState, Row, Summary, summary
 from shared.integrity import canonical, digests
-from shared.kinds import KINDS
+from shared.registry import documents
 from shared.rules.inputs import unstorable_text
+from shared.rules.kinds import KINDS, kind_for_type
 from shared.rules.relations import referenced_ids, unique_key
 
 # Per kind, its client fields kept in the relationships section: the only ones the
@@ -77,14 +77,14 @@ def expected_key(entity_type: str, name: Any, relations: dict[str, Any] | None) 
     it (from the name, or from relationship fields); None where the version cannot have one
     (a kind or fields no registry write produces: its head is then named as altered)."""
     try:
-        return unique_key(entities.kind_for_type(entity_type), {"name": name, **(relations or {})})
+        return unique_key(kind_for_type(entity_type), {"name": name, **(relations or {})})
     except (KeyError, TypeError, AttributeError):
         return None
 
 
 def ids(entity_type: str, fields: dict[str, Any]) -> set[str]:
     """The ids a version's relationship fields name."""
-    return referenced_ids(entities.kind_for_type(entity_type), fields)
+    return referenced_ids(kind_for_type(entity_type), fields)
 
 
 def version(

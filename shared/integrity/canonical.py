@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -220,3 +221,8 @@ def member_order(key: Any) -> bytes:
     if not isinstance(key, str):
         raise CanonicalError("object keys must be strings")
     return _utf16_key(key)
+
+
+def now_text() -> str:
+    """UTC time as RFC 3339 with milliseconds, the form every document uses."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,7 +12,7 @@ signed tree are), so each is the first ``LOCATOR_SIZE`` bytes of its SHA-256, pa
 "Name order" is RFC 8785's (UTF-16 code units). The layout is the list of section and field
 names, ``[[section, [field, ...]], ...]`` in that order; its id is the first 8 bytes of
 SHA-256 of the layout's RFC 8785 bytes. The registry writes a handful of layouts (one per
-kind, one for certificate envelopes); ``shared.documents`` registers them at import, so any
+kind, one for certificate envelopes); ``shared.registry.documents`` registers them at import, so any
 process can read any row back into names.
 
 Rows written before this format hold the same digests, full length, as JSON

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.integrity import canonical
-from shared.kinds import (
+from shared.rules.catalogue import Violation
+from shared.rules.kinds import (
     KINDS,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
@@ -21,7 +22,6 @@ from shared.kinds import (
     Kind,
     parse_uuid,
 )
-from shared.rules.catalogue import Violation
 
 # Fields a client may add to a write besides the kind's own.
 AMENDMENT_REASON = "amendment_reason"
@@ -52,7 +52,7 @@ def unstorable_text(value: Any, path: str = "") -> Iterator[str]:
 
     ``canonical.loads`` already refuses every other JSON value ``jsonb`` refuses (lone
     surrogates, NaN and infinities, integers past 2**53); a NUL is valid JSON and I-JSON,
-    so it is the one checked here (tests/functions/test_stored_text.py tries the rest
+    so it is the one checked here (tests/web/test_stored_text.py tries the rest
     against the server).
     """
     stack: list[tuple[Any, str]] = [(value, path)]
@@ -174,7 +174,7 @@ def check_write(
     previous = current or {}
     for field in kind.fields:
         name = field.name
-        if field.derived:  # served, never written (shared.membership)
+        if field.derived:  # served, never written (shared.registry.membership)
             if name in body:
                 problems.append(Violation("INPUT-04", name, DERIVED[name]))
             fields[name] = _EMPTY[field.type]()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared import names
-from shared.kinds import Kind
+from shared.rules import names
 from shared.rules.catalogue import Violation
+from shared.rules.kinds import Kind
 
 NOT_LIVE = ("suspended", "deprecated")
 # References that express membership, not use: not gated on certification (else a team and
@@ -57,8 +57,8 @@ def uncertified_uses(kind: Kind, fields: dict[str, Any], refs: dict[str, Ref]) -
 
 def unique_key(kind: Kind, fields: dict[str, Any]) -> str | None:
     """What must be unique among the tenant's live entities of this kind: two keys collide
-    when they share a reading (``shared.names.readings``); a skill's name is read as people
-    read it (``shared.names``)."""
+    when they share a reading (``shared.rules.names.readings``); a skill's name is read as people
+    read it (``shared.rules.names``)."""
     if kind.type == "skill":
         return names.unique_key(str(fields["name"]))
     if kind.type == "agent":

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from shared.config import Settings
 from shared.errors import ConfigurationError
-from shared.storage.engine import act_as_app_role
+from shared.storage.sessions import act_as_app_role
 
 _lock = threading.Lock()
 _connector: Any = None

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared.documents import Encoded
 from shared.storage import staging
 
 _APPEND = text(
@@ -38,6 +37,17 @@ FROM seq
 RETURNING idx
 """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A document's stored form: canonical bytes, their digest and the packed section and
+    field digests (``shared.integrity.digests``)."""
+
+    body: bytes
+    digest: bytes
+    leaf_hash: bytes
+    field_hashes: bytes
 
 
 @dataclass(frozen=True)

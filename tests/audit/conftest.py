@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from shared import audit, certification, config, entities, tlog
-from shared.auth import Principal
+from shared import audit, config, tlog
+from shared.registry import certification, versions, writes
+from shared.security.principal import Principal
 from shared.storage import copyread
 
 
@@ -31,9 +32,9 @@ class History:
         assert run["status"] == "completed", run
         return run
 
-    def amend(self, entity_id: str, version: int, description: str) -> entities.Document:
+    def amend(self, entity_id: str, version: int, description: str) -> versions.Document:
         """A skill's version ``version`` amended with a new description."""
-        return entities.amend(
+        return writes.amend(
             self.author,
             "skills",
             entity_id,
@@ -57,14 +58,14 @@ def history(database_url: str, tenant: str) -> History:
     author, certifier, auditor = principals(tenant)
     ids = []
     for name in ("Python", "Go", "Rust"):
-        doc = entities.create(
+        doc = writes.create(
             author,
             "skills",
             {"name": name, "description": f"writes {name}", "category": "technical"},
             str(uuid.uuid4()),
         )
         ids.append(doc.body["identity"]["id"])
-    entities.amend(
+    writes.amend(
         author,
         "skills",
         ids[0],

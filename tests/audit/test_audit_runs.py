@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from seeding import seed_skills
 from sqlalchemy import text
 
 from shared import audit, tlog
 from shared.audit import runs
 from shared.config import ROOT
+from tests.support.seeding import seed_skills
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def _auth(token: str) -> dict[str, str]:
 
 
 def _auditor(tenant: str):
-    from shared.auth import Principal
+    from shared.security.principal import Principal
 
     return Principal("audrey", tenant, frozenset({"auditor"}))
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from shared import audit, entities
+from shared import audit
 from shared.audit import entries
+from shared.registry import writes
 
 
 def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
@@ -15,7 +16,7 @@ def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
         # looks for rows past that size.
         if not written:
             written.append(
-                entities.create(
+                writes.create(
                     history.author,
                     "skills",
                     {"name": "mid-audit", "description": "d", "category": "technical"},

@@ -5,10 +5,12 @@ certified version, the certificate's log index and the certifier."""
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
 
-from shared import audit, certification, entities, four_eyes, tlog
-from shared.auth import Principal
+from shared import audit, tlog
+from shared.registry import certification, writes
+from shared.rules import four_eyes
+from shared.security.principal import Principal
+from tests.support.reliability_table import record
 
 
 def _certify_behind_the_rule(monkeypatch, tenant: str, skill: str, subject: str) -> int:
@@ -26,7 +28,7 @@ def _certify_behind_the_rule(monkeypatch, tenant: str, skill: str, subject: str)
 def _laundered(history) -> str:
     """A skill alice wrote and bob moved to pending_certification (version 2)."""
     skill = history.skills[2]
-    entities.change_status(
+    writes.change_status(
         Principal("bob", history.tenant, frozenset({"author"})),
         "skills",
         skill,

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from shared import entities
+from shared.registry import reads, writes
 
 
 def _entries(superuser, tenant: str, entity_id: str) -> list[tuple[int, str, int]]:
@@ -74,7 +74,7 @@ def test_a_head_status_edited_is_altered_in_full_and_incremental_audits(history,
     assert [f["entity_id"] for f in found] == [target]
     # An incremental audit re-checks a head whose entity has a new version in its range.
     amended = history.skills[0]
-    entities.amend(
+    writes.amend(
         history.author,
         "skills",
         amended,
@@ -160,7 +160,7 @@ def test_a_head_column_listings_and_uniqueness_use_is_checked(history, attack, c
     target = history.skills[0]
     if mode == "incremental":
         history.audit("full")
-        entities.amend(
+        writes.amend(
             history.author,
             "skills",
             target,
@@ -187,7 +187,7 @@ def test_heads_of_every_kind_agree_and_an_agents_unique_key_is_derived(history, 
     from its skill, job role and team; other kinds have none); rewriting it is named."""
 
     def create(slug: str, **fields) -> str:
-        doc = entities.create(history.author, slug, fields, str(uuid.uuid4()))
+        doc = writes.create(history.author, slug, fields, str(uuid.uuid4()))
         return doc.body["identity"]["id"]
 
     skill = history.skills[1]  # certified
@@ -228,12 +228,12 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
     (two indexes a statement here); those of older entities amended since, and one whose
     first index was moved out of every range, are looked up by id (two a statement here);
     each edit is named."""
-    from shared.audit import reads
+    from shared.audit import reads as audit_reads
     from shared.storage import copyread
 
     history.audit("full")
     created = [
-        entities.create(
+        writes.create(
             history.author,
             "skills",
             {"name": f"New {n}", "description": "d", "category": "technical"},
@@ -242,8 +242,8 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
         for n in range(5)
     ]
     for entity_id in history.skills:
-        current = entities.get(history.author, "skills", entity_id).body["versioning"]
-        entities.amend(
+        current = reads.get(history.author, "skills", entity_id).body["versioning"]
+        writes.amend(
             history.author,
             "skills",
             entity_id,
@@ -264,7 +264,7 @@ def test_an_incremental_audit_finds_the_heads_its_range_created_by_range_and_by_
             e=entity_id,
         )
     monkeypatch.setattr(copyread, "RANGE", 2)
-    monkeypatch.setattr(reads, "_BY_ID", 2)
+    monkeypatch.setattr(audit_reads, "_BY_ID", 2)
     run = history.audit("incremental")
     found = sorted(
         (f["entity_id"], f["field"])

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from shared import audit, certification, config, entities, tlog
+from shared import audit, config, tlog
 from shared.audit import heads
-from tests.tampering import status_past_the_cascade
+from shared.registry import certification, writes
+from tests.support.tampering import status_past_the_cascade
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def _head(attack, history, change: str, entity_id: str, **params: Any) -> None:
 
 
 def _create(history, slug: str, **fields: Any) -> str:
-    return entities.create(history.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
+    return writes.create(history.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
 
 
 def _altered_heads(findings: list[dict[str, Any]]) -> list[tuple[str, str]]:

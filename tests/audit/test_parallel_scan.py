@@ -10,12 +10,13 @@ import uuid
 
 import pytest
 from sqlalchemy import text
-from tampering import rewrite_body
 
-from shared import audit, config, entities, tlog
+from shared import audit, config, tlog
 from shared.audit import entries
 from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.registry import writes
 from shared.storage.engine import database
+from tests.support.tampering import rewrite_body
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def test_workers_read_the_audits_snapshot(history, superuser):
     with database().transaction(history.tenant, snapshot=True) as conn:
         snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
         before = conn.execute(text("SELECT count(*) FROM log_entries")).scalar_one()
-        entities.create(
+        writes.create(
             history.author,
             "skills",
             {"name": "Zig", "description": "x", "category": "technical"},

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 
-from rfc9162 import verify_inclusion
 from sqlalchemy import text
 
 from shared import tlog
 from shared.storage import tree
+from tests.support.rfc9162 import verify_inclusion
 
 
 def _proof(history, index: int) -> tuple[dict, str]:

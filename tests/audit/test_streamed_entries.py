@@ -7,14 +7,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from seeding import seed_skills
 from sqlalchemy import text
-from tampering import rewrite_body
 
-from shared import audit, entities
-from shared.auth import Principal
+from shared import audit
 from shared.integrity import merkle
+from shared.registry import writes
+from shared.security.principal import Principal
 from shared.storage import copyread
+from tests.support.seeding import seed_skills
+from tests.support.tampering import rewrite_body
 
 
 def _found(run, kind: str) -> list[tuple]:
@@ -40,7 +41,7 @@ def test_a_broken_link_is_chain_broken_in_a_full_audit(history, attack, entry_in
 def test_a_broken_link_to_a_version_before_the_range_is_chain_broken(history, attack):
     assert history.audit("full")["findings"] == []
     target = history.skills[2]
-    entities.amend(
+    writes.amend(
         history.author,
         "skills",
         target,
@@ -49,7 +50,7 @@ def test_a_broken_link_to_a_version_before_the_range_is_chain_broken(history, at
         "r",
     )
     assert history.audit("incremental")["findings"] == []  # its link reaches back: intact
-    doc = entities.amend(
+    doc = writes.amend(
         history.author,
         "skills",
         target,

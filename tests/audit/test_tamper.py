@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import base64
 
-from tampering import rewrite_body
-
-from shared import audit, entities, tlog
+from shared import audit, tlog
 from shared.integrity import canonical, digests, merkle, note
+from shared.registry import writes
+from tests.support.tampering import rewrite_body
 
 
 def _kinds(run):
@@ -159,7 +159,7 @@ def test_log_resigned_with_another_key_is_checkpoint_invalid(history, attack, su
 
 
 def test_restoring_an_old_checkpoint_is_a_rollback(history, attack):
-    entities.create(
+    writes.create(
         history.author, "skills", {"name": "Zig", "description": "d", "category": "technical"}, "r"
     )
     newest = tlog.seal(history.tenant).checkpoint.size

@@ -5,10 +5,10 @@ are in the tree, and the audit still names it, by entity, version, index and fie
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
-from tampering import append_unchecked
 
 from shared import audit, tlog
+from tests.support.reliability_table import record
+from tests.support.tampering import append_unchecked
 
 
 def _expected(history, index: int, field: str) -> tuple:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared import entities
-from shared.auth import Principal
 from shared.config import ROOT
+from shared.registry import writes
+from shared.security.principal import Principal
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Team:
     certifier: Principal
 
     def create(self, slug: str, **fields: Any) -> str:
-        return entities.create(self.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
+        return writes.create(self.author, slug, fields, str(uuid.uuid4())).body["identity"]["id"]
 
     def skill(self, name: str | None = None) -> str:
         return self.create(

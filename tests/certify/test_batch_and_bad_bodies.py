@@ -6,11 +6,12 @@ commit."""
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
-from tampering import append_unchecked
 
-from shared import certification, entities, tlog
-from shared.auth import Principal
+from shared import tlog
+from shared.registry import certification, reads, writes
+from shared.security.principal import Principal
+from tests.support.reliability_table import record
+from tests.support.tampering import append_unchecked
 
 
 def _auth(make_token, tenant: str) -> dict[str, str]:
@@ -70,7 +71,7 @@ def test_a_bad_agent_body_is_a_409_for_its_own_team_only(
     assert spoiled.json["type"].endswith("/integrity-violation")
     assert teams.agents[1] in spoiled.json["detail"]
     assert str(index) in spoiled.json["detail"]
-    status = entities.get(people.author, "teams", teams.teams[1]).body["lifecycle"]["status"]
+    status = reads.get(people.author, "teams", teams.teams[1]).body["lifecycle"]["status"]
     assert status == "draft"
     record(
         request.node,
@@ -96,7 +97,7 @@ def test_a_batch_of_a_skill_and_a_team_answers_each(
     assert response.status_code == 200, response.json
     assert [r["status"] for r in response.json["results"]] == [201, 409, 201]
     assert response.json["certified"] == 2
-    assert entities.get(people.author, "skills", skill).body["lifecycle"]["status"] == "certified"
+    assert reads.get(people.author, "skills", skill).body["lifecycle"]["status"] == "certified"
     record(
         request.node,
         "certification batch of a skill and a team with a NUL agent",
@@ -109,7 +110,7 @@ def test_a_failing_item_in_the_middle_leaves_the_others_certified(
     people, certify_client, make_token
 ):
     first, stale, last = people.skill(), people.skill(), people.skill()
-    entities.amend(
+    writes.amend(
         people.author, "skills", stale, {"description": "e", "amendment_reason": "x"}, '"v1"', "r"
     )
     items = [
@@ -125,7 +126,7 @@ def test_a_failing_item_in_the_middle_leaves_the_others_certified(
     assert [r["status"] for r in results] == [201, 409, 201]
     assert results[1]["problem"]["current_version"] == 2
     for skill, status in ((first, "certified"), (stale, "draft"), (last, "certified")):
-        assert entities.get(people.author, "skills", skill).body["lifecycle"]["status"] == status
+        assert reads.get(people.author, "skills", skill).body["lifecycle"]["status"] == status
 
 
 def test_a_server_error_after_the_first_item_is_that_items_result(
@@ -154,9 +155,9 @@ def test_a_server_error_after_the_first_item_is_that_items_result(
     assert "injected" not in str(results[1]["problem"])  # no internals leak
     assert response.json["certified"] == 2 and response.json["failed"] == 1
     reader = Principal("r", people.tenant, frozenset({"reader"}))
-    statuses = [entities.get(reader, "skills", s).body["lifecycle"]["status"] for s in skills]
+    statuses = [reads.get(reader, "skills", s).body["lifecycle"]["status"] for s in skills]
     assert statuses == ["certified", "draft", "certified"]
-    cert = entities.get(reader, "skills", skills[0]).body["constitutional_alignment"]
+    cert = reads.get(reader, "skills", skills[0]).body["constitutional_alignment"]
     assert cert["certification"]["certificate_log_index"] == results[0]["certificate_log_index"]
     record(
         request.node,

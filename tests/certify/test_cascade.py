@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
-from shared import audit, certification, entities
-from shared.auth import Principal
+from shared import audit
 from shared.config import ROOT
+from shared.registry import certification, reads, writes
+from shared.security.principal import Principal
 from shared.storage.engine import database
 from tests.certify.conftest import Team
-from tests.tampering import status_past_the_cascade
+from tests.support.reliability_table import record
+from tests.support.tampering import status_past_the_cascade
 
 ACTIONS = ("amend", "suspend", "deprecate")
 
@@ -53,7 +54,7 @@ class World:
 
 def _world(people: Team) -> World:
     """Industry I, a governance agent G (its own skill SG, job role JG, industry I); skill S,
-    job role J, agent A and team T (A in T by its team_id, so T uses A: shared.membership),
+    job role J, agent A and team T (A in T by its team_id, so T uses A: shared.registry.membership),
     all governed by G; industry I2
     governed by G. Every one certified."""
     w = World()
@@ -111,7 +112,7 @@ def _world(people: Team) -> World:
         industry_id=w.ids["I"],
         governance_agent_id=g,
     )
-    entities.assign_team(people.author, a, {"team_id": t}, None, "test")
+    writes.assign_team(people.author, a, {"team_id": t}, None, "test")
     w.add("A", "agents", a, "S", "J", "I", "T", "G")
     w.add("T", "teams", t, "J", "I", "A", "G")
     certify("A")
@@ -168,7 +169,7 @@ def _etag(client, auth: dict[str, str], slug: str, entity_id: str) -> str:
 
 
 def _status(people: Team, w: World, name: str) -> tuple[str, int]:
-    doc = entities.get(people.author, w.kinds[name], w.ids[name])
+    doc = reads.get(people.author, w.kinds[name], w.ids[name])
     return doc.body["lifecycle"]["status"], doc.version
 
 
@@ -220,7 +221,7 @@ def test_leaving_certified_moves_every_dependent(
     assert indices == list(range(indices[0], indices[0] + len(indices)))
 
     # The holder's new version: by the system, naming the origin and its new version.
-    versions = entities.list_versions(people.author, w.kinds[holder], w.ids[holder])["versions"]
+    versions = reads.list_versions(people.author, w.kinds[holder], w.ids[holder])["versions"]
     last = versions[-1]
     assert last["amended_by"] == "system"
     assert last["action"] == "cascade"
@@ -232,7 +233,7 @@ def test_leaving_certified_moves_every_dependent(
         ).scalar_one()
     assert actor == "system"
     # Certificates stay what they were: the new version still points at the old certificate.
-    doc = entities.get(people.author, w.kinds[holder], w.ids[holder]).body
+    doc = reads.get(people.author, w.kinds[holder], w.ids[holder]).body
     assert doc["constitutional_alignment"]["certification"]["certified_version"] < last["version"]
 
     assert _full_audit(people.tenant) == []
@@ -286,7 +287,7 @@ def _race(people: Team, skill: str, role: str) -> dict[str, Any]:
     def amend() -> None:
         start.wait()
         body = {"description": "changed", "amendment_reason": "race"}
-        result["amend"] = entities.amend(people.author, "skills", skill, body, '"v2"', "r")
+        result["amend"] = writes.amend(people.author, "skills", skill, body, '"v2"', "r")
 
     def certify() -> None:
         start.wait()
@@ -321,7 +322,7 @@ def test_a_certification_racing_the_cascade_never_outlives_it(request, people):
         )
         result = _race(people, skill, role)
         moved = {item["id"] for item in result["amend"].cascade}
-        status = entities.get(people.author, "job-roles", role).body["lifecycle"]["status"]
+        status = reads.get(people.author, "job-roles", role).body["lifecycle"]["status"]
         assert status != "certified"
         if result["certify"] == 201:
             assert moved == {role} and status == "pending_certification"
@@ -359,7 +360,7 @@ def test_a_team_assignment_lists_what_it_moved(people, registry_client, make_tok
 def test_referencing_reads_the_stored_current_versions(people):
     """``dependents.referencing``: the live entities whose current version names an id, of
     a status if asked; what a version's text says about the id does not count."""
-    from shared import dependents
+    from shared.registry import dependents
 
     w = _world(people)
     people.create(

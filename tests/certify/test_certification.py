@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from shared import certification, entities, keys
 from shared.integrity import canonical, dsse
+from shared.registry import certification, reads, writes
+from shared.tlog import keys
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -28,7 +29,7 @@ def test_certifying_returns_a_dsse_certificate_over_the_version_digest(
     verifiers = {v.key_id_hex: v for v in keys.keyring().verifiers}
     statement = canonical.loads(dsse.verify_envelope(envelope, verifiers))
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
-    version_1 = entities.get_version(people.author, "skills", skill, "1").body
+    version_1 = reads.get_version(people.author, "skills", skill, "1").body
     digest = statement["subject"][0]["digest"]["sha256"]
     assert "sha256:" + digest == version_1["audit_trail"]["digest"]
     predicate = statement["predicate"]
@@ -38,7 +39,7 @@ def test_certifying_returns_a_dsse_certificate_over_the_version_digest(
     checks = {c["check"]: c["result"] for c in predicate["checks"]}
     assert {"L0-01", "L0-02", "L0-03", "L0-04", "L0-05", "INTEGRITY-01"} <= set(checks)
     assert set(checks.values()) == {"pass"}
-    current = entities.get(people.author, "skills", skill).body
+    current = reads.get(people.author, "skills", skill).body
     assert current["lifecycle"]["status"] == "certified"
     cert = current["constitutional_alignment"]["certification"]
     raw = canonical.dumps(envelope)
@@ -54,12 +55,12 @@ def test_a_certifier_cannot_certify_a_version_they_authored(people, certify_clie
     both = _auth(make_token(people.tenant, "certifier", "author", subject="alice"))
     response = certify_client.post(f"/certify/skills/{skill}", headers=both)
     assert response.status_code == 403
-    assert entities.get(people.author, "skills", skill).body["lifecycle"]["status"] == "draft"
+    assert reads.get(people.author, "skills", skill).body["lifecycle"]["status"] == "draft"
 
 
 def test_certifying_a_stale_version_is_409(people, certify_client, make_token):
     skill = people.skill()
-    entities.amend(
+    writes.amend(
         people.author, "skills", skill, {"description": "e", "amendment_reason": "x"}, '"v1"', "r"
     )
     response = certify_client.post(
@@ -97,7 +98,7 @@ def test_failing_checks_are_all_listed_with_remediation(people, certify_client, 
 def test_batch_certifies_each_item_on_its_own(people, certify_client, make_token):
     good = [people.skill(), people.skill()]
     stale = people.skill()
-    entities.amend(
+    writes.amend(
         people.author, "skills", stale, {"description": "e", "amendment_reason": "x"}, '"v1"', "r"
     )
     items = [{"kind": "skills", "id": g} for g in good]
@@ -112,9 +113,7 @@ def test_batch_certifies_each_item_on_its_own(people, certify_client, make_token
     assert statuses == [201, 201, 409, 422]  # a malformed id names id, as on the route
     assert response.json["certified"] == 2
     for skill in good:
-        assert (
-            entities.get(people.author, "skills", skill).body["lifecycle"]["status"] == "certified"
-        )
+        assert reads.get(people.author, "skills", skill).body["lifecycle"]["status"] == "certified"
 
 
 def test_batch_over_50_items_is_refused(people, certify_client, make_token):

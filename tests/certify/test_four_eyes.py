@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from reliability_table import record
-
-from shared import certification, entities
-from shared.auth import Principal
+from shared.registry import certification, reads, writes
+from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import database
+from tests.support.reliability_table import record
 
 L0_06 = "L0-06"
 
@@ -25,7 +24,7 @@ def _as(certify_client, make_token, tenant: str, subject: str):
 
 
 def _move(who: Principal, skill: str, status: str) -> None:
-    entities.change_status(who, "skills", skill, {"status": status, "reason": "r"}, None, "r")
+    writes.change_status(who, "skills", skill, {"status": status, "reason": "r"}, None, "r")
 
 
 def _written(tenant: str, skill: str) -> tuple[int, int, str]:
@@ -33,7 +32,7 @@ def _written(tenant: str, skill: str) -> tuple[int, int, str]:
     with database().transaction(tenant) as conn:
         versions = ledger.version_entries(conn, skill)
         certificates = ledger.certificate_entries(conn, skill)
-    status = entities.get(Principal("x", tenant, frozenset({"reader"})), "skills", skill)
+    status = reads.get(Principal("x", tenant, frozenset({"reader"})), "skills", skill)
     return len(versions), len(certificates), status.body["lifecycle"]["status"]
 
 
@@ -72,7 +71,7 @@ def test_an_amendment_moved_back_to_draft_by_another_author_is_still_refused(
 ):
     skill = people.skill()
     certification.certify(people.certifier, "skills", skill, None, "r")  # carol: v2 certified
-    entities.amend(
+    writes.amend(
         people.author, "skills", skill, {"description": "e", "amendment_reason": "x"}, '"v2"', "r"
     )  # alice amends the certified content: v3 pending_certification
     _move(bob(people.tenant), skill, "draft")  # v4, bob's status change
@@ -108,7 +107,7 @@ def test_every_content_author_since_the_last_certification_counts(
     amendment, alice (whose content was certified already) may."""
     skill = people.skill()
     certification.certify(people.certifier, "skills", skill, None, "r")
-    entities.amend(
+    writes.amend(
         bob(people.tenant),
         "skills",
         skill,
@@ -131,7 +130,7 @@ def test_recertifying_unchanged_content_after_a_suspension(people, certify_clien
     _move(bob(people.tenant), skill, "suspended")
     alice = _as(certify_client, make_token, people.tenant, "alice")
     assert alice(f"/certify/skills/{skill}").status_code == 201
-    entities.amend(
+    writes.amend(
         people.author, "skills", skill, {"description": "e", "amendment_reason": "x"}, '"v4"', "r"
     )
     assert alice(f"/certify/skills/{skill}").status_code == 403
@@ -140,7 +139,7 @@ def test_recertifying_unchanged_content_after_a_suspension(people, certify_clien
 def test_a_batch_obeys_four_eyes_item_by_item(request, people, certify_client, make_token):
     other = Principal("bob", people.tenant, frozenset({"author"}))
     by_bob = [
-        entities.create(
+        writes.create(
             other,
             "skills",
             {"name": f"b {uuid.uuid4().hex[:6]}", "description": "d", "category": "technical"},

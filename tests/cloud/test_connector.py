@@ -12,18 +12,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fakes.cloudsql import TUNNEL_PORT, FakeCloudSQL, Running
 from google.auth import credentials as google_credentials
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from shared import entities
-from shared.auth import Principal
 from shared.config import load
 from shared.errors import ConfigurationError, NotFound
+from shared.registry import reads, writes
+from shared.security.principal import Principal
 from shared.storage import connector
 from shared.storage import engine as engine_module
 from shared.storage.engine import Database
+from tests.fakes.cloudsql import TUNNEL_PORT, FakeCloudSQL, Running
 
 ROOT = Path(__file__).resolve().parents[2]
 IAM_USER = "fn-registry@proj.iam"  # how Cloud SQL names a service account's IAM user
@@ -93,9 +93,9 @@ def test_create_and_read_through_the_real_connector_with_rls(cloudsql, database_
     monkeypatch.setattr(engine_module, "_database", db)  # what the functions use
     tenant, other = f"t-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:10]}"
     author = Principal("alice", tenant, frozenset({"author", "reader"}))
-    created = entities.create(author, "industries", {"name": "Cloud", "description": "d"}, "r")
+    created = writes.create(author, "industries", {"name": "Cloud", "description": "d"}, "r")
     entity_id = created.body["identity"]["id"]
-    assert entities.get(author, "industries", entity_id).body["identity"]["name"] == "Cloud"
+    assert reads.get(author, "industries", entity_id).body["identity"]["name"] == "Cloud"
 
     with db.transaction(tenant) as conn:
         assert conn.execute(text("SELECT current_user")).scalar_one() == "plant_app"
@@ -105,7 +105,7 @@ def test_create_and_read_through_the_real_connector_with_rls(cloudsql, database_
         assert conn.execute(text("SELECT count(*) FROM log_entries")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM entity_heads")).scalar_one() == 0
     with pytest.raises(NotFound):
-        entities.get(Principal("bob", other, frozenset({"reader"})), "industries", entity_id)
+        reads.get(Principal("bob", other, frozenset({"reader"})), "industries", entity_id)
 
     # What the fake Cloud SQL saw: every Admin API call carried the credentials' token; the
     # certificate request carried a token down-scoped to the IAM login scope (automatic IAM

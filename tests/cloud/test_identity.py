@@ -9,12 +9,18 @@ import json
 import time
 
 import pytest
-from fakes.google_certs import AUDIENCE, EMAIL, FakeGoogleCerts
 
-from shared import auth, config
+from shared import config
 from shared.config import load
 from shared.errors import ConfigurationError, Forbidden, ServiceUnavailable, Unauthenticated
-from shared.identity import CachedCerts, GoogleTokenVerifier, PlatformIdentity, cloud_authenticator
+from shared.security import authenticators, local_tokens
+from shared.security.google_identity import (
+    CachedCerts,
+    GoogleTokenVerifier,
+    PlatformIdentity,
+    cloud_authenticator,
+)
+from tests.fakes.google_certs import AUDIENCE, EMAIL, FakeGoogleCerts
 
 MAP = json.dumps({EMAIL: {"tenant": "acme", "roles": ["auditor"]}})
 CLOUD = {
@@ -188,30 +194,30 @@ def process_settings(monkeypatch):
     for name in ("DATABASE_URL", "PLANT_ENV", "PLANT_TRUST_PLATFORM_IDENTITY"):
         monkeypatch.delenv(name, raising=False)
     config.settings.cache_clear()
-    auth.authenticator.cache_clear()
+    authenticators.authenticator.cache_clear()
     yield monkeypatch
     config.settings.cache_clear()
-    auth.authenticator.cache_clear()
+    authenticators.authenticator.cache_clear()
 
 
 def test_the_process_authenticator_follows_the_environment(process_settings, tmp_path):
     for name, value in CLOUD.items():
         process_settings.setenv(name, value)
     process_settings.setenv("PLANT_TRUST_PLATFORM_IDENTITY", "1")
-    assert isinstance(auth.authenticator(), PlatformIdentity)
+    assert isinstance(authenticators.authenticator(), PlatformIdentity)
 
     config.settings.cache_clear()
-    auth.authenticator.cache_clear()
+    authenticators.authenticator.cache_clear()
     process_settings.setenv("PLANT_ENV", "local")
     with pytest.raises(ConfigurationError):
-        auth.authenticator()  # local + trust: refused at start-up, never silently local
+        authenticators.authenticator()  # local + trust: refused at start-up, never silently local
 
     config.settings.cache_clear()
-    auth.authenticator.cache_clear()
+    authenticators.authenticator.cache_clear()
     process_settings.delenv("PLANT_TRUST_PLATFORM_IDENTITY")
     process_settings.setenv("PLANT_DATA_DIR", str(tmp_path))
-    auth.ensure_jwt_key(config.settings())
-    assert isinstance(auth.authenticator(), auth.LocalTokens)
+    local_tokens.ensure_jwt_key(config.settings())
+    assert isinstance(authenticators.authenticator(), local_tokens.LocalTokens)
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,16 @@ import time
 import uuid
 
 import pytest
-from fakes import secretmanager
-from reliability_table import record
 
-from shared import entities, keys, secrets
-from shared.auth import Principal
 from shared.config import ROOT, load
 from shared.integrity import note
-from shared.secrets import SecretManagerSource
+from shared.registry import writes
+from shared.security import secrets
+from shared.security.principal import Principal
+from shared.security.secrets import SecretManagerSource
+from shared.tlog import keys
+from tests.fakes import secretmanager
+from tests.support.reliability_table import record
 
 NAME = "projects/p/secrets/plant-signing-keys/versions/latest"
 TTL = 1.5  # PLANT_KEY_REFRESH_SECONDS for this test (60 s by default in the cloud)
@@ -71,7 +73,7 @@ def log_client(database_url: str):
 def _seal(log_client, tenant: str, make_token) -> str:
     author = Principal("alice", tenant, frozenset({"author"}))
     body = {"name": f"skill {uuid.uuid4().hex[:8]}", "description": "d", "category": "technical"}
-    entities.create(author, "skills", body, str(uuid.uuid4()))
+    writes.create(author, "skills", body, str(uuid.uuid4()))
     token = make_token(tenant, "auditor")
     response = log_client.post("/log/seal", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 201, response.json

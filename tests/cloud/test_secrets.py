@@ -12,12 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fakes import secretmanager
 
-from shared import keys
 from shared.config import load
 from shared.errors import ConfigurationError
-from shared.secrets import SecretManagerSource
+from shared.security.secrets import SecretManagerSource
+from shared.tlog import keys
+from tests.fakes import secretmanager
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "projects/p/secrets/plant-signing-key/versions/latest"
@@ -66,7 +66,7 @@ def test_cache_expires_after_its_ttl(fake):
 
 
 def test_keyring_loads_from_secret_manager_at_start_up(fake, monkeypatch):
-    from shared import secrets
+    from shared.security import secrets
 
     monkeypatch.setattr(secrets, "_shared", SecretManagerSource(client=fake.client()))
     assert keys.load(_cloud()).active.name == "plant.example/log"
@@ -84,7 +84,7 @@ def test_keyring_loads_from_secret_manager_at_start_up(fake, monkeypatch):
 def test_missing_forbidden_or_corrupt_secret_stops_start_up_naming_it(
     fake, monkeypatch, caplog, setup, message
 ):
-    from shared import secrets
+    from shared.security import secrets
 
     setup(fake)
     monkeypatch.setattr(secrets, "_shared", SecretManagerSource(client=fake.client()))
@@ -120,8 +120,8 @@ def test_the_clients_own_debug_logging_does_not_print_the_value(fake):
     fake.secrets["projects/p/secrets/s/versions/1"] = secret
     script = textwrap.dedent(
         f"""
-        from fakes.secretmanager import FakeSecretManager
-        from shared.secrets import SecretManagerSource
+        from tests.fakes.secretmanager import FakeSecretManager
+        from shared.security.secrets import SecretManagerSource
         fake = FakeSecretManager(address={fake.address!r})
         value = SecretManagerSource(client=fake.client()).get("projects/p/secrets/s/versions/1")
         assert value == {secret!r}

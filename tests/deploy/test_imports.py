@@ -4,11 +4,7 @@ client libraries."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from shared.config import ROOT
+from tests.support.interpreter import modules_after
 
 CLOUD_ONLY = (
     "google.cloud.secretmanager",
@@ -18,34 +14,23 @@ CLOUD_ONLY = (
 )
 
 
-def _modules_after(code: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_import_main_loads_no_function_module():
-    loaded = _modules_after("import main")
+    loaded = modules_after("import main")
     assert not [m for m in loaded if m.startswith("functions.")]
 
 
 def test_import_main_leaves_the_database_layer_to_the_first_request():
     # SQLAlchemy is a third of main's import time (issue #7's target is 400 ms); the http
     # helper every function imports must not pull it in through the engine module.
-    loaded = _modules_after("import main")
-    assert "shared.http" in loaded
+    loaded = modules_after("import main")
+    assert "shared.web.router" in loaded
     assert not [m for m in loaded if m.startswith(("sqlalchemy", "pg8000", "shared.storage"))]
-    served = _modules_after("import main\nmain._function('registry')")
+    served = modules_after("import main\nmain._function('registry')")
     assert "sqlalchemy" in served  # the check sees the layer once a function loads
 
 
 def test_the_local_path_loads_no_cloud_client_library():
-    loaded = _modules_after(
+    loaded = modules_after(
         "import main\n"
         + "".join(
             f"main._function({name!r})\n"

@@ -9,7 +9,7 @@ and the request timeout, after which Cloud Run answers 504 and closes the connec
 
 from __future__ import annotations
 
-from terraform_doc import function_specs, load, resources, server_settings
+from tests.support.terraform_doc import function_specs, load, resources, server_settings
 
 INTERACTIVE = ("registry", "log", "certify")  # work bounded by the 15 s statement timeout
 

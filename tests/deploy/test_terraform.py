@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from terraform_doc import TF, function_specs, load, resources
+
+from tests.support.terraform_doc import TF, function_specs, load, resources
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"

@@ -7,11 +7,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import documents
-from shared.documents import Change
 from shared.integrity import canonical, digests, merkle
-from shared.kinds import KINDS
+from shared.registry import documents
+from shared.registry.documents import Change
 from shared.rules import inputs
+from shared.rules.kinds import KINDS
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\0"))
 NAMES = st.text(
@@ -66,7 +66,7 @@ def test_every_layout_the_registry_writes_is_known_at_import():
         [
             sys.executable,
             "-c",
-            "import shared.documents\nfrom shared.integrity import digests\n"
+            "import shared.registry.documents\nfrom shared.integrity import digests\n"
             "print(' '.join(sorted(i.hex() for i in digests._layouts)))",
         ],
         capture_output=True,

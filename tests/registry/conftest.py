@@ -46,8 +46,8 @@ def api(app, tenant, make_token) -> Api:
 
 @pytest.fixture
 def certify(tenant):
-    from shared import certification
-    from shared.auth import Principal
+    from shared.registry import certification
+    from shared.security.principal import Principal
 
     carol = Principal("carol", tenant, frozenset({"certifier"}))
 

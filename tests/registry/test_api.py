@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_table import record
+
+from tests.support.reliability_table import record
 
 
 def _problem(response, status: int) -> dict:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.storage.engine import local_engine
+from tests.support.reliability_table import record
 
 LEDGER = ("log_entries", "log_nodes", "checkpoints")
 STATEMENTS = ("UPDATE {t} SET tenant_id = tenant_id", "DELETE FROM {t}", "TRUNCATE {t}")

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from shared import audit, entities
-from shared.auth import Principal
+from shared import audit
 from shared.errors import Conflict, PayloadTooLarge, ValidationFailed
+from shared.registry import batches, reads, writes
+from shared.security.principal import Principal
 
 
 def _author(tenant: str) -> Principal:
@@ -38,12 +39,12 @@ def _log(superuser, tenant: str) -> list[tuple]:
 
 def test_a_batch_lands_in_order_with_contiguous_indices(database_url, tenant, superuser):
     author = _author(tenant)
-    entities.create(author, "skills", _skills(1, "before")[0], "r")
-    made = entities.create_batch(author, "skills", _skills(300), "r")
+    writes.create(author, "skills", _skills(1, "before")[0], "r")
+    made = batches.create_batch(author, "skills", _skills(300), "r")
     assert [m["log_index"] for m in made] == list(range(1, 301))
     log = _log(superuser, tenant)
     assert [(r[0], r[1], r[2]) for r in log[1:]] == [(m["log_index"], m["id"], 1) for m in made]
-    doc = entities.get(author, "skills", made[42]["id"])
+    doc = reads.get(author, "skills", made[42]["id"])
     assert doc.body["identity"]["name"] == "skill 42"
     assert doc.body["audit_trail"]["digest"] == made[42]["digest"]
     auditor = Principal("audrey", tenant, frozenset({"auditor"}))
@@ -58,7 +59,7 @@ def test_every_bad_item_is_named_and_nothing_is_written(database_url, tenant, su
     bodies[3]["category"] = "nonsense"
     bodies[4]["name"] = "SKILL 0"  # same unique key as item 0
     with pytest.raises(ValidationFailed) as caught:
-        entities.create_batch(author, "skills", bodies, "r")
+        batches.create_batch(author, "skills", bodies, "r")
     fields = {v["field"] for v in caught.value.extensions["violations"]}
     assert {"items[1].name", "items[3].category", "items[4].name"} <= fields
     assert _log(superuser, tenant) == []
@@ -66,9 +67,9 @@ def test_every_bad_item_is_named_and_nothing_is_written(database_url, tenant, su
 
 def test_a_key_already_live_is_409_and_nothing_is_written(database_url, tenant, superuser):
     author = _author(tenant)
-    first = entities.create(author, "skills", _skills(1)[0], "r")
+    first = writes.create(author, "skills", _skills(1)[0], "r")
     with pytest.raises(Conflict) as caught:
-        entities.create_batch(author, "skills", _skills(3), "r")  # "skill 0" again
+        batches.create_batch(author, "skills", _skills(3), "r")  # "skill 0" again
     assert caught.value.extensions["existing_id"] == first.body["identity"]["id"]
     assert len(_log(superuser, tenant)) == 1
 
@@ -76,16 +77,16 @@ def test_a_key_already_live_is_409_and_nothing_is_written(database_url, tenant, 
 def test_batch_limits(database_url, tenant):
     author = _author(tenant)
     with pytest.raises(ValidationFailed):
-        entities.create_batch(author, "skills", [], "r")
+        batches.create_batch(author, "skills", [], "r")
     with pytest.raises(ValidationFailed):
-        entities.create_batch(author, "skills", {"name": "x"}, "r")
+        batches.create_batch(author, "skills", {"name": "x"}, "r")
     with pytest.raises(PayloadTooLarge):
-        entities.create_batch(author, "skills", [{}] * (entities.MAX_BATCH + 1), "r")
+        batches.create_batch(author, "skills", [{}] * (batches.MAX_BATCH + 1), "r")
 
 
 def test_a_batch_referencing_a_dead_skill_is_refused(database_url, tenant, certify):
     author = _author(tenant)
-    skill = entities.create(author, "skills", _skills(1)[0], "r").body["identity"]["id"]
+    skill = writes.create(author, "skills", _skills(1)[0], "r").body["identity"]["id"]
     certify("skills", skill)
     roles = [
         {
@@ -96,10 +97,10 @@ def test_a_batch_referencing_a_dead_skill_is_refused(database_url, tenant, certi
         }
         for i in range(3)
     ]
-    made = entities.create_batch(author, "job-roles", roles, "r")
+    made = batches.create_batch(author, "job-roles", roles, "r")
     assert len(made) == 3
-    current = entities.get(author, "skills", skill)
-    entities.change_status(
+    current = reads.get(author, "skills", skill)
+    writes.change_status(
         author,
         "skills",
         skill,
@@ -108,7 +109,7 @@ def test_a_batch_referencing_a_dead_skill_is_refused(database_url, tenant, certi
         "r",
     )
     with pytest.raises(ValidationFailed) as caught:
-        entities.create_batch(author, "job-roles", roles, "r")
+        batches.create_batch(author, "job-roles", roles, "r")
     fields = {v["field"] for v in caught.value.extensions["violations"]}
     assert {"items[0].required_skills[0]", "items[2].required_skills[0]"} <= fields, fields
 
@@ -151,7 +152,7 @@ def small_chunks(monkeypatch):
 
 def test_a_batch_of_many_chunks_lands_whole(database_url, tenant, superuser, small_chunks):
     author = _author(tenant)
-    made = entities.create_batch(author, "skills", _skills(50), "r")
+    made = batches.create_batch(author, "skills", _skills(50), "r")
     log = _log(superuser, tenant)
     assert [(r[0], r[1]) for r in log] == [(m["log_index"], m["id"]) for m in made]
     assert [r[0] for r in log] == list(range(50))
@@ -170,11 +171,11 @@ def test_a_taken_key_in_a_late_chunk_writes_nothing_of_the_earlier_ones(
     database_url, tenant, superuser, small_chunks
 ):
     author = _author(tenant)
-    taken = entities.create(author, "skills", _skills(1, "late")[0], "r")
+    taken = writes.create(author, "skills", _skills(1, "late")[0], "r")
     bodies = _skills(30) + _skills(1, "late")  # the last chunk holds the taken name
     threads = threading.active_count()
     with pytest.raises(Conflict) as caught:
-        entities.create_batch(author, "skills", bodies, "r")
+        batches.create_batch(author, "skills", bodies, "r")
     assert threading.active_count() == threads  # the encoding helper stopped with it
     assert caught.value.extensions["existing_id"] == taken.body["identity"]["id"]
     assert len(_log(superuser, tenant)) == 1
@@ -183,14 +184,14 @@ def test_a_taken_key_in_a_late_chunk_writes_nothing_of_the_earlier_ones(
             text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
         ).scalar_one()
     assert size == 1  # the counter's move rolled back with the rest
-    made = entities.create_batch(author, "skills", _skills(30), "r")  # and the log goes on
+    made = batches.create_batch(author, "skills", _skills(30), "r")  # and the log goes on
     assert made[0]["log_index"] == 1
 
 
 def test_an_encoding_failure_mid_batch_writes_nothing(
     database_url, tenant, superuser, small_chunks, monkeypatch
 ):
-    from shared import documents
+    from shared.registry import documents
 
     real, calls = documents.encode, []
 
@@ -202,7 +203,7 @@ def test_an_encoding_failure_mid_batch_writes_nothing(
 
     monkeypatch.setattr(documents, "encode", failing)
     with pytest.raises(RuntimeError, match="encoder broke"):
-        entities.create_batch(_author(tenant), "skills", _skills(40), "r")
+        batches.create_batch(_author(tenant), "skills", _skills(40), "r")
     assert _log(superuser, tenant) == []
 
 
@@ -221,7 +222,7 @@ def test_a_batch_needs_no_temporary_privilege_from_public(database_url, tenant, 
     as_superuser(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
     try:
         database().engine.dispose()  # the right is checked when a session first needs it
-        made = entities.create_batch(_author(tenant), "skills", _skills(3), "r")
+        made = batches.create_batch(_author(tenant), "skills", _skills(3), "r")
         assert [m["log_index"] for m in made] == [0, 1, 2]
     finally:
         as_superuser(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC')
@@ -236,9 +237,8 @@ def test_a_batch_beyond_the_process_cap_gets_503_before_its_body_is_read(
     single create is written meanwhile; once X's batch is done, Y's batch runs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from reliability_table import record
-
     from shared.storage import ledger
+    from tests.support.reliability_table import record
 
     tenant_x, tenant_y = (f"t-{uuid.uuid4().hex[:10]}" for _ in range(2))
     x, y = (make_token(t, "author", "reader") for t in (tenant_x, tenant_y))

@@ -1,5 +1,5 @@
-"""The cyclic collector pauses for a bulk create (shared.collector) and comes back as it was,
-whatever the batch did and however many ran at once."""
+"""The cyclic collector pauses for a bulk create (shared.registry.collector) and comes back as it
+was, whatever the batch did and however many ran at once."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from shared import collector, entities
-from shared.auth import Principal
 from shared.errors import ValidationFailed
+from shared.registry import batches, collector
+from shared.security.principal import Principal
 from shared.storage import ledger
 
 
@@ -75,7 +75,7 @@ def test_a_batch_is_written_with_the_collector_paused(database_url, tenant, monk
         return write(*args, **kwargs)
 
     monkeypatch.setattr(ledger, "create_versions", watched)
-    made = entities.create_batch(_author(tenant), "skills", _skills(20), "r")
+    made = batches.create_batch(_author(tenant), "skills", _skills(20), "r")
     assert len(made) == 20
     assert seen == [False]
     assert gc.isenabled()
@@ -85,5 +85,5 @@ def test_a_refused_batch_leaves_the_collector_enabled(database_url, tenant):
     bodies = _skills(3)
     bodies[1]["name"] = ""
     with pytest.raises(ValidationFailed):
-        entities.create_batch(_author(tenant), "skills", bodies, "r")
+        batches.create_batch(_author(tenant), "skills", bodies, "r")
     assert gc.isenabled()

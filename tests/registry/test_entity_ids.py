@@ -1,5 +1,5 @@
-"""Entity ids are UUID version 7 (shared.ids): the layout bit for bit, and what the registry
-hands out, one at a time and in batches."""
+"""Entity ids are UUID version 7 (shared.registry.ids): the layout bit for bit, and what the
+registry hands out, one at a time and in batches."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from shared import entities, ids
-from shared.auth import Principal
+from shared.registry import batches, ids, writes
+from shared.security.principal import Principal
 
 
 def _made_at(ident: str) -> int:
@@ -52,10 +52,10 @@ def test_new_ids_carry_the_time_they_were_made_and_differ():
 def test_created_entities_get_ids_made_when_they_were_created(database_url, tenant):
     author = Principal("alice", tenant, frozenset({"author", "reader"}))
     before = time.time_ns() // 1_000_000
-    one = entities.create(
+    one = writes.create(
         author, "skills", {"name": "one", "description": "d", "category": "technical"}, "r"
     )
-    batch = entities.create_batch(
+    batch = batches.create_batch(
         author,
         "skills",
         [{"name": f"b {i}", "description": "d", "category": "technical"} for i in range(300)],

@@ -1,4 +1,4 @@
-"""Group commit of one-statement writes (``plant_append_versions``, ``entities._appends``):
+"""Group commit of one-statement writes (``plant_append_versions``, ``versions._appends``):
 a group gives exactly what writing its items one after another would, a refused item costs
 nobody else anything, and concurrent writers lose nothing."""
 
@@ -10,15 +10,16 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import audit, certification, entities
-from shared.auth import Principal
+from shared import audit
 from shared.errors import Conflict
+from shared.registry import certification, versions, writes
+from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import sqlstate
+from tests.support import round_trips
 
 
 def _author(tenant: str) -> Principal:
@@ -39,7 +40,7 @@ def _prepared(monkeypatch, operation, *args) -> ledger.NewVersion:
             return 0
 
     with monkeypatch.context() as patch:
-        patch.setattr(entities, "_appends", Capture())
+        patch.setattr(versions, "_appends", Capture())
         operation(*args)
     return made[0]
 
@@ -66,11 +67,11 @@ def _audit_is_clean(tenant: str) -> None:
 def test_a_group_gives_what_its_items_one_after_another_would(superuser, monkeypatch):
     one, two = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
     author = _author(one)
-    existing = entities.create(author, "skills", _skill("existing"), "r")
+    existing = writes.create(author, "skills", _skill("existing"), "r")
     existing_id = existing.body["identity"]["id"]
 
     def amend(description: str):
-        return lambda: entities.amend(
+        return lambda: writes.amend(
             author,
             "skills",
             existing_id,
@@ -80,15 +81,15 @@ def test_a_group_gives_what_its_items_one_after_another_would(superuser, monkeyp
         )
 
     group = [
-        _prepared(monkeypatch, entities.create, author, "skills", _skill("alpha"), "r"),
-        _prepared(monkeypatch, entities.create, _author(two), "skills", _skill("alpha"), "r"),
+        _prepared(monkeypatch, writes.create, author, "skills", _skill("alpha"), "r"),
+        _prepared(monkeypatch, writes.create, _author(two), "skills", _skill("alpha"), "r"),
         _prepared(monkeypatch, amend("first")),
-        _prepared(monkeypatch, entities.create, author, "skills", _skill("alpha"), "r"),
+        _prepared(monkeypatch, writes.create, author, "skills", _skill("alpha"), "r"),
         _prepared(monkeypatch, amend("second")),  # read v1 too: its head moved meanwhile
-        _prepared(monkeypatch, entities.create, author, "skills", _skill("existing"), "r"),
-        _prepared(monkeypatch, entities.create, author, "skills", _skill("beta"), "r"),
+        _prepared(monkeypatch, writes.create, author, "skills", _skill("existing"), "r"),
+        _prepared(monkeypatch, writes.create, author, "skills", _skill("beta"), "r"),
     ]
-    indices = entities._append_together(group)
+    indices = versions._append_together(group)
     # Each tenant's items in the order given, on its own counter; the second "alpha", the
     # stale amendment and the taken name are refused and use up no index.
     assert indices == [1, 0, 2, None, None, None, 3]
@@ -101,7 +102,7 @@ def test_a_group_gives_what_its_items_one_after_another_would(superuser, monkeyp
     assert _log(superuser, two) == [(0, group[1].entity_id, 1)]
     # A refused item's writer, running it alone, gets the database's own answer.
     with pytest.raises(Conflict) as taken:
-        entities.create(author, "skills", _skill("alpha"), "r")
+        writes.create(author, "skills", _skill("alpha"), "r")
     assert taken.value.extensions["existing_id"] == group[0].entity_id
     _audit_is_clean(one)
     _audit_is_clean(two)
@@ -109,11 +110,11 @@ def test_a_group_gives_what_its_items_one_after_another_would(superuser, monkeyp
 
 def test_a_group_that_fails_as_a_whole_writes_nothing(superuser, monkeypatch, tenant):
     author = _author(tenant)
-    good = _prepared(monkeypatch, entities.create, author, "skills", _skill("good"), "r")
-    bad = _prepared(monkeypatch, entities.create, author, "skills", _skill("bad"), "r")
+    good = _prepared(monkeypatch, writes.create, author, "skills", _skill("good"), "r")
+    bad = _prepared(monkeypatch, writes.create, author, "skills", _skill("bad"), "r")
     broken = ledger.NewVersion(**{**bad.__dict__, "entity_id": "not-a-uuid"})
     with pytest.raises(DBAPIError) as failed:
-        entities._append_together([good, broken])
+        versions._append_together([good, broken])
     assert sqlstate(failed.value) == "22P02"
     assert _log(superuser, tenant) == []  # not even the good one
     with pytest.raises(ValueError):
@@ -140,7 +141,7 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
         with lock:
             held_now[0] += items
         deadline = time.monotonic() + 30
-        while (queued := entities._appends.queued()) + held_now[0] + done[0] < 12:
+        while (queued := versions._appends.queued()) + held_now[0] + done[0] < 12:
             assert time.monotonic() < deadline, (
                 f"the writers never queued: {held_now[0]} held, {queued} queued, {done[0]} done"
             )
@@ -161,7 +162,7 @@ def test_concurrent_creates_share_statements_and_lose_nothing(superuser, monkeyp
 
     def create(name: str):
         try:
-            return entities.create(author, "skills", _skill(name), "r")
+            return writes.create(author, "skills", _skill(name), "r")
         except Conflict as exc:
             return exc
         finally:
@@ -213,7 +214,7 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
     from shared.storage.urls import pg8000_url
 
     author = _author(tenant)
-    skill_id = entities.create(author, "skills", _skill("pinned"), "r").body["identity"]["id"]
+    skill_id = writes.create(author, "skills", _skill("pinned"), "r").body["identity"]["id"]
     certifier = Principal("carol", tenant, frozenset({"certifier"}))
     certification.certify(certifier, "skills", skill_id, None, "r")  # job roles need that
     role = {
@@ -223,8 +224,8 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
         "required_skills": [skill_id],
     }
     group = [
-        _prepared(monkeypatch, entities.create, author, "skills", _skill("first"), "r"),
-        _prepared(monkeypatch, entities.create, author, "job-roles", role, "r"),
+        _prepared(monkeypatch, writes.create, author, "skills", _skill("first"), "r"),
+        _prepared(monkeypatch, writes.create, author, "job-roles", role, "r"),
     ]
     assert skill_id in group[1].move.pins
     size = len(_log(superuser, tenant))  # the skill, its certificate, its certified version
@@ -236,7 +237,7 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
                 {"e": skill_id},
             )
             with ThreadPoolExecutor(1) as pool:
-                result = pool.submit(entities._append_together, group)
+                result = pool.submit(versions._append_together, group)
                 deadline = time.monotonic() + 10
                 while not _waiting_for_locks(watcher, "plant_append_versions"):
                     assert time.monotonic() < deadline, "the group never waited for the head"
@@ -262,7 +263,7 @@ def test_a_tenant_waiting_for_its_counter_holds_no_other_tenants_create(database
     from shared.storage.urls import pg8000_url
 
     one, two = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
-    entities.create(_author(one), "skills", _skill("first"), "r")  # A's counter row exists
+    writes.create(_author(one), "skills", _skill("first"), "r")  # A's counter row exists
     engine = create_engine(pg8000_url(database_url), poolclass=NullPool)
     try:
         with engine.connect() as batch, engine.connect() as watcher, ThreadPoolExecutor(3) as pool:
@@ -270,14 +271,14 @@ def test_a_tenant_waiting_for_its_counter_holds_no_other_tenants_create(database
                 text("SELECT 1 FROM log_heads WHERE tenant_id = :t FOR UPDATE"), {"t": one}
             )
             waiting = [
-                pool.submit(entities.create, _author(one), "skills", _skill(f"a {i}"), "r")
+                pool.submit(writes.create, _author(one), "skills", _skill(f"a {i}"), "r")
                 for i in range(2)
             ]
             deadline = time.monotonic() + 10
             while _waiting_for_locks(watcher, "plant_append_version") < 2:
                 assert time.monotonic() < deadline, "tenant A's creates never waited"
                 time.sleep(0.01)
-            other = pool.submit(entities.create, _author(two), "skills", _skill("b"), "r")
+            other = pool.submit(writes.create, _author(two), "skills", _skill("b"), "r")
             try:
                 made = other.result(timeout=5)
             finally:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from reliability_table import record
 from sqlalchemy import text
+
+from tests.support.reliability_table import record
 
 HOSTILE = [
     "'); DROP TABLE log_entries;--",

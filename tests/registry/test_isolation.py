@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.storage.engine import Database, local_engine
+from tests.support.reliability_table import record
 
 
 def test_another_tenant_cannot_read_list_evolve_or_reference(app, api, make_token, request):

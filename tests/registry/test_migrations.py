@@ -8,7 +8,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from shared import config
+from shared import config, errors
+from shared.registry import writes
 from shared.storage import migrate
 
 
@@ -20,7 +21,7 @@ def test_there_is_exactly_one_alembic_head():
 def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(
     pg_server, database_url, monkeypatch
 ):
-    from databases import create_database, superuser_engine
+    from tests.support.databases import create_database, superuser_engine
 
     fresh = create_database(pg_server)
     monkeypatch.setenv("DATABASE_URL", fresh)
@@ -103,11 +104,11 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
     """A database written under the old key (name trimmed and case folded) holds "Rust" and
     its fullwidth look-alike, both live. 0010 gives every skill head its two readings, keeps
     both (nothing lost, no logged byte changed, a full audit clean), and refuses new ones."""
-    from databases import create_database, superuser_engine
-
-    from shared import audit, entities, names
-    from shared.auth import Principal
+    from shared import audit
+    from shared.rules import names
+    from shared.security.principal import Principal
     from shared.storage import engine as engine_module
+    from tests.support.databases import create_database, superuser_engine
 
     fresh = create_database(pg_server)
     monkeypatch.setenv("DATABASE_URL", fresh)
@@ -122,12 +123,12 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         migrate.upgrade("0009")
         with monkeypatch.context() as old:  # the registry as it wrote keys before 0010
             old.setattr(names, "unique_key", lambda name: "name:" + name.strip().casefold())
-            rust = entities.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
-            wide = entities.create(author, "skills", _skill("\uff32ust"), "r")
+            rust = writes.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
+            wide = writes.create(author, "skills", _skill("\uff32ust"), "r")
             wide_id = wide.body["identity"]["id"]
-            entities.create(author, "skills", _skill("Perl"), "r")
-            with pytest.raises(entities.Conflict):  # the old key did fold case
-                entities.create(author, "skills", _skill("RUST"), "r")
+            writes.create(author, "skills", _skill("Perl"), "r")
+            with pytest.raises(errors.Conflict):  # the old key did fold case
+                writes.create(author, "skills", _skill("RUST"), "r")
         with superuser.connect() as conn:
             logged = conn.execute(text(log)).all()
             assert conn.execute(text(heads)).all() == [
@@ -144,11 +145,11 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         run, _ = audit.run(auditor, {"mode": "full"})
         assert run["findings"] == []
         # From now on: a new look-alike is refused, naming a holder ...
-        with pytest.raises(entities.Conflict) as caught:
-            entities.create(author, "skills", _skill("\u211bust"), "r")
+        with pytest.raises(errors.Conflict) as caught:
+            writes.create(author, "skills", _skill("\u211bust"), "r")
         assert caught.value.extensions["existing_id"] in {rust, wide_id}
         # ... the legacy look-alike may still be amended under its own name ...
-        kept = entities.amend(
+        kept = writes.amend(
             author,
             "skills",
             wide_id,
@@ -158,9 +159,9 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         )
         assert kept.version == 2 and kept.body["identity"]["name"] == "\uff32ust"
         # ... but once renamed, it cannot take the reading back.
-        entities.amend(author, "skills", wide_id, _skill("Lua", "rename"), '"v2"', "r")
-        with pytest.raises(entities.Conflict) as caught:
-            entities.amend(author, "skills", wide_id, _skill("\uff32ust", "back"), '"v3"', "r")
+        writes.amend(author, "skills", wide_id, _skill("Lua", "rename"), '"v2"', "r")
+        with pytest.raises(errors.Conflict) as caught:
+            writes.amend(author, "skills", wide_id, _skill("\uff32ust", "back"), '"v3"', "r")
         assert caught.value.extensions["existing_id"] == rust
         run, _ = audit.run(auditor, {"mode": "full"})
         assert run["findings"] == []

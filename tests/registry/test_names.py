@@ -1,5 +1,5 @@
-"""The readings of a name (``shared/names.py``): Unicode's tables, UTS #39's own examples, and
-what the rule makes one name or leaves as two (HTTP tests: tests/functions/
+"""The readings of a name (``shared/rules/names.py``): Unicode's tables, UTS #39's own examples, and
+what the rule makes one name or leaves as two (HTTP tests: tests/web/
 test_look_alike_names.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from shared import names
+from shared.rules import names
 
 
 def _one_name(a: str, b: str) -> bool:

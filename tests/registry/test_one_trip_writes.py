@@ -4,14 +4,17 @@ the re-checks that replace the locks a long transaction used to hold."""
 from __future__ import annotations
 
 import pytest
-import round_trips
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import entities
-from shared.auth import Principal
+from shared import errors
+from shared.registry import reads, versions, writes
+from shared.rules import kinds
+from shared.security.principal import Principal
 from shared.storage import engine as engine_module
+from shared.storage import sessions
 from shared.storage.engine import database
+from tests.support import round_trips
 
 
 def _author(tenant: str) -> Principal:
@@ -37,14 +40,14 @@ def test_a_skill_create_is_one_round_trip_and_committed(
     """Counted at the socket, below SQLAlchemy and pg8000: one burst of messages, one
     wait for the server (no BEGIN, no COMMIT, no ping, no separate Parse or Describe)."""
     author = _author(tenant)
-    entities.create(
+    writes.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
     )
     # A pooled connection idle past IDLE_PING_SECONDS (any of them, on a loaded machine) is
     # pinged first, by design (tested below): not what this test counts.
-    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 3600.0)
+    monkeypatch.setattr(sessions, "IDLE_PING_SECONDS", 3600.0)
     wire = round_trips.watch(monkeypatch)
-    doc = entities.create(
+    doc = writes.create(
         author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
     )
     monkeypatch.undo()
@@ -59,10 +62,10 @@ def test_an_idle_pinged_connection_never_swallows_a_write(
 ):
     """The idle check runs a query at checkout; it must not leave a transaction open that
     the one-trip write would then run inside and lose at check-in."""
-    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(sessions, "IDLE_PING_SECONDS", 0.0)
     author = _author(tenant)
     ids = [
-        entities.create(
+        writes.create(
             author,
             "skills",
             {"name": f"idle {i}", "description": "d", "category": "technical"},
@@ -80,7 +83,7 @@ def test_dead_pooled_connections_are_replaced_after_idling(
     """The server drops every application connection (a restart, a failover): the next
     request after an idle spell gets a fresh connection, not an error."""
     author = _author(tenant)
-    entities.create(
+    writes.create(
         author, "skills", {"name": "before", "description": "d", "category": "technical"}, "r"
     )
     with superuser.connect() as conn:
@@ -91,8 +94,8 @@ def test_dead_pooled_connections_are_replaced_after_idling(
             )
         ).scalar_one()
     assert killed >= 1
-    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
-    doc = entities.create(
+    monkeypatch.setattr(sessions, "IDLE_PING_SECONDS", 0.0)
+    doc = writes.create(
         author, "skills", {"name": "after", "description": "d", "category": "technical"}, "r"
     )
     assert _stored_versions(superuser, tenant, doc.body["identity"]["id"]) == [1]
@@ -102,14 +105,14 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
     """append_version re-checks the head the caller read: a writer that read v1 while
     another appended v2 must not append on top of it."""
     author = _author(tenant)
-    kind = entities.resolve_kind("skills")
-    doc = entities.create(
+    kind = kinds.resolve_kind("skills")
+    doc = writes.create(
         author, "skills", {"name": "raced", "description": "d", "category": "technical"}, "r"
     )
     entity_id = doc.body["identity"]["id"]
     with database().transaction(tenant) as conn:
-        stale = entities.lock_current(conn, kind, entity_id, None, lock=False)
-    entities.amend(
+        stale = writes.lock_current(conn, kind, entity_id, None, lock=False)
+    writes.amend(
         author,
         "skills",
         entity_id,
@@ -117,8 +120,8 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
         '"v1"',
         "r",
     )
-    with pytest.raises(DBAPIError) as caught, entities.one_trip_write() as conn:
-        entities.append_version(
+    with pytest.raises(DBAPIError) as caught, versions.one_trip_write() as conn:
+        versions.append_version(
             conn,
             author,
             kind,
@@ -133,7 +136,7 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
         )
     assert engine_module.sqlstate(caught.value) == "40001"
     with database().transaction(tenant) as conn:
-        assert entities.lock_current(conn, kind, entity_id, None).head.version == 2
+        assert writes.lock_current(conn, kind, entity_id, None).head.version == 2
 
 
 def test_a_reference_deprecated_between_read_and_write_is_caught(
@@ -143,20 +146,20 @@ def test_a_reference_deprecated_between_read_and_write_is_caught(
     write's pin no longer matches, the operation re-runs, and the re-run sees the deprecated
     skill and refuses with the rule, never a job role on a dead skill."""
     author = _author(tenant)
-    skill = entities.create(
+    skill = writes.create(
         author, "skills", {"name": "pinned", "description": "d", "category": "technical"}, "r"
     )
     skill_id = skill.body["identity"]["id"]
     certify("skills", skill_id)
-    original = entities.check_relations
+    original = writes.check_relations
     calls = []
 
     def race_after_the_read(*args, **kwargs):
         # runs after create's read transaction has ended, before its write
         calls.append(1)
         if len(calls) == 1:
-            current = entities.get(author, "skills", skill_id)
-            entities.change_status(
+            current = reads.get(author, "skills", skill_id)
+            writes.change_status(
                 author,
                 "skills",
                 skill_id,
@@ -166,15 +169,15 @@ def test_a_reference_deprecated_between_read_and_write_is_caught(
             )
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(entities, "check_relations", race_after_the_read)
+    monkeypatch.setattr(writes, "check_relations", race_after_the_read)
     body = {
         "name": "role",
         "description": "d",
         "seniority_level": "junior",
         "required_skills": [skill_id],
     }
-    with pytest.raises(entities.ValidationFailed) as caught:
-        entities.create(author, "job-roles", body, "r")
+    with pytest.raises(errors.ValidationFailed) as caught:
+        writes.create(author, "job-roles", body, "r")
     assert len(calls) == 2  # the first attempt was refused by the pin and re-run
     fields = {v["field"] for v in caught.value.extensions["violations"]}
     assert any(f.startswith("required_skills") for f in fields), caught.value.extra
@@ -182,11 +185,11 @@ def test_a_reference_deprecated_between_read_and_write_is_caught(
 
 def test_a_taken_unique_key_is_409_naming_the_holder(database_url, tenant):
     author = _author(tenant)
-    first = entities.create(
+    first = writes.create(
         author, "skills", {"name": "Same", "description": "d", "category": "technical"}, "r"
     )
-    with pytest.raises(entities.Conflict) as caught:
-        entities.create(
+    with pytest.raises(errors.Conflict) as caught:
+        writes.create(
             author, "skills", {"name": "same", "description": "d", "category": "technical"}, "r"
         )
     assert caught.value.extensions["existing_id"] == first.body["identity"]["id"]

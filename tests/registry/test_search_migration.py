@@ -11,8 +11,8 @@ from shared.storage import migrate
 def test_0011_backfills_folded_names_and_tags_of_existing_heads(
     pg_server, database_url, monkeypatch
 ):
-    from databases import create_database, superuser_engine
-    from seeding import seed_skills
+    from tests.support.databases import create_database, superuser_engine
+    from tests.support.seeding import seed_skills
 
     fresh = create_database(pg_server)
     monkeypatch.setenv("DATABASE_URL", fresh)

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from databases import create_database, superuser_engine
-from plant_server import PlantServer, PrivatePostgres
 from sqlalchemy.engine import Engine
+
+from tests.support.databases import create_database, superuser_engine
+from tests.support.plant_server import PlantServer, PrivatePostgres
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from reliability_table import record
-
-from shared.anchors import DirectoryAnchors
+from shared.tlog.anchors import DirectoryAnchors
+from tests.support.reliability_table import record
 
 PUTS = 300
 

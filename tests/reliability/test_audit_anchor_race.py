@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import uuid
 
-from reliability_table import record
-
-from shared import audit, entities, tlog
+from shared import audit, tlog
 from shared.audit import checkpoints
-from shared.auth import Principal
+from shared.registry import writes
+from shared.security.principal import Principal
+from tests.support.reliability_table import record
 
 
 def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
@@ -18,7 +18,7 @@ def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
 ):
     author = Principal("alice", tenant, frozenset({"author"}))
     auditor = Principal("audrey", tenant, frozenset({"auditor"}))
-    entities.create(author, "industries", {"name": "before", "description": "d"}, "r")
+    writes.create(author, "industries", {"name": "before", "description": "d"}, "r")
     tlog.seal(tenant)
     real_anchor = checkpoints.anchor
     sealed = []
@@ -28,7 +28,7 @@ def test_a_seal_anchored_after_the_audit_snapshot_is_not_a_rollback(
         # write and seal commit and reach the anchor store now.
         if not sealed:
             name = f"during-{uuid.uuid4().hex[:6]}"
-            entities.create(author, "industries", {"name": name, "description": "d"}, "r")
+            writes.create(author, "industries", {"name": name, "description": "d"}, "r")
             sealed.append(tlog.seal(tenant))
         return real_anchor(state, store)
 

@@ -12,15 +12,15 @@ import threading
 import time
 
 import pytest
-from databases import create_database
-from load import Writers
-from plant_server import call, check_ledger
-from reliability_table import record
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from shared.errors import ServiceUnavailable
 from shared.storage.engine import Database, local_engine
+from tests.support.databases import create_database
+from tests.support.load import Writers
+from tests.support.plant_server import call, check_ledger
+from tests.support.reliability_table import record
 
 RECOVERY_SECONDS = 10  # generous on 2 busy cores; the pool needs one failed ping per connection
 DOWN_SECONDS = 2.0

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plant_server import free_port
 
 import main
+from tests.support.plant_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -172,8 +172,8 @@ def context(server: Server, make_token_module) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def make_token_module(database_url: str):
-    from shared.auth import LocalTokens
     from shared.config import settings
+    from shared.security.local_tokens import LocalTokens
 
     tokens = LocalTokens.from_settings(settings())
 
@@ -279,7 +279,7 @@ def test_integer_parameters_refuse_odd_digits(request, server, context) -> None:
     (nor a 200 for a value the document says is not an integer)."""
     from urllib.parse import quote
 
-    from shared import openapi
+    from shared.web import openapi
 
     token = context["tokens"]["admin"]
     skill = next(e["id"] for e in context["entities"] if e["kind"] == "skills")

@@ -12,10 +12,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from plant_server import PLANT, ROOT, call
-from reliability_table import record
-
 from shared.integrity import dsse, note
+from tests.support.plant_server import PLANT, ROOT, call
+from tests.support.reliability_table import record
 
 REFRESH = 1.0  # the default PLANT_KEY_REFRESH_SECONDS locally, as the README states
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
-from shared import certification, entities, kinds
 from shared.audit.params import MAX_RUNS_PAGE
-from shared.http import MAX_BODY
 from shared.integrity import canonical
+from shared.registry import certification, reads
+from shared.rules import kinds
+from shared.web.router import MAX_BODY
+from tests.support.reliability_table import record
 
 
 @dataclass
@@ -176,7 +177,7 @@ LIMITS = [
     Limit("certification batch size", certification.MAX_BATCH, "items", 422, _batch),
     Limit(
         "page size (registry ?limit=)",
-        entities.MAX_PAGE,
+        reads.MAX_PAGE,
         "limit",
         422,
         lambda api, n: api.send("GET", f"/registry/skills?limit={n}"),
@@ -190,7 +191,7 @@ LIMITS = [
     ),
     Limit(
         "category filter length",
-        entities.MAX_CATEGORY,
+        reads.MAX_CATEGORY,
         "category",
         422,
         lambda api, n: api.send("GET", f"/registry/skills?category={'c' * n}"),

@@ -5,7 +5,7 @@ ends: real `plant` processes on a data directory of the test's own (never the re
 - `plant audit` and `plant export` work from a second process while `plant serve` holds the
   server, against the same data, and leave that server running when they exit;
 - `requested_by` of a CLI audit is the OS user with USER and LOGNAME unset, or `--as NAME`
-  (required when the OS user has no name: tests/export/test_cli.py);
+  (required when the OS user has no name: tests/evidence/test_cli.py);
 - SIGTERM and SIGINT to `plant serve` stop the postmaster it started; after a `kill -9`, the
   next run reuses the postmaster left behind (never a second one) and stops it in turn;
 - a server two processes use stops only when the last one leaves.
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from plant_server import PLANT, ROOT, PlantServer, call, free_port
-from reliability_table import record
+
+from tests.support.plant_server import PLANT, ROOT, PlantServer, call, free_port
+from tests.support.reliability_table import record
 
 STOPPED_WITHIN = 20  # seconds: the "within a few seconds", with room for a busy machine
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from plant_server import call, free_port
-from reliability_table import record
 
 from shared.config import ROOT
-from shared.request_body import MAX_BODY
+from shared.web.bodies import MAX_BODY
+from tests.support.plant_server import call, free_port
+from tests.support.reliability_table import record
 
 
 @dataclass

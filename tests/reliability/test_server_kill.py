@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 import time
 
-from load import Writers
-from plant_server import Ack, call, check_ledger
-from reliability_table import record
+from tests.support.load import Writers
+from tests.support.plant_server import Ack, call, check_ledger
+from tests.support.reliability_table import record
 
 KILLS = 3
 MAX_KILLS = 8  # more rounds only while no kill has yet cut a request in flight

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from plant_server import ROOT, PlantServer, call, free_port
-from reliability_table import record
-from seeding import seed_skills
-from terraform_doc import server_settings
+
+from tests.support.plant_server import ROOT, PlantServer, call, free_port
+from tests.support.reliability_table import record
+from tests.support.seeding import seed_skills
+from tests.support.terraform_doc import server_settings
 
 STALLED = 64  # connections of each kind, held together
 BOUND = 1.0  # seconds: the issue's bound for healthz and a create while they are held
@@ -408,7 +409,7 @@ def _functions_framework(port: int, env: dict[str, str]) -> Iterator[str]:
     strict=True,
     reason="the cloud container's own server (functions-framework's gunicorn, 1 worker x "
     "THREADS 8 from Terraform) reads a request's head and body in its threads with no "
-    "deadline; in the cloud, Google's front end stands before it (see shared/serving.py)",
+    "deadline; in the cloud, Google's front end stands before it (see shared/web/serving.py)",
 )
 def test_the_cloud_container_alone_under_terraform_settings(tenant, make_token, request):
     settings = server_settings()
@@ -431,7 +432,7 @@ def test_the_connection_limit_fits_the_files_the_process_may_open():
     the limit becomes what fits beside the files kept back; with room, the soft limit is raised
     to fit 1000."""
     probe = (
-        "import resource; from shared import serving\n"
+        "import resource; from shared.web import serving\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (256, {hard}))\n"
         "print(serving.connection_limit(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
     )

@@ -14,9 +14,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from load import soak_seconds
-from plant_server import Ack, PlantServer, Reply, ack_of, call, check_ledger
-from reliability_table import record
+from tests.support.load import soak_seconds
+from tests.support.plant_server import Ack, PlantServer, Reply, ack_of, call, check_ledger
+from tests.support.reliability_table import record
 
 CLIENTS = 16
 # Resident memory of the server's process tree (plant serve: one process) may

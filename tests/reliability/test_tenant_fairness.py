@@ -18,10 +18,11 @@ import time
 import uuid
 from typing import Any
 
-from plant_server import PlantServer, call
-from reliability_table import record
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from tests.support.plant_server import PlantServer, call
+from tests.support.reliability_table import record
 
 BATCH = 10_000
 BATCH_CLIENTS = 8  # as many as `plant serve` has threads

@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from forged_tokens import b64, server_key, valid_claims
-from reliability_table import record
 from sqlalchemy import text
+
+from tests.support.forged_tokens import b64, server_key, valid_claims
+from tests.support.reliability_table import record
 
 BODY = {"name": "attack", "description": "d", "category": "technical"}
 

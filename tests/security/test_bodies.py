@@ -15,15 +15,15 @@ from typing import Any
 
 import flask
 import pytest
-from reliability_table import record
-from routes import FRAMINGS, body_routes, send, served
 from werkzeug.serving import DechunkedInput
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared.errors import ServiceUnavailable
-from shared.http import Body, Router, json_response
-from shared.request_body import MAX_BODY
+from shared.web.bodies import MAX_BODY
+from shared.web.router import Body, Router, json_response
+from tests.support.reliability_table import record
+from tests.support.routes import FRAMINGS, body_routes, send, served
 
 JSON = {"Content-Type": "application/json"}
 

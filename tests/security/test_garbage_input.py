@@ -12,7 +12,8 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_table import tally
+
+from tests.support.reliability_table import tally
 
 FIELDS = [
     "name",
@@ -70,8 +71,8 @@ PATHS = [
 
 @pytest.fixture(scope="module")
 def skill(clients, database_url):
-    from shared.auth import LocalTokens
     from shared.config import settings as cfg
+    from shared.security.local_tokens import LocalTokens
 
     token = LocalTokens.from_settings(cfg()).issue("fuzzer", "fuzz", ["author"])
     response = clients["registry"].post(

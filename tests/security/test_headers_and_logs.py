@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_table import record
+
+from tests.support.reliability_table import record
 
 
 @pytest.fixture
@@ -64,8 +65,8 @@ def test_request_log_is_one_json_line_without_secrets(
     assert entry["logging.googleapis.com/trace"] == "projects/proj/traces/abc123"
     dumped = json.dumps(lines)
     assert token not in dumped and token.split(".")[2] not in dumped
-    from shared import keys
     from shared.config import settings
+    from shared.tlog import keys
 
     for entry_key in json.loads(keys.key_file(settings()).read_text())["keys"]:
         assert entry_key["seed"] not in dumped

@@ -9,14 +9,14 @@ import base64
 import json
 
 import pytest
-from reliability_table import record
-from routes import body_routes
 
 import main
-from shared import openapi
 from shared.errors import MAX_LISTED
 from shared.integrity import canonical
-from shared.query_params import MAX_INTEGER
+from shared.rules.query_params import MAX_INTEGER
+from shared.web import openapi
+from tests.support.reliability_table import record
+from tests.support.routes import body_routes
 
 JSON = {"Content-Type": "application/json"}
 BIG = "9" * 5000

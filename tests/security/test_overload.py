@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
 from shared.errors import ServiceUnavailable
 from shared.storage.engine import Database, local_engine
+from tests.support.reliability_table import record
 
 
 def test_statement_timeout_is_503(database_url, tenant, request):

@@ -4,13 +4,13 @@ exactly one version is written."""
 from __future__ import annotations
 
 import pytest
-from reliability_table import record
 from sqlalchemy import text
 
-from shared import entities
-from shared.auth import Principal
 from shared.errors import ServiceUnavailable
+from shared.registry import writes
+from shared.security.principal import Principal
 from shared.storage import ledger
+from tests.support.reliability_table import record
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
@@ -38,7 +38,7 @@ def test_a_transient_abort_is_retried_once_and_writes_once(
 
     monkeypatch.setattr(ledger, "append_version", flaky)
     author = Principal("alice", tenant, frozenset({"author"}))
-    doc = entities.create(author, "industries", {"name": "retry", "description": "d"}, "r")
+    doc = writes.create(author, "industries", {"name": "retry", "description": "d"}, "r")
     assert raised == [sqlstate]
     assert doc.body["versioning"]["version"] == 1
     with superuser.connect() as conn:
@@ -64,5 +64,5 @@ def test_retries_are_bounded(tenant, monkeypatch, request):
     monkeypatch.setattr(ledger, "append_version", always)
     author = Principal("alice", tenant, frozenset({"author"}))
     with pytest.raises(ServiceUnavailable):  # 503 + Retry-After, never a 500
-        entities.create(author, "industries", {"name": "never", "description": "d"}, "r")
+        writes.create(author, "industries", {"name": "never", "description": "d"}, "r")
     assert len(calls) == 4

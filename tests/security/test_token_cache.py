@@ -13,14 +13,15 @@ from datetime import UTC, datetime
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from forged_tokens import AUDIENCE, ISSUER, b64, server_key, valid_claims
-from reliability_table import record
 from sqlalchemy import text
 
-from shared import token_cache
-from shared.auth import LEEWAY_SECONDS, LocalTokens, Principal
 from shared.errors import Unauthenticated
-from shared.token_cache import TokenCache, Verified
+from shared.security import token_cache
+from shared.security.local_tokens import LEEWAY_SECONDS, LocalTokens
+from shared.security.principal import Principal
+from shared.security.token_cache import TokenCache, Verified
+from tests.support.forged_tokens import AUDIENCE, ISSUER, b64, server_key, valid_claims
+from tests.support.reliability_table import record
 
 
 def _unb64(text_: str) -> bytes:

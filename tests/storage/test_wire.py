@@ -12,13 +12,13 @@ import uuid
 
 import pg8000.dbapi
 import pytest
-import round_trips
 from pg8000.exceptions import DatabaseError, InterfaceError
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from shared.storage import wire
 from shared.storage.urls import pg8000_url
+from tests.support import round_trips
 
 VALUES = (
     "SELECT 1::int, 2::bigint, 'text é'::text, '\\x00ff'::bytea, '{\"a\": [1, null]}'::jsonb,"

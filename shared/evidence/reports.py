@@ -1,0 +1,240 @@
+"""Compliance reports: every current entity with its certification and rule results, plus a
+summary, produced row by row so that memory stays flat however large the tenant is."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared import config
+from shared.errors import InvalidQuery, LimitExceeded
+from shared.evidence.slots import Slot
+from shared.integrity import canonical, digests
+from shared.integrity.canonical import now_text
+from shared.rules import lifecycle
+from shared.rules.kinds import KINDS
+from shared.security.principal import Principal
+from shared.storage import tree
+
+BATCH = 500
+FORMATS = ("json", "csv", "pdf")
+CSV_COLUMNS = (
+    "entity_type", "id", "name", "version", "status", "digest", "log_index",
+    "certified_version", "certifier", "certified_at", "certificate_digest",
+    "rules_passed", "rules_failed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Query:
+    format: str
+    kind: str | None  # entity type
+    status: str | None
+
+
+QUERY = ("format", "kind", "status")  # the query parameters the report takes
+
+
+def parse_query(query: dict[str, str]) -> Query:
+    """The report's filters and format; a value it does not take is a 422 naming each one
+    (the Router refuses a parameter outside QUERY before)."""
+    errors: list[dict[str, str]] = []
+    fmt = query.get("format") or "json"
+    if fmt not in FORMATS:
+        errors.append({"field": "format", "message": f"must be one of {list(FORMATS)}"})
+    slug = query.get("kind") or None
+    if slug is not None and slug not in KINDS:
+        errors.append({"field": "kind", "message": f"must be one of {sorted(KINDS)}"})
+    status = query.get("status") or None
+    if status is not None and status not in lifecycle.STATUSES:
+        errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
+    if errors:
+        raise InvalidQuery(errors)
+    return Query(fmt, KINDS[slug].type if slug else None, status)
+
+
+def summary(conn: Connection, principal: Principal, q: Query) -> dict[str, Any]:
+    """Counts by kind and status, the latest checkpoint, and the latest audit's findings."""
+    counts: dict[str, dict[str, int]] = {}
+    for kind, status, n in conn.execute(
+        text(
+            "SELECT kind, status, count(*) FROM entity_heads "
+            "WHERE (CAST(:kind AS text) IS NULL OR kind = :kind) "
+            "AND (CAST(:status AS text) IS NULL OR status = :status) GROUP BY kind, status"
+        ),
+        {"kind": q.kind, "status": q.status},
+    ):
+        counts.setdefault(kind, {})[status] = int(n)
+    last = tree.latest_checkpoint(conn)
+    run = conn.execute(
+        text(
+            "SELECT CAST(id AS text), mode, checkpoint_size, finding_count, findings, "
+            "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+            "FROM audit_runs WHERE status = 'completed' ORDER BY finished_at DESC LIMIT 1"
+        )
+    ).first()
+    audit = None
+    if run is not None:
+        audit = {
+            "id": run[0],
+            "mode": run[1],
+            "checkpoint_size": run[2],
+            "finding_count": run[3],
+            "findings": run[4] or [],
+            "finished_at": run[5],
+        }
+    return {
+        "tenant": principal.tenant,
+        "generated_at": now_text(),
+        "generated_by": principal.subject,
+        "filters": {"kind": q.kind, "status": q.status},
+        "checkpoint": (
+            {"size": last.size, "root": digests.b64(last.root), "note": last.note} if last else None
+        ),
+        "counts": counts,
+        "total": sum(sum(c.values()) for c in counts.values()),
+        "latest_audit": audit,
+    }
+
+
+def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
+    """Every current entity, in creation order, fetched in keyset batches."""
+    after = -1
+    while True:
+        batch = conn.execute(
+            text(
+                "SELECT h.kind, CAST(h.entity_id AS text), h.name, h.version, h.status, "
+                "h.first_index, h.log_index, e.digest, e.body FROM entity_heads h "
+                "JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+                "WHERE h.first_index > :after "
+                "AND (CAST(:kind AS text) IS NULL OR h.kind = :kind) "
+                "AND (CAST(:status AS text) IS NULL OR h.status = :status) "
+                "ORDER BY h.first_index LIMIT :limit"
+            ),
+            {"after": after, "kind": q.kind, "status": q.status, "limit": BATCH},
+        ).all()
+        for kind, entity_id, name, version, status, _first, log_index, digest, body in batch:
+            doc = canonical.read(bytes(body))
+            alignment = doc["constitutional_alignment"]
+            cert = alignment.get("certification") or {}
+            results = alignment.get("rule_results") or []
+            yield {
+                "entity_type": kind,
+                "id": entity_id,
+                "name": name,
+                "version": int(version),
+                "status": status,
+                "digest": digests.label(bytes(digest)),
+                "log_index": int(log_index),
+                "certified_version": cert.get("certified_version"),
+                "certifier": cert.get("certifier"),
+                "certified_at": cert.get("certified_at"),
+                "certificate_digest": cert.get("certificate_digest"),
+                "rule_results": results,
+            }
+        if len(batch) < BATCH:
+            return
+        after = int(batch[-1][5])
+
+
+def json_chunks(head: dict[str, Any], entities: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """``{"summary": ..., "entities": [...]}`` one entity at a time."""
+    yield b'{"summary":' + json.dumps(head, ensure_ascii=False).encode() + b',"entities":['
+    for i, row in enumerate(entities):
+        yield (b"," if i else b"") + json.dumps(row, ensure_ascii=False).encode()
+    yield b"]}"
+
+
+def csv_chunks(entities: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in entities:
+        passed = sum(1 for r in row["rule_results"] if r.get("result") == "pass")
+        flat = {**row, "rules_passed": passed, "rules_failed": len(row["rule_results"]) - passed}
+        writer.writerow([_cell(flat[c]) for c in CSV_COLUMNS])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text a spreadsheet would run as a formula is prefixed with a quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def report(
+    principal: Principal, query: dict[str, str], slot: Slot | None = None
+) -> tuple[dict[str, Any], Iterator[bytes]]:
+    """The report's summary (known before the first byte is sent) and its body's chunks.
+
+    JSON and CSV are generated inside one read-only snapshot transaction, a batch of rows at a
+    time, for tenants of any size. The PDF is built whole before the response starts (so that
+    a failure is a problem response rather than a stream cut short), rows read as they are
+    drawn, and only up to ``PLANT_EXPORT_PDF_MAX_ENTITIES`` entities plus findings: above that
+    it is refused (LimitExceeded, 422) before any rendering, pointing at what holds any size.
+    While it renders, ``slot`` (if given) stops the work once the client has left.
+    """
+    principal.require("auditor")
+    q = parse_query(query)
+    stream = _stream(principal, q, slot)
+    head = next(stream)
+    if q.format != "pdf":
+        return head, stream  # type: ignore[return-value]
+    try:
+        _check_pdf_size(head)
+        body = next(stream)
+    finally:
+        stream.close()  # ends the transaction, also when rendering stopped early
+    return head, iter([body])
+
+
+def _check_pdf_size(head: dict[str, Any]) -> None:
+    """Refuse a PDF larger than the stated maximum: a report for people must be complete, so
+    it is never cut short; CSV, JSON and the bundle are streamed at any size."""
+    limit = config.settings().export_pdf_max_entities
+    findings = len((head["latest_audit"] or {}).get("findings") or [])
+    if head["total"] + findings > limit:
+        raise LimitExceeded(
+            f"a PDF report holds at most {limit} entities and findings, and this one would "
+            f"hold {head['total']} entities and {findings} findings: ask for format=csv or "
+            "format=json (streamed, any size) or an evidence bundle (/export/bundle), or "
+            "narrow the PDF with kind= or status=",
+            field="format",
+            limit=limit,
+        )
+
+
+def _stream(principal: Principal, q: Query, slot: Slot | None) -> Iterator[Any]:
+    from shared.storage.engine import database
+
+    with database().transaction(principal.tenant, snapshot=True) as conn:
+        head = summary(conn, principal, q)
+        # The first batch is read before the first byte goes out, so a database that cannot
+        # serve it (a timeout, say) is a problem response, not a stream cut short.
+        remaining = rows(conn, q)
+        first = list(itertools.islice(remaining, 1))
+        all_rows = itertools.chain(first, remaining)
+        yield head
+        if q.format == "json":
+            yield from json_chunks(head, all_rows)
+        elif q.format == "csv":
+            yield from csv_chunks(all_rows)
+        else:
+            from shared.evidence.pdf import render
+
+            yield render(head, slot.attended(all_rows) if slot else all_rows)

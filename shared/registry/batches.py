@@ -1,0 +1,164 @@
+"""Batch creates: many entities of one kind at once, all or nothing, within the process's
+batch slots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from shared.config import settings
+from shared.errors import PayloadTooLarge
+from shared.integrity import canonical, digests
+from shared.registry import collector, documents
+from shared.registry.admission import Slots
+from shared.registry.documents import Change
+from shared.registry.ids import new_entity_id
+from shared.registry.versions import (
+    invalid,
+    passed_rules,
+    pinned_references,
+    unique_rule,
+    unique_taken_is_409,
+    usable_fields,
+    write_transaction,
+)
+from shared.rules import inputs, names
+from shared.rules.catalogue import Violation
+from shared.rules.kinds import Kind, resolve_kind
+from shared.rules.relations import Ref, check_relations, referenced_ids, unique_key
+from shared.security.principal import Principal
+from shared.storage import ledger
+from shared.storage.engine import database, retry_transient
+
+MAX_BATCH = 10_000
+_batches = Slots(lambda: settings().max_batches, "batch")
+
+
+@contextmanager
+def batch_admitted(principal: Principal) -> Iterator[None]:
+    """Hold one of the process's batch slots (``shared.registry.admission``) for the caller's
+    tenant, or raise ServiceUnavailable (503) at once. Taken before the request's body is read, so a
+    refused batch costs no parsing and never waits holding a server thread."""
+    principal.require("author")
+    with _batches.held(principal.tenant):
+        yield
+
+
+def create_batch(
+    principal: Principal, slug: str, bodies: Any, request_id: str
+) -> list[dict[str, Any]]:
+    """Create many entities of one kind at once: all or nothing, in one statement.
+
+    Every item is checked as ``create`` checks one (violations name ``items[i].field``, all
+    reported together), plus uniqueness inside the batch; then version 1 of each is appended
+    with one move of the log counter. Returns, per item in order, its id, version, log index
+    and digest (the full documents are one GET away). The HTTP route runs it inside
+    ``batch_admitted``.
+    """
+    with collector.paused():  # its items live until it ends: nothing for the collector
+        return _create_batch(principal, slug, bodies, request_id)
+
+
+@retry_transient()
+def _create_batch(
+    principal: Principal, slug: str, bodies: Any, request_id: str
+) -> list[dict[str, Any]]:
+    principal.require("author")
+    kind = resolve_kind(slug)
+    if not isinstance(bodies, list) or not bodies:
+        raise invalid([Violation("INPUT-01", "items", "must be a non-empty list")])
+    if len(bodies) > MAX_BATCH:
+        raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} items", limit=MAX_BATCH)
+    checked = [inputs.check_write(kind, body, current=None) for body in bodies]
+    usable = [usable_fields(kind, fields, problems) for fields, _, problems in checked]
+    wanted: set[str] = set()
+    for fields in usable:
+        wanted |= referenced_ids(kind, fields)
+    refs: dict[str, Ref] = {}
+    pins: dict[str, int] = {}
+    if wanted:
+        with database().transaction(principal.tenant) as conn:
+            refs, pins = pinned_references(conn, kind, {}, ids=wanted)
+    problems: list[Violation] = []
+    seen: dict[tuple[int, str], int] = {}  # (place, reading) -> the item that holds it
+    for i, ((fields, _, own), use) in enumerate(zip(checked, usable, strict=True)):
+        found = own + (
+            [] if any(p.field == "" for p in own) else check_relations(kind, use, None, refs)
+        )
+        key = None if found else unique_key(kind, fields)
+        held = [] if key is None else list(enumerate(names.readings(key)))
+        first = next((seen[r] for r in held if r in seen), None)
+        if first is not None:
+            found.append(_duplicate_in_batch(kind, first))
+        else:
+            seen.update(dict.fromkeys(held, i))
+        problems += [Violation(p.rule, _item_field(i, p.field), p.message) for p in found]
+    if problems:
+        raise invalid(problems)
+    now = canonical.now_text()
+    change = Change(
+        tenant=principal.tenant,
+        entity_id="",
+        version=1,
+        status="draft",
+        created_at=now,
+        updated_at=now,
+        previous_digest=None,
+        amendment_reason="created",
+        actor=principal.subject,
+        request_id=request_id,
+        action="create",
+        rule_results=passed_rules(kind),
+    )
+    items: list[ledger.NewEntity] = []
+
+    def encoded() -> Iterator[ledger.NewEntity]:  # on the ledger's helper thread, as needed
+        for fields, _, _ in checked:
+            entity_id = new_entity_id()
+            item = ledger.NewEntity(
+                entity_id,
+                documents.encode(documents.build(kind, fields, change, str(entity_id))),
+                fields["name"],
+                fields.get("category"),
+                unique_key(kind, fields),
+            )
+            items.append(item)
+            yield item
+
+    with unique_taken_is_409(kind), write_transaction(principal) as conn:
+        first = ledger.create_versions(
+            conn,
+            principal.tenant,
+            kind=kind.type,
+            count=len(checked),
+            items=encoded(),
+            actor=principal.subject,
+            at=now,
+            pins=pins,
+        )
+    return [
+        {
+            "id": str(item.entity_id),
+            "version": 1,
+            "log_index": first + i,
+            "digest": digests.label(item.encoded.digest),
+        }
+        for i, item in enumerate(items)
+    ]
+
+
+def batch_items(body: Any) -> Any:
+    """The list a batch request carries: ``{"items": [...]}``."""
+    if not isinstance(body, dict) or set(body) != {"items"}:
+        raise invalid([Violation("INPUT-01", "items", 'send exactly {"items": [...]}')])
+    return body["items"]
+
+
+def _item_field(index: int, field: str) -> str:
+    return f"items[{index}]" + (f".{field}" if field else "")
+
+
+def _duplicate_in_batch(kind: Kind, first: int) -> Violation:
+    rule, field = unique_rule(kind)
+    return Violation(rule, field, f"same unique key as items[{first}]")

@@ -1,0 +1,95 @@
+"""Fast seeding of many real registry documents, for tests about size (audits, exports)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+
+def seed_skills(
+    superuser,
+    tenant: str,
+    start: int,
+    count: int,
+    description: str = "seeded",
+    tags: tuple[str, ...] = (),
+) -> None:
+    """Real registry documents, written in bulk: each is a skill version as the registry would
+    write it (canonical bytes, digests, heads), so audits check them for real."""
+    import uuid
+
+    from shared.registry import documents
+    from shared.registry.documents import Change
+    from shared.registry.versions import passed_rules
+    from shared.rules import names
+    from shared.rules.kinds import KINDS
+
+    kind = KINDS["skills"]
+    rows = []
+    for i in range(start, start + count):
+        entity_id = str(uuid.UUID(int=(hash(tenant) & (2**64 - 1)) << 64 | i))
+        fields = {f.name: None for f in kind.fields}
+        fields.update(
+            name=f"skill {i}",
+            description=description,
+            category="technical",
+            tags=list(tags),
+            custom_attributes={},
+        )
+        change = Change(
+            tenant,
+            entity_id,
+            1,
+            "draft",
+            "2026-01-01T00:00:00.000Z",
+            "2026-01-01T00:00:00.000Z",
+            None,
+            "created",
+            "seed",
+            f"seed-{i}",
+            "create",
+            passed_rules(kind),
+        )
+        enc = documents.encode(documents.build(kind, fields, change))
+        rows.append(
+            {
+                "t": tenant,
+                "i": i,
+                "e": entity_id,
+                "b": enc.body,
+                "d": enc.digest,
+                "l": enc.leaf_hash,
+                "f": enc.field_hashes,
+            }
+        )
+    cols = {key: [r[key] for r in rows] for key in ("i", "e", "b", "d", "l", "f")}
+    keys = [names.unique_key(f"skill {i}") for i in cols["i"]]
+    with superuser.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, "
+                "body, digest, leaf_hash, prev_digest, field_hashes, actor) "
+                "SELECT :t, i, 'version', 'skill', CAST(e AS uuid), 1, b, d, l, NULL, "
+                "f, 'seed' FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), "
+                "CAST(:b AS bytea[]), CAST(:d AS bytea[]), CAST(:l AS bytea[]), "
+                "CAST(:f AS bytea[])) AS x(i, e, b, d, l, f)"
+            ),
+            {"t": tenant, **cols},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
+                "category, unique_key, first_index, log_index, created_at, updated_at) "
+                "SELECT :t, CAST(e AS uuid), 'skill', 1, 'draft', 'skill ' || i, 'technical', "
+                "k, i, i, now(), now() "
+                "FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), CAST(:k AS text[])) "
+                "AS x(i, e, k)"
+            ),
+            {"t": tenant, "i": cols["i"], "e": cols["e"], "k": keys},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO log_heads (tenant_id, size) VALUES (:t, :n) "
+                "ON CONFLICT (tenant_id) DO UPDATE SET size = :n"
+            ),
+            {"t": tenant, "n": start + count},
+        )

@@ -1,0 +1,80 @@
+"""Edits an attacker makes to the ledger in the tests: through the ``attack`` fixture (a
+superuser with triggers and row-level security out of the way), or through the registry's
+own ledger functions, past the checks its API makes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.registry import versions, writes
+from shared.rules import kinds
+from shared.security.principal import Principal
+from shared.storage.engine import database
+
+
+def rewrite_body(attack: Callable[..., None], tenant: str, index: int, old: str, new: str) -> None:
+    """In the stored bytes of one entry, replace the text ``old`` with ``new``."""
+    attack(
+        "UPDATE log_entries SET body = convert_to(replace(convert_from(body, 'UTF8'), "
+        ":old, :new), 'UTF8') WHERE tenant_id = :t AND idx = :i",
+        old=old,
+        new=new,
+        t=tenant,
+        i=index,
+    )
+
+
+def append_unchecked(principal: Principal, slug: str, entity_id: str, **changes: Any) -> int:
+    """A new version of an entity with ``changes`` merged into its fields, appended through
+    the registry's own ledger functions with no input check (an insider running its code);
+    returns the version's log index."""
+    kind = kinds.resolve_kind(slug)
+    with database().transaction(principal.tenant) as conn:
+        cur = writes.lock_current(conn, kind, entity_id, None, lock=False)
+    doc = versions.append_version(
+        None,
+        principal,
+        kind,
+        entity_id=entity_id,
+        head=cur.head,
+        fields={**cur.fields, **changes},
+        status=cur.head.status,
+        reason="written behind the API's back",
+        action="amend",
+        request_id="insider",
+        created_at=cur.doc["lifecycle"]["created_at"],
+        previous_digest=cur.entry.digest,
+    )
+    return int(doc.body["audit_trail"]["log_index"])
+
+
+def status_past_the_cascade(principal: Principal, slug: str, entity_id: str, status: str) -> int:
+    """A new version of an entity with status ``status`` (and its content as it was),
+    appended straight to the ledger as the code before the certification cascade wrote
+    one: nothing that depends on it moves. Returns its log index."""
+    from shared.integrity import canonical, digests
+    from shared.registry import documents
+    from shared.registry.documents import Change
+    from shared.storage import ledger
+
+    kind = kinds.resolve_kind(slug)
+    with versions.write_transaction(principal) as conn:
+        cur = writes.lock_current(conn, kind, entity_id, None)
+        now = canonical.now_text()
+        version = cur.head.version + 1
+        change = Change(
+            principal.tenant, entity_id, version, status, cur.doc["lifecycle"]["created_at"],
+            now, digests.label(cur.entry.digest), "past the cascade", principal.subject, "r",
+            "status", [],
+        )  # fmt: skip
+        encoded = documents.encode(documents.build(kind, cur.fields, change))
+        move = ledger.HeadMove(
+            status, cur.fields["name"], cur.fields.get("category"), None, False, now,
+            cur.head.log_index, {},
+        )  # fmt: skip
+        new = ledger.NewVersion(
+            principal.tenant, kind.type, entity_id, version, encoded, cur.entry.digest,
+            principal.subject, move,
+        )  # fmt: skip
+        return ledger.append_version(conn, new).index
