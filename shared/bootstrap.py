@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared import keys
 from shared.auth import ensure_jwt_key
 from shared.config import settings
+from shared.evidence import report_signing
 from shared.storage import migrate
 
 
@@ -16,3 +17,4 @@ def prepare_local() -> None:
     migrate.upgrade()
     ensure_jwt_key(cfg)
     keys.ensure_local(cfg)
+    report_signing.ensure_local(cfg)
