@@ -113,8 +113,15 @@ def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
         batch = conn.execute(
             text(
                 "SELECT h.kind, CAST(h.entity_id AS text), h.name, h.version, h.status, "
-                "h.first_index, h.log_index, e.digest, e.body FROM entity_heads h "
+                "h.first_index, h.log_index, e.digest, e.body, c.idx, c.version, c.digest, "
+                "c.actor, to_char(c.created_at AT TIME ZONE 'UTC', "
+                '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\') FROM entity_heads h '
                 "JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
+                # The entity's latest certificate, whatever its current version: after an
+                # amendment the version's body no longer names it, the log still does.
+                "LEFT JOIN LATERAL (SELECT idx, version, digest, actor, created_at "
+                "FROM log_entries WHERE tenant_id = h.tenant_id AND entity_id = h.entity_id "
+                "AND entry_type = 'certificate' ORDER BY idx DESC LIMIT 1) c ON true "
                 "WHERE h.first_index > :after "
                 "AND (CAST(:kind AS text) IS NULL OR h.kind = :kind) "
                 "AND (CAST(:status AS text) IS NULL OR h.status = :status) "
@@ -122,10 +129,19 @@ def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
             ),
             {"after": after, "kind": q.kind, "status": q.status, "limit": BATCH},
         ).all()
-        for kind, entity_id, name, version, status, _first, log_index, digest, body in batch:
+        for (kind, entity_id, name, version, status, _first, log_index, digest, body,
+             c_index, c_version, c_digest, c_actor, c_at) in batch:  # fmt: skip
             doc = canonical.read(bytes(body))
             alignment = doc["constitutional_alignment"]
             cert = alignment.get("certification") or {}
+            if not cert and c_index is not None:
+                cert = {
+                    "certified_version": int(c_version),
+                    "certifier": c_actor,
+                    "certified_at": c_at,
+                    "certificate_digest": digests.label(bytes(c_digest)),
+                    "certificate_log_index": int(c_index),
+                }
             results = alignment.get("rule_results") or []
             yield {
                 "entity_type": kind,

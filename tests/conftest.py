@@ -76,6 +76,9 @@ def _reset_process_state() -> None:
     engine.reset()
     config.settings.cache_clear()
     auth.authenticator.cache_clear()
+    from shared.evidence import report_signing
+
+    report_signing.reset()
 
 
 @pytest.fixture(scope="session")
