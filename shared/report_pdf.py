@@ -178,11 +178,9 @@ def _cover(pdf: _Report, head: Mapping[str, Any], signing: Mapping[str, str]) ->
     if checkpoint.get("note"):
         pdf.set_font(FONT, "B", 9)
         pdf.cell(0, 6, "Signed checkpoint note (as text):", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Courier", size=7.5)
+        pdf.set_font(FONT, size=7.5)
         pdf.set_fill_color(245, 245, 245)
-        pdf.set_text_shaping(False)
-        note = drawable(checkpoint["note"]).replace("\u2014", "--")
-        pdf.multi_cell(0, 4, note, border=1, fill=True, align="L", new_x="LMARGIN", new_y="NEXT")
+        _lines(pdf, 0, 4, checkpoint["note"].rstrip("\n"), border=1, fill=True)
         pdf.set_font(FONT, size=9)
     pdf.ln(2)
     _heading(pdf, "Latest audit", 12)
@@ -250,7 +248,7 @@ def _entity_row(pdf: FPDF, row: Mapping[str, Any], marked: bool) -> None:
     digest = (row.get("certificate_digest") or "").removeprefix("sha256:")
     cells = (
         _fit(pdf, drawable(row["name"]), COLUMNS[0][1]),
-        row["id"][:8],
+        "…" + row["id"][-8:],  # UUIDv7: the leading digits are a timestamp, alike in a batch
         row["version"],
         row["status"],
         f"v{row['certified_version']}" if certified else "-",
@@ -357,8 +355,9 @@ def _how_to_verify(pdf: _Report, head: Mapping[str, Any], signing: Mapping[str, 
         "1. The PDF signature. This file carries a PAdES signature (CMS, SHA-512, Ed25519) by "
         f"the report-signing key {signing.get('key_id', '-')}, whose certificate (SHA-256 "
         f"{signing.get('certificate_sha256', '-')}) the registry serves at "
-        "GET /export/report/certificate. Any PAdES validator checks it, for example: "
-        "pyhanko sign validate --trust report-certificate.pem plant-report.pdf. It covers "
+        "GET /export/report/certificate. Any PAdES validator given that certificate as trusted "
+        "checks it (pyHanko's validate_pdf_signature; its CLI, package pyhanko-cli: "
+        "pyhanko sign validate --trust report-certificate.pem plant-report.pdf). It covers "
         "every byte of the file except the signature value itself (the /ByteRange around "
         "/Contents): one byte changed anywhere else and validation fails.",
         "2. The log behind it. Download the evidence bundle of the same tenant: "

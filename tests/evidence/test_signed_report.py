@@ -267,3 +267,17 @@ def test_json_and_csv_envelopes_hold_for_plant_verify_report_and_fail_for_a_chan
 
         code, out = verify("--key", keys.keyring().active.vkey)  # the log's key is not it
         assert code == 1 and "no known key" in out, out
+
+
+def test_plant_export_writes_the_envelope_that_plant_verify_report_checks(
+    scripts, tmp_path, capsys
+):
+    from shared.evidence import report_signing
+
+    out, envelope = tmp_path / "r.csv", tmp_path / "r.dsse"
+    args = ["export", "report", "--tenant", scripts.name, "--format", "csv", "--as", "audrey"]
+    assert cli.main([*args, "--out", str(out), "--envelope", str(envelope)]) == 0
+    assert capsys.readouterr().err.startswith("sha256 ")
+    vkey = report_signing.report_key().signer.vkey
+    assert cli.main(["verify-report", str(out), str(envelope), "--key", vkey]) == 0
+    assert cli.main(["verify-report", str(out), str(envelope)]) == 1  # no key pinned
