@@ -281,3 +281,37 @@ def test_plant_export_writes_the_envelope_that_plant_verify_report_checks(
     vkey = report_signing.report_key().signer.vkey
     assert cli.main(["verify-report", str(out), str(envelope), "--key", vkey]) == 0
     assert cli.main(["verify-report", str(out), str(envelope)]) == 1  # no key pinned
+
+
+@pytest.mark.slow
+def test_pdf_of_50k_entities_stays_under_200_mb(superuser, database_url, tmp_path):
+    """`plant export report --format pdf` in its own process (peak RSS from the kernel): 50,000
+    entities at the shipped size (the summary edition) and with the full table."""
+    import os
+    import sys
+    import time
+
+    from seeding import seed_skills
+
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    for start in range(0, 50_000, 10_000):
+        seed_skills(superuser, tenant, start, 10_000)
+    probe = (
+        "import sys; from shared import cli; code = cli.main(sys.argv[1:]); "
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
+        "print(int(hwm.split()[1]) // 1024, file=sys.stderr); sys.exit(code)"
+    )
+    for limit in ("5000", "50000"):  # the shipped size (summary edition), the full table
+        out = tmp_path / "report.pdf"
+        args = ["export", "report", "--tenant", tenant, "--format", "pdf", "--as", "bench"]
+        env = {**os.environ, "PLANT_EXPORT_PDF_MAX_ENTITIES": limit}
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args, "--out", str(out)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        took = time.perf_counter() - started
+        peak_mb = int(done.stderr.strip().splitlines()[-1])
+        print(f"PDF limit {env['PLANT_EXPORT_PDF_MAX_ENTITIES']}: {took:.1f} s, "
+              f"{out.stat().st_size / 1e6:.1f} MB, peak {peak_mb} MB")  # fmt: skip
+        assert peak_mb < 200, (limit, peak_mb)
