@@ -4,7 +4,6 @@ none of them holds (see fonts/README.md for the files and their licences)."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 from fpdf import FPDF
@@ -23,24 +22,19 @@ FALLBACKS = {
 _NEEDS_SHAPING = re.compile("[\u0300-\u036f\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
 
 
+_covered: frozenset[int] | None = None  # every code point some shipped font draws
+
+
 def register(pdf: FPDF) -> None:
     """Add the shipped fonts to ``pdf`` and make the others fall back behind Noto Sans."""
+    global _covered
     pdf.add_font(MAIN, "", str(FONTS / "NotoSans-Regular.ttf"))
     pdf.add_font(MAIN, "B", str(FONTS / "NotoSans-Bold.ttf"))
     for family, name in FALLBACKS.items():
         pdf.add_font(family, "", str(FONTS / name))
     pdf.set_fallback_fonts(list(FALLBACKS), exact_match=False)
-
-
-@lru_cache(maxsize=1)
-def _covered() -> frozenset[int]:
-    """Every code point some shipped font draws."""
-    from fontTools.ttLib import TTFont
-
-    points: set[int] = set()
-    for name in ("NotoSans-Regular.ttf", *FALLBACKS.values()):
-        points.update(TTFont(FONTS / name, lazy=True).getBestCmap())
-    return frozenset(points)
+    if _covered is None:  # from the cmaps fpdf2 has just read (no second copy of the fonts)
+        _covered = frozenset(point for font in pdf.fonts.values() for point in font.cmap)
 
 
 def drawable(text: object) -> str:
@@ -49,7 +43,10 @@ def drawable(text: object) -> str:
     value = "" if text is None else str(text)
     if value.isascii() and value.isprintable():
         return value
-    covered = _covered()
+    covered = _covered
+    if covered is None:
+        register(FPDF())
+        covered = _covered or frozenset()
     out = []
     for ch in value:
         point = ord(ch)
