@@ -285,8 +285,8 @@ def edition(head: dict[str, Any]) -> dict[str, Any]:
         "limit": limit,
         "findings_shown": shown,
         "text": (
-            f"summary: {head['total']} entities are in scope, more than the "
-            f"{limit} a PDF lists (PLANT_EXPORT_PDF_MAX_ENTITIES), so this PDF holds the "
+            f"summary: {head['total']:,} entities are in scope, more than the "
+            f"{limit:,} a PDF lists (PLANT_EXPORT_PDF_MAX_ENTITIES), so this PDF holds the "
             "summary, the exceptions and the findings; the full table is in the CSV and "
             "JSON reports and the evidence bundle."
         ),
