@@ -69,11 +69,11 @@ def _copy_child(tenant: str, out: str) -> None:
     print(json.dumps({"seconds": took, "hwm_mb": _hwm_mb()}))
 
 
-def _download(port: int, token: str, out: Path) -> tuple[float, int, int]:
+def _download(port: int, token: str, out: Path, fmt: str = "csv") -> tuple[float, int, int]:
     """Stream the report to ``out``: (seconds, bytes, lines)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     started = time.perf_counter()
-    conn.request("GET", "/report?format=csv", headers={"Authorization": f"Bearer {token}"})
+    conn.request("GET", f"/report?format={fmt}", headers={"Authorization": f"Bearer {token}"})
     response = conn.getresponse()
     if response.status != 200:
         raise RuntimeError(f"export: {response.status} {response.read()[:500]!r}")
@@ -155,6 +155,59 @@ def bench_export(count: int) -> dict[str, Any]:
             f"output {product_bytes / 1e6:.1f} MB (COPY {baseline_bytes / 1e6:.1f} MB)",
         ],
         targets=[common.at_most("peak RSS", product_hwm, RSS_TARGET_MB, "MB")],
+    )
+
+
+PDF_RATE_TARGET = 5_000  # entities/s (issue 26)
+
+
+def bench_pdf(count: int, full: bool) -> dict[str, Any]:
+    """The signed PDF of the same ``count`` entities beside their CSV, each from its own
+    export server (peak RSS of each), interleaved. ``full``: PLANT_EXPORT_PDF_MAX_ENTITIES =
+    count, every entity in the table; else the shipped size, the summary edition above it."""
+    from shared.config import settings
+    from shared.security.local_tokens import LocalTokens
+
+    tenant = seed.seeded_tenant("exp", count)
+    folder = Path(tempfile.mkdtemp(prefix="plant-bench-pdf-"))
+    token = LocalTokens.from_settings(settings()).issue("bench", tenant, ["auditor"], ttl=3600)
+    env = dict(SHIPPED_ENV)
+    if full:
+        env["PLANT_EXPORT_PDF_MAX_ENTITIES"] = str(count)
+    hwm: dict[str, float] = {}
+    times: dict[str, list[float]] = {"pdf": [], "csv": []}
+    sizes: dict[str, int] = {}
+    for fmt in ("pdf", "csv"):
+        port = free_port()
+        command = [
+            str(Path(sys.executable).parent / "functions-framework"), "--target=export",
+            "--source=main.py", f"--port={port}", "--host=127.0.0.1",
+        ]  # fmt: skip
+        with server(command, port, "/healthz", **env) as proc:
+            for _ in range(common.REPEATS):
+                took, size, _ = _download(port, token, folder / f"report.{fmt}", fmt)
+                times[fmt].append(took)
+                sizes[fmt] = size
+            hwm[fmt] = _hwm_mb(proc.pid)
+        (folder / f"report.{fmt}").unlink(missing_ok=True)
+    folder.rmdir()
+    pdf, csv_ = common.stats(times["pdf"]), common.stats(times["csv"])
+    edition = "full table" if full else "shipped size (summary edition above 5,000)"
+    rate = count / pdf["median"]
+    return common.result(
+        f"PDF report of {count:,} entities, {edition}",
+        common.side(pdf, count, "entities/s", "GET /export/report?format=pdf (signed)"),
+        common.side(csv_, count, "entities/s", "GET /export/report?format=csv, same entities"),
+        operations=count,
+        details=[
+            f"peak RSS: PDF server {hwm['pdf']:.0f} MB, CSV server {hwm['csv']:.0f} MB "
+            f"(start-up and {common.REPEATS} exports each)",
+            f"output: PDF {sizes['pdf'] / 1e6:.1f} MB, CSV {sizes['csv'] / 1e6:.1f} MB",
+        ],
+        targets=[
+            common.at_most("PDF peak RSS", hwm["pdf"], RSS_TARGET_MB, "MB"),
+            common.at_least("PDF entities/s", rate, PDF_RATE_TARGET, "entities/s"),
+        ],
     )
 
 

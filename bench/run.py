@@ -72,9 +72,10 @@ def _bulk_large(quick: bool) -> list[dict[str, Any]]:
 
 
 def _export(quick: bool) -> list[dict[str, Any]]:
-    from bench.export import bench_export
+    from bench.export import bench_export, bench_pdf
 
-    return [bench_export(10_000 if quick else 100_000)]
+    count = 10_000 if quick else 100_000
+    return [bench_export(count), bench_pdf(count, full=True), bench_pdf(count, full=False)]
 
 
 def _cascade(quick: bool) -> list[dict[str, Any]]:

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 from collections.abc import Callable
 
 import flask
 
-from shared.evidence import bundle, reports
+from shared.evidence import bundle, report_signing, reports
 from shared.evidence import slots as export_slots
 from shared.evidence.slots import ClientGone, Slot
+from shared.security.principal import READ_ROLES
 from shared.web import health, openapi
 from shared.web.router import Call, Router, json_response, stream_response
 
@@ -63,9 +66,24 @@ def _report(call: Call, fmt: str, slot: Slot) -> flask.Response:
         "X-Checkpoint-Root": checkpoint.get("root") or "",
         "Content-Disposition": f'attachment; filename="plant-report-{head["tenant"]}.{fmt}"',
     }
+    headers["X-Report-SHA256"] = head["sha256"]
     if fmt == "pdf":
         headers["Content-Security-Policy"] = PDF_POLICY
+    else:  # the detached DSSE envelope over the body's exact bytes (docs/formats.md)
+        headers["X-Report-Envelope"] = report_envelope_header(head["envelope"])
     return stream_response(slot.stream(chunks), MIMETYPES[fmt], headers)
+
+
+def report_envelope_header(envelope: dict[str, object]) -> str:
+    """The envelope as a header value: base64 (standard, padded) of its compact JSON."""
+    return base64.b64encode(json.dumps(envelope, separators=(",", ":")).encode()).decode()
+
+
+@router.route("GET", "/report/certificate")
+def report_certificate(call: Call) -> flask.Response:
+    """The report-signing key's certificate (PEM) and DSSE vkey: what validates a report."""
+    call.principal.require(*READ_ROLES)
+    return json_response(report_signing.report_key().public())
 
 
 @router.route("GET", "/bundle", query=bundle.QUERY)

@@ -75,7 +75,7 @@ class Settings:
     # Exports: at most this many at once in a process (more get 503 + Retry-After), and a PDF
     # of at most this many entities plus findings (more get 422: CSV, JSON or a bundle then).
     export_concurrency: int = 2
-    export_pdf_max_entities: int = 10000
+    export_pdf_max_entities: int = 5000
     # The Cloud SQL Admin API the connector asks for certificates (tests point it at a fake).
     sqladmin_api_endpoint: str | None = None
     # Identity.
@@ -87,6 +87,7 @@ class Settings:
     # Keys and anchors.
     signing_key_file: Path | None = None
     signing_key_secret: str | None = None
+    report_signing_secret: str | None = None  # the PDF/DSSE report key (evidence/report_signing)
     anchor_dir: Path | None = None
     anchor_bucket: str | None = None
     log_origin_prefix: str = "plant-registry.local/log"
@@ -125,7 +126,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         audit_workers=_int(env, "PLANT_AUDIT_WORKERS", 2),
         audit_parallel_from=_int(env, "PLANT_AUDIT_PARALLEL_FROM", 262144),
         export_concurrency=_int(env, "PLANT_EXPORT_CONCURRENCY", 2),
-        export_pdf_max_entities=_int(env, "PLANT_EXPORT_PDF_MAX_ENTITIES", 10000),
+        export_pdf_max_entities=_int(env, "PLANT_EXPORT_PDF_MAX_ENTITIES", 5000),
         sqladmin_api_endpoint=env.get("PLANT_SQLADMIN_API_ENDPOINT") or None,
         token_issuer=env.get("PLANT_TOKEN_ISSUER") or "plant-local",
         token_audience=env.get("PLANT_TOKEN_AUDIENCE") or "plant-registry",
@@ -136,6 +137,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             Path(env["PLANT_SIGNING_KEY_FILE"]) if env.get("PLANT_SIGNING_KEY_FILE") else None
         ),
         signing_key_secret=env.get("PLANT_SIGNING_KEY_SECRET") or None,
+        report_signing_secret=env.get("PLANT_REPORT_SIGNING_SECRET") or None,
         anchor_dir=Path(env["PLANT_ANCHOR_DIR"]) if env.get("PLANT_ANCHOR_DIR") else None,
         anchor_bucket=env.get("PLANT_ANCHOR_BUCKET") or None,
         log_origin_prefix=env.get("PLANT_LOG_ORIGIN_PREFIX") or "plant-registry.local/log",

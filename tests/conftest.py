@@ -78,6 +78,9 @@ def _reset_process_state() -> None:
     engine.reset()
     config.settings.cache_clear()
     authenticators.authenticator.cache_clear()
+    from shared.evidence import report_signing
+
+    report_signing.reset()
 
 
 @pytest.fixture(scope="session")

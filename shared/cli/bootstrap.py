@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.config import settings
+from shared.evidence import report_signing
 from shared.security.local_tokens import ensure_jwt_key
 from shared.storage import migrate
 from shared.tlog import keys
@@ -16,3 +17,4 @@ def prepare_local() -> None:
     migrate.upgrade()
     ensure_jwt_key(cfg)
     keys.ensure_local(cfg)
+    report_signing.ensure_local(cfg)

@@ -155,6 +155,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_verify_report(args: argparse.Namespace) -> int:
+    """Exit 0 only if ENVELOPE is signed by a pinned report key and names FILE's exact bytes;
+    1 otherwise, the failure named."""
+    import json
+
+    from shared.evidence.report_signing import ReportNotVerified, verify_detached
+
+    try:
+        vkeys = _pinned_keys(args)
+        with open(args.file, "rb") as handle:
+            data = handle.read()
+        with open(args.envelope, "rb") as handle:
+            envelope = json.loads(handle.read())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"plant verify-report: cannot read: {exc}", file=sys.stderr)
+        return 1
+    if not vkeys:
+        print("plant verify-report: FAILED: no --key pinned", file=sys.stderr)
+        return 1
+    try:
+        statement = verify_detached(data, envelope, vkeys)
+    except ReportNotVerified as exc:
+        print(f"FAILED: {exc}")
+        return 1
+    checkpoint = statement.get("checkpoint") or {}
+    print(
+        f"VERIFIED: {args.file} is the {statement.get('format')} report of tenant "
+        f"{statement.get('tenant')} generated at {statement.get('generated_at')} "
+        f"(checkpoint size {checkpoint.get('size')}, root {checkpoint.get('root')}), "
+        f"sha256 {statement['sha256']}"
+    )
+    return 0
+
+
 def _os_user() -> str | None:
     """The login name of the OS user running plant ($LOGNAME, $USER, ..., else the password
     database's entry for the process's user id), or None if there is none."""
@@ -176,6 +210,8 @@ def _operator(args: argparse.Namespace) -> Principal:
 
 
 def _export(args: argparse.Namespace, principal: Principal, out: IO[bytes]) -> None:
+    import json
+
     from shared.cli.progress import Progress
     from shared.evidence import bundle, reports
 
@@ -196,9 +232,13 @@ def _export(args: argparse.Namespace, principal: Principal, out: IO[bytes]) -> N
             out.write(chunk)
     else:
         query = {k: v for k, v in (("format", args.format), ("kind", args.kind)) if v}
-        _, chunks = reports.report(principal, query)
+        head, chunks = reports.report(principal, query)
         for chunk in chunks:
             out.write(chunk)
+        if args.envelope and "envelope" in head:
+            with open(args.envelope, "w", encoding="utf-8") as handle:
+                json.dump(head["envelope"], handle)
+        print(f"sha256 {head['sha256']}", file=sys.stderr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -279,6 +319,15 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--progress", action="store_true", help="always show the progress bar")
     verify.set_defaults(func=cmd_verify)
 
+    check = sub.add_parser(
+        "verify-report", help="check a JSON or CSV report against its detached DSSE envelope"
+    )
+    check.add_argument("file", help="the report as downloaded")
+    check.add_argument("envelope", help="its envelope (JSON; X-Report-Envelope decoded)")
+    check.add_argument("--key", action="append", help="pinned report vkey (repeatable)")
+    check.add_argument("--key-file", action="append", help="file of vkeys, one a line")
+    check.set_defaults(func=cmd_verify_report)
+
     export = sub.add_parser("export", help="write a report or an evidence bundle")
     export.add_argument("what", choices=("report", "bundle"))
     export.add_argument("--tenant", required=True)
@@ -286,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--kind")
     export.add_argument("--entity")
     export.add_argument("--out", help="file to write (default: standard output)")
+    export.add_argument("--envelope", help="JSON/CSV report: write its DSSE envelope here")
     export.add_argument("--progress", action="store_true")
     export.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
     export.set_defaults(func=cmd_export)

@@ -85,7 +85,7 @@ def key_file(cfg: Settings) -> Path:
     return cfg.signing_key_file or cfg.keys_dir / "signing-keys.json"
 
 
-def _write_private(path: Path, document: dict[str, Any]) -> None:
+def write_private(path: Path, document: dict[str, Any]) -> None:
     """Replace ``path`` atomically: a reader sees the old keyring or the new, never part of
     one (a fresh temporary file in the same directory, synced, then renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def ensure_local(cfg: Settings) -> Path:
     """Create the development keyring if there is none."""
     path = key_file(cfg)
     if not path.exists():
-        _write_private(path, new_document(cfg.log_origin_prefix))
+        write_private(path, new_document(cfg.log_origin_prefix))
     return path
 
 
@@ -125,7 +125,7 @@ def rotate_local(cfg: Settings) -> Keyring:
         fcntl.flock(lock, fcntl.LOCK_EX)
         ensure_local(cfg)
         document = new_document(cfg.log_origin_prefix, json.loads(path.read_bytes()))
-        _write_private(path, document)
+        write_private(path, document)
     reset()
     return parse(json.dumps(document).encode())
 

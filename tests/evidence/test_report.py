@@ -89,11 +89,12 @@ def test_pdf_report_is_readable_and_renders(export_client, seeded, make_token):
     reader = PdfReader(io.BytesIO(body))
     first = reader.pages[0].extract_text()
     assert seeded.tenant in first
-    assert "Entities in this report: 5" in first
-    assert "Entities by status" in first
+    assert "Entities in scope 5" in first
     assert "page 1 of" in first
     everything = "".join(p.extract_text() for p in reader.pages)
-    assert "No findings." in everything
+    assert "Entities by status" in everything
+    assert "No findings." not in everything  # no page of its own for an empty table
+    assert "None: the latest audit found nothing." in everything
     import pypdfium2
 
     page = pypdfium2.PdfDocument(body)[0]
@@ -111,7 +112,12 @@ def test_pdf_report_lists_every_finding_of_the_latest_audit():
     from shared.evidence.pdf import render
 
     findings = [
-        {"kind": "altered", "entity_id": f"e{i}", "detail": f"finding {i} " + "x" * 150}
+        {
+            "kind": "altered",
+            "entity_id": f"e{i}",
+            "field": "description",
+            "detail": f"description: finding {i} " + "x" * 150,
+        }
         for i in range(3)
     ]
     head = {
@@ -121,17 +127,22 @@ def test_pdf_report_lists_every_finding_of_the_latest_audit():
         "checkpoint": None,
         "total": 0,
         "counts": {},
+        "filters": {"kind": None, "status": None},
         "latest_audit": {
+            "id": "run-1",
+            "checkpoint_size": 0,
             "finding_count": 3,
             "finished_at": "2026-01-01T00:00:00.000Z",
             "mode": "full",
             "findings": findings,
         },
     }
-    reader = PdfReader(io.BytesIO(render(head, [])))
+    reader = PdfReader(io.BytesIO(render(head, [], {}, {})))
     everything = "".join(p.extract_text() for p in reader.pages)
     for i in range(3):
-        assert f"[altered] entity_id=e{i}: finding {i}" in everything
+        # One clean message per finding: the field is named once, in its own column.
+        assert f"e{i} - - description\nfinding {i}" in everything
+    assert "description: finding" not in everything
 
 
 BAD_QUERIES = [

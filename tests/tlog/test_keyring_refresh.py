@@ -102,7 +102,7 @@ def test_a_keyring_that_drops_a_key_in_use_is_refused(cfg, caplog):
     good = cache.get()
     document = json.loads(keys.key_file(cfg).read_text())
     document["keys"] = [*document["keys"][1:], keys.new_document("x")["keys"][0]]
-    keys._write_private(keys.key_file(cfg), document)
+    keys.write_private(keys.key_file(cfg), document)
     clock.now += 2
     with caplog.at_level(logging.ERROR, logger="plant.keys"):
         assert cache.get() is good

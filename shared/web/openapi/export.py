@@ -28,8 +28,12 @@ def paths() -> dict[str, Any]:
         "Content-Disposition": {"required": True, "schema": STRING},
     }
     report = {
-        "description": "The report, streamed",
-        "headers": checkpoint_headers,
+        "description": "The report",
+        "headers": {
+            **checkpoint_headers,
+            "X-Report-SHA256": {"required": True, "schema": STRING},
+            "X-Report-Envelope": {"schema": STRING},
+        },
         "content": {
             JSON: {"schema": ref("Report")},
             "text/csv": {"schema": STRING},
@@ -51,10 +55,12 @@ def paths() -> dict[str, Any]:
         ],
     )
     report_op["description"] = (
-        "JSON and CSV are streamed at any size. A PDF holds at most "
-        "PLANT_EXPORT_PDF_MAX_ENTITIES entities plus the latest audit's findings (10,000 by "
-        "default): a larger one is refused with 422 limit-exceeded naming `format` and the "
-        "limit, before anything is rendered (ask for CSV, JSON or a bundle, or filter). "
+        "JSON and CSV are generated at any size (spooled, then sent) and come with "
+        "X-Report-Envelope: base64 of a detached DSSE envelope over the body's exact bytes, "
+        "signed by the report-signing key (`plant verify-report`). A PDF is signed (PAdES) by "
+        "the same key; up to PLANT_EXPORT_PDF_MAX_ENTITIES entities (5,000 by default) it "
+        "lists every one, above that it is the summary edition (summary, exceptions, "
+        "findings), saying so on its cover. X-Report-SHA256 is the SHA-256 of the body. "
         + EXPORT_SLOTS
     )
     bundle_op = operation(
@@ -71,7 +77,27 @@ def paths() -> dict[str, Any]:
         ],
     )
     bundle_op["description"] = "Streamed at any size. " + EXPORT_SLOTS
-    return {"/export/report": {"get": report_op}, "/export/bundle": {"get": bundle_op}}
+    certificate = {
+        "type": "object",
+        "required": ["certificate", "certificate_sha256", "vkey", "key_id"],
+        "properties": {
+            "certificate": {"type": "string", "description": "PEM, self-signed X.509"},
+            "certificate_sha256": {"type": "string"},
+            "vkey": {"type": "string", "description": "the DSSE envelopes' Ed25519 vkey"},
+            "key_id": {"type": "string"},
+        },
+    }
+    certificate_op = operation(
+        "reportCertificate",
+        "The report-signing certificate and vkey (what validates a report's signature)",
+        {"200": ok(certificate)},
+        *AUTH,
+    )
+    return {
+        "/export/report": {"get": report_op},
+        "/export/report/certificate": {"get": certificate_op},
+        "/export/bundle": {"get": bundle_op},
+    }
 
 
 @cache
