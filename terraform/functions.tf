@@ -60,6 +60,9 @@ resource "google_cloudfunctions2_function" "function" {
       each.value.signs ? {
         PLANT_SIGNING_KEY_SECRET = "${google_secret_manager_secret.signing_key.id}/versions/latest"
       } : {},
+      each.value.reports ? {
+        PLANT_REPORT_SIGNING_SECRET = "${google_secret_manager_secret.report_signing_key.id}/versions/latest"
+      } : {},
     )
 
     secret_environment_variables {
@@ -73,5 +76,6 @@ resource "google_cloudfunctions2_function" "function" {
   depends_on = [
     google_secret_manager_secret_iam_member.identity_map,
     google_secret_manager_secret_iam_member.signing_key,
+    google_secret_manager_secret_iam_member.report_signing_key,
   ]
 }

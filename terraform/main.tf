@@ -11,11 +11,11 @@
 # full audits and exports.
 locals {
   functions = {
-    registry = { entry_point = "registry", memory = "512Mi", cpu = "1", signs = false, anchors = "none", timeout = 60 }
-    log      = { entry_point = "log", memory = "512Mi", cpu = "1", signs = true, anchors = "write", timeout = 60 }
-    certify  = { entry_point = "certify", memory = "512Mi", cpu = "1", signs = true, anchors = "write", timeout = 60 }
-    audit    = { entry_point = "audit", memory = "2Gi", cpu = "2", signs = true, anchors = "write", timeout = 540 }
-    export   = { entry_point = "export", memory = "1Gi", cpu = "1", signs = true, anchors = "write", timeout = 540 }
+    registry = { entry_point = "registry", memory = "512Mi", cpu = "1", signs = false, reports = false, anchors = "none", timeout = 60 }
+    log      = { entry_point = "log", memory = "512Mi", cpu = "1", signs = true, reports = false, anchors = "write", timeout = 60 }
+    certify  = { entry_point = "certify", memory = "512Mi", cpu = "1", signs = true, reports = false, anchors = "write", timeout = 60 }
+    audit    = { entry_point = "audit", memory = "2Gi", cpu = "2", signs = true, reports = false, anchors = "write", timeout = 540 }
+    export   = { entry_point = "export", memory = "1Gi", cpu = "1", signs = true, reports = true, anchors = "write", timeout = 540 }
   }
 
   # Cloud SQL IAM database user names: the service account email without ".gserviceaccount.com".

@@ -33,6 +33,11 @@ output "signing_key_secret" {
   value       = google_secret_manager_secret.signing_key.id
 }
 
+output "report_signing_key_secret" {
+  description = "Secret holding the report-signing key JSON (add versions with gcloud; never via Terraform)."
+  value       = google_secret_manager_secret.report_signing_key.id
+}
+
 output "identity_map_secret" {
   description = "Secret holding the identity map JSON (caller email -> tenant and roles)."
   value       = google_secret_manager_secret.identity_map.id

@@ -67,6 +67,14 @@ def test_every_secret_a_function_reads_has_an_accessor_binding(doc):
     assert signing["role"] == "roles/secretmanager.secretAccessor"
     assert "google_service_account.function[each.key]" in signing["member"]
     assert {n for n, f in functions.items() if f["signs"]} >= {"log", "certify", "audit"}
+    # The report-signing key: read by exactly the functions flagged `reports` (export).
+    assert re.search(
+        r"each\.value\.reports \?.*PLANT_REPORT_SIGNING_SECRET.*report_signing_key", env
+    )
+    reporting = bindings["report_signing_key"]
+    assert "fn.reports" in reporting["for_each"]
+    assert "google_service_account.function[each.key]" in reporting["member"]
+    assert {n for n, f in functions.items() if f["reports"]} == {"export"}
     # The identity map: a secret env var of every function, bound for every function.
     secret_env = service["secret_environment_variables"][0]
     assert secret_env["key"] == "PLANT_IDENTITY_MAP"
