@@ -4,7 +4,7 @@ alone, plus the model's load time and resident memory.
 ``bench_embeddings(n)`` returns a result in bench/common.py's shape (product: embedding;
 baseline: the tokenizer alone on the same texts), for bench/run.py to list once the feature
 is wired; ``python -m bench.embeddings [n]`` prints it. No database: the texts are the
-labelled set's (tests/registry_similar/labelled_skills.json), repeated to ``n``.
+labelled set's (tests/registry/similar/labelled_skills.json), repeated to ``n``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.common import interleaved, result, side  # noqa: E402
 
-LABELLED = HERE.parent / "tests" / "registry_similar" / "labelled_skills.json"
+LABELLED = HERE.parent / "tests" / "registry" / "similar" / "labelled_skills.json"
 
 
 def bench_embeddings(n: int = 1000) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def skill_text(name: str, description: str | None = None) -> str:
     The name carries most of the meaning and leads; the description separates skills whose
     names are alike but whose work is not, and joins skills named differently for one piece of
     work. The category is left out: it is a filter of the search, and in the text it pulled
-    unrelated skills of one category together (on ``tests/registry_similar/``'s labelled set,
+    unrelated skills of one category together (on ``tests/registry/similar/``'s labelled set,
     name + description kept precision 1.000 down to cosine 0.55 where name + description +
     category fell to 0.972 at 0.60; name alone reached recall@5 0.988 against 1.000).
     MiniLM reads at most 256 tokens, which a skill's name and description rarely reach.

@@ -18,7 +18,7 @@ import pytest
 from shared.registry import embeddings
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 
 
 def test_vectors_match_the_reference_vectors_stored_with_the_test() -> None:

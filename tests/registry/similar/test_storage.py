@@ -4,7 +4,6 @@ HNSW index, and absent with a clear reason on a server without pgvector (issue 2
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -13,15 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import config
 from shared.registry import embeddings, skill_vectors
-from shared.storage import migrate
 from shared.storage.engine import Database, local_engine
-
-# A Debian PostgreSQL 15 with no pgvector package, as on the developers' machines.
-NO_VECTOR_SERVER = os.environ.get(
-    "PLANT_TEST_NO_VECTOR_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture(scope="module")
@@ -102,43 +94,3 @@ def test_nearest_is_served_by_the_hnsw_index_not_a_scan(app_db: Database, superu
         )
         assert "skill_embeddings_nearest" in plan, plan
         assert len(skill_vectors.nearest(conn, tenant, _unit(rng), 10)) == 10
-
-
-def test_without_pgvector_the_migration_succeeds_and_names_the_missing_extension(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from databases import create_database, superuser_engine
-
-    try:
-        admin = superuser_engine(NO_VECTOR_SERVER)
-        with admin.connect() as conn:
-            has_vector = conn.execute(
-                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
-            ).scalar_one()
-        admin.dispose()
-    except DBAPIError as exc:  # no such server here
-        pytest.skip(f"no PostgreSQL at {NO_VECTOR_SERVER}: {exc.__class__.__name__}")
-    if has_vector:
-        pytest.skip(f"{NO_VECTOR_SERVER} has pgvector")
-    fresh = create_database(NO_VECTOR_SERVER)
-    monkeypatch.setenv("DATABASE_URL", fresh)
-    config.settings.cache_clear()
-    db = Database(local_engine(fresh, 1, 5000))
-    try:
-        migrate.upgrade()
-        with db.transaction("t") as conn:
-            assert conn.execute(text("SELECT to_regclass('skill_embeddings')")).scalar() is None
-            reason = skill_vectors.unavailable(conn)
-            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert reason is not None and "'vector' (pgvector) is not installed" in reason
-        assert revision == "0017"
-        migrate.downgrade("0012")
-        migrate.upgrade()
-    finally:
-        db.engine.dispose()
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        config.settings.cache_clear()
-        admin = superuser_engine(NO_VECTOR_SERVER)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{fresh.rsplit("/", 1)[1]}"'))
-        admin.dispose()
