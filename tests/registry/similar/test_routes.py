@@ -4,6 +4,7 @@ writes vectors, and a tenant's search never reaching another tenant's skills."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -344,3 +345,12 @@ def test_search_is_served_by_the_hnsw_index_under_row_level_security(api: Api, s
             plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + sql), params))
         assert "Index Scan using skill_embeddings_nearest" in plan, plan
         assert "Seq Scan on skill_embeddings" not in plan, plan
+
+
+def test_plant_embeddings_refresh_is_the_batch_path(api: Api, superuser, capsys) -> None:
+    from shared import cli
+
+    ids = {_make(api, name) for name in SKILLS}
+    assert cli.main(["embeddings", "refresh", "--tenant", api.tenant]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["embedded"] == 4
+    assert set(_vectors(superuser, api.tenant)) == ids
