@@ -327,11 +327,12 @@ def test_search_is_served_by_the_hnsw_index_under_row_level_security(api: Api, s
 
     rng = np.random.default_rng(28)
     rows = []
-    for _ in range(2000):
+    for _ in range(1000):
         v = rng.standard_normal(embeddings.DIMENSION)
         rows.append((str(uuid.uuid4()), 1, list(v / np.linalg.norm(v))))
-    with database().transaction(api.tenant) as conn:
-        skill_vectors.store(conn, api.tenant, rows)
+    for start in range(0, len(rows), 200):  # each statement well within the statement timeout
+        with database().transaction(api.tenant) as conn:
+            skill_vectors.store(conn, api.tenant, rows[start : start + 200])
     with superuser.connect() as conn:
         conn.execute(text("ANALYZE skill_embeddings"))
     for status, category in ((None, None), ("draft", "technical")):
