@@ -83,9 +83,11 @@ def search(principal: Principal, slug: str, query: dict[str, str]) -> dict[str, 
     text with ``similar_to``, best first, with ``status`` and ``category`` filters."""
     principal.require(*READ_ROLES)
     _skills_only(slug, "similar_to")
-    refused = [{"field": n, "message": "does not combine with similar_to"} for n in ("q", "tag")]
-    refused += [{"field": "cursor", "message": "similar_to answers one page"}]
-    refused = [e for e in refused if e["field"] in query]
+    refused = [
+        {"field": n, "message": "does not combine with similar_to (one ranked page)"}
+        for n in ("q", "tag", "cursor")
+        if n in query
+    ]
     if refused:
         raise InvalidQuery(refused)
     text = query["similar_to"]
