@@ -97,6 +97,18 @@ def _crypto(quick: bool) -> list[dict[str, Any]]:
     return [bench_checkpoint(count), *bench_certificates(count)]
 
 
+def _embeddings(quick: bool) -> list[dict[str, Any]]:
+    from bench.embeddings import bench_embeddings
+    from bench.similar import bench_create_cost, bench_search
+
+    # the creates first: they must not load the model, which the others do
+    return [
+        bench_create_cost(200 if quick else 1_000),
+        bench_embeddings(500 if quick else 2_000),
+        bench_search(10_000 if quick else 100_000, 100 if quick else 300),
+    ]
+
+
 # In run order: proofs before audit (the incremental audit appends to the shared tenant), and
 # bulk_large after both (it adds its batches to that tenant).
 BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
@@ -111,6 +123,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "cascade": _cascade,
     "coldstart": _coldstart,
     "crypto": _crypto,
+    "embeddings": _embeddings,
 }
 
 

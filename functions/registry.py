@@ -6,7 +6,7 @@ from __future__ import annotations
 import flask
 
 from shared import tlog
-from shared.registry import batches, membership, reads, versions, writes
+from shared.registry import batches, membership, reads, similar, skill_refresh, versions, writes
 from shared.web import health, openapi
 from shared.web.router import Body, Call, Router, json_response
 
@@ -19,11 +19,17 @@ def _document(doc: versions.Document, status: int = 200, **headers: str) -> flas
 
 
 def _served(
-    call: Call, doc: versions.Document, status: int = 200, **headers: str
+    call: Call,
+    doc: versions.Document,
+    status: int = 200,
+    extra: dict[str, object] | None = None,
+    **headers: str,
 ) -> flask.Response:
-    """A new version as a read would serve it (a team's with its agents)."""
+    """A new version as a read would serve it (a team's with its agents), with ``extra``
+    members beside it (a create's ``similar``)."""
     membership.served(call.principal.tenant, doc.body)
-    return _document(doc, status, **headers)
+    body = {**doc.body, **extra} if extra else doc.body
+    return json_response(body, status, {"ETag": f'"v{doc.version}"', **headers})
 
 
 def _written(call: Call, doc: versions.Document) -> flask.Response:
@@ -43,6 +49,16 @@ def openapi_document(call: Call) -> flask.Response:
 @router.route("GET", "/healthz", public=True, query=health.QUERY)
 def healthz(call: Call) -> flask.Response:
     return json_response(health.healthz(call))
+
+
+@router.route("POST", "/skills/embeddings/refresh", roles=("auditor",))
+def refresh_embeddings(call: Call) -> flask.Response:
+    return json_response(skill_refresh.refresh(call.principal.tenant).answer())
+
+
+@router.route("GET", "/<kind>/<entity_id>/similar", query=similar.SIMILAR_QUERY)
+def similar_skills(call: Call, kind: str, entity_id: str) -> flask.Response:
+    return json_response(similar.similar_to_skill(call.principal, kind, entity_id, call.query))
 
 
 @router.route("POST", "/agents/<entity_id>/team", body=Body.JSON, roles=WRITE)
@@ -92,6 +108,8 @@ def amend(call: Call, kind: str, entity_id: str) -> flask.Response:
 
 @router.route("GET", "/<kind>", query=reads.LIST_QUERY)
 def list_entities(call: Call, kind: str) -> flask.Response:
+    if "similar_to" in call.query:
+        return json_response(similar.search(call.principal, kind, call.query))
     return json_response(reads.list_entities(call.principal, kind, call.query))
 
 
@@ -102,8 +120,9 @@ def create_batch(call: Call, kind: str) -> flask.Response:
     return json_response({"items": made}, 201)
 
 
-@router.route("POST", "/<kind>", body=Body.JSON, roles=WRITE)
+@router.route("POST", "/<kind>", body=Body.JSON, roles=WRITE, query=similar.CREATE_QUERY)
 def create(call: Call, kind: str) -> flask.Response:
-    doc = writes.create(call.principal, kind, call.body, call.request_id)
+    doc, near = similar.create(call.principal, kind, call.body, call.request_id, call.query)
     location = f"/registry/{kind}/{doc.body['identity']['id']}"
-    return _served(call, doc, 201, Location=location)
+    extra = None if near is None else {"similar": near}
+    return _served(call, doc, 201, extra, Location=location)

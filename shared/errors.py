@@ -155,6 +155,16 @@ class RequestHeadersTooLarge(PlantError):
     status, slug, title = 431, "request-headers-too-large", "Request headers too large"
 
 
+class NotImplementedHere(PlantError):
+    """501: the feature needs something this deployment's database lacks (a PostgreSQL
+    extension); ``missing`` names it, so an operator knows what to install."""
+
+    status, slug, title = 501, "not-implemented", "Not implemented on this deployment"
+
+    def __init__(self, detail: str, *, missing: str) -> None:
+        super().__init__(detail, missing=missing)
+
+
 class ServiceUnavailable(PlantError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 

@@ -37,3 +37,36 @@ resource "google_cloud_scheduler_job" "audit" {
     }
   }
 }
+
+# The embeddings refresh (issue 28): creates never embed a skill, so each audited tenant's
+# stale skills are embedded by the registry every embeddings_refresh_schedule, with the same
+# identity (the auditor role). A vector is at most one period plus one run behind its skill.
+resource "google_cloud_run_service_iam_member" "auditor_invokes_registry" {
+  for_each = toset(var.audit_tenants)
+  location = var.region
+  service  = google_cloudfunctions2_function.function["registry"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.auditor[each.value].email}"
+}
+
+resource "google_cloud_scheduler_job" "embeddings_refresh" {
+  for_each  = toset(var.audit_tenants)
+  name      = "${var.name_prefix}-embeddings-${each.value}"
+  region    = var.region
+  schedule  = var.embeddings_refresh_schedule
+  time_zone = var.audit_time_zone
+
+  retry_config {
+    retry_count = 1
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${google_cloudfunctions2_function.function["registry"].service_config[0].uri}/skills/embeddings/refresh"
+
+    oidc_token {
+      service_account_email = google_service_account.auditor[each.value].email
+      audience              = google_cloudfunctions2_function.function["registry"].service_config[0].uri
+    }
+  }
+}

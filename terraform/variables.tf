@@ -67,6 +67,12 @@ variable "audit_time_zone" {
   default     = "Etc/UTC"
 }
 
+variable "embeddings_refresh_schedule" {
+  description = "Cron schedule of each audited tenant's skill-embeddings refresh (POST /registry/skills/embeddings/refresh); its period bounds how stale a similar-skill search may be."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
 variable "anchor_retention_days" {
   description = "How long each anchored checkpoint is kept unchangeable in the anchor bucket."
   type        = number

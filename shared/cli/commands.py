@@ -269,6 +269,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if run.get("finding_count") in (0, None) else 3
 
 
+def cmd_embeddings_refresh(args: argparse.Namespace) -> int:
+    """The batch path of the embeddings refresh (shared/registry/skill_refresh.py): every
+    stale skill of the tenant, with no time budget."""
+    import json
+
+    from shared.registry import skill_refresh
+
+    with _database(prepare=True):
+        done = skill_refresh.refresh(args.tenant, budget=float("inf"))
+    print(json.dumps(done.answer()))
+    return 0
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     from shared.registry.certification import catalogue
 
@@ -346,6 +359,13 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--progress", action="store_true", help="always show the progress bar")
     audit.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
     audit.set_defaults(func=cmd_audit)
+
+    embeddings = sub.add_parser("embeddings", help="skill embeddings (similar skills)")
+    refresh = embeddings.add_subparsers(dest="embeddings_command", required=True).add_parser(
+        "refresh", help="embed every live skill whose vector is missing or stale"
+    )
+    refresh.add_argument("--tenant", required=True)
+    refresh.set_defaults(func=cmd_embeddings_refresh)
 
     sub.add_parser("rules", help="print the rule catalogue").set_defaults(func=cmd_rules)
 

@@ -80,7 +80,9 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     return {"id": entity_id, "entity_type": kind.type, "versions": items}
 
 
-LIST_QUERY = ("status", "category", "limit", "cursor", "q", "tag")  # the Router refuses others
+# The Router refuses others; similar_to turns a skills listing into a similarity search
+# (shared/registry/similar.py).
+LIST_QUERY = ("status", "category", "limit", "cursor", "q", "tag", "similar_to")
 
 
 def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dict[str, Any]:
@@ -88,29 +90,15 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     filter on every page (counted in the same snapshot as the page)."""
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
-    errors: list[dict[str, str]] = []
-    status = query.get("status") or None
-    if status is not None and status not in lifecycle.STATUSES:
-        errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
-    category = query.get("category") or None
-    if category is not None and "\x00" in category:
-        errors.append({"field": "category", "message": "must not contain NUL"})
-    if errors:
-        raise InvalidQuery(errors)
+    status, category = filters(query)
     limit = query_params.integer(query, "limit", minimum=1, maximum=MAX_PAGE, default=DEFAULT_PAGE)
     assert limit is not None
-    if category is not None and len(category) > MAX_CATEGORY:
-        raise LimitExceeded(
-            f"category must be at most {MAX_CATEGORY} characters",
-            field="category",
-            limit=MAX_CATEGORY,
-        )
     wanted = heads.Filter(
         kind.type,
         status=status,
         category=category,
-        q=_search_text(query, "q", MAX_NAME),
-        tag=_search_text(query, "tag", MAX_TAG),
+        q=search_text(query, "q", MAX_NAME),
+        tag=search_text(query, "tag", MAX_TAG),
     )
     after = query_params.cursor(query)
     with database().transaction(principal.tenant, snapshot=True) as conn:
@@ -130,7 +118,28 @@ def list_entities(principal: Principal, slug: str, query: dict[str, str]) -> dic
     }
 
 
-def _search_text(query: dict[str, str], name: str, limit: int) -> str | None:
+def filters(query: dict[str, str]) -> tuple[str | None, str | None]:
+    """The ``status`` and ``category`` filters of a listing or a similarity search, checked
+    (422 naming each bad one)."""
+    errors: list[dict[str, str]] = []
+    status = query.get("status") or None
+    if status is not None and status not in lifecycle.STATUSES:
+        errors.append({"field": "status", "message": f"must be one of {list(lifecycle.STATUSES)}"})
+    category = query.get("category") or None
+    if category is not None and "\x00" in category:
+        errors.append({"field": "category", "message": "must not contain NUL"})
+    if errors:
+        raise InvalidQuery(errors)
+    if category is not None and len(category) > MAX_CATEGORY:
+        raise LimitExceeded(
+            f"category must be at most {MAX_CATEGORY} characters",
+            field="category",
+            limit=MAX_CATEGORY,
+        )
+    return status, category
+
+
+def search_text(query: dict[str, str], name: str, limit: int) -> str | None:
     """The value of the ``q`` or ``tag`` filter, if given: 1 to ``limit`` characters, no NUL
     (else 422 naming it)."""
     value = query.get(name)

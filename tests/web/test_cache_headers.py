@@ -17,6 +17,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/registry/{kind}/{entity_id}/versions/{version}/proof"): ("", None),
     ("GET", "/registry/{kind}/{entity_id}/versions/{version}"): ("", None),
     ("GET", "/registry/{kind}/{entity_id}/versions"): ("", None),
+    ("GET", "/registry/{kind}/{entity_id}/similar"): ("", None),
     ("GET", "/registry/{kind}/{entity_id}"): ("", None),
     ("GET", "/registry/{kind}"): ("", None),
     ("GET", "/log/openapi.json"): ("", None),
@@ -41,6 +42,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/export/report"): ("format=csv", None),
     ("GET", "/export/bundle"): ("", None),
     ("POST", "/log/seal"): ("", None),
+    ("POST", "/registry/skills/embeddings/refresh"): ("", None),
     ("POST", "/audit/runs"): ("", {"mode": "incremental"}),
     ("POST", "/registry/{kind}/{entity_id}/status"): (
         "",

@@ -6,7 +6,9 @@ from functools import cache
 from typing import Any
 
 from shared.registry.batches import MAX_BATCH as MAX_CREATE_BATCH
+from shared.registry.embeddings import SIMILAR_THRESHOLD
 from shared.registry.reads import DEFAULT_PAGE, MAX_CATEGORY, MAX_PAGE
+from shared.registry.similar import DEFAULT_SIMILAR, MAX_QUERY_TEXT, MAX_SIMILAR
 from shared.rules import lifecycle
 from shared.rules.inputs import AMENDMENT_REASON
 from shared.rules.kinds import KINDS, MAX_NAME, MAX_TAG
@@ -24,10 +26,55 @@ from shared.web.openapi.builder import (
     query_param,
     written_response,
 )
-from shared.web.openapi.schemas import AUTH, BODY, STRING, array, ref, schema_name
+from shared.web.openapi.schemas import AUTH, BODY, STRING, array, obj, ref, schema_name
 
 DESCRIPTION = "Create, amend, read and list skills, job roles, teams, agents and industries."
-SCHEMAS: dict[str, dict[str, Any]] = {}
+_SIMILAR_ITEM = obj(
+    {
+        "similarity": {"type": "number", "minimum": -1, "maximum": 1, "description": "cosine"},
+        "skill": ref("Document"),
+    },
+    ["similarity", "skill"],
+)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "SimilarPage": obj(
+        {
+            "items": array(_SIMILAR_ITEM),
+            "model_id": {**STRING, "description": "the embedding model: name and file SHA-256"},
+            "threshold": {"type": "number", "description": "the near-duplicate threshold"},
+        },
+        ["items", "model_id", "threshold"],
+        description="live skills ranked by cosine similarity, best first (one page)",
+    ),
+    "CreatedWithSimilar": {
+        "allOf": [
+            ref("Document"),
+            obj(
+                {"similar": array(_SIMILAR_ITEM)},
+                description="with check_similar or refuse_similar: the live skills at or "
+                f"above cosine {SIMILAR_THRESHOLD}, best first",
+            ),
+        ]
+    },
+    "EmbeddingsRefreshed": obj(
+        {
+            "embedded": {"type": "integer", "minimum": 0},
+            "remaining": {"type": "boolean", "description": "stale skills left for the next run"},
+            "model_id": STRING,
+        },
+        ["embedded", "remaining", "model_id"],
+    ),
+}
+_LIMIT = query_param(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_SIMILAR},
+    f"default {DEFAULT_SIMILAR}",
+)
+_FILTERS = [
+    query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
+    query_param("category", {"type": "string", "maxLength": MAX_CATEGORY}),
+]
+_FLAG = {"type": "string", "enum": ["true", "false"]}
 
 
 def paths() -> dict[str, Any]:
@@ -41,11 +88,34 @@ def paths() -> dict[str, Any]:
             "post": operation(
                 "createEntity",
                 "Create an entity (version 1, status draft)",
-                {"201": doc_response("Created", Location={"required": True, "schema": STRING})},
+                {
+                    "201": {
+                        **doc_response("Created", Location={"required": True, "schema": STRING}),
+                        "content": {
+                            "application/json": {
+                                "schema": {"anyOf": [ref("Document"), ref("CreatedWithSimilar")]}
+                            }
+                        },
+                    }
+                },
                 *BODY,
                 *AUTH,
                 404,
                 409,
+                501,
+                parameters=[
+                    query_param(
+                        "check_similar",
+                        _FLAG,
+                        "skills only: also answer the live skills at or above cosine "
+                        f"{SIMILAR_THRESHOLD} (similar); a warning, not a uniqueness guarantee",
+                    ),
+                    query_param(
+                        "refuse_similar",
+                        _FLAG,
+                        "skills only: 409 naming them (similar) instead, writing nothing",
+                    ),
+                ],
                 body={
                     **json_body(
                         create_body,
@@ -57,13 +127,19 @@ def paths() -> dict[str, Any]:
             "get": operation(
                 "listEntities",
                 "List current versions, oldest first",
-                {"200": ok(ref("EntityPage"))},
+                {"200": ok({"anyOf": [ref("EntityPage"), ref("SimilarPage")]})},
                 *AUTH,
                 404,
                 422,
+                501,
                 parameters=[
-                    query_param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
-                    query_param("category", {"type": "string", "maxLength": MAX_CATEGORY}),
+                    *_FILTERS,
+                    query_param(
+                        "similar_to",
+                        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_TEXT},
+                        "skills only: rank live skills by meaning (a SimilarPage, limit at most "
+                        f"{MAX_SIMILAR}); combines with status and category, not q, tag or cursor",
+                    ),
                     query_param(
                         "q",
                         {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
@@ -161,6 +237,30 @@ def paths() -> dict[str, Any]:
                     ref("StatusChange"),
                     {"status": "pending_certification", "reason": "ready for review"},
                 ),
+            ),
+        },
+        "/registry/{kind}/{entity_id}/similar": {
+            "parameters": [KIND, ENTITY_ID],
+            "get": operation(
+                "similarSkills",
+                "Live skills nearest this skill by meaning, itself left out (skills only)",
+                {"200": ok(ref("SimilarPage"))},
+                *AUTH,
+                404,
+                409,
+                422,
+                501,
+                parameters=[*_FILTERS, _LIMIT],
+            ),
+        },
+        "/registry/skills/embeddings/refresh": {
+            "post": operation(
+                "refreshEmbeddings",
+                "Embed every live skill whose vector is missing or stale (Cloud Scheduler; "
+                "auditor or admin)",
+                {"200": ok(ref("EmbeddingsRefreshed"))},
+                *AUTH,
+                501,
             ),
         },
         "/registry/{kind}/{entity_id}/versions": {

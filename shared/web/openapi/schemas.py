@@ -232,6 +232,8 @@ PROBLEM_SCHEMA = obj(
         "existing_id": UUID,
         "existing_name": STRING,
         "finding": {"type": "string", "enum": list(FINDING_KINDS)},
+        "missing": STRING,
+        "similar": {"type": "array", "items": {"type": "object"}},
     },
     ["type", "title", "status", "detail"],
     description="RFC 9457 problem details",
@@ -255,6 +257,10 @@ PROBLEMS: dict[int, tuple[str, str]] = {
         "parameter is invalid (see errors: an id that is not a UUID names id)",
     ),
     428: ("PreconditionRequired", 'If-Match: "vN" is required'),
+    501: (
+        "NotImplementedHere",
+        "The database lacks a PostgreSQL extension this operation needs (named in missing)",
+    ),
     503: ("ServiceUnavailable", "The database or a dependency is unavailable; retry later"),
 }
 AUTH = (401, 403, 503)
