@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request
 import main
 from shared.web.router import Body, Route
 
-PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
+PARAM = re.compile(r"\(\?P<(\w+)>(?:\[\^/\]\+|\.\+)\)")
 
 
 @dataclass(frozen=True)

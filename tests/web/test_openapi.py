@@ -15,7 +15,7 @@ from shared.web import openapi
 from shared.web.router import Body
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
+PARAM = re.compile(r"\(\?P<(\w+)>(?:\[\^/\]\+|\.\+)\)")
 PROTECTED = {
     "registry": "/registry/skills",
     "log": "/log/checkpoint",
