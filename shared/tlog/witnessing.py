@@ -16,11 +16,20 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from shared.config import Settings, settings
-from shared.errors import ConfigurationError
+from shared.errors import (
+    ConfigurationError,
+    Forbidden,
+    MalformedRequest,
+    NotFound,
+    PayloadTooLarge,
+    PlantError,
+    ValidationFailed,
+)
 from shared.integrity.cosignature import MalformedCosignature, WitnessSigner
 from shared.integrity.note import NoteError, Verifier
 from shared.integrity.witness_protocol import (
@@ -95,18 +104,31 @@ class Answer:
     content_type: str
 
 
-def _text(status: int, reason: str) -> Answer:
-    return Answer(status, reason.encode() + b"\n", "text/plain; charset=utf-8")
+_REFUSALS: dict[int, Callable[[str], PlantError]] = {
+    400: MalformedRequest,
+    403: Forbidden,
+    404: NotFound,
+    413: lambda why: PayloadTooLarge(why, limit=MAX_BODY_BYTES),
+    422: lambda why: ValidationFailed(
+        why, [{"rule": "tlog-witness", "field": "checkpoint", "message": why}]
+    ),
+}
+
+
+def _refuse(status: int, reason: str) -> PlantError:
+    """A refusal as problem+json (C2SP fixes only the status; the 409 keeps its own body)."""
+    return _REFUSALS[status](reason)
 
 
 def add_checkpoint(body: bytes) -> Answer:
-    """Decide and, on 200, persist the new (size, root) and cosign, in one transaction."""
+    """Decide and, on 200, persist the new (size, root) and cosign, in one transaction; a
+    409 answers the size held; other refusals raise (400, 403, 404, 413, 422)."""
     if len(body) > MAX_BODY_BYTES:
-        return _text(413, f"the body exceeds {MAX_BODY_BYTES} bytes")
+        raise _refuse(413, f"the body exceeds {MAX_BODY_BYTES} bytes")
     try:
         request = parse_add_checkpoint(body)
     except WitnessProtocolError as exc:
-        return _text(400, str(exc))
+        raise _refuse(400, str(exc)) from exc
     witness = signer()
     with database().transaction(SCOPE) as conn:
         held = cosignatures.lock_origin(conn, request.origin)
@@ -122,7 +144,7 @@ def add_checkpoint(body: bytes) -> Answer:
         if decision.status == 409:
             return Answer(409, format_size_body(decision.stored_size or 0), SIZE_CONTENT_TYPE)
         if decision.status != 200 or decision.persist is None:
-            return _text(decision.status, decision.reason)
+            raise _refuse(decision.status, decision.reason)
         new = decision.persist
         if not cosignatures.store_origin(
             conn, request.origin, held.size if held else None, new.size, new.root, request.note

@@ -35,9 +35,7 @@ def witnessed(monkeypatch, history):
     config.settings.cache_clear()
 
 
-def test_a_valid_cosignature_is_no_finding_and_a_rewritten_one_is_named(
-    history, witnessed, attack
-):
+def test_a_valid_cosignature_is_no_finding_and_a_rewritten_one_is_named(history, witnessed, attack):
     size, line = witnessed
     assert history.audit("full")["findings"] == []
     parsed = cosignature.parse_cosignature(line)
@@ -57,7 +55,7 @@ def test_a_valid_cosignature_is_no_finding_and_a_rewritten_one_is_named(
 
 
 def test_a_cosignature_by_an_unconfigured_witness_is_named(history, witnessed, attack):
-    size, line = witnessed
+    size, _ = witnessed
     attack(
         "UPDATE checkpoint_cosignatures SET witness = 'w9' WHERE tenant_id = :t AND size = :s",
         t=history.tenant,

@@ -38,6 +38,8 @@ class Served:
             "run_id": "0b5e9a3c-6f1d-4c2a-9e8b-3d7f1a2c4e6b",
             "version": "1",
             "index": "0",
+            "tenant": "t-0",
+            "tile": "tile/0/000.p/1",
         }
         return re.sub(r"\{(\w+)\}", lambda m: {**defaults, **values}[m.group(1)], self.template)
 

@@ -50,6 +50,7 @@ def test_tiles_rebuild_the_checkpoint_root(log_client, tenant, fill, make_token)
     assert {"tile/0/000", "tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/000"} <= set(fetched)
     full = log_client.get(f"/log/tiles/{tenant}/tile/0/000", headers=reader)
     assert full.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert full.headers["Vary"] == "Authorization"  # a shared cache keys it by the token
 
 
 def test_tiles_refuse_no_token_another_tenant_and_what_is_not_sealed(
