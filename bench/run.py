@@ -96,6 +96,12 @@ def _crypto(quick: bool) -> list[dict[str, Any]]:
     return [bench_checkpoint(count), *bench_certificates(count)]
 
 
+def _witness(quick: bool) -> list[dict[str, Any]]:
+    from bench.witness import bench_tiles, bench_witness_seal
+
+    return [bench_tiles(300 if quick else 2_000), *bench_witness_seal(20 if quick else 100)]
+
+
 # In run order: proofs before audit (the incremental audit appends to the shared tenant), and
 # bulk_large after both (it adds its batches to that tenant).
 BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
@@ -110,6 +116,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "cascade": _cascade,
     "coldstart": _coldstart,
     "crypto": _crypto,
+    "witness": _witness,
 }
 
 
