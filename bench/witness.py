@@ -15,7 +15,6 @@ import base64
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from bench import common
 from bench.http import BIN, free_port, server
+from bench.proxy import proxy_to
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,21 +99,6 @@ def _witness(logs: dict[str, list[str]]) -> Iterator[tuple[int, str]]:
             yield port, WitnessSigner.from_seed("bench-w", seed).vkey
 
 
-@contextmanager
-def _delayed(port: int, delay_ms: float) -> Iterator[int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.proxy", "--upstream", f"127.0.0.1:{port}",
-         "--delay-ms", str(delay_ms)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env=dict(os.environ),
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        yield int(proc.stdout.readline())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def _seal_after_append(tenant: str, count: int) -> Callable[[], float]:
     from shared import tlog
     from shared.registry import writes
@@ -151,7 +136,7 @@ def bench_witness_seal(count: int) -> list[dict[str, Any]]:
     rows = []
     with _witness({sealing.origin(tenant): keys.keyring().vkeys}) as (port, vkey):
         for label, delay in (("loopback", 0.0), ("1 ms each way", 1.0)):
-            with _delayed(port, delay) if delay else _nothing(port) as reach:
+            with proxy_to(f"127.0.0.1:{port}", delay) if delay else _nothing(port) as reach:
                 entry = {
                     "name": "bench-w",
                     "vkey": vkey,
