@@ -55,7 +55,9 @@ def served() -> list[Served]:
 
 
 def body_routes() -> list[Served]:
-    return [s for s in served() if s.route.body is not Body.NONE]
+    """Routes taking a JSON body. The one raw-protocol route (C2SP tlog-witness
+    add-checkpoint, ``Body.RAW``) is probed by tests/tlog/test_witness_function.py."""
+    return [s for s in served() if s.route.body in (Body.JSON, Body.OPTIONAL_JSON)]
 
 
 FRAMINGS = ("content-length", "chunked, terminated by the server", "chunked, test client")
