@@ -15,7 +15,7 @@ import functions_framework
 
 from shared.web.router import install_error_pages
 
-FUNCTIONS = ("registry", "log", "certify", "audit", "export")
+FUNCTIONS = ("registry", "log", "certify", "audit", "export", "witness")
 
 # functions_framework runs this file inside the app it serves it from: make that app's own
 # errors (e.g. a path its URL map cannot match) problem+json too.
@@ -53,3 +53,8 @@ def audit(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def export(request: flask.Request) -> flask.Response:
     return _function("export").router.handle(request)
+
+
+@functions_framework.http
+def witness(request: flask.Request) -> flask.Response:
+    return _function("witness").router.handle(request)

@@ -134,17 +134,16 @@ def through(database_url: str, port: int) -> str:
 
 
 @contextmanager
-def latency_proxy(database_url: str, delay_ms: float = 1.0) -> Iterator[str]:
-    """Start a proxy to DATABASE_URL's server; yield the URL that goes through it."""
+def proxy_to(upstream: str, delay_ms: float = 1.0) -> Iterator[int]:
+    """Start a proxy to ``upstream`` (HOST:PORT or a unix socket); yield its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.proxy", "--upstream", upstream_of(database_url),
+        [sys.executable, "-m", "bench.proxy", "--upstream", upstream,
          "--delay-ms", str(delay_ms)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        yield through(database_url, port)
+        yield int(proc.stdout.readline())
     finally:
         proc.terminate()
         try:
@@ -152,6 +151,13 @@ def latency_proxy(database_url: str, delay_ms: float = 1.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def latency_proxy(database_url: str, delay_ms: float = 1.0) -> Iterator[str]:
+    """Start a proxy to DATABASE_URL's server; yield the URL that goes through it."""
+    with proxy_to(upstream_of(database_url), delay_ms) as port:
+        yield through(database_url, port)
 
 
 @contextmanager

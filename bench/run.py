@@ -109,6 +109,12 @@ def _embeddings(quick: bool) -> list[dict[str, Any]]:
     ]
 
 
+def _witness(quick: bool) -> list[dict[str, Any]]:
+    from bench.witness import bench_tiles, bench_witness_seal
+
+    return [bench_tiles(300 if quick else 2_000), *bench_witness_seal(20 if quick else 100)]
+
+
 # In run order: proofs before audit (the incremental audit appends to the shared tenant), and
 # bulk_large after both (it adds its batches to that tenant).
 BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
@@ -124,6 +130,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "coldstart": _coldstart,
     "crypto": _crypto,
     "embeddings": _embeddings,
+    "witness": _witness,
 }
 
 

@@ -9,13 +9,23 @@ from shared import tlog
 from shared.integrity import digests
 from shared.security.principal import READ_ROLES
 from shared.web import health, openapi
-from shared.web.router import Call, Router, json_response, private_cache, text_response
+from shared.web.router import (
+    Call,
+    Router,
+    bytes_response,
+    json_response,
+    private_cache,
+    text_response,
+)
 
 router = Router("log")
 
 # Checkpoints and keys change rarely: the caller may keep them briefly (its own cache only: a
 # checkpoint is one tenant's, and every answer here needs a token).
 BRIEF_CACHE = private_cache(10)
+# A full tile's bytes never change (C2SP tlog-tiles): any cache may keep it for a year. A
+# partial tile is replaced by a wider one as the log grows, and the checkpoint is never cached.
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
 @router.route("GET", "/openapi.json", public=True)
@@ -73,3 +83,15 @@ def seal(call: Call) -> flask.Response:
         },
         201 if sealed.created else 200,
     )
+
+
+@router.route("GET", "/tiles/<tenant>/checkpoint")
+def tiles_checkpoint(call: Call, tenant: str) -> flask.Response:
+    last = tlog.tile_checkpoint(call.principal, tenant)
+    return text_response(last.note, headers={"X-Tree-Size": str(last.size)})
+
+
+@router.route("GET", "/tiles/<tenant>/<path:tile>")
+def tiles_tile(call: Call, tenant: str, tile: str) -> flask.Response:
+    found = tlog.tile(call.principal, tenant, tile)
+    return bytes_response(found.data, headers=IMMUTABLE if found.full else BRIEF_CACHE)

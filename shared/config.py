@@ -52,7 +52,9 @@ class Settings:
 
     Cloud variables (see terraform/): INSTANCE_CONNECTION_NAME, DB_NAME, DB_IAM_USER,
     DB_PRIVATE_IP, PLANT_SIGNING_KEY_SECRET, PLANT_IDENTITY_MAP, PLANT_TRUST_PLATFORM_IDENTITY,
-    PLANT_TOKEN_AUDIENCE, PLANT_ANCHOR_BUCKET, PLANT_KEY_REFRESH_SECONDS (and
+    PLANT_TOKEN_AUDIENCE, PLANT_ANCHOR_BUCKET, PLANT_MIRROR_BUCKET, PLANT_KEY_REFRESH_SECONDS,
+    PLANT_WITNESSES or PLANT_WITNESSES_SECRET, PLANT_WITNESS_TIMEOUT_SECONDS; a witness:
+    PLANT_WITNESS_KEY_SECRET (or PLANT_WITNESS_KEY_FILE locally) and PLANT_WITNESS_LOGS (and
     PLANT_SQLADMIN_API_ENDPOINT for tests).
     """
 
@@ -91,6 +93,20 @@ class Settings:
     anchor_dir: Path | None = None
     anchor_bucket: str | None = None
     log_origin_prefix: str = "plant-registry.local/log"
+    # The static tile mirror (C2SP tlog-tiles): its own bucket in the cloud (its checkpoint
+    # object is replaced at each seal, which the anchor bucket's retention forbids); locally
+    # the anchor directory, under <tenant>/tiles/.
+    mirror_bucket: str | None = None
+    # The log's witnesses (shared/tlog/witnesses.py): JSON {"<tenant> or *": [{"name",
+    # "vkey", "url"}]} inline or in a Secret Manager secret, and each witness's time bound.
+    witnesses: str | None = None
+    witnesses_secret: str | None = None
+    witness_timeout_seconds: float = 3.0
+    # A witness of our own (functions/witness.py): its key ({"name", "seed"}) and the logs it
+    # witnesses (JSON {"<origin>": ["<log vkey>", ...]}).
+    witness_key_file: Path | None = None
+    witness_key_secret: str | None = None
+    witness_logs: str | None = None
     # How stale the signing keyring may be: a running server looks for a rotated keyring this
     # often (locally a stat() of the key file, in the cloud a read of the secret's version).
     key_refresh_seconds: float = 1.0
@@ -141,6 +157,15 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         anchor_dir=Path(env["PLANT_ANCHOR_DIR"]) if env.get("PLANT_ANCHOR_DIR") else None,
         anchor_bucket=env.get("PLANT_ANCHOR_BUCKET") or None,
         log_origin_prefix=env.get("PLANT_LOG_ORIGIN_PREFIX") or "plant-registry.local/log",
+        mirror_bucket=env.get("PLANT_MIRROR_BUCKET") or None,
+        witnesses=env.get("PLANT_WITNESSES") or None,
+        witnesses_secret=env.get("PLANT_WITNESSES_SECRET") or None,
+        witness_timeout_seconds=_seconds(env, "PLANT_WITNESS_TIMEOUT_SECONDS", 3.0),
+        witness_key_file=(
+            Path(env["PLANT_WITNESS_KEY_FILE"]) if env.get("PLANT_WITNESS_KEY_FILE") else None
+        ),
+        witness_key_secret=env.get("PLANT_WITNESS_KEY_SECRET") or None,
+        witness_logs=env.get("PLANT_WITNESS_LOGS") or None,
         key_refresh_seconds=_seconds(
             env, "PLANT_KEY_REFRESH_SECONDS", 60.0 if mode == "cloud" else 1.0
         ),

@@ -56,7 +56,10 @@ resource "google_cloudfunctions2_function" "function" {
         PLANT_TOKEN_AUDIENCE          = "${var.name_prefix}-${each.key}"
         PLANT_ANCHOR_BUCKET           = google_storage_bucket.anchors.name
         PLANT_LOG_ORIGIN_PREFIX       = var.log_origin_prefix
+        PLANT_MIRROR_BUCKET           = google_storage_bucket.mirror.name
+        PLANT_WITNESS_TIMEOUT_SECONDS = tostring(var.witness_timeout_seconds)
       },
+      var.witnesses != "" ? { PLANT_WITNESSES = var.witnesses } : {},
       each.value.signs ? {
         PLANT_SIGNING_KEY_SECRET = "${google_secret_manager_secret.signing_key.id}/versions/latest"
       } : {},

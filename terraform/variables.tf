@@ -88,3 +88,21 @@ variable "kms_key" {
   description = "Cloud KMS key (projects/.../cryptoKeys/...) encrypting the secrets and the buckets."
   type        = string
 }
+
+variable "witnesses" {
+  description = "The log's witnesses (C2SP tlog-witness), JSON {\"<tenant> or *\": [{\"name\", \"vkey\", \"url\"}]}; empty: none. Not secret (public keys and URLs)."
+  type        = string
+  default     = ""
+}
+
+variable "witness_timeout_seconds" {
+  description = "The most a seal waits for its witnesses (each request's connect and reads too); a slow or down witness never fails a seal."
+  type        = number
+  default     = 3
+}
+
+variable "mirror_readers" {
+  description = "Members (e.g. user:auditor@example.com) given read access to the static tile mirror bucket. Empty by default: nothing is shared until the operator names an auditor."
+  type        = list(string)
+  default     = []
+}

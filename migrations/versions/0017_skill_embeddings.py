@@ -25,7 +25,7 @@ on Cloud SQL: pgvector is not a trusted extension), before ``SET ROLE plant_owne
 owns the table as it owns every other.
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0016
 """
 
 import logging
@@ -35,7 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 revision = "0017"
-down_revision = "0012"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,6 @@
 """The checkpoints pass: every signed checkpoint in range verifies and is consistent with
-the one before, and the anchor store holds nothing the log has since lost (a rollback)."""
+the one before, the anchor store holds nothing the log has since lost (a rollback), and every
+stored witness cosignature verifies with the configured witness's key."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from sqlalchemy import text
 from shared import tlog
 from shared.audit.state import AuditState
 from shared.errors import IntegrityViolation
-from shared.integrity import merkle, note
-from shared.storage import tree
+from shared.integrity import cosignature, merkle, note
+from shared.storage import cosignatures, tree
+from shared.tlog import witnesses
 
 
 def verified(state: AuditState, since: int) -> tree.StoredCheckpoint | None:
@@ -75,3 +77,29 @@ def anchor(state: AuditState, anchored: tuple[int, str] | None) -> None:
         state.add(
             "rollback", exc.detail, extra={"anchored_size": exc.extensions.get("anchored_size")}
         )
+
+
+def cosigned(state: AuditState) -> None:
+    """Each stored cosignature/v1 line over its checkpoint's text, with the key configured
+    for that witness's name (a line by a witness no longer configured cannot be verified,
+    and is reported as such)."""
+    known = {w.name: w.key for w in witnesses.configured(state.tenant)}
+    lines = cosignatures.every_line(state.conn)
+    state.rows_read += len(lines)
+    for stored in lines:
+        key = known.get(stored.witness)
+        if key is None:
+            why = "no witness of that name is configured, so it cannot be verified"
+        else:
+            text = stored.note[: stored.note.index("\n\n") + 1]
+            try:
+                report = cosignature.check_cosignatures(text + "\n" + stored.line, [key])
+                why = report.failures.get(stored.witness)
+            except cosignature.CosignatureError as exc:
+                why = str(exc)
+        if why is not None:
+            state.add(
+                "signature_invalid",
+                f"the cosignature by {stored.witness} on checkpoint {stored.size}: {why}",
+                extra={"checkpoint_size": stored.size},
+            )

@@ -158,6 +158,7 @@ def _audit(
         start, since = _resume_point(conn, mode)
         checkpoints.anchor(state, anchored)
         latest = checkpoints.verified(state, since)
+        checkpoints.cosigned(state)
         rows: list[Row] = []
         if latest is not None and start <= latest.size:
             rows = entries.checked(state, start, latest, progress)

@@ -147,7 +147,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"plant verify: cannot read {args.bundle}: {exc}", file=sys.stderr)
         return 1
     progress = Progress("verifying", enabled=True if args.progress else None)
-    report = bundle_verify.verify(raw, vkeys, progress=progress)
+    report = bundle_verify.verify(
+        raw, vkeys, progress=progress, witnesses=args.witness or (), quorum=args.quorum
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -327,6 +329,15 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", help="pinned vkey (repeatable)")
     verify.add_argument(
         "--key-file", action="append", help="file of pinned vkeys, one a line (repeatable)"
+    )
+    verify.add_argument(
+        "--witness", action="append", help="a witness's vkey (cosignature/v1; repeatable)"
+    )
+    verify.add_argument(
+        "--quorum",
+        type=int,
+        default=0,
+        help="require this many valid cosignatures by the --witness keys on the checkpoint",
     )
     verify.add_argument("--json", action="store_true", help="machine-readable result")
     verify.add_argument("--progress", action="store_true", help="always show the progress bar")

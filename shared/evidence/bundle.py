@@ -36,7 +36,7 @@ from shared.integrity import digests, merkle
 from shared.integrity.canonical import now_text
 from shared.rules.kinds import KINDS, parse_uuid
 from shared.security.principal import Principal
-from shared.storage import tree
+from shared.storage import cosignatures, tree
 from shared.storage.engine import database
 from shared.tlog import keys
 
@@ -133,6 +133,7 @@ def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any
         latest = tree.latest_checkpoint(conn)
         if latest is None:
             raise NotFound("the log is empty: nothing to bundle")
+        latest = cosignatures.cosigned(conn, latest)  # witnesses' lines, for --quorum
         if (
             entity is not None
             and not conn.execute(

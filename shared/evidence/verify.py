@@ -20,7 +20,7 @@ from shared.evidence import statement as bundle_statement
 from shared.evidence.contents import Contents
 from shared.evidence.shape import CheckpointCopy, Header, MalformedBundle, shown
 from shared.evidence.verdict import VerificationReport
-from shared.integrity import canonical, dsse, merkle, note
+from shared.integrity import canonical, cosignature, dsse, merkle, note
 
 NO_KEY = (
     "no key is pinned: pass --key VKEY or --key-file FILE with the registry's published "
@@ -49,14 +49,19 @@ def verify(
     raw: bytes,
     trusted_vkeys: Iterable[str],
     progress: Callable[[int, int], None] | None = None,
+    witnesses: Iterable[str] = (),
+    quorum: int = 0,
 ) -> VerificationReport:
-    """Verify a bundle file's bytes; never raises on bad content (it becomes a failed item)."""
+    """Verify a bundle file's bytes; never raises on bad content (it becomes a failed item).
+    With ``quorum`` K, K of the ``witnesses`` (vkeys) must have cosigned its checkpoint."""
     report = VerificationReport()
     verifiers = pinned(trusted_vkeys, report)
     if not verifiers:
         return report
     try:
         header = bundle_shape.header(bundle_shape.load(raw))
+        if quorum or witnesses:
+            _quorum(report, header.checkpoint.note, list(witnesses), quorum)
         _check(report, header, verifiers, progress)
     except MalformedBundle as exc:
         report.fail(exc.where, exc.problem)
@@ -95,6 +100,19 @@ def _check(
         _coverage(report, statement.get("entries"), coverage)
     previous = header.previous.size if header.previous else None
     bundle_claims.describe(contents, signed_by, previous)
+
+
+def _quorum(report: VerificationReport, text: str, vkeys: list[str], quorum: int) -> None:
+    """K valid cosignature/v1 lines by distinct named witnesses; each failure names the
+    witness and why (C2SP tlog-cosignature; lines of other keys are ignored)."""
+    try:
+        keys = [cosignature.WitnessKey.from_vkey(v) for v in vkeys]
+        valid = cosignature.require_quorum(text, keys, quorum)
+    except cosignature.CosignatureError as exc:
+        report.fail("witness quorum", str(exc))
+        return
+    names = ", ".join(f"{name} (time {at})" for name, at in sorted(valid.items()))
+    report.add("witness quorum", True, f"{len(valid)} of {quorum} required: {names}")
 
 
 def _open(

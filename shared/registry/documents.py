@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.integrity import canonical, digests, merkle
+from shared.errors import LimitExceeded
+from shared.integrity import canonical, digests, merkle, tiles
 from shared.rules.kinds import KINDS, Kind
 from shared.storage.ledger import Encoded
 
@@ -99,13 +100,21 @@ def encode(doc: dict[str, Any]) -> Encoded:
     ASCII member names) and the client's validated fields (strings and lists of strings),
     all plain JSON for ``canonical``, except one: the client's ``custom_attributes`` may hold
     any JSON, floats included. Only that one is checked; when it is plain, the whole
-    document is serialised by the C encoder alone.
+    document is serialised by the C encoder alone. A body over 65,535 bytes is refused
+    (422 naming the limit): every entry must fit a tile entry bundle's uint16 length.
     """
     free = doc.get("metadata", {}).get("custom_attributes")
     plain = canonical.is_plain(free)
     body, field_hashes = digests.encode_document(
         doc, canonical.dumps_plain if plain else canonical.dumps
     )
+    if len(body) > tiles.MAX_ENTRY_BYTES:
+        raise LimitExceeded(
+            f"the stored entry would be {len(body)} bytes; a log entry is at most "
+            f"{tiles.MAX_ENTRY_BYTES} bytes (the uint16 length of a C2SP tile entry bundle)",
+            field="",
+            limit=tiles.MAX_ENTRY_BYTES,
+        )
     return Encoded(
         body=body,
         digest=digests.sha256(body),

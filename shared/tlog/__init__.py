@@ -23,6 +23,8 @@ _HOMES = {
     "consistency": "proofs",
     "public_keys": "proofs",
     "version_proof": "proofs",
+    "tile_checkpoint": "tile_reads",
+    "tile": "tile_reads",
 }
 __all__ = sorted(_HOMES)
 

@@ -8,6 +8,7 @@ are write-once (``<tenant>/<size, 20 digits>.note``) and an existing one is neve
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +16,7 @@ from typing import Protocol
 from shared.config import Settings
 
 NAME_WIDTH = 20
+_ANCHOR = re.compile(rf"[0-9]{{{NAME_WIDTH}}}\.note")  # not the mirror's <tenant>/tiles/...
 
 
 class AnchorConflict(Exception):
@@ -98,7 +100,8 @@ class BucketAnchors:
         return blob.download_as_text() if blob.exists() else None
 
     def latest(self, tenant: str) -> tuple[int, str] | None:
-        names = sorted(b.name for b in self._client.list_blobs(self._bucket, prefix=f"{tenant}/"))  # type: ignore[attr-defined]
+        listed = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")  # type: ignore[attr-defined]
+        names = sorted(b.name for b in listed if _ANCHOR.fullmatch(b.name.split("/", 1)[1]))
         if not names:
             return None
         size = int(names[-1].rsplit("/", 1)[1].removesuffix(".note"))

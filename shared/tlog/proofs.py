@@ -12,7 +12,7 @@ from shared.errors import InvalidQuery, NotFound
 from shared.integrity import digests, merkle
 from shared.rules import path_params, query_params
 from shared.security.principal import READ_ROLES, Principal
-from shared.storage import ledger, tree
+from shared.storage import cosignatures, ledger, tree
 from shared.storage.engine import database
 from shared.tlog import keys
 
@@ -21,9 +21,9 @@ def latest_checkpoint(principal: Principal) -> tree.StoredCheckpoint:
     principal.require(*READ_ROLES)
     with database().transaction(principal.tenant) as conn:
         last = tree.latest_checkpoint(conn)
-    if last is None:
-        raise NotFound("the log has no checkpoint yet (POST /log/seal)")
-    return last
+        if last is None:
+            raise NotFound("the log has no checkpoint yet (POST /log/seal)")
+        return cosignatures.cosigned(conn, last)
 
 
 def checkpoint_at(principal: Principal, query: dict[str, str]) -> tree.StoredCheckpoint:
@@ -32,9 +32,9 @@ def checkpoint_at(principal: Principal, query: dict[str, str]) -> tree.StoredChe
     assert size is not None
     with database().transaction(principal.tenant) as conn:
         found = tree.checkpoint_at(conn, size)
-    if found is None:
-        raise NotFound(f"no checkpoint of size {size}")
-    return found
+        if found is None:
+            raise NotFound(f"no checkpoint of size {size}")
+        return cosignatures.cosigned(conn, found)
 
 
 def entry(principal: Principal, raw_index: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ anchors it outside the database.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -18,7 +19,9 @@ from shared.errors import IntegrityViolation, ServiceUnavailable
 from shared.integrity import merkle, note
 from shared.storage import tree
 from shared.storage.engine import database
-from shared.tlog import anchors, keys
+from shared.tlog import anchors, keys, mirror, witnesses
+
+log = logging.getLogger("plant.sealing")
 
 
 def origin(tenant: str) -> str:
@@ -120,7 +123,9 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
 
 
 def seal(tenant: str) -> Sealed:
-    """Seal the tenant's log and anchor the new checkpoint (idempotent when nothing is new)."""
+    """Seal the tenant's log and anchor the new checkpoint (idempotent when nothing is new),
+    then, never failing the seal, ask its witnesses to cosign (``witnesses``, bounded in
+    time) and write the static tile mirror, checkpoint last (``mirror``)."""
     store = anchors.anchor_store(settings())
     with database().transaction(tenant) as conn:
         sealed = seal_in(conn, tenant, store)
@@ -133,4 +138,15 @@ def seal(tenant: str) -> Sealed:
             "the anchor store is unavailable; the checkpoint is stored "
             "and will be anchored by the next seal"
         ) from exc
+    witnesses.collect(tenant)
+    _mirror(tenant)
     return sealed
+
+
+def _mirror(tenant: str) -> None:
+    """Step after the anchor: the mirror is a copy for readers; a failure is logged and made
+    good by the next seal (it writes from the mirror's own size)."""
+    try:
+        mirror.publish(tenant)
+    except Exception as exc:  # any store's error: the seal stands regardless
+        log.error("the tile mirror of %s was not written: %s", tenant, exc)

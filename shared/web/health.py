@@ -17,7 +17,7 @@ from sqlalchemy import text
 from shared.errors import InvalidQuery
 from shared.security.principal import Principal
 from shared.storage.engine import database
-from shared.tlog import keys
+from shared.tlog import keys, witnesses
 from shared.web.router import Call
 
 QUERY = ("details",)  # the query parameters healthz takes
@@ -37,7 +37,8 @@ def healthz(call: Call) -> dict[str, Any]:
 def report(principal: Principal) -> dict[str, Any]:
     """Database reachability and round-trip time (one ``SELECT 1`` from this instance,
     connection checkout included), the migration revision, the signing key in use, and the
-    tenant's latest checkpoint (size, age, entries logged since) and latest audit run."""
+    tenant's latest checkpoint (size, age, entries logged since), its witnesses' cosignatures
+    (the largest size each cosigned, the last refusal or time-out) and latest audit run."""
     principal.require("auditor")
     started = time.perf_counter()
     database().ping()  # unreachable: 503, as plain healthz
@@ -62,6 +63,7 @@ def report(principal: Principal) -> dict[str, Any]:
         "migration_revision": revision,
         "keys": {"active_key_id": key["active_key_id"], "reload_error": key["reload_error"]},
         "tenant": principal.tenant,
+        "witnesses": witnesses.health(principal.tenant),
         "log_size": int(log_size),
         "checkpoint": None
         if checkpoint is None

@@ -61,6 +61,7 @@ class Body(enum.Enum):
     NONE = "none"  # a body sent anyway is refused (400): nothing is silently ignored
     JSON = "json"  # required
     OPTIONAL_JSON = "optional json"  # None when absent
+    RAW = "raw"  # the bytes as sent (a protocol of its own, e.g. C2SP tlog-witness)
 
 
 class Call:
@@ -150,10 +151,12 @@ class Router:
         admit: Admission | None = None,
         query: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
-        """Declare a route; ``query`` names the query parameters it takes (those its OpenAPI
+        """Declare a route (``<name>``: one path segment, ``<path:name>``: the rest of the
+        path, slashes included); ``query`` names the query parameters it takes (those its OpenAPI
         operation documents): the Router refuses any other with a 422 naming it, so no
         parameter is silently ignored."""
-        regex = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", path.rstrip("/") or "/")
+        regex = re.sub(r"<path:(\w+)>", r"(?P<\1>.+)", path.rstrip("/") or "/")
+        regex = re.sub(r"(?<!\?P)<(\w+)>", r"(?P<\1>[^/]+)", regex)
         pattern = re.compile(f"^{regex}$")
 
         def register(handler: Handler) -> Handler:
@@ -246,6 +249,8 @@ class Router:
             if route.body is Body.NONE:
                 if body.present():
                     raise MalformedRequest(f"{request.method} {request.path} takes no body")
+            elif route.body is Body.RAW:
+                call.body = body.take()
             elif route.body is Body.JSON or body.present():
                 call.body = read_json(request, body)
             response = route.handler(call, **params)
@@ -279,6 +284,10 @@ def stream_response(
     if headers:
         response.headers.update(headers)
     return response
+
+
+def bytes_response(body: bytes, headers: dict[str, str] | None = None) -> flask.Response:
+    return _response(body, 200, "application/octet-stream", headers)
 
 
 def text_response(

@@ -56,13 +56,38 @@ def test_no_function_loads_the_embedding_model_when_it_starts(function):
 
 
 def test_the_log_function_loads_no_audit_pdf_or_registry_write_path():
-    loaded = modules_after('import functions.log\nfunctions.log.openapi.document("log")')
+    # What its routes load on first use too: sealing (with the witness client and the
+    # mirror) and the tile reads.
+    loaded = modules_after(
+        'import functions.log\nfunctions.log.openapi.document("log")\n'
+        "from shared.tlog import sealing, tile_reads"
+    )
+    assert {"shared.tlog.witnesses", "shared.tlog.mirror", "shared.tlog.tile_reads"} <= set(loaded)
     found = {
         "audit": [m for m in _under(loaded, AUDIT) if m not in AUDIT_VOCABULARY],
         "pdf": _under(loaded, PDF),
         "registry write path": _under(loaded, REGISTRY_WRITES),
     }
     assert not any(found.values()), f"functions.log loads {found}"
+
+
+def test_the_witness_function_loads_only_the_witness():
+    """An independent party deploys it: no audit, PDF, registry write path, and not the
+    log's own sealing, mirror or tiles (it reads no tenant's log)."""
+    loaded = modules_after(
+        'import functions.witness\nfunctions.witness.openapi.document("witness")\n'
+        "from shared.tlog import witnessing"
+    )
+    assert "shared.tlog.witnessing" in loaded
+    found = {
+        "audit": [m for m in _under(loaded, AUDIT) if m not in AUDIT_VOCABULARY],
+        "pdf": _under(loaded, PDF),
+        "registry write path": _under(loaded, REGISTRY_WRITES),
+        "the log's sealing": _under(
+            loaded, ("shared.tlog.sealing", "shared.tlog.mirror", "shared.tlog.tile_reads")
+        ),
+    }
+    assert not any(found.values()), f"functions.witness loads {found}"
 
 
 def test_plant_verify_loads_no_database_or_web_framework():

@@ -45,7 +45,10 @@ def test_terraform_fmt_is_clean():
 def test_every_entry_point_has_a_function_and_every_function_an_entry_point(doc):
     functions = function_specs(doc)
     declared = {f["entry_point"] for f in functions.values()}
-    assert declared == _entry_points()
+    # The witness is deployed by whoever witnesses the log, with its own module.
+    witness = resources(load(TF / "witness"), "google_cloudfunctions2_function")["witness"]
+    assert witness["build_config"][0]["entry_point"] == "witness"
+    assert declared | {"witness"} == _entry_points() and "witness" not in declared
     resource = resources(doc, "google_cloudfunctions2_function")["function"]
     assert resource["for_each"] == "${local.functions}"
     assert resource["build_config"][0]["entry_point"] == "${each.value.entry_point}"
@@ -128,6 +131,16 @@ def test_nothing_is_public_and_the_database_is_locked_down(doc):
     assert backups["enabled"] is True and backups["point_in_time_recovery_enabled"] is True
     flags = {f["name"]: f["value"] for f in settings["database_flags"]}
     assert flags["cloudsql.iam_authentication"] == "on"
+    mirror = resources(doc, "google_storage_bucket")["mirror"]
+    assert mirror["public_access_prevention"] == "enforced"
+    readers = resources(doc, "google_storage_bucket_iam_member")["mirror_reader"]
+    assert readers["for_each"] == "${toset(var.mirror_readers)}"  # nobody unless named
+    variables = {name: spec for block in doc["variable"] for name, spec in block.items()}
+    assert variables["mirror_readers"]["default"] == []
+    witness = load(TF / "witness")
+    assert "allUsers" not in (TF / "witness" / "main.tf").read_text()
+    witness_variables = {n: spec for block in witness["variable"] for n, spec in block.items()}
+    assert witness_variables["invokers"]["default"] == []
     anchors = resources(doc, "google_storage_bucket")["anchors"]
     assert anchors["uniform_bucket_level_access"] is True
     assert anchors["retention_policy"][0]["retention_period"]
@@ -137,7 +150,8 @@ def test_nothing_is_public_and_the_database_is_locked_down(doc):
 
 
 def test_variables_and_outputs_are_documented(doc):
-    for block in doc["variable"] + doc["output"]:
+    witness = load(TF / "witness")
+    for block in doc["variable"] + doc["output"] + witness["variable"] + witness["output"]:
         for name, spec in block.items():
             assert spec.get("description"), name
 

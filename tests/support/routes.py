@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request
 import main
 from shared.web.router import Body, Route
 
-PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
+PARAM = re.compile(r"\(\?P<(\w+)>(?:\[\^/\]\+|\.\+)\)")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Served:
             "run_id": "0b5e9a3c-6f1d-4c2a-9e8b-3d7f1a2c4e6b",
             "version": "1",
             "index": "0",
+            "tenant": "t-0",
+            "tile": "tile/0/000.p/1",
         }
         return re.sub(r"\{(\w+)\}", lambda m: {**defaults, **values}[m.group(1)], self.template)
 
@@ -53,7 +55,9 @@ def served() -> list[Served]:
 
 
 def body_routes() -> list[Served]:
-    return [s for s in served() if s.route.body is not Body.NONE]
+    """Routes taking a JSON body. The one raw-protocol route (C2SP tlog-witness
+    add-checkpoint, ``Body.RAW``) is probed by tests/tlog/test_witness_function.py."""
+    return [s for s in served() if s.route.body in (Body.JSON, Body.OPTIONAL_JSON)]
 
 
 FRAMINGS = ("content-length", "chunked, terminated by the server", "chunked, test client")

@@ -15,10 +15,11 @@ TF = Path(__file__).resolve().parents[2] / "terraform"
 SERVER_SETTINGS = ("WORKERS", "THREADS", "PLANT_DB_POOL_SIZE", "CLOUD_RUN_TIMEOUT_SECONDS")
 
 
-def load() -> dict[str, list[Any]]:
+def load(folder: Path = TF) -> dict[str, list[Any]]:
+    """The blocks of every .tf file of one module (the root by default)."""
     merged: dict[str, list[Any]] = {}
     options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
-    for path in sorted(TF.glob("*.tf")):
+    for path in sorted(folder.glob("*.tf")):
         with path.open() as handle:
             for key, value in hcl2.load(handle, serialization_options=options).items():
                 if not key.startswith("__"):

@@ -1,7 +1,10 @@
 """Caching: no per-tenant answer is ever `public` to a shared cache. Every route's answer is
 `no-store`, or `private` (the caller's own cache only) with `Vary: Authorization`; only healthz and
 the OpenAPI document, the same for everyone and served without a token, are not marked
-per-caller. Every route is requested (the table must name each one) on a tenant with data."""
+per-caller. Every route is requested (the table must name each one) on a tenant with data.
+One exception, by C2SP tlog-tiles (issue 25): a FULL tile is immutable and served
+``public, max-age=31536000, immutable`` with ``Vary: Authorization`` (tests/tlog/
+test_tiles_api.py); the partial tile requested here is private."""
 
 from __future__ import annotations
 
@@ -28,6 +31,10 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/log/proofs/inclusion"): ("index=0", None),
     ("GET", "/log/proofs/consistency"): ("old=1&new=1", None),
     ("GET", "/log/keys"): ("", None),
+    ("GET", "/log/tiles/{tenant}/checkpoint"): ("", None),
+    ("GET", "/log/tiles/{tenant}/{tile}"): ("", None),
+    ("GET", "/witness/openapi.json"): ("", None),
+    ("GET", "/witness/healthz"): ("", None),
     ("GET", "/certify/openapi.json"): ("", None),
     ("GET", "/certify/healthz"): ("", None),
     ("GET", "/certify/rules"): ("", None),
@@ -43,6 +50,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/export/bundle"): ("", None),
     ("POST", "/log/seal"): ("", None),
     ("POST", "/registry/skills/embeddings/refresh"): ("", None),
+    ("POST", "/witness/add-checkpoint"): ("", None),
     ("POST", "/audit/runs"): ("", {"mode": "incremental"}),
     ("POST", "/registry/{kind}/{entity_id}/status"): (
         "",
@@ -82,7 +90,7 @@ def test_no_answer_is_cacheable_by_a_shared_cache(clients, make_token, tenant, r
     answers = {}
     for key, (query, body) in REQUESTS.items():
         route = routes[key]
-        url = route.url(entity_id=skill, run_id=run) + (f"?{query}" if query else "")
+        url = route.url(entity_id=skill, run_id=run, tenant=tenant) + (f"?{query}" if query else "")
         if isinstance(body, dict) and "items" in body and "id" in body["items"][0]:
             body = {"items": [{"kind": "skills", "id": skill}]}
         headers = {**admin, "If-Match": '"v2"'} if route.method == "PATCH" else admin

@@ -55,7 +55,7 @@ def test_an_unknown_query_parameter_is_refused_on_every_route(clients, make_toke
     )
 
 
-@pytest.mark.parametrize("function", ["registry", "log", "certify", "audit", "export"])
+@pytest.mark.parametrize("function", ["registry", "log", "certify", "audit", "export", "witness"])
 def test_public_routes_refuse_an_unknown_parameter_without_a_token(clients, function):
     for path in ("openapi.json", "healthz", "healthz?details=0"):
         sep = "&" if "?" in path else "?"

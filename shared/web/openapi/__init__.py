@@ -1,4 +1,4 @@
-"""OpenAPI 3.1 descriptions of the five functions, served at ``GET /<function>/openapi.json``.
+"""OpenAPI 3.1 descriptions of the six functions, served at ``GET /<function>/openapi.json``.
 
 The documents are data built from the constants the code itself checks (kinds and their
 fields, length and count limits, statuses, formats), so a limit changed in one place changes
@@ -16,7 +16,7 @@ import importlib
 from functools import cache
 from typing import Any
 
-FUNCTIONS = ("registry", "log", "certify", "audit", "export")
+FUNCTIONS = ("registry", "log", "certify", "audit", "export", "witness")
 
 __all__ = ["FUNCTIONS", "document"]
 

@@ -11,12 +11,14 @@ from shared.web.openapi.schemas import AUTH, HASH_B64, STRING, ref
 
 DESCRIPTION = "The tenant's verifiable log: checkpoints, entries, proofs, keys and sealing."
 SCHEMAS: dict[str, dict[str, Any]] = {}
+TILE_PATTERN = r"^tile/(entries|0|[1-9][0-9]?)/(x[0-9]{3}/)*[0-9]{3}(\.p/[1-9][0-9]{0,2})?$"
 
 
 def paths() -> dict[str, Any]:
     size = {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER}
     brief = {"Cache-Control": {"schema": STRING}}
     note = ok(STRING, "A C2SP signed checkpoint note", media="text/plain", headers=brief)
+    tenant = path_param("tenant", STRING, "the log's tenant (the token's own)")
     return {
         "/log/checkpoint": {
             "get": operation(
@@ -89,6 +91,44 @@ def paths() -> dict[str, Any]:
                 "The checkpoint and certificate verification keys",
                 {"200": ok(ref("PublicKeys"), headers=brief)},
                 *AUTH,
+            )
+        },
+        "/log/tiles/{tenant}/checkpoint": {
+            "get": operation(
+                "tilesCheckpoint",
+                "C2SP tlog-tiles: the latest checkpoint with its witnesses' cosignatures "
+                "(never cached); the token's tenant must be {tenant}",
+                {"200": ok(STRING, "A C2SP signed checkpoint note", media="text/plain")},
+                *AUTH,
+                404,
+                parameters=[tenant],
+            )
+        },
+        "/log/tiles/{tenant}/{tile}": {
+            "get": operation(
+                "tile",
+                "C2SP tlog-tiles: tile/<L>/<N>[.p/<W>] (32-byte hashes) or "
+                "tile/entries/<N>[.p/<W>] (uint16 big-endian length || entry); full tiles are "
+                "immutable (public, max-age one year), partial ones briefly cached",
+                {
+                    "200": ok(
+                        {"type": "string", "format": "binary"},
+                        "The tile's bytes",
+                        media="application/octet-stream",
+                        headers=brief,
+                    )
+                },
+                *AUTH,
+                404,
+                parameters=[
+                    tenant,
+                    path_param(
+                        "tile",
+                        {"type": "string", "pattern": TILE_PATTERN},
+                        "tile/<L>/<N> or tile/entries/<N>, N in x-prefixed three-digit groups, "
+                        "slashes included",
+                    ),
+                ],
             )
         },
         "/log/seal": {

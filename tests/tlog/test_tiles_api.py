@@ -1,0 +1,116 @@
+"""The log as C2SP tlog-tiles over HTTP (issue 25, item 1): the tiles and bundles served
+rebuild the checkpoint's root, full tiles are immutable, the checkpoint never cached, tokens
+are needed and only the token's own tenant is served; the static mirror written at each seal
+verifies on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.config import settings
+from shared.integrity import note, tiles
+from shared.tlog import mirror
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _root(text: str, vkeys: list[str]) -> tuple[int, bytes]:
+    body, _ = note.open_note(text, [note.Verifier.from_vkey(v) for v in vkeys])
+    checkpoint = note.parse_checkpoint(body)
+    return checkpoint.size, checkpoint.root
+
+
+def test_tiles_rebuild_the_checkpoint_root(log_client, tenant, fill, make_token):
+    reader = _auth(make_token(tenant, "reader"))
+    fill(tenant, 300)  # one full level-0 tile and a partial one of 44
+    assert (
+        log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor"))).status_code
+        == 201
+    )
+    vkeys = log_client.get("/log/keys", headers=reader).json["keys"]
+    served = log_client.get(f"/log/tiles/{tenant}/checkpoint", headers=reader)
+    assert served.status_code == 200 and served.headers["Cache-Control"] == "no-store"
+    size, root = _root(served.get_data(as_text=True), vkeys)
+    assert size == 300
+    fetched: dict[str, bytes] = {}
+
+    def fetch(path: str) -> bytes | None:
+        reply = log_client.get(f"/log/tiles/{tenant}/{path}", headers=reader)
+        if reply.status_code != 200:
+            return None
+        tile = tiles.parse_tile_path(path)
+        expected = "immutable" if tile.full else "private, max-age=10"
+        assert expected in reply.headers["Cache-Control"], (path, reply.headers["Cache-Control"])
+        fetched[path] = reply.data
+        return reply.data
+
+    tiles.verify_mirror(size, root, fetch)
+    assert {"tile/0/000", "tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/000"} <= set(fetched)
+    full = log_client.get(f"/log/tiles/{tenant}/tile/0/000", headers=reader)
+    assert full.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert full.headers["Vary"] == "Authorization"  # a shared cache keys it by the token
+
+
+def test_tiles_refuse_no_token_another_tenant_and_what_is_not_sealed(
+    log_client, tenant, fill, make_token
+):
+    reader = _auth(make_token(tenant, "reader"))
+    fill(tenant, 3)
+    log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))
+    assert log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/3").status_code == 401
+    other = _auth(make_token(tenant + "x", "reader"))
+    refused = log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/3", headers=other)
+    assert refused.status_code == 403 and refused.mimetype == "application/problem+json"
+    assert log_client.get(f"/log/tiles/{tenant}/checkpoint", headers=other).status_code == 403
+    fill(tenant, 2)  # appended, not sealed: not served
+    assert log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/4", headers=reader).status_code == 404
+    for bad in ("tile/0/0", "tile/0/000.p/256", "tile/64/000", "tile/0/x000/000", "tiles/0/000"):
+        got = log_client.get(f"/log/tiles/{tenant}/{bad}", headers=reader)
+        assert got.status_code == 404, bad
+    bundle = log_client.get(f"/log/tiles/{tenant}/tile/entries/000.p/3", headers=reader)
+    assert bundle.status_code == 200 and len(tiles.decode_bundle(bundle.data, 3)) == 3
+
+
+def test_each_seal_writes_a_mirror_that_verifies_alone(log_client, tenant, fill, make_token):
+    auditor = _auth(make_token(tenant, "auditor"))
+    reader = _auth(make_token(tenant, "reader"))
+    vkeys = log_client.get("/log/keys", headers=reader).json["keys"]
+    root_dir = (settings().anchor_dir or settings().data_dir / "anchors") / tenant / "tiles"
+    for count in (5, 260, 1):
+        fill(tenant, count)
+        assert log_client.post("/log/seal", headers=auditor).status_code == 201
+        text = (root_dir / "checkpoint").read_text()
+        size, root = _root(text, vkeys)
+
+        def fetch(path: str) -> bytes | None:
+            target = root_dir / path
+            return target.read_bytes() if target.is_file() else None
+
+        tiles.verify_mirror(size, root, fetch)
+    assert size == 266
+    # A partial tile of an earlier size stays: a path's bytes never change.
+    assert (root_dir / "tile/0/000.p/5").is_file()
+
+
+def test_a_failed_mirror_write_is_caught_up_by_the_next_seal(
+    log_client, tenant, fill, make_token, tmp_path: Path
+):
+    auditor = _auth(make_token(tenant, "auditor"))
+    root_dir = (settings().anchor_dir or settings().data_dir / "anchors") / tenant / "tiles"
+    fill(tenant, 4)
+    log_client.post("/log/seal", headers=auditor)
+    level0 = root_dir / "tile" / "0"
+    level0.rename(tmp_path / "level0")
+    level0.write_bytes(b"")  # a file where the next seal's tiles go: their write fails
+    fill(tenant, 3)
+    assert log_client.post("/log/seal", headers=auditor).status_code == 201  # the seal stands
+    assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 4  # checkpoint is last
+    level0.unlink()
+    (tmp_path / "level0").rename(level0)
+    fill(tenant, 1)
+    log_client.post("/log/seal", headers=auditor)
+    assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 8
+    assert (root_dir / "tile/0/000.p/7").is_file() is False  # skipped: from 4 straight to 8
+    assert (root_dir / "tile/0/000.p/8").is_file()
