@@ -47,6 +47,7 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/export/openapi.json"): ("", None),
     ("GET", "/export/healthz"): ("", None),
     ("GET", "/export/report"): ("format=csv", None),
+    ("GET", "/export/report/certificate"): ("", None),
     ("GET", "/export/bundle"): ("", None),
     ("POST", "/log/seal"): ("", None),
     ("POST", "/registry/skills/embeddings/refresh"): ("", None),
