@@ -56,7 +56,10 @@ def _consistent(
 ) -> None:
     """A checkpoint must extend the one before it: a consistency proof from the stored tree."""
     reader = tree.DbNodes(state.conn)
-    proof = merkle.consistency_proof(reader, previous.size, stored.size)
+    try:
+        proof = merkle.consistency_proof(reader, previous.size, stored.size)
+    except merkle.MissingNode:
+        return  # a subtree is not stored: the nodes pass names it
     state.rows_read += reader.rows_read
     if not merkle.verify_consistency(previous.size, stored.size, previous.root, stored.root, proof):
         state.add(
@@ -74,4 +77,26 @@ def anchor(state: AuditState, anchored: tuple[int, str] | None) -> None:
     except IntegrityViolation as exc:
         state.add(
             "rollback", exc.detail, extra={"anchored_size": exc.extensions.get("anchored_size")}
+        )
+
+
+def present(state: AuditState, since: int, anchored: list[int], logged: list[int]) -> None:
+    """Every checkpoint of size >= ``since`` that the anchor store holds (``anchored``, read
+    before the snapshot) or that a logged audit report names (``logged``) is stored: an
+    older checkpoint deleted is named, as the newest one is by ``anchor``."""
+    stored = {
+        int(r[0])
+        for r in state.conn.execute(
+            text("SELECT size FROM checkpoints WHERE size >= :since"), {"since": since}
+        )
+    }
+    newest = max(stored, default=0)
+    named = {s: "the anchor store" for s in anchored if since <= s <= newest}
+    named.update({s: "an audit report in the log" for s in logged if s > 0 and s >= since})
+    for size in sorted(named.keys() - stored):
+        state.add(
+            "missing",
+            f"checkpoint {size}, held by {named[size]}, is not stored",
+            section="checkpoints",
+            extra={"checkpoint_size": size},
         )
