@@ -152,6 +152,11 @@ def served(body: bytes, log_index: int, leaf_hash: bytes, digest: bytes) -> dict
     """The document as returned to clients: stored bytes (``verified``) plus where they sit
     in the log."""
     doc = verified(body, log_index, leaf_hash, digest)
+    if not all(isinstance(doc.get(section), dict) for section in SECTIONS):
+        raise IntegrityViolation(
+            f"log entry {log_index} is not a version document", finding="altered",
+            log_index=log_index,
+        )  # fmt: skip
     doc["audit_trail"]["log_index"] = log_index
     doc["audit_trail"]["leaf_hash"] = digests.b64(leaf_hash)
     doc["audit_trail"]["digest"] = digests.label(digest)
