@@ -17,6 +17,7 @@ import pytest
 
 from tests.insider.conftest import Tenant
 from tests.support.reliability_table import record
+from tests.support.tampering import rewrite_body
 
 Attack = Callable[[Tenant, Callable[..., None]], None]
 Expect = Callable[[Tenant], dict[str, Any]]
@@ -32,6 +33,7 @@ class Case:
     short: bool = False
     undo: Attack | None = None  # a catalog attack is undone: the database is shared
     never: tuple[str, ...] = ()  # kinds the misnamed finding had: none may be reported
+    extra: tuple[dict[str, Any], ...] = ()  # further findings each audit must name
 
 
 def _sql(statement: str, **fixed: Any) -> Attack:
@@ -71,6 +73,17 @@ def _replay(t: Tenant, attack: Callable[..., None]) -> None:
         i=other[1],
     )
     attack("UPDATE log_heads SET size = size + 1 WHERE tenant_id = :t", t=t.name)
+
+
+def _broken_latest(t: Tenant, attack: Callable[..., None]) -> None:
+    """The newest checkpoint's signature broken, and a body under it (past the one before)
+    edited, its digest and leaf hash made to match."""
+    attack(
+        "UPDATE checkpoints SET note = replace(note, '\u2014 ', '\u2014 x') "
+        "WHERE tenant_id = :t AND size = (SELECT max(size) FROM checkpoints WHERE tenant_id = :t)",
+        t=t.name,
+    )
+    rewrite_body(attack, t.name, t.index(t.skills[8], 2), "does 8 well", "does 8 badly")
 
 
 def _catalog(*statements: str) -> Attack:
@@ -197,6 +210,21 @@ CASES = [
         lambda t: dict(kind="missing", section="checkpoints", checkpoint_size=15),
         incremental=False, short=True,
     ),
+    Case(
+        "checkpoints", "two checkpoints' signatures broken",
+        _sql("UPDATE checkpoints SET note = replace(note, '\u2014 ', '\u2014 x') "
+             "WHERE tenant_id = :t"),
+        lambda t: dict(kind="checkpoint_invalid", checkpoint_size=15),
+        extra=(dict(kind="checkpoint_invalid", checkpoint_size=34),),
+    ),
+    Case(
+        "checkpoints", "the latest checkpoint broken and a body edited under it",
+        _broken_latest,
+        lambda t: dict(kind="altered", entity_id=t.skills[8], version=2,
+                       log_index=t.index(t.skills[8], 2), field="description"),
+        short=True,
+        extra=(dict(kind="checkpoint_invalid", checkpoint_size=34),),
+    ),
     # audit_runs
     Case(
         "audit_runs", "the audit history deleted",
@@ -309,9 +337,10 @@ def test_attack_is_named(case: Case, fixture_tenant: Tenant, attack, request) ->
     finally:
         if case.undo is not None:
             case.undo(t, attack)
-    if case.incremental:
-        _named(first, want, case, "incremental")
-    _named(full, want, case, "full")
-    _named(later, want, case, "the next incremental")
+    for expected in (want, *case.extra):
+        if case.incremental:
+            _named(first, expected, case, "incremental")
+        _named(full, expected, case, "full")
+        _named(later, expected, case, "the next incremental")
     shown = ", ".join(f"{k}={v}" for k, v in want.items() if k in ("kind", "section", "field"))
     record(request.node, f"insider: {case.table}: {case.name}", 1, shown)
