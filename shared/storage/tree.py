@@ -181,12 +181,13 @@ _INSERT_NODES = text(
 def nodes_beyond(conn: Connection, size: int) -> list[Key]:
     """Stored subtrees not wholly inside the first ``size`` leaves, (level, index): none is
     ever written before a seal covers it, so any is an insertion. (level, idx) lies inside
-    iff idx < size >> level: one index probe per level."""
+    iff idx < size >> level: one index probe per level (at most 100 named a level)."""
     rows = conn.execute(
         text(
-            "SELECT n.level, n.idx FROM generate_series(0, 63) AS l JOIN log_nodes n "
-            "ON n.tenant_id = current_setting('plant.tenant') AND n.level = l "
-            "AND n.idx >= (CAST(:size AS bigint) >> l) ORDER BY n.level, n.idx LIMIT 1000"
+            "SELECT l, n.idx FROM generate_series(0, 63) AS l CROSS JOIN LATERAL ("
+            "SELECT idx FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
+            "AND level = CAST(l AS smallint) AND idx >= (CAST(:size AS bigint) >> l) "
+            "ORDER BY idx LIMIT 100) AS n ORDER BY l, n.idx"
         ),
         {"size": size},
     ).all()
@@ -199,10 +200,10 @@ def nodes_absent(conn: Connection, start: int, size: int) -> list[Key]:
     scan), then named on the levels whose count is short."""
     counts = conn.execute(
         text(
-            "SELECT l, count(n.idx) FROM generate_series(0, 62) AS l LEFT JOIN log_nodes n "
-            "ON n.tenant_id = current_setting('plant.tenant') AND n.level = l "
-            "AND n.idx >= (CAST(:start AS bigint) >> l) AND n.idx < (CAST(:size AS bigint) >> l) "
-            "WHERE (CAST(:size AS bigint) >> l) > 0 GROUP BY l"
+            "SELECT l, (SELECT count(*) FROM log_nodes WHERE tenant_id = "
+            "current_setting('plant.tenant') AND level = CAST(l AS smallint) "
+            "AND idx >= (CAST(:start AS bigint) >> l) AND idx < (CAST(:size AS bigint) >> l)) "
+            "FROM generate_series(0, 62) AS l WHERE (CAST(:size AS bigint) >> l) > 0"
         ),
         {"start": start, "size": size},
     ).all()
