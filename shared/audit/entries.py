@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.audit import reads, versions
+from shared.audit import order, reads, versions
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
@@ -131,6 +131,8 @@ def checked(
     else:
         versions.classify(state, kept.mismatched, kept.moved_from)
     if intact and builder and size and not rebuilt and not kept.mismatched:
+        if order.swapped(state, size):
+            return kept.rows
         state.add(
             "checkpoint_invalid",
             f"the entries do not rebuild the root signed at size {size}",

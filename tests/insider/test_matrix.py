@@ -86,6 +86,17 @@ def _broken_latest(t: Tenant, attack: Callable[..., None]) -> None:
     rewrite_body(attack, t.name, t.index(t.skills[8], 2), "does 8 well", "does 8 badly")
 
 
+def _swap(t: Tenant, attack: Callable[..., None]) -> None:
+    """Two neighbouring entries (skills 9 and 10, version 2) exchange indexes, and so do
+    their stored leaf hashes: each row still agrees with its leaf."""
+    a, b = t.index(t.skills[9], 2), t.index(t.skills[10], 2)
+    for table, where in (("log_entries", ""), ("log_nodes", " AND level = 0")):
+        move = f"UPDATE {table} SET idx = :to WHERE tenant_id = :t AND idx = :at{where}"
+        attack(move, t=t.name, at=a, to=10**9)
+        attack(move, t=t.name, at=b, to=a)
+        attack(move, t=t.name, at=10**9, to=b)
+
+
 def _catalog(*statements: str) -> Attack:
     """Statements run one at a time (a prepared statement holds one)."""
 
@@ -181,6 +192,13 @@ CASES = [
         lambda t: dict(kind="altered", section="row", field="kind", entity_id=t.skills[1],
                        log_index=t.index(t.skills[1], 2, "certificate")),
         incremental=False, short=True,
+    ),
+    Case(
+        "log_entries", "two entries swapped with their leaf hashes",
+        _swap,
+        lambda t: dict(kind="reordered", entity_id=t.skills[9], version=2,
+                       log_index=t.index(t.skills[10], 2), belongs_at=t.index(t.skills[9], 2)),
+        incremental=False, never=("checkpoint_invalid",),
     ),
     # log_nodes
     Case(
