@@ -80,19 +80,16 @@ def anchor(state: AuditState, anchored: tuple[int, str] | None) -> None:
         )
 
 
-def present(state: AuditState, since: int, anchored: list[int], logged: list[int]) -> None:
-    """Every checkpoint of size >= ``since`` that the anchor store holds (``anchored``, read
-    before the snapshot) or that a logged audit report names (``logged``) is stored: an
-    older checkpoint deleted is named, as the newest one is by ``anchor``."""
-    stored = {
-        int(r[0])
-        for r in state.conn.execute(
-            text("SELECT size FROM checkpoints WHERE size >= :since"), {"since": since}
-        )
-    }
+def present(state: AuditState, anchored: list[int], logged: list[int]) -> None:
+    """Every checkpoint that the anchor store holds (``anchored``, read before the snapshot)
+    or that a logged audit report names (``logged``) is stored: an older checkpoint deleted
+    is named, as the newest one is by ``anchor`` (one row a seal: read whole, even by an
+    incremental audit)."""
+    stored = {int(r[0]) for r in state.conn.execute(text("SELECT size FROM checkpoints"))}
+    state.rows_read += len(stored)
     newest = max(stored, default=0)
-    named = {s: "the anchor store" for s in anchored if since <= s <= newest}
-    named.update({s: "an audit report in the log" for s in logged if s > 0 and s >= since})
+    named = {s: "the anchor store" for s in anchored if s <= newest}
+    named.update({s: "an audit report in the log" for s in logged if s > 0})
     for size in sorted(named.keys() - stored):
         state.add(
             "missing",

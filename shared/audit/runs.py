@@ -179,7 +179,7 @@ def _audit(
         presence.heads(state, None if start == 0 else touched)
         nodes.checked(state, start, last_size)
         logged = history.checked(state, start, verified_to)
-        checkpoints.present(state, since, anchored_sizes, logged)
+        checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
         all_findings = _dedupe(state.findings, findings)
         return {

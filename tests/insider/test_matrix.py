@@ -226,7 +226,7 @@ CASES = [
         "checkpoints", "older checkpoints deleted",
         _sql("DELETE FROM checkpoints WHERE tenant_id = :t AND size = 15"),
         lambda t: dict(kind="missing", section="checkpoints", checkpoint_size=15),
-        incremental=False, short=True,
+        short=True,
     ),
     Case(
         "checkpoints", "two checkpoints' signatures broken",
