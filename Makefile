@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-slow test-reliability lint format migrate bench clean
+.PHONY: run test test-slow test-insider test-reliability lint format migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: $(TEST_STAMP) $(TOOLS_STAMP) lint
 ## The slower suites (not part of `make test`).
 test-slow: $(TEST_STAMP)
 	$(BIN)/pytest -q -m slow
+
+## The insider's whole attack matrix (tests/insider, issue 22), then its table; the default
+## suite runs its `insider_short` slice.
+test-insider: $(TEST_STAMP)
+	$(BIN)/pytest -q -p no:randomly tests/insider
 
 ## Every attack and fault test with the long settings (a 5-minute soak, more fuzzing), then
 ## their table (also in .reliability-table.md). The default suite runs short versions.

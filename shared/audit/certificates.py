@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from shared.audit import reads
+from shared.audit import reads, versions
 from shared.audit.state import AuditState, Row
 from shared.integrity import canonical, dsse
 from shared.rules import four_eyes
@@ -45,6 +45,10 @@ def checked(state: AuditState, rows: Iterable[Row]) -> None:
         ) as exc:
             state.add("certificate_invalid", f"certificate at {row.index}: {exc}", **where)
             continue
+        column = _contradicted(state, row, statement)
+        if column is not None:
+            versions.column_finding(state, row, column)
+            continue
         certified = certified_digests.get((row.entity_id, row.version))
         if certified is None or certified.hex() != subject:
             state.add(
@@ -55,6 +59,24 @@ def checked(state: AuditState, rows: Iterable[Row]) -> None:
             continue
         verified.append((row, statement))
     _four_eyes(state, verified)
+
+
+def _contradicted(state: AuditState, row: Row, statement: dict[str, Any]) -> str | None:
+    """The first of a certificate row's columns that its signed statement's predicate
+    contradicts (tenant, entity type, entity id, certified version), if any."""
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, dict):
+        return None  # a statement without one fails the subject check
+    signed = (
+        ("tenant_id", predicate.get("tenant"), state.tenant),
+        ("kind", predicate.get("entity_type"), row.kind),
+        ("entity_id", predicate.get("entity_id"), row.entity_id),
+        ("version", predicate.get("version"), row.version),
+    )
+    for column, said, stored in signed:
+        if said != stored:
+            return column
+    return None
 
 
 def _four_eyes(state: AuditState, verified: list[tuple[Row, dict[str, Any]]]) -> None:

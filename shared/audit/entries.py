@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.audit import reads, versions
+from shared.audit import order, reads, versions
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
@@ -101,7 +101,10 @@ def checked(
     """
     size = checkpoint.size
     reader = tree.DbNodes(state.conn)
-    builder = merkle.RootBuilder(reader, start)
+    try:
+        builder: merkle.RootBuilder | None = merkle.RootBuilder(reader, start)
+    except merkle.MissingNode:
+        builder = None  # a subtree before the range is gone: ``nodes`` names it, no root rebuilt
     kept = Kept()
     step = copyread.RANGE
     ranges = [(low, min(low + step, size)) for low in range(start, size, step)]
@@ -114,22 +117,46 @@ def checked(
         steps = ((part.high, functools.partial(merge, state, part)) for part in parts)
     else:
         steps = ((high, functools.partial(_range, state, low, high)) for low, high in ranges)
-    intact = True
+    intact = builder is not None
     for high, take in steps:
         builds = builder if intact else None
         intact = take(builds, kept) and intact
         if progress:
             progress(high - start, size - start)
-    versions.classify(state, kept.mismatched, kept.moved_from)
     state.rows_read += reader.rows_read
     # The signed root, rebuilt from the bytes (plus subtrees verified by earlier runs).
-    if intact and size and builder.root() != checkpoint.root and not kept.mismatched:
+    rebuilt = intact and builder is not None and size and builder.root() == checkpoint.root
+    if rebuilt and kept.mismatched:
+        _leaves_altered(state, kept.mismatched, set(kept.moved_from.values()))
+    else:
+        versions.classify(state, kept.mismatched, kept.moved_from)
+    if intact and builder and size and not rebuilt and not kept.mismatched:
+        if order.swapped(state, size):
+            return kept.rows
         state.add(
             "checkpoint_invalid",
             f"the entries do not rebuild the root signed at size {size}",
             extra={"checkpoint_size": size},
         )
     return kept.rows
+
+
+def _leaves_altered(
+    state: AuditState, mismatched: list[tuple[Row, bytes]], stored: set[int]
+) -> None:
+    """Entries whose bytes disagree with their stored level-0 hash although the bytes
+    rebuild the signed root: the bytes are genuine, the stored hash (a node) was changed
+    (one not stored at all is named by the nodes pass)."""
+    for row, _ in mismatched:
+        if row.index not in stored:
+            continue
+        state.add(
+            "altered",
+            f"the stored leaf hash of entry {row.index} disagrees with its bytes, which the "
+            "signed root vouches for",
+            section="log_nodes",
+            extra={"level": 0, "node_index": row.index},
+        )
 
 
 def merge(state: AuditState, part: Scanned, builder: merkle.RootBuilder | None, kept: Kept) -> bool:
@@ -301,8 +328,19 @@ def _stored_range(state: AuditState, start: int, end: int) -> tuple[bytes | None
     return None, reads.stored_leaves(state, start, end)
 
 
-def beyond(state: AuditState, size: int) -> None:
-    """Rows past the log's committed size were never appended by the registry."""
+def beyond(state: AuditState, size: int, sealed: int) -> None:
+    """Rows past the log's committed size were never appended by the registry, unless a
+    checkpoint covers them: then the counter (``log_heads.size``) was moved back, and that
+    is what is named."""
+    if size < sealed:  # what lies past a counter moved back cannot be told from genuine
+        state.add(
+            "rollback",
+            f"the log's size is {size} but a checkpoint covers {sealed} entries",
+            section="log_heads",
+            field="size",
+            extra={"checkpoint_size": sealed},
+        )
+        return
     rows = state.conn.execute(
         text(
             "SELECT idx, kind, CAST(entity_id AS text), version FROM log_entries "

@@ -17,6 +17,12 @@ KINDS = (
     "certificate_invalid",
     "rollback",
     "rule_violation",
+    # the database's own defences (``defences``)
+    "table_replaced",
+    "trigger_disabled",
+    "rls_disabled",
+    "shadowed",
+    "function_changed",
 )
 
 

@@ -347,14 +347,18 @@ def _uncovered(state: AuditState, uncovered: list[_Head], gathered: rules.Rules)
 def _behind(
     state: AuditState, latest: int, kind: str, entity_id: str, version: int, log_index: int
 ) -> None:
-    """A head at an older version than the ledger's newest: a version was logged past it."""
+    """A head at an older version than the ledger's newest: the head was moved back (what
+    the head row says is named, not the genuine newer versions)."""
     state.add(
-        "inserted",
-        f"version {latest} exists but the head is at {version}",
+        "rollback",
+        f"the head is at version {version} but the ledger holds version {latest}",
+        section="entity_heads",
+        field="version",
         entity_type=kind,
         entity_id=entity_id,
-        version=latest,
+        version=version,
         log_index=log_index,
+        extra={"ledger_version": latest},
     )
 
 

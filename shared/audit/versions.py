@@ -31,6 +31,7 @@ class _Identity(msgspec.Struct):
     id: str
     entity_type: str
     name: str
+    tenant: str | None = None  # every layout writes it; None only if an insider drops it
 
 
 class _Versioning(msgspec.Struct):
@@ -114,6 +115,8 @@ def version(
         return "version"
     if doc.identity.entity_type != kind:
         return "kind"
+    if doc.identity.tenant != state.tenant:  # replayed from another tenant's log
+        return "tenant_id"
     fields = relations(kind, doc.relationships)
     known = state.latest.get(entity_id)
     if entity_id in state.irregular:

@@ -18,6 +18,7 @@ from shared.evidence.shape import Entry, Header, shown
 from shared.evidence.verdict import VerificationReport
 from shared.integrity import canonical, digests, dsse, merkle, note
 from shared.registry.attestation import PAYLOAD_TYPE, PREDICATE_TYPE
+from shared.rules.kinds import AUDIT_RUN
 
 LABELS = ("entry_type", "entity_type", "entity_id", "version")
 
@@ -79,6 +80,17 @@ def version_facts(document: Any) -> tuple[Facts, str | None]:
         _get(document, "identity.tenant", str),
     )
     return facts, previous
+
+
+def audit_facts(document: Any) -> Facts:
+    """An audit run's report (docs/formats.md): its run id and tenant."""
+    return Facts(
+        "audit",
+        AUDIT_RUN,
+        _get(document, f"{AUDIT_RUN}.id", str),
+        1,
+        _get(document, f"{AUDIT_RUN}.tenant", str),
+    )
 
 
 def certificate_facts(envelope: Any, by_id: dict[str, note.Verifier]) -> tuple[Facts, Any]:
@@ -153,6 +165,9 @@ class Contents:
         if problems:
             self.report.fail(entry.name, "; ".join(problems))
             return
+        if facts.entry_type == "audit":
+            self.report.add(entry.name, True, f"included at {entry.index}: an audit run's report")
+            return
         if facts.entry_type == "certificate":
             self.certificates.append(
                 Certificate(entry.name, entry.index, facts.entity_id, facts.version, *extra)
@@ -183,6 +198,8 @@ class Contents:
             raise Unreadable(f"its bytes are not canonical JSON: {exc}") from None
         if not canonical_form:
             raise Unreadable("its bytes are not in RFC 8785 canonical form")
+        if type(document) is dict and AUDIT_RUN in document:
+            return audit_facts(document), None
         if type(document) is dict and "payloadType" in document:
             return certificate_facts(document, self.by_id)
         return version_facts(document)

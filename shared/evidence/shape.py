@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.integrity import canonical
-from shared.rules.kinds import KINDS, parse_uuid
+from shared.rules.kinds import AUDIT_RUN, KINDS, parse_uuid
 
 FORMAT = "plant-evidence-bundle/2"
 OLD_FORMATS = ("plant-evidence-bundle/1",)
 ENTITY_TYPES = frozenset(kind.type for kind in KINDS.values())
-ENTRY_TYPES = ("version", "certificate")
+ENTRY_KINDS = ENTITY_TYPES | {AUDIT_RUN}
+ENTRY_TYPES = ("version", "certificate", "audit")  # audit: a run's report (docs/formats.md)
 TOP = ("format", "tenant", "origin", "created_at", "checkpoint", "public_keys")
 TOP += ("previous_checkpoint", "filters", "entries", "statement")
 ENTRY = ("index", "entry_type", "entity_type", "entity_id", "version", "body", "leaf_hash")
@@ -244,7 +245,7 @@ def entry(value: Any, position: int) -> Entry:
     return Entry(
         index=integer(data["index"], f"{where}.index"),
         entry_type=string(data["entry_type"], f"{where}.entry_type", ENTRY_TYPES),
-        entity_type=string(data["entity_type"], f"{where}.entity_type", ENTITY_TYPES),
+        entity_type=string(data["entity_type"], f"{where}.entity_type", ENTRY_KINDS),
         entity_id=_entity_id(data["entity_id"], f"{where}.entity_id"),
         version=integer(data["version"], f"{where}.version", minimum=1),
         body=base64_bytes(data["body"], f"{where}.body"),

@@ -9,6 +9,7 @@ and points at the certificate.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -418,12 +419,25 @@ def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]
                 "log_index": e.index,
                 "certified_version": e.version,
                 "certificate_digest": digests.label(e.digest),
-                "envelope": canonical.read(e.body),
-                "created_at": e.created_at,
+                "envelope": envelope,
+                "created_at": _certified_at(envelope),
             }
-            for e in rows
+            for e, envelope in (
+                (e, documents.verified(e.body, e.index, e.leaf_hash, e.digest)) for e in rows
+            )
         ],
     }
+
+
+def _certified_at(envelope: dict[str, Any]) -> str | None:
+    """When a certificate was made, as its signed statement says (``certified_at``): not the
+    row's ``created_at`` column, which no signature covers and an insider can rewrite."""
+    try:
+        statement = canonical.loads(base64.b64decode(envelope["payload"], validate=True))
+        at = statement["predicate"]["certified_at"]
+    except (canonical.CanonicalError, KeyError, TypeError, ValueError):
+        return None
+    return at if isinstance(at, str) else None
 
 
 def catalogue() -> list[dict[str, Any]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import Conflict, InvalidQuery, LimitExceeded, NotFound
-from shared.integrity import canonical, digests
+from shared.errors import Conflict, IntegrityViolation, InvalidQuery, LimitExceeded, NotFound
+from shared.integrity import digests
 from shared.registry import documents, membership
 from shared.registry.versions import Document
 from shared.rules import lifecycle, path_params, query_params
@@ -60,24 +60,30 @@ def list_versions(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
         entries = ledger.version_entries(conn, entity_id)
     if not entries or entries[0].kind != kind.type:
         raise NotFound(f"no {kind.type} {entity_id}")
-    items = []
-    for entry in entries:
-        doc = canonical.read(entry.body)
-        items.append(
-            {
-                "version": entry.version,
-                "status": doc["lifecycle"]["status"],
-                "digest": digests.label(entry.digest),
-                "previous_digest": doc["versioning"]["previous_digest"],
-                "log_index": entry.index,
-                "leaf_hash": digests.b64(entry.leaf_hash),
-                "amended_by": doc["versioning"]["amended_by"],
-                "amendment_reason": doc["versioning"]["amendment_reason"],
-                "action": doc["audit_trail"]["action"],
-                "created_at": doc["lifecycle"]["updated_at"],
-            }
-        )
-    return {"id": entity_id, "entity_type": kind.type, "versions": items}
+    return {"id": entity_id, "entity_type": kind.type, "versions": [_listed(e) for e in entries]}
+
+
+def _listed(entry: ledger.StoredEntry) -> dict[str, Any]:
+    """One version as a history lists it, from bytes that match their digest; a 409 naming
+    its index when they do not, or lack a field the listing shows (never a 500)."""
+    doc = documents.verified(entry.body, entry.index, entry.leaf_hash, entry.digest)
+    try:
+        return {
+            "version": entry.version,
+            "status": doc["lifecycle"]["status"],
+            "digest": digests.label(entry.digest),
+            "previous_digest": doc["versioning"]["previous_digest"],
+            "log_index": entry.index,
+            "leaf_hash": digests.b64(entry.leaf_hash),
+            "amended_by": doc["versioning"]["amended_by"],
+            "amendment_reason": doc["versioning"]["amendment_reason"],
+            "action": doc["audit_trail"]["action"],
+            "created_at": doc["lifecycle"]["updated_at"],
+        }
+    except (KeyError, TypeError) as exc:
+        raise IntegrityViolation(
+            f"log entry {entry.index} lacks {exc}", finding="altered", log_index=entry.index
+        ) from exc
 
 
 # The Router refuses others; similar_to turns a skills listing into a similarity search

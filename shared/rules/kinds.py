@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.errors import NotFound
 
+AUDIT_RUN = "audit_run"  # the kind of an audit run's report in the log (shared.audit.history)
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
 MAX_SHORT = 200

@@ -178,6 +178,54 @@ _INSERT_NODES = text(
 )
 
 
+def nodes_beyond(conn: Connection, size: int) -> list[Key]:
+    """Stored subtrees not wholly inside the first ``size`` leaves, (level, index): none is
+    ever written before a seal covers it, so any is an insertion. (level, idx) lies inside
+    iff idx < size >> level: one index probe per level (at most 100 named a level)."""
+    rows = conn.execute(
+        text(
+            "SELECT l, n.idx FROM generate_series(0, 63) AS l CROSS JOIN LATERAL ("
+            "SELECT idx FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
+            "AND level = CAST(l AS smallint) AND idx >= (CAST(:size AS bigint) >> l) "
+            "ORDER BY idx LIMIT 100) AS n ORDER BY l, n.idx"
+        ),
+        {"size": size},
+    ).all()
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+def nodes_absent(conn: Connection, start: int, size: int) -> list[Key]:
+    """The subtrees a tree of ``size`` leaves stores whose leaves are not all before
+    ``start``, (level, index), that are not stored: counted per level first (an index-only
+    scan), then named on the levels whose count is short."""
+    counts = conn.execute(
+        text(
+            "SELECT l, (SELECT count(*) FROM log_nodes WHERE tenant_id = "
+            "current_setting('plant.tenant') AND level = CAST(l AS smallint) "
+            "AND idx >= (CAST(:start AS bigint) >> l) AND idx < (CAST(:size AS bigint) >> l)) "
+            "FROM generate_series(0, 62) AS l WHERE (CAST(:size AS bigint) >> l) > 0"
+        ),
+        {"start": start, "size": size},
+    ).all()
+    absent: list[Key] = []
+    for level, count in counts:
+        low, high = start >> int(level), size >> int(level)
+        if int(count) == high - low:
+            continue
+        absent += [
+            (int(level), int(r[0]))
+            for r in conn.execute(
+                text(
+                    "SELECT g FROM generate_series(CAST(:low AS bigint), CAST(:high AS bigint) - 1)"
+                    " AS g WHERE NOT EXISTS (SELECT 1 FROM log_nodes WHERE tenant_id = "
+                    "current_setting('plant.tenant') AND level = :level AND idx = g) LIMIT 100"
+                ),
+                {"low": low, "high": high, "level": int(level)},
+            )
+        ]
+    return absent
+
+
 def log_size(conn: Connection) -> int:
     """Committed size of the tenant's log (entries 0..size-1 all exist)."""
     size = conn.execute(text("SELECT size FROM log_heads")).scalar()

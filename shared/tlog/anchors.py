@@ -30,6 +30,8 @@ class AnchorStore(Protocol):
 
     def latest(self, tenant: str) -> tuple[int, str] | None: ...
 
+    def sizes(self, tenant: str) -> list[int]: ...
+
 
 def _object_name(tenant: str, size: int) -> str:
     return f"{tenant}/{size:0{NAME_WIDTH}d}.note"
@@ -75,6 +77,12 @@ class DirectoryAnchors:
         size = int(names[-1].removesuffix(".note"))
         return size, (folder / names[-1]).read_text(encoding="utf-8")
 
+    def sizes(self, tenant: str) -> list[int]:
+        """The size of every checkpoint anchored for the tenant, ascending."""
+        folder = self.root / tenant
+        names = folder.glob("*.note") if folder.is_dir() else ()
+        return sorted(int(p.name.removesuffix(".note")) for p in names)
+
 
 class BucketAnchors:
     """Anchors in a GCS bucket (retention policy set by Terraform); create-only writes."""
@@ -106,6 +114,11 @@ class BucketAnchors:
             return None
         size = int(names[-1].rsplit("/", 1)[1].removesuffix(".note"))
         return size, self.get(tenant, size) or ""
+
+    def sizes(self, tenant: str) -> list[int]:
+        """The size of every checkpoint anchored for the tenant, ascending."""
+        blobs = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")  # type: ignore[attr-defined]
+        return sorted(int(b.name.rsplit("/", 1)[1].removesuffix(".note")) for b in blobs)
 
 
 def anchor_store(cfg: Settings) -> AnchorStore:

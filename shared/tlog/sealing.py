@@ -104,18 +104,28 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
         leaves = tree.leaf_hashes(conn, old, size)
     except tree.LogGap as exc:
         raise IntegrityViolation(str(exc), finding="missing", indices=exc.missing) from exc
+    stray = tree.nodes_beyond(conn, old)
+    if stray:
+        raise IntegrityViolation(
+            f"subtree hashes are stored past the sealed size {old}: {stray[:10]}",
+            finding="inserted",
+            nodes=[list(key) for key in stray[:100]],
+        )
     reader = tree.DbNodes(conn)
-    nodes = merkle.append_nodes(reader, old, leaves)
-    overlay = tree.OverlayNodes(reader, {(lvl, idx): h for lvl, idx, h in nodes})
-    root = merkle.root(overlay, size)
-    if last is not None and old > 0:
-        if merkle.root(overlay, old) != last.root:
-            raise IntegrityViolation(
-                "the stored tree no longer matches the last checkpoint", finding="altered"
-            )
-        proof = merkle.consistency_proof(overlay, old, size)
-        if not merkle.verify_consistency(old, size, last.root, root, proof):
-            raise IntegrityViolation("the new tree is not consistent with the last checkpoint")
+    try:
+        nodes = merkle.append_nodes(reader, old, leaves)
+        overlay = tree.OverlayNodes(reader, {(lvl, idx): h for lvl, idx, h in nodes})
+        root = merkle.root(overlay, size)
+        if last is not None and old > 0:
+            if merkle.root(overlay, old) != last.root:
+                raise IntegrityViolation(
+                    "the stored tree no longer matches the last checkpoint", finding="altered"
+                )
+            proof = merkle.consistency_proof(overlay, old, size)
+            if not merkle.verify_consistency(old, size, last.root, root, proof):
+                raise IntegrityViolation("the new tree is not consistent with the last checkpoint")
+    except merkle.MissingNode as exc:
+        raise IntegrityViolation(str(exc), finding="missing") from exc
     tree.insert_nodes(conn, nodes)
     signed = note.sign_note(note.checkpoint_body(origin(tenant), size, root), [keyring.active])
     tree.insert_checkpoint(conn, size, root, signed)

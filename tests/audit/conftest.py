@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,6 +18,7 @@ from shared import audit, config, tlog
 from shared.registry import certification, versions, writes
 from shared.security.principal import Principal
 from shared.storage import copyread
+from tests.support.tampering import as_insider
 
 
 @dataclass
@@ -103,12 +105,7 @@ def entry_indices(superuser: Engine) -> Callable[[str, str], list[int]]:
 def attack(superuser: Engine) -> Callable[..., None]:
     """Run SQL as a superuser with triggers and row-level security out of the way."""
 
-    def run(sql: str, **params: Any) -> None:
-        with superuser.begin() as conn:
-            conn.execute(text("SET session_replication_role = replica"))
-            conn.execute(text(sql), params)
-
-    return run
+    return functools.partial(as_insider, superuser)
 
 
 @pytest.fixture

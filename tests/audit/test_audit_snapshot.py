@@ -11,7 +11,7 @@ def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
     real_beyond = entries.beyond
     written = []
 
-    def write_then_look_beyond(state, size):
+    def write_then_look_beyond(state, size, sealed):
         # Another client's create commits after the audit read the log's size and before it
         # looks for rows past that size.
         if not written:
@@ -23,7 +23,7 @@ def test_a_write_committed_mid_audit_is_not_a_finding(history, monkeypatch):
                     "r",
                 )
             )
-        return real_beyond(state, size)
+        return real_beyond(state, size, sealed)
 
     monkeypatch.setattr(entries, "beyond", write_then_look_beyond)
     run, _ = audit.run(history.auditor, {"mode": "full"})

@@ -29,7 +29,9 @@ def _findings(run, kind: str) -> list[dict]:
     return [f for f in run["findings"] if f["kind"] == kind]
 
 
-def test_a_head_moved_back_to_an_older_version_is_inserted(history, attack, superuser):
+def test_a_head_moved_back_to_an_older_version_is_a_rollback_of_the_head(
+    history, attack, superuser
+):
     amended = history.skills[0]
     first = _entries(superuser, history.tenant, amended)[0]
     attack(
@@ -40,8 +42,11 @@ def test_a_head_moved_back_to_an_older_version_is_inserted(history, attack, supe
         e=amended,
     )
     run = history.audit("full")
-    found = _findings(run, "inserted")
-    assert [(f["entity_id"], f["version"]) for f in found] == [(amended, 2)], run["findings"]
+    assert _findings(run, "inserted") == [], run["findings"]  # no genuine version is inserted
+    found = _findings(run, "rollback")
+    assert [
+        (f["entity_id"], f["section"], f["field"], f["version"], f["ledger_version"]) for f in found
+    ] == [(amended, "entity_heads", "version", 1, 2)], run["findings"]
 
 
 def test_a_head_pointing_at_a_certificate_is_altered(history, attack, superuser):

@@ -29,16 +29,16 @@ def _both(full_audit, history, parts: list[entries.Scanned]) -> tuple[list, list
     alone = full_audit(history, 1)
     assert parts == []
     pooled = full_audit(history, 2)
-    size = alone["verified_to"]
+    size = pooled["verified_to"]  # one more: the first run's report
     assert [(p.low, p.high) for p in parts] == [(i, min(i + 2, size)) for i in range(0, size, 2)]
-    assert pooled["summary"]["entries_verified"] == alone["summary"]["entries_verified"]
+    assert pooled["summary"]["entries_verified"] == alone["summary"]["entries_verified"] + 1
     return alone["findings"], pooled["findings"]
 
 
 def test_a_clean_log_is_clean_from_workers(history, workers, full_audit):
     alone, pooled = _both(full_audit, history, workers)
     assert alone == pooled == []
-    assert len(workers) == 3
+    assert len(workers) == 4  # 6 entries and the first run's report
 
 
 def _relink(history, attack, entry_indices, digest: bytes | None) -> set[str]:
@@ -256,10 +256,9 @@ def test_an_audit_below_the_threshold_stays_in_its_process(history, workers, mon
     config.settings.cache_clear()
     assert history.audit("full")["findings"] == []
     assert workers == []
-    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "6")
-    config.settings.cache_clear()
+    config.settings.cache_clear()  # the log holds 7 now: the first run's report
     assert history.audit("full")["findings"] == []
-    assert len(workers) == 3
+    assert len(workers) == 4
 
 
 @pytest.mark.parametrize(

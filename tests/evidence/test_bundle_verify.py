@@ -35,7 +35,7 @@ def test_round_trip_bundle_verifies_with_the_published_key(plant_verify, bundle)
     assert bundle["format"] == "plant-evidence-bundle/2"
     assert bundle["previous_checkpoint"] is not None  # the audit's checkpoint, then more writes
     kinds = {e["entry_type"] for e in bundle["entries"]}
-    assert kinds == {"version", "certificate"}
+    assert kinds == {"version", "certificate", "audit"}  # audit: the audit run's report
     code, out = plant_verify(bundle)
     assert code == 0, out
     size = bundle["checkpoint"]["size"]

@@ -61,9 +61,15 @@ def seed_skills(
                 "f": enc.field_hashes,
             }
         )
-    cols = {key: [r[key] for r in rows] for key in ("i", "e", "b", "d", "l", "f")}
-    keys = [names.unique_key(f"skill {i}") for i in cols["i"]]
+    keys = [names.unique_key(f"skill {r['i']}") for r in rows]
     with superuser.begin() as conn:
+        # appended at the log's size (which an audit's report may have moved past ``start``)
+        size = conn.execute(
+            text("SELECT coalesce(max(size), 0) FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
+        ).scalar_one()
+        for r in rows:
+            r["i"] += int(size) - start
+        cols = {key: [r[key] for r in rows] for key in ("i", "e", "b", "d", "l", "f")}
         conn.execute(
             text(
                 "INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, "
@@ -79,17 +85,22 @@ def seed_skills(
             text(
                 "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
                 "category, unique_key, first_index, log_index, created_at, updated_at) "
-                "SELECT :t, CAST(e AS uuid), 'skill', 1, 'draft', 'skill ' || i, 'technical', "
-                "k, i, i, now(), now() "
-                "FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), CAST(:k AS text[])) "
-                "AS x(i, e, k)"
+                "SELECT :t, CAST(e AS uuid), 'skill', 1, 'draft', 'skill ' || n, 'technical', "
+                "k, i, i, now(), now() FROM unnest(CAST(:i AS bigint[]), CAST(:e AS text[]), "
+                "CAST(:k AS text[]), CAST(:n AS bigint[])) AS x(i, e, k, n)"
             ),
-            {"t": tenant, "i": cols["i"], "e": cols["e"], "k": keys},
+            {
+                "t": tenant,
+                "i": cols["i"],
+                "e": cols["e"],
+                "k": keys,
+                "n": list(range(start, start + count)),
+            },
         )
         conn.execute(
             text(
                 "INSERT INTO log_heads (tenant_id, size) VALUES (:t, :n) "
                 "ON CONFLICT (tenant_id) DO UPDATE SET size = :n"
             ),
-            {"t": tenant, "n": start + count},
+            {"t": tenant, "n": int(size) + count},
         )

@@ -7,10 +7,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
 from shared.registry import versions, writes
 from shared.rules import kinds
 from shared.security.principal import Principal
 from shared.storage.engine import database
+
+
+def as_insider(superuser: Engine, sql: str, **params: Any) -> None:
+    """Run SQL as a superuser with triggers (``session_replication_role``) and row-level
+    security out of the way: the ``attack`` fixtures."""
+    with superuser.begin() as conn:
+        conn.execute(text("SET session_replication_role = replica"))
+        conn.execute(text(sql), params)
 
 
 def rewrite_body(attack: Callable[..., None], tenant: str, index: int, old: str, new: str) -> None:

@@ -12,6 +12,7 @@ from shared.registry.documents import SECTIONS
 from shared.rules import lifecycle
 from shared.rules.inputs import AMENDMENT_REASON
 from shared.rules.kinds import (
+    AUDIT_RUN,
     KINDS,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
@@ -71,6 +72,10 @@ DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 HASH_B64 = {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$", "description": "32 bytes, base64"}
 B64 = {"type": "string", "contentEncoding": "base64"}
 ENTITY_TYPES = [kind.type for kind in KINDS.values()]
+# what a log entry may be: a version, a certificate, or an audit run's report (its kind
+# ``AUDIT_RUN``; docs/formats.md)
+ENTRY_TYPES = ["version", "certificate", "audit"]
+ENTRY_KINDS = [*ENTITY_TYPES, AUDIT_RUN]
 SLUGS = list(KINDS)
 
 # ---- request bodies, from shared/rules/kinds.py and shared/rules/inputs.py -----------------------
@@ -535,8 +540,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "LogEntry": obj(
         {
             "index": INDEX,
-            "entry_type": {"type": "string", "enum": ["version", "certificate"]},
-            "entity_type": {"type": "string", "enum": ENTITY_TYPES},
+            "entry_type": {"type": "string", "enum": ENTRY_TYPES},
+            "entity_type": {"type": "string", "enum": ENTRY_KINDS},
             "entity_id": UUID,
             "version": {"type": "integer", "minimum": 1},
             "body": {**B64, "description": "the exact RFC 8785 bytes that were hashed"},
@@ -720,8 +725,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 obj(
                     {
                         "index": INDEX,
-                        "entry_type": {"type": "string", "enum": ["version", "certificate"]},
-                        "entity_type": {"type": "string", "enum": ENTITY_TYPES},
+                        "entry_type": {"type": "string", "enum": ENTRY_TYPES},
+                        "entity_type": {"type": "string", "enum": ENTRY_KINDS},
                         "entity_id": UUID,
                         "version": {"type": "integer", "minimum": 1},
                         "body": B64,
