@@ -7,7 +7,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +194,7 @@ def report(
     stream = _stream(principal, q, slot)
     head = next(stream)
     if q.format != "pdf":
-        return head, stream  # type: ignore[return-value]
+        return head, stream
     try:
         _check_pdf_size(head)
         body = next(stream)
@@ -219,7 +219,7 @@ def _check_pdf_size(head: dict[str, Any]) -> None:
         )
 
 
-def _stream(principal: Principal, q: Query, slot: Slot | None) -> Iterator[Any]:
+def _stream(principal: Principal, q: Query, slot: Slot | None) -> Generator[Any, None, None]:
     from shared.storage.engine import database
 
     with database().transaction(principal.tenant, snapshot=True) as conn:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.config import Settings
+
+if TYPE_CHECKING:
+    from google.cloud.storage import Client
 
 NAME_WIDTH = 20
 
@@ -77,11 +80,11 @@ class DirectoryAnchors:
 class BucketAnchors:
     """Anchors in a GCS bucket (retention policy set by Terraform); create-only writes."""
 
-    def __init__(self, bucket: str, client: object | None = None) -> None:
-        from google.cloud import storage  # cloud path only
+    def __init__(self, bucket: str, client: Client | None = None) -> None:
+        from google.cloud.storage import Client  # cloud path only
 
-        self._client = client or storage.Client()
-        self._bucket = self._client.bucket(bucket)  # type: ignore[attr-defined]
+        self._client = client or Client()
+        self._bucket = self._client.bucket(bucket)
 
     def put(self, tenant: str, size: int, note: str) -> None:
         from google.api_core.exceptions import PreconditionFailed
@@ -98,7 +101,7 @@ class BucketAnchors:
         return blob.download_as_text() if blob.exists() else None
 
     def latest(self, tenant: str) -> tuple[int, str] | None:
-        names = sorted(b.name for b in self._client.list_blobs(self._bucket, prefix=f"{tenant}/"))  # type: ignore[attr-defined]
+        names = sorted(b.name for b in self._client.list_blobs(self._bucket, prefix=f"{tenant}/"))
         if not names:
             return None
         size = int(names[-1].rsplit("/", 1)[1].removesuffix(".note"))
