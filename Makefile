@@ -71,6 +71,7 @@ test-reliability: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .
@@ -90,4 +91,4 @@ migrate: $(RUN_STAMP)
 	$(BIN)/plant migrate
 
 clean:
-	rm -rf $(VENV) .venv-tools .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .data .pytest_cache .ruff_cache .mypy_cache

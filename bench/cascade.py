@@ -135,16 +135,18 @@ def _certified(tenant: str, ids: list[str]) -> None:
                     tenant,
                     "bench-certifier",
                     kind,
-                    entity_id=head.entity_id,
-                    head=head,
-                    fields=documents.client_fields(kind, doc),
-                    status="certified",
-                    reason="bench: certified again",
-                    action="certify",
-                    request_id="bench",
-                    certification=doc["constitutional_alignment"].get("certification"),
-                    created_at=doc["lifecycle"]["created_at"],
-                    previous_digest=digests.sha256(body),
+                    versions.VersionWrite(
+                        entity_id=head.entity_id,
+                        head=head,
+                        fields=documents.client_fields(kind, doc),
+                        status="certified",
+                        reason="bench: certified again",
+                        action="certify",
+                        request_id="bench",
+                        certification=doc["constitutional_alignment"].get("certification"),
+                        created_at=doc["lifecycle"]["created_at"],
+                        previous_digest=digests.sha256(body),
+                    ),
                 )
             )
         ledger.append_all(conn, items)

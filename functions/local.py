@@ -25,7 +25,7 @@ def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> I
     functions = ", ".join(main.FUNCTIONS)
     response = problem_response(NotFound(f"functions are served under /{{{functions}}}/"))
     unrouted_line(environ).write(response.status_code, response.calculate_content_length() or 0)
-    return response(environ, start_response)  # type: ignore[no-any-return]
+    return response(environ, start_response)
 
 
 def build() -> DispatcherMiddleware:

@@ -3,6 +3,8 @@ industries (`/registry/...`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import flask
 
 from shared import tlog
@@ -22,7 +24,7 @@ def _served(
     call: Call,
     doc: versions.Document,
     status: int = 200,
-    extra: dict[str, object] | None = None,
+    extra: Mapping[str, object] | None = None,
     **headers: str,
 ) -> flask.Response:
     """A new version as a read would serve it (a team's with its agents), with ``extra``

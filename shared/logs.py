@@ -53,10 +53,10 @@ def encode(entry: dict[str, Any]) -> str:
     return line if line.isascii() else json.dumps(entry, default=str)
 
 
-class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is at the time (Cloud Run reads stdout)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 
@@ -152,9 +152,11 @@ class LoggedStream:
     request's line when the server closes it (after the last byte, after a failed write when
     the client left, or unsent), saying which (``stream``: completed, stopped or failed)."""
 
-    def __init__(self, chunks: Iterable[bytes], line: RequestLine, status: int) -> None:
+    def __init__(
+        self, chunks: Iterable[bytes] | Iterable[str], line: RequestLine, status: int
+    ) -> None:
         self._source = chunks
-        self._chunks: Iterator[bytes] = iter(chunks)
+        self._chunks: Iterator[bytes | str] = iter(chunks)
         self._line = line
         self._status = status
         self.sent = 0
@@ -172,6 +174,8 @@ class LoggedStream:
         except Exception:
             self.outcome = "failed"
             raise
+        if isinstance(chunk, str):
+            chunk = chunk.encode()  # as werkzeug would send it
         self.sent += len(chunk)
         return chunk
 

@@ -91,6 +91,7 @@ def cosigned(state: AuditState) -> None:
     state.rows_read += len(lines)
     for stored in lines:
         key = known.get(stored.witness)
+        why: str | None
         if key is None:
             why = "no witness of that name is configured, so it cannot be verified"
         else:

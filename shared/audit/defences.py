@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -109,7 +110,7 @@ def _add(state: AuditState, kind: str, detail: str, what: str) -> None:
     state.add(kind, detail, section="database", field=what)
 
 
-def _tables(state: AuditState, rows: list[Any]) -> None:
+def _tables(state: AuditState, rows: Sequence[Any]) -> None:
     """Each ledger table: an ordinary table in the schema owned by the owner role, under
     row-level security enabled and forced; a relation of its name elsewhere shadows it."""
     found = set()

@@ -132,7 +132,9 @@ class LocalDatabase:
             self._stop()
 
     def _stop(self) -> None:
-        from pgserver._commands import pg_ctl
+        # pgserver makes its command functions at import time (_commands._init), so its
+        # py.typed module shows none of them
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         try:
             pg_ctl(

@@ -71,8 +71,9 @@ def _restore_font(pdf: FPDF, text: str) -> None:
     font there, and believes afterwards that the page still has its own font selected: the
     next cell's text would have no font (or the wrong one). Re-selecting it costs a few
     bytes, and only after text that is not ASCII."""
-    if not text.isascii():
-        pdf._out(f"BT /F{pdf.current_font.i} {pdf.font_size_pt:.2f} Tf ET")
+    font = pdf.current_font
+    if font is not None and not text.isascii():
+        pdf._out(f"BT /F{font.i} {pdf.font_size_pt:.2f} Tf ET")
 
 
 def _text(pdf: FPDF, w: float, h: float, value: Any, **kwargs: Any) -> None:
@@ -333,8 +334,10 @@ def _findings(
         y = pdf.get_y()
         message = drawable(clean_message(finding))
         pdf.set_text_shaping(report_fonts.needs_shaping(message))
-        lines = len(pdf.multi_cell(FINDING_COLUMNS[5][1], 4.5, message, dry_run=True,
-                                   output="LINES"))  # fmt: skip
+        wrapped = pdf.multi_cell(FINDING_COLUMNS[5][1], 4.5, message, dry_run=True,
+                                 output="LINES")  # fmt: skip
+        assert isinstance(wrapped, list)  # output="LINES": the text's lines
+        lines = len(wrapped)
         height = 4.5 * max(lines, 1)
         if y + height > pdf.h - 15:
             pdf.add_page()

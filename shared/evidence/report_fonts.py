@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 
 FONTS = Path(__file__).with_name("fonts")
 MAIN = "noto"
@@ -34,7 +35,9 @@ def register(pdf: FPDF) -> None:
         pdf.add_font(family, "", str(FONTS / name))
     pdf.set_fallback_fonts(list(FALLBACKS), exact_match=False)
     if _covered is None:  # from the cmaps fpdf2 has just read (no second copy of the fonts)
-        _covered = frozenset(point for font in pdf.fonts.values() for point in font.cmap)
+        _covered = frozenset(
+            point for font in pdf.fonts.values() if isinstance(font, TTFFont) for point in font.cmap
+        )
 
 
 def drawable(text: object) -> str:

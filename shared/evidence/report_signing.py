@@ -202,6 +202,7 @@ def sign_pdf(pdf: bytes, key: ReportKey | None = None) -> bytes:
     from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     key = key or report_key()
     der_key = key.private_key.private_bytes(
@@ -215,7 +216,7 @@ def sign_pdf(pdf: bytes, key: ReportKey | None = None) -> bytes:
     signer = signers.SimpleSigner(
         signing_cert=cert,
         signing_key=asn1_keys.PrivateKeyInfo.load(der_key),
-        cert_registry=None,
+        cert_registry=SimpleCertificateStore(),  # self-signed: no chain to carry
     )
     meta = signers.PdfSignatureMetadata(
         field_name="PlantReportSignature",

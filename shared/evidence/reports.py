@@ -9,7 +9,7 @@ import io
 import itertools
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -294,7 +294,7 @@ def edition(head: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _stream(principal: Principal, q: Query, slot: Slot | None) -> Iterator[Any]:
+def _stream(principal: Principal, q: Query, slot: Slot | None) -> Generator[Any, None, None]:
     from shared.storage.engine import database
 
     with database().transaction(principal.tenant, snapshot=True) as conn:

@@ -20,10 +20,18 @@ FORMAT = "plant-evidence-bundle/2"
 OLD_FORMATS = ("plant-evidence-bundle/1",)
 ENTITY_TYPES = frozenset(kind.type for kind in KINDS.values())
 ENTRY_KINDS = ENTITY_TYPES | {AUDIT_RUN}
-ENTRY_TYPES = ("version", "certificate", "audit")  # audit: a run's report (docs/formats.md)
-TOP = ("format", "tenant", "origin", "created_at", "checkpoint", "public_keys")
+ENTRY_TYPES: tuple[str, ...] = ("version", "certificate", "audit")  # audit: a run's report
+TOP: tuple[str, ...] = ("format", "tenant", "origin", "created_at", "checkpoint", "public_keys")
 TOP += ("previous_checkpoint", "filters", "entries", "statement")
-ENTRY = ("index", "entry_type", "entity_type", "entity_id", "version", "body", "leaf_hash")
+ENTRY: tuple[str, ...] = (
+    "index",
+    "entry_type",
+    "entity_type",
+    "entity_id",
+    "version",
+    "body",
+    "leaf_hash",
+)
 ENTRY += ("inclusion_proof",)
 
 

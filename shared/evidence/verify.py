@@ -27,7 +27,14 @@ NO_KEY = (
     "keys (GET /log/keys, or plant keys list); a bundle's own keys prove nothing, since "
     "whoever forged it would have signed it with them"
 )
-HEADER_FIELDS = ("format", "tenant", "origin", "created_at", "filters", "checkpoint")
+HEADER_FIELDS: tuple[str, ...] = (
+    "format",
+    "tenant",
+    "origin",
+    "created_at",
+    "filters",
+    "checkpoint",
+)
 HEADER_FIELDS += ("previous_checkpoint",)
 
 

@@ -127,7 +127,7 @@ def _section(raw: bytes, value: Any, dumps: Dumps) -> tuple[bytes, tuple[str, ..
             key = item if type(item) is str else dumps(item)
             digest = _fields.get(key)
             if digest is None:
-                digest = _locator(dumps(item) if key is item else key)
+                digest = _locator(key if isinstance(key, bytes) else dumps(item))
                 _remember(_fields, key, digest)
             packed.append(digest)
         found = (b"".join(packed), names)

@@ -27,7 +27,12 @@ from shared.integrity import canonical, digests, dsse, merkle
 from shared.logs import configure
 from shared.registry import documents, membership
 from shared.registry.attestation import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
-from shared.registry.versions import append_version, references, write_transaction
+from shared.registry.versions import (
+    VersionWrite,
+    append_version,
+    references,
+    write_transaction,
+)
 from shared.registry.writes import Current, lock_current
 from shared.rules import four_eyes, kinds, path_params
 from shared.rules.catalogue import BY_ID, CATALOGUE_VERSION, RULES, rules_for
@@ -297,16 +302,18 @@ def certify(
             conn,
             principal,
             kind,
-            entity_id=entity_id,
-            head=cur.head,
-            fields=cur.fields,
-            status="certified",
-            reason=f"certified version {cur.head.version}",
-            action="certify",
-            request_id=request_id,
-            certification=certification,
-            created_at=cur.doc["lifecycle"]["created_at"],
-            previous_digest=cur.entry.digest,
+            VersionWrite(
+                entity_id=entity_id,
+                head=cur.head,
+                fields=cur.fields,
+                status="certified",
+                reason=f"certified version {cur.head.version}",
+                action="certify",
+                request_id=request_id,
+                certification=certification,
+                created_at=cur.doc["lifecycle"]["created_at"],
+                previous_digest=cur.entry.digest,
+            ),
         )
         membership.fill(conn, [doc.body])
     return {

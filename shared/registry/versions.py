@@ -3,6 +3,7 @@ with the cascade it starts) and move its entity's head; constraint races become 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,27 @@ from shared.security.principal import Principal
 from shared.storage import heads, ledger
 from shared.storage.engine import database, sqlstate
 from shared.storage.group import GroupCommits
+
+
+@dataclass(frozen=True)
+class VersionWrite:
+    """What a write makes of one entity: the head it read (None: a new entity), the client
+    fields, the new status and the record of why; the rest is carried over from the version
+    it follows (``certification``, ``created_at``, ``previous_digest``) or re-checked by the
+    statement (``check_unique``, ``pins``: referenced entity id -> the log index read)."""
+
+    entity_id: str
+    head: heads.Head | None
+    fields: dict[str, Any]
+    status: str
+    reason: str
+    action: str
+    request_id: str
+    certification: dict[str, Any] | None = None
+    created_at: str | None = None
+    previous_digest: bytes | None = None
+    check_unique: bool = False
+    pins: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,57 +159,42 @@ def passed_rules(kind: Kind) -> list[dict[str, Any]]:
     ]
 
 
-def new_version(
-    tenant: str,
-    actor: str,
-    kind: Kind,
-    *,
-    entity_id: str,
-    head: heads.Head | None,
-    fields: dict[str, Any],
-    status: str,
-    reason: str,
-    action: str,
-    request_id: str,
-    certification: dict[str, Any] | None = None,
-    created_at: str | None = None,
-    previous_digest: bytes | None = None,
-    check_unique: bool = False,
-    pins: dict[str, int] | None = None,
-) -> ledger.NewVersion:
+def new_version(tenant: str, actor: str, kind: Kind, write: VersionWrite) -> ledger.NewVersion:
     """Version (head.version + 1) of an entity, encoded, with the head move it makes."""
     now = canonical.now_text()
+    head, fields = write.head, write.fields
     version = 1 if head is None else head.version + 1
+    previous_digest = write.previous_digest
     change = Change(
         tenant=tenant,
-        entity_id=entity_id,
+        entity_id=write.entity_id,
         version=version,
-        status=status,
-        created_at=created_at or now,
+        status=write.status,
+        created_at=write.created_at or now,
         updated_at=now,
         previous_digest=digests.label(previous_digest) if previous_digest else None,
-        amendment_reason=reason,
+        amendment_reason=write.reason,
         actor=actor,
-        request_id=request_id,
-        action=action,
+        request_id=write.request_id,
+        action=write.action,
         rule_results=passed_rules(kind),
-        certification=certification,
+        certification=write.certification,
     )
     encoded = documents.encode(documents.build(kind, fields, change))
     move = ledger.HeadMove(
-        status=status,
+        status=write.status,
         name=fields["name"],
         category=fields.get("category"),
         unique_key=unique_key(kind, fields),
-        check_unique=check_unique,
+        check_unique=write.check_unique,
         at=now,
         expect_index=None if head is None else head.log_index,
-        pins=pins or {},
+        pins=write.pins,
     )
     return ledger.NewVersion(
         tenant=tenant,
         kind=kind.type,
-        entity_id=entity_id,
+        entity_id=write.entity_id,
         version=version,
         encoded=encoded,
         prev_digest=previous_digest,
@@ -197,50 +204,20 @@ def new_version(
 
 
 def append_version(
-    conn: Connection | None,
-    principal: Principal,
-    kind: Kind,
-    *,
-    entity_id: str,
-    head: heads.Head | None,
-    fields: dict[str, Any],
-    status: str,
-    reason: str,
-    action: str,
-    request_id: str,
-    certification: dict[str, Any] | None = None,
-    created_at: str | None = None,
-    previous_digest: bytes | None = None,
-    check_unique: bool = False,
-    pins: dict[str, int] | None = None,
+    conn: Connection | None, principal: Principal, kind: Kind, write: VersionWrite
 ) -> Document:
     """Append version (head.version + 1) of an entity and move its head to it, in one
     statement: inside the caller's transaction (``conn``), or, with ``conn`` None, as its own
-    transaction after reading ``head`` and the references (``pins``) without locks, grouped
-    with the writes of other threads that run at the same time (``shared.storage.group``).
+    transaction after reading ``write.head`` and the references (``write.pins``) without
+    locks, grouped with the writes of other threads that run at the same time
+    (``shared.storage.group``).
 
     A version that takes a certified entity out of ``certified`` is written with its
     cascade (``_append_leaving``), in ``conn`` or in a transaction of its own."""
-    new = new_version(
-        principal.tenant,
-        principal.subject,
-        kind,
-        entity_id=entity_id,
-        head=head,
-        fields=fields,
-        status=status,
-        reason=reason,
-        action=action,
-        request_id=request_id,
-        certification=certification,
-        created_at=created_at,
-        previous_digest=previous_digest,
-        check_unique=check_unique,
-        pins=pins,
-    )
-    encoded = new.encoded
+    new = new_version(principal.tenant, principal.subject, kind, write)
+    encoded, head, request_id = new.encoded, write.head, write.request_id
     with unique_taken_is_409(kind):
-        if head is not None and head.status == "certified" and status != "certified":
+        if head is not None and head.status == "certified" and write.status != "certified":
             if conn is None:
                 with write_transaction(principal) as own:
                     return _append_leaving(own, new, request_id)
@@ -313,16 +290,18 @@ def _cascade_version(
         origin.tenant,
         dependents.SYSTEM,
         kind,
-        entity_id=head.entity_id,
-        head=head,
-        fields=documents.client_fields(kind, doc),
-        status=moved.status,
-        reason=dependents.reason(moved, versions),
-        action="cascade",
-        request_id=request_id,
-        certification=doc["constitutional_alignment"].get("certification"),
-        created_at=doc["lifecycle"]["created_at"],
-        previous_digest=moved.live.digest,
+        VersionWrite(
+            entity_id=head.entity_id,
+            head=head,
+            fields=documents.client_fields(kind, doc),
+            status=moved.status,
+            reason=dependents.reason(moved, versions),
+            action="cascade",
+            request_id=request_id,
+            certification=doc["constitutional_alignment"].get("certification"),
+            created_at=doc["lifecycle"]["created_at"],
+            previous_digest=moved.live.digest,
+        ),
     )
 
 

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from google.auth.transport import Request
+
 from shared.config import Settings
 from shared.errors import ConfigurationError, Forbidden, ServiceUnavailable, Unauthenticated
 from shared.security.principal import ROLES, TENANT_PATTERN, Authenticator, Principal, bearer
@@ -123,7 +125,7 @@ class PlatformIdentity(_Mapped):
         return self.principal(claims)
 
 
-class CachedCerts:
+class CachedCerts(Request):
     """A google-auth request callable that keeps Google's certificate document for a while,
     so verifying a token does not cost an HTTPS round trip per request.
 
@@ -139,7 +141,17 @@ class CachedCerts:
         self._lock = threading.Lock()
         self._kept: dict[str, tuple[float, float, Any]] = {}  # url -> (fetched, expires, resp)
 
-    def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        given = {"body": body, "headers": headers, "timeout": timeout}
+        kwargs.update((name, value) for name, value in given.items() if value is not None)
         if method != "GET":
             return self._request(url, method=method, **kwargs)
         now = time.monotonic()

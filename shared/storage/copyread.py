@@ -56,7 +56,11 @@ def raw(width: int) -> Column:
     return Column("bytes", width)
 
 
-_STRUCT_CODES = {("int", 2): "h", ("int", 4): "i", ("int", 8): "q"}
+_STRUCT_CODES: dict[tuple[str, int | None], str] = {
+    ("int", 2): "h",
+    ("int", 4): "i",
+    ("int", 8): "q",
+}
 
 
 def _int(value: bytes) -> int:
@@ -209,7 +213,7 @@ def copy_batches(
     rest of the reply (unused), so the connection can run its next statement.
     """
     link = conn.connection.dbapi_connection  # a pg8000 connection
-    if link._sock is None:
+    if link is None or link._sock is None:
         raise InterfaceError("connection is closed")
     statement = f"COPY ({query}) TO STDOUT (FORMAT binary)"
     reply = _Reply(link, core.Context(statement), BinaryCopyReader(columns))

@@ -156,6 +156,8 @@ class Database:
         one-statement write (see ``ledger.append_version``), no BEGIN and no COMMIT."""
         with _unavailable_is_503(), self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
+            if raw is None:  # only once invalidated: a connection just checked out has its link
+                raise SAInterfaceError("autocommit", None, Exception("the connection was closed"))
             raw.rollback()  # a no-op unless something left a transaction open
             raw.autocommit = True
             try:

@@ -364,9 +364,13 @@ _COLUMNS = (
 )
 
 
-def _entry(row: tuple) -> StoredEntry:  # type: ignore[type-arg]
+def _entry(row: tuple[Any, ...]) -> StoredEntry:
     return StoredEntry(
-        *row[:5],
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
         bytes(row[5]),
         bytes(row[6]),
         bytes(row[7]),

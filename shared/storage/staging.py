@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -80,7 +80,8 @@ def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes) -
     with _driver_errors(conn, statement):
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(statement, stream=[data])
+            # pg8000's execute takes stream=; SQLAlchemy's DBAPICursor is PEP 249's, without it
+            cursor.execute(statement, stream=[data])  # type: ignore[call-arg]
         finally:
             cursor.close()
 
@@ -89,7 +90,7 @@ _DONE = object()
 T = TypeVar("T")
 
 
-def ahead(chunks: Iterable[T], depth: int = 2) -> Iterator[T]:
+def ahead(chunks: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller: while the
     caller waits for the server to append one chunk, the next is being encoded. The helper's
     error is raised here; a caller that stops early stops the helper too."""

@@ -11,9 +11,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.config import Settings
+
+if TYPE_CHECKING:
+    from google.cloud.storage import Client
 
 NAME_WIDTH = 20
 _ANCHOR = re.compile(rf"[0-9]{{{NAME_WIDTH}}}\.note")  # not the mirror's <tenant>/tiles/...
@@ -87,11 +90,11 @@ class DirectoryAnchors:
 class BucketAnchors:
     """Anchors in a GCS bucket (retention policy set by Terraform); create-only writes."""
 
-    def __init__(self, bucket: str, client: object | None = None) -> None:
-        from google.cloud import storage  # cloud path only
+    def __init__(self, bucket: str, client: Client | None = None) -> None:
+        from google.cloud.storage import Client  # cloud path only
 
-        self._client = client or storage.Client()
-        self._bucket = self._client.bucket(bucket)  # type: ignore[attr-defined]
+        self._client = client or Client()
+        self._bucket = self._client.bucket(bucket)
 
     def put(self, tenant: str, size: int, note: str) -> None:
         from google.api_core.exceptions import PreconditionFailed
@@ -108,7 +111,7 @@ class BucketAnchors:
         return blob.download_as_text() if blob.exists() else None
 
     def latest(self, tenant: str) -> tuple[int, str] | None:
-        listed = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")  # type: ignore[attr-defined]
+        listed = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")
         names = sorted(b.name for b in listed if _ANCHOR.fullmatch(b.name.split("/", 1)[1]))
         if not names:
             return None
@@ -117,7 +120,7 @@ class BucketAnchors:
 
     def sizes(self, tenant: str) -> list[int]:
         """The size of every checkpoint anchored for the tenant, ascending."""
-        blobs = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")  # type: ignore[attr-defined]
+        blobs = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")
         return sorted(int(b.name.rsplit("/", 1)[1].removesuffix(".note")) for b in blobs)
 
 

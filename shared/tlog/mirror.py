@@ -16,13 +16,16 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.config import Settings, settings
 from shared.integrity import note, tiles
 from shared.storage import cosignatures, tree
 from shared.storage.engine import database
 from shared.tlog import tile_reads
+
+if TYPE_CHECKING:
+    from google.cloud.storage import Client
 
 log = logging.getLogger("plant.mirror")
 CHECKPOINT = "checkpoint"
@@ -68,16 +71,16 @@ class DirectoryMirror:
 class BucketMirror:
     """Objects ``<prefix><path>`` in a GCS bucket: tiles create-only, the checkpoint not cached."""
 
-    def __init__(self, bucket: str, prefix: str, client: object | None = None) -> None:
-        from google.cloud import storage  # cloud path only
+    def __init__(self, bucket: str, prefix: str, client: Client | None = None) -> None:
+        from google.cloud.storage import Client  # cloud path only
 
-        self._client = client or storage.Client()
-        self._bucket = self._client.bucket(bucket)  # type: ignore[attr-defined]
+        self._client = client or Client()
+        self._bucket = self._client.bucket(bucket)
         self.prefix = prefix
 
     def read(self, path: str) -> bytes | None:
         blob = self._bucket.blob(self.prefix + path)
-        return blob.download_as_bytes() if blob.exists() else None  # type: ignore[no-any-return]
+        return blob.download_as_bytes() if blob.exists() else None
 
     def write_once(self, path: str, data: bytes) -> None:
         from google.api_core.exceptions import PreconditionFailed

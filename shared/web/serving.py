@@ -40,7 +40,7 @@ from typing import Any
 
 from waitress import utilities
 from waitress.channel import ClientDisconnected, HTTPChannel
-from waitress.server import TcpWSGIServer
+from waitress.server import BaseWSGIServer, TcpWSGIServer
 from waitress.task import ErrorTask
 
 from shared.config import _int
@@ -83,7 +83,7 @@ class Limits:
         )
 
 
-def _problem(error: utilities.Error, server: TcpWSGIServer) -> PlantError:
+def _problem(error: utilities.Error, server: BaseWSGIServer) -> PlantError:
     """The project's problem for an error waitress found in a request."""
     if isinstance(error, utilities.RequestHeaderFieldsTooLarge):
         limit = server.adj.max_request_header_size
@@ -108,10 +108,13 @@ class ProblemErrorTask(ErrorTask):
     """waitress's error answer, as problem+json with the base headers (nosniff, no-store)."""
 
     def execute(self) -> None:
-        response = problem_response(_problem(self.request.error, self.channel.server))
+        # types-waitress types ``request`` as the error (it is the parser holding it) and the
+        # headers as a Sequence (waitress keeps a list).
+        error = self.request.error  # type: ignore[attr-defined]
+        response = problem_response(_problem(error, self.channel.server))
         body = response.get_data()
         self.status = response.status
-        self.response_headers.extend(
+        self.response_headers.extend(  # type: ignore[attr-defined]
             (name, value)
             for name, value in response.headers.items()
             if name.lower() != "content-length"
@@ -163,7 +166,8 @@ class DeadlineChannel(HTTPChannel):
     def _flush_some(self, do_close: bool = True) -> bool:
         if self.socket_full:
             return False
-        flushed = bool(super()._flush_some(do_close=do_close))
+        # waitress's private flush, which types-waitress leaves out
+        flushed = bool(super()._flush_some(do_close=do_close))  # type: ignore[misc]
         self.socket_full = self.total_outbufs_len > 0
         return flushed
 
@@ -175,7 +179,7 @@ class DeadlineChannel(HTTPChannel):
         if self.total_outbufs_len <= high:
             return
         with self.outbuf_lock:
-            self._flush_exception(self._flush_some, do_close=False)
+            self._flush_exception(self._flush_some, do_close=False)  # type: ignore[attr-defined]
             while self.connected and self.total_outbufs_len > high:
                 if time.time() - self.last_activity > self.adj.channel_timeout:
                     self.will_close = True
@@ -196,26 +200,29 @@ class Server(TcpWSGIServer):
         self.evicting = False
         super().__init__(application, **kw)
 
+    # types-waitress types the loop's times (time.time()) as int and ``active_channels`` (a
+    # dict fd -> channel) as one channel: the ignores below are those two mistakes.
     def maintenance(self, now: float) -> None:
-        super().maintenance(now)
+        super().maintenance(now)  # type: ignore[arg-type]
         started_before = time.monotonic() - self.request_timeout
-        for channel in self.active_channels.values():
+        for channel in self.active_channels.values():  # type: ignore[attr-defined]
             if channel.request is not None and channel.request_started < started_before:
                 channel.will_close = True
 
     def readable(self) -> bool:
         now = time.time()
         if now >= self.next_channel_cleanup:
-            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.next_channel_cleanup = now + self.adj.cleanup_interval  # type: ignore[assignment]
             self.maintenance(now)
         if not self.accepting:
             return False
-        if len(self.active_channels) < self.adj.connection_limit:
+        if len(self.active_channels) < self.adj.connection_limit:  # type: ignore[arg-type]
             self.evicting = False
             return True
         # At the limit: close the connection idle longest (one a worker thread is not serving),
         # and accept again once it is gone (the loop closes it before it polls again).
-        idle = [c for c in self.active_channels.values() if not c.requests and not c.will_close]
+        channels = self.active_channels.values()  # type: ignore[attr-defined]
+        idle = [c for c in channels if not c.requests and not c.will_close]
         if idle:
             min(idle, key=lambda c: c.last_activity).will_close = True
             if not self.evicting:

@@ -125,14 +125,16 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
             conn,
             author,
             kind,
-            entity_id=entity_id,
-            head=stale.head,
-            fields={**stale.fields, "description": "second"},
-            status="draft",
-            reason="late",
-            action="amend",
-            request_id="r",
-            previous_digest=stale.entry.digest,
+            versions.VersionWrite(
+                entity_id=entity_id,
+                head=stale.head,
+                fields={**stale.fields, "description": "second"},
+                status="draft",
+                reason="late",
+                action="amend",
+                request_id="r",
+                previous_digest=stale.entry.digest,
+            ),
         )
     assert engine_module.sqlstate(caught.value) == "40001"
     with database().transaction(tenant) as conn:

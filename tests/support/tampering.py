@@ -47,15 +47,17 @@ def append_unchecked(principal: Principal, slug: str, entity_id: str, **changes:
         None,
         principal,
         kind,
-        entity_id=entity_id,
-        head=cur.head,
-        fields={**cur.fields, **changes},
-        status=cur.head.status,
-        reason="written behind the API's back",
-        action="amend",
-        request_id="insider",
-        created_at=cur.doc["lifecycle"]["created_at"],
-        previous_digest=cur.entry.digest,
+        versions.VersionWrite(
+            entity_id=entity_id,
+            head=cur.head,
+            fields={**cur.fields, **changes},
+            status=cur.head.status,
+            reason="written behind the API's back",
+            action="amend",
+            request_id="insider",
+            created_at=cur.doc["lifecycle"]["created_at"],
+            previous_digest=cur.entry.digest,
+        ),
     )
     return int(doc.body["audit_trail"]["log_index"])
 
