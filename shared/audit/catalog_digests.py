@@ -22,10 +22,12 @@ FUNCTIONS = {
 
 POLICIES = {
     "audit_runs.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
+    "checkpoint_cosignatures.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
     "checkpoints.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
     "entity_heads.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
     "entity_tags.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
     "log_entries.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
     "log_heads.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
     "log_nodes.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
+    "skill_embeddings.tenant_isolation": "d87be39ef69f1bfa444fbbb7b5ec294a57644cb2890e6823722d21bbacd4659c",
 }
