@@ -17,6 +17,8 @@ KINDS = (
     "certificate_invalid",
     "rollback",
     "rule_violation",
+    "receipt_missing",
+    "receipt_invalid",
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from shared import config, errors
 from shared.registry import writes
-from shared.storage import migrate
+from shared.storage import migrate, receipt_rows
 
 
 def test_there_is_exactly_one_alembic_head():
@@ -123,6 +123,7 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         migrate.upgrade("0009")
         with monkeypatch.context() as old:  # the registry as it wrote keys before 0010
             old.setattr(names, "unique_key", lambda name: "name:" + name.strip().casefold())
+            old.setattr(receipt_rows, "insert", lambda conn, tenant, row: None)  # and before 0013
             rust = writes.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
             wide = writes.create(author, "skills", _skill("\uff32ust"), "r")
             wide_id = wide.body["identity"]["id"]

@@ -120,7 +120,7 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
         '"v1"',
         "r",
     )
-    with pytest.raises(DBAPIError) as caught, versions.one_trip_write() as conn:
+    with pytest.raises(DBAPIError) as caught, versions.signed_write(tenant) as conn:
         versions.append_version(
             conn,
             author,

@@ -93,3 +93,19 @@ def seed_skills(
             ),
             {"t": tenant, "n": start + count},
         )
+        store_receipt(conn, tenant, start, cols["l"])
+
+
+def store_receipt(conn, tenant: str, first: int, leaves: list[bytes]) -> None:
+    """The batch receipt the registry would have signed over seeded entries [first, +n),
+    stored as the superuser (the registry's own key, as a bulk create signs)."""
+    from shared.tlog import keys, receipts
+
+    row, _, _ = receipts.sign(keys.keyring().active, tenant, first, leaves, batch=True)
+    conn.execute(
+        text(
+            "INSERT INTO log_receipts (tenant_id, first_idx, count, receipt, leaves) "
+            "VALUES (:t, :f, :c, :r, :l)"
+        ),
+        {"t": tenant, "f": row.first, "c": row.count, "r": row.receipt, "l": row.leaves},
+    )

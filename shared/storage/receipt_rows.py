@@ -1,0 +1,78 @@
+"""The stored write receipts (``log_receipts``, migration 0013): one row per signature, found
+by the index range it covers. The bytes are ``shared.integrity.receipts``' encodings; this
+module only moves them (signing and checking sit above, in ``shared.tlog.receipts`` and the
+audit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+# The row names its tenant by setting ``plant.tenant`` (as every transaction does), so that
+# row-level security's check passes for a group statement's each tenant in one statement.
+_INSERT = text(
+    "INSERT INTO log_receipts (tenant_id, first_idx, count, receipt, leaves) "
+    "SELECT set_config('plant.tenant', :tenant, true), :first, :count, :receipt, :leaves"
+)
+
+# The rows that cover any index of [low, high): those starting in it, and the one starting
+# last before it (rows never overlap when written by the application; the audit reads every
+# row starting in the range, so an extra one is seen).
+_COVERING = text(
+    "(SELECT first_idx, count, receipt, leaves FROM log_receipts "
+    " WHERE tenant_id = current_setting('plant.tenant') AND first_idx < :low "
+    " ORDER BY first_idx DESC LIMIT 1) "
+    "UNION ALL "
+    "(SELECT first_idx, count, receipt, leaves FROM log_receipts "
+    " WHERE tenant_id = current_setting('plant.tenant') AND first_idx >= :low "
+    " AND first_idx < :high ORDER BY first_idx)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRow:
+    """One stored signature: an entry receipt (``count`` 1, no ``leaves``) or a batch receipt
+    over [first, first + count) with the range's leaf hashes joined (32 bytes each)."""
+
+    first: int
+    count: int
+    receipt: bytes
+    leaves: bytes | None
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count
+
+
+def insert(conn: Connection, tenant: str, row: ReceiptRow) -> None:
+    """Store one receipt of ``tenant``'s log in the caller's transaction."""
+    conn.execute(
+        _INSERT,
+        {
+            "tenant": tenant,
+            "first": row.first,
+            "count": row.count,
+            "receipt": row.receipt,
+            "leaves": row.leaves,
+        },
+    )
+
+
+def covering(conn: Connection, low: int, high: int) -> list[ReceiptRow]:
+    """The current tenant's receipt rows that may cover an index of [low, high), by first
+    index (the row before ``low`` only if it reaches into the range)."""
+    rows = conn.execute(_COVERING, {"low": low, "high": high}).all()
+    out = [
+        ReceiptRow(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] is not None else None) for r in rows
+    ]
+    return sorted((r for r in out if r.first >= low or r.end > low), key=lambda r: r.first)
+
+
+def cutover(conn: Connection) -> int:
+    """The current tenant's log size when receipts began (0 for a tenant created after)."""
+    size = conn.execute(
+        text("SELECT size FROM receipt_cutover WHERE tenant_id = current_setting('plant.tenant')")
+    ).scalar()
+    return int(size or 0)
