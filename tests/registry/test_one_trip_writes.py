@@ -34,11 +34,12 @@ def _stored_versions(superuser, tenant: str, entity_id: str) -> list[int]:
         )
 
 
-def test_a_skill_create_is_one_round_trip_and_committed(
+def test_a_skill_create_is_one_append_statement_and_its_receipt_then_committed(
     database_url, tenant, superuser, monkeypatch
 ):
-    """Counted at the socket, below SQLAlchemy and pg8000: one burst of messages, one
-    wait for the server (no BEGIN, no COMMIT, no ping, no separate Parse or Describe)."""
+    """Counted at the socket, below SQLAlchemy and pg8000: the append is one statement,
+    then its receipt (signed once the index is known, issue 22) is stored before the commit;
+    one round trip each (no ping, no separate Parse or Describe)."""
     author = _author(tenant)
     writes.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
@@ -51,8 +52,11 @@ def test_a_skill_create_is_one_round_trip_and_committed(
         author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
     )
     monkeypatch.undo()
-    assert wire.round_trips == 1, wire
-    assert len(wire.statements) == 1 and "plant_append_version(" in wire.statements[0], wire
+    assert wire.round_trips == 5, wire
+    begin, tenant_set, append, receipt, commit = wire.statements
+    assert (begin, commit) == ("begin transaction", "commit"), wire
+    assert "set_config('plant.tenant'" in tenant_set and "plant_append_version(" in append
+    assert receipt.startswith("INSERT INTO log_receipts"), wire
     entity_id = doc.body["identity"]["id"]
     assert _stored_versions(superuser, tenant, entity_id) == [1]
 
