@@ -12,6 +12,7 @@ from shared.rules.inputs import AMENDMENT_REASON
 from shared.rules.kinds import KINDS, MAX_NAME, MAX_TAG
 from shared.web.openapi.builder import (
     ENTITY_ID,
+    ETAG,
     EXAMPLE_ID,
     KIND,
     build,
@@ -41,7 +42,13 @@ def paths() -> dict[str, Any]:
             "post": operation(
                 "createEntity",
                 "Create an entity (version 1, status draft)",
-                {"201": doc_response("Created", Location={"required": True, "schema": STRING})},
+                {
+                    "201": ok(
+                        ref("CreatedDocument"),
+                        "Created, with its signed receipt",
+                        headers={"ETag": ETAG, "Location": {"required": True, "schema": STRING}},
+                    )
+                },
                 *BODY,
                 *AUTH,
                 404,
