@@ -16,14 +16,14 @@ from typing import Any
 from shared.integrity import canonical
 from shared.rules.kinds import KINDS, parse_uuid
 
-FORMAT = "plant-evidence-bundle/2"
+FORMAT = "plant-evidence-bundle/3"
 OLD_FORMATS = ("plant-evidence-bundle/1",)
 ENTITY_TYPES = frozenset(kind.type for kind in KINDS.values())
 ENTRY_TYPES = ("version", "certificate")
 TOP = ("format", "tenant", "origin", "created_at", "checkpoint", "public_keys")
 TOP += ("previous_checkpoint", "filters", "entries", "statement")
 ENTRY = ("index", "entry_type", "entity_type", "entity_id", "version", "body", "leaf_hash")
-ENTRY += ("inclusion_proof",)
+ENTRY += ("inclusion_proof", "receipt")
 
 
 class MalformedBundle(ValueError):
@@ -94,6 +94,7 @@ class Entry:
     body: bytes
     leaf_hash: bytes
     inclusion_proof: list[bytes]
+    receipt: Any  # the write receipt's JSON, checked by ``contents`` (None: the log had none)
 
     @property
     def name(self) -> str:
@@ -250,4 +251,5 @@ def entry(value: Any, position: int) -> Entry:
         body=base64_bytes(data["body"], f"{where}.body"),
         leaf_hash=base64_bytes(data["leaf_hash"], f"{where}.leaf_hash", 32),
         inclusion_proof=hashes(data["inclusion_proof"], f"{where}.inclusion_proof"),
+        receipt=data["receipt"],
     )

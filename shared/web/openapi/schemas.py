@@ -755,7 +755,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "CheckpointRef": CHECKPOINT_REF,
     "EvidenceBundle": obj(
         {
-            "format": {"type": "string", "const": "plant-evidence-bundle/2"},
+            "format": {"type": "string", "const": "plant-evidence-bundle/3"},
             "tenant": STRING,
             "origin": STRING,
             "created_at": TIME,
@@ -790,8 +790,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "body": B64,
                         "leaf_hash": HASH_B64,
                         "inclusion_proof": array(HASH_B64),
+                        "receipt": nullable(ref("Receipt")),
                     },
-                    ["index", "entry_type", "entity_id", "version", "body", "leaf_hash"],
+                    [
+                        "index",
+                        "entry_type",
+                        "entity_id",
+                        "version",
+                        "body",
+                        "leaf_hash",
+                        "receipt",
+                    ],
                 )
             ),
             "statement": obj(
