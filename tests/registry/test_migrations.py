@@ -145,6 +145,9 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         assert rekeyed == [(name, names.unique_key(name)) for name in ("Perl", "Rust", "\uff32ust")]
         run, _ = audit.run(auditor, {"mode": "full"})
         assert run["findings"] == []
+        with superuser.connect() as conn:  # the three entries older than 0013, covered once
+            covered = "SELECT first_idx, count FROM log_receipts ORDER BY first_idx"
+            assert conn.execute(text(covered)).all() == [(0, 3)]
         # From now on: a new look-alike is refused, naming a holder ...
         with pytest.raises(errors.Conflict) as caught:
             writes.create(author, "skills", _skill("\u211bust"), "r")
