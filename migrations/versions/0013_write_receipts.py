@@ -19,6 +19,8 @@ Revises: 0012
 
 from alembic import op
 
+from shared.storage.migrate import migration_module
+
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
@@ -49,20 +51,6 @@ GRANT SELECT ON receipt_cutover TO plant_app;
 """
 
 
-def append_only(table: str) -> str:
-    return f"""
-CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
-  FOR EACH ROW EXECUTE FUNCTION plant_refuse_change();
-CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
-  FOR EACH STATEMENT EXECUTE FUNCTION plant_refuse_change();
-ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON {table}
-  USING (tenant_id = current_setting('plant.tenant', true))
-  WITH CHECK (tenant_id = current_setting('plant.tenant', true));
-"""
-
-
 def upgrade() -> None:
     op.execute("SET LOCAL ROLE plant_owner")
     # The owner reads every tenant's log size: row-level security is lifted from log_heads
@@ -70,6 +58,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE log_heads NO FORCE ROW LEVEL SECURITY")
     op.execute(SCHEMA)
     op.execute("ALTER TABLE log_heads FORCE ROW LEVEL SECURITY")
+    append_only = migration_module("0002_merkle_log").append_only  # as log_nodes, checkpoints
     for table in TABLES:
         op.execute(append_only(table))
     op.execute("RESET ROLE")

@@ -42,12 +42,28 @@ def _amended(history: History) -> tuple[int, str, int]:
     return doc.body["audit_trail"]["log_index"], history.skills[2], 2
 
 
-def _entry(superuser: Engine, tenant: str, index: int) -> Any:
+def _rewrite_consistently(
+    superuser: Engine, attack: Any, tenant: str, index: int, description: str
+) -> None:
+    """The entry's description rewritten with its digest, leaf hash and locators to match."""
     with superuser.connect() as conn:
-        return conn.execute(
-            text("SELECT * FROM log_entries WHERE tenant_id = :t AND idx = :i"),
+        body = conn.execute(
+            text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
             {"t": tenant, "i": index},
-        ).one()
+        ).scalar_one()
+    doc = canonical.read(bytes(body))
+    doc["metadata"]["description"] = description
+    forged = documents.encode(doc)
+    attack(
+        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l, field_hashes = :f "
+        "WHERE tenant_id = :t AND idx = :i",
+        b=forged.body,
+        d=forged.digest,
+        l=forged.leaf_hash,
+        f=forged.field_hashes,
+        t=tenant,
+        i=index,
+    )
 
 
 def test_a_forged_version_appended_at_the_tail_has_no_receipt(history, superuser):
@@ -83,19 +99,7 @@ def test_an_unsealed_acknowledged_write_rewritten_consistently_is_named(history,
     """Bytes, digest, leaf hash and locators rewritten together before any seal: the audit's
     own seal then signs the forgery, but the receipt vouches for the original leaf."""
     index, entity, version = _amended(history)
-    doc = canonical.read(bytes(_entry(superuser, history.tenant, index).body))
-    doc["metadata"]["description"] = "writes unsafe Rust"
-    forged = documents.encode(doc)
-    attack(
-        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l, field_hashes = :f "
-        "WHERE tenant_id = :t AND idx = :i",
-        b=forged.body,
-        d=forged.digest,
-        l=forged.leaf_hash,
-        f=forged.field_hashes,
-        t=history.tenant,
-        i=index,
-    )
+    _rewrite_consistently(superuser, attack, history.tenant, index, "writes unsafe Rust")
     expected = [("receipt_invalid", index, entity, version, "leaf_mismatch")]
     assert _both_audits(history) == (expected, expected)
 
@@ -166,19 +170,7 @@ def test_one_entry_of_a_bulk_batch_rewritten_is_named_alone(history, superuser, 
     bodies = [{"name": f"bulk {i}", "description": "d", "category": "technical"} for i in range(5)]
     made = batches.create_batch(history.author, "skills", bodies, "r")
     target = made["items"][3]
-    doc = canonical.read(bytes(_entry(superuser, history.tenant, target["log_index"]).body))
-    doc["metadata"]["description"] = "e"
-    forged = documents.encode(doc)
-    attack(
-        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l, field_hashes = :f "
-        "WHERE tenant_id = :t AND idx = :i",
-        b=forged.body,
-        d=forged.digest,
-        l=forged.leaf_hash,
-        f=forged.field_hashes,
-        t=history.tenant,
-        i=target["log_index"],
-    )
+    _rewrite_consistently(superuser, attack, history.tenant, target["log_index"], "e")
     expected = [("receipt_invalid", target["log_index"], target["id"], 1, "leaf_mismatch")]
     assert _both_audits(history) == (expected, expected)
 
