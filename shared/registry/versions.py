@@ -46,10 +46,11 @@ def write_transaction(principal: Principal) -> Iterator[Connection]:
 
 
 @contextmanager
-def signed_write(tenant: str) -> Iterator[Connection]:
-    """A transaction for one append statement and its receipt (signed after the statement
-    assigns the index, stored before the commit); constraint races become 409/412."""
-    with _constraint_races(), database().transaction(tenant) as conn:
+def signed_write() -> Iterator[Connection]:
+    """A transaction for one append statement and its receipt, signed after the statement
+    assigns the index and stored by the statement that commits (``engine.begun``: three
+    round trips); constraint races become 409/412."""
+    with _constraint_races(), database().begun() as conn:
         yield conn
 
 
@@ -341,8 +342,12 @@ def _cascade_version(
 
 
 def _append_alone(new: ledger.NewVersion) -> Written:
-    with signed_write(new.tenant) as conn:
-        return appended_in(conn, new)
+    with signed_write() as conn:
+        index = ledger.append_version(conn, new).index
+        ((receipt,),) = receipts.record_and_commit(
+            conn, [(new.tenant, index, [new.encoded.leaf_hash])]
+        )
+        return index, receipt.to_json()
 
 
 def _append_together(group: Sequence[ledger.NewVersion]) -> list[Written | None]:
@@ -350,20 +355,27 @@ def _append_together(group: Sequence[ledger.NewVersion]) -> list[Written | None]
     there (the counter is held to the commit, so those indices are contiguous): a batch
     receipt, each writer getting its entry's path (``receipts.record``). One signature for
     the group rather than one per entry: the counter is held while it is signed."""
-    with signed_write(group[0].tenant) as conn:
+    with signed_write() as conn:
         indices = ledger.append_versions(conn, group)
         out: list[Written | None] = [None] * len(group)
         taken: dict[str, list[tuple[int, int]]] = {}
         for at, index in enumerate(indices):
             if index is not None:
                 taken.setdefault(group[at].tenant, []).append((index, at))
+        ranges = []
         for tenant, appended in taken.items():
             appended.sort()
             if appended[-1][0] - appended[0][0] != len(appended) - 1:  # never: each alone
                 raise RuntimeError("a group's appended indices are not contiguous")
-            leaves = [group[at].encoded.leaf_hash for _, at in appended]
-            signed = receipts.record(conn, tenant, appended[0][0], leaves)
-            for (index, at), receipt in zip(appended, signed, strict=True):
+            ranges.append(
+                (tenant, appended[0][0], [group[at].encoded.leaf_hash for _, at in appended])
+            )
+        if not ranges:
+            conn.exec_driver_sql("COMMIT")
+            return out
+        signed = receipts.record_and_commit(conn, ranges)
+        for appended, entries in zip(taken.values(), signed, strict=True):
+            for (index, at), receipt in zip(appended, entries, strict=True):
                 out[at] = (index, receipt.to_json())
         return out
 

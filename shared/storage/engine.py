@@ -163,6 +163,26 @@ class Database:
             finally:
                 raw.autocommit = False
 
+    @contextmanager
+    def begun(self) -> Iterator[Connection]:
+        """A transaction opened by BEGIN on an autocommit connection, for a body whose last
+        statement also commits it (``receipt_rows.insert_and_commit``): an append and its
+        receipt in three round trips (BEGIN; the append; the receipt and COMMIT), where
+        ``transaction`` takes five. No tenant is set: the append functions set it. Rolled
+        back if the body raises or ends without committing."""
+        with self.autocommit() as conn:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.connection.dbapi_connection is not None:
+                    conn.connection.dbapi_connection.rollback()
+                raise
+            raw = conn.connection.dbapi_connection
+            if raw is not None and raw._in_transaction:  # pg8000's own transaction state
+                raw.rollback()
+                raise RuntimeError("a begun() transaction ended without committing")
+
     def ping(self) -> None:
         """Run a real query; raise ServiceUnavailable if the database does not answer."""
         try:

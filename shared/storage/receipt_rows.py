@@ -5,6 +5,7 @@ audit)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -58,6 +59,26 @@ def insert(conn: Connection, tenant: str, row: ReceiptRow) -> None:
             "leaves": row.leaves,
         },
     )
+
+
+def _literal_insert(tenant: str, row: ReceiptRow) -> str:
+    """``_INSERT`` with its values written in: integers and hex only (the tenant too, as
+    UTF-8 hex), so nothing a client sent can be read as SQL."""
+    leaves = "NULL" if row.leaves is None else f"decode('{row.leaves.hex()}', 'hex')"
+    return (
+        "INSERT INTO log_receipts (tenant_id, first_idx, count, receipt, leaves) "
+        f"SELECT set_config('plant.tenant', convert_from(decode('{tenant.encode().hex()}', "
+        f"'hex'), 'UTF8'), true), {int(row.first)}, {int(row.count)}, "
+        f"decode('{row.receipt.hex()}', 'hex'), {leaves}"
+    )
+
+
+def insert_and_commit(conn: Connection, rows: Sequence[tuple[str, ReceiptRow]]) -> None:
+    """Store receipts of these tenants' logs and COMMIT, in one round trip: one query of the
+    simple protocol (several statements, no parameters), in a transaction ``engine.begun``
+    opened. A failing insert aborts the rest, COMMIT included."""
+    statements = [_literal_insert(tenant, row) for tenant, row in rows]
+    conn.exec_driver_sql(";\n".join([*statements, "COMMIT"]))
 
 
 def covering(conn: Connection, low: int, high: int) -> list[ReceiptRow]:

@@ -46,6 +46,19 @@ def record(
     return entries
 
 
+def record_and_commit(
+    conn: Connection, ranges: Sequence[tuple[str, int, Sequence[bytes]]]
+) -> list[list[receipts.AnyReceipt]]:
+    """``record`` for each (tenant, first index, leaves) appended in a transaction that
+    ``engine.begun`` opened, then its commit, in one round trip; each range's receipts."""
+    signer = keys.keyring().active
+    signed = [sign(signer, tenant, first, leaves) for tenant, first, leaves in ranges]
+    receipt_rows.insert_and_commit(
+        conn, [(tenant, row) for (tenant, _, _), (row, _, _) in zip(ranges, signed, strict=True)]
+    )
+    return [entries for _, entries, _ in signed]
+
+
 def record_batch(
     conn: Connection, tenant: str, first: int, leaves: Sequence[bytes]
 ) -> tuple[receipts.BatchReceipt, list[receipts.BatchEntryReceipt]]:

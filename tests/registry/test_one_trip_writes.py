@@ -37,9 +37,10 @@ def _stored_versions(superuser, tenant: str, entity_id: str) -> list[int]:
 def test_a_skill_create_is_one_append_statement_and_its_receipt_then_committed(
     database_url, tenant, superuser, monkeypatch
 ):
-    """Counted at the socket, below SQLAlchemy and pg8000: the append is one statement,
-    then its receipt (signed once the index is known, issue 22) is stored before the commit;
-    one round trip each (no ping, no separate Parse or Describe)."""
+    """Counted at the socket, below SQLAlchemy and pg8000: BEGIN, the append (one
+    statement), then its receipt (signed once the index is known, issue 22) stored by the
+    query that commits: three round trips (no tenant set-up, no ping, no separate Parse or
+    Describe)."""
     author = _author(tenant)
     writes.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
@@ -52,11 +53,10 @@ def test_a_skill_create_is_one_append_statement_and_its_receipt_then_committed(
         author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
     )
     monkeypatch.undo()
-    assert wire.round_trips == 5, wire
-    begin, tenant_set, append, receipt, commit = wire.statements
-    assert (begin, commit) == ("begin transaction", "commit"), wire
-    assert "set_config('plant.tenant'" in tenant_set and "plant_append_version(" in append
-    assert receipt.startswith("INSERT INTO log_receipts"), wire
+    assert wire.round_trips == 3, wire
+    begin, append, receipt = wire.statements
+    assert begin == "BEGIN" and "plant_append_version(" in append, wire
+    assert receipt.startswith("INSERT INTO log_receipts") and receipt.endswith(";\nCOMMIT"), wire
     entity_id = doc.body["identity"]["id"]
     assert _stored_versions(superuser, tenant, entity_id) == [1]
 
@@ -124,7 +124,7 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
         '"v1"',
         "r",
     )
-    with pytest.raises(DBAPIError) as caught, versions.signed_write(tenant) as conn:
+    with pytest.raises(DBAPIError) as caught, versions.signed_write() as conn:
         versions.append_version(
             conn,
             author,

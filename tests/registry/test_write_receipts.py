@@ -131,3 +131,16 @@ def test_grouped_writes_share_one_batch_receipt_each_with_its_path(database_url,
     assert sum(count for _, count in stored) == 32  # every entry covered once
     assert [first for first, _ in stored] == sorted(first for first, _ in stored)
     assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(stored))
+
+
+def test_a_tenant_name_that_is_sql_is_stored_as_text(database_url, superuser):
+    """The receipt's row is written with its values in the query text (one round trip with
+    the commit): the tenant goes as UTF-8 hex, so a name made of SQL is only a name."""
+    tenant = "t-'); DROP TABLE log_entries; --\u00e9"
+    author = Principal("alice", tenant, frozenset({"author", "reader"}))
+    doc = writes.create(
+        author, "skills", {"name": "x", "description": "d", "category": "technical"}, "r"
+    )
+    assert doc.receipt is not None
+    _check(superuser, tenant, doc.receipt, doc.body["audit_trail"]["log_index"])
+    assert _stored(superuser, tenant) == [(0, 1)]
