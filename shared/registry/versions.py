@@ -353,7 +353,7 @@ def _append_alone(new: ledger.NewVersion) -> Written:
 def _append_together(group: Sequence[ledger.NewVersion]) -> list[Written | None]:
     """One statement for the group, then one signature per tenant over the range it appended
     there (the counter is held to the commit, so those indices are contiguous): a batch
-    receipt, each writer getting its entry's path (``receipts.record``). One signature for
+    receipt, each writer getting its entry's path (``receipts.record_and_commit``). One for
     the group rather than one per entry: the counter is held while it is signed."""
     with signed_write() as conn:
         indices = ledger.append_versions(conn, group)
