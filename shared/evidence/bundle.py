@@ -24,6 +24,7 @@ when the log holds none, which the verifier refuses). Formats 1 and 2 are refuse
 from __future__ import annotations
 
 import base64
+import bisect
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,24 +131,27 @@ def _entries(
 
 
 class _Receipts:
-    """Entries' receipts a batch of indices at a time; a batch receipt's paths are computed
-    once and kept while later batches still fall in its range (a bulk create's 10,000)."""
+    """Entries' receipts a batch of indices at a time; the rows covering the batch are read
+    once and kept (with a batch's tree) only while later batches still fall in them."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.held: dict[int, receipts.AnyReceipt] = {}
-        self.rows: set[int] = set()  # first indices of the rows whose receipts are held
+        self.rows: dict[int, tlog_receipts.RowReceipts] = {}  # by first index
 
     def of(self, indices: list[int]) -> dict[int, receipts.AnyReceipt]:
         if not indices:
             return {}
         low, high = indices[0], indices[-1] + 1
         rows = receipt_rows.covering(self.conn, low, high)
-        new = [r for r in rows if r.first not in self.rows]
-        self.held = {i: r for i, r in self.held.items() if i >= low}
-        self.held.update(tlog_receipts.entry_receipts(new))
-        self.rows = {r.first for r in rows}
-        return {i: self.held[i] for i in indices if i in self.held}
+        self.rows = {r.first: self.rows.get(r.first) or tlog_receipts.RowReceipts(r) for r in rows}
+        out: dict[int, receipts.AnyReceipt] = {}
+        firsts = sorted(self.rows)
+        for index in indices:
+            at = bisect.bisect_right(firsts, index) - 1
+            receipt = self.rows[firsts[at]].at(index) if at >= 0 else None
+            if receipt is not None:
+                out[index] = receipt
+        return out
 
 
 def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any]]:

@@ -70,26 +70,51 @@ def record_batch(
     return signed, entries
 
 
-def entry_receipts(rows: Sequence[ReceiptRow]) -> dict[int, receipts.AnyReceipt]:
-    """Each covered index's receipt as a client gets it, from stored rows (a batch entry's
-    path computed from the row's leaves). A row that does not decode gives none: the audit
-    names it, a bundle then carries no receipt for those entries."""
-    out: dict[int, receipts.AnyReceipt] = {}
-    for row in rows:
+class RowReceipts:
+    """The receipts of one stored row's entries as a client gets them: an entry receipt as
+    stored; a batch entry's path computed from the row's leaves (the range's tree built once,
+    O(count) memory, on first use). A row that does not decode gives none: the audit names
+    it, and a bundle then carries no receipt for those entries."""
+
+    def __init__(self, row: ReceiptRow) -> None:
+        self.row = row
+        self._single: receipts.AnyReceipt | None = None
+        self._batch: receipts.BatchReceipt | None = None
+        self._levels: list[list[bytes]] | None = None
         try:
             if row.leaves is None:
-                out[row.first] = receipts.decode(row.receipt)
-                continue
-            batch = receipts.decode_batch(row.receipt)
+                self._single = receipts.decode(row.receipt)
+            else:
+                self._batch = receipts.decode_batch(row.receipt)
         except receipts.ReceiptError:
-            continue
-        leaves = [row.leaves[at : at + 32] for at in range(0, len(row.leaves), 32)]
-        levels = receipts.range_levels(leaves)
-        for offset, leaf in enumerate(leaves):
-            path = tuple(receipts.range_path(levels, offset))
-            out[row.first + offset] = receipts.BatchEntryReceipt(
-                batch, row.first + offset, leaf, path
+            pass
+
+    def at(self, index: int) -> receipts.AnyReceipt | None:
+        """The receipt of ``index`` (in the row's range), or None."""
+        row = self.row
+        if self._single is not None:
+            return self._single if index == row.first else None
+        if self._batch is None or row.leaves is None or not row.first <= index < row.end:
+            return None
+        if self._levels is None:
+            joined = row.leaves
+            self._levels = receipts.range_levels(
+                [joined[at : at + 32] for at in range(0, len(joined), 32)]
             )
+        offset = index - row.first
+        path = tuple(receipts.range_path(self._levels, offset))
+        return receipts.BatchEntryReceipt(self._batch, index, self._levels[0][offset], path)
+
+
+def entry_receipts(rows: Sequence[ReceiptRow]) -> dict[int, receipts.AnyReceipt]:
+    """Every covered index's receipt, from stored rows (for a small range: see RowReceipts)."""
+    out: dict[int, receipts.AnyReceipt] = {}
+    for row in rows:
+        held = RowReceipts(row)
+        for index in range(row.first, row.end):
+            receipt = held.at(index)
+            if receipt is not None:
+                out[index] = receipt
     return out
 
 

@@ -124,6 +124,9 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         with monkeypatch.context() as old:  # the registry as it wrote keys before 0010
             old.setattr(names, "unique_key", lambda name: "name:" + name.strip().casefold())
             old.setattr(receipt_rows, "insert", lambda conn, tenant, row: None)  # and before 0013
+            old.setattr(
+                receipt_rows, "insert_and_commit", lambda conn, rows: conn.exec_driver_sql("COMMIT")
+            )
             rust = writes.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
             wide = writes.create(author, "skills", _skill("\uff32ust"), "r")
             wide_id = wide.body["identity"]["id"]
