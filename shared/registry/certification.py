@@ -404,6 +404,8 @@ def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dic
         "status": 201,
         "certificate_digest": result["certificate_digest"],
         "certificate_log_index": result["certificate_log_index"],
+        "certificate_receipt": result["certificate_receipt"],
+        "receipt": result["receipt"],
     }
 
 

@@ -653,6 +653,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "status": INTEGER,
                         "certificate_digest": DIGEST,
                         "certificate_log_index": INDEX,
+                        "certificate_receipt": ref("Receipt"),
+                        "receipt": {
+                            **ref("Receipt"),
+                            "description": "the certified version's receipt",
+                        },
                         "problem": ref("Problem"),
                         "error": STRING,
                     },
