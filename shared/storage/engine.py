@@ -121,6 +121,19 @@ def _unavailable_is_503() -> Iterator[None]:
         raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
 
 
+def _roll_back(conn: Connection) -> None:
+    """Roll back a ``begun`` transaction after its body failed; a connection the database
+    dropped (restart, timeout) cannot be, and is discarded instead of pooled."""
+    if conn.invalidated:  # SQLAlchemy saw the connection drop: nothing left to roll back
+        return
+    raw = conn.connection.dbapi_connection
+    try:
+        if raw is not None:
+            raw.rollback()
+    except Exception:
+        conn.invalidate()
+
+
 class Database:
     """A pool of application-role connections and tenant-scoped transactions over it."""
 
@@ -175,8 +188,7 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                if conn.connection.dbapi_connection is not None:
-                    conn.connection.dbapi_connection.rollback()
+                _roll_back(conn)  # the body's error is the one raised, not the rollback's
                 raise
             raw = conn.connection.dbapi_connection
             if raw is not None and raw._in_transaction:  # pg8000's own transaction state
