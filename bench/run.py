@@ -71,6 +71,16 @@ def _bulk_large(quick: bool) -> list[dict[str, Any]]:
     return [bench_bulk_large(20_000 if quick else 1_000_000, 1_000 if quick else 10_000)]
 
 
+def _receipts(quick: bool) -> list[dict[str, Any]]:
+    from bench.receipts import bench_append_receipts, bench_bulk_receipts
+
+    return [
+        bench_append_receipts(1, 50 if quick else 300),
+        bench_append_receipts(8, 20 if quick else 100),
+        bench_bulk_receipts(1_000 if quick else 10_000),
+    ]
+
+
 def _export(quick: bool) -> list[dict[str, Any]]:
     from bench.export import bench_export, bench_pdf
 
@@ -122,6 +132,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "append_proxy": _append_proxy,
     "http": _http,
     "bulk": _bulk,
+    "receipts": _receipts,
     "export": _export,
     "proofs": _proofs,
     "audit": _audit,

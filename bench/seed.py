@@ -127,11 +127,13 @@ def _copy_lines(rows: list[tuple[Any, ...]]) -> bytes:
     return "".join("\t".join(_copy_text(v) for v in row) + "\n" for row in rows).encode()
 
 
-def copy_chunk(
-    tenant: str, seed: int, start: int, count: int, random_ids: bool = False
-) -> tuple[bytes, bytes, int]:
-    """COPY payloads (log entries, entity heads) of skills ``start``..``start+count-1``."""
-    entries, heads = [], []
+Chunk = tuple[bytes, bytes, int, bytes]  # COPY payloads, the size after, the leaves joined
+
+
+def copy_chunk(tenant: str, seed: int, start: int, count: int, random_ids: bool = False) -> Chunk:
+    """COPY payloads (log entries, entity heads) of skills ``start``..``start+count-1``, and
+    their leaf hashes (for the chunk's write receipt)."""
+    entries, heads, leaves = [], [], []
     for i, ident, body, digest, leaf, fields, name, category, key in encoded_rows(
         tenant, seed, start, count, random_ids
     ):
@@ -141,7 +143,8 @@ def copy_chunk(
         heads.append(
             (tenant, ident, "skill", 1, "draft", name, category, key, i, i, CREATED_AT, CREATED_AT)
         )
-    return _copy_lines(entries), _copy_lines(heads), start + count
+        leaves.append(leaf)
+    return _copy_lines(entries), _copy_lines(heads), start + count, b"".join(leaves)
 
 
 _ENTRY_COLUMNS = (
@@ -158,16 +161,29 @@ _SIZE = (
 )
 
 
-def _copy(superuser: Engine, tenant: str, chunk: tuple[bytes, bytes, int]) -> None:
+_RECEIPT = (
+    "INSERT INTO log_receipts (tenant_id, first_idx, count, receipt, leaves) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+
+
+def _copy(superuser: Engine, tenant: str, chunk: Chunk) -> None:
     """COPY one chunk in one transaction (pg8000 escapes bytea arrays a character at a time
-    in Python, so array parameters are far slower than COPY at this size)."""
-    entries, heads, size = chunk
+    in Python, so array parameters are far slower than COPY at this size), with the batch
+    write receipt the registry's key would have signed over it, as a bulk create signs."""
+    from shared.tlog import keys, receipts
+
+    entries, heads, size, joined = chunk
+    leaves = [joined[at : at + 32] for at in range(0, len(joined), 32)]
+    first = size - len(leaves)
+    row, _, _ = receipts.sign(keys.keyring().active, tenant, first, leaves, batch=True)
     raw = superuser.raw_connection()
     try:
         cur = raw.cursor()
         cur.execute(f"COPY log_entries ({_ENTRY_COLUMNS}) FROM STDIN", stream=io.BytesIO(entries))
         cur.execute(f"COPY entity_heads ({_HEAD_COLUMNS}) FROM STDIN", stream=io.BytesIO(heads))
         cur.execute(_SIZE, (tenant, size))
+        cur.execute(_RECEIPT, (tenant, row.first, row.count, row.receipt, row.leaves))
         raw.commit()
     finally:
         raw.close()
@@ -192,7 +208,7 @@ def write_skills(
             _copy(superuser, tenant, copy_chunk(tenant, seed, s, n, random_ids))
         return
     workers = max(1, os.cpu_count() or 1)
-    pending: deque[Future[tuple[bytes, bytes, int]]] = deque()
+    pending: deque[Future[Chunk]] = deque()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         for s, n in chunks:
             pending.append(pool.submit(copy_chunk, tenant, seed, s, n, random_ids))

@@ -130,11 +130,11 @@ def _configured(document: str) -> None:
 
 
 def bench_witness_seal(count: int) -> list[dict[str, Any]]:
-    from shared.tlog import keys, sealing
+    from shared.tlog import keys
 
     tenant = "witnessed"
     rows = []
-    with _witness({sealing.origin(tenant): keys.keyring().vkeys}) as (port, vkey):
+    with _witness({keys.origin(tenant): keys.keyring().vkeys}) as (port, vkey):
         for label, delay in (("loopback", 0.0), ("1 ms each way", 1.0)):
             with proxy_to(f"127.0.0.1:{port}", delay) if delay else _nothing(port) as reach:
                 entry = {

@@ -17,7 +17,9 @@ WRITE = ("author",)
 
 
 def _document(doc: versions.Document, status: int = 200, **headers: str) -> flask.Response:
-    return json_response(doc.body, status, {"ETag": f'"v{doc.version}"', **headers})
+    """A version as served; a write's with its signed ``receipt``."""
+    body = doc.body if doc.receipt is None else {**doc.body, "receipt": doc.receipt}
+    return json_response(body, status, {"ETag": f'"v{doc.version}"', **headers})
 
 
 def _served(
@@ -35,11 +37,13 @@ def _served(
 
 
 def _written(call: Call, doc: versions.Document) -> flask.Response:
-    """A new version as served, with ``cascade``: every entity the write moved out of
-    certified."""
+    """A new version as served, with its ``receipt`` and ``cascade``: every entity the write
+    moved out of certified."""
     membership.served(call.principal.tenant, doc.body)
     return json_response(
-        {**doc.body, "cascade": list(doc.cascade)}, 200, {"ETag": f'"v{doc.version}"'}
+        {**doc.body, "receipt": doc.receipt, "cascade": list(doc.cascade)},
+        200,
+        {"ETag": f'"v{doc.version}"'},
     )
 
 
@@ -118,8 +122,7 @@ def list_entities(call: Call, kind: str) -> flask.Response:
 @router.route("POST", "/<kind>/batch", body=Body.JSON, roles=WRITE, admit=batches.batch_admitted)
 def create_batch(call: Call, kind: str) -> flask.Response:
     items = batches.batch_items(call.body)
-    made = batches.create_batch(call.principal, kind, items, call.request_id)
-    return json_response({"items": made}, 201)
+    return json_response(batches.create_batch(call.principal, kind, items, call.request_id), 201)
 
 
 @router.route("POST", "/<kind>", body=Body.JSON, roles=WRITE, query=similar.CREATE_QUERY)

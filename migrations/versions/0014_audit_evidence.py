@@ -5,13 +5,13 @@ finding and an incremental audit resumes from what the log says it verified, not
 mutable ``audit_runs`` table. A partial index finds a tenant's newest report with one probe.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

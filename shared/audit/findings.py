@@ -23,6 +23,9 @@ KINDS = (
     "rls_disabled",
     "shadowed",
     "function_changed",
+    # signed write receipts (``receipts``)
+    "receipt_missing",
+    "receipt_invalid",
 )
 
 

@@ -18,7 +18,7 @@ from shared.integrity import canonical, digests, merkle
 from shared.registry import documents
 from shared.rules.kinds import AUDIT_RUN
 from shared.storage import ledger, tree
-from shared.tlog import keys
+from shared.tlog import keys, receipts
 
 KIND = AUDIT_RUN
 REPORT_TYPE = "plant.audit-run/v1"
@@ -51,8 +51,9 @@ def report(tenant: str, run_id: str, mode: str, by: str, result: dict[str, Any])
     }
 
 
-def append(conn: Connection, doc: dict[str, Any]) -> int:
-    """Append a report to the log (in the run's closing transaction); returns its index."""
+def append(conn: Connection, tenant: str, doc: dict[str, Any]) -> int:
+    """Append a report to the log (in the run's closing transaction), with its signed write
+    receipt as every entry has (``tlog.receipts``); returns its index."""
     run = doc["audit_run"]
     appended = ledger.append(
         conn,
@@ -64,6 +65,7 @@ def append(conn: Connection, doc: dict[str, Any]) -> int:
         prev_digest=None,
         actor=run["requested_by"],
     )
+    receipts.record(conn, tenant, appended.index, [appended.leaf_hash])
     return appended.index
 
 

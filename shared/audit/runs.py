@@ -23,6 +23,7 @@ from shared.audit import (
     nodes,
     params,
     presence,
+    receipts,
 )  # fmt: skip
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Row
@@ -112,7 +113,7 @@ def run(
     with database().transaction(principal.tenant) as conn:
         try:
             with conn.begin_nested():
-                history.append(conn, report)
+                history.append(conn, principal.tenant, report)
         except IntegrityError:
             pass  # the log's counter was moved back onto an entry: this run's findings say so
         conn.execute(
@@ -182,6 +183,7 @@ def _audit(
         logged = history.checked(state, start, verified_to)
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
+        receipts.checked(state, start, size)  # last: an entry already named is not again
         all_findings = _dedupe(state.findings, findings)
         return {
             "verified_from": start,

@@ -191,6 +191,33 @@ def cmd_verify_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_receipt(args: argparse.Namespace) -> int:
+    """Exit 0 only if a pinned key signed the receipt for this origin, index and entry."""
+    import json
+
+    from shared.evidence.receipt import verify_receipt
+
+    try:
+        vkeys = _pinned_keys(args)
+        with open(args.receipt, "rb") as handle:
+            raw = handle.read()
+        entry = None
+        if args.entry is not None:
+            with open(args.entry, "rb") as handle:
+                entry = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"plant verify-receipt: {exc}", file=sys.stderr)
+        return 1
+    if (entry is None) == (args.leaf_hash is None):
+        print("plant verify-receipt: give exactly one of --leaf-hash and --entry", file=sys.stderr)
+        return 2
+    report = verify_receipt(
+        raw, vkeys, args.origin, args.index, leaf_hash=args.leaf_hash, entry=entry
+    )
+    print(json.dumps(report.as_dict(), indent=2) if args.json else "\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
 def _os_user() -> str | None:
     """The login name of the OS user running plant ($LOGNAME, $USER, ..., else the password
     database's entry for the process's user id), or None if there is none."""
@@ -351,6 +378,19 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--key", action="append", help="pinned report vkey (repeatable)")
     check.add_argument("--key-file", action="append", help="file of vkeys, one a line")
     check.set_defaults(func=cmd_verify_report)
+
+    receipt = sub.add_parser("verify-receipt", help="verify a write's receipt offline")
+    receipt.add_argument("receipt", help="the receipt's JSON, or a write's response holding it")
+    receipt.add_argument("--key", action="append", help="pinned vkey (repeatable)")
+    receipt.add_argument(
+        "--key-file", action="append", help="file of pinned vkeys, one a line (repeatable)"
+    )
+    receipt.add_argument("--origin", required=True, help="the log's origin (GET /log/keys)")
+    receipt.add_argument("--index", required=True, type=int, help="the entry's log index")
+    receipt.add_argument("--leaf-hash", help="the entry's leaf hash, base64")
+    receipt.add_argument("--entry", help="file of the entry's exact bytes (instead)")
+    receipt.add_argument("--json", action="store_true", help="machine-readable result")
+    receipt.set_defaults(func=cmd_verify_receipt)
 
     export = sub.add_parser("export", help="write a report or an evidence bundle")
     export.add_argument("what", choices=("report", "bundle"))

@@ -1,6 +1,6 @@
 """Evidence bundles: everything an auditor needs to check a tenant's log offline.
 
-Format ``plant-evidence-bundle/2``, one JSON document::
+Format ``plant-evidence-bundle/3``, one JSON document::
 
     {"format", "tenant", "origin", "created_at",
      "checkpoint": {"note", "size", "root"},          # latest signed checkpoint
@@ -8,7 +8,7 @@ Format ``plant-evidence-bundle/2``, one JSON document::
      "previous_checkpoint": {"note", "size", "root", "consistency_proof": [...]} | null,
      "filters": {"kind": entity type | null, "entity": entity id | null},
      "entries": [{"index", "entry_type", "entity_type", "entity_id", "version",
-                  "body", "leaf_hash", "inclusion_proof": [...]}, ...],
+                  "body", "leaf_hash", "inclusion_proof": [...], "receipt"}, ...],
      "statement": DSSE envelope}                     # see bundle_statement.py
 
 Hashes and bodies are base64; ``body`` is the exact canonical bytes that were hashed. The
@@ -17,12 +17,14 @@ proof from it to the latest checkpoint. Entries are every version and certificat
 selected entities (all entities by default) below the checkpoint size, in log order. The
 statement, written last so the bundle streams, signs the header and the list of entries
 (a running count and SHA-256 of them), so a bundle holds one batch of entries at a time.
-Format 1 (before the statement) is refused by the verifier: nothing in it said what it held.
+Each entry's ``receipt`` is its write receipt's JSON (``shared.integrity.receipts``; null
+when the log holds none, which the verifier refuses). Formats 1 and 2 are refused.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,15 +34,16 @@ from sqlalchemy.engine import Connection
 from shared import tlog
 from shared.errors import InvalidQuery, NotFound
 from shared.evidence import statement as bundle_statement
-from shared.integrity import digests, merkle
+from shared.integrity import digests, merkle, receipts
 from shared.integrity.canonical import now_text
 from shared.rules.kinds import KINDS, parse_uuid
 from shared.security.principal import Principal
-from shared.storage import cosignatures, tree
+from shared.storage import cosignatures, receipt_rows, tree
 from shared.storage.engine import database
 from shared.tlog import keys
+from shared.tlog import receipts as tlog_receipts
 
-FORMAT = "plant-evidence-bundle/2"
+FORMAT = "plant-evidence-bundle/3"
 BATCH = 500
 
 
@@ -93,6 +96,7 @@ def _entries(
     whatever the log's size.
     """
     reader = tree.DbNodes(conn)
+    receipts = _Receipts(conn)
     after = -1
     while True:
         rows = conn.execute(
@@ -106,6 +110,7 @@ def _entries(
             {"after": after, "size": size, "kind": kind, "entity": entity, "limit": BATCH},
         ).all()
         proofs = merkle.inclusion_proofs(reader, [int(row[0]) for row in rows], size)
+        held = receipts.of([int(row[0]) for row in rows])
         for (idx, entry_type, k, entity_id, version, body, leaf), proof in zip(
             rows, proofs, strict=True
         ):
@@ -118,10 +123,35 @@ def _entries(
                 "body": digests.b64(bytes(body)),
                 "leaf_hash": digests.b64(bytes(leaf)),
                 "inclusion_proof": [digests.b64(h) for h in proof],
+                "receipt": held[int(idx)].to_json() if int(idx) in held else None,
             }
         if len(rows) < BATCH:
             return
         after = int(rows[-1][0])
+
+
+class _Receipts:
+    """Entries' receipts a batch of indices at a time; the rows covering the batch are read
+    once and kept (with a batch's tree) only while later batches still fall in them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.rows: dict[int, tlog_receipts.RowReceipts] = {}  # by first index
+
+    def of(self, indices: list[int]) -> dict[int, receipts.AnyReceipt]:
+        if not indices:
+            return {}
+        low, high = indices[0], indices[-1] + 1
+        rows = receipt_rows.covering(self.conn, low, high)
+        self.rows = {r.first: self.rows.get(r.first) or tlog_receipts.RowReceipts(r) for r in rows}
+        out: dict[int, receipts.AnyReceipt] = {}
+        firsts = sorted(self.rows)
+        for index in indices:
+            at = bisect.bisect_right(firsts, index) - 1
+            receipt = self.rows[firsts[at]].at(index) if at >= 0 else None
+            if receipt is not None:
+                out[index] = receipt
+        return out
 
 
 def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.evidence.shape import Entry, Header, shown
 from shared.evidence.verdict import VerificationReport
-from shared.integrity import canonical, digests, dsse, merkle, note
+from shared.integrity import canonical, digests, dsse, merkle, note, receipts
 from shared.registry.attestation import PAYLOAD_TYPE, PREDICATE_TYPE
 from shared.rules.kinds import AUDIT_RUN
 
@@ -165,6 +165,8 @@ class Contents:
         if problems:
             self.report.fail(entry.name, "; ".join(problems))
             return
+        if not self._receipt(entry):
+            return
         if facts.entry_type == "audit":
             self.report.add(entry.name, True, f"included at {entry.index}: an audit run's report")
             return
@@ -180,6 +182,26 @@ class Contents:
             digest = digests.sha256(entry.body)
             chain[facts.version] = Version(entry.index, facts.entity_type, digest, extra)
         self.report.add(entry.name, True, f"included at {entry.index}; its labels match its bytes")
+
+    def _receipt(self, entry: Entry) -> bool:
+        """The entry's write receipt, signed by a pinned key for this log, its index and its
+        leaf hash (``receipts.verify``); a failure is named ``entry N receipt``."""
+        name = f"{entry.name} receipt"
+        if entry.receipt is None:
+            self.report.fail(name, "receipt_missing: the bundle holds no write receipt for it")
+            return False
+        try:
+            receipts.verify(
+                entry.receipt,
+                list(self.by_id.values()),
+                self.header.origin,
+                entry.index,
+                leaf_hash=entry.leaf_hash,
+            )
+        except receipts.ReceiptError as exc:
+            self.report.fail(name, f"{exc.reason}: {exc}")
+            return False
+        return True
 
     def _read(self, entry: Entry) -> tuple[Facts, Any]:
         if merkle.leaf_hash(entry.body) != entry.leaf_hash:

@@ -16,7 +16,7 @@ from typing import Any
 from shared.integrity import canonical
 from shared.rules.kinds import AUDIT_RUN, KINDS, parse_uuid
 
-FORMAT = "plant-evidence-bundle/2"
+FORMAT = "plant-evidence-bundle/3"
 OLD_FORMATS = ("plant-evidence-bundle/1",)
 ENTITY_TYPES = frozenset(kind.type for kind in KINDS.values())
 ENTRY_KINDS = ENTITY_TYPES | {AUDIT_RUN}
@@ -32,7 +32,7 @@ ENTRY: tuple[str, ...] = (
     "body",
     "leaf_hash",
 )
-ENTRY += ("inclusion_proof",)
+ENTRY += ("inclusion_proof", "receipt")
 
 
 class MalformedBundle(ValueError):
@@ -103,6 +103,7 @@ class Entry:
     body: bytes
     leaf_hash: bytes
     inclusion_proof: list[bytes]
+    receipt: Any  # the write receipt's JSON, checked by ``contents`` (None: the log had none)
 
     @property
     def name(self) -> str:
@@ -259,4 +260,5 @@ def entry(value: Any, position: int) -> Entry:
         body=base64_bytes(data["body"], f"{where}.body"),
         leaf_hash=base64_bytes(data["leaf_hash"], f"{where}.leaf_hash", 32),
         inclusion_proof=hashes(data["inclusion_proof"], f"{where}.inclusion_proof"),
+        receipt=data["receipt"],
     )

@@ -30,6 +30,7 @@ from shared.rules.relations import Ref, check_relations, referenced_ids, unique_
 from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import database, retry_transient
+from shared.tlog import receipts
 
 MAX_BATCH = 10_000
 _batches = Slots(lambda: settings().max_batches, "batch")
@@ -45,25 +46,22 @@ def batch_admitted(principal: Principal) -> Iterator[None]:
         yield
 
 
-def create_batch(
-    principal: Principal, slug: str, bodies: Any, request_id: str
-) -> list[dict[str, Any]]:
+def create_batch(principal: Principal, slug: str, bodies: Any, request_id: str) -> dict[str, Any]:
     """Create many entities of one kind at once: all or nothing, in one statement.
 
     Every item is checked as ``create`` checks one (violations name ``items[i].field``, all
     reported together), plus uniqueness inside the batch; then version 1 of each is appended
-    with one move of the log counter. Returns, per item in order, its id, version, log index
-    and digest (the full documents are one GET away). The HTTP route runs it inside
-    ``batch_admitted``.
+    with one move of the log counter and one batch receipt signed over its range. Returns
+    ``items``: per item in order, its id, version, log index, digest, leaf hash and receipt
+    path (the full documents are one GET away); and ``receipt``, the batch receipt. The HTTP
+    route runs it inside ``batch_admitted``.
     """
     with collector.paused():  # its items live until it ends: nothing for the collector
         return _create_batch(principal, slug, bodies, request_id)
 
 
 @retry_transient()
-def _create_batch(
-    principal: Principal, slug: str, bodies: Any, request_id: str
-) -> list[dict[str, Any]]:
+def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str) -> dict[str, Any]:
     principal.require("author")
     kind = resolve_kind(slug)
     if not isinstance(bodies, list) or not bodies:
@@ -137,15 +135,22 @@ def _create_batch(
             at=now,
             pins=pins,
         )
-    return [
-        {
-            "id": str(item.entity_id),
-            "version": 1,
-            "log_index": first + i,
-            "digest": digests.label(item.encoded.digest),
-        }
-        for i, item in enumerate(items)
-    ]
+        leaves = [item.encoded.leaf_hash for item in items]
+        batch, signed = receipts.record_batch(conn, principal.tenant, first, leaves)
+    return {
+        "items": [
+            {
+                "id": str(item.entity_id),
+                "version": 1,
+                "log_index": first + i,
+                "digest": digests.label(item.encoded.digest),
+                "leaf_hash": digests.b64(item.encoded.leaf_hash),
+                "receipt_path": [digests.b64(node) for node in receipt.path],
+            }
+            for i, (item, receipt) in enumerate(zip(items, signed, strict=True))
+        ],
+        "receipt": batch.to_json(),
+    }
 
 
 def batch_items(body: Any) -> Any:

@@ -41,7 +41,7 @@ from shared.rules.relations import check_relations, uncertified_uses
 from shared.security.principal import READ_ROLES, Principal
 from shared.storage import ledger, tree
 from shared.storage.engine import database, retry_transient
-from shared.tlog import keys
+from shared.tlog import keys, receipts
 
 log = configure().getChild("certify")
 
@@ -289,6 +289,9 @@ def certify(
             prev_digest=cur.entry.digest,
             actor=principal.subject,
         )
+        (cert_receipt,) = receipts.record(
+            conn, principal.tenant, appended.index, [appended.leaf_hash]
+        )
         certification = {
             "certificate_digest": digests.label(encoded.digest),
             "certificate_log_index": appended.index,
@@ -320,8 +323,10 @@ def certify(
         "certificate": envelope,
         "certificate_log_index": appended.index,
         "certificate_digest": digests.label(encoded.digest),
+        "certificate_receipt": cert_receipt.to_json(),
         "statement": statement,
         "entity": doc.body,
+        "receipt": doc.receipt,
     }
 
 
@@ -407,6 +412,8 @@ def _batch_item(principal: Principal, i: int, item: Any, request_id: str) -> dic
         "status": 201,
         "certificate_digest": result["certificate_digest"],
         "certificate_log_index": result["certificate_log_index"],
+        "certificate_receipt": result["certificate_receipt"],
+        "receipt": result["receipt"],
     }
 
 

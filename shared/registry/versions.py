@@ -23,6 +23,7 @@ from shared.security.principal import Principal
 from shared.storage import heads, ledger
 from shared.storage.engine import database, sqlstate
 from shared.storage.group import GroupCommits
+from shared.tlog import receipts
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class Document:
     body: dict[str, Any]
     version: int
     cascade: tuple[dict[str, Any], ...] = ()  # the entities the write moved out of certified
+    receipt: dict[str, Any] | None = None  # a write's signed receipt (JSON), none on reads
+
+
+Written = tuple[int, dict[str, Any]]  # a new version's log index and its receipt's JSON
 
 
 @contextmanager
@@ -63,11 +68,19 @@ def write_transaction(principal: Principal) -> Iterator[Connection]:
 
 
 @contextmanager
-def one_trip_write() -> Iterator[Connection]:
-    """An autocommit connection for one ``ledger.append_version`` statement (its own
-    transaction, one round trip); constraint races become 409/412 as in a transaction."""
-    with _constraint_races(), database().autocommit() as conn:
+def signed_write() -> Iterator[Connection]:
+    """A transaction for one append statement and its receipt, signed after the statement
+    assigns the index and stored by the statement that commits (``engine.begun``: three
+    round trips); constraint races become 409/412."""
+    with _constraint_races(), database().begun() as conn:
         yield conn
+
+
+def appended_in(conn: Connection, new: ledger.NewVersion) -> Written:
+    """Append ``new`` in ``conn``'s transaction and sign and store its receipt there."""
+    index = ledger.append_version(conn, new).index
+    (receipt,) = receipts.record(conn, new.tenant, index, [new.encoded.leaf_hash])
+    return index, receipt.to_json()
 
 
 @contextmanager
@@ -222,9 +235,9 @@ def append_version(
                 with write_transaction(principal) as own:
                     return _append_leaving(own, new, request_id)
             return _append_leaving(conn, new, request_id)
-        index = _appends.submit(new) if conn is None else ledger.append_version(conn, new).index
+        index, receipt = _appends.submit(new) if conn is None else appended_in(conn, new)
     body = documents.served(encoded.body, index, encoded.leaf_hash, encoded.digest)
-    return Document(body, new.version)
+    return Document(body, new.version, receipt=receipt)
 
 
 def _append_leaving(conn: Connection, new: ledger.NewVersion, request_id: str) -> Document:
@@ -251,6 +264,7 @@ def _append_leaving(conn: Connection, new: ledger.NewVersion, request_id: str) -
         versions[m.live.head.entity_id] = (m.live.head.kind, m.live.head.version + 1, m.status)
     items = [new] + [_cascade_version(new, m, versions, request_id) for m in moved]
     indices = ledger.append_all(conn, items)
+    signed = receipts.record(conn, new.tenant, indices[0], [i.encoded.leaf_hash for i in items])
     encoded = new.encoded
     return Document(
         documents.served(encoded.body, indices[0], encoded.leaf_hash, encoded.digest),
@@ -265,6 +279,7 @@ def _append_leaving(conn: Connection, new: ledger.NewVersion, request_id: str) -
             }
             for item, index in zip(items[1:], indices[1:], strict=True)
         ),
+        signed[0].to_json(),
     )
 
 
@@ -305,21 +320,50 @@ def _cascade_version(
     )
 
 
-def _append_alone(new: ledger.NewVersion) -> int:
-    with one_trip_write() as conn:
-        return ledger.append_version(conn, new).index
+def _append_alone(new: ledger.NewVersion) -> Written:
+    with signed_write() as conn:
+        index = ledger.append_version(conn, new).index
+        ((receipt,),) = receipts.record_and_commit(
+            conn, [(new.tenant, index, [new.encoded.leaf_hash])]
+        )
+        return index, receipt.to_json()
 
 
-def _append_together(group: Sequence[ledger.NewVersion]) -> list[int | None]:
-    with database().autocommit() as conn:
-        return ledger.append_versions(conn, group)
+def _append_together(group: Sequence[ledger.NewVersion]) -> list[Written | None]:
+    """One statement for the group, then one signature per tenant over the range it appended
+    there (the counter is held to the commit, so those indices are contiguous): a batch
+    receipt, each writer getting its entry's path (``receipts.record_and_commit``). One for
+    the group rather than one per entry: the counter is held while it is signed."""
+    with signed_write() as conn:
+        indices = ledger.append_versions(conn, group)
+        out: list[Written | None] = [None] * len(group)
+        taken: dict[str, list[tuple[int, int]]] = {}
+        for at, index in enumerate(indices):
+            if index is not None:
+                taken.setdefault(group[at].tenant, []).append((index, at))
+        ranges = []
+        for tenant, appended in taken.items():
+            appended.sort()
+            if appended[-1][0] - appended[0][0] != len(appended) - 1:  # never: each alone
+                raise RuntimeError("a group's appended indices are not contiguous")
+            ranges.append(
+                (tenant, appended[0][0], [group[at].encoded.leaf_hash for _, at in appended])
+            )
+        if not ranges:
+            conn.exec_driver_sql("COMMIT")
+            return out
+        signed = receipts.record_and_commit(conn, ranges)
+        for appended, entries in zip(taken.values(), signed, strict=True):
+            for (index, at), receipt in zip(appended, entries, strict=True):
+                out[at] = (index, receipt.to_json())
+        return out
 
 
 # Creates and amendments of one tenant that run at the same time in this process share
 # statements (a queue per tenant: a group never waits for another tenant's counter); two may
 # be on their way at once, so one group's round trip overlaps the other's execution (the
 # second waits on the server for the tenant's counter, which the first holds until it commits).
-_appends = GroupCommits(
+_appends: GroupCommits[ledger.NewVersion, Written] = GroupCommits(
     lambda new: new.tenant,
     _append_alone,
     _append_together,

@@ -121,6 +121,19 @@ def _unavailable_is_503() -> Iterator[None]:
         raise ServiceUnavailable("the service is at capacity; retry shortly") from exc
 
 
+def _roll_back(conn: Connection) -> None:
+    """Roll back a ``begun`` transaction after its body failed; a connection the database
+    dropped (restart, timeout) cannot be, and is discarded instead of pooled."""
+    if conn.invalidated:  # SQLAlchemy saw the connection drop: nothing left to roll back
+        return
+    raw = conn.connection.dbapi_connection
+    try:
+        if raw is not None:
+            raw.rollback()
+    except Exception:
+        conn.invalidate()
+
+
 class Database:
     """A pool of application-role connections and tenant-scoped transactions over it."""
 
@@ -164,6 +177,25 @@ class Database:
                 yield conn
             finally:
                 raw.autocommit = False
+
+    @contextmanager
+    def begun(self) -> Iterator[Connection]:
+        """A transaction opened by BEGIN on an autocommit connection, for a body whose last
+        statement also commits it (``receipt_rows.insert_and_commit``): an append and its
+        receipt in three round trips (BEGIN; the append; the receipt and COMMIT), where
+        ``transaction`` takes five. No tenant is set: the append functions set it. Rolled
+        back if the body raises or ends without committing."""
+        with self.autocommit() as conn:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                _roll_back(conn)  # the body's error is the one raised, not the rollback's
+                raise
+            raw = conn.connection.dbapi_connection
+            if raw is not None and raw._in_transaction:  # pg8000's own transaction state
+                raw.rollback()
+                raise RuntimeError("a begun() transaction ended without committing")
 
     def ping(self) -> None:
         """Run a real query; raise ServiceUnavailable if the database does not answer."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")  # what writing an item gives back (its index, and its receipt)
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +35,26 @@ def _check(limit: int, in_flight: int) -> None:
         raise ValueError("limit and in_flight must be at least 1")
 
 
-class _Waiter(Generic[T]):
+class _Waiter(Generic[T, R]):
     __slots__ = ("index", "item", "settled", "taken", "woken")
 
     def __init__(self, item: T, lock: threading.Lock) -> None:
         self.item = item
-        self.index: int | None = None
+        self.index: R | None = None
         self.taken = False  # in a leader's group
         self.settled = False  # that group is done: ``index`` is final
         self.woken = threading.Condition(lock)  # its own, so a wake-up wakes only it
 
 
-class GroupCommit(Generic[T]):
+class GroupCommit(Generic[T, R]):
     """Writes items through ``alone`` (one item, returns its index or raises) or, when
     several are queued, ``together`` (up to ``limit`` items, returns an index or None for
     each, in order)."""
 
     def __init__(
         self,
-        alone: Callable[[T], int],
-        together: Callable[[Sequence[T]], Sequence[int | None]],
+        alone: Callable[[T], R],
+        together: Callable[[Sequence[T]], Sequence[R | None]],
         limit: int,
         in_flight: int = 1,
     ) -> None:
@@ -62,7 +63,7 @@ class GroupCommit(Generic[T]):
         self._together = together
         self._limit = limit
         self._in_flight = in_flight
-        self._queue: deque[_Waiter[T]] = deque()
+        self._queue: deque[_Waiter[T, R]] = deque()
         self._leaders = 0
         self._lock = threading.Lock()
 
@@ -71,9 +72,9 @@ class GroupCommit(Generic[T]):
         with self._lock:
             return len(self._queue)
 
-    def submit(self, item: T) -> int:
+    def submit(self, item: T) -> R:
         """Write ``item``; return its index once written, or raise what writing it raised."""
-        waiter = _Waiter(item, self._lock)
+        waiter: _Waiter[T, R] = _Waiter(item, self._lock)
         with self._lock:
             self._queue.append(waiter)
             while not waiter.taken and self._leaders >= self._in_flight:
@@ -98,10 +99,10 @@ class GroupCommit(Generic[T]):
             return self._alone(item)
         return waiter.index
 
-    def _lead(self, group: list[_Waiter[T]]) -> None:
+    def _lead(self, group: list[_Waiter[T, R]]) -> None:
         """Write ``group`` while holding the lead, so that writers arriving meanwhile queue
         for the next statement instead of each starting its own."""
-        indices: Sequence[int | None] = [None] * len(group)
+        indices: Sequence[R | None] = [None] * len(group)
         error: BaseException | None = None
         try:
             if len(group) == 1:
@@ -134,24 +135,24 @@ class GroupCommit(Generic[T]):
             raise error
 
 
-class GroupCommits(Generic[T]):
+class GroupCommits(Generic[T, R]):
     """One ``GroupCommit`` per key (``key(item)``: the tenant), made on first use."""
 
     def __init__(
         self,
         key: Callable[[T], str],
-        alone: Callable[[T], int],
-        together: Callable[[Sequence[T]], Sequence[int | None]],
+        alone: Callable[[T], R],
+        together: Callable[[Sequence[T]], Sequence[R | None]],
         limit: int,
         in_flight: int = 1,
     ) -> None:
         _check(limit, in_flight)
         self._key = key
         self._make = lambda: GroupCommit(alone, together, limit, in_flight)
-        self._queues: dict[str, GroupCommit[T]] = {}
+        self._queues: dict[str, GroupCommit[T, R]] = {}
         self._lock = threading.Lock()
 
-    def submit(self, item: T) -> int:
+    def submit(self, item: T) -> R:
         """Write ``item`` in its key's queue (``GroupCommit.submit``)."""
         key = self._key(item)
         with self._lock:

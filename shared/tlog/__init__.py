@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "origin": "sealing",
+    "origin": "keys",
     "verify_note": "sealing",
     "check_anchored": "sealing",
     "seal_in": "sealing",

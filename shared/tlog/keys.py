@@ -58,6 +58,11 @@ class Keyring:
         return [s.vkey for s in self.signers]
 
 
+def origin(tenant: str) -> str:
+    """The origin line naming one tenant's log: in its checkpoints and write receipts."""
+    return f"{settings().log_origin_prefix}/{tenant}"
+
+
 def parse(document: bytes) -> Keyring:
     """Parse the keyring document; the message never includes key material."""
     try:

@@ -19,14 +19,9 @@ from shared.errors import IntegrityViolation, ServiceUnavailable
 from shared.integrity import merkle, note
 from shared.storage import tree
 from shared.storage.engine import database
-from shared.tlog import anchors, keys, mirror, witnesses
+from shared.tlog import anchors, keys, mirror, receipts, witnesses
 
 log = logging.getLogger("plant.sealing")
-
-
-def origin(tenant: str) -> str:
-    """The checkpoint origin line naming one tenant's log."""
-    return f"{settings().log_origin_prefix}/{tenant}"
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ def verify_note(text: str, keyring: keys.Keyring, tenant: str) -> note.Checkpoin
         raise IntegrityViolation(
             f"a stored checkpoint does not verify: {exc}", finding="checkpoint_invalid"
         ) from exc
-    if checkpoint.origin != origin(tenant):
+    if checkpoint.origin != keys.origin(tenant):
         raise IntegrityViolation(
             "a stored checkpoint names another log", finding="checkpoint_invalid"
         )
@@ -87,6 +82,7 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
     """Seal inside the caller's transaction (see ``seal``)."""
     keyring = keys.keyring()
     tree.lock_sealer(conn)
+    receipts.cover_cutover(conn, tenant, keyring.active)
     last = tree.latest_checkpoint(conn)
     check_anchor(conn, tenant, last, store)
     size = tree.log_size(conn)
@@ -127,7 +123,8 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
     except merkle.MissingNode as exc:
         raise IntegrityViolation(str(exc), finding="missing") from exc
     tree.insert_nodes(conn, nodes)
-    signed = note.sign_note(note.checkpoint_body(origin(tenant), size, root), [keyring.active])
+    body = note.checkpoint_body(keys.origin(tenant), size, root)
+    signed = note.sign_note(body, [keyring.active])
     tree.insert_checkpoint(conn, size, root, signed)
     return Sealed(tree.StoredCheckpoint(size, root, signed), True, len(leaves), reader.rows_read)
 

@@ -91,11 +91,12 @@ def test_the_witness_function_loads_only_the_witness():
 
 
 def test_plant_verify_loads_no_database_or_web_framework():
-    # as `plant verify` does (shared/cli/commands.py: cmd_verify)
+    # as `plant verify` and `plant verify-receipt` do (shared/cli/commands.py: cmd_verify)
     loaded = modules_after(
         "from shared import cli\ncli.parser()\n"
-        "from shared.evidence import verify\nfrom shared.cli.progress import Progress"
+        "from shared.evidence import verify\nfrom shared.cli.progress import Progress\n"
+        "from shared.evidence import receipt"
     )
-    assert "shared.evidence.verify" in loaded
+    assert "shared.evidence.verify" in loaded and "shared.evidence.receipt" in loaded
     heavy = sorted({m.partition(".")[0] for m in _under(loaded, DATABASE_AND_WEB)})
     assert heavy == [], f"plant verify loads {heavy}"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shared.evidence import statement as bundle_statement
-from shared.integrity import canonical, dsse, merkle, note
+from shared.integrity import canonical, dsse, merkle, note, receipts
 from shared.registry import writes
 from shared.security.principal import Principal
 from tests.support.reliability_table import record
@@ -205,7 +205,7 @@ MALFORMED: list[tuple[str, str, Any, str, str]] = [
     ("entry index true", "entries.1.index", True, "entries[1].index",
      "must be an integer, not a boolean"),
     ("entry index -1", "entries.1.index", -1, "entries[1].index", "must be at least 0"),
-    ("format a number", "format", 2, "format", "not a plant-evidence-bundle/2 bundle"),
+    ("format a number", "format", 2, "format", "not a plant-evidence-bundle/3 bundle"),
     ("tenant null", "tenant", None, "tenant", "must be a string, not null"),
     ("checkpoint a list", "checkpoint", [], "checkpoint", "must be an object"),
     ("checkpoint size a string", "checkpoint.size", "12", "checkpoint.size",
@@ -305,6 +305,8 @@ def _forge(genuine: dict[str, Any], mallory: note.Signer) -> dict[str, Any]:
             entry["body"] = base64.b64encode(canonical.dumps(resigned)).decode()
         leaf = merkle.leaf_hash(base64.b64decode(entry["body"]))
         entry["leaf_hash"] = base64.b64encode(leaf).decode()
+        entry["receipt"] = receipts.sign_entry(mallory, forged["origin"], entry["index"], leaf)
+        entry["receipt"] = entry["receipt"].to_json()
     tree = merkle.MemoryNodes()
     tree.append([base64.b64decode(e["leaf_hash"]) for e in entries])
     size = len(entries)
@@ -364,3 +366,54 @@ def test_a_bundle_forged_with_a_fresh_key_is_never_verified(
         1,
         "plant verify exit 1: checkpoint: its signature does not verify with the pinned keys",
     )
+
+
+def _receipt_of(b: dict[str, Any], position: int, receipt: Any) -> dict[str, Any]:
+    b["entries"][position]["receipt"] = receipt
+    return b
+
+
+def _flipped(receipt: dict[str, Any]) -> dict[str, Any]:
+    signature = bytearray(base64.b64decode(receipt["signature"]))
+    signature[0] ^= 1
+    return {**receipt, "signature": base64.b64encode(bytes(signature)).decode()}
+
+
+RECEIPT_ATTACKS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]] = [
+    ("receipt removed", lambda b: _receipt_of(b, 3, None), "receipt_missing"),
+    (
+        "another entry's receipt",
+        lambda b: _receipt_of(b, 3, b["entries"][2]["receipt"]),
+        "index_mismatch",
+    ),
+    (
+        "signature flipped",
+        lambda b: _receipt_of(b, 3, _flipped(b["entries"][3]["receipt"])),
+        "bad_signature",
+    ),
+    (
+        "receipt with a field too many",
+        lambda b: _receipt_of(b, 3, {**b["entries"][3]["receipt"], "extra": 1}),
+        "malformed_encoding",
+    ),
+    (
+        "receipt of another log",
+        lambda b: _receipt_of(b, 3, {**b["entries"][3]["receipt"], "origin": "x/other"}),
+        "bad_signature",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("attack", "edit", "reason"), RECEIPT_ATTACKS, ids=[a[0] for a in RECEIPT_ATTACKS]
+)
+def test_a_bad_receipt_in_a_bundle_is_a_named_failure(
+    request, exported, plant_verify, attack, edit, reason
+):
+    genuine = exported("full")
+    assert all(e["receipt"] is not None for e in genuine["entries"])
+    assert plant_verify(genuine)[0] == 0
+    edited = edit(copy.deepcopy(genuine))
+    code, out = plant_verify(edited)
+    _refused(out, code, "entry 3", f"receipt: {reason}")
+    record(request.node, f"bundle: {attack}", 1, f"plant verify exit 1: entry 3 receipt: {reason}")

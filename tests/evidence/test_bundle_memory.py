@@ -16,6 +16,8 @@ from shared.evidence import bundle
 from shared.integrity import digests, merkle
 from shared.registry import certification, writes
 from shared.security.principal import Principal
+from shared.storage.receipt_rows import ReceiptRow
+from shared.tlog import receipts as tlog_receipts
 from tests.support.reliability_table import record
 from tests.support.seeding import seed_skills
 
@@ -35,6 +37,13 @@ def _in_memory_entries(superuser, tenant: str, size: int) -> list[dict[str, Any]
             ),
             {"t": tenant, "n": size},
         ).all()
+        stored = conn.execute(
+            text("SELECT first_idx, count, receipt, leaves FROM log_receipts WHERE tenant_id = :t"),
+            {"t": tenant},
+        ).all()
+    held = tlog_receipts.entry_receipts(
+        [ReceiptRow(r[0], r[1], bytes(r[2]), None if r[3] is None else bytes(r[3])) for r in stored]
+    )
     nodes = merkle.MemoryNodes()
     nodes.append([bytes(row[6]) for row in rows])
     return [
@@ -47,6 +56,7 @@ def _in_memory_entries(superuser, tenant: str, size: int) -> list[dict[str, Any]
             "body": digests.b64(bytes(body)),
             "leaf_hash": digests.b64(bytes(leaf)),
             "inclusion_proof": [digests.b64(h) for h in merkle.inclusion_proof(nodes, idx, size)],
+            "receipt": held[idx].to_json(),
         }
         for idx, entry_type, kind, entity_id, version, body, leaf in rows
     ]

@@ -32,7 +32,7 @@ def _flip_b64(value: str, at: int = 0) -> str:
 
 
 def test_round_trip_bundle_verifies_with_the_published_key(plant_verify, bundle):
-    assert bundle["format"] == "plant-evidence-bundle/2"
+    assert bundle["format"] == "plant-evidence-bundle/3"
     assert bundle["previous_checkpoint"] is not None  # the audit's checkpoint, then more writes
     kinds = {e["entry_type"] for e in bundle["entries"]}
     assert kinds == {"version", "certificate", "audit"}  # audit: the audit run's report

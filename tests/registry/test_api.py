@@ -24,6 +24,7 @@ def test_create_returns_201_location_etag_and_the_seven_sections(api):
     assert response.headers["ETag"] == '"v1"'
     assert response.headers["Location"] == f"/registry/skills/{doc['identity']['id']}"
     assert set(doc) == {
+        "receipt",
         "identity",
         "lifecycle",
         "versioning",

@@ -40,7 +40,7 @@ def _log(superuser, tenant: str) -> list[tuple]:
 def test_a_batch_lands_in_order_with_contiguous_indices(database_url, tenant, superuser):
     author = _author(tenant)
     writes.create(author, "skills", _skills(1, "before")[0], "r")
-    made = batches.create_batch(author, "skills", _skills(300), "r")
+    made = batches.create_batch(author, "skills", _skills(300), "r")["items"]
     assert [m["log_index"] for m in made] == list(range(1, 301))
     log = _log(superuser, tenant)
     assert [(r[0], r[1], r[2]) for r in log[1:]] == [(m["log_index"], m["id"], 1) for m in made]
@@ -97,7 +97,7 @@ def test_a_batch_referencing_a_dead_skill_is_refused(database_url, tenant, certi
         }
         for i in range(3)
     ]
-    made = batches.create_batch(author, "job-roles", roles, "r")
+    made = batches.create_batch(author, "job-roles", roles, "r")["items"]
     assert len(made) == 3
     current = reads.get(author, "skills", skill)
     writes.change_status(
@@ -152,7 +152,7 @@ def small_chunks(monkeypatch):
 
 def test_a_batch_of_many_chunks_lands_whole(database_url, tenant, superuser, small_chunks):
     author = _author(tenant)
-    made = batches.create_batch(author, "skills", _skills(50), "r")
+    made = batches.create_batch(author, "skills", _skills(50), "r")["items"]
     log = _log(superuser, tenant)
     assert [(r[0], r[1]) for r in log] == [(m["log_index"], m["id"]) for m in made]
     assert [r[0] for r in log] == list(range(50))
@@ -184,7 +184,7 @@ def test_a_taken_key_in_a_late_chunk_writes_nothing_of_the_earlier_ones(
             text("SELECT size FROM log_heads WHERE tenant_id = :t"), {"t": tenant}
         ).scalar_one()
     assert size == 1  # the counter's move rolled back with the rest
-    made = batches.create_batch(author, "skills", _skills(30), "r")  # and the log goes on
+    made = batches.create_batch(author, "skills", _skills(30), "r")["items"]  # and the log goes on
     assert made[0]["log_index"] == 1
 
 
@@ -222,7 +222,7 @@ def test_a_batch_needs_no_temporary_privilege_from_public(database_url, tenant, 
     as_superuser(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
     try:
         database().engine.dispose()  # the right is checked when a session first needs it
-        made = batches.create_batch(_author(tenant), "skills", _skills(3), "r")
+        made = batches.create_batch(_author(tenant), "skills", _skills(3), "r")["items"]
         assert [m["log_index"] for m in made] == [0, 1, 2]
     finally:
         as_superuser(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC')

@@ -75,7 +75,7 @@ def test_a_batch_is_written_with_the_collector_paused(database_url, tenant, monk
         return write(*args, **kwargs)
 
     monkeypatch.setattr(ledger, "create_versions", watched)
-    made = batches.create_batch(_author(tenant), "skills", _skills(20), "r")
+    made = batches.create_batch(_author(tenant), "skills", _skills(20), "r")["items"]
     assert len(made) == 20
     assert seen == [False]
     assert gc.isenabled()

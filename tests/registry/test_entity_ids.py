@@ -62,7 +62,7 @@ def test_created_entities_get_ids_made_when_they_were_created(database_url, tena
         "r",
     )
     after = time.time_ns() // 1_000_000
-    made = [one.body["identity"]["id"]] + [m["id"] for m in batch]
+    made = [one.body["identity"]["id"]] + [m["id"] for m in batch["items"]]
     assert all(uuid.UUID(m).version == 7 for m in made)
     times = [_made_at(m) for m in made]
     assert all(before <= t <= after for t in times)

@@ -35,9 +35,9 @@ def _prepared(monkeypatch, operation, *args) -> ledger.NewVersion:
     made: list[ledger.NewVersion] = []
 
     class Capture:
-        def submit(self, new: ledger.NewVersion) -> int:
+        def submit(self, new: ledger.NewVersion) -> versions.Written:
             made.append(new)
-            return 0
+            return 0, {}
 
     with monkeypatch.context() as patch:
         patch.setattr(versions, "_appends", Capture())
@@ -89,7 +89,7 @@ def test_a_group_gives_what_its_items_one_after_another_would(superuser, monkeyp
         _prepared(monkeypatch, writes.create, author, "skills", _skill("existing"), "r"),
         _prepared(monkeypatch, writes.create, author, "skills", _skill("beta"), "r"),
     ]
-    indices = versions._append_together(group)
+    indices = [w and w[0] for w in versions._append_together(group)]
     # Each tenant's items in the order given, on its own counter; the second "alpha", the
     # stale amendment and the taken name are refused and use up no index.
     assert indices == [1, 0, 2, None, None, None, 3]
@@ -246,7 +246,7 @@ def test_a_group_locks_the_heads_it_rechecks_before_the_counter(
                     text("UPDATE log_heads SET size = size WHERE tenant_id = :t"), {"t": tenant}
                 )  # a deadlock here would raise 40P01 (or fail the group)
                 other.commit()
-                indices = result.result(timeout=10)
+                indices = [w and w[0] for w in result.result(timeout=10)]
     finally:
         engine.dispose()
     assert indices == [size, size + 1]

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from shared import config, errors
 from shared.registry import writes
-from shared.storage import migrate
+from shared.storage import migrate, receipt_rows
 
 
 def test_there_is_exactly_one_alembic_head():
@@ -123,6 +123,10 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         migrate.upgrade("0009")
         with monkeypatch.context() as old:  # the registry as it wrote keys before 0010
             old.setattr(names, "unique_key", lambda name: "name:" + name.strip().casefold())
+            old.setattr(receipt_rows, "insert", lambda conn, tenant, row: None)  # and before 0013
+            old.setattr(
+                receipt_rows, "insert_and_commit", lambda conn, rows: conn.exec_driver_sql("COMMIT")
+            )
             rust = writes.create(author, "skills", _skill("Rust"), "r").body["identity"]["id"]
             wide = writes.create(author, "skills", _skill("\uff32ust"), "r")
             wide_id = wide.body["identity"]["id"]
@@ -144,6 +148,9 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         assert rekeyed == [(name, names.unique_key(name)) for name in ("Perl", "Rust", "\uff32ust")]
         run, _ = audit.run(auditor, {"mode": "full"})
         assert run["findings"] == []
+        with superuser.connect() as conn:  # the three entries older than 0013, covered once
+            covered = "SELECT first_idx, count FROM log_receipts ORDER BY first_idx"
+            assert conn.execute(text(covered)).all() == [(0, 3)]
         # From now on: a new look-alike is refused, naming a holder ...
         with pytest.raises(errors.Conflict) as caught:
             writes.create(author, "skills", _skill("\u211bust"), "r")

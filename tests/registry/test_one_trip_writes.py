@@ -34,11 +34,13 @@ def _stored_versions(superuser, tenant: str, entity_id: str) -> list[int]:
         )
 
 
-def test_a_skill_create_is_one_round_trip_and_committed(
+def test_a_skill_create_is_one_append_statement_and_its_receipt_then_committed(
     database_url, tenant, superuser, monkeypatch
 ):
-    """Counted at the socket, below SQLAlchemy and pg8000: one burst of messages, one
-    wait for the server (no BEGIN, no COMMIT, no ping, no separate Parse or Describe)."""
+    """Counted at the socket, below SQLAlchemy and pg8000: BEGIN, the append (one
+    statement), then its receipt (signed once the index is known, issue 22) stored by the
+    query that commits: three round trips (no tenant set-up, no ping, no separate Parse or
+    Describe)."""
     author = _author(tenant)
     writes.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
@@ -51,8 +53,10 @@ def test_a_skill_create_is_one_round_trip_and_committed(
         author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
     )
     monkeypatch.undo()
-    assert wire.round_trips == 1, wire
-    assert len(wire.statements) == 1 and "plant_append_version(" in wire.statements[0], wire
+    assert wire.round_trips == 3, wire
+    begin, append, receipt = wire.statements
+    assert begin == "BEGIN" and "plant_append_version(" in append, wire
+    assert receipt.startswith("INSERT INTO log_receipts") and receipt.endswith(";\nCOMMIT"), wire
     entity_id = doc.body["identity"]["id"]
     assert _stored_versions(superuser, tenant, entity_id) == [1]
 
@@ -120,7 +124,7 @@ def test_a_stale_head_is_refused_with_40001(database_url, tenant):
         '"v1"',
         "r",
     )
-    with pytest.raises(DBAPIError) as caught, versions.one_trip_write() as conn:
+    with pytest.raises(DBAPIError) as caught, versions.signed_write() as conn:
         versions.append_version(
             conn,
             author,

@@ -63,5 +63,5 @@ def test_kill_9_mid_write_loses_no_acknowledged_write(
     assert audit.body["status"] == "completed" and audit.body["findings"] == [], audit.body
     assert audit.body["verified_to"] >= len(writers.acks)
     # The check itself can fail: an acknowledgement the ledger does not hold is counted lost.
-    forged = Ack(writers.acks[0].entity_id, 99, writers.acks[0].body)
+    forged = Ack(writers.acks[0].entity_id, 99, writers.acks[0].body, writers.acks[0].receipt)
     assert check_ledger(owner_engine(server.database_url), tenant, [forged])[1] == 1

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from shared.integrity import cosignature, note
 from shared.integrity.witness_protocol import format_add_checkpoint
-from shared.tlog import keys, sealing
+from shared.tlog import keys
 from tests.support.databases import create_database, database_url_for, superuser_engine
 from tests.support.plant_server import PlantServer, call
 
@@ -57,7 +57,7 @@ def test_seal_cosign_outage_recovery_split_view_and_rollback(
 ):
     test_server = os.environ["PLANT_TEST_SERVER_URL"]
     data_dir = Path(os.environ["PLANT_DATA_DIR"])
-    origin = sealing.origin(tenant)
+    origin = keys.origin(tenant)
     log_vkeys = keys.keyring().vkeys
     signers = [_witness_key(tmp_path / f"w{i}.json", f"witness-{i}") for i in (1, 2)]
     witnesses = []

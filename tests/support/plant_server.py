@@ -179,14 +179,15 @@ class Ack:
     entity_id: str
     version: int
     body: dict[str, Any]
+    receipt: dict[str, Any]
 
 
 def ack_of(doc: dict[str, Any]) -> Ack:
     """The acknowledgement carried by a served document (a 2xx write's body; an amendment's
     or status change's ``cascade``, which lists other entities' versions, is not part of
-    the version it stored)."""
-    stored = {name: value for name, value in doc.items() if name != "cascade"}
-    return Ack(doc["identity"]["id"], doc["versioning"]["version"], stored)
+    the version it stored, nor is its signed ``receipt``, kept beside it)."""
+    stored = {name: value for name, value in doc.items() if name not in ("cascade", "receipt")}
+    return Ack(doc["identity"]["id"], doc["versioning"]["version"], stored, doc["receipt"])
 
 
 def check_ledger(superuser: Engine, tenant: str, acks: list[Ack]) -> tuple[list[str], int]:
@@ -227,6 +228,7 @@ def check_ledger(superuser: Engine, tenant: str, acks: list[Ack]) -> tuple[list[
         problems.append(f"log_heads.size {size} but {len(rows)} entries")
     versions: dict[str, list[tuple[int, int]]] = {}
     stored: dict[tuple[str, int], Any] = {}
+    bodies = {r.idx: bytes(r.body) for r in rows}
     for r in rows:
         body = bytes(r.body)
         if bytes(r.digest) != hashlib.sha256(body).digest():
@@ -250,7 +252,22 @@ def check_ledger(superuser: Engine, tenant: str, acks: list[Ack]) -> tuple[list[
         if doc != ack.body:
             lost += 1
             problems.append(f"acknowledged {ack.entity_id} v{ack.version} is missing or differs")
+        elif not _receipt_holds(tenant, ack, bodies[doc["audit_trail"]["log_index"]]):
+            problems.append(f"acknowledged {ack.entity_id} v{ack.version}: its receipt fails")
     return problems, lost
+
+
+def _receipt_holds(tenant: str, ack: Ack, body: bytes) -> bool:
+    """The write's receipt, signed by the registry's key for the bytes the log holds."""
+    from shared.integrity import receipts
+    from shared.tlog import keys
+
+    index = ack.body["audit_trail"]["log_index"]
+    try:
+        receipts.verify(ack.receipt, keys.keyring().vkeys, keys.origin(tenant), index, entry=body)
+    except receipts.ReceiptError:
+        return False
+    return True
 
 
 @dataclass

@@ -104,3 +104,24 @@ def seed_skills(
             ),
             {"t": tenant, "n": int(size) + count},
         )
+        if conn.execute(text("SELECT to_regclass('log_receipts')")).scalar() is not None:
+            for at in range(0, count, RECEIPT_BATCH):  # as bulk creates of at most that many
+                store_receipt(conn, tenant, start + at, cols["l"][at : at + RECEIPT_BATCH])
+
+
+RECEIPT_BATCH = 1000
+
+
+def store_receipt(conn, tenant: str, first: int, leaves: list[bytes]) -> None:
+    """The batch receipt the registry would have signed over seeded entries [first, +n),
+    stored as the superuser (the registry's own key, as a bulk create signs)."""
+    from shared.tlog import keys, receipts
+
+    row, _, _ = receipts.sign(keys.keyring().active, tenant, first, leaves, batch=True)
+    conn.execute(
+        text(
+            "INSERT INTO log_receipts (tenant_id, first_idx, count, receipt, leaves) "
+            "VALUES (:t, :f, :c, :r, :l)"
+        ),
+        {"t": tenant, "f": row.first, "c": row.count, "r": row.receipt, "l": row.leaves},
+    )

@@ -70,6 +70,7 @@ def status_past_the_cascade(principal: Principal, slug: str, entity_id: str, sta
     from shared.registry import documents
     from shared.registry.documents import Change
     from shared.storage import ledger
+    from shared.tlog import receipts
 
     kind = kinds.resolve_kind(slug)
     with versions.write_transaction(principal) as conn:
@@ -90,4 +91,6 @@ def status_past_the_cascade(principal: Principal, slug: str, entity_id: str, sta
             principal.tenant, kind.type, entity_id, version, encoded, cur.entry.digest,
             principal.subject, move,
         )  # fmt: skip
-        return ledger.append_version(conn, new).index
+        index = ledger.append_version(conn, new).index
+        receipts.record(conn, principal.tenant, index, [encoded.leaf_hash])  # it has the key
+        return index

@@ -14,6 +14,7 @@ from shared.rules.inputs import AMENDMENT_REASON
 from shared.rules.kinds import KINDS, MAX_NAME, MAX_TAG
 from shared.web.openapi.builder import (
     ENTITY_ID,
+    ETAG,
     EXAMPLE_ID,
     KIND,
     build,
@@ -48,7 +49,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "CreatedWithSimilar": {
         "allOf": [
-            ref("Document"),
+            ref("CreatedDocument"),
             obj(
                 {"similar": array(_SIMILAR_ITEM)},
                 description="with check_similar or refuse_similar: the live skills at or "
@@ -90,10 +91,19 @@ def paths() -> dict[str, Any]:
                 "Create an entity (version 1, status draft)",
                 {
                     "201": {
-                        **doc_response("Created", Location={"required": True, "schema": STRING}),
+                        **ok(
+                            ref("CreatedDocument"),
+                            "Created, with its signed receipt",
+                            headers={
+                                "ETag": ETAG,
+                                "Location": {"required": True, "schema": STRING},
+                            },
+                        ),
                         "content": {
                             "application/json": {
-                                "schema": {"anyOf": [ref("Document"), ref("CreatedWithSimilar")]}
+                                "schema": {
+                                    "anyOf": [ref("CreatedDocument"), ref("CreatedWithSimilar")]
+                                }
                             }
                         },
                     }

@@ -314,6 +314,52 @@ def _section(section: str) -> dict[str, Any]:
     return obj(properties, description="fields present depend on identity.entity_type")
 
 
+_RECEIPT_COMMON = {
+    "format": {"type": "string", "const": "plant-receipt/v1"},
+    "origin": {**STRING, "description": "the log's checkpoint origin line"},
+    "time": {**INDEX, "description": "milliseconds since the Unix epoch"},
+    "key_id": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
+    "signature": {**STRING, "description": "Ed25519, 64 bytes, base64"},
+}
+_BATCH_FIELDS = {
+    "first": INDEX,
+    "count": {"type": "integer", "minimum": 1},
+    "root": {**HASH_B64, "description": "MTH of the leaf hashes of [first, first + count)"},
+}
+BATCH_RECEIPT = obj(
+    {**_RECEIPT_COMMON, "type": {"type": "string", "const": "batch"}, **_BATCH_FIELDS},
+    [*_RECEIPT_COMMON, "type", *_BATCH_FIELDS],
+    description="One signature over a range of the log (docs/formats.md, Write receipts)",
+)
+RECEIPT = {
+    "oneOf": [
+        obj(
+            {
+                **_RECEIPT_COMMON,
+                "type": {"type": "string", "const": "entry"},
+                "index": INDEX,
+                "leaf_hash": HASH_B64,
+            },
+            [*_RECEIPT_COMMON, "type", "index", "leaf_hash"],
+        ),
+        obj(
+            {
+                **_RECEIPT_COMMON,
+                "type": {"type": "string", "const": "batch_entry"},
+                **_BATCH_FIELDS,
+                "index": INDEX,
+                "leaf_hash": HASH_B64,
+                "path": array(HASH_B64, maxItems=63),
+            },
+            [*_RECEIPT_COMMON, "type", *_BATCH_FIELDS, "index", "leaf_hash", "path"],
+        ),
+    ],
+    "description": "The write's signed receipt: the log's key says this entry's leaf hash is "
+    "at this index of this log (docs/formats.md, Write receipts); check it offline with "
+    "`plant verify-receipt`",
+}
+
+
 DOCUMENT = obj(
     {
         "identity": obj(
@@ -456,11 +502,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["openapi", "info", "paths"],
     ),
     "Document": DOCUMENT,
+    "Receipt": RECEIPT,
+    "BatchReceipt": BATCH_RECEIPT,
+    "CreatedDocument": {
+        "allOf": [{"$ref": "#/components/schemas/Document"}, obj({"receipt": ref("Receipt")})],
+        "description": "The new version and its signed receipt",
+    },
     "WrittenDocument": {
         "allOf": [
             {"$ref": "#/components/schemas/Document"},
             obj(
                 {
+                    "receipt": ref("Receipt"),
                     "cascade": array(
                         obj(
                             {
@@ -478,12 +531,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         description="every certified entity this write moved out of "
                         "certified, each by a version of its own (actor system) in the same "
                         "transaction: what referenced this entity, directly or through others",
-                    )
+                    ),
                 },
-                ["cascade"],
+                ["receipt", "cascade"],
             ),
         ],
-        "description": "The new version, and the certification cascade it caused",
+        "description": "The new version, its signed receipt (one batch receipt with the "
+        "cascade's versions when it caused one) and the certification cascade it caused",
     },
     "BatchCreated": obj(
         {
@@ -494,12 +548,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "version": {"type": "integer", "const": 1},
                         "log_index": INDEX,
                         "digest": DIGEST,
+                        "leaf_hash": HASH_B64,
+                        "receipt_path": array(
+                            HASH_B64, description="the entry's path to the batch receipt's root"
+                        ),
                     },
-                    ["id", "version", "log_index", "digest"],
+                    ["id", "version", "log_index", "digest", "leaf_hash", "receipt_path"],
                 )
-            )
+            ),
+            "receipt": ref("BatchReceipt"),
         },
-        ["items"],
+        ["items", "receipt"],
     ),
     "EntityPage": obj(
         {
@@ -579,10 +638,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "certificate": ref("Envelope"),
             "certificate_log_index": INDEX,
             "certificate_digest": DIGEST,
+            "certificate_receipt": ref("Receipt"),
             "statement": {"type": "object", "description": "the in-toto Statement v1"},
             "entity": ref("Document"),
+            "receipt": ref("Receipt"),
         },
-        ["certificate", "certificate_log_index", "certificate_digest", "statement", "entity"],
+        [
+            "certificate",
+            "certificate_log_index",
+            "certificate_digest",
+            "certificate_receipt",
+            "statement",
+            "entity",
+            "receipt",
+        ],
     ),
     "BatchResult": obj(
         {
@@ -595,6 +664,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "status": INTEGER,
                         "certificate_digest": DIGEST,
                         "certificate_log_index": INDEX,
+                        "certificate_receipt": ref("Receipt"),
+                        "receipt": {
+                            **ref("Receipt"),
+                            "description": "the certified version's receipt",
+                        },
                         "problem": ref("Problem"),
                         "error": STRING,
                     },
@@ -697,7 +771,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "CheckpointRef": CHECKPOINT_REF,
     "EvidenceBundle": obj(
         {
-            "format": {"type": "string", "const": "plant-evidence-bundle/2"},
+            "format": {"type": "string", "const": "plant-evidence-bundle/3"},
             "tenant": STRING,
             "origin": STRING,
             "created_at": TIME,
@@ -732,8 +806,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "body": B64,
                         "leaf_hash": HASH_B64,
                         "inclusion_proof": array(HASH_B64),
+                        "receipt": nullable(ref("Receipt")),
                     },
-                    ["index", "entry_type", "entity_id", "version", "body", "leaf_hash"],
+                    [
+                        "index",
+                        "entry_type",
+                        "entity_id",
+                        "version",
+                        "body",
+                        "leaf_hash",
+                        "receipt",
+                    ],
                 )
             ),
             "statement": obj(

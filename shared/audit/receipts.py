@@ -1,0 +1,105 @@
+"""The receipts pass: every entry in range carries a write receipt that the tenant's keyring
+(old keys included) signed for this log's origin, the entry's index and its leaf hash.
+
+An insider with the database but not the key can then neither append an entry (it has no
+receipt, or one signed for another index, log or entry) nor rewrite one, sealed or not: the
+audit's own seal signs whatever the table holds, but no receipt vouches for the new bytes.
+Each row of ``log_receipts`` is checked once: an entry receipt by its signature, origin and
+index; a batch receipt by its signature, origin, range and the MTH of the leaves stored with
+it, which then vouch for each entry of the range (so the one that differs is named).
+
+The entry's leaf compared is the stored ``leaf_hash``; an entry whose column disagrees with
+its bytes is named by the entries pass first (``state.reported``) and not again here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from shared.audit.state import AuditState
+from shared.integrity import receipts
+from shared.integrity.note import Verifier
+from shared.storage import copyread, receipt_rows
+from shared.storage.receipt_rows import ReceiptRow
+from shared.tlog import keys
+
+_ENTRIES = text(
+    "SELECT idx, leaf_hash, CAST(entity_id AS text), version, kind FROM log_entries "
+    "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :low AND idx < :high "
+    "ORDER BY idx"
+)
+
+
+def vouched(row: ReceiptRow, verifiers: list[Verifier], origin: str) -> list[bytes]:
+    """The leaf hashes a stored receipt vouches for at [row.first, row.end), or the
+    ``ReceiptError`` naming why it vouches for none."""
+    if row.leaves is None:
+        single = receipts.decode(row.receipt)
+        if not isinstance(single, receipts.Receipt) or row.count != 1:
+            raise receipts.MalformedReceipt("a row without leaves holds one entry receipt")
+        receipts.verify(single, verifiers, origin, row.first, leaf_hash=single.leaf_hash)
+        return [single.leaf_hash]
+    batch = receipts.decode_batch(row.receipt)
+    receipts.verify_batch(batch, verifiers, origin)
+    if (batch.first, batch.count) != (row.first, row.count):
+        raise receipts.IndexMismatch(
+            f"the batch receipt covers [{batch.first}, +{batch.count}), "
+            f"stored for [{row.first}, +{row.count})"
+        )
+    leaves = [row.leaves[at : at + 32] for at in range(0, len(row.leaves), 32)]
+    receipts.verify_range(batch, verifiers, origin, leaves)
+    return leaves
+
+
+def checked(state: AuditState, start: int, end: int) -> None:
+    """Name every entry of [start, end) whose receipt is missing (``receipt_missing``) or
+    does not vouch for it (``receipt_invalid``, with the ``reason``)."""
+    if end <= start:
+        return
+    verifiers = list(state.keyring.verifiers)
+    origin = keys.origin(state.tenant)
+    good: dict[int, bytes] = {}  # index -> the leaf a valid receipt vouches for
+    bad: dict[int, str] = {}  # index -> why the receipt stored for it vouches for nothing
+    for row in receipt_rows.covering(state.conn, start, end):
+        span = range(max(row.first, start), min(row.end, end))
+        try:
+            leaves = vouched(row, verifiers, origin)
+        except receipts.ReceiptError as exc:
+            for index in span:
+                bad.setdefault(index, exc.reason)
+            continue
+        for index in span:
+            good.setdefault(index, leaves[index - row.first])
+    for low in range(start, end, copyread.RANGE):
+        high = min(end, low + copyread.RANGE)
+        rows = state.conn.execute(_ENTRIES, {"low": low, "high": high}).all()
+        state.rows_read += len(rows)
+        for index, leaf, entity_id, version, kind in rows:
+            if index not in state.reported:
+                _entry(state, index, bytes(leaf), good, bad, entity_id, version, kind)
+
+
+def _entry(
+    state: AuditState,
+    index: int,
+    leaf: bytes,
+    good: dict[int, bytes],
+    bad: dict[int, str],
+    entity_id: str,
+    version: int,
+    kind: str,
+) -> None:
+    where = {"entity_type": kind, "entity_id": entity_id, "version": version, "log_index": index}
+    vouched_leaf = good.get(index)
+    if vouched_leaf == leaf:
+        return
+    if vouched_leaf is not None:
+        reason = receipts.LeafMismatch.reason
+        detail = f"entry {index}'s receipt was signed for other bytes"
+    elif index in bad:
+        reason = bad[index]
+        detail = f"entry {index}'s receipt does not verify ({reason})"
+    else:
+        state.add("receipt_missing", f"entry {index} has no write receipt", **where)
+        return
+    state.add("receipt_invalid", detail, extra={"reason": reason}, **where)
