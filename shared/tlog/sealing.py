@@ -18,7 +18,7 @@ from shared.errors import IntegrityViolation, ServiceUnavailable
 from shared.integrity import merkle, note
 from shared.storage import tree
 from shared.storage.engine import database
-from shared.tlog import anchors, keys
+from shared.tlog import anchors, keys, map_commit
 
 
 def origin(tenant: str) -> str:
@@ -86,12 +86,13 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
     tree.lock_sealer(conn)
     last = tree.latest_checkpoint(conn)
     check_anchor(conn, tenant, last, store)
-    size = tree.log_size(conn)
     old = last.size if last else 0
     if last is not None:
         verify_note(last.note, keyring, tenant)
-        if size == old:
-            return Sealed(last, False, 0, 0)
+    map_commit.commit_map(conn, old)  # the map's commit becomes the last leaf signed
+    size = tree.log_size(conn)
+    if last is not None and size == old:
+        return Sealed(last, False, 0, 0)
     if size < old:
         raise IntegrityViolation(
             f"rollback: the log has {size} entries but was checkpointed at {old}",

@@ -529,7 +529,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "LogEntry": obj(
         {
             "index": INDEX,
-            "entry_type": {"type": "string", "enum": ["version", "certificate"]},
+            "entry_type": {"type": "string", "enum": ["version", "certificate", "map_commit"]},
             "entity_type": {"type": "string", "enum": ENTITY_TYPES},
             "entity_id": UUID,
             "version": {"type": "integer", "minimum": 1},
@@ -714,7 +714,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 obj(
                     {
                         "index": INDEX,
-                        "entry_type": {"type": "string", "enum": ["version", "certificate"]},
+                        "entry_type": {
+                            "type": "string",
+                            "enum": ["version", "certificate", "map_commit"],
+                        },
                         "entity_type": {"type": "string", "enum": ENTITY_TYPES},
                         "entity_id": UUID,
                         "version": {"type": "integer", "minimum": 1},
