@@ -17,6 +17,7 @@ KINDS = (
     "certificate_invalid",
     "rollback",
     "rule_violation",
+    "map_invalid",
 )
 
 

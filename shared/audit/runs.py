@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shared import tlog
-from shared.audit import certificates, chains, checkpoints, entries, heads, params
+from shared.audit import certificates, chains, checkpoints, entries, heads, map_check, params
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Row
 from shared.audit.workers import Workers
@@ -167,6 +167,7 @@ def _audit(
         touched = chains.rechecked(state, start, verified_to)
         certificates.checked(state, rows)
         heads.checked(state, None if mode == "full" else touched, start)
+        map_check.checked(state, mode == "full", start, verified_to)
         all_findings = _dedupe(state.findings, findings)
         return {
             "verified_from": start,

@@ -52,7 +52,10 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
         head = map_commit.head_at(conn, entity_id, last.size - 1)
         if head is not None and head.kind != kind.type:
             raise NotFound(f"no {kind.type} {entity_id}")
-        proof = sparse_merkle.prove(map_nodes.DbMapNodes(conn), key)
+        try:
+            proof = sparse_merkle.prove(map_nodes.DbMapNodes(conn), key)
+        except sparse_merkle.MissingNode as exc:
+            raise IntegrityViolation(f"the stored map: {exc}", finding="map_invalid") from exc
         indices = [last.size - 1]
         if head is not None:
             indices.append(head.log_index)

@@ -45,12 +45,12 @@ def status_of(body: bytes) -> str | None:
 
 
 def head_of(
-    kind: str, entity_id: str, version: int, index: int, leaf: bytes, body: bytes,
+    kind: str, entity_id: str, version: int, index: int, leaf: bytes, status: str | None,
     certificate: int | None,
 ) -> heads_map.Head | None:  # fmt: skip
-    """An entity's head from its newest version entry and newest certificate index, or
-    None when the version states no readable status or holds a value no head can."""
-    status = status_of(body)
+    """An entity's head from its newest version entry (its status as ``status_of`` read it)
+    and newest certificate index, or None when the version states no status or holds a
+    value no head can."""
     if status is None:
         return None
     head = heads_map.Head(
@@ -117,7 +117,8 @@ def changed_heads(conn: Connection, start: int, size: int) -> dict[str, heads_ma
             versions[row[2]] = (row[0], row[1], row[2], row[3], bytes(row[4]), bytes(row[5]))
     heads: dict[str, heads_map.Head] = {}
     for entity_id, (idx, kind, _, version, leaf, body) in versions.items():
-        head = head_of(kind, entity_id, version, idx, leaf, body, certificates.get(entity_id))
+        status = status_of(body)
+        head = head_of(kind, entity_id, version, idx, leaf, status, certificates.get(entity_id))
         if head is not None:
             heads[entity_id] = head
     lookup = sorted(
@@ -171,8 +172,8 @@ def head_at(conn: Connection, entity_id: str, size: int) -> heads_map.Head | Non
     row = conn.execute(_NEWEST_VERSION, {"ids": [entity_id], "size": size}).first()
     if row is None:
         return None
-    certificate = None
-    if status_of(bytes(row[5])) == "certified":
+    certificate, status = None, status_of(bytes(row[5]))
+    if status == "certified":
         found = conn.execute(_NEWEST_CERTIFICATE, {"ids": [entity_id], "size": size}).first()
         certificate = None if found is None or found[1] is None else int(found[1])
-    return head_of(row[1], row[2], row[3], row[0], bytes(row[4]), bytes(row[5]), certificate)
+    return head_of(row[1], row[2], row[3], row[0], bytes(row[4]), status, certificate)
