@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -89,7 +90,7 @@ def _included(step: str, entry: _Entry, size: int, root: bytes) -> None:
 
 def check(
     raw: bytes | dict[str, Any],
-    vkeys: list[str],
+    vkeys: Iterable[str | note.Verifier],
     *,
     expect_status: str | None = None,
     expect_version: int | None = None,
@@ -109,7 +110,9 @@ def check(
             raise StepFailed("shape", f"{name} is not a string")
     try:
         entity_id = uuid.UUID(doc["entity_id"])
-        verifiers = [note.Verifier.from_vkey(v) for v in vkeys]
+        verifiers = [
+            v if isinstance(v, note.Verifier) else note.Verifier.from_vkey(v) for v in vkeys
+        ]
     except ValueError as exc:
         raise StepFailed("shape", f"entity_id or a pinned key is malformed ({exc})") from None
     if not verifiers:

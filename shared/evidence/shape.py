@@ -16,12 +16,15 @@ from typing import Any
 from shared.integrity import canonical
 from shared.rules.kinds import KINDS, parse_uuid
 
-FORMAT = "plant-evidence-bundle/2"
+FORMAT = "plant-evidence-bundle/3"
+FORMAT_2 = "plant-evidence-bundle/2"  # as 3, without current_proofs: still verified
 OLD_FORMATS = ("plant-evidence-bundle/1",)
 ENTITY_TYPES = frozenset(kind.type for kind in KINDS.values())
-ENTRY_TYPES = ("version", "certificate")
+ENTRY_TYPES = ("version", "certificate", "map_commit")
+MAP_TYPE = "map"  # the entity_type of a map_commit entry (issue 24)
 TOP = ("format", "tenant", "origin", "created_at", "checkpoint", "public_keys")
 TOP += ("previous_checkpoint", "filters", "entries", "statement")
+TOP_3 = (*TOP, "current_proofs")
 ENTRY = ("index", "entry_type", "entity_type", "entity_id", "version", "body", "leaf_hash")
 ENTRY += ("inclusion_proof",)
 
@@ -211,9 +214,12 @@ def header(data: Any) -> Header:
             f"{fmt} is no longer supported: its header and the list of entries it covers are "
             "not signed, so it cannot prove what it holds; export the bundle again",
         )
-    if fmt != FORMAT:
+    if fmt not in (FORMAT, FORMAT_2):
         raise UnsupportedFormat("format", f"not a {FORMAT} bundle (format {shown(fmt)})")
-    fields(data, "bundle", TOP)
+    fields(data, "bundle", TOP_3 if fmt == FORMAT else TOP)
+    proofs = data.get("current_proofs")
+    if proofs is not None and type(proofs) is not list:
+        raise MalformedBundle("current_proofs", f"must be an array or null, not {_what(proofs)}")
     for name in ("tenant", "origin", "created_at"):
         string(data[name], name)
     keys = data["public_keys"]
@@ -244,7 +250,7 @@ def entry(value: Any, position: int) -> Entry:
     return Entry(
         index=integer(data["index"], f"{where}.index"),
         entry_type=string(data["entry_type"], f"{where}.entry_type", ENTRY_TYPES),
-        entity_type=string(data["entity_type"], f"{where}.entity_type", ENTITY_TYPES),
+        entity_type=string(data["entity_type"], f"{where}.entity_type", ENTITY_TYPES | {MAP_TYPE}),
         entity_id=_entity_id(data["entity_id"], f"{where}.entity_id"),
         version=integer(data["version"], f"{where}.version", minimum=1),
         body=base64_bytes(data["body"], f"{where}.body"),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from shared.errors import IntegrityViolation, NotFound
 from shared.integrity import digests, heads_map, merkle, sparse_merkle
 from shared.rules import path_params
@@ -37,37 +39,50 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
     entity_id = path_params.uuid(raw_id)
-    key = heads_map.entity_key(uuid.UUID(entity_id))
     with database().transaction(principal.tenant, snapshot=True) as conn:
         last = tree.latest_checkpoint(conn)
         if last is None:
             raise NotFound("the log has no checkpoint yet (POST /log/seal)")
-        commit_entry = ledger.entry_at(conn, last.size - 1)
-        if commit_entry is None or commit_entry.entry_type != "map_commit":
-            raise IntegrityViolation(
-                f"the checkpoint of size {last.size} does not end with a map commit",
-                finding="map_invalid",
-                log_index=last.size - 1,
-            )
-        head = map_commit.head_at(conn, entity_id, last.size - 1)
-        if head is not None and head.kind != kind.type:
-            raise NotFound(f"no {kind.type} {entity_id}")
-        try:
-            proof = sparse_merkle.prove(map_nodes.DbMapNodes(conn), key)
-        except sparse_merkle.MissingNode as exc:
-            raise IntegrityViolation(f"the stored map: {exc}", finding="map_invalid") from exc
-        indices = [last.size - 1]
-        if head is not None:
-            indices.append(head.log_index)
-            if head.certificate_index is not None:
-                indices.append(head.certificate_index)
-        paths = merkle.inclusion_proofs(tree.DbNodes(conn), indices, last.size)
-        bodies = [commit_entry.body] + [_body(conn, i) for i in indices[1:]]
+        return document(conn, principal.tenant, last, entity_id, kind.type)
+
+
+def document(
+    conn: Connection,
+    tenant: str,
+    last: tree.StoredCheckpoint,
+    entity_id: str,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """The proof of one entity against checkpoint ``last``, read in the caller's snapshot
+    (``kind`` None: whatever kind the map holds, for an evidence bundle)."""
+    commit_entry = ledger.entry_at(conn, last.size - 1)
+    if commit_entry is None or commit_entry.entry_type != "map_commit":
+        raise IntegrityViolation(
+            f"the checkpoint of size {last.size} does not end with a map commit",
+            finding="map_invalid",
+            log_index=last.size - 1,
+        )
+    head = map_commit.head_at(conn, entity_id, last.size - 1)
+    if head is not None and kind is not None and head.kind != kind:
+        raise NotFound(f"no {kind} {entity_id}")
+    try:
+        proof = sparse_merkle.prove(
+            map_nodes.DbMapNodes(conn), heads_map.entity_key(uuid.UUID(entity_id))
+        )
+    except sparse_merkle.MissingNode as exc:
+        raise IntegrityViolation(f"the stored map: {exc}", finding="map_invalid") from exc
+    indices = [last.size - 1]
+    if head is not None:
+        indices.append(head.log_index)
+        if head.certificate_index is not None:
+            indices.append(head.certificate_index)
+    paths = merkle.inclusion_proofs(tree.DbNodes(conn), indices, last.size)
+    bodies = [commit_entry.body] + [_body(conn, i) for i in indices[1:]]
     entries = [_entry(i, b, p) for i, b, p in zip(indices, bodies, paths, strict=True)]
     return {
         "format": FORMAT,
-        "tenant": principal.tenant,
-        "kind": kind.type,
+        "tenant": tenant,
+        "kind": kind if head is None else head.kind,
         "entity_id": entity_id,
         "checkpoint": last.note,
         "map_commit": entries[0],
@@ -78,7 +93,7 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     }
 
 
-def _body(conn: Any, index: int) -> bytes:
+def _body(conn: Connection, index: int) -> bytes:
     found = ledger.entry_at(conn, index)
     if found is None:
         raise IntegrityViolation(f"log entry {index} is missing", finding="missing")

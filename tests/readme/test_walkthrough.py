@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reliability.plant_server import PLANT, PlantServer
+from tests.support.plant_server import PLANT, PlantServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"<!-- walkthrough -->\s*```sh\n(.*?)```", re.S)
