@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.support.plant_server import PLANT, PlantServer
 
 ROOT = Path(__file__).resolve().parents[2]
