@@ -1,10 +1,10 @@
 """An evidence bundle's signed statement: what the bundle covers, in the log key's own words.
 
-A ``plant-evidence-bundle/2`` document ends with ``"statement"``, a DSSE envelope (see
+A ``plant-evidence-bundle/3`` document ends with ``"statement"``, a DSSE envelope (see
 integrity/dsse.py) signed with the log's active Ed25519 key. Its payload type is
 ``PAYLOAD_TYPE`` and its payload is the RFC 8785 canonical JSON of::
 
-    {"format": "plant-evidence-bundle/2",
+    {"format": "plant-evidence-bundle/3",
      "tenant": <tenant>, "origin": <the checkpoint's origin line>, "created_at": <RFC 3339>,
      "filters": {"kind": <entity type> | null, "entity": <entity id> | null},
      "checkpoint": {"size": N, "root": <base64 root hash>},

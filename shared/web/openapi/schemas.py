@@ -71,6 +71,8 @@ DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 HASH_B64 = {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$", "description": "32 bytes, base64"}
 B64 = {"type": "string", "contentEncoding": "base64"}
 ENTITY_TYPES = [kind.type for kind in KINDS.values()]
+CURRENT_PROOF_FIELDS = ("format", "tenant", "kind", "entity_id", "checkpoint", "map_commit")
+CURRENT_PROOF_FIELDS += ("map_proof", "head", "version", "certificate")
 SLUGS = list(KINDS)
 
 # ---- request bodies, from shared/rules/kinds.py and shared/rules/inputs.py -----------------------
@@ -526,11 +528,42 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"index": INDEX, "tree_size": INDEX, "proof": array(HASH_B64), "checkpoint": STRING},
         ["index", "tree_size", "proof", "checkpoint"],
     ),
+    "CurrentProof": obj(
+        {
+            "format": {"type": "string", "const": "plant-current-proof/1"},
+            "tenant": STRING,
+            "kind": nullable({"type": "string", "enum": ENTITY_TYPES}),
+            "entity_id": UUID,
+            "checkpoint": {**STRING, "description": "the latest signed C2SP checkpoint"},
+            "map_commit": ref("ProvenEntry"),
+            "map_proof": obj(
+                {
+                    "siblings": array(HASH_B64, maxItems=256),
+                    "other_leaf": nullable(
+                        obj({"key": HASH_B64, "value_hash": HASH_B64}, ["key", "value_hash"])
+                    ),
+                },
+                ["siblings", "other_leaf"],
+            ),
+            "head": nullable({**B64, "description": "the head value; null: absent"}),
+            "version": nullable(ref("ProvenEntry")),
+            "certificate": nullable(ref("ProvenEntry")),
+        },
+        [*CURRENT_PROOF_FIELDS],
+        description="Proof of an entity's current version, or of its absence, against the "
+        "map commit that ends the checkpoint (docs/formats.md, Current-version proof); "
+        "checked offline by plant verify-current",
+    ),
+    "ProvenEntry": obj(
+        {"index": INDEX, "entry": B64, "proof": array(HASH_B64)},
+        ["index", "entry", "proof"],
+        description="a log entry's exact bytes and its inclusion proof at the checkpoint",
+    ),
     "LogEntry": obj(
         {
             "index": INDEX,
             "entry_type": {"type": "string", "enum": ["version", "certificate", "map_commit"]},
-            "entity_type": {"type": "string", "enum": ENTITY_TYPES},
+            "entity_type": {"type": "string", "enum": [*ENTITY_TYPES, "map"]},
             "entity_id": UUID,
             "version": {"type": "integer", "minimum": 1},
             "body": {**B64, "description": "the exact RFC 8785 bytes that were hashed"},
@@ -686,7 +719,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "CheckpointRef": CHECKPOINT_REF,
     "EvidenceBundle": obj(
         {
-            "format": {"type": "string", "const": "plant-evidence-bundle/2"},
+            "format": {"type": "string", "const": "plant-evidence-bundle/3"},
             "tenant": STRING,
             "origin": STRING,
             "created_at": TIME,
@@ -718,7 +751,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                             "type": "string",
                             "enum": ["version", "certificate", "map_commit"],
                         },
-                        "entity_type": {"type": "string", "enum": ENTITY_TYPES},
+                        "entity_type": {"type": "string", "enum": [*ENTITY_TYPES, "map"]},
                         "entity_id": UUID,
                         "version": {"type": "integer", "minimum": 1},
                         "body": B64,
@@ -728,6 +761,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     ["index", "entry_type", "entity_id", "version", "body", "leaf_hash"],
                 )
             ),
+            "current_proofs": {
+                **nullable(array(ref("CurrentProof"))),
+                "description": "the current proof of each selected entity; null past 1,000",
+            },
             "statement": obj(
                 {
                     "payload": B64,
