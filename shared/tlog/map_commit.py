@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.integrity import digests, heads_map, merkle, sparse_merkle
-from shared.storage import ledger, map_nodes
+from shared.storage import copyread, ledger, map_nodes
 
 COMMIT_KIND = "map"
 COMMIT_ENTITY = "00000000-0000-0000-0000-000000000000"
@@ -95,29 +95,33 @@ _NEWEST_CERTIFICATE = text(
     "AND e.entry_type = 'certificate' AND e.idx < :size) FROM unnest(CAST(:ids AS uuid[])) AS i(id)"
 )
 
-Version = tuple[int, str, str, int, bytes, bytes]  # index, kind, id, version, leaf, body
+Version = tuple[int, str, int, bytes, str | None]  # index, kind, version, leaf, status
 
 
 def changed_heads(conn: Connection, start: int, size: int) -> dict[str, heads_map.Head]:
-    """The heads after entries [0, size) of the entities with an entry in [start, size)."""
+    """The heads after entries [0, size) of the entities with an entry in [start, size).
+
+    The new entries are read ``copyread.RANGE`` at a time (a first seal of a large log reads
+    it all), each version's status taken from its body as it is read."""
     versions: dict[str, Version] = {}
     certificates: dict[str, int] = {}
     touched: set[str] = set()
-    for idx, entry_type, kind, entity_id, version, leaf, body in conn.execute(
-        _NEW, {"start": start, "size": size}
-    ):
-        touched.add(entity_id)
-        if entry_type == "certificate":
-            certificates[entity_id] = idx
-        elif entry_type == "version":
-            versions[entity_id] = (idx, kind, entity_id, version, bytes(leaf), bytes(body))
+    for low in range(start, size, copyread.RANGE):
+        high = min(size, low + copyread.RANGE)
+        for idx, entry_type, kind, entity_id, version, leaf, body in conn.execute(
+            _NEW, {"start": low, "size": high}
+        ):
+            touched.add(entity_id)
+            if entry_type == "certificate":
+                certificates[entity_id] = idx
+            elif entry_type == "version":
+                versions[entity_id] = (idx, kind, version, bytes(leaf), status_of(bytes(body)))
     older = sorted(touched - set(versions))
     if older:
         for row in conn.execute(_NEWEST_VERSION, {"ids": older, "size": size}):
-            versions[row[2]] = (row[0], row[1], row[2], row[3], bytes(row[4]), bytes(row[5]))
+            versions[row[2]] = (row[0], row[1], row[3], bytes(row[4]), status_of(bytes(row[5])))
     heads: dict[str, heads_map.Head] = {}
-    for entity_id, (idx, kind, _, version, leaf, body) in versions.items():
-        status = status_of(body)
+    for entity_id, (idx, kind, version, leaf, status) in versions.items():
         head = head_of(kind, entity_id, version, idx, leaf, status, certificates.get(entity_id))
         if head is not None:
             heads[entity_id] = head
