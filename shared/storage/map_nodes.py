@@ -4,7 +4,8 @@ A node at (depth, index) is stored under the prefix of its keys: the first ceil(
 bytes, unused low bits zeroed (``plant_map_prefix``). ``DbMapNodes.get_paths`` reads the
 paths of many keys in one WITH RECURSIVE statement, walking each key down from the root
 while the node it stands on is interior and the child towards the key is not empty: O(log n)
-rows per key, nodes shared by several paths read once per key but sent back once.
+rows per key, nodes shared by several paths read once per key but sent back once. Each step
+is a LATERAL probe of the primary key (a join let the planner hash the tenant's whole map).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ WITH RECURSIVE keys(k) AS (
   SELECT keys.k, 0, m.prefix, m.node FROM keys JOIN heads_map_nodes m
     ON m.tenant_id = current_setting('plant.tenant') AND m.depth = 0 AND m.prefix = ''::bytea
   UNION ALL
-  SELECT w.k, w.depth + 1, m.prefix, m.node FROM walk w JOIN heads_map_nodes m
-    ON m.tenant_id = current_setting('plant.tenant') AND m.depth = w.depth + 1
-   AND m.prefix = plant_map_prefix(w.k, w.depth + 1)
+  SELECT w.k, w.depth + 1, m.prefix, m.node FROM walk w CROSS JOIN LATERAL (
+    SELECT prefix, node FROM heads_map_nodes
+    WHERE tenant_id = current_setting('plant.tenant') AND depth = w.depth + 1
+      AND prefix = plant_map_prefix(w.k, w.depth + 1) LIMIT 1) AS m
   WHERE w.depth < 256 AND get_byte(w.node, 0) = 3
     AND substring(w.node FROM 2 + 32 * ((get_byte(w.k, w.depth / 8) >> (7 - mod(w.depth, 8))) & 1)
                   FOR 32) <> {_ZERO}
