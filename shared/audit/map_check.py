@@ -181,20 +181,28 @@ def incremental(state: AuditState, start: int, size: int) -> None:
     ordered = sorted(heads.items())
     keys = [head.key for _, head in ordered]
     try:
-        proofs = sparse_merkle.prove_many(map_nodes.DbMapNodes(state.conn), keys)
+        nodes = map_nodes.DbMapNodes(state.conn).get_paths(keys)
+        paths = sparse_merkle.MemoryNodeStore()
+        paths.nodes = dict(nodes)
+        proofs = sparse_merkle.prove_many(paths, keys)
     except sparse_merkle.MissingNode as exc:
         invalid(state, idx, f"the stored map lacks a node: {exc}")
         return
     for (entity_id, head), key, proof in zip(ordered, keys, proofs, strict=True):
+        value = heads_map.encode_head(head)
+        depth = len(proof.siblings)
+        leaf = nodes.get((depth, int.from_bytes(key, "big") >> (sparse_merkle.DEPTH - depth)))
         try:
-            sparse_merkle.check(commit.map_root, key, heads_map.encode_head(head), proof)
+            sparse_merkle.check(commit.map_root, key, value, proof)
+            if leaf != sparse_merkle.leaf_node(key, sparse_merkle.value_hash(value)):
+                raise sparse_merkle.ProofFailure(
+                    sparse_merkle.Reason.ROOT_MISMATCH, "the stored leaf is not the head's"
+                )
         except sparse_merkle.ProofFailure as exc:
             invalid(
-                state,
-                idx,
-                f"the stored map does not prove the head the log gives: {exc}",
+                state, idx, f"the stored map does not prove the head the log gives: {exc}",
                 entity_id,
-            )
+            )  # fmt: skip
 
 
 def replay(state: AuditState, size: int) -> None:

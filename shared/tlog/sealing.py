@@ -4,7 +4,8 @@ check a checkpoint against the keys and the anchor store.
 Sealing reads only the leaves appended since the last checkpoint and the O(log n) right-edge
 subtree hashes, stores the newly completed subtrees, proves the new tree consistent with the
 previous checkpoint and with the anchor store, signs a C2SP checkpoint, stores it, and then
-anchors it outside the database.
+anchors it outside the database. When anything is new, the map step (``map_commit``) first
+appends the map of heads' commit, so the checkpoint is signed over it as its last leaf.
 """
 
 from __future__ import annotations

@@ -88,3 +88,22 @@ def test_the_map_commit_dropped_from_the_log_is_named(history, attack, superuser
     run = history.audit("full")
     assert any(f["log_index"] == commit for f in _of(run, "missing"))
     assert [f["log_index"] for f in _of(run, "map_invalid")] == [commit]
+
+
+def test_a_changed_heads_leaf_rewritten_is_named_by_the_incremental_audit(
+    history, attack, superuser
+):
+    history.audit("full")
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    key = heads_map.entity_key(__import__("uuid").UUID(history.skills[2]))
+    attack(
+        "UPDATE heads_map_nodes SET node = set_byte(node, 64, get_byte(node, 64) # 1) "
+        "WHERE tenant_id = :t AND get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k",
+        t=history.tenant,
+        k=key,
+    )
+    found = _of(history.audit("incremental"), "map_invalid")
+    assert [(f["entity_id"], f["log_index"]) for f in found] == [
+        (history.skills[2], _last_commit(superuser, history.tenant))
+    ]
