@@ -58,9 +58,9 @@ def test_seal_then_prove_inclusion_and_consistency_over_http(log_client, tenant,
 def test_out_of_range_sizes_get_422_naming_the_field(log_client, tenant, fill, make_token):
     reader = _auth(make_token(tenant, "reader"))
     fill(tenant, 3)
-    log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))
+    log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))  # 3 and a commit
     for url, field in (
-        ("/log/proofs/inclusion?index=0&size=4", "size"),
+        ("/log/proofs/inclusion?index=0&size=5", "size"),
         ("/log/proofs/inclusion?index=3&size=3", "index"),
         ("/log/proofs/inclusion?index=x&size=3", "index"),
         ("/log/proofs/consistency?old=0&new=3", "old"),
