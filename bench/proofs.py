@@ -59,6 +59,8 @@ def bench_proofs(size: int, count: int) -> list[dict[str, Any]]:
     from shared.storage.engine import database
 
     tenant, seal_seconds = sealed_tenant(size)
+    with database().transaction(tenant) as conn:
+        size = tree.latest_checkpoint(conn).size  # type: ignore[union-attr]  # and map commits
     rng = random.Random(seed.SEED)
     picks = [(rng.randrange(size), rng.randrange(1, size)) for _ in range(count)]
 

@@ -59,6 +59,14 @@ def _proofs(quick: bool) -> list[dict[str, Any]]:
     return bench_proofs(20_000 if quick else 1_000_000, 200 if quick else 2_000)
 
 
+def _current_proofs(quick: bool) -> list[dict[str, Any]]:
+    from bench.current_proofs import bench_current_proofs
+
+    if quick:
+        return bench_current_proofs(20_000, 2_000, 200)
+    return bench_current_proofs(1_000_000, 10_000, 2_000)
+
+
 def _audit(quick: bool) -> list[dict[str, Any]]:
     from bench.audit import bench_audit
 
@@ -136,6 +144,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "export": _export,
     "proofs": _proofs,
     "audit": _audit,
+    "current_proofs": _current_proofs,
     "bulk_large": _bulk_large,
     "cascade": _cascade,
     "coldstart": _coldstart,

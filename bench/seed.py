@@ -252,7 +252,7 @@ def seeded_tenant(prefix: str, size: int, seed: int = SEED, random_ids: bool = F
     if have is None:
         write_skills(eng, tenant, 0, size, seed, random_ids)
         analyze(eng)
-    elif have != size:
-        raise RuntimeError(f"{tenant} holds {have} entries, not {size}")
+    elif have < size:  # more: the map commits its seals appended, or a bench's appends
+        raise RuntimeError(f"{tenant} holds {have} entries, fewer than {size}")
     eng.dispose()
     return tenant

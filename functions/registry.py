@@ -8,7 +8,16 @@ from collections.abc import Mapping
 import flask
 
 from shared import tlog
-from shared.registry import batches, membership, reads, similar, skill_refresh, versions, writes
+from shared.registry import (
+    batches,
+    current,
+    membership,
+    reads,
+    similar,
+    skill_refresh,
+    versions,
+    writes,
+)
 from shared.web import health, openapi
 from shared.web.router import Body, Call, Router, json_response
 
@@ -81,6 +90,11 @@ def change_status(call: Call, kind: str, entity_id: str) -> flask.Response:
         call.principal, kind, entity_id, call.body, call.headers.get("If-Match"), call.request_id
     )
     return _written(call, doc)
+
+
+@router.route("GET", "/<kind>/<entity_id>/proof/current")
+def current_proof(call: Call, kind: str, entity_id: str) -> flask.Response:
+    return json_response(current.current_proof(call.principal, kind, entity_id))
 
 
 @router.route("GET", "/<kind>/<entity_id>/versions/<version>/proof")

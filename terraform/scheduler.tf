@@ -70,3 +70,36 @@ resource "google_cloud_scheduler_job" "embeddings_refresh" {
     }
   }
 }
+
+# Sealing by schedule (issue 24): each audited tenant's log is sealed every minute by default,
+# so its latest map commit, and any current-version proof served from it, is at most
+# seal_schedule's period old. The same identity (auditor role) calls POST /log/seal.
+resource "google_cloud_run_service_iam_member" "auditor_invokes_log" {
+  for_each = toset(var.audit_tenants)
+  location = var.region
+  service  = google_cloudfunctions2_function.function["log"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.auditor[each.value].email}"
+}
+
+resource "google_cloud_scheduler_job" "seal" {
+  for_each  = toset(var.audit_tenants)
+  name      = "${var.name_prefix}-seal-${each.value}"
+  region    = var.region
+  schedule  = var.seal_schedule
+  time_zone = var.audit_time_zone
+
+  retry_config {
+    retry_count = 1
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${google_cloudfunctions2_function.function["log"].service_config[0].uri}/seal"
+
+    oidc_token {
+      service_account_email = google_service_account.auditor[each.value].email
+      audience              = google_cloudfunctions2_function.function["log"].service_config[0].uri
+    }
+  }
+}

@@ -61,6 +61,12 @@ variable "audit_schedule" {
   default     = "17 * * * *"
 }
 
+variable "seal_schedule" {
+  description = "Cron schedule of each audited tenant's seal (POST /log/seal): the bound on a current-version proof's age."
+  type        = string
+  default     = "* * * * *"
+}
+
 variable "audit_time_zone" {
   description = "Time zone of audit_schedule."
   type        = string

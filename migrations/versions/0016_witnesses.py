@@ -8,13 +8,13 @@ which is tenant-independent: one row per log origin, updated only by a compare-a
 size read under ``SELECT ... FOR UPDATE`` in the same transaction.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 
 from alembic import op
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -26,6 +26,8 @@ KINDS = (
     # signed write receipts (``receipts``)
     "receipt_missing",
     "receipt_invalid",
+    # the map of heads (``map_check``)
+    "map_invalid",
 )
 
 

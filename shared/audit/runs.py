@@ -20,6 +20,7 @@ from shared.audit import (
     entries,
     heads,
     history,
+    map_check,
     nodes,
     params,
     presence,
@@ -183,6 +184,7 @@ def _audit(
         logged = history.checked(state, start, verified_to)
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
+        map_check.checked(state, start == 0, start, verified_to)
         receipts.checked(state, start, size)  # last: an entry already named is not again
         all_findings = _dedupe(state.findings, findings)
         return {

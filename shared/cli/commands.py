@@ -191,6 +191,46 @@ def cmd_verify_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_current(args: argparse.Namespace) -> int:
+    """Exit 0 only if every step of a current-version proof holds against a pinned key;
+    1 otherwise, the failing step named."""
+    from shared.evidence import current
+
+    try:
+        vkeys = _pinned_keys(args)
+        with open(args.proof, "rb") as handle:
+            raw = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(
+            f"plant verify-current: cannot read {exc.filename or 'a file'}: {exc}", file=sys.stderr
+        )
+        return 1
+    try:
+        found = current.check(
+            raw,
+            vkeys,
+            expect_status=args.expect_status,
+            expect_version=args.expect_version,
+            max_age=args.max_age,
+        )
+    except current.StepFailed as exc:
+        print(f"FAIL  {exc.step}: {exc.message}")
+        print("NOT VERIFIED")
+        return 1
+    head = found.head
+    what = (
+        "absent from the map"
+        if head is None
+        else f"{head.kind} version {head.version}, status {head.status}"
+        + ("" if head.certificate_index is None else f", certificate at {head.certificate_index}")
+    )
+    print(
+        f"VERIFIED: {found.entity_id} is {what} at checkpoint size {found.checkpoint_size}, "
+        f"sealed {found.commit.sealed_at:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    return 0
+
+
 def cmd_verify_receipt(args: argparse.Namespace) -> int:
     """Exit 0 only if a pinned key signed the receipt for this origin, index and entry."""
     import json
@@ -391,6 +431,19 @@ def parser() -> argparse.ArgumentParser:
     receipt.add_argument("--entry", help="file of the entry's exact bytes (instead)")
     receipt.add_argument("--json", action="store_true", help="machine-readable result")
     receipt.set_defaults(func=cmd_verify_receipt)
+
+    current = sub.add_parser("verify-current", help="verify a current-version proof offline")
+    current.add_argument("proof", help="path of the proof (JSON, GET .../proof/current)")
+    current.add_argument("--key", action="append", help="pinned vkey (repeatable)")
+    current.add_argument(
+        "--key-file", action="append", help="file of pinned vkeys, one a line (repeatable)"
+    )
+    current.add_argument("--expect-status", help="fail unless the head has this status")
+    current.add_argument("--expect-version", type=int, help="fail unless this is current")
+    current.add_argument(
+        "--max-age", type=int, metavar="SECONDS", help="fail if the map commit is older"
+    )
+    current.set_defaults(func=cmd_verify_current)
 
     export = sub.add_parser("export", help="write a report or an evidence bundle")
     export.add_argument("what", choices=("report", "bundle"))

@@ -9,6 +9,7 @@ Format ``plant-evidence-bundle/3``, one JSON document::
      "filters": {"kind": entity type | null, "entity": entity id | null},
      "entries": [{"index", "entry_type", "entity_type", "entity_id", "version",
                   "body", "leaf_hash", "inclusion_proof": [...], "receipt"}, ...],
+     "current_proofs": [proof, ...] | null,         # issue 24, one per selected entity
      "statement": DSSE envelope}                     # see bundle_statement.py
 
 Hashes and bodies are base64; ``body`` is the exact canonical bytes that were hashed. The
@@ -18,7 +19,14 @@ selected entities (all entities by default) below the checkpoint size, in log or
 statement, written last so the bundle streams, signs the header and the list of entries
 (a running count and SHA-256 of them), so a bundle holds one batch of entries at a time.
 Each entry's ``receipt`` is its write receipt's JSON (``shared.integrity.receipts``; null
-when the log holds none, which the verifier refuses). Formats 1 and 2 are refused.
+when the log holds none, which the verifier refuses). Map commits (entry_type
+``map_commit``, entity_type ``map``) and audit reports (entry_type ``audit``) are entries
+like any other in an unfiltered bundle. ``current_proofs`` holds the current-version proof
+(``shared.registry.current``, format ``plant-current-proof/1``) of each selected entity
+against the bundle's checkpoint, or null when the bundle selects more than ``MAX_CURRENT``
+entities. Format 2 (no receipts, no current proofs) is still verified, and the verifier says
+what it cannot prove; format 1 (before the statement) is refused: nothing in it said what it
+held.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from shared.errors import InvalidQuery, NotFound
 from shared.evidence import statement as bundle_statement
 from shared.integrity import digests, merkle, receipts
 from shared.integrity.canonical import now_text
+from shared.registry import current
 from shared.rules.kinds import KINDS, parse_uuid
 from shared.security.principal import Principal
 from shared.storage import cosignatures, receipt_rows, tree
@@ -45,6 +54,38 @@ from shared.tlog import receipts as tlog_receipts
 
 FORMAT = "plant-evidence-bundle/3"
 BATCH = 500
+MAX_CURRENT = 1000  # entities a bundle carries current proofs of (more: it carries none)
+
+
+class CurrentProofs(list):  # type: ignore[type-arg]
+    """The bundle's last part: its entities' current proofs, or None past MAX_CURRENT."""
+
+    def __init__(self, proofs: list[dict[str, Any]] | None) -> None:
+        super().__init__(proofs or [])
+        self.value = proofs
+
+
+def _current(
+    conn: Connection, tenant: str, latest: tree.StoredCheckpoint, kind: str | None,
+    entity: str | None,
+) -> CurrentProofs:  # fmt: skip
+    """The current proof of each entity the bundle selects, against its checkpoint."""
+    ids = (
+        conn.execute(
+            text(
+                "SELECT CAST(entity_id AS text) FROM entity_heads "
+                "WHERE (CAST(:kind AS text) IS NULL OR kind = :kind) "
+                "AND (CAST(:entity AS text) IS NULL OR entity_id = CAST(:entity AS uuid)) "
+                "ORDER BY entity_id LIMIT :limit"
+            ),
+            {"kind": kind, "entity": entity, "limit": MAX_CURRENT + 1},
+        )
+        .scalars()
+        .all()
+    )
+    if len(ids) > MAX_CURRENT:
+        return CurrentProofs(None)
+    return CurrentProofs([current.document(conn, tenant, latest, e) for e in ids])
 
 
 QUERY = ("kind", "entity")  # the query parameters the bundle takes
@@ -186,6 +227,7 @@ def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any
             "filters": {"kind": kind, "entity": entity},
         }
         yield from _entries(conn, latest.size, kind, entity)
+        yield _current(conn, principal.tenant, latest, kind, entity)
 
 
 def json_chunks(parts: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -196,8 +238,13 @@ def json_chunks(parts: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     coverage = bundle_statement.Coverage()
     opening = json.dumps(head)[:-1] + ',"entries":['
     yield opening.encode()
+    proofs = None
     for i, entry in enumerate(parts):
+        if isinstance(entry, CurrentProofs):
+            proofs = entry.value
+            continue
         coverage.add(entry["index"], base64.b64decode(entry["leaf_hash"]))
         yield (b"," if i else b"") + json.dumps(entry).encode()
     statement = bundle_statement.sign(head, coverage, keys.keyring().active)
-    yield b'],"statement":' + json.dumps(statement).encode() + b"}"
+    yield b'],"current_proofs":' + json.dumps(proofs).encode()
+    yield b',"statement":' + json.dumps(statement).encode() + b"}"

@@ -10,13 +10,14 @@ unfiltered bundle every index below the checkpoint size, with no gap.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from shared.evidence.shape import Entry, Header, shown
+from shared.evidence.shape import FORMAT, MAP_TYPE, Entry, Header, shown
 from shared.evidence.verdict import VerificationReport
-from shared.integrity import canonical, digests, dsse, merkle, note, receipts
+from shared.integrity import canonical, digests, dsse, heads_map, merkle, note, receipts
 from shared.registry.attestation import PAYLOAD_TYPE, PREDICATE_TYPE
 from shared.rules.kinds import AUDIT_RUN
 
@@ -156,6 +157,11 @@ class Contents:
                 "log indexes", f"{missing(self.last + 1, entry.index - 1)} not in the bundle"
             )
         self.last = entry.index
+        if not self._receipt(entry):
+            return
+        if entry.entry_type == "map_commit":
+            self._commit(entry)
+            return
         try:
             facts, extra = self._read(entry)
         except Unreadable as exc:
@@ -164,8 +170,6 @@ class Contents:
         problems = self._disagreements(entry, facts)
         if problems:
             self.report.fail(entry.name, "; ".join(problems))
-            return
-        if not self._receipt(entry):
             return
         if facts.entry_type == "audit":
             self.report.add(entry.name, True, f"included at {entry.index}: an audit run's report")
@@ -187,6 +191,8 @@ class Contents:
         """The entry's write receipt, signed by a pinned key for this log, its index and its
         leaf hash (``receipts.verify``); a failure is named ``entry N receipt``."""
         name = f"{entry.name} receipt"
+        if self.header.document["format"] != FORMAT:
+            return True  # format 2 carries none: verify.py says receipts are not proven
         if entry.receipt is None:
             self.report.fail(name, "receipt_missing: the bundle holds no write receipt for it")
             return False
@@ -203,7 +209,21 @@ class Contents:
             return False
         return True
 
-    def _read(self, entry: Entry) -> tuple[Facts, Any]:
+    def _commit(self, entry: Entry) -> None:
+        """A seal's map commit (issue 24): its exact bytes, at the index it names."""
+        try:
+            self._included(entry)
+            commit = heads_map.decode_commit(entry.body)
+        except (Unreadable, heads_map.MalformedCommit) as exc:
+            self.report.fail(entry.name, str(exc))
+            return
+        labels = (entry.entity_type, entry.entity_id, entry.version)
+        if commit.log_size != entry.index or labels != (MAP_TYPE, str(uuid.UUID(int=0)), 1):
+            self.report.fail(entry.name, "a map commit not at the index it names, or mislabelled")
+            return
+        self.report.add(entry.name, True, f"map commit included at {entry.index}")
+
+    def _included(self, entry: Entry) -> None:
         if merkle.leaf_hash(entry.body) != entry.leaf_hash:
             raise Unreadable("its bytes do not hash to its leaf hash")
         size = self.checkpoint.size
@@ -213,6 +233,9 @@ class Contents:
             entry.leaf_hash, entry.index, size, entry.inclusion_proof, self.checkpoint.root
         ):
             raise Unreadable(f"its inclusion proof does not lead to checkpoint {size}")
+
+    def _read(self, entry: Entry) -> tuple[Facts, Any]:
+        self._included(entry)
         try:
             document = canonical.loads(entry.body)
             canonical_form = canonical.dumps(document) == entry.body

@@ -17,12 +17,16 @@ from shared.integrity import canonical
 from shared.rules.kinds import AUDIT_RUN, KINDS, parse_uuid
 
 FORMAT = "plant-evidence-bundle/3"
+FORMAT_2 = "plant-evidence-bundle/2"  # no receipts, audit reports, map commits or current proofs
 OLD_FORMATS = ("plant-evidence-bundle/1",)
 ENTITY_TYPES = frozenset(kind.type for kind in KINDS.values())
-ENTRY_KINDS = ENTITY_TYPES | {AUDIT_RUN}
-ENTRY_TYPES: tuple[str, ...] = ("version", "certificate", "audit")  # audit: a run's report
+MAP_TYPE = "map"  # the entity_type of a map_commit entry (issue 24)
+ENTRY_KINDS = ENTITY_TYPES | {AUDIT_RUN, MAP_TYPE}
+# audit: a run's report (issue 22); map_commit: a seal's map root (issue 24)
+ENTRY_TYPES: tuple[str, ...] = ("version", "certificate", "audit", "map_commit")
 TOP: tuple[str, ...] = ("format", "tenant", "origin", "created_at", "checkpoint", "public_keys")
 TOP += ("previous_checkpoint", "filters", "entries", "statement")
+TOP_3 = (*TOP, "current_proofs")
 ENTRY: tuple[str, ...] = (
     "index",
     "entry_type",
@@ -32,7 +36,8 @@ ENTRY: tuple[str, ...] = (
     "body",
     "leaf_hash",
 )
-ENTRY += ("inclusion_proof", "receipt")
+ENTRY += ("inclusion_proof",)
+ENTRY_3 = (*ENTRY, "receipt")  # format 3: each entry's write receipt
 
 
 class MalformedBundle(ValueError):
@@ -221,9 +226,12 @@ def header(data: Any) -> Header:
             f"{fmt} is no longer supported: its header and the list of entries it covers are "
             "not signed, so it cannot prove what it holds; export the bundle again",
         )
-    if fmt != FORMAT:
+    if fmt not in (FORMAT, FORMAT_2):
         raise UnsupportedFormat("format", f"not a {FORMAT} bundle (format {shown(fmt)})")
-    fields(data, "bundle", TOP)
+    fields(data, "bundle", TOP_3 if fmt == FORMAT else TOP)
+    proofs = data.get("current_proofs")
+    if proofs is not None and type(proofs) is not list:
+        raise MalformedBundle("current_proofs", f"must be an array or null, not {_what(proofs)}")
     for name in ("tenant", "origin", "created_at"):
         string(data[name], name)
     keys = data["public_keys"]
@@ -247,10 +255,11 @@ def header(data: Any) -> Header:
     )
 
 
-def entry(value: Any, position: int) -> Entry:
-    """The entry at ``position`` of the list, its shape checked (its content is not)."""
+def entry(value: Any, position: int, fmt: str = FORMAT) -> Entry:
+    """The entry at ``position`` of the list of a bundle of format ``fmt``, its shape checked
+    (its content is not)."""
     where = f"entries[{position}]"
-    data = fields(value, where, ENTRY)
+    data = fields(value, where, ENTRY_3 if fmt == FORMAT else ENTRY)
     return Entry(
         index=integer(data["index"], f"{where}.index"),
         entry_type=string(data["entry_type"], f"{where}.entry_type", ENTRY_TYPES),
@@ -260,5 +269,5 @@ def entry(value: Any, position: int) -> Entry:
         body=base64_bytes(data["body"], f"{where}.body"),
         leaf_hash=base64_bytes(data["leaf_hash"], f"{where}.leaf_hash", 32),
         inclusion_proof=hashes(data["inclusion_proof"], f"{where}.inclusion_proof"),
-        receipt=data["receipt"],
+        receipt=data.get("receipt"),
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared.evidence import claims as bundle_claims
+from shared.evidence import current
 from shared.evidence import shape as bundle_shape
 from shared.evidence import statement as bundle_statement
 from shared.evidence.contents import Contents
@@ -97,12 +98,13 @@ def _check(
     coverage = bundle_statement.Coverage()
     entries = header.document["entries"]
     for position, value in enumerate(entries):
-        entry = bundle_shape.entry(value, position)
+        entry = bundle_shape.entry(value, position, header.document["format"])
         coverage.add(entry.index, entry.leaf_hash)
         contents.add(entry)
         if progress:
             progress(position + 1, len(entries))
     bundle_claims.finish(contents)
+    _current_proofs(report, header, latest, verifiers)
     if statement is not None:
         _coverage(report, statement.get("entries"), coverage)
     previous = header.previous.size if header.previous else None
@@ -120,6 +122,50 @@ def _quorum(report: VerificationReport, text: str, vkeys: list[str], quorum: int
         return
     names = ", ".join(f"{name} (time {at})" for name, at in sorted(valid.items()))
     report.add("witness quorum", True, f"{len(valid)} of {quorum} required: {names}")
+
+
+def _current_proofs(
+    report: VerificationReport,
+    header: Header,
+    latest: note.Checkpoint,
+    verifiers: list[note.Verifier],
+) -> None:
+    """Each current proof the bundle carries (format 3) holds against the bundle's own
+    checkpoint and is of its tenant (``shared.evidence.current``)."""
+    proofs = header.document.get("current_proofs")
+    if header.document["format"] != bundle_shape.FORMAT:
+        report.not_proven.append(
+            "write receipts and current versions: a format 2 bundle carries neither"
+        )
+        return
+    if proofs is None:
+        report.not_proven.append(
+            "current versions: the bundle selects too many entities to carry their proofs"
+        )
+        return
+    for position, proof in enumerate(proofs):
+        name = f"current_proofs[{position}]"
+        try:
+            found = current.check(proof, verifiers)
+        except current.StepFailed as exc:
+            report.fail(name, f"{exc.step}: {exc.message}")
+            continue
+        if found.tenant != header.tenant or proof["checkpoint"] != header.checkpoint.note:
+            report.fail(name, "it is not a proof against this bundle's tenant and checkpoint")
+            continue
+        head = found.head
+        report.add(
+            name,
+            True,
+            f"{found.entity_id}: "
+            + ("absent" if head is None else f"version {head.version} {head.status}")
+            + f" at checkpoint {latest.size}",
+        )
+    if proofs:
+        report.claims.append(
+            f"current versions: {len(proofs)} entities' heads at the checkpoint, each proven "
+            "by the map commit it ends with"
+        )
 
 
 def _open(

@@ -4,7 +4,8 @@ check a checkpoint against the keys and the anchor store.
 Sealing reads only the leaves appended since the last checkpoint and the O(log n) right-edge
 subtree hashes, stores the newly completed subtrees, proves the new tree consistent with the
 previous checkpoint and with the anchor store, signs a C2SP checkpoint, stores it, and then
-anchors it outside the database.
+anchors it outside the database. When anything is new, the map step (``map_commit``) first
+appends the map of heads' commit, so the checkpoint is signed over it as its last leaf.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from shared.errors import IntegrityViolation, ServiceUnavailable
 from shared.integrity import merkle, note
 from shared.storage import tree
 from shared.storage.engine import database
-from shared.tlog import anchors, keys, mirror, receipts, witnesses
+from shared.tlog import anchors, keys, map_commit, mirror, receipts, witnesses
 
 log = logging.getLogger("plant.sealing")
 
@@ -85,12 +86,13 @@ def seal_in(conn: Connection, tenant: str, store: anchors.AnchorStore) -> Sealed
     receipts.cover_cutover(conn, tenant, keyring.active)
     last = tree.latest_checkpoint(conn)
     check_anchor(conn, tenant, last, store)
-    size = tree.log_size(conn)
     old = last.size if last else 0
     if last is not None:
         verify_note(last.note, keyring, tenant)
-        if size == old:
-            return Sealed(last, False, 0, 0)
+    map_commit.commit_map(conn, tenant, old)  # the map's commit becomes the last leaf signed
+    size = tree.log_size(conn)
+    if last is not None and size == old:
+        return Sealed(last, False, 0, 0)
     if size < old:
         raise IntegrityViolation(
             f"rollback: the log has {size} entries but was checkpointed at {old}",

@@ -38,23 +38,23 @@ def test_clean_log_of_10000_entries_has_zero_findings(superuser, tenant, databas
     run, started = audit.run(_auditor(tenant), {"mode": "full"})
     assert started and run["status"] == "completed"
     assert run["findings"] == []
-    assert run["verified_to"] == 10_000
-    assert run["summary"]["entries_verified"] == 10_000
+    assert run["verified_to"] == 10_001  # and the map commit the audit's seal appended
+    assert run["summary"]["entries_verified"] == 10_001
 
 
 def test_incremental_audit_reads_new_plus_log_n_rows(superuser, tenant, database_url):
     seed_skills(superuser, tenant, 0, 20_000)
     full, _ = audit.run(_auditor(tenant), {"mode": "full"})
-    seed_skills(superuser, tenant, 20_000, 1_000)
+    seed_skills(superuser, tenant, 20_001, 1_000)  # after the full run's map commit
     incremental, _ = audit.run(_auditor(tenant), {"mode": "incremental"})
     assert incremental["findings"] == []
-    # the full run's report is logged at 20,000, before the new entries
-    assert incremental["verified_from"] == 20_000 and incremental["verified_to"] == 21_001
+    assert incremental["verified_from"] == 20_001 and incremental["verified_to"] == 21_002
     assert incremental["summary"]["entries_verified"] == 1_001
     reads = incremental["summary"]["rows_read"]
-    # entries, their stored leaves, heads and latest versions: a few rows per new entry,
-    # plus O(log n) subtree hashes; the full run read the whole log.
-    assert reads <= 5 * 1_000 + 4 * (21_000).bit_length(), reads
+    # entries, their stored leaves, heads and latest versions, and the map pass's heads of
+    # the changed entities: a few rows per new entry, plus O(log n) subtree hashes; the full
+    # run read the whole log.
+    assert reads <= 6 * 1_001 + 4 * (21_002).bit_length(), reads
     assert full["summary"]["rows_read"] >= 20_000 * 3
 
 

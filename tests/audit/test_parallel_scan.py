@@ -38,7 +38,7 @@ def _both(full_audit, history, parts: list[entries.Scanned]) -> tuple[list, list
 def test_a_clean_log_is_clean_from_workers(history, workers, full_audit):
     alone, pooled = _both(full_audit, history, workers)
     assert alone == pooled == []
-    assert len(workers) == 4  # 6 entries and the first run's report
+    assert len(workers) == 4  # 8 entries (6 and two map commits), ranges of 2
 
 
 def _relink(history, attack, entry_indices, digest: bytes | None) -> set[str]:
@@ -251,12 +251,13 @@ def test_a_first_version_sealed_twice_is_found_alike(
 
 
 def test_an_audit_below_the_threshold_stays_in_its_process(history, workers, monkeypatch):
-    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "7")  # the log holds 6
+    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "9")  # the log holds 8 (2 map commits)
     monkeypatch.setenv("PLANT_AUDIT_WORKERS", "2")
     config.settings.cache_clear()
     assert history.audit("full")["findings"] == []
     assert workers == []
-    config.settings.cache_clear()  # the log holds 7 now: the first run's report
+    monkeypatch.setenv("PLANT_AUDIT_PARALLEL_FROM", "8")
+    config.settings.cache_clear()
     assert history.audit("full")["findings"] == []
     assert len(workers) == 4
 

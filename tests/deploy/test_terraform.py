@@ -118,6 +118,21 @@ def test_the_scheduler_refreshes_skill_embeddings_and_the_registry_has_the_model
     assert memory.endswith("Gi") and float(memory[:-2]) >= 1, memory
 
 
+def test_a_scheduler_job_seals_each_audited_tenant_every_minute_by_default(doc):
+    job = resources(doc, "google_cloud_scheduler_job")["seal"]
+    assert job["for_each"] == "${toset(var.audit_tenants)}"
+    assert job["schedule"] == "${var.seal_schedule}"
+    target = job["http_target"][0]
+    assert target["http_method"] == "POST"
+    assert 'function["log"]' in target["uri"] and target["uri"].endswith("/seal")
+    token = target["oidc_token"][0]
+    assert "google_service_account.auditor" in token["service_account_email"]
+    invoker = resources(doc, "google_cloud_run_service_iam_member")["auditor_invokes_log"]
+    assert invoker["role"] == "roles/run.invoker" and 'function["log"]' in invoker["service"]
+    variables = {k: v for block in doc.get("variable", []) for k, v in block.items()}
+    assert variables["seal_schedule"]["default"] == "* * * * *"
+
+
 def test_nothing_is_public_and_the_database_is_locked_down(doc):
     text = "".join(p.read_text() for p in TF.glob("*.tf"))
     assert "allUsers" not in text and "allAuthenticatedUsers" not in text

@@ -71,6 +71,20 @@ def _put(b: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return b
 
 
+def _edited_commit(body: str) -> str:
+    """A map commit's bytes with another root (the same length, still a commit)."""
+    doc = json.loads(base64.b64decode(body))
+    doc["map_root"] = base64.b64encode(bytes(32)).decode()
+    return base64.b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
+
+
+def _other_head(b: dict[str, Any]) -> str:
+    """The proven head value with its status changed (the length kept)."""
+    raw = bytearray(base64.b64decode(b["current_proofs"][0]["head"]))
+    raw[-1] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
 def _certificate(b: dict[str, Any]) -> dict[str, Any]:
     return next(e for e in b["entries"] if e["entry_type"] == "certificate")
 
@@ -82,17 +96,29 @@ def _after_certificate_of(b: dict[str, Any], entity: str) -> list[dict[str, Any]
 
 # (attack, bundle exported, edit, failed item, words of its message)
 ATTACKS: list[tuple[str, str, Edit, str, str]] = [
-    ("last entry dropped (a deprecation)", "full", lambda b, h: _entries(b, b["entries"][:-1]),
-     "log indexes", "index 12 is not in the bundle; the checkpoint holds 13"),
+    ("last entry dropped (a deprecation)", "full", lambda b, h: _without(b, _of(b, h.s3)[-1:]),
+     "log indexes", "index 14 is not in the bundle"),
+    ("the last map commit dropped", "full", lambda b, h: _entries(b, b["entries"][:-1]),
+     "log indexes", "index 15 is not in the bundle; the checkpoint holds 16"),
+    ("a map commit moved", "full", lambda b, h: _put(b, "entries.5.index", 4) and _put(
+        b, "entries.4.index", 5) and _entries(b, [*b["entries"][:4], b["entries"][5],
+        b["entries"][4], *b["entries"][6:]]),
+     "entry 4", "its inclusion proof does not lead to checkpoint 16"),
+    ("a map commit's root edited", "full",
+     lambda b, h: _put(b, "entries.5.body", _edited_commit(b["entries"][5]["body"])),
+     "entry 5", "its bytes do not hash to its leaf hash"),
+    ("a current proof of another head", "s0",
+     lambda b, h: _put(b, "current_proofs.0.head", _other_head(b)),
+     "current_proofs[0]", "map_proof: root_mismatch"),
     ("last entry dropped (a deprecation)", "s3", lambda b, h: _entries(b, b["entries"][:-1]),
      "coverage", "the signed statement lists 2 entries, the bundle holds 1"),
     ("last amendment dropped", "full", lambda b, h: _without(b, _of(b, h.s2)[-1:]),
-     "log indexes", "index 11 is not in the bundle"),
+     "log indexes", "index 13 is not in the bundle"),
     ("last amendment dropped", "s2", lambda b, h: _entries(b, b["entries"][:-1]),
      "coverage", "the signed statement lists 2 entries, the bundle holds 1"),
     ("a certificate dropped with every later version", "full",
      lambda b, h: _without(b, _after_certificate_of(b, h.s0)),
-     "log indexes", "indexes 5..6 are not in the bundle"),
+     "log indexes", "indexes 6..7 are not in the bundle"),
     ("a certificate dropped with every later version", "s0",
      lambda b, h: _without(b, _after_certificate_of(b, h.s0)),
      "coverage", "the signed statement lists 4 entries, the bundle holds 2"),
@@ -101,22 +127,22 @@ ATTACKS: list[tuple[str, str, Edit, str, str]] = [
     ("every entry of one entity dropped", "kind", lambda b, h: _without(b, _of(b, h.s1)),
      "coverage", "the signed statement lists 11 entries, the bundle holds 8"),
     ("all entries dropped", "full", lambda b, h: _entries(b, []),
-     "log indexes", "indexes 0..12 are not in the bundle; the checkpoint holds 13"),
+     "log indexes", "indexes 0..15 are not in the bundle; the checkpoint holds 16"),
     ("all entries dropped", "s0", lambda b, h: _entries(b, []),
      "coverage", "the signed statement lists 4 entries, the bundle holds 0"),
     ("entries reversed", "full", lambda b, h: _entries(b, b["entries"][::-1]),
-     "entry 11", "it comes after index 12: entries must appear once each, in log order"),
+     "entry 14", "it comes after index 15: entries must appear once each, in log order"),
     ("entries reversed", "s0", lambda b, h: _entries(b, b["entries"][::-1]),
-     "entry 5", "it comes after index 6: entries must appear once each, in log order"),
+     "entry 6", "it comes after index 7: entries must appear once each, in log order"),
     ("entries duplicated", "full", lambda b, h: _entries(b, b["entries"][:3] + b["entries"][2:]),
      "entry 2", "it comes after index 2: entries must appear once each, in log order"),
     ("entries duplicated", "s0", lambda b, h: _entries(b, b["entries"] * 2),
-     "entry 0", "it comes after index 6: entries must appear once each, in log order"),
+     "entry 0", "it comes after index 7: entries must appear once each, in log order"),
     ("previous_checkpoint null", "full", lambda b, h: _put(b, "previous_checkpoint", None),
      "statement", "the bundle's previous_checkpoint None is not the signed"),
     ("previous_checkpoint set to the latest", "full",
      lambda b, h: _put(b, "previous_checkpoint", {**b["checkpoint"], "consistency_proof": []}),
-     "statement", "the bundle's previous_checkpoint {'size': 13"),
+     "statement", "the bundle's previous_checkpoint {'size': 16"),
     ("unknown field added", "full", lambda b, h: _put(b, "signed_by", "the auditor"),
      "bundle", "unknown field 'signed_by'"),
     ("unknown field added", "full", lambda b, h: _put(b, "entries.3.note", "ok"),
@@ -143,10 +169,10 @@ ATTACKS: list[tuple[str, str, Edit, str, str]] = [
      "statement", "the bundle's filters {'kind': 'job_role', 'entity': None} is not the signed"),
     ("a certificate entry's entity_id pointed elsewhere", "full",
      lambda b, h: _put(_certificate(b), "entity_id", h.s1) and b,
-     "entry 5", "its entity_id says"),
+     "entry 6", "its entity_id says"),
     ("a certificate entry's version pointed elsewhere", "full",
      lambda b, h: _put(_certificate(b), "version", 1) and b,
-     "entry 5", "its version says 1 but its bytes say 2"),
+     "entry 6", "its version says 1 but its bytes say 2"),
     ("a version entry's entity_id pointed elsewhere", "s0",
      lambda b, h: _put(b, "entries.0.entity_id", h.s1),
      "entry 0", "its entity_id says"),
@@ -187,7 +213,7 @@ def test_an_edited_bundle_fails_naming_what_is_wrong(
 ):
     genuine = exported(which)
     assert plant_verify(genuine)[0] == 0
-    assert len(exported("full")["entries"]) == 13  # the indexes named above (12: the audit's)
+    assert len(exported("full")["entries"]) == 16  # the indexes named above
     code, out = plant_verify(edit(copy.deepcopy(genuine), history))
     _refused(out, code, item, words)
     record(request.node, f"bundle: {attack}", 1, f"plant verify exit 1: {item}: {words}")
@@ -226,7 +252,7 @@ MALFORMED: list[tuple[str, str, Any, str, str]] = [
     ("entry id not a UUID", "entries.0.entity_id", "x", "entries[0].entity_id",
      "must be a UUID"),
     ("entry type unknown", "entries.0.entry_type", "map", "entries[0].entry_type",
-     "must be one of ['audit', 'certificate', 'version']"),
+     "must be one of ['certificate', 'map_commit', 'version']"),
     ("entity type a list", "entries.0.entity_type", ["skill"], "entries[0].entity_type",
      "must be a string"),
     ("filters a list", "filters", [], "filters", "must be an object, not an array"),
@@ -296,6 +322,7 @@ def _forge(genuine: dict[str, Any], mallory: note.Signer) -> dict[str, Any]:
     """The last entry dropped and everything re-signed, self-consistently, with a fresh key:
     certificates, the tree and checkpoint, the statement; the bundle's keys replaced."""
     forged = copy.deepcopy(genuine)
+    forged["current_proofs"] = None  # the forger cannot re-sign them into its own log's map
     entries = forged["entries"][:-1]
     for entry in entries:
         if entry["entry_type"] == "certificate":
@@ -353,7 +380,7 @@ def test_a_bundle_forged_with_a_fresh_key_is_never_verified(
     shorter["statement"] = bundle_statement.sign(shorter, coverage, mallory)
     code, out = plant_verify(shorter)
     _refused(out, code, "statement", "it does not verify with the pinned keys")
-    _refused(out, code, "log indexes", "index 12 is not in the bundle")
+    _refused(out, code, "log indexes", "index 15 is not in the bundle")
     record(
         request.node,
         "bundle: forged and signed with a fresh key, no --key",

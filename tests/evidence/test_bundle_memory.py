@@ -90,13 +90,17 @@ def test_a_streamed_bundle_is_byte_for_byte_the_in_memory_one_and_verifies(
     streamed = response.get_data()
     document = json.loads(streamed)
     size = document["checkpoint"]["size"]
-    # the audit's report, then created, amended, certified (a version and a certificate)
-    assert size == 1_234 + 1 + 3 * 4
-    assert document["previous_checkpoint"]["size"] == 1_234
-    head = {k: v for k, v in document.items() if k not in ("entries", "statement")}
+    # created, amended, certified (a version and a certificate), and a map commit by each
+    # seal: the audit's, each certification's, the export's
+    assert size == 1_234 + 1 + 3 * 5 + 1
+    assert document["previous_checkpoint"]["size"] == 1_235
+    head = {
+        k: v for k, v in document.items() if k not in ("entries", "current_proofs", "statement")
+    }
     reference = _in_memory_entries(superuser, tenant, size)
     assert [e["index"] for e in reference] == list(range(size))
-    expected = b"".join(bundle.json_chunks(iter([head, *reference])))
+    proofs = bundle.CurrentProofs(document["current_proofs"])
+    expected = b"".join(bundle.json_chunks(iter([head, *reference, proofs])))
     assert streamed == expected
 
     code, out = plant_verify(streamed)

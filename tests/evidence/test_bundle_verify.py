@@ -35,7 +35,8 @@ def test_round_trip_bundle_verifies_with_the_published_key(plant_verify, bundle)
     assert bundle["format"] == "plant-evidence-bundle/3"
     assert bundle["previous_checkpoint"] is not None  # the audit's checkpoint, then more writes
     kinds = {e["entry_type"] for e in bundle["entries"]}
-    assert kinds == {"version", "certificate", "audit"}  # audit: the audit run's report
+    assert kinds == {"version", "certificate", "map_commit"}  # every seal's commit (issue 24)
+    assert bundle["current_proofs"] and all(p["head"] for p in bundle["current_proofs"])
     code, out = plant_verify(bundle)
     assert code == 0, out
     size = bundle["checkpoint"]["size"]
@@ -44,6 +45,7 @@ def test_round_trip_bundle_verifies_with_the_published_key(plant_verify, bundle)
     assert f"completeness: every entry of the log below {size} (indexes 0..{size - 1})" in out
     assert f"the log at {size} extends the checkpoint of size" in out
     assert f"that {size} is the log's newest checkpoint" in out.split("NOT PROVEN:")[1]
+    assert f"current versions: {len(bundle['current_proofs'])} entities' heads" in out
 
 
 def test_a_key_file_pins_keys_like_key(tmp_path, plant_verify, bundle):

@@ -17,10 +17,10 @@ def test_seal_then_prove_inclusion_and_consistency_over_http(log_client, tenant,
     auditor = _auth(make_token(tenant, "auditor"))
     fill(tenant, 5)
     first = log_client.post("/log/seal", headers=auditor)
-    assert first.status_code == 201 and first.json["tree_size"] == 5
+    assert first.status_code == 201 and first.json["tree_size"] == 6  # 5 and the map commit
     fill(tenant, 6)
     second = log_client.post("/log/seal", headers=auditor)
-    assert second.status_code == 201 and second.json["tree_size"] == 11
+    assert second.status_code == 201 and second.json["tree_size"] == 13
     again = log_client.post("/log/seal", headers=auditor)
     assert again.status_code == 200 and again.json["created"] is False
 
@@ -33,33 +33,34 @@ def test_seal_then_prove_inclusion_and_consistency_over_http(log_client, tenant,
     root = note.parse_checkpoint(body).root
 
     leaves = []
-    for i in range(11):
+    for i in range(13):
         entry = log_client.get(f"/log/entries/{i}", headers=reader).json
         leaves.append(base64.b64decode(entry["leaf_hash"]))
+        assert entry["entry_type"] == ("map_commit" if i in (5, 12) else "version")
         assert merkle.leaf_hash(base64.b64decode(entry["body"])) == leaves[-1]
-    for i in range(11):
-        proof = log_client.get(f"/log/proofs/inclusion?index={i}&size=11", headers=reader).json
+    for i in range(13):
+        proof = log_client.get(f"/log/proofs/inclusion?index={i}&size=13", headers=reader).json
         path = [base64.b64decode(h) for h in proof["proof"]]
-        assert ref.verify_inclusion(leaves[i], i, 11, path, root)
+        assert ref.verify_inclusion(leaves[i], i, 13, path, root)
     by_hash = log_client.get(
         "/log/proofs/inclusion",
-        query_string={"leaf_hash": base64.b64encode(leaves[3]).decode(), "size": 11},
+        query_string={"leaf_hash": base64.b64encode(leaves[3]).decode(), "size": 13},
         headers=reader,
     ).json
     assert by_hash["index"] == 3
-    old_note = log_client.get("/log/checkpoints?size=5", headers=reader).get_data(as_text=True)
+    old_note = log_client.get("/log/checkpoints?size=6", headers=reader).get_data(as_text=True)
     old_root = note.parse_checkpoint(note.open_note(old_note, verifiers)[0]).root
-    consistency = log_client.get("/log/proofs/consistency?old=5&new=11", headers=reader).json
+    consistency = log_client.get("/log/proofs/consistency?old=6&new=13", headers=reader).json
     path = [base64.b64decode(h) for h in consistency["proof"]]
-    assert ref.verify_consistency(5, 11, old_root, root, path)
+    assert ref.verify_consistency(6, 13, old_root, root, path)
 
 
 def test_out_of_range_sizes_get_422_naming_the_field(log_client, tenant, fill, make_token):
     reader = _auth(make_token(tenant, "reader"))
     fill(tenant, 3)
-    log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))
+    log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))  # 3 and a commit
     for url, field in (
-        ("/log/proofs/inclusion?index=0&size=4", "size"),
+        ("/log/proofs/inclusion?index=0&size=5", "size"),
         ("/log/proofs/inclusion?index=3&size=3", "index"),
         ("/log/proofs/inclusion?index=x&size=3", "index"),
         ("/log/proofs/consistency?old=0&new=3", "old"),

@@ -17,6 +17,7 @@ from tests.support.routes import served
 REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/registry/openapi.json"): ("", None),
     ("GET", "/registry/healthz"): ("", None),
+    ("GET", "/registry/{kind}/{entity_id}/proof/current"): ("", None),
     ("GET", "/registry/{kind}/{entity_id}/versions/{version}/proof"): ("", None),
     ("GET", "/registry/{kind}/{entity_id}/versions/{version}"): ("", None),
     ("GET", "/registry/{kind}/{entity_id}/versions"): ("", None),
@@ -26,10 +27,10 @@ REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/log/openapi.json"): ("", None),
     ("GET", "/log/healthz"): ("", None),
     ("GET", "/log/checkpoint"): ("", None),
-    ("GET", "/log/checkpoints"): ("size=1", None),
+    ("GET", "/log/checkpoints"): ("size=2", None),  # the skill and the seal's map commit
     ("GET", "/log/entries/{index}"): ("", None),
     ("GET", "/log/proofs/inclusion"): ("index=0", None),
-    ("GET", "/log/proofs/consistency"): ("old=1&new=1", None),
+    ("GET", "/log/proofs/consistency"): ("old=1&new=2", None),
     ("GET", "/log/keys"): ("", None),
     ("GET", "/log/tiles/{tenant}/checkpoint"): ("", None),
     ("GET", "/log/tiles/{tenant}/{tile}"): ("", None),
@@ -133,7 +134,7 @@ def test_a_checkpoint_is_private_to_its_caller(clients, make_token, tenant):
         headers=author,
     )
     clients["log"].post("/log/seal", headers=auditor)
-    for url in ("/log/checkpoint", "/log/checkpoints?size=1", "/log/keys"):
+    for url in ("/log/checkpoint", "/log/checkpoints?size=2", "/log/keys"):
         response = clients["log"].get(url, headers=auditor)
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "private, max-age=10", url

@@ -297,6 +297,18 @@ def paths() -> dict[str, Any]:
                 404,
             ),
         },
+        "/registry/{kind}/{entity_id}/proof/current": {
+            "parameters": [KIND, ENTITY_ID],
+            "get": operation(
+                "getCurrentProof",
+                "Proof of the current version against the latest checkpoint's map commit; "
+                "an id never registered gets 200 with a proof of absence (head null)",
+                {"200": ok(ref("CurrentProof"))},
+                *AUTH,
+                404,
+                409,
+            ),
+        },
         "/registry/agents/{entity_id}/team": {
             "parameters": [ENTITY_ID],
             "post": operation(

@@ -72,10 +72,12 @@ DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 HASH_B64 = {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$", "description": "32 bytes, base64"}
 B64 = {"type": "string", "contentEncoding": "base64"}
 ENTITY_TYPES = [kind.type for kind in KINDS.values()]
-# what a log entry may be: a version, a certificate, or an audit run's report (its kind
-# ``AUDIT_RUN``; docs/formats.md)
-ENTRY_TYPES = ["version", "certificate", "audit"]
-ENTRY_KINDS = [*ENTITY_TYPES, AUDIT_RUN]
+# what a log entry may be: a version, a certificate, an audit run's report (its kind
+# ``AUDIT_RUN``) or a seal's map commit (kind ``map``; docs/formats.md)
+ENTRY_TYPES = ["version", "certificate", "audit", "map_commit"]
+ENTRY_KINDS = [*ENTITY_TYPES, AUDIT_RUN, "map"]
+CURRENT_PROOF_FIELDS = ("format", "tenant", "kind", "entity_id", "checkpoint", "map_commit")
+CURRENT_PROOF_FIELDS += ("map_proof", "head", "version", "certificate")
 SLUGS = list(KINDS)
 
 # ---- request bodies, from shared/rules/kinds.py and shared/rules/inputs.py -----------------------
@@ -596,6 +598,37 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"index": INDEX, "tree_size": INDEX, "proof": array(HASH_B64), "checkpoint": STRING},
         ["index", "tree_size", "proof", "checkpoint"],
     ),
+    "CurrentProof": obj(
+        {
+            "format": {"type": "string", "const": "plant-current-proof/1"},
+            "tenant": STRING,
+            "kind": nullable({"type": "string", "enum": ENTITY_TYPES}),
+            "entity_id": UUID,
+            "checkpoint": {**STRING, "description": "the latest signed C2SP checkpoint"},
+            "map_commit": ref("ProvenEntry"),
+            "map_proof": obj(
+                {
+                    "siblings": array(HASH_B64, maxItems=256),
+                    "other_leaf": nullable(
+                        obj({"key": HASH_B64, "value_hash": HASH_B64}, ["key", "value_hash"])
+                    ),
+                },
+                ["siblings", "other_leaf"],
+            ),
+            "head": nullable({**B64, "description": "the head value; null: absent"}),
+            "version": nullable(ref("ProvenEntry")),
+            "certificate": nullable(ref("ProvenEntry")),
+        },
+        [*CURRENT_PROOF_FIELDS],
+        description="Proof of an entity's current version, or of its absence, against the "
+        "map commit that ends the checkpoint (docs/formats.md, Current-version proof); "
+        "checked offline by plant verify-current",
+    ),
+    "ProvenEntry": obj(
+        {"index": INDEX, "entry": B64, "proof": array(HASH_B64)},
+        ["index", "entry", "proof"],
+        description="a log entry's exact bytes and its inclusion proof at the checkpoint",
+    ),
     "LogEntry": obj(
         {
             "index": INDEX,
@@ -819,6 +852,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     ],
                 )
             ),
+            "current_proofs": {
+                **nullable(array(ref("CurrentProof"))),
+                "description": "the current proof of each selected entity; null past 1,000",
+            },
             "statement": obj(
                 {
                     "payload": B64,

@@ -1,0 +1,103 @@
+"""Database side of the map of heads: its nodes in ``heads_map_nodes`` (migration 0015).
+
+A node at (depth, index) is stored under the prefix of its keys: the first ceil(depth / 8)
+bytes, unused low bits zeroed (``plant_map_prefix``). ``DbMapNodes.get_paths`` reads the
+paths of many keys in one WITH RECURSIVE statement, walking each key down from the root
+while the node it stands on is interior and the child towards the key is not empty: O(log n)
+rows per key, nodes shared by several paths read once per key but sent back once. Each step
+is a LATERAL probe of the primary key (a join let the planner hash the tenant's whole map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared.integrity.sparse_merkle import Address
+from shared.storage import copyread
+
+_ZERO = "decode(repeat('00', 32), 'hex')"
+# One value back: per node its depth (2 bytes), its prefix padded to 32 bytes, its 65 bytes.
+_PATHS = text(
+    f"""
+WITH RECURSIVE keys(k) AS (
+  SELECT substring(CAST(:keys AS bytea) FROM 32 * i + 1 FOR 32)
+  FROM generate_series(0, CAST(:n AS integer) - 1) AS i
+), walk(k, depth, prefix, node) AS (
+  SELECT keys.k, 0, m.prefix, m.node FROM keys JOIN heads_map_nodes m
+    ON m.tenant_id = current_setting('plant.tenant') AND m.depth = 0 AND m.prefix = ''::bytea
+  UNION ALL
+  SELECT w.k, w.depth + 1, m.prefix, m.node FROM walk w CROSS JOIN LATERAL (
+    SELECT prefix, node FROM heads_map_nodes
+    WHERE tenant_id = current_setting('plant.tenant') AND depth = w.depth + 1
+      AND prefix = plant_map_prefix(w.k, w.depth + 1) LIMIT 1) AS m
+  WHERE w.depth < 256 AND get_byte(w.node, 0) = 3
+    AND substring(w.node FROM 2 + 32 * ((get_byte(w.k, w.depth / 8) >> (7 - mod(w.depth, 8))) & 1)
+                  FOR 32) <> {_ZERO}
+)
+SELECT coalesce(string_agg(int2send(CAST(depth AS smallint))
+  || overlay({_ZERO} PLACING prefix FROM 1) || node, ''::bytea), ''::bytea)
+FROM (SELECT DISTINCT depth, prefix, node FROM walk) AS found
+"""
+)
+_RECORD = 2 + 32 + 65
+
+_UPSERT = text(
+    "INSERT INTO heads_map_nodes (tenant_id, depth, prefix, node) "
+    "SELECT current_setting('plant.tenant'), d, "
+    "substring(CAST(:prefixes AS bytea) FROM CAST(32 * n - 31 AS integer) FOR (d + 7) / 8), "
+    "substring(CAST(:nodes AS bytea) FROM CAST(65 * n - 64 AS integer) FOR 65) "
+    "FROM unnest(CAST(:depths AS smallint[])) WITH ORDINALITY AS t(d, n) "
+    "ON CONFLICT (tenant_id, depth, prefix) DO UPDATE SET node = EXCLUDED.node"
+)
+
+
+def prefix(depth: int, index: int) -> bytes:
+    """The stored prefix of the node at (depth, index): its first ``depth`` key bits,
+    left-aligned in ceil(depth / 8) bytes."""
+    size = (depth + 7) // 8
+    return (index << (8 * size - depth)).to_bytes(size, "big") if depth else b""
+
+
+class DbMapNodes:
+    """A ``sparse_merkle.NodeStore`` over the transaction's tenant's stored map."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.rows_read = 0
+        self.queries = 0
+
+    def get_paths(self, keys: Sequence[bytes]) -> Mapping[Address, bytes]:
+        if not keys:
+            return {}
+        packed = bytes(
+            self.conn.execute(_PATHS, {"keys": b"".join(keys), "n": len(keys)}).scalar_one()
+        )
+        self.queries += 1
+        out: dict[Address, bytes] = {}
+        for at in range(0, len(packed), _RECORD):
+            depth = int.from_bytes(packed[at : at + 2], "big")
+            index = int.from_bytes(packed[at + 2 : at + 34], "big") >> (256 - depth)
+            out[(depth, index)] = packed[at + 34 : at + _RECORD]
+        self.rows_read += len(out)
+        return out
+
+
+def write(conn: Connection, written: Mapping[Address, bytes]) -> None:
+    """Store (insert or overwrite) the nodes a seal's update wrote, ``copyread.RANGE`` a
+    statement; depths go as an array literal, prefixes and nodes each as one value."""
+    items = sorted(written.items())
+    for low in range(0, len(items), copyread.RANGE):
+        chunk = items[low : low + copyread.RANGE]
+        if any(len(node) != 65 for _, node in chunk):
+            raise ValueError("a map node is 65 bytes")
+        conn.execute(
+            _UPSERT,
+            {
+                "depths": "{" + ",".join(str(d) for (d, _), _ in chunk) + "}",
+                "prefixes": b"".join(prefix(d, i).ljust(32, b"\0") for (d, i), _ in chunk),
+                "nodes": b"".join(node for _, node in chunk),
+            },
+        )

@@ -1,0 +1,109 @@
+"""The audit's map pass (issue 24): each map commit recomputed from the log, each stored node
+compared, and the attacks on them named as ``map_invalid`` with the commit's index and the
+entity where one explains it."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from shared import tlog
+from shared.integrity import heads_map
+
+
+def _of(run: dict, kind: str) -> list[dict]:
+    return [f for f in run["findings"] if f["kind"] == kind]
+
+
+def _last_commit(superuser, tenant: str) -> int:
+    with superuser.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT max(idx) FROM log_entries WHERE tenant_id = :t "
+                    "AND entry_type = 'map_commit'"
+                ),
+                {"t": tenant},
+            ).scalar_one()
+        )
+
+
+def test_a_clean_history_has_no_map_finding_full_or_incremental(history):
+    assert history.audit("full")["findings"] == []
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    assert history.audit("incremental")["findings"] == []
+    assert history.audit("full")["findings"] == []
+
+
+def test_a_leaf_rewritten_in_the_stored_map_is_named_by_the_full_audit(history, attack, superuser):
+    key = heads_map.entity_key(__import__("uuid").UUID(history.skills[0]))
+    # a leaf no proof reads (its parent carries its hash): only the audit can see it
+    attack(
+        "UPDATE heads_map_nodes SET node = set_byte(node, 64, get_byte(node, 64) # 1) "
+        "WHERE tenant_id = :t AND get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k",
+        t=history.tenant,
+        k=key,
+    )
+    found = _of(history.audit("full"), "map_invalid")
+    assert [(f["entity_id"], f["log_index"]) for f in found] == [
+        (history.skills[0], _last_commit(superuser, history.tenant))
+    ]
+
+
+def test_a_node_rewritten_before_a_seal_makes_a_wrong_commit_the_full_audit_names(
+    history, attack, superuser
+):
+    # the root's two child hashes rewritten: the next seal builds on them
+    attack(
+        "UPDATE heads_map_nodes SET node = set_byte(set_byte(node, 32, get_byte(node, 32) # 1), "
+        "64, get_byte(node, 64) # 1) WHERE tenant_id = :t AND depth = 0",
+        t=history.tenant,
+    )
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    commit = _last_commit(superuser, history.tenant)
+    found = _of(history.audit("full"), "map_invalid")
+    at_commit = [f for f in found if f["log_index"] == commit and "root" in f["detail"]]
+    assert at_commit and at_commit[0]["entity_id"] == history.skills[2]
+
+
+def test_a_status_rewritten_in_entity_heads_is_named_and_not_committed(history, attack):
+    attack(
+        "UPDATE entity_heads SET status = 'certified' WHERE tenant_id = :t AND entity_id = "
+        "CAST(:e AS uuid)",
+        t=history.tenant,
+        e=history.skills[2],
+    )
+    history.amend(history.skills[0], 2, "writes even more idiomatic Python")
+    tlog.seal(history.tenant)
+    run = history.audit("full")
+    named = [f for f in run["findings"] if f["entity_id"] == history.skills[2]]
+    assert named and all(f["kind"] != "map_invalid" for f in named), run["findings"]
+    assert _of(run, "map_invalid") == []
+
+
+def test_the_map_commit_dropped_from_the_log_is_named(history, attack, superuser):
+    commit = _last_commit(superuser, history.tenant)
+    attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = :i", t=history.tenant, i=commit)
+    run = history.audit("full")
+    assert any(f["log_index"] == commit for f in _of(run, "missing"))
+    assert [f["log_index"] for f in _of(run, "map_invalid")] == [commit]
+
+
+def test_a_changed_heads_leaf_rewritten_is_named_by_the_incremental_audit(
+    history, attack, superuser
+):
+    history.audit("full")
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    key = heads_map.entity_key(__import__("uuid").UUID(history.skills[2]))
+    attack(
+        "UPDATE heads_map_nodes SET node = set_byte(node, 64, get_byte(node, 64) # 1) "
+        "WHERE tenant_id = :t AND get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k",
+        t=history.tenant,
+        k=key,
+    )
+    found = _of(history.audit("incremental"), "map_invalid")
+    assert [(f["entity_id"], f["log_index"]) for f in found] == [
+        (history.skills[2], _last_commit(superuser, history.tenant))
+    ]
