@@ -13,6 +13,8 @@ the entity.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 
 from shared.audit.state import AuditState
@@ -54,7 +56,7 @@ class _Replay:
         self.commits = 0
         self.last: int | None = None  # the last commit's index
 
-    def row(self, row: tuple) -> None:  # type: ignore[type-arg]
+    def row(self, row: tuple[Any, ...]) -> None:
         idx, entry_type, kind, raw_id, version, leaf, body = row
         entity_id = raw_id.decode()
         if entry_type == "map_commit":

@@ -201,9 +201,7 @@ def cmd_verify_current(args: argparse.Namespace) -> int:
         with open(args.proof, "rb") as handle:
             raw = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
-        print(
-            f"plant verify-current: cannot read {exc.filename or 'a file'}: {exc}", file=sys.stderr
-        )
+        print(f"plant verify-current: cannot read {args.proof}: {exc}", file=sys.stderr)
         return 1
     try:
         found = current.check(

@@ -57,7 +57,7 @@ BATCH = 500
 MAX_CURRENT = 1000  # entities a bundle carries current proofs of (more: it carries none)
 
 
-class CurrentProofs(list):  # type: ignore[type-arg]
+class CurrentProofs(list[dict[str, Any]]):
     """The bundle's last part: its entities' current proofs, or None past MAX_CURRENT."""
 
     def __init__(self, proofs: list[dict[str, Any]] | None) -> None:
@@ -195,8 +195,9 @@ class _Receipts:
         return out
 
 
-def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """Seal, then yield the bundle's header, then each entry (for streaming or collecting)."""
+def build(principal: Principal, query: dict[str, str]) -> Iterator[Any]:
+    """Seal, then yield the bundle's header (a dict), each entry (a dict), then its current
+    proofs (``CurrentProofs``), for streaming or collecting."""
     principal.require("auditor")
     kind, entity = _filters(query)
     tlog.seal(principal.tenant)
@@ -230,7 +231,7 @@ def build(principal: Principal, query: dict[str, str]) -> Iterator[dict[str, Any
         yield _current(conn, principal.tenant, latest, kind, entity)
 
 
-def json_chunks(parts: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def json_chunks(parts: Iterator[Any]) -> Iterator[bytes]:
     """The bundle as one JSON document, written an entry at a time, closed by its statement."""
     import json
 

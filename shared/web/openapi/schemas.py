@@ -76,7 +76,14 @@ ENTITY_TYPES = [kind.type for kind in KINDS.values()]
 # ``AUDIT_RUN``) or a seal's map commit (kind ``map``; docs/formats.md)
 ENTRY_TYPES = ["version", "certificate", "audit", "map_commit"]
 ENTRY_KINDS = [*ENTITY_TYPES, AUDIT_RUN, "map"]
-CURRENT_PROOF_FIELDS = ("format", "tenant", "kind", "entity_id", "checkpoint", "map_commit")
+CURRENT_PROOF_FIELDS: tuple[str, ...] = (
+    "format",
+    "tenant",
+    "kind",
+    "entity_id",
+    "checkpoint",
+    "map_commit",
+)
 CURRENT_PROOF_FIELDS += ("map_proof", "head", "version", "certificate")
 SLUGS = list(KINDS)
 
