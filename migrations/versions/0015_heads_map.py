@@ -49,7 +49,7 @@ $$;
 
 ALTER TABLE log_entries DROP CONSTRAINT log_entries_entry_type_check;
 ALTER TABLE log_entries ADD CONSTRAINT log_entries_entry_type_check
-  CHECK (entry_type IN ('version', 'certificate', 'map_commit'));
+  CHECK (entry_type IN ('version', 'certificate', 'audit', 'map_commit'));
 CREATE INDEX log_entries_map_commits ON log_entries (tenant_id, idx)
   WHERE entry_type = 'map_commit';
 """

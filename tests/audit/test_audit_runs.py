@@ -45,16 +45,18 @@ def test_clean_log_of_10000_entries_has_zero_findings(superuser, tenant, databas
 def test_incremental_audit_reads_new_plus_log_n_rows(superuser, tenant, database_url):
     seed_skills(superuser, tenant, 0, 20_000)
     full, _ = audit.run(_auditor(tenant), {"mode": "full"})
-    seed_skills(superuser, tenant, 20_001, 1_000)  # after the full run's map commit
+    seed_skills(superuser, tenant, 20_002, 1_000)  # after the full run's map commit and report
     incremental, _ = audit.run(_auditor(tenant), {"mode": "incremental"})
     assert incremental["findings"] == []
-    assert incremental["verified_from"] == 20_001 and incremental["verified_to"] == 21_002
-    assert incremental["summary"]["entries_verified"] == 1_001
+    # the full run's report is logged at 20,001 (after its seal's map commit at 20,000) and is
+    # verified again; the incremental run's seal adds a map commit at 21,002
+    assert incremental["verified_from"] == 20_001 and incremental["verified_to"] == 21_003
+    assert incremental["summary"]["entries_verified"] == 1_002
     reads = incremental["summary"]["rows_read"]
     # entries, their stored leaves, heads and latest versions, and the map pass's heads of
     # the changed entities: a few rows per new entry, plus O(log n) subtree hashes; the full
     # run read the whole log.
-    assert reads <= 6 * 1_001 + 4 * (21_002).bit_length(), reads
+    assert reads <= 6 * 1_002 + 4 * (21_003).bit_length(), reads
     assert full["summary"]["rows_read"] >= 20_000 * 3
 
 

@@ -97,13 +97,13 @@ def _after_certificate_of(b: dict[str, Any], entity: str) -> list[dict[str, Any]
 # (attack, bundle exported, edit, failed item, words of its message)
 ATTACKS: list[tuple[str, str, Edit, str, str]] = [
     ("last entry dropped (a deprecation)", "full", lambda b, h: _without(b, _of(b, h.s3)[-1:]),
-     "log indexes", "index 14 is not in the bundle"),
+     "log indexes", "index 15 is not in the bundle"),
     ("the last map commit dropped", "full", lambda b, h: _entries(b, b["entries"][:-1]),
-     "log indexes", "index 15 is not in the bundle; the checkpoint holds 16"),
+     "log indexes", "index 16 is not in the bundle; the checkpoint holds 17"),
     ("a map commit moved", "full", lambda b, h: _put(b, "entries.5.index", 4) and _put(
         b, "entries.4.index", 5) and _entries(b, [*b["entries"][:4], b["entries"][5],
         b["entries"][4], *b["entries"][6:]]),
-     "entry 4", "its inclusion proof does not lead to checkpoint 16"),
+     "entry 4", "receipt: index_mismatch: the receipt is for index 5"),  # signed first
     ("a map commit's root edited", "full",
      lambda b, h: _put(b, "entries.5.body", _edited_commit(b["entries"][5]["body"])),
      "entry 5", "its bytes do not hash to its leaf hash"),
@@ -113,7 +113,7 @@ ATTACKS: list[tuple[str, str, Edit, str, str]] = [
     ("last entry dropped (a deprecation)", "s3", lambda b, h: _entries(b, b["entries"][:-1]),
      "coverage", "the signed statement lists 2 entries, the bundle holds 1"),
     ("last amendment dropped", "full", lambda b, h: _without(b, _of(b, h.s2)[-1:]),
-     "log indexes", "index 13 is not in the bundle"),
+     "log indexes", "index 14 is not in the bundle"),
     ("last amendment dropped", "s2", lambda b, h: _entries(b, b["entries"][:-1]),
      "coverage", "the signed statement lists 2 entries, the bundle holds 1"),
     ("a certificate dropped with every later version", "full",
@@ -127,11 +127,11 @@ ATTACKS: list[tuple[str, str, Edit, str, str]] = [
     ("every entry of one entity dropped", "kind", lambda b, h: _without(b, _of(b, h.s1)),
      "coverage", "the signed statement lists 11 entries, the bundle holds 8"),
     ("all entries dropped", "full", lambda b, h: _entries(b, []),
-     "log indexes", "indexes 0..15 are not in the bundle; the checkpoint holds 16"),
+     "log indexes", "indexes 0..16 are not in the bundle; the checkpoint holds 17"),
     ("all entries dropped", "s0", lambda b, h: _entries(b, []),
      "coverage", "the signed statement lists 4 entries, the bundle holds 0"),
     ("entries reversed", "full", lambda b, h: _entries(b, b["entries"][::-1]),
-     "entry 14", "it comes after index 15: entries must appear once each, in log order"),
+     "entry 15", "it comes after index 16: entries must appear once each, in log order"),
     ("entries reversed", "s0", lambda b, h: _entries(b, b["entries"][::-1]),
      "entry 6", "it comes after index 7: entries must appear once each, in log order"),
     ("entries duplicated", "full", lambda b, h: _entries(b, b["entries"][:3] + b["entries"][2:]),
@@ -142,7 +142,7 @@ ATTACKS: list[tuple[str, str, Edit, str, str]] = [
      "statement", "the bundle's previous_checkpoint None is not the signed"),
     ("previous_checkpoint set to the latest", "full",
      lambda b, h: _put(b, "previous_checkpoint", {**b["checkpoint"], "consistency_proof": []}),
-     "statement", "the bundle's previous_checkpoint {'size': 16"),
+     "statement", "the bundle's previous_checkpoint {'size': 17"),
     ("unknown field added", "full", lambda b, h: _put(b, "signed_by", "the auditor"),
      "bundle", "unknown field 'signed_by'"),
     ("unknown field added", "full", lambda b, h: _put(b, "entries.3.note", "ok"),
@@ -213,7 +213,7 @@ def test_an_edited_bundle_fails_naming_what_is_wrong(
 ):
     genuine = exported(which)
     assert plant_verify(genuine)[0] == 0
-    assert len(exported("full")["entries"]) == 16  # the indexes named above
+    assert len(exported("full")["entries"]) == 17  # the indexes named above (13: the audit's)
     code, out = plant_verify(edit(copy.deepcopy(genuine), history))
     _refused(out, code, item, words)
     record(request.node, f"bundle: {attack}", 1, f"plant verify exit 1: {item}: {words}")
@@ -252,7 +252,7 @@ MALFORMED: list[tuple[str, str, Any, str, str]] = [
     ("entry id not a UUID", "entries.0.entity_id", "x", "entries[0].entity_id",
      "must be a UUID"),
     ("entry type unknown", "entries.0.entry_type", "map", "entries[0].entry_type",
-     "must be one of ['certificate', 'map_commit', 'version']"),
+     "must be one of ['audit', 'certificate', 'map_commit', 'version']"),
     ("entity type a list", "entries.0.entity_type", ["skill"], "entries[0].entity_type",
      "must be a string"),
     ("filters a list", "filters", [], "filters", "must be an object, not an array"),
@@ -380,7 +380,7 @@ def test_a_bundle_forged_with_a_fresh_key_is_never_verified(
     shorter["statement"] = bundle_statement.sign(shorter, coverage, mallory)
     code, out = plant_verify(shorter)
     _refused(out, code, "statement", "it does not verify with the pinned keys")
-    _refused(out, code, "log indexes", "index 15 is not in the bundle")
+    _refused(out, code, "log indexes", "index 16 is not in the bundle")
     record(
         request.node,
         "bundle: forged and signed with a fresh key, no --key",

@@ -92,7 +92,7 @@ def test_a_streamed_bundle_is_byte_for_byte_the_in_memory_one_and_verifies(
     size = document["checkpoint"]["size"]
     # created, amended, certified (a version and a certificate), and a map commit by each
     # seal: the audit's, each certification's, the export's
-    assert size == 1_234 + 1 + 3 * 5 + 1
+    assert size == 1_234 + 1 + 1 + 3 * 5 + 1  # and the audit's report after its seal
     assert document["previous_checkpoint"]["size"] == 1_235
     head = {
         k: v for k, v in document.items() if k not in ("entries", "current_proofs", "statement")

@@ -35,7 +35,8 @@ def test_round_trip_bundle_verifies_with_the_published_key(plant_verify, bundle)
     assert bundle["format"] == "plant-evidence-bundle/3"
     assert bundle["previous_checkpoint"] is not None  # the audit's checkpoint, then more writes
     kinds = {e["entry_type"] for e in bundle["entries"]}
-    assert kinds == {"version", "certificate", "map_commit"}  # every seal's commit (issue 24)
+    # every seal's commit (issue 24) and the audit run's report (issue 22)
+    assert kinds == {"version", "certificate", "map_commit", "audit"}
     assert bundle["current_proofs"] and all(p["head"] for p in bundle["current_proofs"])
     code, out = plant_verify(bundle)
     assert code == 0, out
