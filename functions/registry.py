@@ -38,10 +38,11 @@ def _served(
     extra: Mapping[str, object] | None = None,
     **headers: str,
 ) -> flask.Response:
-    """A new version as a read would serve it (a team's with its agents), with ``extra``
-    members beside it (a create's ``similar``)."""
+    """A new version as a read would serve it (a team's with its agents), with its signed
+    ``receipt`` and ``extra`` members beside it (a create's ``similar``)."""
     membership.served(call.principal.tenant, doc.body)
-    body = {**doc.body, **extra} if extra else doc.body
+    signed = {} if doc.receipt is None else {"receipt": doc.receipt}
+    body = {**doc.body, **signed, **(extra or {})}
     return json_response(body, status, {"ETag": f'"v{doc.version}"', **headers})
 
 
