@@ -78,15 +78,17 @@ def test_a_forged_version_appended_at_the_tail_has_no_receipt(history, superuser
         history.tenant,
         history.author.subject,
         kind,
-        entity_id=target,
-        head=cur.head,
-        fields={**cur.fields, "description": "forged"},
-        status=cur.head.status,
-        reason="forged",
-        action="amend",
-        request_id="mallory",
-        created_at=cur.doc["lifecycle"]["created_at"],
-        previous_digest=cur.entry.digest,
+        versions.VersionWrite(
+            entity_id=target,
+            head=cur.head,
+            fields={**cur.fields, "description": "forged"},
+            status=cur.head.status,
+            reason="forged",
+            action="amend",
+            request_id="mallory",
+            created_at=cur.doc["lifecycle"]["created_at"],
+            previous_digest=cur.entry.digest,
+        ),
     )
     with superuser.begin() as conn:
         conn.execute(text("SELECT set_config('plant.tenant', :t, true)"), {"t": history.tenant})
