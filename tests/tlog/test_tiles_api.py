@@ -24,7 +24,9 @@ def _root(text: str, vkeys: list[str]) -> tuple[int, bytes]:
 
 def test_tiles_rebuild_the_checkpoint_root(log_client, tenant, fill, make_token):
     reader = _auth(make_token(tenant, "reader"))
-    fill(tenant, 300)  # one full level-0 tile and a partial one of 44
+    # 300 entries and the seal's map commit (entry_type 'map_commit', appended by every seal
+    # with new entries): 301 leaves, one full level-0 tile and a partial one of 45.
+    fill(tenant, 300)
     assert (
         log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor"))).status_code
         == 201
@@ -33,7 +35,7 @@ def test_tiles_rebuild_the_checkpoint_root(log_client, tenant, fill, make_token)
     served = log_client.get(f"/log/tiles/{tenant}/checkpoint", headers=reader)
     assert served.status_code == 200 and served.headers["Cache-Control"] == "no-store"
     size, root = _root(served.get_data(as_text=True), vkeys)
-    assert size == 300
+    assert size == 301
     fetched: dict[str, bytes] = {}
 
     def fetch(path: str) -> bytes | None:
@@ -47,7 +49,7 @@ def test_tiles_rebuild_the_checkpoint_root(log_client, tenant, fill, make_token)
         return reply.data
 
     tiles.verify_mirror(size, root, fetch)
-    assert {"tile/0/000", "tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/000"} <= set(fetched)
+    assert {"tile/0/000", "tile/0/001.p/45", "tile/1/000.p/1", "tile/entries/000"} <= set(fetched)
     full = log_client.get(f"/log/tiles/{tenant}/tile/0/000", headers=reader)
     assert full.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert full.headers["Vary"] == "Authorization"  # a shared cache keys it by the token
@@ -57,7 +59,7 @@ def test_tiles_refuse_no_token_another_tenant_and_what_is_not_sealed(
     log_client, tenant, fill, make_token
 ):
     reader = _auth(make_token(tenant, "reader"))
-    fill(tenant, 3)
+    fill(tenant, 3)  # and the seal's map commit: 4 entries sealed
     log_client.post("/log/seal", headers=_auth(make_token(tenant, "auditor")))
     assert log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/3").status_code == 401
     other = _auth(make_token(tenant + "x", "reader"))
@@ -65,12 +67,15 @@ def test_tiles_refuse_no_token_another_tenant_and_what_is_not_sealed(
     assert refused.status_code == 403 and refused.mimetype == "application/problem+json"
     assert log_client.get(f"/log/tiles/{tenant}/checkpoint", headers=other).status_code == 403
     fill(tenant, 2)  # appended, not sealed: not served
-    assert log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/4", headers=reader).status_code == 404
+    assert log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/4", headers=reader).status_code == 200
+    assert log_client.get(f"/log/tiles/{tenant}/tile/0/000.p/5", headers=reader).status_code == 404
     for bad in ("tile/0/0", "tile/0/000.p/256", "tile/64/000", "tile/0/x000/000", "tiles/0/000"):
         got = log_client.get(f"/log/tiles/{tenant}/{bad}", headers=reader)
         assert got.status_code == 404, bad
     bundle = log_client.get(f"/log/tiles/{tenant}/tile/entries/000.p/3", headers=reader)
     assert bundle.status_code == 200 and len(tiles.decode_bundle(bundle.data, 3)) == 3
+    bundle = log_client.get(f"/log/tiles/{tenant}/tile/entries/000.p/5", headers=reader)
+    assert bundle.status_code == 404
 
 
 def test_each_seal_writes_a_mirror_that_verifies_alone(log_client, tenant, fill, make_token):
@@ -89,9 +94,11 @@ def test_each_seal_writes_a_mirror_that_verifies_alone(log_client, tenant, fill,
             return target.read_bytes() if target.is_file() else None
 
         tiles.verify_mirror(size, root, fetch)
-    assert size == 266
-    # A partial tile of an earlier size stays: a path's bytes never change.
-    assert (root_dir / "tile/0/000.p/5").is_file()
+    # 266 entries and the three seals' map commits (one per seal with new entries): 269.
+    assert size == 269
+    # A partial tile of an earlier size (5 entries and the first seal's map commit) stays: a
+    # path's bytes never change.
+    assert (root_dir / "tile/0/000.p/6").is_file()
 
 
 def test_a_failed_mirror_write_is_caught_up_by_the_next_seal(
@@ -99,6 +106,7 @@ def test_a_failed_mirror_write_is_caught_up_by_the_next_seal(
 ):
     auditor = _auth(make_token(tenant, "auditor"))
     root_dir = (settings().anchor_dir or settings().data_dir / "anchors") / tenant / "tiles"
+    # Each seal with new entries appends its map commit: sizes 4+1, then 5+3+1, then 9+1+1.
     fill(tenant, 4)
     log_client.post("/log/seal", headers=auditor)
     level0 = root_dir / "tile" / "0"
@@ -106,11 +114,11 @@ def test_a_failed_mirror_write_is_caught_up_by_the_next_seal(
     level0.write_bytes(b"")  # a file where the next seal's tiles go: their write fails
     fill(tenant, 3)
     assert log_client.post("/log/seal", headers=auditor).status_code == 201  # the seal stands
-    assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 4  # checkpoint is last
+    assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 5  # checkpoint is last
     level0.unlink()
     (tmp_path / "level0").rename(level0)
     fill(tenant, 1)
     log_client.post("/log/seal", headers=auditor)
-    assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 8
-    assert (root_dir / "tile/0/000.p/7").is_file() is False  # skipped: from 4 straight to 8
-    assert (root_dir / "tile/0/000.p/8").is_file()
+    assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 11
+    assert (root_dir / "tile/0/000.p/9").is_file() is False  # skipped: from 5 straight to 11
+    assert (root_dir / "tile/0/000.p/11").is_file()
