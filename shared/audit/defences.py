@@ -22,10 +22,20 @@ from shared.audit.state import AuditState
 SCHEMA = "public"
 OWNER = "plant_owner"
 # Tables whose rows the audit reads as evidence, and the triggers that keep them append-only
-LEDGER = ("log_entries", "log_nodes", "checkpoints", "log_heads", "entity_heads", "audit_runs")
+LEDGER: tuple[str, ...] = ("log_entries", "log_nodes", "checkpoints", "log_heads", "entity_heads")
+LEDGER += ("audit_runs",)
+# the write receipts (issue 22), the witnesses' cosignatures (issue 25), the map of heads (24)
+LEDGER += ("log_receipts", "receipt_cutover", "checkpoint_cosignatures", "heads_map_nodes")
 APPEND_ONLY = {
     table: (f"{table}_append_only", f"{table}_no_truncate")
-    for table in ("log_entries", "log_nodes", "checkpoints")
+    for table in (
+        "log_entries",
+        "log_nodes",
+        "checkpoints",
+        "log_receipts",
+        "receipt_cutover",
+        "checkpoint_cosignatures",
+    )
 }
 
 _TABLES = text(
