@@ -115,6 +115,8 @@ def test_seal_cosign_outage_recovery_split_view_and_rollback(
     def cosigners(text_: str) -> set[str]:
         return set(cosignature.check_cosignatures(text_, keys_by_name).valid)
 
+    # Every seal with new entries appends its map commit (entry_type 'map_commit') before
+    # signing: 3 skills seal at size 4, 2 more at size 7.
     # 1. Seal: both witnesses cosign; the served checkpoint carries both lines and still opens
     # with the log key alone (unknown lines ignored), and a quorum of 2 holds.
     write(3)
@@ -126,7 +128,7 @@ def test_seal_cosign_outage_recovery_split_view_and_rollback(
     mirrored = (anchors / tenant / "tiles" / "checkpoint").read_text()
     assert mirrored == first  # the static mirror's checkpoint carries them too
 
-    # Keep a copy of the database as it is now (size 3): the later "restored backup".
+    # Keep a copy of the database as it is now (size 4): the later "restored backup".
     registry.stop()
     snapshot = f"plant_snap_{uuid.uuid4().hex[:8]}"
     admin = superuser_engine(test_server)
@@ -148,38 +150,39 @@ def test_seal_cosign_outage_recovery_split_view_and_rollback(
     by_name = {w["name"]: w for w in health["witnesses"]}
     assert by_name["witness-1"]["latest_cosigned"] is True
     assert by_name["witness-2"]["latest_cosigned"] is False
-    assert by_name["witness-2"]["cosigned_size"] == 3
+    assert by_name["witness-2"]["cosigned_size"] == 4
     assert by_name["witness-2"]["last_error"]
     with pytest.raises(cosignature.BadCosignature, match="witness-2: no cosignature"):
         cosignature.require_quorum(second, keys_by_name, 2)
 
     # 3. Recovery: the next seal (nothing new to seal) gets witness 2's cosignature, proven
-    # from the size 3 it holds.
+    # from the size 4 it holds.
     witnesses[1].start()
     seal(200)
     assert cosigners(served()) == {"witness-1", "witness-2"}
     health = call(registry.base, "GET", "/log/healthz?details=1", auditor).body
-    assert all(w["latest_cosigned"] and w["cosigned_size"] == 5 for w in health["witnesses"])
+    assert all(w["latest_cosigned"] and w["cosigned_size"] == 7 for w in health["witnesses"])
 
-    # 4. Split view: a second log-signed checkpoint of size 5 with another root is refused
-    # (422) and logged as a split view; so is one of size 6 not consistent with size 5.
+    # 4. Split view: a second log-signed checkpoint of size 7 with another root is refused
+    # (422) and logged as a split view; so is one of size 8 not consistent with size 7.
     signer = keys.keyring().active
-    forged = note.sign_note(note.checkpoint_body(origin, 5, b"\x07" * 32), [signer])
-    status, _, body = _post(witnesses[0].base, format_add_checkpoint(5, [], forged))
+    forged = note.sign_note(note.checkpoint_body(origin, 7, b"\x07" * 32), [signer])
+    status, _, body = _post(witnesses[0].base, format_add_checkpoint(7, [], forged))
     assert status == 422 and b"split view" in body
-    forked = note.sign_note(note.checkpoint_body(origin, 6, b"\x08" * 32), [signer])
-    bogus = [b"\x09" * 32, b"\x0a" * 32]
-    status, _, body = _post(witnesses[0].base, format_add_checkpoint(5, bogus, forked))
+    forked = note.sign_note(note.checkpoint_body(origin, 8, b"\x08" * 32), [signer])
+    bogus = [bytes([n]) * 32 for n in range(9, 13)]  # as long as a real proof from 7 to 8
+    status, _, body = _post(witnesses[0].base, format_add_checkpoint(7, bogus, forked))
     assert status == 422 and b"split view" in body
     logged = witnesses[0]._log("out").read_text()  # the structured log (stdout)
     assert logged.count('"severity": "ERROR", "message": "split view refused') == 2
     # Stale size: 409 with the witness's size, as text/x.tlog.size.
     status, content_type, body = _post(witnesses[0].base, format_add_checkpoint(3, [], forged))
-    assert (status, content_type, body) == (409, "text/x.tlog.size", b"5\n")
+    assert (status, content_type, body) == (409, "text/x.tlog.size", b"7\n")
 
-    # 5. Rollback: the registry restarts on the restored backup (size 3). With its anchor
-    # store the seal is refused; with the anchors gone too, it seals size 4, and the witnesses
-    # refuse it (they hold 5: 409, and no proof from 5 to 4 exists), so it has no cosignature.
+    # 5. Rollback: the registry restarts on the restored backup (size 4). With its anchor
+    # store the seal is refused; with the anchors gone too, it seals size 6 (one skill and its
+    # map commit), and the witnesses refuse it (they hold 7: 409, and no proof from 7 to 6
+    # exists), so it has no cosignature.
     registry.stop()
     restored = database_url_for(test_server, snapshot)
     rolled = PlantServer(restored, data_dir, tmp_path, env=registry_env)
