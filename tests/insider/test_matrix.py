@@ -222,18 +222,21 @@ CASES = [
         incremental=False,
     ),
     # checkpoints
+    # Checkpoints at 16, 32, 35 and 38: each seal (the first, each certification's, the
+    # baseline audit's) first appends a map commit, so the first covers 15 skills and its map
+    # commit, and the audit's covers 38 (its report, index 38, follows it).
     Case(
         "checkpoints", "older checkpoints deleted",
-        _sql("DELETE FROM checkpoints WHERE tenant_id = :t AND size = 15"),
-        lambda t: dict(kind="missing", section="checkpoints", checkpoint_size=15),
+        _sql("DELETE FROM checkpoints WHERE tenant_id = :t AND size = 16"),
+        lambda t: dict(kind="missing", section="checkpoints", checkpoint_size=16),
         short=True,
     ),
     Case(
         "checkpoints", "two checkpoints' signatures broken",
         _sql("UPDATE checkpoints SET note = replace(note, '\u2014 ', '\u2014 x') "
              "WHERE tenant_id = :t"),
-        lambda t: dict(kind="checkpoint_invalid", checkpoint_size=15),
-        extra=(dict(kind="checkpoint_invalid", checkpoint_size=34),),
+        lambda t: dict(kind="checkpoint_invalid", checkpoint_size=16),
+        extra=(dict(kind="checkpoint_invalid", checkpoint_size=38),),
     ),
     Case(
         "checkpoints", "the latest checkpoint broken and a body edited under it",
@@ -241,7 +244,7 @@ CASES = [
         lambda t: dict(kind="altered", entity_id=t.skills[8], version=2,
                        log_index=t.index(t.skills[8], 2), field="description"),
         short=True,
-        extra=(dict(kind="checkpoint_invalid", checkpoint_size=34),),
+        extra=(dict(kind="checkpoint_invalid", checkpoint_size=38),),
     ),
     # audit_runs
     Case(
