@@ -150,7 +150,11 @@ def test_0010_rekeys_heads_keeps_look_alikes_written_before_and_stays_auditable(
         assert run["findings"] == []
         with superuser.connect() as conn:  # the three entries older than 0013, covered once
             covered = "SELECT first_idx, count FROM log_receipts ORDER BY first_idx"
-            assert conn.execute(text(covered)).all() == [(0, 3)]
+            # then the audit's own entries, each with its receipt: its seal's map commit
+            # (index 3) and its report (index 4)
+            assert conn.execute(text(covered)).all() == [(0, 3), (3, 1), (4, 1)]
+            types = "SELECT idx, entry_type FROM log_entries WHERE idx >= 3 ORDER BY idx"
+            assert conn.execute(text(types)).all() == [(3, "map_commit"), (4, "audit")]
         # From now on: a new look-alike is refused, naming a holder ...
         with pytest.raises(errors.Conflict) as caught:
             writes.create(author, "skills", _skill("\u211bust"), "r")
