@@ -83,7 +83,11 @@ def _broken_latest(t: Tenant, attack: Callable[..., None]) -> None:
         "WHERE tenant_id = :t AND size = (SELECT max(size) FROM checkpoints WHERE tenant_id = :t)",
         t=t.name,
     )
-    rewrite_body(attack, t.name, t.index(t.skills[8], 2), "does 8 well", "does 8 badly")
+    # Since certifications seal too, the one before the latest is at 35: the body past it is
+    # skill 2's certified version 3 (skill 8's version 2 is now under the valid 32 as well).
+    index = t.index(t.skills[2], 3)
+    assert 35 <= index < 38, index
+    rewrite_body(attack, t.name, index, "does 2 well", "does 2 badly")
 
 
 def _swap(t: Tenant, attack: Callable[..., None]) -> None:
@@ -236,13 +240,14 @@ CASES = [
         _sql("UPDATE checkpoints SET note = replace(note, '\u2014 ', '\u2014 x') "
              "WHERE tenant_id = :t"),
         lambda t: dict(kind="checkpoint_invalid", checkpoint_size=16),
-        extra=(dict(kind="checkpoint_invalid", checkpoint_size=38),),
+        # every checkpoint's signature is broken: now four, the certifications' too
+        extra=tuple(dict(kind="checkpoint_invalid", checkpoint_size=n) for n in (32, 35, 38)),
     ),
     Case(
         "checkpoints", "the latest checkpoint broken and a body edited under it",
         _broken_latest,
-        lambda t: dict(kind="altered", entity_id=t.skills[8], version=2,
-                       log_index=t.index(t.skills[8], 2), field="description"),
+        lambda t: dict(kind="altered", entity_id=t.skills[2], version=3,
+                       log_index=t.index(t.skills[2], 3), field="description"),
         short=True,
         extra=(dict(kind="checkpoint_invalid", checkpoint_size=38),),
     ),
