@@ -46,7 +46,7 @@ resource "google_sql_database_instance" "witness" {
   project             = var.project_id
   name                = "${var.name_prefix}-witness"
   region              = var.region
-  database_version    = "POSTGRES_16"
+  database_version    = "POSTGRES_18" # the newest major, as the registry's (CKV_GCP_79)
   deletion_protection = true
   settings {
     tier = var.database_tier
@@ -63,8 +63,53 @@ resource "google_sql_database_instance" "witness" {
       name  = "cloudsql.iam_authentication"
       value = "on"
     }
+    # The registry's own logging flags (terraform/sql.tf): the witness's state is evidence too.
     database_flags {
       name  = "log_checkpoints"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_temp_files"
+      value = "0"
+    }
+    database_flags {
+      name  = "log_min_duration_statement"
+      value = "-1"
+    }
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
       value = "on"
     }
   }
