@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.integrity.note import DASH, MalformedNote, NoteError
+from shared.integrity.note import DASH, MalformedNote, NoteError, SeedKey
 
 ALG_COSIGNATURE_V1 = 0x04
 HEADER = b"cosignature/v1\n"
@@ -184,20 +183,12 @@ class WitnessKey:
 
 
 @dataclass(frozen=True)
-class WitnessSigner:
+class WitnessSigner(SeedKey):
     """A witness's private key: produces cosignature/v1 lines."""
 
-    name: str
-    private_key: Ed25519PrivateKey
-
-    @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> WitnessSigner:
+    @staticmethod
+    def check_name(name: str) -> None:
         _check_name(name)
-        return cls(name, Ed25519PrivateKey.from_private_bytes(seed))
-
-    @property
-    def public_key(self) -> bytes:
-        return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     @property
     def key(self) -> WitnessKey:

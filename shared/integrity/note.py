@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -94,19 +95,29 @@ class Verifier:
 
 
 @dataclass(frozen=True)
-class Signer:
+class SeedKey:
+    """A name and the Ed25519 key its 32-byte seed gives: what a log's signer and a witness's
+    signer share (each checks the name by its own spec's rule)."""
+
     name: str
     private_key: Ed25519PrivateKey
 
     @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> Signer:
-        _check_name(name)
+    def from_seed(cls, name: str, seed: bytes) -> Self:
+        cls.check_name(name)
         return cls(name, Ed25519PrivateKey.from_private_bytes(seed))
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        _check_name(name)
 
     @property
     def public_key(self) -> bytes:
         return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
+
+@dataclass(frozen=True)
+class Signer(SeedKey):
     @property
     def verifier(self) -> Verifier:
         return Verifier(self.name, self.public_key)
