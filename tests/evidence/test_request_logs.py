@@ -143,9 +143,20 @@ def test_plant_serve_logs_the_whole_stream_and_the_prefix(
     token = make_token(seeded.tenant, "auditor")
     capsys.readouterr()
     started = time.perf_counter()
-    status, body = _get(local_server, "/export/bundle", token)
+    connection = http.client.HTTPConnection("127.0.0.1", local_server, timeout=30)
+    try:
+        connection.request("GET", "/export/bundle", headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        body = response.read(1)
+        chunks_at_first_byte = len(slow_bundle)
+        body += response.read()
+        status = response.status
+    finally:
+        connection.close()
     took = time.perf_counter() - started
     assert status == 200
+    # streamed, not buffered: the first byte arrived before the bundle's last chunk was made
+    assert chunks_at_first_byte < len(slow_bundle), (chunks_at_first_byte, len(slow_bundle))
     assert _get(local_server, "/registry/skills?limit=2", token)[0] == 200
     assert _get(local_server, "/nowhere")[0] == 404
     deadline = time.monotonic() + 10  # the server writes a stream's line as it closes it
