@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from shared.audit import checkpoints, entries
+from shared.audit import checkpoints, entries, receipts
 from shared.audit.entries import Kept, Scanned
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Row, summary
@@ -113,6 +113,15 @@ def _unpacked(values: tuple[Any, ...]) -> Scanned:
     )  # fmt: skip
 
 
+def _receipts(tenant: str, low: int, high: int) -> list[Finding]:
+    """What the receipts pass finds in [low, high), every entry taken as not yet named (the
+    merge drops those its run has named when it takes them, as the pass would skip them)."""
+    with database().transaction(tenant, snapshot=True) as conn:
+        state = AuditState(conn, tenant)
+        receipts.checked(state, low, high)
+    return state.findings
+
+
 def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]:
     """Scan part ``index`` of ``count`` and keep it, signed, in the anchor store (write-once:
     a task run again over the same checkpoint writes the same bytes). Returns its header."""
@@ -120,6 +129,7 @@ def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]
     size, root = _sealed(tenant)
     mine = share(size, count, index)
     scanned = [_packed(entries.scan(tenant, None, low, high, set())) for low, high in mine]
+    found = _receipts(tenant, mine[0][0], mine[-1][1]) if mine else []
     header = {
         "format": FORMAT,
         "tenant": tenant,
@@ -129,7 +139,8 @@ def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]
         "checkpoint": {"size": size, "root": base64.b64encode(root).decode()},
         "ranges": [list(r) for r in mine],
     }
-    payload = canonical.dumps(header) + b"\n" + zlib.compress(marshal.dumps(scanned), 1)
+    body = zlib.compress(marshal.dumps((scanned, [astuple(f) for f in found])), 1)
+    payload = canonical.dumps(header) + b"\n" + body
     envelope = dsse.sign_envelope(PAYLOAD_TYPE, payload, keys.keyring().active)
     anchors.anchor_store(settings()).put_object(name, json.dumps(envelope))
     return header
@@ -182,6 +193,7 @@ class Parts:
                 raise PartsRefused(f"part {i} ({names[i]}) does not hold its share of the log")
         self.size: int = size
         self.taken = 0
+        self._receipts: list[Finding] = []  # of the parts decoded so far
 
     def _opened(self, index: int, name: str, text: str, verifiers: dict[str, Any]) -> _Part:
         """One part's envelope verified and its header read."""
@@ -219,8 +231,20 @@ class Parts:
     def scanned(self) -> Iterator[Scanned]:
         """Each range of each part, in log order."""
         for part in self._parts:
-            values = marshal.loads(zlib.decompress(part.body))  # noqa: S302 (signed: ours)
+            values, found = marshal.loads(zlib.decompress(part.body))  # noqa: S302 (signed)
+            self._receipts.extend(Finding(*f) for f in found)
             yield from (_unpacked(v) for v in values)
+
+    def receipts(self, state: AuditState) -> int:
+        """The receipts pass over the ranges taken, from the parts: each finding noted as the
+        pass would, unless the run has named its entry already. Returns where the pass
+        goes on by itself."""
+        if not self.taken:
+            return 0
+        for finding in self._receipts:
+            if finding.log_index not in state.reported:
+                state.note(finding)
+        return self.taken
 
 
 def merge(

@@ -192,7 +192,8 @@ def _audit(
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
         map_check.checked(state, start == 0, start, verified_to)
-        receipts.checked(state, start, size)  # last: an entry already named is not again
+        # last: an entry already named is not again (the parts' ranges: from the parts)
+        receipts.checked(state, parts.receipts(state) if parts and start == 0 else start, size)
         all_findings = _dedupe(state.findings, findings)
         summary = {"parts": parts.summary()} if parts else {}
         return {

@@ -71,6 +71,11 @@ class Parts(Protocol):
         """Each range's ``entries.Scanned``, in log order."""
         ...
 
+    def receipts(self, state: AuditState) -> int:
+        """The receipts pass's findings over the ranges taken, noted; returns where the pass
+        goes on by itself."""
+        ...
+
     def summary(self) -> dict[str, Any]:
         """What the run's summary says of them."""
         ...

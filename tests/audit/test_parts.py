@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from shared import tlog
-from shared.audit import entries, parts, runs
+from shared.audit import entries, parts, receipts, runs
 from shared.integrity import canonical, digests, merkle, note
 from tests.audit import test_parallel_scan as scan_attacks
 from tests.support.tampering import rewrite_body
@@ -87,16 +87,27 @@ def test_the_log_is_cut_into_aligned_ranges_shared_out_evenly():
         parts.share(40, 4, 4)
 
 
-def test_a_clean_log_merges_clean_and_the_merge_reads_only_past_the_parts(history, read_ranges):
+def test_a_clean_log_merges_clean_and_the_merge_reads_only_past_the_parts(
+    history, read_ranges, monkeypatch
+):
     tlog.seal(history.tenant)
     size = history.audit("full")["verified_to"]  # its report: past the parts' checkpoint
     execution = _write_parts(history)
     read_ranges.clear()
+    receipts_checked: list[tuple[int, int]] = []
+    checked = receipts.checked
+
+    def recorded(state, start, end):
+        receipts_checked.append((start, end))
+        return checked(state, start, end)
+
+    monkeypatch.setattr(receipts, "checked", recorded)
     merged = _merge(history, execution)
     assert merged["findings"] == [] and merged["finding_count"] == 0
     covered = merged["summary"]["parts"]["entries"]
     assert covered == size > 0
     assert read_ranges == [(covered, merged["verified_to"])]
+    assert receipts_checked == [(covered, merged["verified_to"])]
     assert merged["verified_to"] == size + 2  # the first run's report and its map commit
 
 
@@ -275,6 +286,41 @@ def _flip_a_certificate_byte(history, attack, entry_indices, superuser):
     return {"certificate_invalid"}
 
 
+def _delete_a_receipt(history, attack, entry_indices, superuser):
+    index = entry_indices(history.tenant, history.skills[2])[1]
+    attack(
+        "DELETE FROM log_receipts WHERE tenant_id = :t AND first_idx = :i",
+        t=history.tenant,
+        i=index,
+    )
+    return {"receipt_missing"}
+
+
+def _copy_another_entrys_receipt(history, attack, entry_indices, superuser):
+    index = entry_indices(history.tenant, history.skills[2])[1]
+    t = history.tenant
+    attack("DELETE FROM log_receipts WHERE tenant_id = :t AND first_idx = :i", t=t, i=index)
+    attack(
+        "INSERT INTO log_receipts (tenant_id, first_idx, count, receipt, leaves) "
+        "SELECT tenant_id, :i, count, receipt, leaves FROM log_receipts "
+        "WHERE tenant_id = :t AND first_idx = 0",
+        t=t,
+        i=index,
+    )
+    return {"receipt_invalid"}
+
+
+def _flip_a_receipt_signature_byte(history, attack, entry_indices, superuser):
+    index = entry_indices(history.tenant, history.skills[0])[0]
+    attack(
+        "UPDATE log_receipts SET receipt = set_byte(receipt, length(receipt) - 1, "
+        "get_byte(receipt, length(receipt) - 1) # 1) WHERE tenant_id = :t AND first_idx = :i",
+        t=history.tenant,
+        i=index,
+    )
+    return {"receipt_invalid"}
+
+
 def _from_scan(attack_of):
     def made(history, attack, entry_indices, superuser):
         return attack_of(history, attack, entry_indices)
@@ -294,6 +340,9 @@ def _from_scan(attack_of):
         _resign_every_checkpoint,
         _delete_the_newest_checkpoint,
         _flip_a_certificate_byte,
+        _delete_a_receipt,
+        _copy_another_entrys_receipt,
+        _flip_a_receipt_signature_byte,
         _from_scan(scan_attacks._forge_link),
         _from_scan(scan_attacks._drop_link),
         _from_scan(scan_attacks._delete_version),

@@ -148,8 +148,9 @@ def test_a_signed_part_with_a_wrong_subtree_hash_fails_the_rebuilt_root(history,
     name = parts.object_name(history.tenant, execution, 1)
 
     def wrong_subtree(header, values):
-        level, _ = values[0][3][0]
-        values[0][3][0] = (level, bytes(32))
+        scanned, _ = values
+        level, _ = scanned[0][3][0]
+        scanned[0][3][0] = (level, bytes(32))
         return header, values
 
     _stored_edit(store, name, _resigned(_envelope(store, history, execution, 1), wrong_subtree))
