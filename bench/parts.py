@@ -5,13 +5,14 @@ runs it (`audit.run(full)`, its worker processes as configured), interleaved on 
 
 On this 2-core machine the COUNT parts share two cores, so the row measures what the split
 costs (each part's start-up, the parts written and read back, the merge's own passes), not
-what COUNT machines would gain; the parts' wall time divided by COUNT is printed beside it as
-what COUNT tasks of one such machine each would take. The findings of both must be equal.
+what COUNT machines would gain; one part's CPU seconds are printed beside it, as what a task
+with a core of its own would take. The findings of both must be equal.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,8 +26,16 @@ COUNT = 4
 _PLANT = "import sys; from shared import cli; sys.exit(cli.main())"
 
 
-def _parts(tenant: str, execution: str) -> float:
-    """COUNT part processes started at once; wall seconds until the last has written."""
+def _cpu_of_children() -> float:
+    """CPU seconds (user + system) of this process's children that have ended."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _parts(tenant: str, execution: str, cpu: list[float]) -> float:
+    """COUNT part processes started at once; wall seconds until the last has written (their
+    CPU seconds appended to ``cpu``)."""
+    before = _cpu_of_children()
     started = time.perf_counter()
     running = [
         subprocess.Popen(
@@ -48,7 +57,9 @@ def _parts(tenant: str, execution: str) -> float:
         _, err = process.communicate()
         if process.returncode != 0:
             raise RuntimeError(f"a part failed: {err[-500:]}")
-    return time.perf_counter() - started
+    took = time.perf_counter() - started
+    cpu.append(_cpu_of_children() - before)
+    return took
 
 
 def bench_parts(size: int) -> list[dict[str, Any]]:
@@ -59,7 +70,7 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
     tenant, _ = sealed_tenant(size)
     auditor = Principal("bench", tenant, frozenset({"auditor"}))
     findings: dict[str, list[Any]] = {"full": [], "merged": []}
-    split: dict[str, list[float]] = {"parts": [], "merge": [], "covered": []}
+    split: dict[str, list[float]] = {"parts": [], "merge": [], "covered": [], "cpu": []}
 
     def full() -> float:
         started = time.perf_counter()
@@ -70,7 +81,7 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
 
     def in_parts() -> float:
         execution = f"bench-{uuid.uuid4().hex[:8]}"
-        wrote = _parts(tenant, execution)
+        wrote = _parts(tenant, execution, split["cpu"])
         started = time.perf_counter()
         run, _ = parts.merge(auditor, execution, COUNT)
         merged = time.perf_counter() - started
@@ -84,6 +95,7 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
     differing = sum(f != findings["full"][0] for f in findings["full"] + findings["merged"])
     equal = differing == 0
     parts_s, merge_s = common.stats(split["parts"]), common.stats(split["merge"])
+    cpu = common.stats(split["cpu"])["median"]
     return [
         common.result(
             f"full audit of {size:,} entries in {COUNT} parts + merge",
@@ -94,9 +106,9 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
                 f"parts (all {COUNT} at once, wall): median {parts_s['median']:.2f} s "
                 f"({parts_s['min']:.2f}-{parts_s['max']:.2f}); merge: median "
                 f"{merge_s['median']:.2f} s ({merge_s['min']:.2f}-{merge_s['max']:.2f})",
-                f"merge / one full audit: {merge_s['median'] / base['median']:.2f}; parts / "
-                f"{COUNT} (a task's share on a machine of its own, as Cloud Run would give "
-                f"it): {parts_s['median'] / COUNT:.2f} s",
+                f"merge / one full audit: {merge_s['median'] / base['median']:.2f}; CPU of "
+                f"one part (process start-up included; what a task of its own would take, "
+                f"the database's share aside): median {cpu / COUNT:.2f} s",
                 f"entries the parts gave the merge: {sorted(set(split['covered']))} "
                 "(the rest, the previous runs' reports, read by the merge)",
                 f"findings equal (parts + merge vs full audit, every repeat): {equal} "

@@ -46,7 +46,7 @@ resource "google_cloud_run_v2_job" "audit_parts" {
 
       containers {
         image   = var.audit_job_image
-        command = ["plant"]
+        command = ["python", "-m", "shared.cli.commands"] # `plant`, with no console script needed
         args    = ["audit", "--tenant", each.value, "--then-merge", "--as", "audit-job"]
 
         resources {

@@ -120,7 +120,7 @@ variable "audit_job_tenants" {
 }
 
 variable "audit_job_image" {
-  description = "Container image holding this repository with requirements.txt installed and `plant` on PATH (e.g. built by Cloud Build with Google Cloud's buildpacks); empty: no audit job is created."
+  description = "Container image holding this repository with requirements.txt installed, run from its root (e.g. `gcloud builds submit --pack image=...` with Google Cloud's buildpacks); empty: no audit job is created."
   type        = string
   default     = ""
 }

@@ -143,7 +143,7 @@ def test_the_audit_job_runs_parts_in_parallel_as_the_audit_function_and_schedule
     task = execution["template"][0]
     assert task["service_account"] == '${google_service_account.function["audit"].email}'
     container = task["containers"][0]
-    assert container["command"] == ["plant"]
+    assert container["command"] == ["python", "-m", "shared.cli.commands"]  # plant
     assert container["args"][:3] == ["audit", "--tenant", "${each.value}"]
     assert "--then-merge" in container["args"]
     assert container["dynamic"][0]["env"]["for_each"] == "${local.audit_job_env}"
