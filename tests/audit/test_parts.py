@@ -85,6 +85,9 @@ def test_the_log_is_cut_into_aligned_ranges_shared_out_evenly():
     assert parts.share(0, 4, 3) == []
     with pytest.raises(parts.PartsRefused, match="part 4 of 4 does not exist"):
         parts.share(40, 4, 4)
+    assert parts.object_name("acme", "e-1", 3) == "_audit-parts/acme/e-1/00003.part"
+    with pytest.raises(parts.PartsRefused, match="is not an execution name"):
+        parts.object_name("acme", "../acme", 0)  # never a path out of the parts' folder
 
 
 def test_a_clean_log_merges_clean_and_the_merge_reads_only_past_the_parts(

@@ -204,3 +204,31 @@ def test_plant_audit_part_processes_then_merge_report_as_a_full_audit(
     again = _plant(*base, "--merge", "--count", str(COUNT), "--execution", execution)
     assert json.loads(again.stdout)["findings"] == alone["findings"]
     assert again.returncode == (3 if tampered else 0)
+
+
+def test_one_task_claims_the_merge_once_every_part_is_written(history, store):
+    execution = f"x-{uuid.uuid4().hex[:8]}"
+    for index in range(COUNT - 1):
+        parts.write(history.tenant, execution, index, COUNT)
+        assert parts.claim(history.tenant, execution, index, COUNT) is False  # not all there
+    parts.write(history.tenant, execution, COUNT - 1, COUNT)
+    assert parts.claim(history.tenant, execution, 2, COUNT) is True
+    assert parts.claim(history.tenant, execution, 0, COUNT) is False  # another task's claim
+    assert parts.claim(history.tenant, execution, 2, COUNT) is True  # the same task, retried
+
+
+def test_a_part_without_its_task_variables_is_a_configuration_error(history, capsys, monkeypatch):
+    from shared import cli
+
+    for name in ("CLOUD_RUN_EXECUTION", "CLOUD_RUN_TASK_COUNT", "CLOUD_RUN_TASK_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["audit", "--tenant", history.tenant, "--part", "--as", "t"]) == 2
+    assert "--execution or CLOUD_RUN_EXECUTION" in capsys.readouterr().err
+    monkeypatch.setenv("CLOUD_RUN_EXECUTION", "e1")
+    monkeypatch.setenv("CLOUD_RUN_TASK_COUNT", "four")
+    assert cli.main(["audit", "--tenant", history.tenant, "--part", "--as", "t"]) == 2
+    assert "--count / CLOUD_RUN_TASK_COUNT must be an integer" in capsys.readouterr().err
+    assert (
+        cli.main(["audit", "--tenant", history.tenant, "--merge", "--count", "2", "--as", "t"]) == 2
+    )
+    assert "2 of 2 parts missing: part 0 (_audit-parts/" in capsys.readouterr().err
