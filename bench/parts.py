@@ -65,12 +65,14 @@ def _parts(tenant: str, execution: str, cpu: list[float]) -> float:
 def bench_parts(size: int) -> list[dict[str, Any]]:
     from shared import audit
     from shared.audit import parts
+    from shared.config import settings
     from shared.security.principal import Principal
+    from shared.tlog import anchors
 
     tenant, _ = sealed_tenant(size)
     auditor = Principal("bench", tenant, frozenset({"auditor"}))
     findings: dict[str, list[Any]] = {"full": [], "merged": []}
-    split: dict[str, list[float]] = {"parts": [], "merge": [], "covered": [], "cpu": []}
+    split: dict[str, list[float]] = {k: [] for k in ("parts", "merge", "covered", "cpu", "bytes")}
 
     def full() -> float:
         started = time.perf_counter()
@@ -89,6 +91,9 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
         split["parts"].append(wrote)
         split["merge"].append(merged)
         split["covered"].append(run["summary"]["parts"]["entries"])
+        store = anchors.anchor_store(settings())
+        names = [parts.object_name(tenant, execution, i) for i in range(COUNT)]
+        split["bytes"].append(sum(len(store.get_object(n) or "") for n in names))
         return wrote + merged
 
     prod, base = common.interleaved(in_parts, full)
@@ -109,6 +114,8 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
                 f"merge / one full audit: {merge_s['median'] / base['median']:.2f}; CPU of "
                 f"one part (process start-up included; what a task of its own would take, "
                 f"the database's share aside): median {cpu / COUNT:.2f} s",
+                f"the {COUNT} parts in the anchor store: {max(split['bytes']) / 1e6:.1f} MB "
+                f"({max(split['bytes']) / size:.0f} bytes an entry, DSSE JSON); "
                 f"entries the parts gave the merge: {sorted(set(split['covered']))} "
                 "(the rest, the previous runs' reports, read by the merge)",
                 f"findings equal (parts + merge vs full audit, every repeat): {equal} "
