@@ -73,6 +73,12 @@ def _audit(quick: bool) -> list[dict[str, Any]]:
     return bench_audit(20_000 if quick else 1_000_000, 2_000 if quick else 10_000)
 
 
+def _parts(quick: bool) -> list[dict[str, Any]]:
+    from bench.parts import bench_parts
+
+    return bench_parts(20_000 if quick else 1_000_000)
+
+
 def _bulk_large(quick: bool) -> list[dict[str, Any]]:
     from bench.bulk import bench_bulk_large
 
@@ -144,6 +150,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[dict[str, Any]]]] = {
     "export": _export,
     "proofs": _proofs,
     "audit": _audit,
+    "parts": _parts,
     "current_proofs": _current_proofs,
     "bulk_large": _bulk_large,
     "cascade": _cascade,

@@ -112,3 +112,45 @@ variable "mirror_readers" {
   type        = list(string)
   default     = []
 }
+
+variable "audit_job_tenants" {
+  description = "Tenants whose full audit runs as a Cloud Run job in parallel parts (plant audit --part, then the merge), one job each; for logs one audit process cannot take in its time."
+  type        = list(string)
+  default     = []
+}
+
+variable "audit_job_image" {
+  description = "Container image holding this repository with requirements.txt installed, run from its root (e.g. `gcloud builds submit --pack image=...` with Google Cloud's buildpacks); empty: no audit job is created."
+  type        = string
+  default     = ""
+}
+
+variable "audit_job_tasks" {
+  description = "Parts of each audit job: its task_count, all run at once (parallelism)."
+  type        = number
+  default     = 4
+}
+
+variable "audit_job_cpu" {
+  description = "vCPUs of each audit job task (also its worker processes, PLANT_AUDIT_WORKERS)."
+  type        = string
+  default     = "2"
+}
+
+variable "audit_job_memory" {
+  description = "Memory of each audit job task; the merging task holds a summary of every entity (~500 bytes each, as the audit function does)."
+  type        = string
+  default     = "2Gi"
+}
+
+variable "audit_job_timeout_seconds" {
+  description = "The most one audit job task (its part, and the merge for the last) may run."
+  type        = number
+  default     = 3600
+}
+
+variable "audit_job_schedule" {
+  description = "Cron schedule of each audit job's execution (time zone: audit_time_zone): a full audit in parts."
+  type        = string
+  default     = "41 3 * * 0"
+}

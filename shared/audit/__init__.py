@@ -7,8 +7,9 @@ bytes and rebuilds the tree root from them (``entries``, one entry's checks in
 ``versions``), with the stored subtree hashes for the part verified before on an incremental
 run, and checks per-entity chains (``chains``), certificates (``certificates``), heads
 (``heads``) and rules (``rules``). The passes share one ``state.AuditState``; a full audit's
-long passes may run in worker processes (``workers``). Work and reads are proportional to
-the range plus O(log n).
+long passes may run in worker processes (``workers``), or in processes that share only the
+anchor store, each scanning a part of the log, joined by a merge (``parts``). Work and reads
+are proportional to the range plus O(log n).
 
 The operations below load the auditor when first named (PEP 562), so that a module that
 needs only the modes, page sizes or finding kinds does not.

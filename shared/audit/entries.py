@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,17 +107,21 @@ def checked(
     except merkle.MissingNode:
         builder = None  # a subtree before the range is gone: ``nodes`` names it, no root rebuilt
     kept = Kept()
-    step = copyread.RANGE
-    ranges = [(low, min(low + step, size)) for low in range(start, size, step)]
+    # a full audit's first ranges may come from parts other processes wrote (``parts``)
+    covered = state.parts.covering(size) if state.parts and not (start or state.reported) else 0
+    ranges = split(max(start, covered), size, copyread.RANGE)
     # each range's end and how it is taken in: scanned here, or merged from a worker
     steps: Iterator[tuple[int, Callable[[merkle.RootBuilder | None, Kept], bool]]]
     workers = state.pool_for(len(ranges), size - start)
     if workers is not None:
-        state.range_summaries = [] if start == 0 else None
+        state.range_summaries = [] if start == 0 and not covered else None
         parts = scanned(workers, state.tenant, state.snapshot, ranges, set(state.reported))
         steps = ((part.high, functools.partial(merge, state, part)) for part in parts)
     else:
         steps = ((high, functools.partial(_range, state, low, high)) for low, high in ranges)
+    if covered and state.parts:
+        taken = ((p.high, functools.partial(merge, state, p)) for p in state.parts.scanned())
+        steps = itertools.chain(taken, steps)
     intact = builder is not None
     for high, take in steps:
         builds = builder if intact else None
@@ -139,6 +144,11 @@ def checked(
             extra={"checkpoint_size": size},
         )
     return kept.rows
+
+
+def split(start: int, end: int, step: int) -> list[tuple[int, int]]:
+    """[start, end) as the ranges the pass reads (or hands out) one at a time."""
+    return [(low, min(low + step, end)) for low in range(start, end, step)]
 
 
 def _leaves_altered(
@@ -360,11 +370,12 @@ def beyond(state: AuditState, size: int, sealed: int) -> None:
         )
 
 
-def scan(tenant: str, snapshot: str, low: int, high: int, reported: set[int]) -> Scanned:
+def scan(tenant: str, snapshot: str | None, low: int, high: int, reported: set[int]) -> Scanned:
     """Entries [low, high) scanned as the audit would, in the audit's snapshot, for it to
     ``merge``; ``reported`` are the indices it has already named (a worker's task: module
-    level, so a spawned process can import it)."""
-    with database().transaction(tenant, shared_snapshot=snapshot) as conn:
+    level, so a spawned process can import it). No snapshot: a range up to a sealed
+    checkpoint, read in a snapshot of its own (an audit part's)."""
+    with database().transaction(tenant, snapshot=True, shared_snapshot=snapshot) as conn:
         state = AuditState(conn, tenant, reported=reported, opening={})
         leaves: list[bytes] = []
         kept = Kept()

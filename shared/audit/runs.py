@@ -27,7 +27,7 @@ from shared.audit import (
     receipts,
 )  # fmt: skip
 from shared.audit.findings import Finding
-from shared.audit.state import AuditState, Row
+from shared.audit.state import AuditState, Parts, Row
 from shared.audit.workers import Workers
 from shared.config import settings
 from shared.errors import IntegrityViolation, NotFound
@@ -90,16 +90,20 @@ def _start(principal: Principal, mode: str) -> tuple[str, bool]:
 
 
 def run(
-    principal: Principal, body: Any, progress: Callable[[int, int], None] | None = None
+    principal: Principal,
+    body: Any,
+    progress: Callable[[int, int], None] | None = None,
+    parts: Parts | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Run an audit (or return the running one). Returns (run document, started)."""
+    """Run an audit (or return the running one). Returns (run document, started). A full
+    audit given ``parts`` takes the ranges they scanned from them (``shared.audit.parts``)."""
     principal.require("auditor")
     mode = params.mode(body)
     run_id, started = _start(principal, mode)
     if not started:
         return get_run(principal, run_id), False
     try:
-        result = _audit(principal.tenant, mode, progress)
+        result = _audit(principal.tenant, mode, progress, parts)
     except Exception as exc:
         with database().transaction(principal.tenant) as conn:
             conn.execute(
@@ -138,7 +142,10 @@ def run(
 
 
 def _audit(
-    tenant: str, mode: str, progress: Callable[[int, int], None] | None = None
+    tenant: str,
+    mode: str,
+    progress: Callable[[int, int], None] | None = None,
+    parts: Parts | None = None,
 ) -> dict[str, Any]:
     """One run's passes over one snapshot: its findings, what it verified and its summary."""
     findings: list[Finding] = []
@@ -158,7 +165,7 @@ def _audit(
         database().transaction(tenant, snapshot=True) as conn,
         Workers(settings().audit_workers) as workers,
     ):
-        state = AuditState(conn, tenant, workers)
+        state = AuditState(conn, tenant, workers, parts=parts)
         start = since = history.resume(conn, tenant, mode)
         checkpoints.anchor(state, anchored)
         latest = checkpoints.verified(state, since)
@@ -185,8 +192,10 @@ def _audit(
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
         map_check.checked(state, start == 0, start, verified_to)
-        receipts.checked(state, start, size)  # last: an entry already named is not again
+        # last: an entry already named is not again (the parts' ranges: from the parts)
+        receipts.checked(state, parts.receipts(state) if parts and start == 0 else start, size)
         all_findings = _dedupe(state.findings, findings)
+        summary = {"parts": parts.summary()} if parts else {}
         return {
             "verified_from": start,
             "verified_to": verified_to,
@@ -201,6 +210,7 @@ def _audit(
                     "size": verified_to,
                     "root": digests.b64(latest.root) if latest else None,
                 },
+                **summary,
             },
         }
 

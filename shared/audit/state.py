@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import functools
 import marshal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -58,6 +59,28 @@ def unpacked(data: bytes) -> Summaries:
 Opening = dict[str, tuple[int, bytes | None, int, str, int]]
 
 
+class Parts(Protocol):
+    """The ranges of a full audit that other processes scanned (``shared.audit.parts``)."""
+
+    def covering(self, size: int) -> int:
+        """The end of the ranges the parts cover from index 0 of a log of ``size`` checked
+        entries (0: none to take)."""
+        ...
+
+    def scanned(self) -> Iterator[Any]:
+        """Each range's ``entries.Scanned``, in log order."""
+        ...
+
+    def receipts(self, state: AuditState) -> int:
+        """The receipts pass's findings over the ranges taken, noted; returns where the pass
+        goes on by itself."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """What the run's summary says of them."""
+        ...
+
+
 @dataclass(slots=True)
 class Row:
     """A log entry as read; ``body`` is empty where the pass needs no bytes of it."""
@@ -94,6 +117,7 @@ class AuditState:
     # heads pass to hand on; and the entities read in several ranges
     range_summaries: list[Summaries] | None = None
     shared: set[str] = field(default_factory=set)
+    parts: Parts | None = None  # a full audit merging parts: their ranges
     rows_read: int = 0
     entries_verified: int = 0
 

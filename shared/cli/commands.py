@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO
 
 from shared import config
+from shared.cli import audit_parts
 from shared.errors import ConfigurationError
 from shared.security import local_tokens
 from shared.security.principal import ROLES, Principal
@@ -327,6 +328,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from shared.cli.progress import Progress
 
     principal = _operator(args)
+    if args.part or args.merge or args.then_merge:
+        return audit_parts.command(args, principal, _database(prepare=True))
     progress = Progress("auditing", enabled=True if args.progress else None)
     with _database(prepare=True):
         run, started = audit.run(principal, {"mode": args.mode}, progress)
@@ -460,6 +463,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--mode", choices=("incremental", "full"), default="incremental")
     audit.add_argument("--progress", action="store_true", help="always show the progress bar")
     audit.add_argument("--as", dest="requester", metavar="NAME", help=AS_HELP)
+    audit_parts.add_arguments(audit)
     audit.set_defaults(func=cmd_audit)
 
     embeddings = sub.add_parser("embeddings", help="skill embeddings (similar skills)")

@@ -35,6 +35,13 @@ class AnchorStore(Protocol):
 
     def sizes(self, tenant: str) -> list[int]: ...
 
+    # Other write-once objects kept beside the anchors (an audit's parts: shared/audit/parts)
+    def put_object(self, name: str, data: str) -> None: ...
+
+    def get_object(self, name: str) -> str | None: ...
+
+    def has_object(self, name: str) -> bool: ...
+
 
 def _object_name(tenant: str, size: int) -> str:
     return f"{tenant}/{size:0{NAME_WIDTH}d}.note"
@@ -49,26 +56,37 @@ class DirectoryAnchors:
         self.root = root
 
     def put(self, tenant: str, size: int, note: str) -> None:
-        path = self.root / _object_name(tenant, size)
+        try:
+            self.put_object(_object_name(tenant, size), note)
+        except AnchorConflict:
+            raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
+
+    def get(self, tenant: str, size: int) -> str | None:
+        return self.get_object(_object_name(tenant, size))
+
+    def put_object(self, name: str, data: str) -> None:
+        """``data`` under ``name``, unless it holds other data already (AnchorConflict)."""
+        path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(note)
+                handle.write(data)
             os.chmod(temporary, 0o444)
             try:
                 os.link(temporary, path)
             except FileExistsError:
-                if path.read_text(encoding="utf-8") != note:
-                    raise AnchorConflict(
-                        f"anchor {tenant}@{size} holds another checkpoint"
-                    ) from None
+                if path.read_text(encoding="utf-8") != data:
+                    raise AnchorConflict(f"{name} holds other data") from None
         finally:
             os.unlink(temporary)
 
-    def get(self, tenant: str, size: int) -> str | None:
-        path = self.root / _object_name(tenant, size)
+    def get_object(self, name: str) -> str | None:
+        path = self.root / name
         return path.read_text(encoding="utf-8") if path.exists() else None
+
+    def has_object(self, name: str) -> bool:
+        return (self.root / name).exists()
 
     def latest(self, tenant: str) -> tuple[int, str] | None:
         folder = self.root / tenant
@@ -97,18 +115,31 @@ class BucketAnchors:
         self._bucket = self._client.bucket(bucket)
 
     def put(self, tenant: str, size: int, note: str) -> None:
-        from google.api_core.exceptions import PreconditionFailed
-
-        blob = self._bucket.blob(_object_name(tenant, size))
         try:
-            blob.upload_from_string(note, content_type="text/plain", if_generation_match=0)
-        except PreconditionFailed:
-            if self.get(tenant, size) != note:
-                raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
+            self.put_object(_object_name(tenant, size), note)
+        except AnchorConflict:
+            raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
 
     def get(self, tenant: str, size: int) -> str | None:
-        blob = self._bucket.blob(_object_name(tenant, size))
+        return self.get_object(_object_name(tenant, size))
+
+    def put_object(self, name: str, data: str) -> None:
+        """``data`` under ``name``, unless it holds other data already (AnchorConflict)."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._bucket.blob(name)
+        try:
+            blob.upload_from_string(data, content_type="text/plain", if_generation_match=0)
+        except PreconditionFailed:
+            if self.get_object(name) != data:
+                raise AnchorConflict(f"{name} holds other data") from None
+
+    def get_object(self, name: str) -> str | None:
+        blob = self._bucket.blob(name)
         return blob.download_as_text() if blob.exists() else None
+
+    def has_object(self, name: str) -> bool:
+        return bool(self._bucket.blob(name).exists())
 
     def latest(self, tenant: str) -> tuple[int, str] | None:
         listed = self._client.list_blobs(self._bucket, prefix=f"{tenant}/")

@@ -133,6 +133,38 @@ def test_a_scheduler_job_seals_each_audited_tenant_every_minute_by_default(doc):
     assert variables["seal_schedule"]["default"] == "* * * * *"
 
 
+def test_the_audit_job_runs_parts_in_parallel_as_the_audit_function_and_scheduler_fires_it(doc):
+    """Issue 27: a Cloud Run v2 job per large tenant, its tasks `plant audit --part` with the
+    last merging, under the audit function's identity, database user and signing key."""
+    job = resources(doc, "google_cloud_run_v2_job")["audit_parts"]
+    assert job["for_each"] == "${local.audit_job_tenants}"
+    execution = job["template"][0]
+    assert execution["task_count"] == execution["parallelism"] == "${var.audit_job_tasks}"
+    task = execution["template"][0]
+    assert task["service_account"] == '${google_service_account.function["audit"].email}'
+    container = task["containers"][0]
+    assert container["command"] == ["python", "-m", "shared.cli.commands"]  # plant
+    assert container["args"][:3] == ["audit", "--tenant", "${each.value}"]
+    assert "--then-merge" in container["args"]
+    assert container["dynamic"][0]["env"]["for_each"] == "${local.audit_job_env}"
+    env = next(b["audit_job_env"] for b in doc["locals"] if "audit_job_env" in b)
+    for name in ("PLANT_SIGNING_KEY_SECRET", "PLANT_ANCHOR_BUCKET", "PLANT_ENV", "DB_IAM_USER"):
+        assert name in env, name
+    assert 'local.db_users["audit"]' in env and "signing_key.id" in env
+    variables = {k: v for block in doc["variable"] for k, v in block.items()}
+    assert variables["audit_job_tasks"]["default"] == 4
+    assert variables["audit_job_tenants"]["default"] == []
+    trigger = resources(doc, "google_cloud_scheduler_job")["audit_parts"]
+    target = trigger["http_target"][0]
+    assert target["http_method"] == "POST"
+    assert target["uri"].startswith("https://run.googleapis.com/v2/projects/")
+    assert target["uri"].endswith("/jobs/${each.value.name}:run")
+    assert "audit_job_trigger" in target["oauth_token"][0]["service_account_email"]
+    runner = resources(doc, "google_cloud_run_v2_job_iam_member")["trigger_runs_audit_parts"]
+    assert runner["role"] == "roles/run.invoker"
+    assert "audit_job_trigger" in runner["member"]
+
+
 def test_nothing_is_public_and_the_database_is_locked_down(doc):
     text = "".join(p.read_text() for p in TF.glob("*.tf"))
     assert "allUsers" not in text and "allAuthenticatedUsers" not in text
