@@ -116,7 +116,9 @@ def bench_http_receipts(clients: int, per_client: int) -> dict[str, Any]:
     """``POST /registry/skills`` through the registry function's own WSGI app (routing,
     token check, JSON in and out, the write) in this process, without a socket, by
     ``clients`` threads: with receipts (each response carries its receipt) and without."""
+    import contextlib
     import json
+    import os
     from pathlib import Path
 
     import functions_framework
@@ -142,7 +144,9 @@ def bench_http_receipts(clients: int, per_client: int) -> dict[str, Any]:
                 if response.status_code != 201:
                     raise RuntimeError(f"{response.status_code} {response.data[:300]!r}")
 
-        return common.threads(work, clients)
+        # Each request's log line is written (to stdout, as Cloud Run reads it), not shown.
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            return common.threads(work, clients)
 
     database().ping()
     signed, unsigned = _side_by_side(run, total)
