@@ -9,6 +9,7 @@ much).
 
 from __future__ import annotations
 
+import resource
 import statistics
 import threading
 import time
@@ -44,6 +45,15 @@ def interleaved(*fns: Callable[[], float]) -> list[dict[str, float]]:
             samples[n].append(fns[n]())
         order.reverse()
     return [stats(s) for s in samples]
+
+
+def with_cpu(fn: Callable[[], float], into: list[float]) -> float:
+    """Run ``fn`` (which returns seconds); add the CPU seconds this process used to ``into``."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    took = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    into.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return took
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -54,13 +54,30 @@ def _without_receipts() -> Iterator[None]:
         versions._appends, batches.receipts.record_batch = shipped, shipped_batch
 
 
-def _side_by_side(run: Callable[[], float]) -> tuple[dict[str, float], dict[str, float]]:
-    def without() -> float:
-        with _without_receipts():
-            return run()
+def _side_by_side(
+    run: Callable[[], float], operations: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both sides interleaved; each with this process's CPU seconds per operation."""
+    cpu: dict[str, list[float]] = {"with": [], "without": []}
 
-    signed, unsigned = common.interleaved(run, without)
-    return signed, unsigned
+    def signed() -> float:
+        return common.with_cpu(run, cpu["with"])
+
+    def unsigned() -> float:
+        with _without_receipts():
+            return common.with_cpu(run, cpu["without"])
+
+    with_t, without_t = common.interleaved(signed, unsigned)
+    for timing, key in ((with_t, "with"), (without_t, "without")):
+        timing["cpu_per_op"] = sum(cpu[key]) / (operations * common.REPEATS)
+    return with_t, without_t
+
+
+def _cpu_detail(signed: dict[str, Any], unsigned: dict[str, Any], unit: str) -> str:
+    return (
+        f"this process's CPU per {unit}: with receipts {signed['cpu_per_op'] * 1000:.3f} ms, "
+        f"without {unsigned['cpu_per_op'] * 1000:.3f} ms"
+    )
 
 
 def bench_append_receipts(writers: int, per_writer: int) -> dict[str, Any]:
@@ -81,14 +98,68 @@ def bench_append_receipts(writers: int, per_writer: int) -> dict[str, Any]:
         return common.threads(work, writers)
 
     database().ping()
-    signed, unsigned = _side_by_side(run)
     total = writers * per_writer
+    signed, unsigned = _side_by_side(run, total)
     return common.result(
         f"receipts' cost: append, {writers} writer(s), direct",
         common.side(signed, total, "appends/s", "with receipts"),
         common.side(unsigned, total, "appends/s", "without (the write path before them)"),
         operations=total,
-        details=["one tenant a repeat; same process, pool and database, interleaved"],
+        details=[
+            "one tenant a repeat; same process, pool and database, interleaved",
+            _cpu_detail(signed, unsigned, "append"),
+        ],
+    )
+
+
+def bench_http_receipts(clients: int, per_client: int) -> dict[str, Any]:
+    """``POST /registry/skills`` through the registry function's own WSGI app (routing,
+    token check, JSON in and out, the write) in this process, without a socket, by
+    ``clients`` threads: with receipts (each response carries its receipt) and without."""
+    import contextlib
+    import json
+    import os
+    from pathlib import Path
+
+    import functions_framework
+
+    from bench.http import author_token
+    from shared.storage.engine import database
+
+    root = Path(__file__).resolve().parents[1]
+    app = functions_framework.create_app("registry", str(root / "main.py"))
+    total = clients * per_client
+    bodies = [json.dumps(b).encode() for b in seed.skill_bodies(seed.SEED, total)]
+
+    def run() -> float:
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {author_token(f'h-{uuid.uuid4().hex[:10]}')}",
+        }
+
+        def work(n: int) -> None:
+            client = app.test_client()
+            for body in bodies[n * per_client : (n + 1) * per_client]:
+                response = client.post("/skills", data=body, headers=headers)
+                if response.status_code != 201:
+                    raise RuntimeError(f"{response.status_code} {response.data[:300]!r}")
+
+        # Each request's log line is written (to stdout, as Cloud Run reads it), not shown.
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            return common.threads(work, clients)
+
+    database().ping()
+    signed, unsigned = _side_by_side(run, total)
+    return common.result(
+        f"receipts' cost: HTTP POST /registry/skills, {clients} client(s), in process",
+        common.side(signed, total, "req/s", "with receipts"),
+        common.side(unsigned, total, "req/s", "without (the write path before them)"),
+        operations=total,
+        details=[
+            "functions-framework's app for the registry function, Flask's test client "
+            "(no socket); one tenant a repeat; interleaved",
+            _cpu_detail(signed, unsigned, "request"),
+        ],
     )
 
 
@@ -105,11 +176,14 @@ def bench_bulk_receipts(count: int) -> dict[str, Any]:
         return common.timed(lambda: batches.create_batch(author, "skills", bodies, "bench"))
 
     database().ping()
-    signed, unsigned = _side_by_side(run)
+    signed, unsigned = _side_by_side(run, count)
     return common.result(
         f"receipts' cost: bulk create of {count:,} skills in one call",
         common.side(signed, count, "entities/s", "with its batch receipt"),
         common.side(unsigned, count, "entities/s", "without"),
         operations=count,
-        details=["one signature and the range's tree of paths, against none"],
+        details=[
+            "one signature and the range's tree of paths, against none",
+            _cpu_detail(signed, unsigned, "entity"),
+        ],
     )

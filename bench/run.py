@@ -86,11 +86,13 @@ def _bulk_large(quick: bool) -> list[dict[str, Any]]:
 
 
 def _receipts(quick: bool) -> list[dict[str, Any]]:
-    from bench.receipts import bench_append_receipts, bench_bulk_receipts
+    from bench.receipts import bench_append_receipts, bench_bulk_receipts, bench_http_receipts
 
     return [
         bench_append_receipts(1, 50 if quick else 300),
         bench_append_receipts(8, 20 if quick else 100),
+        bench_http_receipts(1, 50 if quick else 300),
+        bench_http_receipts(8, 20 if quick else 100),
         bench_bulk_receipts(1_000 if quick else 10_000),
     ]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -54,8 +55,9 @@ class Verifier:
     name: str
     public_key: bytes
 
-    @property
+    @functools.cached_property
     def key_id(self) -> bytes:
+        """Derived from the name and key alone: computed once (every receipt names it)."""
         return key_id(self.name, self.public_key)
 
     @property
@@ -111,15 +113,16 @@ class SeedKey:
     def check_name(name: str) -> None:
         _check_name(name)
 
-    @property
+    @functools.cached_property
     def public_key(self) -> bytes:
         return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 @dataclass(frozen=True)
 class Signer(SeedKey):
-    @property
+    @functools.cached_property
     def verifier(self) -> Verifier:
+        """Derived from the private key alone: made once, not on every signature."""
         return Verifier(self.name, self.public_key)
 
     @property

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import struct
 import time
 from collections.abc import Mapping, Sequence
@@ -125,12 +126,25 @@ def _check_hash(value: object, what: str) -> bytes:
 def _origin_bytes(origin: object) -> bytes:
     if not isinstance(origin, str) or not origin:
         raise MalformedReceipt("the origin must be a non-empty string")
+    if len(origin) <= _CACHED_ORIGIN:
+        return _checked_origin(origin)
+    return _check_origin(origin)
+
+
+_CACHED_ORIGIN = 256  # characters: a tenant's origin is checked once, a hostile long one each time
+
+
+def _check_origin(origin: str) -> bytes:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in origin):
         raise MalformedReceipt("the origin must not contain control characters")
     raw = origin.encode()
     if len(raw) > MAX_ORIGIN:
         raise MalformedReceipt("the origin is longer than 65535 bytes")
     return raw
+
+
+# A tenant signs and reads many receipts under one origin: each origin is checked once.
+_checked_origin = functools.lru_cache(maxsize=1024)(_check_origin)
 
 
 def _check_common(key_id: object, time_ms: object, signature: object) -> None:
@@ -295,8 +309,12 @@ def sign_entry(
     """Sign one entry's receipt (the ``entry`` signed bytes) with the log's key."""
     when = now_ms() if time_ms is None else time_ms
     key_id = signer.verifier.key_id
-    unsigned = Receipt(origin, index, leaf_hash, when, key_id, bytes(SIGNATURE_SIZE))
-    return Receipt(origin, index, leaf_hash, when, key_id, signer.sign(unsigned.signed_bytes()))
+    _origin_bytes(origin)  # the fields are checked before anything is signed
+    _check_int(index, "index")
+    _check_hash(leaf_hash, "leaf hash")
+    _check_common(key_id, when, bytes(SIGNATURE_SIZE))
+    message = _entry_message(origin, index, leaf_hash, when, key_id)
+    return Receipt(origin, index, leaf_hash, when, key_id, signer.sign(message))
 
 
 def sign_batch(

@@ -182,18 +182,23 @@ class Database:
     def begun(self) -> Iterator[Connection]:
         """A transaction opened by BEGIN on an autocommit connection, for a body whose last
         statement also commits it (``receipt_rows.insert_and_commit``): an append and its
-        receipt in three round trips (BEGIN; the append; the receipt and COMMIT), where
-        ``transaction`` takes five. No tenant is set: the append functions set it. Rolled
-        back if the body raises or ends without committing."""
+        receipt in two round trips (BEGIN sent with the body's first statement,
+        ``wire.begin_with_next``, the append; then the receipt and COMMIT),
+        where ``transaction`` takes five. No tenant is set: the append functions set it.
+        Rolled back if the body raises or ends without committing."""
+        from shared.storage import wire  # pg8000's, loaded with the engine's first connection
+
         with self.autocommit() as conn:
-            conn.exec_driver_sql("BEGIN")
+            raw = conn.connection.dbapi_connection
+            wire.begin_with_next(raw)
             try:
                 yield conn
             except BaseException:
+                wire.begin_pending(raw)  # a body that failed before its first statement
                 _roll_back(conn)  # the body's error is the one raised, not the rollback's
                 raise
-            raw = conn.connection.dbapi_connection
-            if raw is not None and raw._in_transaction:  # pg8000's own transaction state
+            never_begun = wire.begin_pending(raw)
+            if raw is not None and (never_begun or raw._in_transaction):  # pg8000's state
                 raw.rollback()
                 raise RuntimeError("a begun() transaction ended without committing")
 

@@ -20,6 +20,12 @@ much as the rest of a write's driver work. For the positional styles the result 
 the text alone, so ``convert_paramstyle`` below remembers it per statement text (the
 registry runs a few dozen texts); the named styles are passed to pg8000's own as before.
 
+A transaction that ``begin_with_next`` opens costs no round trip of its own: its BEGIN goes
+in the same burst as the next statement (Parse, Bind and Execute of BEGIN, then the
+statement's messages, one Sync), where pg8000 sends it as a query of its own and waits. Both
+are one implicit block until the Sync, so if BEGIN fails the statement is skipped, never run
+outside the transaction; once BEGIN has run the block is a transaction the Sync leaves open.
+
 pg8000 also leaves Nagle's algorithm on. A statement bigger than its 8 KiB write buffer
 leaves in two segments, and Nagle holds the second until the server acknowledges the first:
 a delayed ACK, about one more round trip for every large write. TCP_NODELAY sends at once;
@@ -61,20 +67,46 @@ legacy.convert_paramstyle = convert_paramstyle  # what pg8000's Cursor.execute c
 def one_round_trip(connection: Any) -> None:
     """Make each statement on this pg8000 connection a single round trip."""
     connection.execute_unnamed = types.MethodType(_execute_unnamed, connection)
+    connection.execute_simple = types.MethodType(_execute_simple, connection)
     sock = getattr(connection, "_usock", None)
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+_BEGIN_PENDING = "_plant_begin_pending"  # set on a pg8000 connection by begin_with_next
+_BEGIN = "BEGIN"
+
+
+def begin_with_next(connection: Any) -> None:
+    """Open a transaction on this (autocommit) pg8000 connection with its next statement, in
+    that statement's round trip."""
+    sender = getattr(connection.execute_unnamed, "__func__", None)
+    if sender is not _execute_unnamed:  # pg8000's own would run the statement without BEGIN
+        raise RuntimeError("begin_with_next needs a connection made by one_round_trip")
+    setattr(connection, _BEGIN_PENDING, True)
+
+
+def begin_pending(connection: Any) -> bool:
+    """Whether ``begin_with_next`` was called and no statement has sent the BEGIN yet; clears
+    it (for a body that ends without a statement)."""
+    return bool(connection.__dict__.pop(_BEGIN_PENDING, False))
+
+
 def _execute_unnamed(
     self: Any, statement: str, vals: Any = (), oids: Any = (), stream: Any = None
 ) -> Any:
-    if stream is not None:
+    if stream is not None:  # COPY: pg8000's own exchange, after the BEGIN if one is pending
+        if begin_pending(self):
+            type(self).execute_simple(self, _BEGIN)
         return type(self).execute_unnamed(self, statement, vals, oids, stream)
     params = core.make_params(self.py_types, vals)  # may refuse a value: before sending
     context = core.Context(statement)
     if self._sock is None:
         raise InterfaceError("connection is closed")
+    if begin_pending(self):
+        self.send_PARSE(core.NULL_BYTE, _BEGIN, ())
+        self.send_BIND(core.NULL_BYTE, ())
+        core._write(self._sock, core.EXECUTE_MSG)
     self.send_PARSE(core.NULL_BYTE, statement, oids)
     self.send_BIND(core.NULL_BYTE, params)
     core._write(self._sock, _DESCRIBE_PORTAL)
@@ -83,3 +115,11 @@ def _execute_unnamed(
     core._flush(self._sock)
     self.handle_messages(context)
     return context
+
+
+def _execute_simple(self: Any, statement: str) -> Any:
+    """pg8000's simple query; a pending BEGIN leads the same query (a failed BEGIN skips the
+    rest of it)."""
+    if begin_pending(self):
+        statement = f"{_BEGIN};\n{statement}"
+    return type(self).execute_simple(self, statement)

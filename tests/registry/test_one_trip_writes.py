@@ -37,10 +37,10 @@ def _stored_versions(superuser, tenant: str, entity_id: str) -> list[int]:
 def test_a_skill_create_is_one_append_statement_and_its_receipt_then_committed(
     database_url, tenant, superuser, monkeypatch
 ):
-    """Counted at the socket, below SQLAlchemy and pg8000: BEGIN, the append (one
-    statement), then its receipt (signed once the index is known, issue 22) stored by the
-    query that commits: three round trips (no tenant set-up, no ping, no separate Parse or
-    Describe)."""
+    """Counted at the socket, below SQLAlchemy and pg8000: BEGIN and the append (one
+    statement) in one burst, then its receipt (signed once the index is known, issue 22)
+    stored by the query that commits: two round trips (no tenant set-up, no ping, no
+    separate BEGIN, Parse or Describe)."""
     author = _author(tenant)
     writes.create(
         author, "skills", {"name": "warm", "description": "d", "category": "technical"}, "r"
@@ -53,7 +53,7 @@ def test_a_skill_create_is_one_append_statement_and_its_receipt_then_committed(
         author, "skills", {"name": "one trip", "description": "d", "category": "technical"}, "r"
     )
     monkeypatch.undo()
-    assert wire.round_trips == 3, wire
+    assert wire.round_trips == 2, wire
     begin, append, receipt = wire.statements
     assert begin == "BEGIN" and "plant_append_version(" in append, wire
     assert receipt.startswith("INSERT INTO log_receipts") and receipt.endswith(";\nCOMMIT"), wire

@@ -225,3 +225,56 @@ def test_pg8000_cursors_use_the_remembered_conversion(connect):
     cur = conn.cursor()
     cur.execute("SELECT %s::int + 1, %s || '!'", (41, "%"))
     assert cur.fetchone() == [42, "%!"]
+
+
+def _count(conn, table: str) -> int:
+    cursor = conn.cursor()
+    cursor.execute(f"SELECT count(*) FROM {table}")
+    return int(cursor.fetchone()[0])
+
+
+@pytest.fixture
+def begun(pipelined):
+    """An autocommit pipelined connection with a temporary table to write to."""
+    pipelined.autocommit = True
+    pipelined.cursor().execute("CREATE TEMP TABLE wire_begun (n int)")
+    return pipelined
+
+
+def test_a_pending_begin_goes_in_the_next_statements_round_trip(begun, monkeypatch):
+    wire.begin_with_next(begun)
+    watched = round_trips.watch(monkeypatch)
+    begun.cursor().execute("INSERT INTO wire_begun VALUES (%s)", (1,))
+    monkeypatch.undo()
+    assert watched.round_trips == 1
+    assert watched.statements == ["BEGIN", "INSERT INTO wire_begun VALUES ($1)"]
+    assert begun._in_transaction  # the insert ran inside it: a rollback takes it back
+    begun.rollback()
+    assert _count(begun, "wire_begun") == 0
+    assert not wire.begin_pending(begun)  # sent once, then gone
+
+
+def test_a_pending_begin_leads_a_statement_without_parameters(begun, monkeypatch):
+    wire.begin_with_next(begun)
+    watched = round_trips.watch(monkeypatch)
+    begun.cursor().execute("INSERT INTO wire_begun VALUES (2)")
+    monkeypatch.undo()
+    assert watched.round_trips == 1 and begun._in_transaction
+    begun.rollback()
+    assert _count(begun, "wire_begun") == 0
+
+
+def test_a_failed_begin_skips_its_statement(begun, monkeypatch):
+    """Never the statement outside the transaction: one Sync, so an error skips the rest."""
+    monkeypatch.setattr(wire, "_BEGIN", "BEGIN ISOLATION LEVEL NONSENSE")
+    wire.begin_with_next(begun)
+    with pytest.raises(DatabaseError) as failed:
+        begun.cursor().execute("INSERT INTO wire_begun VALUES (%s)", (3,))
+    assert failed.value.args[0]["C"] == "42601"
+    monkeypatch.undo()
+    assert not begun._in_transaction and _count(begun, "wire_begun") == 0
+
+
+def test_a_pending_begin_needs_a_pipelined_connection(plain):
+    with pytest.raises(RuntimeError, match="one_round_trip"):
+        wire.begin_with_next(plain)
