@@ -19,6 +19,13 @@ earlier item of the batch), and then writes nothing, so the caller can name them
 joined to its items by ``ord``. ``plant_batch_open`` and ``plant_batch_close`` (no gap in
 the log) are unchanged.
 
+A batch also writes its heads' tags itself, from each item's ``tags`` (the list the body
+holds as ``metadata.tags``, as the head's name and key come from the client beside the
+body), before it adds the heads: ``plant_tags_inserted`` parsed every new head's logged body
+in a PL/pgSQL call with its own subtransaction, as long as the batch's entries and heads
+took to write, and now leaves out a new head that already has tags. A single create's head
+has none yet, so its tags are still read from its logged body.
+
 The batch still holds the tenant's log counter from ``plant_batch_open`` to its commit, so
 the one check sees every write committed before it and none can commit between it and the
 batch's commit (as in 0010).
@@ -45,7 +52,7 @@ DROP FUNCTION plant_batch_append(text, text, text, timestamptz, bigint, integer)
 -- first + ord, its identity in pg_temp.plant_items): with p_from = 0, first every item's key
 -- readings against the live heads and against the batch's other items; the items refused are
 -- returned (each once, with its holder) and nothing is written. Then the entries and heads
--- of the staged items with ord >= p_from.
+-- of the staged items with ord >= p_from, their tags written before their heads.
 CREATE FUNCTION plant_batch_append(p_tenant text, p_kind text, p_actor text,
                                    p_at timestamptz, p_first bigint, p_from integer)
 RETURNS TABLE (item integer, holder uuid, holder_name text)
@@ -56,36 +63,41 @@ BEGIN
     -- Driven from the items: one probe of a live-readings index per item and reading.
     RETURN QUERY
       SELECT DISTINCT ON (t.ord) t.ord, t.holder, t.holder_name
-        FROM (SELECT i.ord, h.entity_id AS holder, h.name AS holder_name, 0 AS rank
+        FROM (SELECT i.ord, h.entity_id AS holder, h.name AS holder_name, -1 AS rank
                 FROM pg_temp.plant_items i
                 JOIN entity_heads h
                   ON h.tenant_id = p_tenant AND h.kind = p_kind AND h.status <> 'deprecated'
                  AND h.unique_reading_1 = plant_key_reading(i.unique_key, 1)
               UNION ALL
-              SELECT i.ord, h.entity_id, h.name, 0
+              SELECT i.ord, h.entity_id, h.name, -1
                 FROM pg_temp.plant_items i
                 JOIN entity_heads h
                   ON h.tenant_id = p_tenant AND h.kind = p_kind AND h.status <> 'deprecated'
                  AND h.unique_reading_2 = plant_key_reading(i.unique_key, 2)
               UNION ALL
-              SELECT later.ord, earlier.entity_id, earlier.name, 1
+              SELECT later.ord, earlier.entity_id, earlier.name, earlier.ord
                 FROM pg_temp.plant_items later
                 JOIN pg_temp.plant_items earlier
                   ON plant_key_reading(earlier.unique_key, 1)
                      = plant_key_reading(later.unique_key, 1)
                  AND earlier.ord < later.ord
               UNION ALL
-              SELECT later.ord, earlier.entity_id, earlier.name, 1
+              SELECT later.ord, earlier.entity_id, earlier.name, earlier.ord
                 FROM pg_temp.plant_items later
                 JOIN pg_temp.plant_items earlier
                   ON plant_key_reading(earlier.unique_key, 2)
                      = plant_key_reading(later.unique_key, 2)
                  AND earlier.ord < later.ord) AS t
-       ORDER BY t.ord, t.rank;  -- a live holder before an earlier item
+       ORDER BY t.ord, t.rank;  -- a live holder, else the earliest item
     IF FOUND THEN
       RETURN;
     END IF;
   END IF;
+  INSERT INTO entity_tags (tenant_id, entity_id, kind, tag, first_index)
+    SELECT DISTINCT p_tenant, i.entity_id, p_kind, t.tag, p_first + s.ord
+      FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord
+      CROSS JOIN LATERAL unnest(i.tags) AS t(tag)
+     WHERE s.ord >= p_from AND t.tag IS NOT NULL;
   INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, digest,
                            leaf_hash, prev_digest, field_hashes, actor)
     SELECT p_tenant, p_first + s.ord, 'version', p_kind, i.entity_id, 1, s.body, s.digest,
@@ -102,6 +114,20 @@ END $$;
 
 REVOKE ALL ON FUNCTION plant_batch_append FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION plant_batch_append TO plant_app;
+
+-- As in 0011, leaving out the new heads that already have tags (a batch's).
+CREATE OR REPLACE FUNCTION plant_tags_inserted() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
+BEGIN
+  INSERT INTO entity_tags (tenant_id, entity_id, kind, tag, first_index)
+    SELECT n.tenant_id, n.entity_id, n.kind, t.tag, n.first_index
+      FROM new_heads n
+      JOIN log_entries e ON e.tenant_id = n.tenant_id AND e.idx = n.log_index
+      CROSS JOIN LATERAL plant_body_tags(e.body) AS t(tag)
+     WHERE NOT EXISTS (SELECT 1 FROM entity_tags x
+                        WHERE x.tenant_id = n.tenant_id AND x.entity_id = n.entity_id);
+  RETURN NULL;
+END $$;
 """
 
 DOWNGRADE = """
@@ -125,4 +151,9 @@ def downgrade() -> None:
         "REVOKE ALL ON FUNCTION plant_batch_append FROM PUBLIC; "
         "GRANT EXECUTE ON FUNCTION plant_batch_append TO plant_app"
     )
+    # plant_tags_inserted as 0011 defined it.
+    search = migration_module("0011_search").UPGRADE
+    start = search.index("CREATE FUNCTION plant_tags_inserted(")
+    body = search[start : search.index("CREATE FUNCTION plant_tags_moved(")]
+    op.execute(body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     op.execute("RESET ROLE")

@@ -111,7 +111,9 @@ def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str)
         rule_results=passed_rules(kind),
     )
     items = [
-        ledger.NewItem(new_entity_id(), fields["name"], fields.get("category"), key)
+        ledger.NewItem(
+            new_entity_id(), fields["name"], fields.get("category"), key, fields.get("tags") or []
+        )
         for (fields, _, _), key in zip(checked, keys, strict=True)
     ]
     made: list[ledger.Encoded] = []

@@ -249,9 +249,9 @@ def lock_heads(conn: Connection, entity_ids: Iterable[str]) -> dict[str, int]:
 
 _ITEMS = text(
     "CREATE TEMPORARY TABLE plant_items (ord integer PRIMARY KEY, entity_id uuid NOT NULL, "
-    "name text NOT NULL, category text, unique_key text) ON COMMIT DROP"
+    "name text NOT NULL, category text, unique_key text, tags text[] NOT NULL) ON COMMIT DROP"
 )
-_ITEM_COLUMNS = ("ord", "entity_id", "name", "category", "unique_key")
+_ITEM_COLUMNS = ("ord", "entity_id", "name", "category", "unique_key", "tags")
 _STAGE = text(
     "CREATE TEMPORARY TABLE plant_staged (ord integer NOT NULL, body bytea NOT NULL, "
     "digest bytea NOT NULL, leaf_hash bytea NOT NULL, field_hashes bytea NOT NULL) "
@@ -273,12 +273,14 @@ YIELD_EVERY = 64  # items: the encoding thread lets the sending one run this oft
 
 @dataclass(frozen=True, slots=True)
 class NewItem:
-    """What a batch item is before its document is encoded: its id and its head's columns."""
+    """What a batch item is before its document is encoded: its id, its head's columns and
+    its tags (the body's ``metadata.tags``)."""
 
     entity_id: uuid.UUID
     name: str
     category: str | None
     unique_key: str | None
+    tags: Sequence[str]
 
 
 class KeysTaken(Exception):
@@ -298,6 +300,7 @@ def _item_row(ord_: int, item: NewItem) -> bytes:
             staging.text(item.name),
             staging.text(item.category),
             staging.text(item.unique_key),
+            staging.text_array(item.tags),
         )
     )
 
