@@ -52,7 +52,7 @@ DROP FUNCTION plant_batch_append(text, text, text, timestamptz, bigint, integer)
 -- first + ord, its identity in pg_temp.plant_items): with p_from = 0, first every item's key
 -- readings against the live heads and against the batch's other items; the items refused are
 -- returned (each once, with its holder) and nothing is written. Then the entries and heads
--- of the staged items with ord >= p_from, their tags written before their heads.
+-- of the staged items (the chunk; emptied after), their tags written before their heads.
 CREATE FUNCTION plant_batch_append(p_tenant text, p_kind text, p_actor text,
                                    p_at timestamptz, p_first bigint, p_from integer)
 RETURNS TABLE (item integer, holder uuid, holder_name text)
@@ -97,19 +97,18 @@ BEGIN
     SELECT DISTINCT p_tenant, i.entity_id, p_kind, t.tag, p_first + s.ord
       FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord
       CROSS JOIN LATERAL unnest(i.tags) AS t(tag)
-     WHERE s.ord >= p_from AND t.tag IS NOT NULL;
+     WHERE t.tag IS NOT NULL;
   INSERT INTO log_entries (tenant_id, idx, entry_type, kind, entity_id, version, body, digest,
                            leaf_hash, prev_digest, field_hashes, actor)
     SELECT p_tenant, p_first + s.ord, 'version', p_kind, i.entity_id, 1, s.body, s.digest,
            s.leaf_hash, NULL, s.field_hashes, p_actor
-      FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord
-     WHERE s.ord >= p_from;
+      FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord;
   INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, category,
                             unique_key, first_index, log_index, created_at, updated_at)
     SELECT p_tenant, i.entity_id, p_kind, 1, 'draft', i.name, i.category, i.unique_key,
            p_first + s.ord, p_first + s.ord, p_at, p_at
-      FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord
-     WHERE s.ord >= p_from;
+      FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord;
+  TRUNCATE pg_temp.plant_staged;  -- the next chunk's rows alone, not every earlier one too
 END $$;
 
 REVOKE ALL ON FUNCTION plant_batch_append FROM PUBLIC;
