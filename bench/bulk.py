@@ -57,8 +57,13 @@ def bench_bulk(count: int) -> dict[str, Any]:
         return common.timed(lambda: batches.create_batch(author, "skills", bodies, "bench-bulk"))
 
     cpu = _cpu_reference()
-    prod, indexed, plain, via_unnest, keyed = common.interleaved(
-        product, _indexed_copy(count), copy, unnest, _indexed_copy(count, keys_only=True)
+    prod, indexed, plain, via_unnest, keyed, tagged = common.interleaved(
+        product,
+        _indexed_copy(count),
+        copy,
+        unnest,
+        _indexed_copy(count, keys_only=True),
+        _indexed_copy(count, tags=True),
     )
     load = os.getloadavg()[0]
     ratio = prod["median"] / indexed["median"]
@@ -68,6 +73,10 @@ def bench_bulk(count: int) -> dict[str, Any]:
         f"{count / via_unnest['median']:,.0f} entities/s (median {via_unnest['median']:.3f} s)",
         f"the floor's COPY into tables with their primary keys only: "
         f"{count / keyed['median']:,.0f} entities/s (median {keyed['median']:.3f} s)",
+        f"the floor plus the batch's tag rows COPYed into a table like entity_tags (which a "
+        f"batch writes too): median {tagged['median']:.3f} s, "
+        f"{tagged['median'] / indexed['median']:.2f} x the floor; the product at "
+        f"{prod['median'] / tagged['median']:.2f} x it",
         "COPY payloads encoded before the timing starts",
         f"CPU reference before the run: {cpu / 1e6:.2f} million SHA-256 of 460 B per second "
         f"on one core, {_cpu_reference() / 1e6:.2f} after; 1-minute load average at the end "
@@ -159,20 +168,24 @@ def bench_bulk_large(size: int, count: int) -> dict[str, Any]:
     )
 
 
-def _indexed_copy(count: int, keys_only: bool = False) -> Any:
+def _indexed_copy(count: int, keys_only: bool = False, tags: bool = False) -> Any:
     """A timed run that COPYs the rows the registry writes for the first ``count`` seeded
     skills (``seed.encoded_rows``: the bodies ``bench_bulk`` creates) into ``bench_entries``
     and ``bench_heads``: ``LIKE log_entries`` / ``LIKE entity_heads`` including their indexes
     and constraints (no triggers, no row-level security), emptied before each run; with
     ``keys_only``, into ``bench_entries_pk`` and ``bench_heads_pk``, whose indexes other than
-    the primary key are dropped."""
+    the primary key are dropped; with ``tags``, into ``bench_entries_t`` and ``bench_heads_t``
+    and the bodies' tag rows into ``bench_tags_t`` (``LIKE entity_tags``)."""
     from shared.storage import staging
 
     eng = superuser()
-    suffix = "_pk" if keys_only else ""
+    suffix = "_pk" if keys_only else "_t" if tags else ""
     entries_table, heads_table = f"bench_entries{suffix}", f"bench_heads{suffix}"
+    tags_table = f"bench_tags{suffix}"
+    tables = [(entries_table, "log_entries"), (heads_table, "entity_heads")]
+    tables += [(tags_table, "entity_tags")] if tags else []
     with eng.begin() as conn:
-        for copy_, like in ((entries_table, "log_entries"), (heads_table, "entity_heads")):
+        for copy_, like in tables:
             conn.execute(text(f"DROP TABLE IF EXISTS {copy_}"))
             conn.execute(text(f"CREATE TABLE {copy_} (LIKE {like} INCLUDING ALL)"))
             if keys_only:
@@ -190,11 +203,15 @@ def _indexed_copy(count: int, keys_only: bool = False) -> Any:
     epoch = datetime(2000, 1, 1, tzinfo=UTC)
     created = datetime.fromisoformat(seed.CREATED_AT.replace("Z", "+00:00"))
     stamp = _int8((created - epoch) // timedelta(microseconds=1))
-    entries, heads = [], []
+    entries, heads, tag_rows = [], [], []
     for i, ident, body, digest, leaf, hashes, name, category, key in seed.encoded_rows(
         "bench", seed.SEED, 0, count
     ):
         uid = uuid.UUID(ident).bytes
+        for tag in dict.fromkeys(seed.skill_body(seed.SEED, i).get("tags") or []):
+            tag_rows.append(
+                staging.row((text_("bench"), field(uid), text_("skill"), text_(tag), _int8(i)))
+            )
         entries.append(
             staging.row(
                 (text_("bench"), _int8(i), text_("version"), text_("skill"), field(uid),
@@ -209,6 +226,7 @@ def _indexed_copy(count: int, keys_only: bool = False) -> Any:
             )
         )  # fmt: skip
     entry_rows, head_rows = staging.payload(entries), staging.payload(heads)
+    tag_payload = staging.payload(tag_rows)
     entry_columns = (
         "tenant_id", "idx", "entry_type", "kind", "entity_id", "version", "body", "digest",
         "leaf_hash", "field_hashes", "actor",
@@ -220,11 +238,14 @@ def _indexed_copy(count: int, keys_only: bool = False) -> Any:
 
     def run() -> float:
         with eng.begin() as conn:
-            conn.execute(text(f"TRUNCATE {entries_table}, {heads_table}"))
+            conn.execute(text(f"TRUNCATE {', '.join(t for t, _ in tables)}"))
         started = time.perf_counter()
         with eng.begin() as conn:
             staging.copy_in(conn, entries_table, entry_columns, entry_rows)
             staging.copy_in(conn, heads_table, head_columns, head_rows)
+            if tags:
+                columns = ("tenant_id", "entity_id", "kind", "tag", "first_index")
+                staging.copy_in(conn, tags_table, columns, tag_payload)
         return time.perf_counter() - started
 
     return run
