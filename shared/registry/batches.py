@@ -10,6 +10,7 @@ from typing import Any
 from shared.config import settings
 from shared.errors import Conflict, PayloadTooLarge
 from shared.integrity import canonical, digests
+from shared.integrity.receipts import BatchEntryReceipt
 from shared.registry import collector, documents
 from shared.registry.admission import Slots
 from shared.registry.documents import Change
@@ -117,6 +118,7 @@ def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str)
         for (fields, _, _), key in zip(checked, keys, strict=True)
     ]
     made: list[ledger.Encoded] = []
+    done: dict[str, Any] = {}
 
     def encoded() -> Iterator[ledger.Encoded]:  # on the ledger's helper thread, as needed
         for (fields, _, _), item in zip(checked, items, strict=True):
@@ -125,8 +127,14 @@ def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str)
             )
             yield made[-1]
 
+    def signed(first: int) -> None:  # on the same thread, while the server appends the last
+        row, batch, entries = receipts.sign_batch(
+            principal.tenant, first, [enc.leaf_hash for enc in made]
+        )
+        done.update(row=row, receipt=batch.to_json(), items=_made(items, made, entries))
+
     with _taken_is_409(kind), write_transaction(principal) as conn:
-        first = ledger.create_versions(
+        ledger.create_versions(
             conn,
             principal.tenant,
             kind=kind.type,
@@ -135,23 +143,30 @@ def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str)
             actor=principal.subject,
             at=now,
             pins=pins,
+            then=signed,
         )
-        leaves = [enc.leaf_hash for enc in made]
-        batch, signed = receipts.record_batch(conn, principal.tenant, first, leaves)
-    return {
-        "items": [
-            {
-                "id": str(item.entity_id),
-                "version": 1,
-                "log_index": first + i,
-                "digest": digests.label(enc.digest),
-                "leaf_hash": digests.b64(enc.leaf_hash),
-                "receipt_path": [digests.b64(node) for node in receipt.path],
-            }
-            for i, (item, enc, receipt) in enumerate(zip(items, made, signed, strict=True))
-        ],
-        "receipt": batch.to_json(),
-    }
+        receipts.store(conn, principal.tenant, done["row"])
+    return {"items": done["items"], "receipt": done["receipt"]}
+
+
+def _made(
+    items: list[ledger.NewItem],
+    made: list[ledger.Encoded],
+    entries: list[BatchEntryReceipt],
+) -> list[dict[str, Any]]:
+    """The response's items: per item in order, its id, version, index, digest, leaf hash
+    and receipt path."""
+    return [
+        {
+            "id": str(item.entity_id),
+            "version": 1,
+            "log_index": receipt.index,
+            "digest": digests.label(enc.digest),
+            "leaf_hash": digests.b64(enc.leaf_hash),
+            "receipt_path": [digests.b64(node) for node in receipt.path],
+        }
+        for item, enc, receipt in zip(items, made, entries, strict=True)
+    ]
 
 
 def batch_items(body: Any) -> Any:

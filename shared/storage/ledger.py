@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -328,9 +328,12 @@ def create_versions(
     actor: str,
     at: str,
     pins: dict[str, int],
+    then: Callable[[int], None] | None = None,
 ) -> int:
     """Append version 1 of the new entities ``items`` and their heads in the caller's
-    transaction; returns the first index, item i being at first + i.
+    transaction; returns the first index, item i being at first + i. ``then(first)`` runs on
+    the encoding thread once every document is made, while the server appends the last
+    chunk (before this returns).
 
     Every item's identity is copied first, and the first append checks all their keys at
     once (``KeysTaken`` names every item refused, and nothing is written). ``encoded`` (item
@@ -348,7 +351,8 @@ def create_versions(
     rows = staging.payload(_item_row(i, item) for i, item in enumerate(items))
     staging.copy_in(conn, "pg_temp.plant_items", _ITEM_COLUMNS, rows)
     start = 0
-    with closing(staging.ahead(_chunks(encoded))) as chunks:  # a failure here stops the helper
+    last = None if then is None else (lambda: then(first))
+    with closing(staging.ahead(_chunks(encoded), then=last)) as chunks:  # a failure stops it
         for payload, size in chunks:
             staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, payload)
             step = {**params, "first": first, "start": start}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 import struct
 import threading
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -103,10 +103,14 @@ _DONE = object()
 T = TypeVar("T")
 
 
-def ahead(chunks: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
+def ahead(
+    chunks: Iterable[T], depth: int = 2, then: Callable[[], None] | None = None
+) -> Generator[T, None, None]:
     """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller: while the
-    caller waits for the server to append one chunk, the next is being encoded. The helper's
-    error is raised here; a caller that stops early stops the helper too."""
+    caller waits for the server to append one chunk, the next is being encoded. ``then``
+    runs on the helper after the last chunk is handed over (while the server appends it),
+    and the caller's loop ends once it has. The helper's error is raised here; a caller
+    that stops early stops the helper too."""
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -116,6 +120,8 @@ def ahead(chunks: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
                 if stop.is_set():
                     return
                 ready.put(chunk)
+            if then is not None:
+                then()
             ready.put(_DONE)
         except BaseException as exc:  # handed to the caller, which raises it
             ready.put(exc)
