@@ -103,28 +103,41 @@ BEGIN
     SELECT p_tenant, p_first + s.ord, 'version', p_kind, i.entity_id, 1, s.body, s.digest,
            s.leaf_hash, NULL, s.field_hashes, p_actor
       FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord;
+  PERFORM set_config('plant.batch_tagged',
+                     (SELECT (p_first + min(s.ord)) || ':' || (p_first + max(s.ord))
+                        FROM pg_temp.plant_staged s), true);
   INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, category,
                             unique_key, first_index, log_index, created_at, updated_at)
     SELECT p_tenant, i.entity_id, p_kind, 1, 'draft', i.name, i.category, i.unique_key,
            p_first + s.ord, p_first + s.ord, p_at, p_at
       FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord;
+  PERFORM set_config('plant.batch_tagged', '', true);
   TRUNCATE pg_temp.plant_staged;  -- the next chunk's rows alone, not every earlier one too
 END $$;
 
 REVOKE ALL ON FUNCTION plant_batch_append FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION plant_batch_append TO plant_app;
 
--- As in 0011, leaving out the new heads that already have tags (a batch's).
+-- As in 0011, leaving out the new heads a batch has tagged itself: those whose first index
+-- is in the range plant_batch_append names in plant.batch_tagged ("first:last") while it
+-- adds them.
 CREATE OR REPLACE FUNCTION plant_tags_inserted() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = public AS $$
+DECLARE
+  v_tagged text := NULLIF(current_setting('plant.batch_tagged', true), '');
+  v_low bigint := -1;
+  v_high bigint := -2;
 BEGIN
+  IF v_tagged IS NOT NULL THEN
+    v_low := CAST(split_part(v_tagged, ':', 1) AS bigint);
+    v_high := CAST(split_part(v_tagged, ':', 2) AS bigint);
+  END IF;
   INSERT INTO entity_tags (tenant_id, entity_id, kind, tag, first_index)
     SELECT n.tenant_id, n.entity_id, n.kind, t.tag, n.first_index
       FROM new_heads n
       JOIN log_entries e ON e.tenant_id = n.tenant_id AND e.idx = n.log_index
       CROSS JOIN LATERAL plant_body_tags(e.body) AS t(tag)
-     WHERE NOT EXISTS (SELECT 1 FROM entity_tags x
-                        WHERE x.tenant_id = n.tenant_id AND x.entity_id = n.entity_id);
+     WHERE n.first_index NOT BETWEEN v_low AND v_high;
   RETURN NULL;
 END $$;
 """
