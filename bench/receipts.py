@@ -36,22 +36,29 @@ def _without_receipts() -> Iterator[None]:
         """What a bulk create's response reads of a batch receipt, signing nothing."""
 
         path: tuple[bytes, ...] = ()
+        index = 0
 
         def to_json(self) -> dict[str, Any]:
             return {}
 
-    def record_batch(conn: Any, tenant: str, first: int, leaves: Sequence[bytes]) -> Any:
-        return _Unsigned(), [_Unsigned()] * len(leaves)
+    def sign_batch(tenant: str, first: int, leaves: Sequence[bytes]) -> Any:
+        return None, _Unsigned(), [_Unsigned()] * len(leaves)
 
-    shipped, shipped_batch = versions._appends, batches.receipts.record_batch
+    def store(conn: Any, tenant: str, row: Any) -> None:
+        pass
+
+    shipped = versions._appends
+    shipped_batch = batches.receipts.sign_batch, batches.receipts.store
     versions._appends = GroupCommits(
         lambda new: new.tenant, alone, together, limit=ledger.MAX_GROUP, in_flight=2
     )
-    batches.receipts.record_batch = record_batch  # type: ignore[assignment]
+    batches.receipts.sign_batch = sign_batch  # type: ignore[assignment]
+    batches.receipts.store = store  # type: ignore[assignment]
     try:
         yield
     finally:
-        versions._appends, batches.receipts.record_batch = shipped, shipped_batch
+        versions._appends = shipped
+        batches.receipts.sign_batch, batches.receipts.store = shipped_batch
 
 
 def _side_by_side(

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from shared.config import settings
-from shared.errors import PayloadTooLarge
+from shared.errors import Conflict, PayloadTooLarge
 from shared.integrity import canonical, digests
+from shared.integrity.receipts import BatchEntryReceipt
 from shared.registry import collector, documents
 from shared.registry.admission import Slots
 from shared.registry.documents import Change
@@ -19,7 +20,6 @@ from shared.registry.versions import (
     passed_rules,
     pinned_references,
     unique_rule,
-    unique_taken_is_409,
     usable_fields,
     write_transaction,
 )
@@ -79,12 +79,14 @@ def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str)
         with database().transaction(principal.tenant) as conn:
             refs, pins = pinned_references(conn, kind, {}, ids=wanted)
     problems: list[Violation] = []
+    keys: list[str | None] = []
     seen: dict[tuple[int, str], int] = {}  # (place, reading) -> the item that holds it
     for i, ((fields, _, own), use) in enumerate(zip(checked, usable, strict=True)):
         found = own + (
             [] if any(p.field == "" for p in own) else check_relations(kind, use, None, refs)
         )
         key = None if found else unique_key(kind, fields)
+        keys.append(key)
         held = [] if key is None else list(enumerate(names.readings(key)))
         first = next((seen[r] for r in held if r in seen), None)
         if first is not None:
@@ -109,48 +111,62 @@ def _create_batch(principal: Principal, slug: str, bodies: Any, request_id: str)
         action="create",
         rule_results=passed_rules(kind),
     )
-    items: list[ledger.NewEntity] = []
+    items = [
+        ledger.NewItem(
+            new_entity_id(), fields["name"], fields.get("category"), key, fields.get("tags") or []
+        )
+        for (fields, _, _), key in zip(checked, keys, strict=True)
+    ]
+    made: list[ledger.Encoded] = []
+    done: dict[str, Any] = {}
 
-    def encoded() -> Iterator[ledger.NewEntity]:  # on the ledger's helper thread, as needed
-        for fields, _, _ in checked:
-            entity_id = new_entity_id()
-            item = ledger.NewEntity(
-                entity_id,
-                documents.encode(documents.build(kind, fields, change, str(entity_id))),
-                fields["name"],
-                fields.get("category"),
-                unique_key(kind, fields),
+    def encoded() -> Iterator[ledger.Encoded]:  # on the ledger's helper thread, as needed
+        for (fields, _, _), item in zip(checked, items, strict=True):
+            made.append(
+                documents.encode(documents.build(kind, fields, change, str(item.entity_id)))
             )
-            items.append(item)
-            yield item
+            yield made[-1]
 
-    with unique_taken_is_409(kind), write_transaction(principal) as conn:
-        first = ledger.create_versions(
+    def signed(first: int) -> None:  # on the same thread, while the server appends the last
+        row, batch, entries = receipts.sign_batch(
+            principal.tenant, first, [enc.leaf_hash for enc in made]
+        )
+        done.update(row=row, receipt=batch.to_json(), items=_made(items, made, entries))
+
+    with _taken_is_409(kind), write_transaction(principal) as conn:
+        ledger.create_versions(
             conn,
             principal.tenant,
             kind=kind.type,
-            count=len(checked),
-            items=encoded(),
+            items=items,
+            encoded=encoded(),
             actor=principal.subject,
             at=now,
             pins=pins,
+            then=signed,
         )
-        leaves = [item.encoded.leaf_hash for item in items]
-        batch, signed = receipts.record_batch(conn, principal.tenant, first, leaves)
-    return {
-        "items": [
-            {
-                "id": str(item.entity_id),
-                "version": 1,
-                "log_index": first + i,
-                "digest": digests.label(item.encoded.digest),
-                "leaf_hash": digests.b64(item.encoded.leaf_hash),
-                "receipt_path": [digests.b64(node) for node in receipt.path],
-            }
-            for i, (item, receipt) in enumerate(zip(items, signed, strict=True))
-        ],
-        "receipt": batch.to_json(),
-    }
+        receipts.store(conn, principal.tenant, done["row"])
+    return {"items": done["items"], "receipt": done["receipt"]}
+
+
+def _made(
+    items: list[ledger.NewItem],
+    made: list[ledger.Encoded],
+    entries: list[BatchEntryReceipt],
+) -> list[dict[str, Any]]:
+    """The response's items: per item in order, its id, version, index, digest, leaf hash
+    and receipt path."""
+    return [
+        {
+            "id": str(item.entity_id),
+            "version": 1,
+            "log_index": receipt.index,
+            "digest": digests.label(enc.digest),
+            "leaf_hash": digests.b64(enc.leaf_hash),
+            "receipt_path": [digests.b64(node) for node in receipt.path],
+        }
+        for item, enc, receipt in zip(items, made, entries, strict=True)
+    ]
 
 
 def batch_items(body: Any) -> Any:
@@ -162,6 +178,27 @@ def batch_items(body: Any) -> Any:
 
 def _item_field(index: int, field: str) -> str:
     return f"items[{index}]" + (f".{field}" if field else "")
+
+
+@contextmanager
+def _taken_is_409(kind: Kind) -> Iterator[None]:
+    """Every item whose unique key a live entity holds, named in one 409 (``items[i].name``
+    and the holder); the first holder is also ``existing_id`` and ``existing_name``, as a
+    single create's 409 has them."""
+    try:
+        yield
+    except ledger.KeysTaken as exc:
+        rule, field = unique_rule(kind)
+        _, holder, name = exc.taken[0]
+        raise Conflict(
+            f"{len(exc.taken)} items have a unique key a live {kind.type} already holds",
+            violations=[
+                Violation(rule, _item_field(i, field), f"already taken by {h} ({n!r})").as_dict()
+                for i, h, n in exc.taken
+            ],
+            existing_id=holder,
+            existing_name=name,
+        ) from exc
 
 
 def _duplicate_in_batch(kind: Kind, first: int) -> Violation:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -255,22 +255,24 @@ def lock_heads(conn: Connection, entity_ids: Iterable[str]) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
+_ITEMS = text(
+    "CREATE TEMPORARY TABLE plant_items (ord integer PRIMARY KEY, entity_id uuid NOT NULL, "
+    "name text NOT NULL, category text, unique_key text, tags text[] NOT NULL) ON COMMIT DROP"
+)
+_ITEM_COLUMNS = ("ord", "entity_id", "name", "category", "unique_key", "tags")
 _STAGE = text(
-    "CREATE TEMPORARY TABLE plant_staged (ord integer NOT NULL, entity_id uuid NOT NULL, "
-    "body bytea NOT NULL, digest bytea NOT NULL, leaf_hash bytea NOT NULL, "
-    "field_hashes bytea NOT NULL, name text NOT NULL, category text, unique_key text) "
+    "CREATE TEMPORARY TABLE plant_staged (ord integer NOT NULL, body bytea NOT NULL, "
+    "digest bytea NOT NULL, leaf_hash bytea NOT NULL, field_hashes bytea NOT NULL) "
     "ON COMMIT DROP"
 )
-_STAGED_COLUMNS = (
-    "ord", "entity_id", "body", "digest", "leaf_hash", "field_hashes", "name", "category",
-    "unique_key",
-)  # fmt: skip
+_STAGED_COLUMNS = ("ord", "body", "digest", "leaf_hash", "field_hashes")
 _OPEN = text(
     "SELECT plant_batch_open(:tenant, :count, CAST(:refs AS uuid[]), "
     "CAST(:ref_indices AS bigint[]))"
 )
 _APPEND_STAGED = text(
-    "SELECT plant_batch_append(:tenant, :kind, :actor, CAST(:at AS timestamptz), :first, :start)"
+    "SELECT item, CAST(holder AS text), holder_name FROM plant_batch_append(:tenant, :kind, "
+    ":actor, CAST(:at AS timestamptz), :first, :start)"
 )
 _CLOSE = text("SELECT plant_batch_close(:tenant, :first, :count)")
 CHUNK = 2000  # items per COPY: big enough to amortise its round trips, small enough to overlap
@@ -278,27 +280,48 @@ YIELD_EVERY = 64  # items: the encoding thread lets the sending one run this oft
 
 
 @dataclass(frozen=True, slots=True)
-class NewEntity:
+class NewItem:
+    """What a batch item is before its document is encoded: its id, its head's columns and
+    its tags (the body's ``metadata.tags``)."""
+
     entity_id: uuid.UUID
-    encoded: Encoded
     name: str
     category: str | None
     unique_key: str | None
+    tags: Sequence[str]
 
 
-def _staged_row(ord_: int, item: NewEntity) -> bytes:
-    field, enc = staging.field, item.encoded
+class KeysTaken(Exception):
+    """Items of a batch whose unique key a live entity (or an earlier item) holds: per item,
+    its place in the batch, the holder's id and the holder's name. Nothing was written."""
+
+    def __init__(self, taken: list[tuple[int, str, str]]) -> None:
+        super().__init__(f"{len(taken)} items hold a taken unique key")
+        self.taken = taken
+
+
+def _item_row(ord_: int, item: NewItem) -> bytes:
     return staging.row(
         (
             staging.int4(ord_),
-            field(item.entity_id.bytes),
-            field(enc.body),
-            field(enc.digest),
-            field(enc.leaf_hash),
-            field(enc.field_hashes),
+            staging.field(item.entity_id.bytes),
             staging.text(item.name),
             staging.text(item.category),
             staging.text(item.unique_key),
+            staging.text_array(item.tags),
+        )
+    )
+
+
+def _staged_row(ord_: int, encoded: Encoded) -> bytes:
+    field = staging.field
+    return staging.row(
+        (
+            staging.int4(ord_),
+            field(encoded.body),
+            field(encoded.digest),
+            field(encoded.leaf_hash),
+            field(encoded.field_hashes),
         )
     )
 
@@ -308,38 +331,51 @@ def create_versions(
     tenant: str,
     *,
     kind: str,
-    count: int,
-    items: Iterable[NewEntity],
+    items: Sequence[NewItem],
+    encoded: Iterable[Encoded],
     actor: str,
     at: str,
     pins: dict[str, int],
+    then: Callable[[int], None] | None = None,
 ) -> int:
-    """Append version 1 of ``count`` new entities and their heads in the caller's
-    transaction; returns the first index, item i being at first + i.
+    """Append version 1 of the new entities ``items`` and their heads in the caller's
+    transaction; returns the first index, item i being at first + i. ``then(first)`` runs on
+    the encoding thread once every document is made, while the server appends the last
+    chunk (before this returns).
 
-    ``items`` may encode each entity as it is asked for: it runs on a helper thread
+    Every item's identity is copied first, and the first append checks all their keys at
+    once (``KeysTaken`` names every item refused, and nothing is written). ``encoded`` (item
+    i's document at i) may encode each as it is asked for: it runs on a helper thread
     (``staging.ahead``) while this one copies the previous chunk into a temporary table and
     has the server append it (``plant_batch_append``), so the server's index work overlaps
     the encoding. The counter moves once, first (``plant_batch_open``); the last step checks
     the batch left no gap (``plant_batch_close``); any failure rolls all of it back.
     """
+    count = len(items)
     params = {"tenant": tenant, "kind": kind, "actor": actor, "at": at, "count": count}
     first = conn.execute(_OPEN, {**params, **_pins(pins)}).scalar_one()
+    conn.execute(_ITEMS)
     conn.execute(_STAGE)
+    rows = staging.payload(_item_row(i, item) for i, item in enumerate(items))
+    staging.copy_in(conn, "pg_temp.plant_items", _ITEM_COLUMNS, rows)
     start = 0
-    with closing(staging.ahead(_chunks(items))) as chunks:  # a failure here stops the helper
-        for rows, size in chunks:
-            staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, rows)
-            conn.execute(_APPEND_STAGED, {**params, "first": first, "start": start})
+    last = None if then is None else (lambda: then(first))
+    with closing(staging.ahead(_chunks(encoded), then=last)) as chunks:  # a failure stops it
+        for payload, size in chunks:
+            staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, payload)
+            step = {**params, "first": first, "start": start}
+            taken = conn.execute(_APPEND_STAGED, step).all()
+            if taken:
+                raise KeysTaken([(r[0], r[1], r[2]) for r in taken])
             start += size
     conn.execute(_CLOSE, {**params, "first": first})
     return first
 
 
-def _chunks(items: Iterable[NewEntity]) -> Iterator[tuple[bytes, int]]:
+def _chunks(encoded: Iterable[Encoded]) -> Iterator[tuple[bytes, int]]:
     """COPY payloads of ``CHUNK`` items each, and how many items each holds."""
     rows: list[bytes] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(encoded):
         rows.append(_staged_row(i, item))
         if len(rows) == CHUNK:
             yield staging.payload(rows), len(rows)

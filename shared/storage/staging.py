@@ -6,7 +6,8 @@ documents reach the server with no hex, no escaping and no JSON to parse. The fo
 (PostgreSQL's "COPY ... (FORMAT binary)"): the 11-byte signature ``PGCOPY\\n\\377\\r\\n\\0``,
 a 32-bit flags field and a 32-bit header-extension length (both 0); per row a 16-bit field
 count, then per field a 32-bit length (-1 for NULL) and the value in the column type's binary
-form (here bytea and text: the bytes; uuid: its 16 bytes; integer: 4 bytes big-endian); and
+form (here bytea and text: the bytes; uuid: its 16 bytes; integer: 4 bytes big-endian; text[]:
+see ``text_array``); and
 a 16-bit -1 at the end. All integers are big-endian.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import queue
 import struct
 import threading
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -30,6 +31,8 @@ NULL = struct.pack("!i", -1)
 _count = struct.Struct("!h")
 _length = struct.Struct("!i")
 _int4 = struct.Struct("!ii")  # length 4, then the value
+_array_head = struct.Struct("!iiI")  # dimensions, has NULLs, element type
+_array_dim = struct.Struct("!ii")  # length, lower bound
 
 
 def int4(value: int) -> bytes:
@@ -45,6 +48,16 @@ def field(value: bytes | None) -> bytes:
 def text(value: str | None) -> bytes:
     """A text column's field: the UTF-8 bytes, or NULL."""
     return NULL if value is None else field(value.encode())
+
+
+def text_array(values: Sequence[str]) -> bytes:
+    """A one-dimensional text[] column's field: the dimension count, a has-NULLs flag and the
+    element type (text, oid 25), then the length and lower bound (1), then each element as a
+    text field."""
+    items = [text(v) for v in values]
+    if not items:  # an empty array has no dimension
+        return field(_array_head.pack(0, 0, 25))
+    return field(_array_head.pack(1, 0, 25) + _array_dim.pack(len(items), 1) + b"".join(items))
 
 
 def row(fields: Sequence[bytes]) -> bytes:
@@ -90,10 +103,14 @@ _DONE = object()
 T = TypeVar("T")
 
 
-def ahead(chunks: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
+def ahead(
+    chunks: Iterable[T], depth: int = 2, then: Callable[[], None] | None = None
+) -> Generator[T, None, None]:
     """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller: while the
-    caller waits for the server to append one chunk, the next is being encoded. The helper's
-    error is raised here; a caller that stops early stops the helper too."""
+    caller waits for the server to append one chunk, the next is being encoded. ``then``
+    runs on the helper after the last chunk is handed over (while the server appends it),
+    and the caller's loop ends once it has. The helper's error is raised here; a caller
+    that stops early stops the helper too."""
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -103,6 +120,8 @@ def ahead(chunks: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
                 if stop.is_set():
                     return
                 ready.put(chunk)
+            if then is not None:
+                then()
             ready.put(_DONE)
         except BaseException as exc:  # handed to the caller, which raises it
             ready.put(exc)

@@ -63,11 +63,25 @@ def record_batch(
     conn: Connection, tenant: str, first: int, leaves: Sequence[bytes]
 ) -> tuple[receipts.BatchReceipt, list[receipts.BatchEntryReceipt]]:
     """``record`` for a bulk create: a batch receipt at any size, and each entry's path."""
+    row, signed, entries = sign_batch(tenant, first, leaves)
+    store(conn, tenant, row)
+    return signed, entries
+
+
+def sign_batch(
+    tenant: str, first: int, leaves: Sequence[bytes]
+) -> tuple[ReceiptRow, receipts.BatchReceipt, list[receipts.BatchEntryReceipt]]:
+    """``record_batch`` without the database: the row to ``store``, the batch receipt and
+    each entry's. A bulk create signs on its encoding thread while the server appends its
+    last chunk, then stores the row in its transaction."""
     log = keys.origin(tenant)
     signed, entries = receipts.sign_batch(keys.keyring().active, log, first, leaves)
-    row = ReceiptRow(first, len(leaves), signed.encode(), b"".join(leaves))
+    return ReceiptRow(first, len(leaves), signed.encode(), b"".join(leaves)), signed, entries
+
+
+def store(conn: Connection, tenant: str, row: ReceiptRow) -> None:
+    """Store a signed receipt's row in the writer's transaction (before its commit)."""
     receipt_rows.insert(conn, tenant, row)
-    return signed, entries
 
 
 class RowReceipts:

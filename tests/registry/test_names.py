@@ -104,3 +104,10 @@ def test_a_reading_past_one_index_entry_is_kept_as_its_digest():
     assert all(len(r.encode()) <= names.MAX_READING + 16 for r in names.readings(key))
     assert names.readings(key)[1].startswith("sha256:")
     assert key == names.unique_key(longest + "\u200b") != names.unique_key("\ufdfa" * 199)
+
+
+def test_ascii_text_has_no_ignorable_to_remove():
+    """``_visible`` returns ASCII text as it is: Unicode 14's first default-ignorable code
+    point is U+00AD. Were one in ASCII, a name holding it would read differently."""
+    assert min(names._ignorables()) == 0xAD
+    assert names.unique_key("Ru\u00adst") == names.unique_key("Rust")
