@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from typing import Any
 
+from sqlalchemy import text
+
 from bench import common
+from bench.audit import _phases as phase_times
+from bench.db import superuser
 from bench.proofs import sealed_tenant
 
 COUNT = 4
@@ -70,23 +75,39 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
     from shared.tlog import anchors
 
     tenant, _ = sealed_tenant(size)
+    eng = superuser()
+    with eng.begin() as conn:  # the seal wrote the tree after the seeding's ANALYZE
+        conn.execute(text("ANALYZE log_nodes, log_receipts"))
+    eng.dispose()
     auditor = Principal("bench", tenant, frozenset({"auditor"}))
     findings: dict[str, list[Any]] = {"full": [], "merged": []}
     split: dict[str, list[float]] = {k: [] for k in ("parts", "merge", "covered", "cpu", "bytes")}
 
+    passes = ("entries", "heads", "nodes", "map_check", "receipts")
+    by_side: dict[str, dict[str, list[float]]] = {"full": {}, "merge": {}}
+
+    def phases(side: str, seen: dict[str, list[float]], before: dict[str, int]) -> None:
+        """Seconds each pass took in the run just ended, kept for its side."""
+        for name in passes:
+            by_side[side].setdefault(name, []).append(sum(seen[name][before[name] :]))
+
     def full() -> float:
+        before = {name: len(spent[name]) for name in passes}
         started = time.perf_counter()
         run, _ = audit.run(auditor, {"mode": "full"})
         took = time.perf_counter() - started
+        phases("full", spent, before)
         findings["full"].append(run["findings"])
         return took
 
     def in_parts() -> float:
         execution = f"bench-{uuid.uuid4().hex[:8]}"
         wrote = _parts(tenant, execution, split["cpu"])
+        before = {name: len(spent[name]) for name in passes}
         started = time.perf_counter()
         run, _ = parts.merge(auditor, execution, COUNT)
         merged = time.perf_counter() - started
+        phases("merge", spent, before)
         findings["merged"].append(run["findings"])
         split["parts"].append(wrote)
         split["merge"].append(merged)
@@ -96,7 +117,13 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
         split["bytes"].append(sum(len(store.get_object(n) or "") for n in names))
         return wrote + merged
 
-    prod, base = common.interleaved(in_parts, full)
+    with phase_times(passes) as spent:
+        prod, base = common.interleaved(in_parts, full)
+    shown = "; ".join(
+        f"{name} {statistics.median(by_side['full'][name]):.2f} / "
+        f"{statistics.median(by_side['merge'][name]):.2f} s"
+        for name in passes
+    )
     differing = sum(f != findings["full"][0] for f in findings["full"] + findings["merged"])
     equal = differing == 0
     parts_s, merge_s = common.stats(split["parts"]), common.stats(split["merge"])
@@ -114,6 +141,7 @@ def bench_parts(size: int) -> list[dict[str, Any]]:
                 f"merge / one full audit: {merge_s['median'] / base['median']:.2f}; CPU of "
                 f"one part (process start-up included; what a task of its own would take, "
                 f"the database's share aside): median {cpu / COUNT:.2f} s",
+                f"medians of the passes, one full audit / the merge: {shown}",
                 f"the {COUNT} parts in the anchor store: {max(split['bytes']) / 1e6:.1f} MB "
                 f"({max(split['bytes']) / size:.0f} bytes an entry, DSSE JSON); "
                 f"entries the parts gave the merge: {sorted(set(split['covered']))} "

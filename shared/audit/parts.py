@@ -123,9 +123,13 @@ def _receipts(tenant: str, low: int, high: int) -> list[Finding]:
 
 
 def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]:
-    """Scan part ``index`` of ``count`` and keep it, signed, in the anchor store (write-once:
-    a task run again over the same checkpoint writes the same bytes). Returns its header."""
+    """Scan part ``index`` of ``count`` and keep it, signed, in the anchor store. Returns its
+    header. Write-once: a task run again (Cloud Run retries a failed one) keeps the part it
+    wrote, even if a seal has moved the newest checkpoint since."""
     name = object_name(tenant, execution, index)
+    store = anchors.anchor_store(settings())
+    if store.has_object(name):
+        return {"tenant": tenant, "execution": execution, "index": index, "kept": name}
     size, root = _sealed(tenant)
     mine = share(size, count, index)
     scanned = [_packed(entries.scan(tenant, None, low, high, set())) for low, high in mine]
@@ -142,7 +146,7 @@ def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]
     body = zlib.compress(marshal.dumps((scanned, [astuple(f) for f in found])), 1)
     payload = canonical.dumps(header) + b"\n" + body
     envelope = dsse.sign_envelope(PAYLOAD_TYPE, payload, keys.keyring().active)
-    anchors.anchor_store(settings()).put_object(name, json.dumps(envelope))
+    store.put_object(name, json.dumps(envelope))
     return header
 
 

@@ -131,6 +131,19 @@ def test_a_part_of_another_run_or_index_is_refused(history, store, superuser):
     _refused(history, second, "part 0 .* is another run's", superuser)
 
 
+def test_a_part_written_again_after_a_seal_keeps_the_part_it_wrote(history, store):
+    """A task retried after a seal moved the newest checkpoint: its part stays as written
+    (rescanned, it would be another checkpoint's, and the write-once store would refuse it)."""
+    execution = f"x-{uuid.uuid4().hex[:8]}"
+    first = parts.write(history.tenant, execution, 0, COUNT)
+    history.amend(history.skills[2], 1, "writes Rust well")
+    tlog.seal(history.tenant)
+    name = parts.object_name(history.tenant, execution, 0)
+    kept = store.get_object(name)
+    assert parts.write(history.tenant, execution, 0, COUNT)["kept"] == name
+    assert store.get_object(name) == kept and first["checkpoint"]["size"] == 8
+
+
 def test_parts_of_two_checkpoints_are_refused(history, store, superuser):
     execution = f"x-{uuid.uuid4().hex[:8]}"
     parts.write(history.tenant, execution, 0, COUNT)
