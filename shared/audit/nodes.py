@@ -4,7 +4,10 @@ one before it covers it), is named by its (level, index), never left to break a 
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from shared.audit.state import AuditState
+from shared.integrity import merkle
 from shared.storage import tree
 
 
@@ -25,3 +28,44 @@ def checked(state: AuditState, start: int, size: int) -> None:
             section="log_nodes",
             extra={"level": level, "node_index": index},
         )
+
+
+_NODES = text(
+    "SELECT level, idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
+    "AND ((idx + 2) << level) > :start AND ((idx + 1) << level) <= :size"
+)
+
+
+def consistent(state: AuditState, start: int, size: int) -> None:
+    """Each stored node above level 0 of the tree of ``size`` leaves that ends past ``start``
+    is the hash of its two stored children (the level-0 ones are checked against the bytes by
+    the entries pass): a node altered is named by its (level, index), the lowest one only,
+    since the node above an altered one is intact (so this runs after the passes that name
+    entries). Proofs served to clients and the next seal are built from these nodes."""
+    if size <= start:
+        return
+    nodes = {
+        (int(level), int(index)): bytes(hashed)
+        for level, index, hashed in state.conn.execute(_NODES, {"start": start, "size": size})
+    }
+    state.rows_read += len(nodes)
+    # leaves already named (an entry, or its stored hash): the node above them is not
+    bad = {(0, index) for index in state.reported} | {
+        (0, f.extra["node_index"])
+        for f in state.findings
+        if f.section == "log_nodes" and f.extra.get("level") == 0
+    }
+    for level, index in sorted(nodes):
+        if level == 0 or (index + 1) << level <= start:
+            continue
+        left, right = (level - 1, 2 * index), (level - 1, 2 * index + 1)
+        if left not in nodes or right not in nodes or left in bad or right in bad:
+            continue  # a child missing is named by ``checked``; an altered one already
+        if merkle.node_hash(nodes[left], nodes[right]) != nodes[(level, index)]:
+            bad.add((level, index))
+            state.add(
+                "altered",
+                f"subtree ({level}, {index}) is not the hash of its two children",
+                section="log_nodes",
+                extra={"level": level, "node_index": index},
+            )

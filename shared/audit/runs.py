@@ -16,6 +16,7 @@ from shared.audit import (
     certificates,
     chains,
     checkpoints,
+    cutover,
     defences,
     entries,
     heads,
@@ -185,7 +186,9 @@ def _audit(
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
         map_check.checked(state, start == 0, start, verified_to)
-        receipts.checked(state, start, size)  # last: an entry already named is not again
+        cutover.checked(state)  # one row: every run
+        receipts.checked(state, start, size)  # an entry already named is not again
+        nodes.consistent(state, start, last_size)  # last: below it, what is named already
         all_findings = _dedupe(state.findings, findings)
         return {
             "verified_from": start,
