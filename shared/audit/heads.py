@@ -318,17 +318,6 @@ def _uncovered(state: AuditState, uncovered: list[_Head], gathered: rules.Rules)
                 )
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # reported as altered by the entry check
-        if entity_id not in bounds:  # the log never held the entity: a head made up
-            state.add(
-                "inserted",
-                f"a head names {kind} {entity_id}, of which the log holds no version",
-                section="entity_heads",
-                entity_type=kind,
-                entity_id=entity_id,
-                version=version,
-                log_index=log_index,
-            )
-            continue
         if logged is None or logged[0] != entity_id:  # nothing there, or another entity
             state.add(
                 "altered",

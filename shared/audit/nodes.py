@@ -30,9 +30,14 @@ def checked(state: AuditState, start: int, size: int) -> None:
         )
 
 
+# The stored nodes of the tree of :size leaves at each level, from the one before the first
+# whose range ends past :start (so that the children of each node checked are read too):
+# one statement, each level an index range.
 _NODES = text(
-    "SELECT level, idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
-    "AND ((idx + 2) << level) > :start AND ((idx + 1) << level) <= :size"
+    "SELECT p.level, p.idx, p.hash FROM generate_series(0, :top) AS lv(l) "
+    "JOIN log_nodes p ON p.tenant_id = current_setting('plant.tenant') AND p.level = lv.l "
+    "AND p.idx >= greatest((CAST(:start AS bigint) >> lv.l) - 1, 0) "
+    "AND p.idx < (CAST(:size AS bigint) >> lv.l)"
 )
 
 
@@ -44,9 +49,10 @@ def consistent(state: AuditState, start: int, size: int) -> None:
     entries). Proofs served to clients and the next seal are built from these nodes."""
     if size <= start:
         return
+    params = {"top": size.bit_length(), "start": start, "size": size}
     nodes = {
         (int(level), int(index)): bytes(hashed)
-        for level, index, hashed in state.conn.execute(_NODES, {"start": start, "size": size})
+        for level, index, hashed in state.conn.execute(_NODES, params)
     }
     state.rows_read += len(nodes)
     # leaves already named (an entry, or its stored hash): the node above them is not
@@ -59,13 +65,16 @@ def consistent(state: AuditState, start: int, size: int) -> None:
         if level == 0 or (index + 1) << level <= start:
             continue
         left, right = (level - 1, 2 * index), (level - 1, 2 * index + 1)
-        if left not in nodes or right not in nodes or left in bad or right in bad:
-            continue  # a child missing is named by ``checked``; an altered one already
-        if merkle.node_hash(nodes[left], nodes[right]) != nodes[(level, index)]:
-            bad.add((level, index))
-            state.add(
-                "altered",
-                f"subtree ({level}, {index}) is not the hash of its two children",
-                section="log_nodes",
-                extra={"level": level, "node_index": index},
-            )
+        if left not in nodes or right not in nodes:
+            continue  # named by ``checked``
+        if merkle.node_hash(nodes[left], nodes[right]) == nodes[(level, index)]:
+            continue
+        bad.add((level, index))
+        if left in bad or right in bad:
+            continue  # a child is the one altered
+        state.add(
+            "altered",
+            f"subtree ({level}, {index}) is not the hash of its two children",
+            section="log_nodes",
+            extra={"level": level, "node_index": index},
+        )

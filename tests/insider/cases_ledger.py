@@ -320,7 +320,8 @@ CASES = [
              "status, 'ghost', category, 'name:ghost', first_index, log_index, created_at, "
              "updated_at FROM entity_heads WHERE tenant_id = :t AND entity_id = CAST(:e AS uuid)",
              e=lambda t: t.skills[5]),
-         lambda t: dict(kind="inserted", section="entity_heads"), incremental=False),
+         lambda t: dict(kind="altered", section="entity_heads", field="log_index"),
+         incremental=False),
     Case("entity_heads", "the unsealed tail's head moved back to version 1",
          _head("version = 1, log_index = 12", 12),
          lambda t: dict(kind="rollback", section="entity_heads", field="version",
@@ -370,7 +371,7 @@ CASES = [
          extra=(dict(kind="receipt_missing", log_index=40),)),
     # heads_map_nodes
     Case("heads_map_nodes", "a map node rewritten",
-         sql("UPDATE heads_map_nodes SET node = overlay(node placing '\\x00'::bytea from 40) "
+         sql("UPDATE heads_map_nodes SET node = set_byte(node, 40, 255 - get_byte(node, 40)) "
              "WHERE tenant_id = :t AND depth = 4 AND prefix = (SELECT prefix FROM "
              "heads_map_nodes WHERE tenant_id = :t AND depth = 4 ORDER BY prefix LIMIT 1)"),
          _map, incremental=False),
