@@ -98,7 +98,7 @@ def _all(t: Tenant, query: str) -> list[Any]:
         return list(conn.execute(text(query), {"t": t.name}).all())
 
 
-def _forged_locators(t: Tenant, attack: Callable[..., None]) -> None:
+def forged_locators(t: Tenant, attack: Callable[..., None]) -> None:
     """Skill 6's version 2: its description rewritten, and its locators rewritten to those of
     a document whose description is the new one and whose name differs, so that they blame
     ``identity.name`` for the change."""
@@ -214,7 +214,7 @@ CASES = [
          _consistent("does 6 well", "does 6 badly", 6, 2, nodes=False),
          _changed(6, 2), incremental=False),
     Case("log_entries", "locators forged to blame identity.name for a description change",
-         _forged_locators, _changed(6, 2), incremental=False, short=True),
+         forged_locators, _changed(6, 2), incremental=False, short=True),
     Case("log_entries", "locators alone rewritten (the bytes intact): not evidence",
          _column("field_hashes = '\\x01ffff'::bytea", 6, 2),
          lambda t: {}),  # no finding: the audit reads them for nothing
