@@ -214,7 +214,7 @@ CASES = [
          _consistent("does 6 well", "does 6 badly", 6, 2, nodes=False),
          _changed(6, 2), incremental=False),
     Case("log_entries", "locators forged to blame identity.name for a description change",
-         forged_locators, _changed(6, 2), incremental=False, short=True),
+         forged_locators, _changed(6, 2), incremental=False),  # short: test_locators.py
     Case("log_entries", "locators alone rewritten (the bytes intact): not evidence",
          _column("field_hashes = '\\x01ffff'::bytea", 6, 2),
          lambda t: {}),  # no finding: the audit reads them for nothing
@@ -260,7 +260,7 @@ CASES = [
          lambda t: dict(kind="altered", log_index=38)),
     Case("log_entries", "the unsealed tail version rewritten consistently",
          _consistent("does 12 well", "does 12 badly", 12, 2, nodes=False),
-         _receipt("leaf_mismatch", 12, 2), short=True),
+         _receipt("leaf_mismatch", 12, 2)),
     Case("log_entries", "the unsealed tail version's body rewritten (leaf kept)",
          _column("body = convert_to(replace(convert_from(body, 'UTF8'), 'does 12 well', "
                  "'does 12 badly'), 'UTF8')", 12, 2),
@@ -330,7 +330,7 @@ CASES = [
     # checkpoints
     Case("checkpoints", "the latest checkpoint deleted",
          sql("DELETE FROM checkpoints WHERE tenant_id = :t AND size = 38"),
-         lambda t: dict(kind="rollback"), short=True),
+         lambda t: dict(kind="rollback")),
     Case("checkpoints", "a middle checkpoint deleted",
          sql("DELETE FROM checkpoints WHERE tenant_id = :t AND size = 32"),
          lambda t: dict(kind="missing", section="checkpoints", checkpoint_size=32)),

@@ -54,6 +54,7 @@ def test_a_cutover_moved_after_its_seal_is_named(
            "kind=altered, section=receipt_cutover, field=size")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_cutover_raised_over_receipted_entries_signs_nothing(database_url, tenant, attack):
     """Raised after the tenant's first seal over entries whose receipts the insider deleted:
     the seal refuses to sign it (a map commit lies under it), and the audit names it."""
@@ -70,6 +71,7 @@ def test_a_cutover_raised_over_receipted_entries_signs_nothing(database_url, ten
     assert ("receipt_missing", None, 0) in named, found  # nothing was signed anew
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="the window docs/formats.md states: before a migrated tenant's first seal, nothing "

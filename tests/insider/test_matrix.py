@@ -163,7 +163,6 @@ CASES = [
         sql("INSERT INTO log_nodes (tenant_id, level, idx, hash) "
              "VALUES (:t, 0, 100, sha256('stray'))"),
         lambda t: dict(kind="inserted", section="log_nodes", level=0, node_index=100),
-        short=True,
     ),
     Case(
         "log_nodes", "a level-0 node altered (the entry's bytes intact)",
@@ -180,7 +179,6 @@ CASES = [
         "checkpoints", "older checkpoints deleted",
         sql("DELETE FROM checkpoints WHERE tenant_id = :t AND size = 16"),
         lambda t: dict(kind="missing", section="checkpoints", checkpoint_size=16),
-        short=True,
     ),
     Case(
         "checkpoints", "two checkpoints' signatures broken",
