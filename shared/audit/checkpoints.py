@@ -18,7 +18,10 @@ def verified(state: AuditState, since: int) -> tree.StoredCheckpoint | None:
     """Verify every checkpoint of size >= ``since``: signature, origin, stored columns, and
     consistency of each with the one before. Returns the latest valid one."""
     rows = state.conn.execute(
-        text("SELECT size, root, note FROM checkpoints WHERE size >= :since ORDER BY size"),
+        text(
+            "SELECT size, root, note FROM checkpoints "
+            "WHERE tenant_id = current_setting('plant.tenant') AND size >= :since ORDER BY size"
+        ),
         {"since": since},
     ).all()
     state.rows_read += len(rows)
@@ -114,7 +117,12 @@ def present(state: AuditState, anchored: list[int], logged: list[int]) -> None:
     or that a logged audit report names (``logged``) is stored: an older checkpoint deleted
     is named, as the newest one is by ``anchor`` (one row a seal: read whole, even by an
     incremental audit)."""
-    stored = {int(r[0]) for r in state.conn.execute(text("SELECT size FROM checkpoints"))}
+    stored = {
+        int(r[0])
+        for r in state.conn.execute(
+            text("SELECT size FROM checkpoints WHERE tenant_id = current_setting('plant.tenant')")
+        )
+    }
     state.rows_read += len(stored)
     newest = max(stored, default=0)
     named = {s: "the anchor store" for s in anchored if s <= newest}

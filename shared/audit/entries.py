@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.audit import order, reads, versions
+from shared.audit import order, reads, receipts, versions
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
@@ -353,13 +353,27 @@ def beyond(state: AuditState, size: int, sealed: int) -> None:
         return
     rows = state.conn.execute(
         text(
-            "SELECT idx, kind, CAST(entity_id AS text), version FROM log_entries "
+            "SELECT idx, kind, CAST(entity_id AS text), version, leaf_hash FROM log_entries "
             "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :size ORDER BY idx"
         ),
         {"size": size},
     ).all()
     state.rows_read += len(rows)
-    for idx, kind, entity_id, version in rows:
+    # entries a valid write receipt vouches for were appended by the registry: the counter
+    # was moved back over them (issue 22), they were not slipped in
+    appended = receipts.genuine(state, [(int(r[0]), bytes(r[4])) for r in rows])
+    if appended:
+        state.add(
+            "rollback",
+            f"the log's size is {size} but entries up to {max(appended)} past it carry "
+            "valid write receipts",
+            section="log_heads",
+            field="size",
+            extra={"receipted_index": max(appended)},
+        )
+    for idx, kind, entity_id, version, _ in rows:
+        if idx in appended:
+            continue
         state.add(
             "inserted",
             f"entry {idx} lies beyond the log's size {size}",

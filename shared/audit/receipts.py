@@ -77,6 +77,34 @@ def checked(state: AuditState, start: int, end: int) -> None:
         for index, leaf, entity_id, version, kind in rows:
             if index not in state.reported:
                 _entry(state, index, bytes(leaf), good, bad, entity_id, version, kind)
+        if len(rows) < high - low:  # an entry under the log's size is gone (sealed or not)
+            _missing(state, set(range(low, high)) - {int(r[0]) for r in rows})
+
+
+def _missing(state: AuditState, absent: set[int]) -> None:
+    """Indices under the log's size with no entry, not already named (the entries pass
+    names those under a checkpoint; these are past it: acknowledged, not yet sealed)."""
+    named = {f.log_index for f in state.findings if f.kind == "missing"}
+    for index in sorted(absent - named):
+        state.add("missing", f"log entry {index} is missing", log_index=index)
+
+
+def genuine(state: AuditState, entries: list[tuple[int, bytes]]) -> set[int]:
+    """Of these (index, stored leaf hash) pairs, the indices whose leaf a valid write
+    receipt vouches for: entries the registry itself appended."""
+    if not entries:
+        return set()
+    verifiers = list(state.keyring.verifiers)
+    origin = keys.origin(state.tenant)
+    low, high = min(i for i, _ in entries), max(i for i, _ in entries) + 1
+    signed: dict[int, bytes] = {}
+    for row in receipt_rows.covering(state.conn, low, high):
+        try:
+            leaves = vouched(row, verifiers, origin)
+        except receipts.ReceiptError:
+            continue
+        signed.update({row.first + at: leaf for at, leaf in enumerate(leaves)})
+    return {index for index, leaf in entries if signed.get(index) == leaf}
 
 
 def _entry(

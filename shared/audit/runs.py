@@ -16,6 +16,7 @@ from shared.audit import (
     certificates,
     chains,
     checkpoints,
+    cutover,
     defences,
     entries,
     heads,
@@ -192,8 +193,10 @@ def _audit(
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
         map_check.checked(state, start == 0, start, verified_to)
-        # last: an entry already named is not again (the parts' ranges: from the parts)
+        cutover.checked(state)  # one row: every run
+        # an entry already named is not again (the parts' ranges: from the parts)
         receipts.checked(state, parts.receipts(state) if parts and start == 0 else start, size)
+        nodes.consistent(state, start, last_size)  # last: below it, what is named already
         all_findings = _dedupe(state.findings, findings)
         summary = {"parts": parts.summary()} if parts else {}
         return {

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
 
 from shared.audit.state import AuditState, Row, Summary, summary
 from shared.integrity import canonical, digests
@@ -276,53 +275,27 @@ def classify(
             _altered(state, row)
 
 
+# Why an altered version's field is not named: the per-field digests stored beside the row
+# (``field_hashes``) are locators no signature covers, so an insider who rewrites the bytes
+# can rewrite them to point at any field; only the leaf hash (receipt, signed tree) is evidence.
+UNNAMED = "the per-field digests kept beside the entry are not signed, so they cannot name it"
+
+
 def _altered(state: AuditState, row: Row) -> None:
-    """Name the section and field whose bytes changed, from the per-field digests."""
+    """A version whose bytes are not those the tree and its receipt vouch for: named by
+    entity, version and index; the field that changed cannot be named (``UNNAMED``): the
+    original bytes are gone and nothing signed says which part of them differed."""
     where: dict[str, Any] = dict(
         entity_type=row.kind, entity_id=row.entity_id, version=row.version, log_index=row.index
     )
-    kept, size = _field_digests(state, row.index)
     try:
-        doc = canonical.read(row.body)
-        now = digests.field_digests(doc, size)
+        canonical.read(row.body)
     except (ValueError, AttributeError, TypeError):
         state.add("altered", f"entry {row.index}'s bytes are no longer valid JSON", **where)
         return
-    if not kept:  # the locators are gone or unreadable too: the edit stands, unnamed
-        state.add("altered", f"entry {row.index} changed (its field digests too)", **where)
-        return
-    changed: list[tuple[str, str | None]] = []
-    for section in sorted(set(kept) | set(now)):
-        before, after = kept.get(section, {}), now.get(section, {})
-        if before.get("digest") == after.get("digest"):
-            continue
-        fields = before.get("fields", {}), after.get("fields", {})
-        names = sorted(
-            n for n in set(fields[0]) | set(fields[1]) if fields[0].get(n) != fields[1].get(n)
-        )
-        changed += [(section, n) for n in names] or [(section, None)]
-    first, field_name = changed[0] if changed else (None, None)
     state.add(
         "altered",
-        f"entry {row.index} changed" + (f" in {first}.{field_name}" if field_name else ""),
-        section=first,
-        field=field_name,
-        extra={"changes": [f"{s}.{f}" if f else s for s, f in changed]},
+        f"entry {row.index}'s bytes changed; which field cannot be named: {UNNAMED}",
+        extra={"field_unnamed": UNNAMED},
         **where,
     )
-
-
-def _field_digests(state: AuditState, index: int) -> tuple[dict[str, Any], int]:
-    """The digests kept beside an entry (either form) and their size; none if they were
-    tampered with too."""
-    found = state.conn.execute(
-        text(
-            "SELECT field_digests, field_hashes FROM log_entries "
-            "WHERE tenant_id = current_setting('plant.tenant') AND idx = :i"
-        ),
-        {"i": index},
-    ).first()
-    try:
-        return digests.stored_field_digests(*found) if found else ({}, 32)
-    except ValueError:
-        return {}, 32

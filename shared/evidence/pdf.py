@@ -324,6 +324,7 @@ def _findings(
         name = names.get(entity_id or "", (entity_id or "-")[:8])
         entity = f"{name} ({finding['entity_type']})" if finding.get("entity_type") else name
         where = ".".join(str(finding[k]) for k in ("section", "field") if finding.get(k))
+        where = where or ("field unnamed" if finding.get("field_unnamed") else "")
         cells = (
             finding["kind"],
             _fit(pdf, drawable(entity), FINDING_COLUMNS[1][1]),

@@ -97,3 +97,17 @@ def cutover(conn: Connection) -> int:
         text("SELECT size FROM receipt_cutover WHERE tenant_id = current_setting('plant.tenant')")
     ).scalar()
     return int(size or 0)
+
+
+def first_receipted_kind(conn: Connection, below: int) -> int | None:
+    """The index of the current tenant's first entry below ``below`` of a type only code that
+    signs receipts writes (an audit report, migration 0014; a map commit, 0015), if any: no
+    entry from it on was written before receipts, so no cut-over may reach it."""
+    found = conn.execute(
+        text(
+            "SELECT min(idx) FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+            "AND entry_type IN ('audit', 'map_commit') AND idx < :below"
+        ),
+        {"below": below},
+    ).scalar()
+    return None if found is None else int(found)

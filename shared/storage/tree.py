@@ -228,7 +228,9 @@ def nodes_absent(conn: Connection, start: int, size: int) -> list[Key]:
 
 def log_size(conn: Connection) -> int:
     """Committed size of the tenant's log (entries 0..size-1 all exist)."""
-    size = conn.execute(text("SELECT size FROM log_heads")).scalar()
+    size = conn.execute(
+        text("SELECT size FROM log_heads WHERE tenant_id = current_setting('plant.tenant')")
+    ).scalar()
     return int(size or 0)
 
 
@@ -274,14 +276,21 @@ class StoredCheckpoint:
 
 def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
     row = conn.execute(
-        text("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        text(
+            "SELECT size, root, note FROM checkpoints "
+            "WHERE tenant_id = current_setting('plant.tenant') ORDER BY size DESC LIMIT 1"
+        )
     ).first()
     return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
 
 
 def checkpoint_at(conn: Connection, size: int) -> StoredCheckpoint | None:
     row = conn.execute(
-        text("SELECT size, root, note FROM checkpoints WHERE size = :size"), {"size": size}
+        text(
+            "SELECT size, root, note FROM checkpoints "
+            "WHERE tenant_id = current_setting('plant.tenant') AND size = :size"
+        ),
+        {"size": size},
     ).first()
     return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
 

@@ -144,7 +144,12 @@ def commit_map(conn: Connection, tenant: str, sealed_size: int) -> Committed | N
     commit at the log's end, with its signed write receipt as every entry has
     (``receipts``); None (nothing appended) when the log has nothing new since
     ``sealed_size``, the last checkpoint's size."""
-    size = conn.execute(text("SELECT size FROM log_heads FOR UPDATE")).scalar()
+    size = conn.execute(
+        text(
+            "SELECT size FROM log_heads "
+            "WHERE tenant_id = current_setting('plant.tenant') FOR UPDATE"
+        )
+    ).scalar()
     size = int(size or 0)
     if size <= sealed_size:
         return None

@@ -136,13 +136,18 @@ def cover_cutover(conn: Connection, tenant: str, signer: Signer) -> None:
     """Sign, once, a batch receipt over the entries written before receipts existed: [0, the
     log size recorded by migration 0013), never past the first receipt a write stored (so no
     entry appended since can be slipped under it). Called by the seal, which holds the key;
-    a tenant whose index 0 has a receipt, or that had no entries then, has nothing to do."""
+    a tenant whose index 0 has a receipt, or that had no entries then, has nothing to do.
+    A cut-over that reaches an audit report or a map commit (entries only receipt-signing
+    code writes) was moved by an insider to cover later entries whose receipts it deleted:
+    nothing is signed (``shared.audit.cutover`` names it)."""
     size = receipt_rows.cutover(conn)
     if size == 0:
         return
     rows = receipt_rows.covering(conn, 0, size)
     if rows and rows[0].first == 0:
         return
+    if receipt_rows.first_receipted_kind(conn, size) is not None:
+        return  # moved over entries only receipt-signing code writes: sign nothing
     end = min([size] + [r.first for r in rows])
     leaves = tree.leaf_hashes(conn, 0, end)
     row, _, _ = sign(signer, tenant, 0, leaves, batch=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from shared import audit, tlog
+from shared.audit import versions
 from shared.integrity import canonical, digests, merkle, note
 from shared.registry import writes
 from tests.support.tampering import rewrite_body
@@ -22,16 +23,19 @@ def test_clean_log_has_no_findings(history):
     assert run["verified_to"] > 0
 
 
-def test_updating_one_field_is_one_altered_finding_naming_section_and_field(
+def test_updating_one_field_is_one_altered_finding_saying_the_field_cannot_be_named(
     history, attack, entry_indices
 ):
+    """The entry, entity and version are named; the field is not: the per-field digests
+    beside the row are not signed, so nothing the audit trusts says which one changed."""
     first = entry_indices(history.tenant, history.skills[2])[0]
     rewrite_body(attack, history.tenant, first, "writes Rust", "writes COBOL")
     run = history.audit("full")
     assert len(run["findings"]) == 1, run["findings"]
     finding = run["findings"][0]
     assert finding["kind"] == "altered"
-    assert (finding["section"], finding["field"]) == ("metadata", "description")
+    assert (finding["section"], finding["field"]) == (None, None)
+    assert finding["field_unnamed"] == versions.UNNAMED
     assert finding["log_index"] == first
     assert finding["entity_id"] == history.skills[2]
     assert finding["version"] == 1
@@ -133,7 +137,7 @@ def test_edited_digest_matching_edited_bytes_is_caught_by_the_tree(
     run = history.audit("full")
     altered = [f for f in run["findings"] if f["kind"] == "altered"]
     assert [f["log_index"] for f in altered] == [index]
-    assert altered[0]["field"] == "description"
+    assert altered[0]["field"] is None  # the locators are not signed: ``versions.UNNAMED``
 
 
 def test_log_resigned_with_another_key_is_checkpoint_invalid(history, attack, superuser):
@@ -195,12 +199,12 @@ def test_flipped_certificate_byte_is_certificate_invalid(history, attack, superu
     assert run["findings"][0]["log_index"] == index
 
 
-def test_entity_report_names_the_altered_field(history, attack, entry_indices):
+def test_entity_report_names_the_altered_version_not_a_field(history, attack, entry_indices):
     first = entry_indices(history.tenant, history.skills[2])[0]
     rewrite_body(attack, history.tenant, first, '"Rust"', '"Rusty"')
     report = audit.entity_report(history.auditor, "skills", history.skills[2])
-    assert [(f["kind"], f["section"], f["field"]) for f in report["findings"]] == [
-        ("altered", "identity", "name")
+    assert [(f["kind"], f["log_index"], f["version"], f["field"]) for f in report["findings"]] == [
+        ("altered", first, 1, None)
     ]
 
 

@@ -1,6 +1,9 @@
-"""The insider's matrix: a small tenant built fresh for each attack (15 skills, 44-odd log
-entries over two checkpoints, two certified, one at version 5, audited clean once), and the
-superuser that attacks it."""
+"""The insider's matrix: a small tenant built fresh for each attack, and the superuser that
+attacks it. 15 skills; log entries 0-14 their versions 1, 15 a map commit (checkpoint 16),
+16-27 versions 2 of skills 0-11, 28-30 skill 0's versions 3-5, 31 a map commit (checkpoint
+32), 32-33 skill 1's certificate and certified version 3, 34 a map commit (35), 35-36 the same
+for skill 2, 37 a map commit (38), 38 the clean audit's report and 39 skill 12's version 2,
+both acknowledged but not sealed: 40 entries."""
 
 from __future__ import annotations
 
@@ -86,6 +89,8 @@ def build(superuser: Engine, name: str) -> Tenant:
     tenant = Tenant(name, author, auditor, superuser, skills)
     tenant.baseline = tenant.audit("full")
     assert tenant.baseline["findings"] == [], tenant.baseline["findings"]
+    # an acknowledged write no checkpoint covers yet (skill 12's version 2, at the tail)
+    amend(skills[12], {"description": "does 12 well", "amendment_reason": "r"}, '"v1"', "r")
     return tenant
 
 
