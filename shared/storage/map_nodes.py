@@ -76,13 +76,20 @@ class DbMapNodes:
             self.conn.execute(_PATHS, {"keys": b"".join(keys), "n": len(keys)}).scalar_one()
         )
         self.queries += 1
-        out: dict[Address, bytes] = {}
-        for at in range(0, len(packed), _RECORD):
-            depth = int.from_bytes(packed[at : at + 2], "big")
-            index = int.from_bytes(packed[at + 2 : at + 34], "big") >> (256 - depth)
-            out[(depth, index)] = packed[at + 34 : at + _RECORD]
+        out = split_paths(packed)
         self.rows_read += len(out)
         return out
+
+
+def split_paths(packed: bytes) -> dict[Address, bytes]:
+    """The nodes of one packed value (per node: its depth in 2 bytes, its prefix padded to
+    32 bytes, its 65 bytes), by address."""
+    out: dict[Address, bytes] = {}
+    for at in range(0, len(packed), _RECORD):
+        depth = int.from_bytes(packed[at : at + 2], "big")
+        index = int.from_bytes(packed[at + 2 : at + 34], "big") >> (256 - depth)
+        out[(depth, index)] = packed[at + 34 : at + _RECORD]
+    return out
 
 
 def write(conn: Connection, written: Mapping[Address, bytes]) -> None:

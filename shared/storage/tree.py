@@ -35,7 +35,7 @@ _NODES = text(
 _RECORD = struct.Struct(">qi32s")  # a node as stored: every hash is 32 bytes (CHECK)
 
 
-def _split_nodes(packed: bytes) -> dict[Key, bytes]:
+def split_nodes(packed: bytes) -> dict[Key, bytes]:
     """The nodes of one ``_NODES`` value by key.
 
     When every record read at a multiple of 44 bytes says its hash is 32 bytes long, the
@@ -71,7 +71,7 @@ class DbNodes:
         packed = "{" + ",".join(str(level << _LEVEL_SHIFT | idx) for level, idx in keys) + "}"
         packed_nodes = bytes(self.conn.execute(_NODES, {"keys": packed}).scalar_one())
         self.queries += 1
-        out = _split_nodes(packed_nodes)
+        out = split_nodes(packed_nodes)
         self.rows_read += len(out)
         return out
 

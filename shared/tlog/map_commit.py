@@ -171,16 +171,3 @@ def commit_map(conn: Connection, tenant: str, sealed_size: int) -> Committed | N
         raise RuntimeError(f"the map commit landed at {appended.index}, not {size}")
     receipts.record(conn, tenant, appended.index, [appended.leaf_hash])
     return Committed(commit, appended.index, len(heads))
-
-
-def head_at(conn: Connection, entity_id: str, size: int) -> heads_map.Head | None:
-    """One entity's head after entries [0, size), as the commit at ``size`` holds it (None:
-    absent from that map)."""
-    row = conn.execute(_NEWEST_VERSION, {"ids": [entity_id], "size": size}).first()
-    if row is None:
-        return None
-    certificate, status = None, status_of(bytes(row[5]))
-    if status == "certified":
-        found = conn.execute(_NEWEST_CERTIFICATE, {"ids": [entity_id], "size": size}).first()
-        certificate = None if found is None or found[1] is None else int(found[1])
-    return head_of(row[1], row[2], row[3], row[0], bytes(row[4]), status, certificate)
