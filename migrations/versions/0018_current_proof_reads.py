@@ -11,9 +11,10 @@ database still yields a proof that fails verification.
 It runs as the caller (SECURITY INVOKER) under the tenant it sets, as the one-trip writes do:
 row-level security filters every table it reads, and another tenant's rows are invisible to
 it. Each probe is a LATERAL subquery with LIMIT 1 comparing plain columns with plain values
-of the outer row: under that policy, a probe comparing a column with an expression over the
-outer row (``depth = w.depth + 1``, a non-leakproof ``+``) cannot use the index and reads the
-tenant's whole table instead (27 s a key at 1,000,000 entities), so the walk carries each
+of the outer row: under that policy PostgreSQL 15 cannot use the index for a probe comparing
+a column with an expression over the outer row (``depth = w.depth + 1``, a non-leakproof
+``+``) and reads the tenant's whole table instead (27 s a key at 1,000,000 entities, as
+``map_nodes`` did), so the walk carries each
 step's child address (``next_depth``, ``next_prefix``) as columns. JIT is off for it (a
 mis-estimate would compile for longer than the query runs).
 

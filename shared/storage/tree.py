@@ -183,9 +183,9 @@ def nodes_beyond(conn: Connection, size: int) -> list[Key]:
     ever written before a seal covers it, so any is an insertion. (level, idx) lies inside
     iff idx < size >> level: one index probe per level (at most 100 named a level). Each
     level's bounds are columns of their own (``OFFSET 0`` keeps them so): under row-level
-    security a comparison with a cast or shift of the outer row is not leakproof, cannot be
-    an index condition, and made each level read the tenant's whole tree (past the
-    statement timeout at 1,000,000 leaves, as the application role)."""
+    security PostgreSQL 15 does not make a comparison with a cast or shift of the outer row
+    (not leakproof) an index condition, and each level read the tenant's whole tree (past
+    the statement timeout at 1,000,000 leaves, as the application role)."""
     rows = conn.execute(
         text(
             "SELECT g.l, n.idx FROM (SELECT CAST(l AS smallint) AS l, "
