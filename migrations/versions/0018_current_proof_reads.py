@@ -15,8 +15,9 @@ of the outer row: under that policy PostgreSQL 15 cannot use the index for a pro
 a column with an expression over the outer row (``depth = w.depth + 1``, a non-leakproof
 ``+``) and reads the tenant's whole table instead (27 s a key at 1,000,000 entities, as
 ``map_nodes`` did), so the walk carries each
-step's child address (``next_depth``, ``next_prefix``) as columns. JIT is off for it (a
-mis-estimate would compile for longer than the query runs).
+step's child address (``next_depth``, ``next_prefix``) as columns, and the checkpoint its
+last index (``last``: ``idx = size - 1`` planned the commit's read as a sequential scan).
+JIT is off for it (a mis-estimate would compile for longer than the query runs).
 
 The log nodes returned are a superset of the three paths': for each leaf index ``m`` the
 sibling at every level wholly inside the tree, ``(l, (m >> l) xor 1)`` with that index below
@@ -50,20 +51,20 @@ DECLARE
 BEGIN
   PERFORM set_config('plant.tenant', p_tenant, true);
   RETURN QUERY
-  WITH RECURSIVE cp AS (
-    SELECT c.size, c.note FROM checkpoints c
+  WITH RECURSIVE cp AS MATERIALIZED (
+    SELECT c.size, c.size - 1 AS last, c.note FROM checkpoints c
      WHERE c.tenant_id = p_tenant AND (p_size IS NULL OR c.size = p_size)
      ORDER BY c.size DESC LIMIT 1
   ), ver AS (
     SELECT e.idx, e.kind, e.version, e.leaf_hash, e.body FROM cp CROSS JOIN LATERAL (
       SELECT l.idx, l.kind, l.version, l.leaf_hash, l.body FROM log_entries l
        WHERE l.tenant_id = p_tenant AND l.entity_id = p_entity AND l.entry_type = 'version'
-         AND l.idx < cp.size - 1 ORDER BY l.idx DESC LIMIT 1) AS e
+         AND l.idx < cp.last ORDER BY l.idx DESC LIMIT 1) AS e
   ), cert AS (
     SELECT e.idx, e.body FROM cp CROSS JOIN LATERAL (
       SELECT l.idx, l.body FROM log_entries l
        WHERE l.tenant_id = p_tenant AND l.entity_id = p_entity
-         AND l.entry_type = 'certificate' AND l.idx < cp.size - 1
+         AND l.entry_type = 'certificate' AND l.idx < cp.last
        ORDER BY l.idx DESC LIMIT 1) AS e
   ), walk(depth, prefix, node, next_depth, next_prefix) AS (
     SELECT CAST(0 AS smallint), m.prefix, m.node, CAST(1 AS smallint), plant_map_prefix(v_key, 1)
@@ -80,7 +81,7 @@ BEGIN
        AND substring(w.node FROM 2 + 32 * ((get_byte(v_key, w.depth / 8) >> (7 - w.depth % 8)) & 1)
                      FOR 32) <> v_zero
   ), leaves(m) AS (
-    SELECT cp.size - 1 FROM cp UNION SELECT ver.idx FROM ver UNION SELECT cert.idx FROM cert
+    SELECT cp.last FROM cp UNION SELECT ver.idx FROM ver UNION SELECT cert.idx FROM cert
   ), wanted(lv, ix) AS (
     SELECT g.l, (leaves.m >> g.l) # 1 FROM leaves, cp, generate_series(0, 62) AS g(l)
      WHERE ((leaves.m >> g.l) # 1) < (cp.size >> g.l)
@@ -100,7 +101,7 @@ BEGIN
                  AND n.level = wanted.lv AND n.idx = wanted.ix LIMIT 1) AS h)
     FROM cp LEFT JOIN LATERAL (
       SELECT e.entry_type, e.body FROM log_entries e
-       WHERE e.tenant_id = p_tenant AND e.idx = cp.size - 1 LIMIT 1) AS c ON true
+       WHERE e.tenant_id = p_tenant AND e.idx = cp.last LIMIT 1) AS c ON true
     LEFT JOIN ver ON true LEFT JOIN cert ON true;
 END $$;
 REVOKE ALL ON FUNCTION plant_current_proof FROM PUBLIC;
