@@ -4,7 +4,9 @@ A node at (depth, index) is stored under the prefix of its keys: the first ceil(
 bytes, unused low bits zeroed (``plant_map_prefix``). ``DbMapNodes.get_paths`` reads the
 paths of many keys in one WITH RECURSIVE statement, walking each key down from the root
 while the node it stands on is interior and the child towards the key is not empty: O(log n)
-rows per key, nodes shared by several paths read once per key but sent back once. Each step
+rows per key, nodes shared by several paths read once per key but sent back once. Over
+``LEVELWISE`` keys (a seal's) the paths are read a depth at a time instead, one statement per
+depth and each node once, however many keys pass through it. Each step
 is a LATERAL probe of the primary key (a join let the planner hash the tenant's whole map)
 comparing columns with plain values of the walk's row, its child's address (``next_depth``,
 ``next_prefix``): under row-level security PostgreSQL 15 does not make a comparison with an
@@ -15,12 +17,13 @@ application role; 16 plans it as a probe).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared.integrity.sparse_merkle import Address
+from shared.integrity.sparse_merkle import DEPTH, EMPTY, INTERIOR, Address
 from shared.storage import copyread
 
 _ZERO = "decode(repeat('00', 32), 'hex')"
@@ -51,6 +54,18 @@ FROM (SELECT DISTINCT depth, prefix, node FROM walk) AS found
 """
 )
 _RECORD = 2 + 32 + 65
+# One depth's nodes: per node found, its position among the prefixes asked (4 bytes) and its
+# 65 bytes. The prefix is a column of the OFFSET 0 subquery, so the probe compares plain values.
+_LEVEL = text(
+    "SELECT coalesce(string_agg(int4send(p.n) || m.node, ''::bytea), ''::bytea) FROM ("
+    "SELECT CAST(n AS integer) AS n, substring(CAST(:prefixes AS bytea) "
+    "FROM CAST(:width AS integer) * n + 1 FOR CAST(:width AS integer)) AS prefix "
+    "FROM generate_series(0, CAST(:n AS integer) - 1) AS n OFFSET 0) AS p "
+    "CROSS JOIN LATERAL (SELECT node FROM heads_map_nodes "
+    "WHERE tenant_id = current_setting('plant.tenant') AND depth = CAST(:depth AS smallint) "
+    "AND prefix = p.prefix LIMIT 1) AS m"
+)
+LEVELWISE = 256  # more keys than this: their paths are read a depth at a time
 
 _UPSERT = text(
     "INSERT INTO heads_map_nodes (tenant_id, depth, prefix, node) "
@@ -80,6 +95,8 @@ class DbMapNodes:
     def get_paths(self, keys: Sequence[bytes]) -> Mapping[Address, bytes]:
         if not keys:
             return {}
+        if len(keys) > LEVELWISE:
+            return self._levelwise(keys)
         packed = bytes(
             self.conn.execute(_PATHS, {"keys": b"".join(keys), "n": len(keys)}).scalar_one()
         )
@@ -87,6 +104,53 @@ class DbMapNodes:
         out = split_paths(packed)
         self.rows_read += len(out)
         return out
+
+    def _levelwise(self, keys: Sequence[bytes]) -> dict[Address, bytes]:
+        """The same nodes as the walk, read a depth at a time: one statement per depth, each
+        node once however many keys pass through it (a seal's 10,000 keys into a map of
+        1,000,000 share their first ~13 levels: ~99,000 probes instead of ~220,000)."""
+        ints = sorted({int.from_bytes(k, "big") for k in keys})
+        out: dict[Address, bytes] = {}
+        frontier = [(0, 0, len(ints))]  # (index at this depth, keys [lo, hi) beneath it)
+        depth = 0
+        while frontier:
+            found = self._level(depth, [index for index, _, _ in frontier])
+            below = []
+            for n, (index, lo, hi) in enumerate(frontier):
+                node = found.get(n)
+                if node is None:
+                    continue
+                out[(depth, index)] = node
+                if node[:1] != INTERIOR or depth == DEPTH:
+                    continue
+                mid = bisect_left(ints, (index << 1 | 1) << (DEPTH - 1 - depth), lo, hi)
+                if mid > lo and node[1:33] != EMPTY:
+                    below.append((index << 1, lo, mid))
+                if hi > mid and node[33:65] != EMPTY:
+                    below.append((index << 1 | 1, mid, hi))
+            frontier, depth = below, depth + 1
+        self.rows_read += len(out)
+        return out
+
+    def _level(self, depth: int, indices: list[int]) -> dict[int, bytes]:
+        """The stored nodes at ``depth`` of these indices, by position in ``indices``."""
+        width = (depth + 7) // 8
+        packed = bytes(
+            self.conn.execute(
+                _LEVEL,
+                {
+                    "prefixes": b"".join(prefix(depth, i) for i in indices),
+                    "width": width,
+                    "n": len(indices),
+                    "depth": depth,
+                },
+            ).scalar_one()
+        )
+        self.queries += 1
+        return {
+            int.from_bytes(packed[at : at + 4], "big"): packed[at + 4 : at + 69]
+            for at in range(0, len(packed), 69)
+        }
 
 
 def split_paths(packed: bytes) -> dict[Address, bytes]:

@@ -81,3 +81,37 @@ def test_map_paths_edge_checks_and_current_proofs_probe_not_scan(superuser, tena
         assert _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_nodes") - before <= 4 * (
             len(parts.log_nodes) + len(parts.map_nodes)
         )
+
+
+def test_paths_read_a_depth_at_a_time_are_the_walks(superuser, tenant, database_url):
+    """Over ``LEVELWISE`` keys, the map's paths are read a depth at a time (each node once):
+    exactly the nodes the one-statement walk reads for the same keys, present or absent, and
+    what a seal then builds from them is the map the walk would give."""
+    import os
+
+    from shared.integrity import heads_map, sparse_merkle
+    from shared.storage import map_nodes
+
+    seed_skills(superuser, tenant, 0, 3000)
+    tlog.seal(tenant)
+    with superuser.connect() as su:
+        ids = (
+            su.execute(
+                text("SELECT entity_id FROM entity_heads WHERE tenant_id = :t"), {"t": tenant}
+            )
+            .scalars()
+            .all()
+        )
+    keys = [heads_map.entity_key(i) for i in ids[:400]] + [os.urandom(32) for _ in range(200)]
+    with database().transaction(tenant) as conn:
+        store = map_nodes.DbMapNodes(conn)
+        levelwise = store.get_paths(keys)
+        assert store.queries > 5  # a statement per depth
+        walked: dict = {}
+        for at in range(0, len(keys), map_nodes.LEVELWISE):
+            walked.update(store.get_paths(keys[at : at + map_nodes.LEVELWISE]))
+        assert levelwise == walked and len(walked) > len(keys)
+        changes = {k: b"value" for k in keys[::7]}
+        memory = sparse_merkle.MemoryNodeStore()
+        memory.nodes = dict(walked)
+        assert sparse_merkle.update(store, changes) == sparse_merkle.update(memory, changes)
