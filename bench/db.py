@@ -22,19 +22,31 @@ external = False  # True when DATABASE_URL named the server (not the embedded on
 
 
 def setup_database() -> None:
-    """Point DATABASE_URL at a fresh migrated database; keep any embedded server alive."""
+    """Point DATABASE_URL at a fresh migrated database; keep any embedded server alive.
+
+    With ``PLANT_BENCH_KEEP=<name>`` (and DATABASE_URL naming a server) the run uses that
+    database instead, created when missing and kept, with its keys under a data directory
+    named after it: a 1,000,000-entry tenant is seeded once and reused by later runs."""
     global _server, external
     url = os.environ.get("DATABASE_URL")
+    keep = os.environ.get("PLANT_BENCH_KEEP")
     external = bool(url)
-    if not url:
-        from shared.storage import embedded
+    if keep:
+        if not url:
+            raise RuntimeError("PLANT_BENCH_KEEP needs DATABASE_URL naming a server")
+        os.environ["DATABASE_URL"] = _kept_database(url, keep)
+        data_dir = str(Path(tempfile.gettempdir()) / f"plant-bench-keep-{keep}")
+        Path(data_dir).mkdir(exist_ok=True)
+    else:
+        if not url:
+            from shared.storage import embedded
 
-        _server, url = embedded.start(Path(tempfile.mkdtemp(prefix="plant-bench-")), "delete")
-    os.environ["DATABASE_URL"] = _create_database(url)
-    if external:  # an embedded server goes with its data directory; another server stays
-        atexit.register(_drop_database, url, os.environ["DATABASE_URL"])
-    data_dir = tempfile.mkdtemp(prefix="plant-bench-data-")
-    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+            _server, url = embedded.start(Path(tempfile.mkdtemp(prefix="plant-bench-")), "delete")
+        os.environ["DATABASE_URL"] = _create_database(url)
+        if external:  # an embedded server goes with its data directory; another server stays
+            atexit.register(_drop_database, url, os.environ["DATABASE_URL"])
+        data_dir = tempfile.mkdtemp(prefix="plant-bench-data-")
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     os.environ["PLANT_DATA_DIR"] = data_dir
     os.environ["PLANT_ENV"] = "local"
     reset_process()
@@ -54,6 +66,23 @@ def _create_database(server_url: str) -> str:
     admin = create_engine(pg8000_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _kept_database(server_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server, created if it does not exist yet."""
+    from sqlalchemy.engine import make_url
+
+    from shared.storage.urls import pg8000_url
+
+    if not name.replace("_", "").isalnum():
+        raise ValueError("PLANT_BENCH_KEEP is a database name of letters, digits and _")
+    admin = create_engine(pg8000_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if found.first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 

@@ -39,7 +39,7 @@ from alembic import op
 from shared.storage.migrate import migration_module
 
 revision = "0021"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,8 @@ of O(log n) perfect subtrees. Each operation first plans the keys it needs and a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 Key = tuple[int, int]
@@ -182,6 +183,45 @@ def _many(reader: NodeReader, proofs: list[list[Range]]) -> list[list[bytes]]:
         out.append(hashes[at : at + len(ranges)])
         at += len(ranges)
     return out
+
+
+Batch = tuple[Sequence[int], Sequence[int]]  # leaf indices, old sizes: one read's proofs
+_Planned = tuple[list[list[list[Key]]], "Future[Mapping[Key, bytes]]", int]
+
+
+def pipelined_proofs(
+    reader: NodeReader, batches: Iterable[Batch], size: int
+) -> Iterator[tuple[list[list[bytes]], list[list[bytes]]]]:
+    """Per batch, the inclusion proofs of its indices and the consistency proofs from its old
+    sizes to ``size``, from one read of the nodes they all need. The next batch's read runs
+    on one worker thread while this batch's proofs are folded, so the round trip and the
+    server's probes overlap the folding. The reader is used by that thread alone, one read
+    at a time: its caller must not use the reader's connection until the generator ends."""
+    with ThreadPoolExecutor(1) as pool:
+
+        def plan(batch: Batch) -> _Planned:
+            indices, olds = batch
+            ranges = [inclusion_ranges(i, size) for i in indices]
+            ranges += [consistency_ranges(old, size) for old in olds]
+            plans = [[range_keys(a, b) for a, b in proof] for proof in ranges]
+            wanted = sorted({k for keys in plans for plan in keys for k in plan})
+            return plans, pool.submit(reader.get_nodes, wanted), len(indices)
+
+        pending: _Planned | None = None
+        for batch in batches:
+            planned = plan(batch)
+            if pending is not None:
+                yield _folded(pending)
+            pending = planned
+        if pending is not None:
+            yield _folded(pending)
+
+
+def _folded(planned: _Planned) -> tuple[list[list[bytes]], list[list[bytes]]]:
+    plans, fetched, split = planned
+    nodes = fetched.result()
+    out = [[_fold(keys, nodes) for keys in proof] for proof in plans]
+    return out[:split], out[split:]
 
 
 def append_nodes(

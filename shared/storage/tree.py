@@ -35,7 +35,7 @@ _NODES = text(
 _RECORD = struct.Struct(">qi32s")  # a node as stored: every hash is 32 bytes (CHECK)
 
 
-def _split_nodes(packed: bytes) -> dict[Key, bytes]:
+def split_nodes(packed: bytes) -> dict[Key, bytes]:
     """The nodes of one ``_NODES`` value by key.
 
     When every record read at a multiple of 44 bytes says its hash is 32 bytes long, the
@@ -71,7 +71,7 @@ class DbNodes:
         packed = "{" + ",".join(str(level << _LEVEL_SHIFT | idx) for level, idx in keys) + "}"
         packed_nodes = bytes(self.conn.execute(_NODES, {"keys": packed}).scalar_one())
         self.queries += 1
-        out = _split_nodes(packed_nodes)
+        out = split_nodes(packed_nodes)
         self.rows_read += len(out)
         return out
 
@@ -181,13 +181,18 @@ _INSERT_NODES = text(
 def nodes_beyond(conn: Connection, size: int) -> list[Key]:
     """Stored subtrees not wholly inside the first ``size`` leaves, (level, index): none is
     ever written before a seal covers it, so any is an insertion. (level, idx) lies inside
-    iff idx < size >> level: one index probe per level (at most 100 named a level)."""
+    iff idx < size >> level: one index probe per level (at most 100 named a level). Each
+    level's bounds are columns of their own (``OFFSET 0`` keeps them so): under row-level
+    security PostgreSQL 15 does not make a comparison with a cast or shift of the outer row
+    (not leakproof) an index condition, and each level read the tenant's whole tree (past
+    the statement timeout at 1,000,000 leaves, as the application role)."""
     rows = conn.execute(
         text(
-            "SELECT l, n.idx FROM generate_series(0, 63) AS l CROSS JOIN LATERAL ("
-            "SELECT idx FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
-            "AND level = CAST(l AS smallint) AND idx >= (CAST(:size AS bigint) >> l) "
-            "ORDER BY idx LIMIT 100) AS n ORDER BY l, n.idx"
+            "SELECT g.l, n.idx FROM (SELECT CAST(l AS smallint) AS l, "
+            "CAST(:size AS bigint) >> l AS low FROM generate_series(0, 63) AS l OFFSET 0) AS g "
+            "CROSS JOIN LATERAL (SELECT idx FROM log_nodes "
+            "WHERE tenant_id = current_setting('plant.tenant') AND level = g.l AND idx >= g.low "
+            "ORDER BY idx LIMIT 100) AS n ORDER BY g.l, n.idx"
         ),
         {"size": size},
     ).all()
@@ -197,13 +202,15 @@ def nodes_beyond(conn: Connection, size: int) -> list[Key]:
 def nodes_absent(conn: Connection, start: int, size: int) -> list[Key]:
     """The subtrees a tree of ``size`` leaves stores whose leaves are not all before
     ``start``, (level, index), that are not stored: counted per level first (an index-only
-    scan), then named on the levels whose count is short."""
+    scan; the bounds are plain columns, as in ``nodes_beyond``), then named on the levels
+    whose count is short."""
     counts = conn.execute(
         text(
-            "SELECT l, (SELECT count(*) FROM log_nodes WHERE tenant_id = "
-            "current_setting('plant.tenant') AND level = CAST(l AS smallint) "
-            "AND idx >= (CAST(:start AS bigint) >> l) AND idx < (CAST(:size AS bigint) >> l)) "
-            "FROM generate_series(0, 62) AS l WHERE (CAST(:size AS bigint) >> l) > 0"
+            "SELECT g.l, (SELECT count(*) FROM log_nodes WHERE tenant_id = "
+            "current_setting('plant.tenant') AND level = g.l AND idx >= g.low AND idx < g.high) "
+            "FROM (SELECT CAST(l AS smallint) AS l, CAST(:start AS bigint) >> l AS low, "
+            "CAST(:size AS bigint) >> l AS high FROM generate_series(0, 62) AS l "
+            "WHERE (CAST(:size AS bigint) >> l) > 0 OFFSET 0) AS g"
         ),
         {"start": start, "size": size},
     ).all()

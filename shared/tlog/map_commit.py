@@ -12,8 +12,8 @@ index of its newest certificate entry below N. An entity whose newest version st
 readable status keeps the head it had. ``head_of`` is that rule, shared with the audit.
 
 Only the entities with an entry since the last commit are re-derived: one read of the new
-entries, one read of the changed keys' map paths (``DbMapNodes``), one multi-row upsert of
-the nodes written, one append.
+entries (binary COPY), one read of the changed keys' map paths (``DbMapNodes``: a depth at a
+time for a seal's many keys), one multi-row upsert of the nodes written, one append.
 """
 
 from __future__ import annotations
@@ -78,12 +78,16 @@ _LAST_COMMIT = text(
     "SELECT idx FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
     "AND entry_type = 'map_commit' ORDER BY idx DESC LIMIT 1"
 )
-_NEW = text(
+_NEW = (
     "SELECT idx, entry_type, kind, CAST(entity_id AS text), version, leaf_hash, "
     "CASE WHEN entry_type = 'version' THEN body END FROM log_entries "
-    "WHERE tenant_id = current_setting('plant.tenant') AND idx >= :start AND idx < :size "
+    "WHERE tenant_id = current_setting('plant.tenant') AND idx >= {start} AND idx < {size} "
     "AND entry_type <> 'map_commit' ORDER BY idx"
 )
+_NEW_COLUMNS = (
+    copyread.INT8, copyread.TEXT, copyread.TEXT, copyread.raw(36), copyread.INT4,
+    copyread.raw(32), copyread.BYTEA,
+)  # fmt: skip
 _NEWEST_VERSION = text(
     "SELECT v.idx, v.kind, CAST(v.entity_id AS text), v.version, v.leaf_hash, v.body "
     "FROM unnest(CAST(:ids AS uuid[])) AS i(id) CROSS JOIN LATERAL (SELECT * FROM log_entries e "
@@ -102,21 +106,23 @@ Version = tuple[int, str, int, bytes, str | None]  # index, kind, version, leaf,
 def changed_heads(conn: Connection, start: int, size: int) -> dict[str, heads_map.Head]:
     """The heads after entries [0, size) of the entities with an entry in [start, size).
 
-    The new entries are read ``copyread.RANGE`` at a time (a first seal of a large log reads
-    it all), each version's status taken from its body as it is read."""
+    The new entries are read ``copyread.RANGE`` at a time by binary COPY (a first seal of a
+    large log reads it all; pg8000's rows were most of a 10,000-entry seal's read), each
+    version's status taken from its body as it is read."""
     versions: dict[str, Version] = {}
     certificates: dict[str, int] = {}
     touched: set[str] = set()
     for low in range(start, size, copyread.RANGE):
         high = min(size, low + copyread.RANGE)
-        for idx, entry_type, kind, entity_id, version, leaf, body in conn.execute(
-            _NEW, {"start": low, "size": high}
-        ):
-            touched.add(entity_id)
-            if entry_type == "certificate":
-                certificates[entity_id] = idx
-            elif entry_type == "version":
-                versions[entity_id] = (idx, kind, version, bytes(leaf), status_of(bytes(body)))
+        query = _NEW.format(start=copyread.int_literal(low), size=copyread.int_literal(high))
+        for rows in copyread.copy_batches(conn, query, _NEW_COLUMNS):
+            for idx, entry_type, kind, raw_id, version, leaf, body in rows:
+                entity_id = raw_id.decode()
+                touched.add(entity_id)
+                if entry_type == "certificate":
+                    certificates[entity_id] = idx
+                elif entry_type == "version":
+                    versions[entity_id] = (idx, kind, version, leaf, status_of(body))
     older = sorted(touched - set(versions))
     if older:
         for row in conn.execute(_NEWEST_VERSION, {"ids": older, "size": size}):
@@ -176,16 +182,3 @@ def commit_map(conn: Connection, tenant: str, sealed_size: int) -> Committed | N
         raise RuntimeError(f"the map commit landed at {appended.index}, not {size}")
     receipts.record(conn, tenant, appended.index, [appended.leaf_hash])
     return Committed(commit, appended.index, len(heads))
-
-
-def head_at(conn: Connection, entity_id: str, size: int) -> heads_map.Head | None:
-    """One entity's head after entries [0, size), as the commit at ``size`` holds it (None:
-    absent from that map)."""
-    row = conn.execute(_NEWEST_VERSION, {"ids": [entity_id], "size": size}).first()
-    if row is None:
-        return None
-    certificate, status = None, status_of(bytes(row[5]))
-    if status == "certified":
-        found = conn.execute(_NEWEST_CERTIFICATE, {"ids": [entity_id], "size": size}).first()
-        certificate = None if found is None or found[1] is None else int(found[1])
-    return head_of(row[1], row[2], row[3], row[0], bytes(row[4]), status, certificate)

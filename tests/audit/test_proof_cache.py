@@ -115,6 +115,6 @@ def test_packed_nodes_of_other_lengths_split_as_the_walk_reads_them():
     nodes = {(0, 0): b"a" * 32, (0, 1): b"b" * 31, (0, 2): b"c" * 33, (3, 7): b"d" * 32}
     packed = b"".join(record(*key, node) for key, node in nodes.items())
     assert len(packed) % 44 == 0
-    assert tree._split_nodes(packed) == nodes
+    assert tree.split_nodes(packed) == nodes
     whole = {key: node for key, node in nodes.items() if len(node) == 32}
-    assert tree._split_nodes(b"".join(record(*k, n) for k, n in whole.items())) == whole
+    assert tree.split_nodes(b"".join(record(*k, n) for k, n in whole.items())) == whole

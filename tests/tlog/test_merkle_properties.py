@@ -3,6 +3,7 @@ for every tree size from 1 to 2000, and fail for any flipped bit, wrong index or
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -169,3 +170,45 @@ def test_many_proofs_at_once_equal_the_rfcs_each_with_one_read(size, picks, rng)
     assert consistencies == [ref.proof(old, LEAVES[:size]) for old in olds]
     expected_reads = (indices != [] and size > 1) + any(old < size for old in olds)
     assert reader.reads == expected_reads
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, MAX).flatmap(
+        lambda size: st.tuples(
+            st.just(size),
+            st.lists(
+                st.tuples(
+                    st.lists(st.integers(0, size - 1), max_size=8),
+                    st.lists(st.integers(1, size), max_size=8),
+                ),
+                max_size=5,
+            ),
+        )
+    )
+)
+def test_pipelined_proofs_are_the_batched_proofs_one_read_a_batch(case):
+    size, batches = case
+    reads: list[int] = []
+
+    class Counting:
+        def get_nodes(self, keys):
+            reads.append(len(keys))
+            return TREE.get_nodes(keys)
+
+    got = list(merkle.pipelined_proofs(Counting(), batches, size))
+    assert got == [
+        (
+            [ref.path(i, LEAVES[:size]) for i in indices],
+            [ref.proof(old, LEAVES[:size]) for old in olds],
+        )
+        for indices, olds in batches
+    ]
+    assert len(reads) == len(batches)
+
+
+def test_pipelined_proofs_name_a_missing_node():
+    partial = merkle.MemoryNodes()
+    partial.nodes = {k: v for k, v in TREE.nodes.items() if k != (0, 5)}
+    with pytest.raises(merkle.MissingNode, match=r"\(0, 5\)"):
+        list(merkle.pipelined_proofs(partial, [([4], [])], 64))

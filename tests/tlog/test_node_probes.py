@@ -28,3 +28,90 @@ def test_node_reads_fetch_a_few_blocks_per_key_not_the_tenants_tree(
 
 
 _FETCHED = "SELECT pg_stat_get_xact_blocks_fetched(CAST('log_nodes' AS regclass))"
+
+
+def _fetched(conn, table: str) -> int:
+    return int(
+        conn.execute(
+            text("SELECT pg_stat_get_xact_blocks_fetched(CAST(:t AS regclass))"), {"t": table}
+        ).scalar_one()
+    )
+
+
+def test_map_paths_edge_checks_and_current_proofs_probe_not_scan(superuser, tenant, database_url):
+    """As the application role, under the tenant isolation policy: the map's path walk, the
+    seal's and the audit's per-level checks of the log's right edge, and the one-statement
+    current proof each read a few blocks per node, not the tenant's tables (PostgreSQL 15
+    makes no index condition of a comparison with an expression over the outer row under
+    RLS: run with PLANT_TEST_SERVER_URL on a 15 server, the walk before the fix read 2,920
+    blocks here; 16, the embedded server, planned it as probes)."""
+    import uuid
+
+    from shared.integrity import heads_map
+    from shared.storage import map_nodes, proof_reads
+
+    seed_skills(superuser, tenant, 0, 6000)
+    tlog.seal(tenant)  # about 12,000 log nodes and 14,000 map nodes
+    with superuser.connect() as su:
+        ids = (
+            su.execute(
+                text(
+                    "SELECT CAST(entity_id AS text) FROM entity_heads WHERE tenant_id = :t LIMIT 5"
+                ),
+                {"t": tenant},
+            )
+            .scalars()
+            .all()
+        )
+    keys = [heads_map.entity_key(uuid.UUID(i)) for i in ids]
+    with database().transaction(tenant) as conn:
+        size = tree.latest_checkpoint(conn).size  # type: ignore[union-attr]
+        before = _fetched(conn, "heads_map_nodes")
+        store = map_nodes.DbMapNodes(conn)
+        store.get_paths(keys)
+        assert store.rows_read > 5 * 10
+        assert _fetched(conn, "heads_map_nodes") - before <= 4 * 5 * 16
+        before = _fetched(conn, "log_nodes")
+        assert tree.nodes_beyond(conn, size) == []
+        assert tree.nodes_absent(conn, size - 50, size) == []
+        assert _fetched(conn, "log_nodes") - before <= 4 * 64 + 2 * 50
+        before = _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_nodes")
+        parts = proof_reads.current_parts(conn, tenant, ids[0], None)
+        assert parts is not None and parts.version is not None
+        assert _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_nodes") - before <= 4 * (
+            len(parts.log_nodes) + len(parts.map_nodes)
+        )
+
+
+def test_paths_read_a_depth_at_a_time_are_the_walks(superuser, tenant, database_url):
+    """Over ``LEVELWISE`` keys, the map's paths are read a depth at a time (each node once):
+    exactly the nodes the one-statement walk reads for the same keys, present or absent, and
+    what a seal then builds from them is the map the walk would give."""
+    import os
+
+    from shared.integrity import heads_map, sparse_merkle
+    from shared.storage import map_nodes
+
+    seed_skills(superuser, tenant, 0, 3000)
+    tlog.seal(tenant)
+    with superuser.connect() as su:
+        ids = (
+            su.execute(
+                text("SELECT entity_id FROM entity_heads WHERE tenant_id = :t"), {"t": tenant}
+            )
+            .scalars()
+            .all()
+        )
+    keys = [heads_map.entity_key(i) for i in ids[:400]] + [os.urandom(32) for _ in range(200)]
+    with database().transaction(tenant) as conn:
+        store = map_nodes.DbMapNodes(conn)
+        levelwise = store.get_paths(keys)
+        assert store.queries > 5  # a statement per depth
+        walked: dict = {}
+        for at in range(0, len(keys), map_nodes.LEVELWISE):
+            walked.update(store.get_paths(keys[at : at + map_nodes.LEVELWISE]))
+        assert levelwise == walked and len(walked) > len(keys)
+        changes = {k: b"value" for k in keys[::7]}
+        memory = sparse_merkle.MemoryNodeStore()
+        memory.nodes = dict(walked)
+        assert sparse_merkle.update(store, changes) == sparse_merkle.update(memory, changes)

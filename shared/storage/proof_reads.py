@@ -1,0 +1,86 @@
+"""Every stored part of a current-version proof in one statement (``plant_current_proof``,
+migration 0018): the checkpoint, the entry at its last index, the entity's newest version
+and certificate entries below it, the map nodes on the entity's key path and the log nodes
+its three inclusion paths fold from. One round trip, one snapshot; the caller computes the
+proof from these bytes with the same code that reads them one statement at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared.integrity.sparse_merkle import Address
+from shared.storage import map_nodes, tree
+
+_CURRENT = text(
+    "SELECT * FROM plant_current_proof(:tenant, CAST(:entity AS uuid), CAST(:size AS bigint))"
+)
+
+
+@dataclass(frozen=True)
+class Version:
+    """The entity's newest version entry below the commit, as the log stores it."""
+
+    index: int
+    kind: str
+    version: int
+    leaf_hash: bytes
+    body: bytes
+
+
+@dataclass(frozen=True)
+class CurrentParts:
+    """What ``plant_current_proof`` read: the checkpoint (size, signed note); the entry at
+    size - 1 (type and body; None when missing); the newest version and certificate entries
+    of the entity below size - 1; and the stored nodes (map nodes by address, log nodes by
+    (level, index)) its proofs need."""
+
+    size: int
+    note: str
+    commit: tuple[str, bytes] | None
+    version: Version | None
+    certificate: tuple[int, bytes] | None
+    map_nodes: dict[Address, bytes]
+    log_nodes: dict[tree.Key, bytes]
+
+
+class ReadNodes:
+    """The nodes read, as the ``NodeReader`` and ``NodeStore`` the proof code asks: a key it
+    asks for that was not read is absent, exactly as an unstored node would be."""
+
+    def __init__(self, parts: CurrentParts) -> None:
+        self.parts = parts
+
+    def get_nodes(self, keys: Sequence[tree.Key]) -> Mapping[tree.Key, bytes]:
+        nodes = self.parts.log_nodes
+        return {key: nodes[key] for key in keys if key in nodes}
+
+    def get_paths(self, keys: Sequence[bytes]) -> Mapping[Address, bytes]:
+        return self.parts.map_nodes
+
+
+def current_parts(
+    conn: Connection, tenant: str, entity_id: str, size: int | None
+) -> CurrentParts | None:
+    """The parts of ``entity_id``'s proof against the checkpoint of ``size`` (None: the
+    latest), read under ``tenant``; None when there is no such checkpoint."""
+    row = conn.execute(_CURRENT, {"tenant": tenant, "entity": entity_id, "size": size}).first()
+    if row is None:
+        return None
+    (cp_size, note, commit_type, commit_body, v_idx, v_kind, v_number, v_leaf, v_body) = row[:9]
+    c_idx, c_body, map_path, log_path = row[9:]
+    return CurrentParts(
+        size=int(cp_size),
+        note=note,
+        commit=None if commit_type is None else (commit_type, bytes(commit_body)),
+        version=None
+        if v_idx is None
+        else Version(int(v_idx), v_kind, int(v_number), bytes(v_leaf), bytes(v_body)),
+        certificate=None if c_idx is None else (int(c_idx), bytes(c_body)),
+        map_nodes=map_nodes.split_paths(bytes(map_path)),
+        log_nodes=tree.split_nodes(bytes(log_path)),
+    )
