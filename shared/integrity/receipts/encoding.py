@@ -1,25 +1,5 @@
-"""Signed write receipts: the log's promise, signed with its key, that an entry is at an index.
-
-In the spirit of Certificate Transparency's SCT (RFC 6962 §3.2, RFC 9162 §4.8) and Rekor's
-signed entry timestamp: fixed-width big-endian fields after a type byte that keeps the two
-kinds of signed statement apart, the log's key id and a time in milliseconds since the epoch.
-Unlike an SCT the receipt also names the origin, the index and the leaf hash, so an insider
-holding the database but not the key can neither append nor rewrite an entry unnoticed.
-
-Signed bytes (``CONTEXT`` is ``plant-receipt/v1`` and a newline, 17 bytes; integers unsigned
-big-endian)::
-
-    entry: CONTEXT || 0x00 || key id (4) || time (8) || len(origin) (2) || origin
-                   || index (8) || leaf hash (32)
-    batch: CONTEXT || 0x01 || key id (4) || time (8) || len(origin) (2) || origin
-                   || first (8) || count (8) || MTH(leaf hashes [first, first + count)) (32)
-
-The byte after the context line is a control byte, so no signed message is a C2SP note text
-(a checkpoint, a ``cosignature/v1`` message) and none starts ``DSSEv1 `` (a DSSE PAE).
-Encodings for storage are ``0x01`` (the format version) followed by the signed bytes without
-``CONTEXT``, then the 64-byte Ed25519 signature; a batch entry's receipt appends its index,
-its leaf hash and its inclusion path within the range. ``docs/formats.md`` spells every byte.
-"""
+"""The receipts' bytes: their fields, checks, signed messages, stored encodings and JSON form
+(the package's docstring spells the format)."""
 
 from __future__ import annotations
 
@@ -27,13 +7,9 @@ import base64
 import binascii
 import functools
 import struct
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from shared.integrity import merkle
-from shared.integrity.note import Signer, Verifier
 
 CONTEXT = b"plant-receipt/v1\n"
 FORMAT = "plant-receipt/v1"
@@ -104,11 +80,6 @@ class BadSignature(ReceiptError):
     """A pinned key has the receipt's key id but its signature over the signed bytes fails."""
 
     reason = "bad_signature"
-
-
-def now_ms() -> int:
-    """Milliseconds since the Unix epoch, as an SCT's timestamp."""
-    return time.time_ns() // 1_000_000
 
 
 def _check_int(value: object, what: str, low: int = 0) -> int:
@@ -303,74 +274,6 @@ def _batch_message(
     return _head(TYPE_BATCH, key_id, time_ms, origin) + _BATCH_TAIL.pack(first, count, root)
 
 
-def sign_entry(
-    signer: Signer, origin: str, index: int, leaf_hash: bytes, time_ms: int | None = None
-) -> Receipt:
-    """Sign one entry's receipt (the ``entry`` signed bytes) with the log's key."""
-    when = now_ms() if time_ms is None else time_ms
-    key_id = signer.verifier.key_id
-    _origin_bytes(origin)  # the fields are checked before anything is signed
-    _check_int(index, "index")
-    _check_hash(leaf_hash, "leaf hash")
-    _check_common(key_id, when, bytes(SIGNATURE_SIZE))
-    message = _entry_message(origin, index, leaf_hash, when, key_id)
-    return Receipt(origin, index, leaf_hash, when, key_id, signer.sign(message))
-
-
-def sign_batch(
-    signer: Signer,
-    origin: str,
-    first: int,
-    leaf_hashes: Sequence[bytes],
-    time_ms: int | None = None,
-) -> tuple[BatchReceipt, list[BatchEntryReceipt]]:
-    """One signature (the ``batch`` signed bytes) over the range's RFC 9162 root, and each
-    entry's receipt: that signature plus the entry's inclusion path within the range."""
-    if not leaf_hashes:
-        raise MalformedReceipt("a batch has at least one entry")
-    for leaf in leaf_hashes:
-        _check_hash(leaf, "leaf hash")
-    count = len(leaf_hashes)
-    levels = range_levels(leaf_hashes)
-    root = levels[-1][0]
-    when = now_ms() if time_ms is None else time_ms
-    key_id = signer.verifier.key_id
-    message = _batch_message(origin, first, count, root, when, key_id)
-    batch = BatchReceipt(origin, first, count, root, when, key_id, signer.sign(message))
-    paths = [range_path(levels, offset) for offset in range(count)]
-    entries = [
-        BatchEntryReceipt(batch, first + offset, leaf, tuple(path))
-        for offset, (leaf, path) in enumerate(zip(leaf_hashes, paths, strict=True))
-    ]
-    return batch, entries
-
-
-def range_levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
-    """The RFC 9162 tree of a range, level by level: pairs hashed with ``merkle.node_hash``,
-    an odd last node carried up unchanged (the same tree as the RFC's split at the largest
-    power of two); the last level is the root alone. O(count) memory, one hash per node."""
-    levels = [list(leaf_hashes)]
-    while len(levels[-1]) > 1:
-        below = levels[-1]
-        above = [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-        if len(below) % 2:
-            above.append(below[-1])
-        levels.append(above)
-    return levels
-
-
-def range_path(levels: list[list[bytes]], offset: int) -> list[bytes]:
-    """RFC 9162 §2.1.3.1 PATH(offset, range), leaf's sibling first (as
-    ``merkle.inclusion_proof`` gives it): a level where the node has no sibling adds none."""
-    path: list[bytes] = []
-    for level in levels[:-1]:
-        sibling = offset ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        offset >>= 1
-    return path
-
-
 # -- strict decoding -------------------------------------------------------------------------
 
 
@@ -494,94 +397,3 @@ def from_json(obj: Any) -> AnyReceipt:
         signature,
     )
     return BatchEntryReceipt(batch, obj["index"], leaf, tuple(_unb64(p, "path") for p in path))
-
-
-# -- verification ----------------------------------------------------------------------------
-
-Keys = Sequence[str | Verifier]
-
-
-def _verifiers(keys: Keys) -> list[Verifier]:
-    """Pinned keys as ``plant verify`` takes them: C2SP vkeys (or parsed Verifiers); a bad
-    vkey raises ``note.MalformedNote``, a mistake of the caller's, not the receipt's."""
-    if isinstance(keys, str):
-        keys = [keys]
-    return [k if isinstance(k, Verifier) else Verifier.from_vkey(k) for k in keys]
-
-
-def _check_signature(keys: Keys, key_id: bytes, message: bytes, signature: bytes) -> Verifier:
-    candidates = [v for v in _verifiers(keys) if v.key_id == key_id]
-    if not candidates:
-        raise WrongKey(f"no pinned key has key id {key_id.hex()}")
-    for verifier in candidates:
-        if verifier.verify(message, signature):
-            return verifier
-    raise BadSignature(f"the signature by key {key_id.hex()} does not verify")
-
-
-def verify_batch(batch: BatchReceipt, keys: Keys, origin: str) -> Verifier:
-    """Check a batch's signature over its ``batch`` signed bytes and its origin; return the
-    key that signed it. The audit then compares ``batch.root`` with the range's MTH."""
-    verifier = _check_signature(keys, batch.key_id, batch.signed_bytes(), batch.signature)
-    if batch.origin != origin:
-        raise WrongOrigin(f"the receipt is for {batch.origin!r}, not {origin!r}")
-    return verifier
-
-
-def verify_range(
-    batch: BatchReceipt, keys: Keys, origin: str, leaf_hashes: Sequence[bytes]
-) -> None:
-    """Check a whole batch at once (the audit holds every leaf): one signature and the MTH of
-    ``leaf_hashes``, the leaves at [first, first + count), against the signed root."""
-    verify_batch(batch, keys, origin)
-    if len(leaf_hashes) != batch.count:
-        raise IndexMismatch(f"the batch covers {batch.count} entries, {len(leaf_hashes)} given")
-    if merkle.root_from_leaves(list(leaf_hashes)) != batch.root:
-        raise LeafMismatch("the range's leaves do not hash to the signed root")
-
-
-def verify(
-    receipt: AnyReceipt | bytes | Mapping[str, Any],
-    keys: Keys,
-    origin: str,
-    index: int,
-    *,
-    leaf_hash: bytes | None = None,
-    entry: bytes | None = None,
-) -> AnyReceipt:
-    """Check one entry's receipt offline: single (``entry`` signed bytes) or batch entry
-    (``batch`` signed bytes and its path). Give the entry's bytes or its leaf hash.
-
-    The signature is checked first, then what it says against what was asked, so a genuine
-    receipt replayed elsewhere is named for what differs (origin, index, leaf). Returns the
-    parsed receipt; raises a ``ReceiptError`` whose ``reason`` names the failure.
-    """
-    if (leaf_hash is None) == (entry is None):
-        raise TypeError("give exactly one of leaf_hash and entry")
-    wanted_leaf = merkle.leaf_hash(entry) if entry is not None else leaf_hash
-    if isinstance(receipt, bytes):
-        receipt = decode(receipt)
-    elif isinstance(receipt, Mapping):
-        receipt = from_json(receipt)
-    if not isinstance(receipt, Receipt | BatchEntryReceipt):
-        raise TypeError("verify takes an entry's receipt; a batch alone goes to verify_range")
-    if isinstance(receipt, Receipt):
-        _check_signature(keys, receipt.key_id, receipt.signed_bytes(), receipt.signature)
-    else:
-        verify_batch(receipt.batch, keys, receipt.origin)
-    if receipt.origin != origin:
-        raise WrongOrigin(f"the receipt is for {receipt.origin!r}, not {origin!r}")
-    if receipt.index != index:
-        raise IndexMismatch(f"the receipt is for index {receipt.index}, not {index}")
-    if receipt.leaf_hash != wanted_leaf:
-        raise LeafMismatch(f"the receipt is for another entry at index {index}")
-    if isinstance(receipt, BatchEntryReceipt):
-        batch = receipt.batch
-        if not batch.first <= index < batch.first + batch.count:
-            raise IndexMismatch(f"the batch [{batch.first}, +{batch.count}) lacks index {index}")
-        offset = index - batch.first
-        if not merkle.verify_inclusion(
-            receipt.leaf_hash, offset, batch.count, receipt.path, batch.root
-        ):
-            raise BadPath(f"the path of index {index} does not lead to the batch's root")
-    return receipt
