@@ -21,6 +21,7 @@ from shared.errors import InvalidQuery
 from shared.evidence.slots import Slot
 from shared.integrity import canonical, digests
 from shared.integrity.canonical import now_text
+from shared.registry import certification
 from shared.rules import lifecycle
 from shared.rules.kinds import KINDS
 from shared.security.principal import Principal
@@ -115,12 +116,11 @@ def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
             text(
                 "SELECT h.kind, CAST(h.entity_id AS text), h.name, h.version, h.status, "
                 "h.first_index, h.log_index, e.digest, e.body, c.idx, c.version, c.digest, "
-                "c.actor, to_char(c.created_at AT TIME ZONE 'UTC', "
-                '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\') FROM entity_heads h '
+                "c.body FROM entity_heads h "
                 "JOIN log_entries e ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
                 # The entity's latest certificate, whatever its current version: after an
                 # amendment the version's body no longer names it, the log still does.
-                "LEFT JOIN LATERAL (SELECT idx, version, digest, actor, created_at "
+                "LEFT JOIN LATERAL (SELECT idx, version, digest, body "
                 "FROM log_entries WHERE tenant_id = h.tenant_id AND entity_id = h.entity_id "
                 "AND entry_type = 'certificate' ORDER BY idx DESC LIMIT 1) c ON true "
                 "WHERE h.first_index > :after "
@@ -131,11 +131,13 @@ def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
             {"after": after, "kind": q.kind, "status": q.status, "limit": BATCH},
         ).all()
         for (kind, entity_id, name, version, status, _first, log_index, digest, body,
-             c_index, c_version, c_digest, c_actor, c_at) in batch:  # fmt: skip
+             c_index, c_version, c_digest, c_body) in batch:  # fmt: skip
             doc = canonical.read(bytes(body))
             alignment = doc["constitutional_alignment"]
             cert = alignment.get("certification") or {}
             if not cert and c_index is not None:
+                # who and when as the certificate's signed statement says, not its row
+                c_actor, c_at = _signed_terms(bytes(c_body))
                 cert = {
                     "certified_version": int(c_version),
                     "certifier": c_actor,
@@ -162,6 +164,14 @@ def rows(conn: Connection, q: Query) -> Iterator[dict[str, Any]]:
         if len(batch) < BATCH:
             return
         after = int(batch[-1][5])
+
+
+def _signed_terms(body: bytes) -> tuple[str | None, str | None]:
+    try:
+        envelope = canonical.read(body)
+    except (canonical.CanonicalError, ValueError):
+        return None, None
+    return certification.signed_terms(envelope)
 
 
 def json_chunks(head: dict[str, Any], entities: Iterator[dict[str, Any]]) -> Iterator[bytes]:

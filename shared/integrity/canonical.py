@@ -225,4 +225,9 @@ def member_order(key: Any) -> bytes:
 
 def now_text() -> str:
     """UTC time as RFC 3339 with milliseconds, the form every document uses."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return time_text(datetime.now(UTC))
+
+
+def time_text(moment: datetime) -> str:
+    """``moment`` in UTC as RFC 3339 with milliseconds (``...T12:00:00.000Z``)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -444,14 +444,20 @@ def certificates(principal: Principal, slug: str, raw_id: str) -> dict[str, Any]
 
 
 def _certified_at(envelope: dict[str, Any]) -> str | None:
-    """When a certificate was made, as its signed statement says (``certified_at``): not the
-    row's ``created_at`` column, which no signature covers and an insider can rewrite."""
+    return signed_terms(envelope)[1]
+
+
+def signed_terms(envelope: Any) -> tuple[str | None, str | None]:
+    """(certifier, certified_at) as a certificate's signed statement says them: not the row's
+    ``actor`` and ``created_at`` columns, which no signature covers and an insider can
+    rewrite. (None, None) for an envelope that does not parse (the audit names it)."""
     try:
         statement = canonical.loads(base64.b64decode(envelope["payload"], validate=True))
-        at = statement["predicate"]["certified_at"]
-    except (canonical.CanonicalError, KeyError, TypeError, ValueError):
-        return None
-    return at if isinstance(at, str) else None
+        predicate = statement["predicate"]
+        who, at = predicate.get("certifier"), predicate.get("certified_at")
+    except (canonical.CanonicalError, KeyError, TypeError, ValueError, AttributeError):
+        return None, None
+    return (who if isinstance(who, str) else None), (at if isinstance(at, str) else None)
 
 
 def catalogue() -> list[dict[str, Any]]:

@@ -4,17 +4,18 @@ keys, and one version's proof."""
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from shared.errors import InvalidQuery, NotFound
-from shared.integrity import digests, merkle
+from shared.integrity import canonical, digests, merkle
 from shared.rules import path_params, query_params
 from shared.security.principal import READ_ROLES, Principal
-from shared.storage import cosignatures, ledger, tree
+from shared.storage import cosignatures, ledger, receipt_rows, tree
 from shared.storage.engine import database
-from shared.tlog import keys
+from shared.tlog import keys, receipts
 
 
 def latest_checkpoint(principal: Principal) -> tree.StoredCheckpoint:
@@ -40,10 +41,13 @@ def checkpoint_at(principal: Principal, query: dict[str, str]) -> tree.StoredChe
 def entry(principal: Principal, raw_index: str) -> dict[str, Any]:
     principal.require(*READ_ROLES)
     index = path_params.number(raw_index, "index", minimum=0, maximum=query_params.MAX_INTEGER)
-    found = None
+    found = receipt = None
     if index is not None:
         with database().transaction(principal.tenant) as conn:
             found = ledger.entry_at(conn, index)
+            if found is not None:
+                held = receipts.entry_receipts(receipt_rows.covering(conn, index, index + 1))
+                receipt = held.get(index)
     if found is None:
         raise NotFound(f"no entry {raw_index}")
     return {
@@ -55,8 +59,15 @@ def entry(principal: Principal, raw_index: str) -> dict[str, Any]:
         "body": digests.b64(found.body),
         "leaf_hash": digests.b64(found.leaf_hash),
         "digest": "sha256:" + found.digest.hex(),
-        "created_at": found.created_at,
+        # when, as the write's signed receipt says (the row's created_at column is covered by
+        # no signature); none before the entry's receipt exists
+        "created_at": _signed_time(receipt.time_ms) if receipt is not None else None,
+        "receipt": receipt.to_json() if receipt is not None else None,
     }
+
+
+def _signed_time(time_ms: int) -> str:
+    return canonical.time_text(datetime.fromtimestamp(time_ms / 1000, UTC))
 
 
 def _sealed_size(conn: Connection) -> int:

@@ -9,12 +9,12 @@ cost one more read-only transaction of four indexed single-row reads.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 
 from shared.errors import InvalidQuery
+from shared.integrity import canonical
 from shared.security.principal import Principal
 from shared.storage.engine import database
 from shared.tlog import keys, witnesses
@@ -69,7 +69,7 @@ def report(principal: Principal) -> dict[str, Any]:
         if checkpoint is None
         else {
             "size": int(checkpoint[0]),
-            "created_at": _rfc3339(checkpoint[1]),
+            "created_at": canonical.time_text(checkpoint[1]),
             "age_seconds": round((now - checkpoint[1]).total_seconds(), 3),
             "unsealed_entries": int(log_size) - int(checkpoint[0]),
         },
@@ -79,12 +79,8 @@ def report(principal: Principal) -> dict[str, Any]:
             "id": run[0],
             "mode": run[1],
             "status": run[2],
-            "started_at": _rfc3339(run[3]),
-            "finished_at": _rfc3339(run[4]) if run[4] else None,
+            "started_at": canonical.time_text(run[3]),
+            "finished_at": canonical.time_text(run[4]) if run[4] else None,
             "finding_count": run[5],
         },
     }
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

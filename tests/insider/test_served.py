@@ -7,11 +7,16 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from shared.errors import IntegrityViolation
-from shared.registry import certification, reads
+from shared.evidence import reports
+from shared.integrity import canonical, receipts
+from shared.registry import certification, reads, writes
+from shared.security.principal import Principal
+from shared.tlog import keys, proofs
 from tests.insider.conftest import Tenant
 from tests.support.reliability_table import record
 
@@ -80,3 +85,53 @@ def test_a_fake_running_run_started_in_the_future_blocks_nothing(fixture_tenant,
     assert status == "failed"
     record(request.node, "insider: audit_runs: a fake 'running' run", 1,
            "abandoned; the next audit runs")  # fmt: skip
+
+
+@pytest.mark.insider_short
+def test_a_log_entry_time_is_its_signed_receipts(fixture_tenant, attack, request):
+    """``GET /log/entries/{i}`` serves the time the write's signed receipt holds, with the
+    receipt: a version row's ``created_at`` rewritten changes nothing served."""
+    t = fixture_tenant
+    index = t.index(t.skills[6], 2)
+    before = proofs.entry(t.author, str(index))
+    attack("UPDATE log_entries SET created_at = '2001-01-01' WHERE tenant_id = :t AND idx = :i",
+           t=t.name, i=index)  # fmt: skip
+    served = proofs.entry(t.author, str(index))
+    assert served == before
+    assert served["created_at"] is not None and not served["created_at"].startswith("2001")
+    receipt = receipts.verify(
+        served["receipt"], keys.keyring().vkeys, keys.origin(t.name), index,
+        entry=base64.b64decode(served["body"]),
+    )  # fmt: skip
+    moment = datetime.fromtimestamp(receipt.time_ms / 1000, UTC)
+    assert served["created_at"] == canonical.time_text(moment)
+    record(request.node, "insider: log_entries: a version's created_at changed", 1,
+           "the API serves the receipt's signed time")  # fmt: skip
+
+
+@pytest.mark.insider_short
+def test_a_reports_certifier_and_time_are_the_signed_ones(fixture_tenant, attack, request):
+    """After an amendment the report takes the certification from the certificate entry: its
+    signed statement's certifier and time, not the row's ``actor`` and ``created_at``."""
+    t = fixture_tenant
+    entity = t.skills[1]
+    writes.amend(t.author, "skills", entity, {"description": "later", "amendment_reason": "r"},
+                 '"v3"', "r")  # fmt: skip
+    index = t.index(entity, 2, "certificate")
+    auditor = Principal("audrey", t.name, frozenset({"auditor"}))
+
+    def reported() -> dict:
+        _head, chunks = reports.report(auditor, {"format": "json"})
+        rows = json.loads(b"".join(chunks))["entities"]
+        return next(r for r in rows if r["id"] == entity)
+
+    before = reported()
+    attack("UPDATE log_entries SET actor = 'mallory', created_at = '2001-01-01' "
+           "WHERE tenant_id = :t AND idx = :i", t=t.name, i=index)  # fmt: skip
+    after = reported()
+    signed = (before["certifier"], before["certified_at"])
+    assert (after["certifier"], after["certified_at"]) == signed
+    assert after["certifier"] == "carol" and not after["certified_at"].startswith("2001")
+    assert after["certificate_log_index"] == index
+    record(request.node, "insider: log_entries: a certificate row's actor and created_at", 1,
+           "the report serves the signed certifier and time")  # fmt: skip

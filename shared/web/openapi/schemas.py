@@ -646,7 +646,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "body": {**B64, "description": "the exact RFC 8785 bytes that were hashed"},
             "leaf_hash": HASH_B64,
             "digest": DIGEST,
-            "created_at": TIME,
+            "created_at": nullable(
+                {**TIME, "description": "the time the write's signed receipt holds (null: none)"}
+            ),
+            "receipt": nullable(ref("Receipt")),
         },
         ["index", "entry_type", "entity_type", "entity_id", "version", "body", "leaf_hash"],
     ),
