@@ -164,8 +164,9 @@ def _audit(
         latest = checkpoints.verified(state, since)
         checkpoints.cosigned(state)
         rows: list[Row] = []
+        replay = map_check.Replay(start)  # fed by the entries pass: the log is read once
         if latest is not None and start <= latest.size:
-            rows = entries.checked(state, start, latest, progress)
+            rows = entries.checked(state, start, latest, progress, replay)
         verified_to = latest.size if latest else 0
         size = tree.log_size(conn)
         last = tree.latest_checkpoint(conn)
@@ -184,7 +185,7 @@ def _audit(
         logged = history.checked(state, start, verified_to)
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
-        map_check.checked(state, start == 0, start, verified_to)
+        map_check.checked(state, replay, start, verified_to)
         receipts.checked(state, start, size)  # last: an entry already named is not again
         all_findings = _dedupe(state.findings, findings)
         return {

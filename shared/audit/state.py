@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.audit.findings import Finding
+from shared.audit.map_feed import Feed
 from shared.audit.workers import Workers
 from shared.config import settings
 from shared.tlog import keys
@@ -94,6 +95,8 @@ class AuditState:
     # heads pass to hand on; and the entities read in several ranges
     range_summaries: list[Summaries] | None = None
     shared: set[str] = field(default_factory=set)
+    # while the entries pass feeds the map pass: what the map needs of the range being read
+    map_feed: Feed | None = None
     rows_read: int = 0
     entries_verified: int = 0
 
