@@ -1,6 +1,7 @@
 """The benchmark database: a fresh migrated database on DATABASE_URL's server or an embedded
 PostgreSQL, a superuser engine for seeding and baselines, and the plain tables the baselines
-write to (no integrity at all: an id and the bytes)."""
+write to (no integrity at all: an id and the bytes). ``PLANT_BENCH_DATABASE`` names a database
+to keep between runs instead of a fresh one."""
 
 from __future__ import annotations
 
@@ -30,11 +31,17 @@ def setup_database() -> None:
         from shared.storage import embedded
 
         _server, url = embedded.start(Path(tempfile.mkdtemp(prefix="plant-bench-")), "delete")
-    os.environ["DATABASE_URL"] = _create_database(url)
-    if external:  # an embedded server goes with its data directory; another server stays
-        atexit.register(_drop_database, url, os.environ["DATABASE_URL"])
-    data_dir = tempfile.mkdtemp(prefix="plant-bench-data-")
-    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    kept = os.environ.get("PLANT_BENCH_DATABASE") if external else None
+    if kept:  # seeded once (a 1,000,000-entry tenant takes minutes), kept with its keys
+        os.environ["DATABASE_URL"] = _kept_database(url, kept)
+        data_dir = str(Path(tempfile.gettempdir()) / f"plant-bench-data-{kept}")
+        Path(data_dir).mkdir(exist_ok=True)
+    else:
+        os.environ["DATABASE_URL"] = _create_database(url)
+        if external:  # an embedded server goes with its data directory; another server stays
+            atexit.register(_drop_database, url, os.environ["DATABASE_URL"])
+        data_dir = tempfile.mkdtemp(prefix="plant-bench-data-")
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     os.environ["PLANT_DATA_DIR"] = data_dir
     os.environ["PLANT_ENV"] = "local"
     reset_process()
@@ -54,6 +61,23 @@ def _create_database(server_url: str) -> str:
     admin = create_engine(pg8000_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _kept_database(server_url: str, name: str) -> str:
+    """``PLANT_BENCH_DATABASE``: a database of that name on DATABASE_URL's server, created
+    on first use and never dropped, so that its seeded tenants (and, in a data directory
+    named after it, the keys that signed their checkpoints) serve run after run."""
+    from sqlalchemy.engine import make_url
+
+    from shared.storage.urls import pg8000_url
+
+    admin = create_engine(pg8000_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if found.first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
