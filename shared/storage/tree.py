@@ -178,30 +178,18 @@ _INSERT_NODES = text(
 )
 
 
-# Per level, its bounds sent as arrays (``_levels``): computed in SQL (CAST(l AS smallint),
-# size >> l) they are not leakproof, so under the tables' row-level security PostgreSQL would
-# not use them as index conditions and scanned the whole table once a level (43 s at
-# 1,000,000 entries, past the statement timeout).
-def _levels(size: int, last: int) -> dict[str, str]:
-    levels = range(last + 1)
-    return {
-        "levels": "{" + ",".join(map(str, levels)) + "}",
-        "highs": "{" + ",".join(str(size >> level) for level in levels) + "}",
-    }
-
-
 def nodes_beyond(conn: Connection, size: int) -> list[Key]:
     """Stored subtrees not wholly inside the first ``size`` leaves, (level, index): none is
     ever written before a seal covers it, so any is an insertion. (level, idx) lies inside
     iff idx < size >> level: one index probe per level (at most 100 named a level)."""
     rows = conn.execute(
         text(
-            "SELECT b.l, n.idx FROM unnest(CAST(:levels AS smallint[]), CAST(:highs AS bigint[])) "
-            "AS b(l, high) CROSS JOIN LATERAL (SELECT idx FROM log_nodes WHERE tenant_id = "
-            "current_setting('plant.tenant') AND level = b.l AND idx >= b.high "
-            "ORDER BY idx LIMIT 100) AS n ORDER BY b.l, n.idx"
+            "SELECT l, n.idx FROM generate_series(0, 63) AS l CROSS JOIN LATERAL ("
+            "SELECT idx FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
+            "AND level = CAST(l AS smallint) AND idx >= (CAST(:size AS bigint) >> l) "
+            "ORDER BY idx LIMIT 100) AS n ORDER BY l, n.idx"
         ),
-        _levels(size, 63),
+        {"size": size},
     ).all()
     return [(int(r[0]), int(r[1])) for r in rows]
 
@@ -210,21 +198,15 @@ def nodes_absent(conn: Connection, start: int, size: int) -> list[Key]:
     """The subtrees a tree of ``size`` leaves stores whose leaves are not all before
     ``start``, (level, index), that are not stored: counted per level first (an index-only
     scan), then named on the levels whose count is short."""
-    bounds = _levels(size, max(size.bit_length() - 1, 0))
-    bounds["lows"] = "{" + ",".join(str(start >> level) for level in range(size.bit_length())) + "}"
-    counts = (
-        conn.execute(
-            text(
-                "SELECT b.l, (SELECT count(*) FROM log_nodes WHERE tenant_id = "
-                "current_setting('plant.tenant') AND level = b.l AND idx >= b.low "
-                "AND idx < b.high) FROM unnest(CAST(:levels AS smallint[]), "
-                "CAST(:lows AS bigint[]), CAST(:highs AS bigint[])) AS b(l, low, high)"
-            ),
-            bounds,
-        ).all()
-        if size > 0
-        else []
-    )
+    counts = conn.execute(
+        text(
+            "SELECT l, (SELECT count(*) FROM log_nodes WHERE tenant_id = "
+            "current_setting('plant.tenant') AND level = CAST(l AS smallint) "
+            "AND idx >= (CAST(:start AS bigint) >> l) AND idx < (CAST(:size AS bigint) >> l)) "
+            "FROM generate_series(0, 62) AS l WHERE (CAST(:size AS bigint) >> l) > 0"
+        ),
+        {"start": start, "size": size},
+    ).all()
     absent: list[Key] = []
     for level, count in counts:
         low, high = start >> int(level), size >> int(level)
