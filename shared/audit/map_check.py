@@ -16,6 +16,7 @@ where one key explains it, the entity.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -240,7 +241,7 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     except sparse_merkle.MissingNode as exc:
         invalid(state, latest[0], f"the stored map lacks a node: {exc}")
         return
-    _proven(state, latest, replay.updates(touched))
+    _proven(state, latest, replay.updates(touched), pruned.nodes)
 
 
 def _pruned(state: AuditState, keys: list[bytes]) -> map_rebuild.Pruned:
@@ -284,10 +285,14 @@ def _index(depth: int, prefix: bytes) -> int:
 
 
 def _proven(
-    state: AuditState, latest: tuple[int, bytes], heads: dict[bytes, tuple[str, bytes]]
+    state: AuditState,
+    latest: tuple[int, bytes],
+    heads: dict[bytes, tuple[str, bytes]],
+    nodes: Mapping[sparse_merkle.Address, bytes],
 ) -> None:
     """The heads of the entities changed since the last verified commit, as the log gives
-    them, proven by the stored map against the latest commit's root (the leaves too)."""
+    them, proven by the stored map against the latest commit's root (the leaves too), from
+    the stored paths already read of their keys (``nodes``)."""
     idx, body = latest
     try:
         commit = heads_map.decode_commit(body)
@@ -296,14 +301,12 @@ def _proven(
     ordered = sorted(heads.items(), key=lambda item: item[1][0])
     keys = [key for key, _ in ordered]
     try:
-        nodes = map_nodes.DbMapNodes(state.conn).get_paths(keys)
         paths = sparse_merkle.MemoryNodeStore()
         paths.nodes = dict(nodes)
         proofs = sparse_merkle.prove_many(paths, keys)
     except sparse_merkle.MissingNode as exc:
         invalid(state, idx, f"the stored map lacks a node: {exc}")
         return
-    state.rows_read += len(nodes)
     for (key, (entity_id, value)), proof in zip(ordered, proofs, strict=True):
         depth = len(proof.siblings)
         leaf = nodes.get((depth, int.from_bytes(key, "big") >> (sparse_merkle.DEPTH - depth)))
