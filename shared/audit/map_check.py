@@ -245,10 +245,9 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
 
 
 def _pruned(state: AuditState, keys: list[bytes]) -> map_rebuild.Pruned:
-    """The stored paths of the changed keys."""
-    reader = map_nodes.DbMapNodes(state.conn)
-    nodes = dict(reader.get_paths(keys or [sparse_merkle.EMPTY]))  # the root at least
-    state.rows_read += reader.rows_read
+    """The stored paths of the changed keys (map nodes, which ``rows_read`` does not count:
+    it counts the log's rows)."""
+    nodes = dict(map_nodes.DbMapNodes(state.conn).get_paths(keys or [sparse_merkle.EMPTY]))
     return map_rebuild.Pruned(nodes, [int.from_bytes(k, "big") for k in keys])
 
 
@@ -272,7 +271,6 @@ def _root(state: AuditState, pruned: map_rebuild.Pruned, values: dict[bytes, byt
                 "prefixes": [map_nodes.prefix(d, i) for d, i in needed],
             },
         ).all()
-        state.rows_read += len(rows)
         found = {(int(d), _index(int(d), bytes(p))): bytes(n) for d, p, n in rows}
         missing = set(needed) - set(found)
         if missing:
