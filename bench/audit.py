@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,19 @@ from shared.config import settings
 
 FULL_TARGET = 10.0  # seconds at 1,000,000 entries (issue #7)
 FULL_RATIO_TARGET = 2.0
+MAP_RATIO_TARGET = 1.3  # the full audit with the map check against it without (issue 24)
+# The passes issue 22 added (receipts, heads present, certificates' columns, the catalog's
+# defences, the logged history, the stored nodes, checkpoints present), timed in a full audit:
+# each beside the same audit less its time.
+_INSIDER_PASSES = (
+    ("receipts", "receipts"),
+    ("presence.heads", "heads present"),
+    ("certificates", "certificates"),
+    ("defences", "catalog defences"),
+    ("history", "history"),
+    ("nodes", "stored nodes"),
+    ("checkpoints.present", "checkpoints present"),
+)
 INCREMENTAL_TARGET = 1.0  # seconds for 10,000 new entries
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,11 +114,15 @@ def _copy_and_hash(tenant: str, start: int, end: int) -> float:
 
 @contextmanager
 def _phases(names: tuple[str, ...]) -> Iterator[dict[str, list[float]]]:
-    """Seconds each call of these passes (``shared.audit.<name>.checked``) took, while the
-    block runs (the passes are wrapped, then restored): where a full audit's time goes."""
-    passes = {name: importlib.import_module(f"shared.audit.{name}") for name in names}
+    """Seconds each call of these passes took while the block runs (the passes are wrapped,
+    then restored): where a full audit's time goes. A name is ``module`` (its ``checked``)
+    or ``module.function``, in ``shared.audit``."""
+    targets = {}
+    for name in names:
+        module, _, function = name.partition(".")
+        targets[name] = (importlib.import_module(f"shared.audit.{module}"), function or "checked")
     spent: dict[str, list[float]] = {name: [] for name in names}
-    originals = {name: module.checked for name, module in passes.items()}
+    originals = {name: getattr(module, fn) for name, (module, fn) in targets.items()}
 
     def timed(name: str, checked: Any) -> Any:
         @functools.wraps(checked)
@@ -118,12 +136,12 @@ def _phases(names: tuple[str, ...]) -> Iterator[dict[str, list[float]]]:
         return run
 
     for name, checked in originals.items():
-        passes[name].checked = timed(name, checked)
+        setattr(targets[name][0], targets[name][1], timed(name, checked))
     try:
         yield spent
     finally:
         for name, checked in originals.items():
-            passes[name].checked = checked
+            setattr(targets[name][0], targets[name][1], checked)
 
 
 def _read_and_hash(tenant: str, start: int, end: int, batch: int = 5000) -> float:
@@ -161,21 +179,43 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
         os.environ["PLANT_AUDIT_WORKERS"] = "1"
         settings.cache_clear()
         try:
-            return full()
+            return unphased(full)
         finally:
             del os.environ["PLANT_AUDIT_WORKERS"]
             settings.cache_clear()
-            for times in spent.values():
-                times.pop()
+
+    def unphased(run: Any) -> float:
+        """``run()``, its passes' times left out of those reported."""
+        marks = {name: len(times) for name, times in spent.items()}
+        try:
+            return float(run())
+        finally:
+            for name, times in spent.items():
+                del times[marks[name] :]
+
+    def without_map() -> float:
+        """The same audit without the map check (issue 24): no feed, no replay, no nodes."""
+        from shared.audit import runs
+
+        check = runs.map_check
+        runs.map_check = types.SimpleNamespace(  # type: ignore[assignment]
+            Replay=lambda start: None, checked=lambda *args: None
+        )
+        try:
+            return unphased(full)
+        finally:
+            runs.map_check = check
 
     cfg = settings()
     workers = cfg.audit_workers if size >= cfg.audit_parallel_from else 1
-    with _phases(("entries", "heads")) as spent:
-        prod, base, rows_floor, single = common.interleaved(
+    names = ("entries", "heads", "map_check", *(name for name, _ in _INSIDER_PASSES))
+    with _phases(names) as spent:
+        prod, base, rows_floor, single, no_map = common.interleaved(
             full,
             lambda: _copy_and_hash(tenant, 0, size),
             lambda: _read_and_hash(tenant, 0, size),
             alone,
+            without_map,
         )
     (peak, worker), (bare, _) = _peak_rss(tenant), _peak_rss(None)
     phases = ", ".join(
@@ -218,6 +258,39 @@ def bench_audit(size: int, increment: int) -> list[dict[str, Any]]:
             ],
         )
     ]
+
+    out.append(
+        common.result(
+            f"full audit of {size:,} entries with the map check",
+            common.side(prod, size, "entries/s", "audit.run(full)"),
+            common.side(no_map, size, "entries/s", "the same audit without the map check"),
+            operations=size,
+            details=[
+                "the map check: each entry's head input handed on by the entries pass (the "
+                "log read once), every map commit's root recomputed, every stored map node "
+                f"compared; its own pass (commits' ends, nodes) median "
+                f"{statistics.median(spent['map_check']):.2f} s"
+            ],
+            targets=[
+                common.at_most("ratio", prod["median"] / no_map["median"], MAP_RATIO_TARGET, "x")
+            ],
+        )
+    )
+    insider = [
+        f"{label} {statistics.median(spent[name]):.2f} s (audit without it "
+        f"{prod['median'] - statistics.median(spent[name]):.2f} s, ratio "
+        f"{prod['median'] / max(prod['median'] - statistics.median(spent[name]), 1e-9):.3f})"
+        for name, label in _INSIDER_PASSES
+    ]
+    out.append(
+        common.result(
+            f"issue 22's checks in the full audit of {size:,} entries",
+            common.side(prod, size, "entries/s", "audit.run(full)"),
+            common.side(base, size, "entries/s", "binary COPY + SHA-256 every row"),
+            operations=size,
+            details=["medians of each pass: " + "; ".join(insider)],
+        )
+    )
 
     # Incremental: each repeat appends `increment` new entries (outside the timing), then
     # audits them; the floor reads and hashes the same new rows.

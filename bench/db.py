@@ -1,6 +1,7 @@
 """The benchmark database: a fresh migrated database on DATABASE_URL's server or an embedded
 PostgreSQL, a superuser engine for seeding and baselines, and the plain tables the baselines
-write to (no integrity at all: an id and the bytes)."""
+write to (no integrity at all: an id and the bytes). ``PLANT_BENCH_KEEP`` names a database
+to keep between runs instead of a fresh one."""
 
 from __future__ import annotations
 

@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.audit import order, reads, receipts, versions
+from shared.audit import map_check, map_feed, order, reads, receipts, versions
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
 from shared.integrity import merkle
 from shared.storage import copyread, tree
 from shared.storage.engine import database
+from shared.tlog.map_commit import status_of
 
 # The entries of a range in index order, fixed-width columns first, so that a well-formed
 # row is split with one struct call.
@@ -75,6 +76,7 @@ class Scanned:
     irregular: set[str]
     rows_read: int
     entries_verified: int
+    feed: map_feed.Feed | None = None  # what the map pass needs of the range, when asked
 
     def __getstate__(self) -> dict[str, Any]:
         """The summaries (most of what goes back: one per entity) as ``packed`` bytes;
@@ -94,11 +96,13 @@ def checked(
     start: int,
     checkpoint: tree.StoredCheckpoint,
     progress: Callable[[int, int], None] | None = None,
+    replay: map_check.Replay | None = None,
 ) -> list[Row]:
     """Recompute every leaf in [start, checkpoint.size) and rebuild the signed root.
 
     Each entry is hashed and parsed once; what is kept per entity is its newest version's
-    summary (``state.latest``), for the chains, heads and rules. Returns the rows ``Kept``.
+    summary (``state.latest``), for the chains, heads and rules, and what the map needs of
+    it goes to ``replay``, in log order. Returns the rows ``Kept``.
     """
     size = checkpoint.size
     reader = tree.DbNodes(state.conn)
@@ -115,12 +119,14 @@ def checked(
     workers = state.pool_for(len(ranges), size - start)
     if workers is not None:
         state.range_summaries = [] if start == 0 and not covered else None
-        parts = scanned(workers, state.tenant, state.snapshot, ranges, set(state.reported))
-        steps = ((part.high, functools.partial(merge, state, part)) for part in parts)
+        parts = scanned(
+            workers, state.tenant, state.snapshot, ranges, set(state.reported), replay is not None
+        )
+        steps = ((part.high, functools.partial(merge, state, part, replay)) for part in parts)
     else:
-        steps = ((high, functools.partial(_range, state, low, high)) for low, high in ranges)
-    if covered and state.parts:
-        taken = ((p.high, functools.partial(merge, state, p)) for p in state.parts.scanned())
+        steps = ((high, functools.partial(_fed, state, low, high, replay)) for low, high in ranges)
+    if covered and state.parts:  # the parts feed no map: a merge's map pass reads the log
+        taken = ((p.high, functools.partial(merge, state, p, None)) for p in state.parts.scanned())
         steps = itertools.chain(taken, steps)
     intact = builder is not None
     for high, take in steps:
@@ -169,11 +175,38 @@ def _leaves_altered(
         )
 
 
-def merge(state: AuditState, part: Scanned, builder: merkle.RootBuilder | None, kept: Kept) -> bool:
+def _fed(
+    state: AuditState,
+    low: int,
+    high: int,
+    replay: map_check.Replay | None,
+    builder: merkle.RootBuilder | None,
+    kept: Kept,
+) -> bool:
+    """``_range`` read here, what it read for the map handed to ``replay``."""
+    state.map_feed = None if replay is None else map_feed.Feed()
+    try:
+        return _range(state, low, high, builder, kept)
+    finally:
+        if replay is not None and state.map_feed is not None:
+            replay.take(state.map_feed)
+        state.map_feed = None
+
+
+def merge(
+    state: AuditState,
+    part: Scanned,
+    replay: map_check.Replay | None,
+    builder: merkle.RootBuilder | None,
+    kept: Kept,
+) -> bool:
     """A range another process scanned, taken in as if read here, after the ranges before
     it: each entity's first version in it is linked to the newest read before (as
     ``versions.version`` links one read here), then its findings, rows and summaries join
-    these. Returns what ``_range`` would have."""
+    these, and what it read for the map goes to ``replay``. Returns what ``_range`` would
+    have."""
+    if replay is not None and part.feed is not None:
+        replay.take(part.feed)
     latest, irregular, findings = state.latest, state.irregular, part.findings
     done = 0
     for entity_id, (number, prev_digest, index, kind, position) in part.opening.items():
@@ -225,6 +258,7 @@ def _range(
     joined, by_index = _stored_range(state, low, high)
     query = _ENTRIES.format(start=copyread.int_literal(low), end=copyread.int_literal(high))
     zero, sha256, reported = hashlib.sha256(b"\x00"), hashlib.sha256, state.reported
+    feed, latest = state.map_feed, state.latest
     present: set[int] | None = None  # only once an index is skipped
     expected = low
     for rows in copyread.copy_batches(state.conn, query, _ENTRY_COLUMNS):
@@ -251,6 +285,11 @@ def _range(
                     prev,
                 )  # fmt: skip
                 _mismatched(state, kept, row, leaf, stored)
+                if feed is not None:
+                    status = status_of(body) if entry_type == "version" else None
+                    feed.entry(
+                        idx, entry_type, kind, row.entity_id, version, leaf_column, status, body
+                    )
                 continue
             column = None
             if idx in reported:
@@ -263,6 +302,9 @@ def _range(
                 column = versions.version(
                     state, idx, kind, entity_id.decode(), version, digest, prev, body
                 )
+            if feed is not None:
+                _feed(feed, latest, idx, entry_type, kind, entity_id.decode(), version,
+                      leaf_column, body, column)  # fmt: skip
             if column is None and entry_type == "version":
                 continue
             certificate = body if entry_type == "certificate" else b""
@@ -280,6 +322,21 @@ def _range(
         _missing(state, low, high, present, joined, by_index, kept)
         return False
     return builder is not None
+
+
+def _feed(
+    feed: map_feed.Feed, latest: dict[str, Any], idx: int, entry_type: str, kind: str,
+    entity_id: str, version: int, leaf: bytes, body: bytes, column: str | None,
+) -> None:  # fmt: skip
+    """An entry for the map: a version's status is the one its summary took from the parse
+    just made, unless the version was not summarised (then its bytes are read for it)."""
+    status = None
+    if entry_type == "version":
+        summary = latest.get(entity_id) if column is None else None
+        status = summary.status if summary is not None and summary.log_index == idx else None
+        if status is None:
+            status = status_of(body)
+    feed.entry(idx, entry_type, kind, entity_id, version, leaf, status, body)
 
 
 def _mismatched(state: AuditState, kept: Kept, row: Row, leaf: bytes, stored: bytes | None) -> None:
@@ -384,13 +441,22 @@ def beyond(state: AuditState, size: int, sealed: int) -> None:
         )
 
 
-def scan(tenant: str, snapshot: str | None, low: int, high: int, reported: set[int]) -> Scanned:
+def scan(
+    tenant: str,
+    snapshot: str | None,
+    low: int,
+    high: int,
+    reported: set[int],
+    feed: bool = False,
+) -> Scanned:
     """Entries [low, high) scanned as the audit would, in the audit's snapshot, for it to
-    ``merge``; ``reported`` are the indices it has already named (a worker's task: module
-    level, so a spawned process can import it). No snapshot: a range up to a sealed
-    checkpoint, read in a snapshot of its own (an audit part's)."""
+    ``merge``; ``reported`` are the indices it has already named; ``feed``: what the map
+    pass needs of the range goes back too (a worker's task: module level, so a spawned
+    process can import it). No snapshot: a range up to a sealed checkpoint, read in a
+    snapshot of its own (an audit part's)."""
     with database().transaction(tenant, snapshot=True, shared_snapshot=snapshot) as conn:
         state = AuditState(conn, tenant, reported=reported, opening={})
+        state.map_feed = map_feed.Feed() if feed else None
         leaves: list[bytes] = []
         kept = Kept()
         intact = _range(state, low, high, leaves, kept)
@@ -409,6 +475,7 @@ def scan(tenant: str, snapshot: str | None, low: int, high: int, reported: set[i
             state.irregular,
             state.rows_read,
             state.entries_verified,
+            state.map_feed,
         )
 
 
@@ -418,6 +485,9 @@ def scanned(
     snapshot: str,
     ranges: Sequence[tuple[int, int]],
     reported: set[int],
+    feed: bool = False,
 ) -> Iterator[Scanned]:
     """Each range's scan, in the order given."""
-    return workers.run(scan, [(tenant, snapshot, low, high, reported) for low, high in ranges])
+    return workers.run(
+        scan, [(tenant, snapshot, low, high, reported, feed) for low, high in ranges]
+    )

@@ -1,22 +1,27 @@
 """The map pass (issue 24): each ``map_commit`` commits to the heads the log says.
 
-Full audit: the log is replayed in order, rebuilding each entity's head with the seal's own
-rule (``map_commit.head_of``); at each commit the heads changed since the previous one are
-applied to an in-memory map and its root compared with the commit's; then every stored map
-node is compared with the recomputed one. Incremental audit: the commits since the last run
-are checked for their form and place, and the heads of the entities changed since the last
-verified commit, derived from the log, must be proven by the stored map against the latest
-commit's root. Each checkpoint from the first commit on must end with a commit. Anything
-else is a ``map_invalid`` finding naming the commit's index and, where one key explains it,
-the entity.
+The log is read once, by the entries pass, which hands what the map needs of each entry to a
+``Replay`` (``map_feed``) in log order. Each entity's head is rebuilt with the seal's own rule
+(``map_feed.head_value``, the bytes of ``map_commit.head_of``). Full audit: at each commit
+the heads changed since the previous one are applied to an in-memory map and its root
+compared with the commit's; then every stored map node is compared with the recomputed one.
+Incremental audit: the stored map of the latest commit, with the keys changed since the last
+verified commit taken out, must rebuild that commit's root; each commit since is then
+rebuilt from it (``map_rebuild``) and its root compared; and the stored map must prove every
+changed head against the latest commit. Each checkpoint from the first commit on must end
+with a commit. Anything else is a ``map_invalid`` finding naming the commit's index and,
+where one key explains it, the entity.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import text
 
+from shared.audit import map_feed, map_rebuild
 from shared.audit.state import AuditState
 from shared.integrity import heads_map, sparse_merkle
 from shared.storage import copyread, map_nodes
@@ -38,73 +43,103 @@ _COLUMNS = (
 )
 _NODES = "SELECT depth, prefix, node FROM heads_map_nodes WHERE tenant_id = current_setting('plant.tenant')"  # noqa: E501
 _NODE_COLUMNS = (copyread.INT2, copyread.BYTEA, copyread.BYTEA)
+_NODES_AT = text(
+    "SELECT m.depth, m.prefix, m.node FROM heads_map_nodes m JOIN unnest("
+    "CAST(:depths AS smallint[]), CAST(:prefixes AS bytea[])) AS a(depth, prefix) "
+    "ON m.tenant_id = current_setting('plant.tenant') AND m.depth = a.depth "
+    "AND m.prefix = a.prefix"
+)
+_PRIOR_COMMIT = text(
+    "SELECT idx, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+    "AND entry_type = 'map_commit' AND idx < :low ORDER BY idx DESC LIMIT 1"
+)
 
 
-Version = tuple[int, str, int, bytes, str | None]  # index, kind, version, leaf, status
+class Replay:
+    """The heads as the log builds them from ``since`` on, and the commits to check: in a
+    full audit (``since`` 0) against an in-memory map, as they come; in an incremental
+    audit, kept for ``incremental``."""
 
-
-class _Replay:
-    """The heads as the log builds them, and the map they commit to."""
-
-    def __init__(self, state: AuditState) -> None:
-        self.state = state
-        self.memory = sparse_merkle.MemoryNodeStore()
-        self.versions: dict[str, Version] = {}  # entity id -> its newest version
+    def __init__(self, since: int) -> None:
+        self.full = since == 0
+        self.versions: dict[str, map_feed.Version] = {}  # entity id -> its newest version
         self.certificates: dict[str, int] = {}  # entity id -> its newest certificate
         self.changed: set[str] = set()  # since the last commit
-        self.owners: dict[bytes, str] = {}  # key -> entity id
-        self.commits = 0
+        self.memory = sparse_merkle.MemoryNodeStore()  # full: the map as the log builds it
+        self.segments: list[map_feed.Segment] = []  # incremental: what changed, in order
         self.last: int | None = None  # the last commit's index
+        # full: the commits found wrong while the entries pass runs, named in the map pass
+        self.found: list[tuple[int, str, str | None]] = []
 
-    def row(self, row: tuple[Any, ...]) -> None:
-        idx, entry_type, kind, raw_id, version, leaf, body = row
-        entity_id = raw_id.decode()
-        if entry_type == "map_commit":
-            self.commit(idx, body)
-            return
-        self.changed.add(entity_id)
-        if entry_type == "version":
-            self.versions[entity_id] = (idx, kind, version, leaf, map_commit.status_of(body))
+    def take(self, feed: map_feed.Feed) -> None:
+        """A range's entries, after those taken before."""
+        for segment in feed.segments:
+            if not self.full:
+                self._keep(segment)
+                continue
+            self.versions.update(segment.versions)
+            self.certificates.update(segment.certificates)
+            self.changed.update(segment.versions, segment.certificates, segment.others)
+            if segment.commit is not None:
+                self.commit(*segment.commit)
+
+    def _keep(self, segment: map_feed.Segment) -> None:
+        """A segment kept in order; one a range left open goes on in the next range's."""
+        last = self.segments[-1] if self.segments else None
+        if last is None or last.commit is not None:
+            self.segments.append(segment)
         else:
-            self.certificates[entity_id] = idx
+            last.versions.update(segment.versions)
+            last.certificates.update(segment.certificates)
+            last.others |= segment.others
+            last.commit = segment.commit
+        if segment.commit is not None:
+            self.last = segment.commit[0]
 
-    def head(self, entity_id: str) -> heads_map.Head | None:
-        """The entity's head now, by the seal's rule."""
-        found = self.versions.get(entity_id)
-        if found is None:
-            return None
-        idx, kind, version, leaf, status = found
-        certificate = self.certificates.get(entity_id)
-        return map_commit.head_of(kind, entity_id, version, idx, leaf, status, certificate)
+    def updates(self, entities: set[str]) -> dict[bytes, tuple[str, bytes]]:
+        """The changed heads: key -> (entity id, value)."""
+        out = {}
+        versions, certificates = self.versions, self.certificates
+        for entity_id in entities:
+            version = versions.get(entity_id)
+            if version is None:
+                continue
+            value = map_feed.head_value(version, entity_id, certificates.get(entity_id))
+            if value is not None:
+                out[map_feed.entity_key(entity_id)] = (entity_id, value)
+        return out
 
     def commit(self, idx: int, body: bytes) -> None:
         """Apply the heads changed since the last commit; compare the roots."""
-        self.commits += 1
         self.last = idx
-        updates: dict[bytes, bytes] = {}
-        for entity_id in self.changed:
-            head = self.head(entity_id)
-            if head is not None:
-                self.owners[head.key] = entity_id
-                updates[head.key] = heads_map.encode_head(head)
+        updates = self.updates(self.changed)
         self.changed = set()
-        root = self.memory.update(updates)
-        try:
-            commit = heads_map.decode_commit(body)
-        except heads_map.MalformedCommit as exc:
-            invalid(self.state, idx, f"the map commit at {idx} is malformed: {exc}")
-            return
-        if commit.log_size != idx:
-            invalid(self.state, idx, f"the map commit at {idx} says it covers {commit.log_size}")
-        elif commit.map_root != root:
-            who = self.owners[next(iter(updates))] if len(updates) == 1 else None
-            invalid(
-                self.state,
-                idx,
-                f"the map commit at {idx} holds another root than the heads the log gives "
-                f"({len(updates)} changed since the commit before)",
-                who,
-            )
+        root = self.memory.update({key: value for key, (_, value) in updates.items()})
+        wrong = compare(idx, body, root, updates)
+        if wrong is not None:
+            self.found.append((idx, *wrong))
+
+
+def compare(
+    idx: int, body: bytes, root: bytes, updates: dict[bytes, tuple[str, bytes]]
+) -> tuple[str, str | None] | None:
+    """What is wrong with the commit at ``idx`` against the root the log gives (``updates``:
+    the heads that changed since the commit before, one of which is named when it alone
+    changed): (detail, entity id or None), or None."""
+    try:
+        commit = heads_map.decode_commit(body)
+    except heads_map.MalformedCommit as exc:
+        return f"the map commit at {idx} is malformed: {exc}", None
+    if commit.log_size != idx:
+        return f"the map commit at {idx} says it covers {commit.log_size}", None
+    if commit.map_root != root:
+        who = next(iter(updates.values()))[0] if len(updates) == 1 else None
+        return (
+            f"the map commit at {idx} holds another root than the heads the log gives "
+            f"({len(updates)} changed since the commit before)",
+            who,
+        )
+    return None
 
 
 def invalid(state: AuditState, idx: int | None, detail: str, entity_id: str | None = None) -> None:
@@ -112,8 +147,9 @@ def invalid(state: AuditState, idx: int | None, detail: str, entity_id: str | No
     state.add("map_invalid", detail, entity_id=entity_id, log_index=idx)
 
 
-def checked(state: AuditState, full: bool, start: int, size: int) -> None:
-    """The map pass over entries [0, size) (full) or the commits from ``start`` on."""
+def checked(state: AuditState, replay: Replay | None, start: int, size: int) -> None:
+    """The map pass over what ``replay`` was fed of entries [start, size) (none: what the
+    log holds, read here, as when audit parts were merged)."""
     first = state.conn.execute(
         text(
             "SELECT min(idx) FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
@@ -122,76 +158,158 @@ def checked(state: AuditState, full: bool, start: int, size: int) -> None:
     ).scalar()
     if first is None:
         return
-    _ends(state, int(first), 0 if full else start)
-    if full:
-        replay(state, size)
+    _ends(state, int(first), start)
+    if replay is None:
+        _replayed(state, start, size)
+        return
+    for idx, detail, who in replay.found:
+        invalid(state, idx, detail, who)
+    if replay.full:
+        if replay.last == size - 1:  # else the stored map is of a commit the log lacks: named
+            _nodes(state, replay)
     else:
-        incremental(state, start, size)
+        incremental(state, replay, start, size)
 
 
 def _ends(state: AuditState, first: int, since: int) -> None:
-    """Every checkpoint after the first commit ends with a commit (its last leaf)."""
-    rows = state.conn.execute(
-        text(
-            "SELECT c.size FROM checkpoints c LEFT JOIN log_entries e "
-            "ON e.tenant_id = c.tenant_id AND e.idx = c.size - 1 "
-            "WHERE c.size > :first AND c.size >= :since "
-            "AND e.entry_type IS DISTINCT FROM 'map_commit' ORDER BY c.size"
-        ),
-        {"first": first, "since": since},
-    ).all()
-    for (size,) in rows:
-        invalid(state, size - 1, f"the checkpoint of size {size} does not end with a map commit")
+    """Every checkpoint after the first commit ends with a commit (its last leaf). The last
+    leaves are probed by index from a list made here: ``e.idx = c.size - 1`` in a join is
+    no index condition under row-level security (the arithmetic is not leakproof), and the
+    join scanned the whole log."""
+    sizes = [
+        int(size)
+        for (size,) in state.conn.execute(
+            text(
+                "SELECT size FROM checkpoints WHERE tenant_id = current_setting('plant.tenant') "
+                "AND size > :first AND size >= :since ORDER BY size"
+            ),
+            {"first": first, "since": since},
+        )
+    ]
+    if not sizes:
+        return
+    commits = {
+        int(idx)
+        for (idx,) in state.conn.execute(
+            text(
+                "SELECT idx FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+                "AND idx = ANY(CAST(:ends AS bigint[])) AND entry_type = 'map_commit'"
+            ),
+            {"ends": "{" + ",".join(str(size - 1) for size in sizes) + "}"},
+        )
+    }
+    for size in sizes:
+        if size - 1 not in commits:
+            invalid(
+                state, size - 1, f"the checkpoint of size {size} does not end with a map commit"
+            )
 
 
-def incremental(state: AuditState, start: int, size: int) -> None:
-    """The commits in [start, size): each well formed at its place; the heads changed since
-    the last commit before ``start``, derived from the log, proven by the stored map against
-    the latest commit's root."""
-    rows = state.conn.execute(
-        text(
-            "SELECT idx, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-            "AND entry_type = 'map_commit' AND idx >= :low AND idx < :size ORDER BY idx"
-        ),
-        {"low": start, "size": size},
-    ).all()
-    if not rows:
+def incremental(state: AuditState, replay: Replay, start: int, size: int) -> None:
+    """The commits in [start, size), each rebuilt from the last verified one before
+    ``start``; then the stored map must prove each changed head against the latest."""
+    segments = [(s, *s.commit) for s in replay.segments if s.commit is not None]
+    if not segments:
         return
-    latest: tuple[int, heads_map.MapCommit] | None = None
-    for idx, body in rows:
-        try:
-            commit = heads_map.decode_commit(bytes(body))
-        except heads_map.MalformedCommit as exc:
-            invalid(state, idx, f"the map commit at {idx} is malformed: {exc}")
-            continue
-        if commit.log_size != idx:
-            invalid(state, idx, f"the map commit at {idx} says it covers {commit.log_size}")
-            continue
-        latest = (idx, commit)
-    if latest is None:
+    latest = segments[-1][1:]
+    prior = state.conn.execute(_PRIOR_COMMIT, {"low": start}).first()
+    if prior is None:  # a log older than the map: its first commit covers entries before start
+        _replayed(state, start, size)
         return
-    before = state.conn.execute(
-        text(
-            "SELECT max(idx) FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-            "AND entry_type = 'map_commit' AND idx < :low"
-        ),
-        {"low": start},
-    ).scalar()
-    idx, commit = latest
-    heads = map_commit.changed_heads(state.conn, 0 if before is None else before + 1, idx)
-    state.rows_read += len(heads)
-    ordered = sorted(heads.items())
-    keys = [head.key for _, head in ordered]
     try:
-        nodes = map_nodes.DbMapNodes(state.conn).get_paths(keys)
+        base_root = heads_map.decode_commit(bytes(prior[1])).map_root
+    except heads_map.MalformedCommit:  # named by the run that verified it
+        _replayed(state, start, size)
+        return
+    touched: set[str] = set()
+    for segment, _, _ in segments:
+        touched.update(segment.versions, segment.certificates, segment.others)
+    versions, certificates = map_commit.newest_at(state.conn, sorted(touched), int(prior[0]))
+    state.rows_read += len(versions) + len(certificates)
+    replay.versions, replay.certificates = versions, certificates
+    values = {key: value for key, (_, value) in replay.updates(touched).items()}
+    keys = sorted(map_feed.entity_key(e) for e in touched)
+    try:
+        pruned = _pruned(state, keys)
+        if _root(state, pruned, values) != base_root:
+            _replayed(state, start, size)  # the stored map left the verified one: replay all
+            return
+        for segment, idx, body in segments:
+            replay.versions.update(segment.versions)
+            replay.certificates.update(segment.certificates)
+            changed = replay.updates({*segment.versions, *segment.certificates, *segment.others})
+            values.update((key, value) for key, (_, value) in changed.items())
+            wrong = compare(idx, body, _root(state, pruned, values), changed)
+            if wrong is not None:
+                invalid(state, idx, *wrong)
+    except sparse_merkle.MissingNode as exc:
+        invalid(state, latest[0], f"the stored map lacks a node: {exc}")
+        return
+    _proven(state, latest, replay.updates(touched), pruned.nodes)
+
+
+def _pruned(state: AuditState, keys: list[bytes]) -> map_rebuild.Pruned:
+    """The stored paths of the changed keys (map nodes, which ``rows_read`` does not count:
+    it counts the log's rows)."""
+    nodes = dict(map_nodes.DbMapNodes(state.conn).get_paths(keys or [sparse_merkle.EMPTY]))
+    return map_rebuild.Pruned(nodes, [int.from_bytes(k, "big") for k in keys])
+
+
+def _root(state: AuditState, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]) -> bytes:
+    """The root with the changed keys holding ``values``, reading the stored nodes whose
+    kind it needs (one statement a round, rarely more than one)."""
+    items = [
+        (int.from_bytes(key, "big"), key, sparse_merkle.value_hash(value))
+        for key, value in values.items()
+    ]
+    while True:
+        pruned.needed = set()
+        root = pruned.root(items)
+        if not pruned.needed:
+            return root
+        needed = sorted(pruned.needed)
+        rows = state.conn.execute(
+            _NODES_AT,
+            {
+                "depths": [d for d, _ in needed],
+                "prefixes": [map_nodes.prefix(d, i) for d, i in needed],
+            },
+        ).all()
+        found = {(int(d), _index(int(d), bytes(p))): bytes(n) for d, p, n in rows}
+        missing = set(needed) - set(found)
+        if missing:
+            raise sparse_merkle.MissingNode(f"node {min(missing)} is not stored")
+        pruned.nodes = {**pruned.nodes, **found}
+
+
+def _index(depth: int, prefix: bytes) -> int:
+    return int.from_bytes(prefix, "big") >> (8 * len(prefix) - depth) if depth else 0
+
+
+def _proven(
+    state: AuditState,
+    latest: tuple[int, bytes],
+    heads: dict[bytes, tuple[str, bytes]],
+    nodes: Mapping[sparse_merkle.Address, bytes],
+) -> None:
+    """The heads of the entities changed since the last verified commit, as the log gives
+    them, proven by the stored map against the latest commit's root (the leaves too), from
+    the stored paths already read of their keys (``nodes``)."""
+    idx, body = latest
+    try:
+        commit = heads_map.decode_commit(body)
+    except heads_map.MalformedCommit:
+        return  # named
+    ordered = sorted(heads.items(), key=lambda item: item[1][0])
+    keys = [key for key, _ in ordered]
+    try:
         paths = sparse_merkle.MemoryNodeStore()
         paths.nodes = dict(nodes)
         proofs = sparse_merkle.prove_many(paths, keys)
     except sparse_merkle.MissingNode as exc:
         invalid(state, idx, f"the stored map lacks a node: {exc}")
         return
-    for (entity_id, head), key, proof in zip(ordered, keys, proofs, strict=True):
-        value = heads_map.encode_head(head)
+    for (key, (entity_id, value)), proof in zip(ordered, proofs, strict=True):
         depth = len(proof.siblings)
         leaf = nodes.get((depth, int.from_bytes(key, "big") >> (sparse_merkle.DEPTH - depth)))
         try:
@@ -207,31 +325,79 @@ def incremental(state: AuditState, start: int, size: int) -> None:
             )  # fmt: skip
 
 
-def replay(state: AuditState, size: int) -> None:
-    """Replay entries [0, size): every commit's root, then every stored node."""
-    replay = _Replay(state)
+def _replayed(state: AuditState, start: int, size: int) -> None:
+    """The whole map replayed from a second read of the log, its commits from ``start`` on
+    compared, and its nodes: when no verified commit is there to build on."""
+    replay = Replay(0)
+    found = len(state.findings)
     query = _ENTRIES.format(end=copyread.int_literal(size))
+    feed = map_feed.Feed()
     for rows in copyread.copy_batches(state.conn, query, _COLUMNS):
-        for row in rows:
-            replay.row(row)
-    if replay.last == size - 1:  # else the stored map is of a commit the log lacks: named
+        for idx, entry_type, kind, raw_id, version, leaf, body in rows:
+            status = map_commit.status_of(body) if entry_type == "version" else None
+            feed.entry(idx, entry_type, kind, raw_id.decode(), version, leaf, status, body)
+        replay.take(feed)
+        feed = map_feed.Feed()
+    replay.take(feed)
+    for idx, detail, who in replay.found:
+        invalid(state, idx, detail, who)
+    # the commits before ``start`` were verified before: what is named of them now is not new
+    state.findings[found:] = [
+        f for f in state.findings[found:] if f.log_index is None or f.log_index >= start
+    ]
+    if replay.last == size - 1:
         _nodes(state, replay)
 
 
-def _nodes(state: AuditState, replay: _Replay) -> None:
-    """Every stored node against the recomputed map at the last commit."""
-    stored: dict[sparse_merkle.Address, bytes] = {}
-    for rows in copyread.copy_batches(state.conn, _NODES, _NODE_COLUMNS):
-        for depth, prefix, node in rows:
-            index = int.from_bytes(prefix, "big") >> (8 * len(prefix) - depth) if depth else 0
-            stored[(depth, index)] = node
-    state.rows_read += len(stored)
+def _stored_nodes(state: AuditState, expected: dict[sparse_merkle.Address, bytes]) -> Any:
+    """The stored map's nodes, (depth, prefix, node), about ``copyread.RANGE`` a statement so
+    that each stays inside the statement timeout: a depth at a time, a deep one in ranges of
+    its prefixes (keys are hashes, so the ranges hold about as many), sized by the map the
+    log gives; then whatever lies deeper than it."""
+    counts = Counter(depth for depth, _ in expected)
+    deepest = max(counts, default=-1)
+    for depth in range(deepest + 1):
+        parts = 1
+        while parts < counts[depth] / copyread.RANGE and parts < 1 << depth:
+            parts *= 2
+        bounds = [map_nodes.prefix(depth, (j << depth) // parts) for j in range(1, parts)]
+        for low, high in zip([None, *bounds], [*bounds, None], strict=True):
+            where = f"depth = {depth}"
+            where += "" if low is None else f" AND prefix >= '\\x{low.hex()}'::bytea"
+            where += "" if high is None else f" AND prefix < '\\x{high.hex()}'::bytea"
+            yield from _node_rows(state, where)
+    yield from _node_rows(state, f"depth > {deepest}")
+
+
+def _node_rows(state: AuditState, where: str) -> Any:
+    query = f"{_NODES} AND {where}"
+    for batch in copyread.copy_batches(state.conn, query, _NODE_COLUMNS):
+        state.rows_read += len(batch)
+        yield from batch
+
+
+def _nodes(state: AuditState, replay: Replay) -> None:
+    """Every stored node against the recomputed map at the last commit: streamed, each
+    compared as it comes; only when one differs or lacks are all of them gathered to be
+    named in address order."""
     expected = replay.memory.nodes
+    matched = rows = 0
+    for depth, prefix, node in _stored_nodes(state, expected):
+        rows += 1
+        index = _index(depth, prefix)
+        if expected.get((depth, index)) == node and map_nodes.prefix(depth, index) == prefix:
+            matched += 1
+    if matched == rows == len(expected):
+        return
+    stored: dict[sparse_merkle.Address, bytes] = {}
+    for depth, prefix, node in _stored_nodes(state, expected):
+        stored[(depth, _index(depth, prefix))] = node
+    owners = {map_feed.entity_key(e): e for e in replay.versions}
     for address in sorted(set(stored) | set(expected)):
         if stored.get(address) == expected.get(address):
             continue
         node = expected.get(address) or stored.get(address) or b""
-        owner = replay.owners.get(node[1:33]) if node[:1] == sparse_merkle.LEAF else None
+        owner = owners.get(node[1:33]) if node[:1] == sparse_merkle.LEAF else None
         invalid(
             state,
             replay.last,

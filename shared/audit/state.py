@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.audit.findings import Finding
+from shared.audit.map_feed import Feed
 from shared.audit.workers import Workers
 from shared.config import settings
 from shared.tlog import keys
@@ -118,6 +119,8 @@ class AuditState:
     range_summaries: list[Summaries] | None = None
     shared: set[str] = field(default_factory=set)
     parts: Parts | None = None  # a full audit merging parts: their ranges
+    # while the entries pass feeds the map pass: what the map needs of the range being read
+    map_feed: Feed | None = None
     rows_read: int = 0
     entries_verified: int = 0
 

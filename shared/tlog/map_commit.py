@@ -182,3 +182,21 @@ def commit_map(conn: Connection, tenant: str, sealed_size: int) -> Committed | N
         raise RuntimeError(f"the map commit landed at {appended.index}, not {size}")
     receipts.record(conn, tenant, appended.index, [appended.leaf_hash])
     return Committed(commit, appended.index, len(heads))
+
+
+def newest_at(
+    conn: Connection, entity_ids: list[str], size: int
+) -> tuple[dict[str, Version], dict[str, int]]:
+    """The newest version (as ``changed_heads`` keeps it) and newest certificate index of
+    each of these entities among entries [0, size): what their heads are made of there."""
+    if not entity_ids:
+        return {}, {}
+    versions: dict[str, Version] = {}
+    for row in conn.execute(_NEWEST_VERSION, {"ids": entity_ids, "size": size}):
+        versions[row[2]] = (row[0], row[1], row[3], bytes(row[4]), status_of(bytes(row[5])))
+    certificates = {
+        entity_id: int(cert)
+        for entity_id, cert in conn.execute(_NEWEST_CERTIFICATE, {"ids": entity_ids, "size": size})
+        if cert is not None
+    }
+    return versions, certificates

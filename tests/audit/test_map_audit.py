@@ -4,10 +4,13 @@ entity where one explains it."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from shared import tlog
 from shared.integrity import heads_map
+from shared.registry import certification
+from shared.storage import copyread
 
 
 def _of(run: dict, kind: str) -> list[dict]:
@@ -32,6 +35,7 @@ def test_a_clean_history_has_no_map_finding_full_or_incremental(history):
     history.amend(history.skills[2], 1, "writes safe Rust")
     tlog.seal(history.tenant)
     assert history.audit("incremental")["findings"] == []
+    assert history.audit("full")["findings"] == []
     assert history.audit("full")["findings"] == []
 
 
@@ -107,3 +111,88 @@ def test_a_changed_heads_leaf_rewritten_is_named_by_the_incremental_audit(
     assert [(f["entity_id"], f["log_index"]) for f in found] == [
         (history.skills[2], _last_commit(superuser, history.tenant))
     ]
+
+
+def _seal_with_a_wrong_root(monkeypatch, tenant: str) -> None:
+    """One seal whose commit holds a root off by one bit, its nodes written right: what a
+    sealer that signs a map it did not build would log (the next seal builds on the nodes)."""
+    made = heads_map.MapCommit
+
+    def wrong(size, root, sealed_at):
+        return made(size, bytes([root[0] ^ 1]) + root[1:], sealed_at)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(heads_map, "MapCommit", wrong)
+        tlog.seal(tenant)
+
+
+@pytest.mark.parametrize("range_size", [copyread.RANGE, 2])
+def test_a_wrong_commit_before_the_latest_is_named_by_the_incremental_audit(
+    history, superuser, monkeypatch, range_size
+):
+    monkeypatch.setattr(copyread, "RANGE", range_size)
+    history.audit("full")
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    _seal_with_a_wrong_root(monkeypatch, history.tenant)
+    wrong = _last_commit(superuser, history.tenant)
+    history.amend(history.skills[0], 2, "writes even more idiomatic Python")
+    tlog.seal(history.tenant)
+    assert _last_commit(superuser, history.tenant) > wrong  # not the latest one
+    found = _of(history.audit("incremental"), "map_invalid")
+    assert [(f["entity_id"], f["log_index"]) for f in found] == [(history.skills[2], wrong)]
+    assert "another root" in found[0]["detail"]
+
+
+def test_the_full_audit_names_the_same_wrong_commit(history, superuser, monkeypatch):
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    _seal_with_a_wrong_root(monkeypatch, history.tenant)
+    wrong = _last_commit(superuser, history.tenant)
+    history.amend(history.skills[0], 2, "writes even more idiomatic Python")
+    tlog.seal(history.tenant)
+    found = _of(history.audit("full"), "map_invalid")
+    assert [(f["entity_id"], f["log_index"]) for f in found] == [(history.skills[2], wrong)]
+
+
+def test_commits_built_on_a_rewritten_node_are_named_by_the_incremental_audit(
+    history, attack, superuser
+):
+    history.audit("full")
+    # the root's two child hashes rewritten: every later seal builds on them, so the stored
+    # map no longer rebuilds the last verified commit and the map is replayed from the log
+    attack(
+        "UPDATE heads_map_nodes SET node = set_byte(set_byte(node, 32, get_byte(node, 32) # 1), "
+        "64, get_byte(node, 64) # 1) WHERE tenant_id = :t AND depth = 0",
+        t=history.tenant,
+    )
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    first = _last_commit(superuser, history.tenant)
+    history.amend(history.skills[0], 2, "writes even more idiomatic Python")
+    tlog.seal(history.tenant)
+    second = _last_commit(superuser, history.tenant)
+    incremental = _of(history.audit("incremental"), "map_invalid")
+    at_roots = [(f["entity_id"], f["log_index"]) for f in incremental if "root" in f["detail"]]
+    # the second commit is wrong too when its key is on the root's rewritten side
+    assert at_roots[0] == (history.skills[2], first)
+    assert all(f["log_index"] >= first for f in incremental)
+    full = _of(history.audit("full"), "map_invalid")
+    assert at_roots == [
+        (f["entity_id"], f["log_index"])
+        for f in full
+        if "root" in f["detail"] and first <= f["log_index"] <= second
+    ]
+
+
+@pytest.mark.parametrize("range_size", [copyread.RANGE, 2, 3])
+def test_a_clean_incremental_range_of_several_commits_has_no_map_finding(
+    history, monkeypatch, range_size
+):
+    monkeypatch.setattr(copyread, "RANGE", range_size)  # commits inside and across ranges
+    history.audit("full")
+    for skill, version in zip(history.skills, (2, 2, 1), strict=True):  # the second certified
+        history.amend(skill, version, f"writes more than v{version}")
+        tlog.seal(history.tenant)
+    certification.certify(history.certifier, "skills", history.skills[2], None, "r")
+    tlog.seal(history.tenant)
+    assert history.audit("incremental")["findings"] == []
+    assert history.audit("full")["findings"] == []
