@@ -137,7 +137,7 @@ def test_a_batch_refuses_look_alikes_of_each_other_and_of_a_taken_name(
         json={"items": [_skill("Perl"), _skill(LOOK_ALIKES["SCRIPT CAPITAL R"])]},
         headers=author,
     )
-    _refused_as(against, rust, "Rust")
+    _refused_as(against, rust, "Rust", "items[1].name")  # a batch names the item
     assert _log_size(superuser, tenant) == size  # all or nothing
 
 
