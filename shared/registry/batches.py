@@ -189,9 +189,12 @@ def _taken_is_409(kind: Kind) -> Iterator[None]:
         yield
     except ledger.KeysTaken as exc:
         rule, field = unique_rule(kind)
-        _, holder, name = exc.taken[0]
+        first, holder, name = exc.taken[0]
+        count = len(exc.taken)
         raise Conflict(
-            f"{len(exc.taken)} items have a unique key a live {kind.type} already holds",
+            f"{_item_field(first, field)} reads as {name!r}, which a live {kind.type} holds"
+            if count == 1
+            else f"{count} items read as names live {kind.type}s hold, the first {name!r}",
             violations=[
                 Violation(rule, _item_field(i, field), f"already taken by {h} ({n!r})").as_dict()
                 for i, h, n in exc.taken
