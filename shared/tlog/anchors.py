@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -47,13 +48,14 @@ def _object_name(tenant: str, size: int) -> str:
     return f"{tenant}/{size:0{NAME_WIDTH}d}.note"
 
 
-class DirectoryAnchors:
-    """Anchors as files, each written whole under a temporary name and then linked into
-    place: a concurrent reader never sees a half-written anchor, and ``link`` refuses an
-    existing name, so each stays write-once."""
+class _Anchors(ABC):
+    """An anchor is the store's write-once object named for its tenant and size."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    @abstractmethod
+    def put_object(self, name: str, data: str) -> None: ...
+
+    @abstractmethod
+    def get_object(self, name: str) -> str | None: ...
 
     def put(self, tenant: str, size: int, note: str) -> None:
         try:
@@ -63,6 +65,15 @@ class DirectoryAnchors:
 
     def get(self, tenant: str, size: int) -> str | None:
         return self.get_object(_object_name(tenant, size))
+
+
+class DirectoryAnchors(_Anchors):
+    """Anchors as files, each written whole under a temporary name and then linked into
+    place: a concurrent reader never sees a half-written anchor, and ``link`` refuses an
+    existing name, so each stays write-once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     def put_object(self, name: str, data: str) -> None:
         """``data`` under ``name``, unless it holds other data already (AnchorConflict)."""
@@ -105,7 +116,7 @@ class DirectoryAnchors:
         return sorted(int(p.name.removesuffix(".note")) for p in names)
 
 
-class BucketAnchors:
+class BucketAnchors(_Anchors):
     """Anchors in a GCS bucket (retention policy set by Terraform); create-only writes."""
 
     def __init__(self, bucket: str, client: Client | None = None) -> None:
@@ -113,15 +124,6 @@ class BucketAnchors:
 
         self._client = client or Client()
         self._bucket = self._client.bucket(bucket)
-
-    def put(self, tenant: str, size: int, note: str) -> None:
-        try:
-            self.put_object(_object_name(tenant, size), note)
-        except AnchorConflict:
-            raise AnchorConflict(f"anchor {tenant}@{size} holds another checkpoint") from None
-
-    def get(self, tenant: str, size: int) -> str | None:
-        return self.get_object(_object_name(tenant, size))
 
     def put_object(self, name: str, data: str) -> None:
         """``data`` under ``name``, unless it holds other data already (AnchorConflict)."""
