@@ -4,11 +4,9 @@ one before it covers it), is named by its (level, index), never left to break a 
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 from shared.audit.state import AuditState
 from shared.integrity import merkle
-from shared.storage import tree
+from shared.storage import copyread, tree
 
 
 def checked(state: AuditState, start: int, size: int) -> None:
@@ -30,15 +28,28 @@ def checked(state: AuditState, start: int, size: int) -> None:
         )
 
 
-# The stored nodes of the tree of :size leaves at each level, from the one before the first
-# whose range ends past :start (so that the children of each node checked are read too):
-# one statement, each level an index range.
-_NODES = text(
-    "SELECT p.level, p.idx, p.hash FROM generate_series(0, :top) AS lv(l) "
-    "JOIN log_nodes p ON p.tenant_id = current_setting('plant.tenant') AND p.level = lv.l "
-    "AND p.idx >= greatest((CAST(:start AS bigint) >> lv.l) - 1, 0) "
-    "AND p.idx < (CAST(:size AS bigint) >> lv.l)"
+# One level's stored nodes of the tree of ``size`` leaves, from the one before the first whose
+# range ends past ``start`` (so that the children of each node checked are read too). The
+# bounds are computed here: under row-level security a shift of a column is no index condition.
+_LEVEL = (
+    "SELECT idx, hash FROM log_nodes WHERE tenant_id = current_setting('plant.tenant') "
+    "AND level = {level} AND idx >= {low} AND idx < {high} ORDER BY idx"
 )
+_LEVEL_COLUMNS = (copyread.INT8, copyread.BYTEA)
+
+
+def _level(state: AuditState, level: int, start: int, size: int) -> dict[int, bytes]:
+    low, high = max((start >> level) - 1, 0), size >> level
+    query = _LEVEL.format(
+        level=level, low=copyread.int_literal(low), high=copyread.int_literal(high)
+    )
+    found = {
+        int(index): bytes(hashed)
+        for rows in copyread.copy_batches(state.conn, query, _LEVEL_COLUMNS)
+        for index, hashed in rows
+    }
+    state.rows_read += len(found)
+    return found
 
 
 def consistent(state: AuditState, start: int, size: int) -> None:
@@ -49,32 +60,35 @@ def consistent(state: AuditState, start: int, size: int) -> None:
     entries). Proofs served to clients and the next seal are built from these nodes."""
     if size <= start:
         return
-    params = {"top": size.bit_length(), "start": start, "size": size}
-    nodes = {
-        (int(level), int(index)): bytes(hashed)
-        for level, index, hashed in state.conn.execute(_NODES, params)
-    }
-    state.rows_read += len(nodes)
+    # a level at a time, read by COPY: two levels are held, never the whole tree
+    below = _level(state, 0, start, size)
     # leaves already named (an entry, or its stored hash): the node above them is not
-    bad = {(0, index) for index in state.reported} | {
-        (0, f.extra["node_index"])
+    bad_below = set(state.reported) | {
+        f.extra["node_index"]
         for f in state.findings
         if f.section == "log_nodes" and f.extra.get("level") == 0
     }
-    for level, index in sorted(nodes):
-        if level == 0 or (index + 1) << level <= start:
-            continue
-        left, right = (level - 1, 2 * index), (level - 1, 2 * index + 1)
-        if left not in nodes or right not in nodes:
-            continue  # named by ``checked``
-        if merkle.node_hash(nodes[left], nodes[right]) == nodes[(level, index)]:
-            continue
-        bad.add((level, index))
-        if left in bad or right in bad:
-            continue  # a child is the one altered
-        state.add(
-            "altered",
-            f"subtree ({level}, {index}) is not the hash of its two children",
-            section="log_nodes",
-            extra={"level": level, "node_index": index},
-        )
+    for level in range(1, size.bit_length() + 1):
+        here, bad_here = _level(state, level, start, size), set()
+        for index in sorted(here):
+            if (index + 1) << level <= start:
+                continue
+            left, right = 2 * index, 2 * index + 1
+            if left not in below or right not in below:
+                continue  # named by ``checked``
+            if merkle.node_hash(below[left], below[right]) == here[index]:
+                continue
+            bad_here.add(index)
+            if left in bad_below or right in bad_below:
+                continue  # a child is the one altered
+            _altered(state, level, index)
+        below, bad_below = here, bad_here
+
+
+def _altered(state: AuditState, level: int, index: int) -> None:
+    state.add(
+        "altered",
+        f"subtree ({level}, {index}) is not the hash of its two children",
+        section="log_nodes",
+        extra={"level": level, "node_index": index},
+    )
