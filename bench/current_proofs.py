@@ -6,8 +6,9 @@
 - current proofs served (``registry.current.current_proof``, one snapshot each), beside the
   log's own inclusion proof served the same way (one transaction, one node read), with the
   proof's size in bytes and in hashes;
-- the full audit with its map pass beside the same audit without it;
 - the stored map's bytes per entity.
+
+The full audit with the map check beside the same audit without it is bench/audit.py's row.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ def _seal_rows(tenant: str, changed: int) -> dict[str, Any]:
     return {"prod": common.stats(prod), "floor": common.stats(floor), "hashes": hashes}
 
 
-def bench_current_proofs(
-    size: int, changed: int, count: int, audit: bool = True
-) -> list[dict[str, Any]]:
+def bench_current_proofs(size: int, changed: int, count: int) -> list[dict[str, Any]]:
     from shared import tlog
     from shared.registry import current
     from shared.security.principal import Principal
@@ -153,42 +152,8 @@ def bench_current_proofs(
             ],
         )
     )
-    if audit:
-        out.append(_audit_row(tenant, size))
     out.append(_storage_row(tenant))
     return out
-
-
-def _audit_row(tenant: str, size: int) -> dict[str, Any]:
-    from shared import audit
-    from shared.audit import map_check
-    from shared.security.principal import Principal
-
-    auditor = Principal("bench", tenant, frozenset({"auditor"}))
-    real = map_check.checked
-
-    def full() -> float:
-        started = time.perf_counter()
-        run, _ = audit.run(auditor, {"mode": "full"})
-        took = time.perf_counter() - started
-        assert run["findings"] == [], run["findings"][:3]
-        return took
-
-    def without() -> float:
-        map_check.checked = lambda *args: None  # type: ignore[assignment]
-        try:
-            return full()
-        finally:
-            map_check.checked = real
-
-    prod, base = common.interleaved(full, without)
-    return common.result(
-        f"full audit at {size:,} entities with the map pass, vs without it",
-        common.side(prod, size, "entries/s", "audit with the map pass"),
-        common.side(base, size, "entries/s", "the same audit, map pass off"),
-        operations=size,
-        targets=[common.at_most("ratio", prod["median"] / base["median"], 1.3, "x")],
-    )
 
 
 def _storage_row(tenant: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ with --quick), with min and max. Fixture data comes from bench/seed.py (fixed se
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
@@ -63,11 +62,9 @@ def _proofs(quick: bool) -> list[dict[str, Any]]:
 def _current_proofs(quick: bool) -> list[dict[str, Any]]:
     from bench.current_proofs import bench_current_proofs
 
-    # PLANT_BENCH_NO_AUDIT=1 leaves out the full audits at N (ten of them in a full run)
-    audit = not os.environ.get("PLANT_BENCH_NO_AUDIT")
     if quick:
-        return bench_current_proofs(20_000, 2_000, 200, audit)
-    return bench_current_proofs(1_000_000, 10_000, 2_000, audit)
+        return bench_current_proofs(20_000, 2_000, 200)
+    return bench_current_proofs(1_000_000, 10_000, 2_000)
 
 
 def _audit(quick: bool) -> list[dict[str, Any]]:
