@@ -118,6 +118,14 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_options(parser: argparse.ArgumentParser, what: str = "vkey") -> None:
+    """--key and --key-file, as every offline check takes its pinned keys (``_pinned_keys``)."""
+    parser.add_argument("--key", action="append", help=f"pinned {what} (repeatable)")
+    parser.add_argument(
+        "--key-file", action="append", help=f"file of pinned {what}s, one a line (repeatable)"
+    )
+
+
 def _pinned_keys(args: argparse.Namespace) -> list[str]:
     """The vkeys given with --key, then those in each --key-file (one a line, as `plant keys
     list` prints them; blank lines and lines starting with '#' are skipped)."""
@@ -394,10 +402,7 @@ def parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="verify an evidence bundle offline")
     verify.add_argument("bundle", help="path of the bundle (JSON)")
-    verify.add_argument("--key", action="append", help="pinned vkey (repeatable)")
-    verify.add_argument(
-        "--key-file", action="append", help="file of pinned vkeys, one a line (repeatable)"
-    )
+    _key_options(verify)
     verify.add_argument(
         "--witness", action="append", help="a witness's vkey (cosignature/v1; repeatable)"
     )
@@ -416,16 +421,12 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", help="the report as downloaded")
     check.add_argument("envelope", help="its envelope (JSON; X-Report-Envelope decoded)")
-    check.add_argument("--key", action="append", help="pinned report vkey (repeatable)")
-    check.add_argument("--key-file", action="append", help="file of vkeys, one a line")
+    _key_options(check, "report vkey")
     check.set_defaults(func=cmd_verify_report)
 
     receipt = sub.add_parser("verify-receipt", help="verify a write's receipt offline")
     receipt.add_argument("receipt", help="the receipt's JSON, or a write's response holding it")
-    receipt.add_argument("--key", action="append", help="pinned vkey (repeatable)")
-    receipt.add_argument(
-        "--key-file", action="append", help="file of pinned vkeys, one a line (repeatable)"
-    )
+    _key_options(receipt)
     receipt.add_argument("--origin", required=True, help="the log's origin (GET /log/keys)")
     receipt.add_argument("--index", required=True, type=int, help="the entry's log index")
     receipt.add_argument("--leaf-hash", help="the entry's leaf hash, base64")
@@ -435,10 +436,7 @@ def parser() -> argparse.ArgumentParser:
 
     current = sub.add_parser("verify-current", help="verify a current-version proof offline")
     current.add_argument("proof", help="path of the proof (JSON, GET .../proof/current)")
-    current.add_argument("--key", action="append", help="pinned vkey (repeatable)")
-    current.add_argument(
-        "--key-file", action="append", help="file of pinned vkeys, one a line (repeatable)"
-    )
+    _key_options(current)
     current.add_argument("--expect-status", help="fail unless the head has this status")
     current.add_argument("--expect-version", type=int, help="fail unless this is current")
     current.add_argument(
