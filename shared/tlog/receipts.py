@@ -42,7 +42,7 @@ def record(
     """Sign the entries a writer appended in ``conn``'s transaction and store the receipt:
     each entry's receipt, in index order."""
     row, entries, _ = sign(keys.keyring().active, tenant, first, leaves)
-    receipt_rows.insert(conn, tenant, row)
+    store(conn, tenant, row)
     return entries
 
 
@@ -59,21 +59,12 @@ def record_and_commit(
     return [entries for _, entries, _ in signed]
 
 
-def record_batch(
-    conn: Connection, tenant: str, first: int, leaves: Sequence[bytes]
-) -> tuple[receipts.BatchReceipt, list[receipts.BatchEntryReceipt]]:
-    """``record`` for a bulk create: a batch receipt at any size, and each entry's path."""
-    row, signed, entries = sign_batch(tenant, first, leaves)
-    store(conn, tenant, row)
-    return signed, entries
-
-
 def sign_batch(
     tenant: str, first: int, leaves: Sequence[bytes]
 ) -> tuple[ReceiptRow, receipts.BatchReceipt, list[receipts.BatchEntryReceipt]]:
-    """``record_batch`` without the database: the row to ``store``, the batch receipt and
-    each entry's. A bulk create signs on its encoding thread while the server appends its
-    last chunk, then stores the row in its transaction."""
+    """A bulk create's receipts, at any size: the row to ``store``, the batch receipt and each
+    entry's (with its path). The bulk create signs on its encoding thread while the server
+    appends its last chunk, then stores the row in its transaction."""
     log = keys.origin(tenant)
     signed, entries = receipts.sign_batch(keys.keyring().active, log, first, leaves)
     return ReceiptRow(first, len(leaves), signed.encode(), b"".join(leaves)), signed, entries
