@@ -73,11 +73,6 @@ def leaf_node(key: bytes, value_digest: bytes) -> bytes:
     return LEAF + key + value_digest
 
 
-def interior_node(left: bytes, right: bytes) -> bytes:
-    """The interior node's stored bytes and hash preimage: 0x03 || left (32) || right (32)."""
-    return INTERIOR + left + right
-
-
 def node_hash(node: bytes) -> bytes:
     """SHA-256 of a node's 65 stored bytes."""
     return hashlib.sha256(node).digest()
