@@ -11,7 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(RUN_STAMP): $(BIN)/python requirements.txt pyproject.toml
+$(RUN_STAMP): $(BIN)/python requirements.txt pyproject.toml native/pyproject.toml native/setup.py \
+	native/plant_map_native.c
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@

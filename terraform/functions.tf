@@ -5,6 +5,8 @@ data "archive_file" "source" {
   excludes = [
     ".venv", ".data", ".git", ".ci", "tests", "bench", "terraform", "docs",
     ".pytest_cache", ".ruff_cache", ".hypothesis",
+    # native/ goes as source (requirements.txt builds it); not a local build's leftovers
+    "native/build", "native/plant_map_native.egg-info",
   ]
 }
 

@@ -15,15 +15,15 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+import hashlib
+import operator
+from collections.abc import Iterator, Mapping
 
 from sqlalchemy import text
 
 from shared.audit import map_feed, map_rebuild
 from shared.audit.state import AuditState
-from shared.integrity import heads_map, sparse_merkle
+from shared.integrity import heads_map, map_memory, sparse_merkle
 from shared.storage import copyread, map_nodes
 from shared.tlog import map_commit
 
@@ -65,7 +65,7 @@ class Replay:
         self.versions: dict[str, map_feed.Version] = {}  # entity id -> its newest version
         self.certificates: dict[str, int] = {}  # entity id -> its newest certificate
         self.changed: set[str] = set()  # since the last commit
-        self.memory = sparse_merkle.MemoryNodeStore()  # full: the map as the log builds it
+        self.memory = map_memory.new()  # full: the map as the log builds it
         self.segments: list[map_feed.Segment] = []  # incremental: what changed, in order
         self.last: int | None = None  # the last commit's index
         # full: the commits found wrong while the entries pass runs, named in the map pass
@@ -114,7 +114,10 @@ class Replay:
         self.last = idx
         updates = self.updates(self.changed)
         self.changed = set()
-        root = self.memory.update({key: value for key, (_, value) in updates.items()})
+        sha256 = hashlib.sha256
+        root = self.memory.update(
+            b"".join(key + sha256(value).digest() for key, (_, value) in updates.items())
+        )
         wrong = compare(idx, body, root, updates)
         if wrong is not None:
             self.found.append((idx, *wrong))
@@ -349,54 +352,75 @@ def _replayed(state: AuditState, start: int, size: int) -> None:
         _nodes(state, replay)
 
 
-def _stored_nodes(state: AuditState, expected: dict[sparse_merkle.Address, bytes]) -> Any:
-    """The stored map's nodes, (depth, prefix, node), about ``copyread.RANGE`` a statement so
-    that each stays inside the statement timeout: a depth at a time, a deep one in ranges of
-    its prefixes (keys are hashes, so the ranges hold about as many), sized by the map the
-    log gives; then whatever lies deeper than it."""
-    counts = Counter(depth for depth, _ in expected)
-    deepest = max(counts, default=-1)
-    for depth in range(deepest + 1):
-        parts = 1
-        while parts < counts[depth] / copyread.RANGE and parts < 1 << depth:
-            parts *= 2
-        bounds = [map_nodes.prefix(depth, (j << depth) // parts) for j in range(1, parts)]
-        for low, high in zip([None, *bounds], [*bounds, None], strict=True):
-            where = f"depth = {depth}"
-            where += "" if low is None else f" AND prefix >= '\\x{low.hex()}'::bytea"
-            where += "" if high is None else f" AND prefix < '\\x{high.hex()}'::bytea"
-            yield from _node_rows(state, where)
-    yield from _node_rows(state, f"depth > {deepest}")
+def _ranges(replay: Replay) -> Iterator[tuple[int, str, bytes]]:
+    """(depth, where, expected): the stored nodes a statement reads (an SQL condition) beside
+    the records the log gives for them (address bytes then node, in address order), about
+    ``copyread.RANGE`` a statement so that each stays inside the statement timeout: a depth at
+    a time, cut where the map's chunks start (a depth's first range open below, its last open
+    above); then whatever lies deeper than the deepest node (depth -1: none expected)."""
+    deepest = -1
+    chunks = replay.memory.levels(copyread.RANGE)
+    here = next(chunks, None)
+    while here is not None:
+        depth, records = here
+        following = next(chunks, None)
+        width = (depth + 7) // 8
+        where = f"depth = {depth}"
+        if depth == deepest:  # not the depth's first chunk
+            where += f" AND prefix >= '\\x{records[:width].hex()}'::bytea"
+        if following is not None and following[0] == depth:
+            where += f" AND prefix < '\\x{following[1][:width].hex()}'::bytea"
+        deepest = depth
+        yield depth, where, records
+        here = following
+    yield -1, f"depth > {deepest}", b""
 
 
-def _node_rows(state: AuditState, where: str) -> Any:
-    query = f"{_NODES} AND {where}"
+def _node_rows(state: AuditState, where: str) -> Iterator[list[tuple[int, bytes, bytes]]]:
+    query = f"{_NODES} AND {where} ORDER BY depth, prefix"
     for batch in copyread.copy_batches(state.conn, query, _NODE_COLUMNS):
         state.rows_read += len(batch)
-        yield from batch
+        yield batch
+
+
+def _same(depth: int, rows: list[tuple[int, bytes, bytes]], expected: bytes) -> bool:
+    """The stored rows are, byte for byte and field by field, the expected records."""
+    if not rows:
+        return not expected
+    _, prefixes, nodes = zip(*rows, strict=True)
+    return (
+        set(map(len, prefixes)) == {(depth + 7) // 8}
+        and set(map(len, nodes)) == {65}
+        and b"".join(map(operator.add, prefixes, nodes)) == expected
+    )
 
 
 def _nodes(state: AuditState, replay: Replay) -> None:
-    """Every stored node against the recomputed map at the last commit: streamed, each
-    compared as it comes; only when one differs or lacks are all of them gathered to be
-    named in address order."""
-    expected = replay.memory.nodes
-    matched = rows = 0
-    for depth, prefix, node in _stored_nodes(state, expected):
-        rows += 1
-        index = _index(depth, prefix)
-        if expected.get((depth, index)) == node and map_nodes.prefix(depth, index) == prefix:
-            matched += 1
-    if matched == rows == len(expected):
+    """Every stored node against the recomputed map at the last commit: streamed, a range of
+    the map's nodes at a time, compared as bytes; only when one differs or lacks are all of
+    them gathered to be named in address order."""
+    same = True
+    for depth, where, expected in _ranges(replay):
+        rows = [row for batch in _node_rows(state, where) for row in batch]
+        same = _same(depth, rows, expected) and same
+    if same:
         return
-    stored: dict[sparse_merkle.Address, bytes] = {}
-    for depth, prefix, node in _stored_nodes(state, expected):
-        stored[(depth, _index(depth, prefix))] = node
+    # by (depth, address bytes) as stored: a node whose prefix has its padding bits set is
+    # not at its address (a proof's exact read misses it), so it is named, with the lack
+    stored: dict[tuple[int, bytes], bytes] = {}
+    wanted: dict[tuple[int, bytes], bytes] = {}
+    for depth, where, records in _ranges(replay):
+        for batch in _node_rows(state, where):
+            for at, prefix, node in batch:
+                stored[(at, prefix)] = node
+        size = (depth + 7) // 8 + 65
+        for at in range(0, len(records), size):
+            wanted[(depth, records[at : at + size - 65])] = records[at + size - 65 : at + size]
     owners = {map_feed.entity_key(e): e for e in replay.versions}
-    for address in sorted(set(stored) | set(expected)):
-        if stored.get(address) == expected.get(address):
+    for address in sorted(set(stored) | set(wanted)):
+        if stored.get(address) == wanted.get(address):
             continue
-        node = expected.get(address) or stored.get(address) or b""
+        node = wanted.get(address) or stored.get(address) or b""
         owner = owners.get(node[1:33]) if node[:1] == sparse_merkle.LEAF else None
         invalid(
             state,

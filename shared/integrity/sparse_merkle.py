@@ -149,9 +149,14 @@ def prove_many(store: NodeStore, keys: Sequence[bytes]) -> list[Proof]:
 def update(store: NodeStore, changes: Mapping[bytes, bytes]) -> Update:
     """Set each key to its value (bytes). One read (the changed keys' paths); each node on
     those paths is rehashed once, however many changed keys share it."""
-    if not changes:
+    return update_hashed(store, {key: value_hash(value) for key, value in changes.items()})
+
+
+def update_hashed(store: NodeStore, digests: Mapping[bytes, bytes]) -> Update:
+    """``update`` with each value given by its hash (an audit that hashed the values itself)."""
+    if not digests:
         return Update(root(store), {})
-    items: list[Item] = sorted((_bits(k), k, value_hash(v)) for k, v in changes.items())
+    items: list[Item] = sorted((_bits(k), k, v) for k, v in digests.items())
     nodes = store.get_paths([item[1] for item in items])
     keys = [item[0] for item in items]  # bisected in C (a key= function costs a call a step)
     written: dict[Address, bytes] = {}

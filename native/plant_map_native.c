@@ -1,0 +1,609 @@
+/* The heads map (shared/integrity/sparse_merkle.py) held in memory as a full audit rebuilds it
+ * from the log: the audit's per-row loop in C (issue 27, decision 3).
+ *
+ * Why C: a full audit replays every head into a 256-level sparse Merkle tree and compares
+ * every node with the stored map. In Python that tree was a dict of ~2.4 nodes a key (a
+ * tuple, an int and a 65-byte bytes object each, ~550 bytes a key) and the hashing ran one
+ * interpreter call a node. Here the tree is a crit-bit tree: one 64-byte leaf (key, value
+ * hash) a key and one 48-byte record a branching node (both halves non-empty), with that
+ * node's hash cached; the one-child interior nodes above a branching node (a "chain": its
+ * keys share more bits) and the leaves' hashes are recomputed when needed, so memory is
+ * ~112 bytes a key. Every hash is SHA-256 computed here (FIPS 180-4), with the x86 SHA
+ * extensions when the CPU has them: the database computes nothing this trusts.
+ *
+ * The tree's rules are sparse_merkle's: leaf SHA-256(0x02 || key || value hash), interior
+ * SHA-256(0x03 || left || right), empty subtree 32 zero bytes, a one-key subtree hoisted
+ * to its leaf. A node's address is (depth, first `depth` key bits); `levels` yields every
+ * node, a depth at a time in address order, as records of the address's bytes (the first
+ * `depth` bits left-aligned in ceil(depth / 8) bytes, the rest zero) and the 65-byte hash
+ * preimage. The pure-Python twin is shared/integrity/map_memory.PureMap; a test holds the
+ * two to the same roots, nodes and audit findings. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI_CODE 1
+#endif
+
+/* ---- SHA-256 (FIPS 180-4) ---- */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+static const uint32_t H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void blocks_portable(uint32_t s[8], const uint8_t *p, size_t blocks) {
+    uint32_t w[64];
+    while (blocks--) {
+        for (int t = 0; t < 16; t++)
+            w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
+                   (uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
+        for (int t = 16; t < 64; t++) {
+            uint32_t s0 = ROTR(w[t - 15], 7) ^ ROTR(w[t - 15], 18) ^ (w[t - 15] >> 3);
+            uint32_t s1 = ROTR(w[t - 2], 17) ^ ROTR(w[t - 2], 19) ^ (w[t - 2] >> 10);
+            w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+        }
+        uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+        for (int t = 0; t < 64; t++) {
+            uint32_t t1 = h + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) +
+                          K256[t] + w[t];
+            uint32_t t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            h = g;
+            g = f;
+            f = e;
+            e = d + t1;
+            d = c;
+            c = b;
+            b = a;
+            a = t1 + t2;
+        }
+        s[0] += a;
+        s[1] += b;
+        s[2] += c;
+        s[3] += d;
+        s[4] += e;
+        s[5] += f;
+        s[6] += g;
+        s[7] += h;
+        p += 64;
+    }
+}
+
+#ifdef HAVE_SHA_NI_CODE
+/* The same compression with the SHA extensions: four rounds a step, the message schedule
+ * by sha256msg1/msg2. The state is kept as ABEF and CDGH, as sha256rnds2 wants it. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void blocks_sha_ni(uint32_t s[8],
+                                                                       const uint8_t *p,
+                                                                       size_t blocks) {
+    const __m128i order = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&s[0]), 0xB1);
+    __m128i cdgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&s[4]), 0x1B);
+    __m128i abef = _mm_alignr_epi8(tmp, cdgh, 8);
+    cdgh = _mm_blend_epi16(cdgh, tmp, 0xF0);
+    while (blocks--) {
+        __m128i abef_in = abef, cdgh_in = cdgh, m[4];
+        for (int i = 0; i < 16; i++) {
+            if (i < 4) {
+                m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), order);
+            } else {
+                __m128i next = _mm_sha256msg1_epu32(m[i & 3], m[(i + 1) & 3]);
+                next = _mm_add_epi32(next, _mm_alignr_epi8(m[(i + 3) & 3], m[(i + 2) & 3], 4));
+                m[i & 3] = _mm_sha256msg2_epu32(next, m[(i + 3) & 3]);
+            }
+            __m128i wk = _mm_add_epi32(m[i & 3], _mm_loadu_si128((const __m128i *)&K256[4 * i]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef_in);
+        cdgh = _mm_add_epi32(cdgh, cdgh_in);
+        p += 64;
+    }
+    tmp = _mm_shuffle_epi32(abef, 0x1B);
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&s[0], _mm_blend_epi16(tmp, cdgh, 0xF0));
+    _mm_storeu_si128((__m128i *)&s[4], _mm_alignr_epi8(cdgh, tmp, 8));
+}
+
+static int cpu_has_sha_ni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 29) & 1;
+}
+#endif
+
+typedef void (*blocks_fn)(uint32_t[8], const uint8_t *, size_t);
+static blocks_fn compress = blocks_portable;
+
+static void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
+    uint32_t s[8];
+    uint8_t tail[128];
+    memcpy(s, H0, sizeof s);
+    size_t whole = len / 64, rest = len % 64;
+    if (whole) compress(s, data, whole);
+    memset(tail, 0, sizeof tail);
+    memcpy(tail, data + 64 * whole, rest);
+    tail[rest] = 0x80;
+    size_t tail_len = rest < 56 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) tail[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
+    compress(s, tail, tail_len / 64);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (uint8_t)(s[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(s[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(s[i] >> 8);
+        out[4 * i + 3] = (uint8_t)s[i];
+    }
+}
+
+/* SHA-256(tag || a || b): a map node's hash from its parts (65 bytes). */
+static void node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
+    uint8_t buf[65];
+    buf[0] = tag;
+    memcpy(buf + 1, a, 32);
+    memcpy(buf + 33, b, 32);
+    sha256(buf, 65, out);
+}
+
+/* ---- the tree ---- */
+
+#define LEAF_BIT 0x80000000u
+#define NONE 0xFFFFFFFFu
+#define IS_LEAF(ref) ((ref) & LEAF_BIT)
+#define LEAF_OF(ref) ((ref) & ~LEAF_BIT)
+
+static const uint8_t EMPTY[32] = {0};
+
+typedef struct {
+    uint8_t key[32];
+    uint8_t value[32]; /* SHA-256 of the head's value */
+} Leaf;
+
+typedef struct {
+    uint32_t child[2]; /* a leaf's index | LEAF_BIT, or an inner node's index */
+    uint32_t leaf;     /* a leaf below: its key gives the node's address bits */
+    uint16_t depth;    /* the first bit where the keys below differ */
+    uint8_t dirty;     /* its hash is stale */
+    uint8_t hash[32];  /* SHA-256(0x03 || left || right) at its own depth */
+} Inner;
+
+typedef struct {
+    PyObject_HEAD Leaf *leaves;
+    Inner *inner;
+    uint32_t n_leaves, cap_leaves, n_inner, cap_inner, root;
+    uint64_t version; /* bumped by every update: a levels iterator refuses a changed tree */
+} Tree;
+
+static int bit_at(const uint8_t key[32], unsigned depth) {
+    return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
+}
+
+static const uint8_t *key_of(const Tree *t, uint32_t ref) {
+    return t->leaves[IS_LEAF(ref) ? LEAF_OF(ref) : t->inner[ref].leaf].key;
+}
+
+static int grow(void **array, uint32_t *cap, size_t item, uint32_t want) {
+    if (want <= *cap) return 0;
+    uint64_t next = *cap ? (uint64_t)*cap * 2 : 1024;
+    while (next < want) next *= 2;
+    if (next >= LEAF_BIT) {
+        PyErr_SetString(PyExc_MemoryError, "the map holds too many keys");
+        return -1;
+    }
+    void *moved = PyMem_Realloc(*array, next * item);
+    if (!moved) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *array = moved;
+    *cap = (uint32_t)next;
+    return 0;
+}
+
+/* Set key to value: a new leaf, or a new value for the leaf already there. The nodes above
+ * it are marked dirty on the way down. */
+static int put(Tree *t, const uint8_t *key, const uint8_t *value) {
+    if (t->root == NONE) {
+        if (grow((void **)&t->leaves, &t->cap_leaves, sizeof(Leaf), t->n_leaves + 1)) return -1;
+        memcpy(t->leaves[t->n_leaves].key, key, 32);
+        memcpy(t->leaves[t->n_leaves].value, value, 32);
+        t->root = t->n_leaves++ | LEAF_BIT;
+        return 0;
+    }
+    uint32_t ref = t->root;
+    while (!IS_LEAF(ref)) ref = t->inner[ref].child[bit_at(key, t->inner[ref].depth)];
+    const uint8_t *near = t->leaves[LEAF_OF(ref)].key;
+    unsigned crit = 256;
+    for (unsigned i = 0; i < 32; i++) {
+        if (near[i] != key[i]) {
+            crit = 8 * i + (unsigned)__builtin_clz((unsigned)(near[i] ^ key[i])) - 24;
+            break;
+        }
+    }
+    uint32_t *slot = &t->root;
+    while (!IS_LEAF(*slot) && t->inner[*slot].depth < crit) {
+        Inner *node = &t->inner[*slot];
+        node->dirty = 1;
+        slot = &node->child[bit_at(key, node->depth)];
+    }
+    if (crit == 256) {
+        memcpy(t->leaves[LEAF_OF(*slot)].value, value, 32);
+        return 0;
+    }
+    /* the slot's subtree and the new key share the first crit bits and part there */
+    if (grow((void **)&t->leaves, &t->cap_leaves, sizeof(Leaf), t->n_leaves + 1)) return -1;
+    ptrdiff_t at = (uint8_t *)slot - (uint8_t *)t->inner; /* the slot moves if inner grows */
+    int in_inner = slot != &t->root;
+    if (grow((void **)&t->inner, &t->cap_inner, sizeof(Inner), t->n_inner + 1)) return -1;
+    if (in_inner) slot = (uint32_t *)((uint8_t *)t->inner + at);
+    uint32_t leaf = t->n_leaves++;
+    memcpy(t->leaves[leaf].key, key, 32);
+    memcpy(t->leaves[leaf].value, value, 32);
+    Inner *node = &t->inner[t->n_inner];
+    int side = bit_at(key, crit);
+    node->child[side] = leaf | LEAF_BIT;
+    node->child[1 - side] = *slot;
+    node->leaf = leaf;
+    node->depth = (uint16_t)crit;
+    node->dirty = 1;
+    *slot = t->n_inner++;
+    return 0;
+}
+
+static void own_hash(Tree *t, uint32_t ref, uint8_t out[32]);
+
+/* The hash of the subtree `ref` seen from depth `from` (its parent's depth + 1): its own
+ * hash, then one interior node a level up to `from` where its keys share more bits. */
+static void top_hash(Tree *t, uint32_t ref, unsigned from, uint8_t out[32]) {
+    own_hash(t, ref, out);
+    if (IS_LEAF(ref)) return;
+    const uint8_t *key = key_of(t, ref);
+    for (int d = (int)t->inner[ref].depth - 1; d >= (int)from; d--) {
+        if (bit_at(key, (unsigned)d))
+            node_hash(0x03, EMPTY, out, out);
+        else
+            node_hash(0x03, out, EMPTY, out);
+    }
+}
+
+static void own_hash(Tree *t, uint32_t ref, uint8_t out[32]) {
+    if (IS_LEAF(ref)) {
+        const Leaf *leaf = &t->leaves[LEAF_OF(ref)];
+        node_hash(0x02, leaf->key, leaf->value, out);
+        return;
+    }
+    Inner *node = &t->inner[ref];
+    if (node->dirty) {
+        uint8_t left[32], right[32];
+        unsigned below = node->depth + 1u;
+        top_hash(t, node->child[0], below, left);
+        top_hash(t, node->child[1], below, right);
+        node = &t->inner[ref];
+        node_hash(0x03, left, right, node->hash);
+        node->dirty = 0;
+    }
+    memcpy(out, node->hash, 32);
+}
+
+static PyObject *root_bytes(Tree *t) {
+    uint8_t root[32];
+    if (t->root == NONE)
+        memset(root, 0, 32);
+    else
+        top_hash(t, t->root, 0, root);
+    return PyBytes_FromStringAndSize((const char *)root, 32);
+}
+
+static PyObject *Tree_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Tree", kwlist)) return NULL;
+    Tree *t = (Tree *)type->tp_alloc(type, 0);
+    if (!t) return NULL;
+    t->root = NONE;
+    return (PyObject *)t;
+}
+
+static void Tree_dealloc(Tree *t) {
+    PyMem_Free(t->leaves);
+    PyMem_Free(t->inner);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static int by_key(const void *a, const void *b) {
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    int c = memcmp(x, y, 32);
+    return c ? c : (x > y) - (x < y);
+}
+
+static PyObject *Tree_update(Tree *t, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % 64) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "records are 64 bytes: a key, then its value's hash");
+        return NULL;
+    }
+    /* Put in key order: consecutive keys walk the same path (in cache), and the nodes of a
+     * large batch are laid out as the hashing walks them. Equal keys stay in their order. */
+    Py_ssize_t count = view.len / 64;
+    const uint8_t **order = PyMem_Malloc((size_t)(count ? count : 1) * sizeof *order);
+    if (!order) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < count; i++) order[i] = (const uint8_t *)view.buf + 64 * i;
+    qsort(order, (size_t)count, sizeof *order, by_key);
+    t->version++;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (put(t, order[i], order[i] + 32) < 0) {
+            PyMem_Free(order);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    PyMem_Free(order);
+    PyBuffer_Release(&view);
+    return root_bytes(t);
+}
+
+static PyObject *Tree_root(Tree *t, PyObject *unused) { return root_bytes(t); }
+
+static Py_ssize_t Tree_len(Tree *t) { return (Py_ssize_t)t->n_leaves; }
+
+/* ---- every node, a depth at a time ---- */
+
+typedef struct {
+    uint32_t ref;
+    uint32_t chain; /* for a subtree standing below `depth`: the offset in `hashes` of its
+                       chain's hashes, the one at depth `base` first; else NONE */
+    uint16_t base;
+} Item;
+
+typedef struct {
+    PyObject_HEAD Tree *tree;
+    uint64_t version;
+    Item *now, *next;
+    uint32_t n_now, n_next, cap_now, cap_next, at;
+    uint8_t *hashes; /* the chains' hashes, 32 bytes each */
+    uint32_t n_hashes, cap_hashes;
+    unsigned depth;
+    Py_ssize_t chunk;
+} Levels;
+
+static PyTypeObject LevelsType;
+
+/* Queue `ref`, which stands at depth `from` (its parent's depth + 1), for the next depth;
+ * its hash seen from there into `out` (its chain's hashes kept for the depths below). */
+static int enqueue(Levels *it, uint32_t ref, unsigned from, uint8_t out[32]) {
+    Tree *t = it->tree;
+    if (grow((void **)&it->next, &it->cap_next, sizeof(Item), it->n_next + 1)) return -1;
+    Item *item = &it->next[it->n_next++];
+    item->ref = ref;
+    item->chain = NONE;
+    item->base = (uint16_t)from;
+    if (IS_LEAF(ref) || t->inner[ref].depth == from) {
+        own_hash(t, ref, out);
+        return 0;
+    }
+    unsigned depth = t->inner[ref].depth, length = depth - from + 1;
+    if (grow((void **)&it->hashes, &it->cap_hashes, 32, it->n_hashes + length)) return -1;
+    uint8_t *chain = it->hashes + 32 * (size_t)it->n_hashes;
+    item = &it->next[it->n_next - 1];
+    item->chain = it->n_hashes;
+    it->n_hashes += length;
+    const uint8_t *key = key_of(t, ref);
+    own_hash(t, ref, chain + 32 * (depth - from));
+    for (int d = (int)depth - 1; d >= (int)from; d--) {
+        uint8_t *below = chain + 32 * (d + 1 - from), *here = chain + 32 * (d - from);
+        if (bit_at(key, (unsigned)d))
+            node_hash(0x03, EMPTY, below, here);
+        else
+            node_hash(0x03, below, EMPTY, here);
+    }
+    memcpy(out, chain, 32);
+    return 0;
+}
+
+static void swap_levels(Levels *it) {
+    Item *items = it->now;
+    uint32_t cap = it->cap_now;
+    it->now = it->next;
+    it->cap_now = it->cap_next;
+    it->n_now = it->n_next;
+    it->next = items;
+    it->cap_next = cap;
+    it->n_next = 0;
+    it->at = 0;
+}
+
+static PyObject *Tree_levels(Tree *t, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"chunk", NULL};
+    Py_ssize_t chunk = 65536;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:levels", kwlist, &chunk)) return NULL;
+    if (chunk < 1) {
+        PyErr_SetString(PyExc_ValueError, "a chunk holds at least one node");
+        return NULL;
+    }
+    Levels *it = PyObject_New(Levels, &LevelsType);
+    if (!it) return NULL;
+    Py_INCREF(t);
+    it->tree = t;
+    it->version = t->version;
+    it->now = it->next = NULL;
+    it->n_now = it->n_next = it->cap_now = it->cap_next = it->at = 0;
+    it->hashes = NULL;
+    it->n_hashes = it->cap_hashes = 0;
+    it->depth = 0;
+    it->chunk = chunk;
+    if (t->root != NONE) {
+        uint8_t unused[32];
+        if (enqueue(it, t->root, 0, unused) < 0) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        swap_levels(it);
+    }
+    return (PyObject *)it;
+}
+
+static void Levels_dealloc(Levels *it) {
+    Py_XDECREF(it->tree);
+    PyMem_Free(it->now);
+    PyMem_Free(it->next);
+    PyMem_Free(it->hashes);
+    PyObject_Free(it);
+}
+
+/* (depth, records): up to `chunk` nodes of one depth, in address order, each the address's
+ * ceil(depth / 8) bytes then the node's 65 bytes. */
+static PyObject *Levels_next(Levels *it) {
+    Tree *t = it->tree;
+    if (it->version != t->version) {
+        PyErr_SetString(PyExc_RuntimeError, "the map changed while its levels were read");
+        return NULL;
+    }
+    if (it->at == it->n_now) {
+        if (it->n_next == 0) return NULL; /* StopIteration */
+        swap_levels(it);
+        it->depth++;
+    }
+    unsigned depth = it->depth, width = (depth + 7) / 8;
+    uint32_t count = it->n_now - it->at;
+    if ((Py_ssize_t)count > it->chunk) count = (uint32_t)it->chunk;
+    size_t size = (size_t)width + 65;
+    PyObject *records = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(size * count));
+    if (!records) return NULL;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(records);
+    for (uint32_t i = 0; i < count; i++, out += size) {
+        Item item = it->now[it->at++];
+        const uint8_t *key = key_of(t, item.ref);
+        memcpy(out, key, width);
+        if (depth & 7) out[width - 1] &= (uint8_t)(0xFF00 >> (depth & 7));
+        uint8_t *node = out + width;
+        if (IS_LEAF(item.ref)) {
+            const Leaf *leaf = &t->leaves[LEAF_OF(item.ref)];
+            node[0] = 0x02;
+            memcpy(node + 1, leaf->key, 32);
+            memcpy(node + 33, leaf->value, 32);
+            continue;
+        }
+        node[0] = 0x03;
+        if (t->inner[item.ref].depth == depth) { /* a branching node: its two halves */
+            Inner here = t->inner[item.ref];
+            if (enqueue(it, here.child[0], depth + 1, node + 1) < 0 ||
+                enqueue(it, here.child[1], depth + 1, node + 33) < 0) {
+                Py_DECREF(records);
+                return NULL;
+            }
+            continue;
+        }
+        /* a one-child node of a chain: the subtree one level down, and the empty half */
+        const uint8_t *below = it->hashes + 32 * ((size_t)item.chain + depth + 1 - item.base);
+        int bit = bit_at(key, depth);
+        memcpy(node + 1 + 32 * bit, below, 32);
+        memcpy(node + 1 + 32 * (1 - bit), EMPTY, 32);
+        if (grow((void **)&it->next, &it->cap_next, sizeof(Item), it->n_next + 1)) {
+            Py_DECREF(records);
+            return NULL;
+        }
+        it->next[it->n_next++] = item;
+    }
+    return Py_BuildValue("(IN)", depth, records);
+}
+
+static PyTypeObject LevelsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "plant_map_native.Levels",
+    .tp_basicsize = sizeof(Levels),
+    .tp_dealloc = (destructor)Levels_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Levels_next,
+};
+
+static PyMethodDef Tree_methods[] = {
+    {"update", (PyCFunction)Tree_update, METH_O,
+     "update(records) -> root: set each key to its value hash (64-byte records, key then "
+     "value hash; a key repeated keeps its last); the new root."},
+    {"root", (PyCFunction)Tree_root, METH_NOARGS, "root() -> the map's root (EMPTY if none)."},
+    {"levels", (PyCFunction)(void (*)(void))Tree_levels, METH_VARARGS | METH_KEYWORDS,
+     "levels(chunk=65536) -> iterator of (depth, records): every node, a depth at a time in "
+     "address order, each record its address's bytes and its 65-byte preimage."},
+    {NULL}};
+
+static PySequenceMethods Tree_as_sequence = {.sq_length = (lenfunc)Tree_len};
+
+static PyTypeObject TreeType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "plant_map_native.Tree",
+    .tp_basicsize = sizeof(Tree),
+    .tp_dealloc = (destructor)Tree_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The heads map in memory: a crit-bit tree with cached hashes.",
+    .tp_new = Tree_new,
+    .tp_methods = Tree_methods,
+    .tp_as_sequence = &Tree_as_sequence,
+};
+
+/* ---- module ---- */
+
+static PyObject *mod_sha256(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    uint8_t out[32];
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    sha256(view.buf, (size_t)view.len, out);
+    PyBuffer_Release(&view);
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}
+
+static PyObject *mod_use_sha_extensions(PyObject *self, PyObject *arg) {
+    int wanted = PyObject_IsTrue(arg);
+    if (wanted < 0) return NULL;
+    compress = blocks_portable;
+#ifdef HAVE_SHA_NI_CODE
+    if (wanted && cpu_has_sha_ni()) compress = blocks_sha_ni;
+#endif
+    return PyBool_FromLong(compress != blocks_portable);
+}
+
+static PyMethodDef module_methods[] = {
+    {"sha256", mod_sha256, METH_O, "sha256(data) -> digest, by this module's own code."},
+    {"use_sha_extensions", mod_use_sha_extensions, METH_O,
+     "use_sha_extensions(wanted) -> in use: the x86 SHA extensions where the CPU has them "
+     "(the default), else the portable code (tests hold both to hashlib)."},
+    {NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "plant_map_native",
+                                    "The heads map's in-memory tree, in C.", -1,
+                                    module_methods};
+
+PyMODINIT_FUNC PyInit_plant_map_native(void) {
+    if (PyType_Ready(&TreeType) < 0 || PyType_Ready(&LevelsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&TreeType);
+    if (PyModule_AddObject(m, "Tree", (PyObject *)&TreeType) < 0) {
+        Py_DECREF(&TreeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+#ifdef HAVE_SHA_NI_CODE
+    if (cpu_has_sha_ni()) compress = blocks_sha_ni;
+#endif
+    return m;
+}

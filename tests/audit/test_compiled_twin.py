@@ -1,0 +1,131 @@
+"""The full audit with the compiled heads map (``plant_map_native``) and with its pure-Python
+twin (``map_memory.PureMap``) finds the same things in the same order on every attack: those
+the parts' test makes (the log, its receipts, checkpoints and certificates) and those on the
+map itself (its stored nodes rewritten, deleted, planted, misaddressed; a commit
+dropped; a head's status rewritten), with the stored nodes read in ranges of the default size
+and of two nodes. The insider's matrix is held to the same in tests/insider."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shared import tlog
+from shared.audit import runs
+from shared.integrity import heads_map, map_memory
+from shared.storage import copyread
+from tests.audit import test_parts
+
+
+def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A full audit's findings with the compiled map, asserted equal to the pure twin's on
+    the same log (after a first run, whose seal may still append to an attacked log)."""
+    assert map_memory.NATIVE is not None, "native/ is not built: `make` installs it"
+    made: list[type] = []
+    new = map_memory.new
+
+    def recorded(pure: bool = False) -> map_memory.MemoryMap:
+        memory = new(pure)
+        made.append(type(memory))
+        return memory
+
+    monkeypatch.setattr(map_memory, "new", recorded)
+    runs._audit(tenant, "full")
+    compiled = runs._audit(tenant, "full")["findings"]
+    with monkeypatch.context() as pure:
+        pure.setattr(map_memory, "NATIVE", None)
+        twin = runs._audit(tenant, "full")["findings"]
+    assert made[1:] == [map_memory.NATIVE, map_memory.PureMap]
+    assert compiled == twin
+    return compiled
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    test_parts.test_every_attack_is_found_alike_by_parts_and_merge.pytestmark[0].args[1],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_every_log_attack_is_found_alike_compiled_and_pure(
+    history, attack, entry_indices, superuser, tamper, monkeypatch
+):
+    history.amend(history.skills[2], 1, "writes Rust well")
+    tlog.seal(history.tenant)
+    kinds = tamper(history, attack, entry_indices, superuser)
+    found = audit_both_ways(history.tenant, monkeypatch)
+    assert kinds <= {f["kind"] for f in found}, found
+
+
+_NODES = "UPDATE heads_map_nodes SET {set} WHERE tenant_id = :t AND {where}"
+_LEAF = "get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k"
+
+
+def _leaf_flipped(history, attack) -> None:
+    key = heads_map.entity_key(uuid.UUID(history.skills[0]))
+    flip = "node = set_byte(node, 64, get_byte(node, 64) # 1)"
+    attack(_NODES.format(set=flip, where=_LEAF), t=history.tenant, k=key)
+
+
+def _root_flipped_then_sealed(history, attack) -> None:
+    """Both halves of the root rewritten: the next seal builds on the one it does not touch."""
+    flip = "node = set_byte(set_byte(node, 32, get_byte(node, 32) # 1), 64, get_byte(node, 64) # 1)"
+    attack(_NODES.format(set=flip, where="depth = 0"), t=history.tenant)
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+
+
+def _node_deleted(history, attack) -> None:
+    attack("DELETE FROM heads_map_nodes WHERE tenant_id = :t AND depth = 1 "
+           "AND prefix = (SELECT prefix FROM heads_map_nodes WHERE tenant_id = :t "
+           "AND depth = 1 ORDER BY prefix LIMIT 1)", t=history.tenant)  # fmt: skip
+
+
+def _node_planted(history, attack) -> None:
+    attack("INSERT INTO heads_map_nodes (tenant_id, depth, prefix, node) SELECT tenant_id, 40, "
+           "'\\x0000000000'::bytea, node FROM heads_map_nodes WHERE tenant_id = :t AND depth = 0",
+           t=history.tenant)  # fmt: skip
+
+
+def _prefix_padded(history, attack) -> None:
+    """A node's address bits kept, its padding bits set: the same address to a lax reader."""
+    attack(_NODES.format(set="prefix = set_byte(prefix, 0, get_byte(prefix, 0) | 127)",
+                         where="depth = 1"), t=history.tenant)  # fmt: skip
+
+
+def _commit_dropped(history, attack) -> None:
+    attack("DELETE FROM log_entries WHERE tenant_id = :t AND idx = (SELECT max(idx) FROM "
+           "log_entries WHERE tenant_id = :t AND entry_type = 'map_commit')",
+           t=history.tenant)  # fmt: skip
+
+
+def _status_rewritten(history, attack) -> None:
+    attack("UPDATE entity_heads SET status = 'certified' WHERE tenant_id = :t AND entity_id = "
+           "CAST(:e AS uuid)", t=history.tenant, e=history.skills[2])  # fmt: skip
+
+
+MAP_ATTACKS: list[Callable[..., None]] = [
+    _leaf_flipped,
+    _root_flipped_then_sealed,
+    _node_deleted,
+    _node_planted,
+    _prefix_padded,
+    _commit_dropped,
+    _status_rewritten,
+]
+
+
+@pytest.mark.parametrize("range_size", [copyread.RANGE, 2])
+@pytest.mark.parametrize("tamper", MAP_ATTACKS, ids=lambda f: f.__name__.strip("_"))
+def test_every_map_attack_is_found_alike_compiled_and_pure(
+    history, attack, tamper, range_size, monkeypatch
+):
+    monkeypatch.setattr(copyread, "RANGE", range_size)
+    tamper(history, attack)
+    found = audit_both_ways(history.tenant, monkeypatch)
+    assert found, "each attack is named"
+
+
+def test_a_clean_log_is_clean_both_ways(history, monkeypatch):
+    assert audit_both_ways(history.tenant, monkeypatch) == []
