@@ -14,9 +14,9 @@
  * The tree's rules are sparse_merkle's: leaf SHA-256(0x02 || key || value hash), interior
  * SHA-256(0x03 || left || right), empty subtree 32 zero bytes, a one-key subtree hoisted
  * to its leaf. A node's address is (depth, first `depth` key bits); `levels` yields every
- * node, a depth at a time in address order, as records of the address's bytes (the first
- * `depth` bits left-aligned in ceil(depth / 8) bytes, the rest zero) and the 65-byte hash
- * preimage. The pure-Python twin is shared/integrity/map_memory.PureMap; a test holds the
+ * node, a depth at a time in address order, as the addresses' bytes (the first `depth` bits
+ * left-aligned in ceil(depth / 8) bytes, the rest zero) and the nodes' 65-byte hash
+ * preimages, each concatenated. The pure-Python twin is shared/integrity/map_memory.PureMap; a test holds the
  * two to the same roots, nodes and audit findings. */
 
 #define PY_SSIZE_T_CLEAN
@@ -471,8 +471,8 @@ static void Levels_dealloc(Levels *it) {
     PyObject_Free(it);
 }
 
-/* (depth, records): up to `chunk` nodes of one depth, in address order, each the address's
- * ceil(depth / 8) bytes then the node's 65 bytes. */
+/* (depth, addresses, nodes): up to `chunk` nodes of one depth, in address order; each
+ * address is ceil(depth / 8) bytes, each node its 65 bytes. */
 static PyObject *Levels_next(Levels *it) {
     Tree *t = it->tree;
     if (it->version != t->version) {
@@ -487,16 +487,16 @@ static PyObject *Levels_next(Levels *it) {
     unsigned depth = it->depth, width = (depth + 7) / 8;
     uint32_t count = it->n_now - it->at;
     if ((Py_ssize_t)count > it->chunk) count = (uint32_t)it->chunk;
-    size_t size = (size_t)width + 65;
-    PyObject *records = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(size * count));
-    if (!records) return NULL;
-    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(records);
-    for (uint32_t i = 0; i < count; i++, out += size) {
+    PyObject *addresses = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)width * count);
+    PyObject *nodes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)65 * count);
+    if (!addresses || !nodes) goto fail;
+    uint8_t *address = (uint8_t *)PyBytes_AS_STRING(addresses);
+    uint8_t *node = (uint8_t *)PyBytes_AS_STRING(nodes);
+    for (uint32_t i = 0; i < count; i++, address += width, node += 65) {
         Item item = it->now[it->at++];
         const uint8_t *key = key_of(t, item.ref);
-        memcpy(out, key, width);
-        if (depth & 7) out[width - 1] &= (uint8_t)(0xFF00 >> (depth & 7));
-        uint8_t *node = out + width;
+        memcpy(address, key, width);
+        if (depth & 7) address[width - 1] &= (uint8_t)(0xFF00 >> (depth & 7));
         if (IS_LEAF(item.ref)) {
             const Leaf *leaf = &t->leaves[LEAF_OF(item.ref)];
             node[0] = 0x02;
@@ -508,10 +508,8 @@ static PyObject *Levels_next(Levels *it) {
         if (t->inner[item.ref].depth == depth) { /* a branching node: its two halves */
             Inner here = t->inner[item.ref];
             if (enqueue(it, here.child[0], depth + 1, node + 1) < 0 ||
-                enqueue(it, here.child[1], depth + 1, node + 33) < 0) {
-                Py_DECREF(records);
-                return NULL;
-            }
+                enqueue(it, here.child[1], depth + 1, node + 33) < 0)
+                goto fail;
             continue;
         }
         /* a one-child node of a chain: the subtree one level down, and the empty half */
@@ -519,13 +517,14 @@ static PyObject *Levels_next(Levels *it) {
         int bit = bit_at(key, depth);
         memcpy(node + 1 + 32 * bit, below, 32);
         memcpy(node + 1 + 32 * (1 - bit), EMPTY, 32);
-        if (grow((void **)&it->next, &it->cap_next, sizeof(Item), it->n_next + 1)) {
-            Py_DECREF(records);
-            return NULL;
-        }
+        if (grow((void **)&it->next, &it->cap_next, sizeof(Item), it->n_next + 1)) goto fail;
         it->next[it->n_next++] = item;
     }
-    return Py_BuildValue("(IN)", depth, records);
+    return Py_BuildValue("(INN)", depth, addresses, nodes);
+fail:
+    Py_XDECREF(addresses);
+    Py_XDECREF(nodes);
+    return NULL;
 }
 
 static PyTypeObject LevelsType = {
@@ -543,8 +542,9 @@ static PyMethodDef Tree_methods[] = {
      "value hash; a key repeated keeps its last); the new root."},
     {"root", (PyCFunction)Tree_root, METH_NOARGS, "root() -> the map's root (EMPTY if none)."},
     {"levels", (PyCFunction)(void (*)(void))Tree_levels, METH_VARARGS | METH_KEYWORDS,
-     "levels(chunk=65536) -> iterator of (depth, records): every node, a depth at a time in "
-     "address order, each record its address's bytes and its 65-byte preimage."},
+     "levels(chunk=65536) -> iterator of (depth, addresses, nodes): every node, a depth at a "
+     "time in address order, its address's bytes and its 65-byte preimage, up to `chunk` a "
+     "time."},
     {NULL}};
 
 static PySequenceMethods Tree_as_sequence = {.sq_length = (lenfunc)Tree_len};
@@ -559,6 +559,186 @@ static PyTypeObject TreeType = {
     .tp_methods = Tree_methods,
     .tp_as_sequence = &Tree_as_sequence,
 };
+
+/* ---- the changed heads' records (map_feed.head_records) ---- */
+
+/* A kind or status as the value holds it: a length byte and the name, when it is
+ * [a-z][a-z0-9_]{0,31}; 0 when it is not (the head has no value), -1 when it is no str. */
+static int name_bytes(PyObject *text, uint8_t *out) {
+    if (!PyUnicode_CheckExact(text)) return -1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (n < 1 || n > 32 || !PyUnicode_IS_ASCII(text)) return 0;
+    const char *c = (const char *)PyUnicode_DATA(text);
+    if (c[0] < 'a' || c[0] > 'z') return 0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (!((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= '0' && c[i] <= '9') || c[i] == '_'))
+            return 0;
+    out[0] = (uint8_t)n;
+    memcpy(out + 1, c, (size_t)n);
+    return 1 + (int)n;
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* An entity id in the database's canonical text (8-4-4-4-12 hex digits) as 16 bytes. */
+static int uuid_bytes(PyObject *text, uint8_t out[16]) {
+    if (!PyUnicode_CheckExact(text) || PyUnicode_GET_LENGTH(text) != 36 ||
+        !PyUnicode_IS_ASCII(text))
+        return 0;
+    const char *c = (const char *)PyUnicode_DATA(text);
+    int at = 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c[i] != '-') return 0;
+            continue;
+        }
+        int hi = hex_digit(c[i]), lo = hex_digit(c[i + 1]);
+        if (hi < 0 || lo < 0) return 0;
+        out[at++] = (uint8_t)(hi << 4 | lo);
+        i++;
+    }
+    return at == 16;
+}
+
+/* An int in [low, 2**64) into out (big-endian): 1; out of range: 0; no exact int: -1. */
+static int u64_bytes(PyObject *number, uint64_t low, uint8_t out[8]) {
+    if (!PyLong_CheckExact(number)) return -1;
+    unsigned long long v = PyLong_AsUnsignedLongLong(number);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v < low) return 0;
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (56 - 8 * i));
+    return 1;
+}
+
+/* The head value of one entity, as map_feed.head_value gives it: its length (0: no value),
+ * or -1 when an input is not of the plain shape handled here (the caller asks Python). */
+static int head_value(PyObject *version, PyObject *entity, PyObject *certificate,
+                      uint8_t value[160]) {
+    if (!PyTuple_CheckExact(version) || PyTuple_GET_SIZE(version) != 5) return -1;
+    PyObject *idx = PyTuple_GET_ITEM(version, 0), *kind = PyTuple_GET_ITEM(version, 1);
+    PyObject *number = PyTuple_GET_ITEM(version, 2), *leaf = PyTuple_GET_ITEM(version, 3);
+    PyObject *status = PyTuple_GET_ITEM(version, 4);
+    if (!PyLong_CheckExact(idx) || !PyLong_CheckExact(number) || !PyUnicode_CheckExact(kind) ||
+        !PyBytes_CheckExact(leaf) || (status != Py_None && !PyUnicode_CheckExact(status)) ||
+        (certificate != NULL && !PyLong_CheckExact(certificate)))
+        return -1;
+    if (status == Py_None) return 0;
+    uint8_t *p = value;
+    *p++ = 0x01;
+    if (!uuid_bytes(entity, p)) return -1;
+    p += 16;
+    uint8_t kind_lp[33], status_lp[33];
+    int kind_len = name_bytes(kind, kind_lp), status_len = name_bytes(status, status_lp);
+    if (kind_len == 0 || status_len == 0 || PyBytes_GET_SIZE(leaf) != 32) return 0;
+    if (u64_bytes(number, 1, p) != 1 || u64_bytes(idx, 0, p + 8) != 1) return 0;
+    p += 16;
+    memcpy(p, PyBytes_AS_STRING(leaf), 32);
+    p += 32;
+    int certified = status_len == 10 && memcmp(status_lp + 1, "certified", 9) == 0;
+    if (!certified || certificate == NULL) {
+        memset(p, 0, 9);
+    } else {
+        p[0] = 0x01;
+        if (u64_bytes(certificate, 0, p + 1) != 1) return 0;
+    }
+    p += 9;
+    memcpy(p, kind_lp, (size_t)kind_len);
+    p += kind_len;
+    memcpy(p, status_lp, (size_t)status_len);
+    p += status_len;
+    return (int)(p - value);
+}
+
+static PyObject *mod_head_records(PyObject *self, PyObject *args) {
+    PyObject *versions, *certificates, *entities, *slow;
+    if (!PyArg_ParseTuple(args, "O!O!OO:head_records", &PyDict_Type, &versions, &PyDict_Type,
+                          &certificates, &entities, &slow))
+        return NULL;
+    PyObject *iter = PyObject_GetIter(entities), *named = PyList_New(0), *entity;
+    uint8_t *out = NULL;
+    size_t used = 0, cap = 0;
+    if (!iter || !named) goto fail;
+    while ((entity = PyIter_Next(iter)) != NULL) {
+        PyObject *version = PyDict_GetItemWithError(versions, entity);
+        if (version == NULL) {
+            Py_DECREF(entity);
+            if (PyErr_Occurred()) goto fail;
+            continue;
+        }
+        PyObject *certificate = PyDict_GetItemWithError(certificates, entity);
+        if (certificate == NULL && PyErr_Occurred()) {
+            Py_DECREF(entity);
+            goto fail;
+        }
+        uint8_t value[160], record[64];
+        int length = head_value(version, entity, certificate, value);
+        if (length < 0) { /* not the plain shape: Python decides (its record, or None) */
+            PyObject *made = PyObject_CallFunctionObjArgs(
+                slow, version, entity, certificate ? certificate : Py_None, NULL);
+            if (!made) {
+                Py_DECREF(entity);
+                goto fail;
+            }
+            length = 0;
+            if (made != Py_None) {
+                if (!PyBytes_Check(made) || PyBytes_GET_SIZE(made) != 64) {
+                    Py_DECREF(made);
+                    Py_DECREF(entity);
+                    PyErr_SetString(PyExc_ValueError, "a record is 64 bytes");
+                    goto fail;
+                }
+                memcpy(record, PyBytes_AS_STRING(made), 64);
+                length = 1;
+            }
+            Py_DECREF(made);
+        } else if (length > 0) {
+            sha256(value + 1, 16, record); /* the key: SHA-256 of the id's 16 bytes */
+            sha256(value, (size_t)length, record + 32);
+        }
+        if (length > 0) {
+            if (used + 64 > cap) {
+                size_t next = cap ? 2 * cap : 64 * 1024;
+                uint8_t *moved = PyMem_Realloc(out, next);
+                if (!moved) {
+                    Py_DECREF(entity);
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                out = moved;
+                cap = next;
+            }
+            memcpy(out + used, record, 64);
+            used += 64;
+            if (PyList_Append(named, entity) < 0) {
+                Py_DECREF(entity);
+                goto fail;
+            }
+        }
+        Py_DECREF(entity);
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_DECREF(iter);
+    PyObject *records = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)used);
+    PyMem_Free(out);
+    if (!records) {
+        Py_DECREF(named);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", records, named);
+fail:
+    Py_XDECREF(iter);
+    Py_XDECREF(named);
+    PyMem_Free(out);
+    return NULL;
+}
 
 /* ---- module ---- */
 
@@ -583,6 +763,11 @@ static PyObject *mod_use_sha_extensions(PyObject *self, PyObject *arg) {
 
 static PyMethodDef module_methods[] = {
     {"sha256", mod_sha256, METH_O, "sha256(data) -> digest, by this module's own code."},
+    {"head_records", mod_head_records, METH_VARARGS,
+     "head_records(versions, certificates, entities, slow) -> (records, named): for each "
+     "entity with a head value (map_feed.head_value), its key and its value's hash (64 "
+     "bytes), and its id, in order; slow(version, id, certificate) gives the record (or None) "
+     "where an input is not of the plain shape handled here."},
     {"use_sha_extensions", mod_use_sha_extensions, METH_O,
      "use_sha_extensions(wanted) -> in use: the x86 SHA extensions where the CPU has them "
      "(the default), else the portable code (tests hold both to hashlib)."},

@@ -15,7 +15,6 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
-import hashlib
 import operator
 from collections.abc import Iterator, Mapping
 
@@ -112,23 +111,17 @@ class Replay:
     def commit(self, idx: int, body: bytes) -> None:
         """Apply the heads changed since the last commit; compare the roots."""
         self.last = idx
-        updates = self.updates(self.changed)
+        records, named = map_feed.head_records(self.versions, self.certificates, self.changed)
         self.changed = set()
-        sha256 = hashlib.sha256
-        root = self.memory.update(
-            b"".join(key + sha256(value).digest() for key, (_, value) in updates.items())
-        )
-        wrong = compare(idx, body, root, updates)
+        wrong = compare(idx, body, self.memory.update(records), named)
         if wrong is not None:
             self.found.append((idx, *wrong))
 
 
-def compare(
-    idx: int, body: bytes, root: bytes, updates: dict[bytes, tuple[str, bytes]]
-) -> tuple[str, str | None] | None:
-    """What is wrong with the commit at ``idx`` against the root the log gives (``updates``:
-    the heads that changed since the commit before, one of which is named when it alone
-    changed): (detail, entity id or None), or None."""
+def compare(idx: int, body: bytes, root: bytes, named: list[str]) -> tuple[str, str | None] | None:
+    """What is wrong with the commit at ``idx`` against the root the log gives (``named``:
+    the entities whose heads changed since the commit before, one of which is named when it
+    alone changed): (detail, entity id or None), or None."""
     try:
         commit = heads_map.decode_commit(body)
     except heads_map.MalformedCommit as exc:
@@ -136,10 +129,10 @@ def compare(
     if commit.log_size != idx:
         return f"the map commit at {idx} says it covers {commit.log_size}", None
     if commit.map_root != root:
-        who = next(iter(updates.values()))[0] if len(updates) == 1 else None
+        who = named[0] if len(named) == 1 else None
         return (
             f"the map commit at {idx} holds another root than the heads the log gives "
-            f"({len(updates)} changed since the commit before)",
+            f"({len(named)} changed since the commit before)",
             who,
         )
     return None
@@ -242,7 +235,8 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
             replay.certificates.update(segment.certificates)
             changed = replay.updates({*segment.versions, *segment.certificates, *segment.others})
             values.update((key, value) for key, (_, value) in changed.items())
-            wrong = compare(idx, body, _root(state, pruned, values), changed)
+            named = [entity_id for entity_id, _ in changed.values()]
+            wrong = compare(idx, body, _root(state, pruned, values), named)
             if wrong is not None:
                 invalid(state, idx, *wrong)
     except sparse_merkle.MissingNode as exc:
@@ -352,9 +346,9 @@ def _replayed(state: AuditState, start: int, size: int) -> None:
         _nodes(state, replay)
 
 
-def _ranges(replay: Replay) -> Iterator[tuple[int, str, bytes]]:
-    """(depth, where, expected): the stored nodes a statement reads (an SQL condition) beside
-    the records the log gives for them (address bytes then node, in address order), about
+def _ranges(replay: Replay) -> Iterator[tuple[int, str, bytes, bytes]]:
+    """(depth, where, addresses, nodes): the stored nodes a statement reads (an SQL
+    condition) beside those the log gives for them, in address order, about
     ``copyread.RANGE`` a statement so that each stays inside the statement timeout: a depth at
     a time, cut where the map's chunks start (a depth's first range open below, its last open
     above); then whatever lies deeper than the deepest node (depth -1: none expected)."""
@@ -362,18 +356,18 @@ def _ranges(replay: Replay) -> Iterator[tuple[int, str, bytes]]:
     chunks = replay.memory.levels(copyread.RANGE)
     here = next(chunks, None)
     while here is not None:
-        depth, records = here
+        depth, addresses, nodes = here
         following = next(chunks, None)
         width = (depth + 7) // 8
         where = f"depth = {depth}"
         if depth == deepest:  # not the depth's first chunk
-            where += f" AND prefix >= '\\x{records[:width].hex()}'::bytea"
+            where += f" AND prefix >= '\\x{addresses[:width].hex()}'::bytea"
         if following is not None and following[0] == depth:
             where += f" AND prefix < '\\x{following[1][:width].hex()}'::bytea"
         deepest = depth
-        yield depth, where, records
+        yield depth, where, addresses, nodes
         here = following
-    yield -1, f"depth > {deepest}", b""
+    yield -1, f"depth > {deepest}", b"", b""
 
 
 def _node_rows(state: AuditState, where: str) -> Iterator[list[tuple[int, bytes, bytes]]]:
@@ -383,16 +377,27 @@ def _node_rows(state: AuditState, where: str) -> Iterator[list[tuple[int, bytes,
         yield batch
 
 
-def _same(depth: int, rows: list[tuple[int, bytes, bytes]], expected: bytes) -> bool:
-    """The stored rows are, byte for byte and field by field, the expected records."""
-    if not rows:
-        return not expected
-    _, prefixes, nodes = zip(*rows, strict=True)
-    return (
-        set(map(len, prefixes)) == {(depth + 7) // 8}
-        and set(map(len, nodes)) == {65}
-        and b"".join(map(operator.add, prefixes, nodes)) == expected
-    )
+_PREFIX, _NODE = operator.itemgetter(1), operator.itemgetter(2)
+
+
+def _same(state: AuditState, depth: int, where: str, addresses: bytes, nodes: bytes) -> bool:
+    """The stored rows ``where`` are, field by field, the nodes the log gives: every prefix
+    as long as its depth's addresses and every node 65 bytes (so the concatenations cannot
+    shift), each concatenation equal. Read to the end even when one differs."""
+    width, same = (depth + 7) // 8, True
+    at = 0
+    for batch in _node_rows(state, where):
+        prefixes, stored = list(map(_PREFIX, batch)), list(map(_NODE, batch))
+        end = at + len(batch)
+        same = (
+            same
+            and set(map(len, prefixes)) == {width}
+            and set(map(len, stored)) == {65}
+            and b"".join(stored) == nodes[65 * at : 65 * end]
+            and b"".join(prefixes) == addresses[width * at : width * end]
+        )
+        at = end
+    return same and 65 * at == len(nodes)
 
 
 def _nodes(state: AuditState, replay: Replay) -> None:
@@ -400,22 +405,21 @@ def _nodes(state: AuditState, replay: Replay) -> None:
     the map's nodes at a time, compared as bytes; only when one differs or lacks are all of
     them gathered to be named in address order."""
     same = True
-    for depth, where, expected in _ranges(replay):
-        rows = [row for batch in _node_rows(state, where) for row in batch]
-        same = _same(depth, rows, expected) and same
+    for depth, where, addresses, nodes in _ranges(replay):
+        same = _same(state, depth, where, addresses, nodes) and same
     if same:
         return
     # by (depth, address bytes) as stored: a node whose prefix has its padding bits set is
     # not at its address (a proof's exact read misses it), so it is named, with the lack
     stored: dict[tuple[int, bytes], bytes] = {}
     wanted: dict[tuple[int, bytes], bytes] = {}
-    for depth, where, records in _ranges(replay):
+    for depth, where, addresses, nodes in _ranges(replay):
         for batch in _node_rows(state, where):
             for at, prefix, node in batch:
                 stored[(at, prefix)] = node
-        size = (depth + 7) // 8 + 65
-        for at in range(0, len(records), size):
-            wanted[(depth, records[at : at + size - 65])] = records[at + size - 65 : at + size]
+        width = (depth + 7) // 8
+        for n in range(len(nodes) // 65):
+            wanted[(depth, addresses[width * n : width * (n + 1)])] = nodes[65 * n : 65 * (n + 1)]
     owners = {map_feed.entity_key(e): e for e in replay.versions}
     for address in sorted(set(stored) | set(wanted)):
         if stored.get(address) == wanted.get(address):

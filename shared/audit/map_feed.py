@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from shared.integrity import map_memory
 
 Version = tuple[int, str, int, bytes, str | None]  # index, kind, version, leaf hash, status
 
@@ -97,3 +100,36 @@ def head_value(version: Version, entity_id: str, certificate: int | None) -> byt
             status_bytes,
         )
     )
+
+
+def _record(version: Version, entity_id: str, certificate: int | None) -> bytes | None:
+    """The entity's key and its head value's SHA-256 (what the map takes), or None."""
+    value = head_value(version, entity_id, certificate)
+    if value is None:
+        return None
+    return entity_key(entity_id) + hashlib.sha256(value).digest()
+
+
+def head_records(
+    versions: dict[str, Version], certificates: dict[str, int], entities: Iterable[str]
+) -> tuple[bytes, list[str]]:
+    """The map's records of the ``entities`` that have a head value, and their ids, in the
+    order given: a full audit's per-commit loop, a million at the first commit of a seeded
+    log, so the compiled module (``map_memory.NATIVE``) runs it where it can; it asks
+    ``_record`` for any input not of the plain shape it handles, and the pure loop below is
+    its twin (tests/integrity/test_map_memory.py holds them equal)."""
+    if map_memory.NATIVE is not None:
+        records: bytes
+        named: list[str]
+        records, named = map_memory.NATIVE.head_records(versions, certificates, entities, _record)
+        return records, named
+    made, named = [], []
+    for entity_id in entities:
+        version = versions.get(entity_id)
+        if version is None:
+            continue
+        record = _record(version, entity_id, certificates.get(entity_id))
+        if record is not None:
+            made.append(record)
+            named.append(entity_id)
+    return b"".join(made), named

@@ -12,9 +12,10 @@ nothing the audit trusts). Both give the same roots and the same nodes in the sa
 
 A map takes batches of 64-byte records (a 32-byte key, then the SHA-256 of its value; a key
 repeated keeps its last) and answers the root after each; ``levels`` then yields every node,
-a depth at a time in address order, as chunks of records: the address's bytes (the first
-``depth`` key bits left-aligned in ceil(depth / 8) bytes, the rest zero) and the node's
-65-byte preimage. What is compared with the stored map, and how, is the audit's business.
+a depth at a time in address order, in chunks: (depth, the addresses' bytes, the nodes'
+65-byte preimages), each concatenated; an address is the first ``depth`` key bits
+left-aligned in ceil(depth / 8) bytes, the rest zero. What is compared with the stored map,
+and how, is the audit's business.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from itertools import groupby
+from types import ModuleType
 from typing import Protocol
 
 from shared.integrity import sparse_merkle
@@ -34,8 +36,8 @@ class MemoryMap(Protocol):
         """Set each record's key to its value hash; the new root."""
         ...
 
-    def levels(self, chunk: int = CHUNK) -> Iterator[tuple[int, bytes]]:
-        """(depth, records) chunks: every node, depth by depth, in address order."""
+    def levels(self, chunk: int = CHUNK) -> Iterator[tuple[int, bytes, bytes]]:
+        """(depth, addresses, nodes) chunks: every node, depth by depth, in address order."""
         ...
 
 
@@ -60,30 +62,37 @@ class PureMap:
         self.store.apply(change)
         return change.root
 
-    def levels(self, chunk: int = CHUNK) -> Iterator[tuple[int, bytes]]:
+    def levels(self, chunk: int = CHUNK) -> Iterator[tuple[int, bytes, bytes]]:
         if chunk < 1:
             raise ValueError("a chunk holds at least one node")
         ordered = sorted(self.store.nodes.items())
-        for depth, nodes in groupby(ordered, key=lambda item: item[0][0]):
-            records = [address(depth, index) + node for (_, index), node in nodes]
-            for at in range(0, len(records), chunk):
-                yield depth, b"".join(records[at : at + chunk])
+        for depth, group in groupby(ordered, key=lambda item: item[0][0]):
+            nodes = list(group)
+            for at in range(0, len(nodes), chunk):
+                part = nodes[at : at + chunk]
+                yield (
+                    depth,
+                    b"".join(address(depth, index) for (_, index), _ in part),
+                    b"".join(node for _, node in part),
+                )
 
 
-def _native() -> type[MemoryMap] | None:
+def _native() -> ModuleType | None:
     if os.environ.get("PLANT_AUDIT_PURE", "") not in ("", "0"):
         return None
     try:
         import plant_map_native
     except ImportError:
         return None
-    tree: type[MemoryMap] = plant_map_native.Tree
-    return tree
+    return plant_map_native
 
 
-NATIVE = _native()
+NATIVE = _native()  # the extension module, or None: every caller's twin is then used
 
 
 def new(pure: bool = False) -> MemoryMap:
     """An empty map: the compiled one when it is importable and allowed, else the twin."""
-    return PureMap() if pure or NATIVE is None else NATIVE()
+    if pure or NATIVE is None:
+        return PureMap()
+    tree: MemoryMap = NATIVE.Tree()
+    return tree

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import plant_map_native
 import pytest
 
 from shared import tlog
@@ -38,7 +39,7 @@ def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[s
     with monkeypatch.context() as pure:
         pure.setattr(map_memory, "NATIVE", None)
         twin = runs._audit(tenant, "full")["findings"]
-    assert made[1:] == [map_memory.NATIVE, map_memory.PureMap]
+    assert made[1:] == [plant_map_native.Tree, map_memory.PureMap]
     assert compiled == twin
     return compiled
 
