@@ -4,7 +4,7 @@ migrations install (``shared.audit.defences``). Generated: ``python -m
 shared.audit.defences`` against a freshly migrated database; never edited by hand."""
 
 FUNCTIONS = {
-    "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "f3c94d7f3651aac3f50559ba30885e4a5f4e87e6c3db74a2a8e8dfacd5c9c5d3 plant_owner",
+    "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "1ddf696edeb0cd61ee5319a78534bd01037e885bdadd2167bf429acf1fbe2046 plant_owner",
     "public.plant_append_versions(p_items jsonb)": "55816bd5d117b6c51715de7934b1f4f112418c20ae4c4debfbb077136a23eb66 plant_owner",
     "public.plant_batch_append(p_tenant text, p_kind text, p_actor text, p_at timestamp with time zone, p_first bigint, p_from integer)": "f962641d06e8b88fff18cc9b9e975163b8e44efd1d7de8971d81652b0b0c8e25 plant_owner",
     "public.plant_batch_close(p_tenant text, p_first bigint, p_count bigint)": "2cfdfd50ad1392e57fa3331a13cc895c5e13f78a8b313c0b575b3e7ef2123f30 plant_owner",
@@ -18,8 +18,6 @@ FUNCTIONS = {
     "public.plant_nodes(p_keys bigint[])": "2620044c81b5161a34f81ebb0c0da4a65e587a0713fe2818e6c8b43b59e366a1 plant_owner",
     "public.plant_prefix_end(p text)": "8625e99787b00776c7f5ef8843547dffc7b4768c6187684acfd9697cd7bfe783 plant_owner",
     "public.plant_refuse_change()": "e5d5fae376935873952b3653fbb925d384918bbde1a7c1bcd6829fcc6fe46a1e plant_owner",
-    "public.plant_tags_inserted()": "f0f858b37bd1fa67c627dd3a974db2102b4bd2d49212d8d636d3d7bb6b87a94c plant_owner",
-    "public.plant_tags_moved()": "1bfa6fe60c7d67c6379e4a8cc3ff864d9c067bb2f865d3f4a38f7a3b29dc8c9d plant_owner",
 }
 
 POLICIES = {
