@@ -4,11 +4,12 @@ bench.bulk_parts [--size N] [--repeats R]`` runs ``batches.create_batch`` of N s
 prints each part's wall time and share of the batch: the client's work before the
 transaction (input checks, ids, keys), the staging COPYs, each statement the server runs
 inside ``plant_batch_items`` and ``plant_batch_append`` (the key check, the tags, the
-entries, the heads with their trigger), the waits for the encoding thread, and what follows the last append (receipt,
-commit, response). The server's statements are timed by ``auto_explain`` (nested statements,
-durations only, sent to the client as notices), which the bench's login may load because it
-is the server's superuser; the batch itself runs as the application role, as in the product.
-Not a benchmark row: the parts' times, not a ratio to a floor."""
+entries, the heads with their trigger), the waits for the encoding thread, and what follows
+the last append (receipt, commit, response). The server's statements are timed by
+``auto_explain`` (nested statements, durations only, sent to the client as notices), which
+the bench's login may load because it is the server's superuser; the batch itself runs as
+the application role, as in the product. Not a benchmark row: the parts' times, not a ratio
+to a floor."""
 
 from __future__ import annotations
 
