@@ -13,15 +13,15 @@ client copies into ``pg_temp.plant_items`` before it encodes any document, so no
   with its holder, and nothing is written, so the caller names them all in one 409);
   otherwise every item's tags, in one statement.
 - ``plant_batch_append``, per chunk copied into ``pg_temp.plant_staged``: its entries and
-  heads, the tags trigger leaving out the range it names in ``plant.batch_tagged`` (its
-  items' tags are written); the staging table emptied after.
+  heads (since 0023 no trigger writes a head's tags, and 0021's ``plant.batch_tagged``
+  setting, which kept it off a batch's range, is gone); the staging table emptied after.
 
 The batch still holds the tenant's log counter from ``plant_batch_open`` to its commit, so
 the check sees every write committed before it and none can commit between it and the
 batch's commit; a failure anywhere rolls back the tags with the rest.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 """
 
 from alembic import op
@@ -29,7 +29,7 @@ from alembic import op
 from shared.storage.migrate import migration_module
 
 revision = "0024"
-down_revision = "0021"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
@@ -85,7 +85,7 @@ BEGIN
 END $$;
 
 -- Per chunk copied into pg_temp.plant_staged: its entries and heads (their tags written by
--- plant_batch_items, so the trigger leaves out the chunk's range); emptied after.
+-- plant_batch_items); emptied after.
 CREATE FUNCTION plant_batch_append(p_tenant text, p_kind text, p_actor text,
                                    p_at timestamptz, p_first bigint)
 RETURNS void
@@ -97,15 +97,11 @@ BEGIN
     SELECT p_tenant, p_first + s.ord, 'version', p_kind, i.entity_id, 1, s.body, s.digest,
            s.leaf_hash, NULL, s.field_hashes, p_actor
       FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord;
-  PERFORM set_config('plant.batch_tagged',
-                     (SELECT (p_first + min(s.ord)) || ':' || (p_first + max(s.ord))
-                        FROM pg_temp.plant_staged s), true);
   INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, category,
                             unique_key, first_index, log_index, created_at, updated_at)
     SELECT p_tenant, i.entity_id, p_kind, 1, 'draft', i.name, i.category, i.unique_key,
            p_first + s.ord, p_first + s.ord, p_at, p_at
       FROM pg_temp.plant_staged s JOIN pg_temp.plant_items i ON i.ord = s.ord;
-  PERFORM set_config('plant.batch_tagged', '', true);
   TRUNCATE pg_temp.plant_staged;  -- the next chunk's rows alone, not every earlier one too
 END $$;
 

@@ -6,7 +6,7 @@ shared.audit.defences`` against a freshly migrated database; never edited by han
 FUNCTIONS = {
     "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "1ddf696edeb0cd61ee5319a78534bd01037e885bdadd2167bf429acf1fbe2046 plant_owner",
     "public.plant_append_versions(p_items jsonb)": "55816bd5d117b6c51715de7934b1f4f112418c20ae4c4debfbb077136a23eb66 plant_owner",
-    "public.plant_batch_append(p_tenant text, p_kind text, p_actor text, p_at timestamp with time zone, p_first bigint)": "7ec2f49a7c8254190dfa0e9b24c0e2922ef3a1ac5a9387404adde8a1d657b4ec plant_owner",
+    "public.plant_batch_append(p_tenant text, p_kind text, p_actor text, p_at timestamp with time zone, p_first bigint)": "9aee788e73e4dcf5c0e55a796c5b2944d3195986372e1b41d1581eb1b69d1f8a plant_owner",
     "public.plant_batch_close(p_tenant text, p_first bigint, p_count bigint)": "2cfdfd50ad1392e57fa3331a13cc895c5e13f78a8b313c0b575b3e7ef2123f30 plant_owner",
     "public.plant_batch_items(p_tenant text, p_kind text, p_first bigint)": "894e19a381de74acd2c090db67e7697d6c4375193dc9822a5f2ba786036d6049 plant_owner",
     "public.plant_batch_open(p_tenant text, p_count bigint, p_refs uuid[], p_ref_indices bigint[])": "243ec4a35492c65105baa7adf7fcade9ef00ee035487759884917d313a64ca2e plant_owner",
