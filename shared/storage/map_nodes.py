@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.integrity.sparse_merkle import DEPTH, EMPTY, LEAF, Address
-from shared.storage import copyread, map_strata
+from shared.storage import copyread, map_strata, staging
 
 # The strata of the prefixes asked (all ``width`` bytes long), those that exist.
 _PROBE = (
@@ -33,16 +33,16 @@ _PROBE = (
     "WHERE tenant_id = current_setting('plant.tenant') AND prefix = p.prefix LIMIT 1) AS s"
 )
 _COLUMNS = (copyread.BYTEA, copyread.BYTEA)
+_STAGE = text(
+    "CREATE TEMPORARY TABLE plant_strata (prefix bytea NOT NULL, nodes bytea NOT NULL) "
+    "ON COMMIT DROP"
+)
 _UPSERT = text(
     "INSERT INTO heads_map_strata (tenant_id, prefix, nodes) "
-    "SELECT current_setting('plant.tenant'), "
-    "substring(CAST(:prefixes AS bytea) FROM CAST(32 * n - 31 AS integer) FOR w), "
-    "substring(CAST(:rows AS bytea) FROM o + 1 FOR r) "
-    "FROM unnest(CAST(:widths AS integer[]), CAST(:offsets AS integer[]), "
-    "CAST(:lengths AS integer[])) WITH ORDINALITY AS t(w, o, r, n) "
+    "SELECT current_setting('plant.tenant'), prefix, nodes FROM pg_temp.plant_strata "
     "ON CONFLICT (tenant_id, prefix) DO UPDATE SET nodes = EXCLUDED.nodes"
 )
-WRITE_BYTES = 1 << 23  # stored bytes an upsert carries at most (and ``copyread.RANGE`` rows)
+_UNSTAGE = text("DROP TABLE pg_temp.plant_strata")
 
 
 def read(conn: Connection, prefixes: Iterable[bytes], into: map_strata.Strata) -> int:
@@ -117,39 +117,26 @@ class DbMapNodes:
         rows = self.strata.rows
         out = []
         for prefix, nodes in sorted(map_strata.group(written).items()):
-            old = rows.get(prefix)
-            if old is not None:
-                merged = map_strata.decode(old)
+            if prefix in rows:
+                merged = self.strata.nodes_of(prefix)
                 merged.update(nodes)
                 nodes = merged
             out.append((prefix, map_strata.encode(nodes)))
         upsert(self.conn, out)
         for prefix, data in out:
-            self.strata.add(prefix, data)
+            self.strata.put(prefix, data)
 
 
 def upsert(conn: Connection, strata: Sequence[tuple[bytes, bytes]]) -> None:
-    """Insert or overwrite these (prefix, stored bytes) strata, a statement per
-    ``WRITE_BYTES`` of them; prefixes go padded in one value, rows in another."""
-    low = 0
-    while low < len(strata):
-        high, size = low, 0
-        while high < len(strata) and high - low < copyread.RANGE and size < WRITE_BYTES:
-            size += len(strata[high][1])
-            high += 1
-        chunk = strata[low:high]
-        offsets, at = [], 0
-        for _, data in chunk:
-            offsets.append(at)
-            at += len(data)
-        conn.execute(
-            _UPSERT,
-            {
-                "prefixes": b"".join(p.ljust(32, b"\0") for p, _ in chunk),
-                "rows": b"".join(data for _, data in chunk),
-                "widths": "{" + ",".join(str(len(p)) for p, _ in chunk) + "}",
-                "offsets": "{" + ",".join(map(str, offsets)) + "}",
-                "lengths": "{" + ",".join(str(len(d)) for _, d in chunk) + "}",
-            },
-        )
-        low = high
+    """Insert or overwrite these (prefix, stored bytes) strata in one statement, copied in
+    first (binary COPY into a temporary table: ~25 MB for a seal of 10,000 keys into
+    1,000,000, which as bind parameters went as twice as much hex)."""
+    if not strata:
+        return
+    conn.execute(_STAGE)
+    payload = staging.payload(
+        staging.row((staging.field(prefix), staging.field(data))) for prefix, data in strata
+    )
+    staging.copy_in(conn, "pg_temp.plant_strata", ("prefix", "nodes"), payload)
+    conn.execute(_UPSERT)
+    conn.execute(_UNSTAGE)

@@ -23,10 +23,11 @@ interior nodes, the strata on a key's path are exactly the rows whose prefixes a
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from shared.integrity.sparse_merkle import Address, MissingNode
 
-HEIGHT = 8  # levels a stratum spans: a byte of key a level of strata
+HEIGHT = 8  # levels a stratum spans: a byte of key a level of strata (``get`` relies on 8)
 NODE = 65  # a node's stored bytes
 RECORD = 1 + NODE  # its position, then its bytes
 
@@ -49,11 +50,20 @@ def address(prefix: bytes, position: int) -> Address:
     return HEIGHT * len(prefix) + k, (top << k) | (position ^ (1 << k))
 
 
+_POSITION = [bytes((p,)) for p in range(1 << HEIGHT)]
+
+
 def encode(nodes: Mapping[int, bytes]) -> bytes:
     """A stratum's row from its nodes by position (1 to 255), each 65 bytes."""
-    if any(not 1 <= p < 1 << HEIGHT or len(n) != NODE for p, n in nodes.items()):
-        raise ValueError("a stratum's positions are 1 to 255 and its nodes 65 bytes")
-    return b"".join(bytes((p,)) + nodes[p] for p in sorted(nodes))
+    order = sorted(nodes)
+    if (
+        not order
+        or order[0] < 1
+        or order[-1] >= 1 << HEIGHT
+        or {*map(len, nodes.values())} != {NODE}
+    ):
+        raise ValueError("a stratum holds nodes at positions 1 to 255, each 65 bytes")
+    return b"".join([_POSITION[p] + nodes[p] for p in order])
 
 
 def positions(data: bytes) -> bytes:
@@ -104,17 +114,36 @@ class Strata(Mapping[Address, bytes]):
         self._at[prefix] = positions(data)
         self.rows[prefix] = data
 
-    def __getitem__(self, address: Address) -> bytes:
+    def put(self, prefix: bytes, data: bytes) -> None:
+        """A stratum as ``encode`` made it (not checked again)."""
+        self._at[prefix] = data[::RECORD]
+        self.rows[prefix] = data
+
+    def nodes_of(self, prefix: bytes) -> dict[int, bytes]:
+        """A stratum read or put, as ``decode`` gives it (not checked again)."""
+        data = self.rows[prefix]
+        return {
+            p: data[at + 1 : at + RECORD]
+            for p, at in zip(self._at[prefix], range(0, len(data), RECORD), strict=True)
+        }
+
+    def get(self, address: Address, default: Any = None) -> Any:  # without raising KeyError
         depth, index = address
-        level, k = divmod(depth, HEIGHT)
-        prefix = (index >> k).to_bytes(level, "big")
+        k = depth & 7
+        prefix = (index >> k).to_bytes(depth >> 3, "big")
         at = self._at.get(prefix)
         if at is not None:
             record = at.find((1 << k) | (index & ((1 << k) - 1)))
             if record >= 0:
                 start = record * RECORD + 1
                 return self.rows[prefix][start : start + NODE]
-        raise KeyError(address)
+        return default
+
+    def __getitem__(self, address: Address) -> bytes:
+        node: bytes | None = self.get(address)
+        if node is None:
+            raise KeyError(address)
+        return node
 
     def __iter__(self) -> Iterator[Address]:
         for prefix, at in self._at.items():
