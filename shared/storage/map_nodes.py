@@ -118,10 +118,9 @@ class DbMapNodes:
         out = []
         for prefix, nodes in sorted(map_strata.group(written).items()):
             if prefix in rows:
-                merged = self.strata.nodes_of(prefix)
-                merged.update(nodes)
-                nodes = merged
-            out.append((prefix, map_strata.encode(nodes)))
+                out.append((prefix, self.strata.merged(prefix, nodes)))
+            else:
+                out.append((prefix, map_strata.encode(nodes)))
         upsert(self.conn, out)
         for prefix, data in out:
             self.strata.put(prefix, data)

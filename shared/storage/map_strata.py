@@ -119,6 +119,20 @@ class Strata(Mapping[Address, bytes]):
         self._at[prefix] = data[::RECORD]
         self.rows[prefix] = data
 
+    def merged(self, prefix: bytes, nodes: Mapping[int, bytes]) -> bytes:
+        """The stored bytes of a stratum read or put with ``nodes`` (by position) put in:
+        spliced in place where each replaces a node of the row (a seal's usual case), else
+        encoded afresh."""
+        data, at = self.rows[prefix], self._at[prefix]
+        places = [at.find(p) for p in nodes]
+        if -1 in places or {*map(len, nodes.values())} != {NODE}:
+            return encode({**self.nodes_of(prefix), **nodes})
+        out = bytearray(data)
+        for place, node in zip(places, nodes.values(), strict=True):
+            start = place * RECORD + 1
+            out[start : start + NODE] = node
+        return bytes(out)
+
     def nodes_of(self, prefix: bytes) -> dict[int, bytes]:
         """A stratum read or put, as ``decode`` gives it (not checked again)."""
         data = self.rows[prefix]

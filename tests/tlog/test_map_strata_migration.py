@@ -4,7 +4,8 @@ are byte for byte those the seals wrote."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from shared import tlog
 from shared.storage import map_strata, migrate
@@ -25,7 +26,10 @@ def test_nodes_move_down_to_rows_and_back_up_to_the_same_strata(superuser, tenan
     tlog.seal(tenant)
     moves = migrate.migration_module("0022_map_strata")
     nodes_table = migrate.migration_module("0015_heads_map").NODES
-    with superuser.connect() as conn:  # rolled back at the end: the database is shared
+    # in one transaction rolled back at the end (the database is shared; the fixture's
+    # engine autocommits)
+    engine = create_engine(superuser.url, poolclass=NullPool)
+    with engine.connect() as conn:
         before = _strata(conn, tenant)
         assert {len(p) for p in before} >= {0, 1, 2}
         whole = map_strata.Strata()
@@ -49,3 +53,10 @@ def test_nodes_move_down_to_rows_and_back_up_to_the_same_strata(superuser, tenan
         conn.execute(text(moves.MOVE_UP))
         assert _strata(conn, tenant) == before
         conn.rollback()
+    engine.dispose()
+    with superuser.connect() as conn:  # as the migrations left it
+        owner = conn.execute(
+            text("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = :n"),
+            {"n": "heads_map_strata"},
+        ).scalar_one()
+        assert owner == "plant_owner" and _strata(conn, tenant) == before
