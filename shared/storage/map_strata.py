@@ -22,6 +22,7 @@ interior nodes, the strata on a key's path are exactly the rows whose prefixes a
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -121,17 +122,26 @@ class Strata(Mapping[Address, bytes]):
 
     def merged(self, prefix: bytes, nodes: Mapping[int, bytes]) -> bytes:
         """The stored bytes of a stratum read or put with ``nodes`` (by position) put in:
-        spliced in place where each replaces a node of the row (a seal's usual case), else
-        encoded afresh."""
+        the row's records between them copied as runs, each new one replacing the record at
+        its position or inserted in order (what ``encode`` of the merged nodes gives, in
+        work proportional to the new ones: a seal's ~100,000 among ~450,000)."""
+        order = sorted(nodes)
+        if (
+            not order
+            or order[0] < 1
+            or order[-1] >= 1 << HEIGHT
+            or {*map(len, nodes.values())} != {NODE}
+        ):
+            raise ValueError("a stratum holds nodes at positions 1 to 255, each 65 bytes")
         data, at = self.rows[prefix], self._at[prefix]
-        places = [at.find(p) for p in nodes]
-        if -1 in places or {*map(len, nodes.values())} != {NODE}:
-            return encode({**self.nodes_of(prefix), **nodes})
-        out = bytearray(data)
-        for place, node in zip(places, nodes.values(), strict=True):
-            start = place * RECORD + 1
-            out[start : start + NODE] = node
-        return bytes(out)
+        parts, done = [], 0  # records of ``data`` copied or replaced so far
+        for p in order:
+            i = bisect_left(at, p)
+            parts.append(data[done * RECORD : i * RECORD])
+            parts.append(_POSITION[p] + nodes[p])
+            done = i + 1 if i < len(at) and at[i] == p else i
+        parts.append(data[done * RECORD :])
+        return b"".join(parts)
 
     def nodes_of(self, prefix: bytes) -> dict[int, bytes]:
         """A stratum read or put, as ``decode`` gives it (not checked again)."""
