@@ -54,8 +54,9 @@ def address(prefix: bytes, position: int) -> Address:
 _POSITION = [bytes((p,)) for p in range(1 << HEIGHT)]
 
 
-def encode(nodes: Mapping[int, bytes]) -> bytes:
-    """A stratum's row from its nodes by position (1 to 255), each 65 bytes."""
+def _order(nodes: Mapping[int, bytes]) -> list[int]:
+    """The positions of ``nodes``, sorted; ValueError unless there is one, each is 1 to 255
+    and each node 65 bytes."""
     order = sorted(nodes)
     if (
         not order
@@ -64,7 +65,12 @@ def encode(nodes: Mapping[int, bytes]) -> bytes:
         or {*map(len, nodes.values())} != {NODE}
     ):
         raise ValueError("a stratum holds nodes at positions 1 to 255, each 65 bytes")
-    return b"".join([_POSITION[p] + nodes[p] for p in order])
+    return order
+
+
+def encode(nodes: Mapping[int, bytes]) -> bytes:
+    """A stratum's row from its nodes by position (1 to 255), each 65 bytes."""
+    return b"".join([_POSITION[p] + nodes[p] for p in _order(nodes)])
 
 
 def positions(data: bytes) -> bytes:
@@ -125,31 +131,15 @@ class Strata(Mapping[Address, bytes]):
         the row's records between them copied as runs, each new one replacing the record at
         its position or inserted in order (what ``encode`` of the merged nodes gives, in
         work proportional to the new ones: a seal's ~100,000 among ~450,000)."""
-        order = sorted(nodes)
-        if (
-            not order
-            or order[0] < 1
-            or order[-1] >= 1 << HEIGHT
-            or {*map(len, nodes.values())} != {NODE}
-        ):
-            raise ValueError("a stratum holds nodes at positions 1 to 255, each 65 bytes")
         data, at = self.rows[prefix], self._at[prefix]
         parts, done = [], 0  # records of ``data`` copied or replaced so far
-        for p in order:
+        for p in _order(nodes):
             i = bisect_left(at, p)
             parts.append(data[done * RECORD : i * RECORD])
             parts.append(_POSITION[p] + nodes[p])
             done = i + 1 if i < len(at) and at[i] == p else i
         parts.append(data[done * RECORD :])
         return b"".join(parts)
-
-    def nodes_of(self, prefix: bytes) -> dict[int, bytes]:
-        """A stratum read or put, as ``decode`` gives it (not checked again)."""
-        data = self.rows[prefix]
-        return {
-            p: data[at + 1 : at + RECORD]
-            for p, at in zip(self._at[prefix], range(0, len(data), RECORD), strict=True)
-        }
 
     def get(self, address: Address, default: Any = None) -> Any:  # without raising KeyError
         depth, index = address

@@ -117,7 +117,7 @@ def test_a_stratum_merged_with_new_nodes_is_the_stratum_encoded_with_them():
     nodes = _map(3000, seed=5).nodes
     strata = _as_strata(nodes)
     prefix = max(strata.rows, key=lambda p: (len(p), len(strata.rows[p])))
-    old = strata.nodes_of(prefix)
+    old = map_strata.decode(strata.rows[prefix])
     replaced = {p: bytes([3]) + bytes(64) for p in list(old)[::2]}  # in place: spliced
     assert strata.merged(prefix, replaced) == map_strata.encode({**old, **replaced})
     added = {**replaced, 255 if 255 not in old else min(set(range(1, 256)) - set(old)): bytes(65)}
