@@ -1,5 +1,6 @@
-"""Rows copied into a temporary table with binary COPY (a bulk create's staging area), and
-the helper thread that makes the next chunk while the server appends the last (``ahead``).
+"""Rows copied into a temporary table with binary COPY (a bulk create's staging area, the
+strata a seal rewrites), and the helper thread that makes the next chunk while the server
+appends the last (``ahead``).
 
 Binary COPY carries each value as its bytes (a length, then the bytes), so ten thousand
 documents reach the server with no hex, no escaping and no JSON to parse. The format
