@@ -7,7 +7,7 @@ and ``node`` its 65-byte hash preimage. It is derived state, recomputable from t
 audit does), so the application may overwrite a node when a seal rewrites it; what it
 commits to is in the log, in each ``map_commit`` entry's root. ``plant_map_prefix`` is the
 prefix rule, used by the one statement that reads the paths of many keys. (Migration
-0022 stores the map in strata instead; its downgrade restores ``NODES``.) A seal appends
+0025 stores the map in strata instead; its downgrade restores ``NODES``.) A seal appends
 ``map_commit`` entries (entity id nil, version 1, kind ``map``); a partial index finds the
 last one without scanning the log.
 

@@ -1,4 +1,4 @@
-"""Database side of the map of heads: its strata in ``heads_map_strata`` (migration 0022).
+"""Database side of the map of heads: its strata in ``heads_map_strata`` (migration 0025).
 
 Each row is one 8-level stratum of a tenant's map, keyed by its prefix (``map_strata`` has the
 layout). ``DbMapNodes.get_paths`` reads the strata on the paths of many keys a level of strata

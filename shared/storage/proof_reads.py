@@ -1,5 +1,5 @@
 """Every stored part of a current-version proof in one statement (``plant_current_proof``,
-migrations 0018 and 0022): the checkpoint, the entry at its last index, the entity's newest
+migrations 0018 and 0025): the checkpoint, the entry at its last index, the entity's newest
 version and certificate entries below it, the map's strata on the entity's key path and the
 log nodes its three inclusion paths fold from. One round trip, one snapshot; the caller computes the
 proof from these bytes with the same code that reads them one statement at a time.

@@ -183,7 +183,7 @@ def test_the_function_runs_as_its_caller_and_only_the_app_role_may_call_it(super
 
 
 def test_a_proof_read_from_strata_is_the_proof_of_the_map_computed_in_memory(superuser, tenant):
-    """The map's strata (migration 0022) serve, for keys present or absent whose paths leave
+    """The map's strata (migration 0025) serve, for keys present or absent whose paths leave
     the top stratum, the very proof of the map the log's heads give, recomputed in memory."""
     from shared.tlog import map_commit
     from tests.support.seeding import seed_skills

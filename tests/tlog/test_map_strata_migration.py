@@ -1,4 +1,4 @@
-"""Migration 0022 moves the map's nodes into strata (and its downgrade moves them back): the
+"""Migration 0025 moves the map's nodes into strata (and its downgrade moves them back): the
 nodes a node per row, moved down from strata, are the map's nodes; moved up again, the strata
 are byte for byte those the seals wrote."""
 
@@ -24,7 +24,7 @@ def test_nodes_move_down_to_rows_and_back_up_to_the_same_strata(superuser, tenan
     tlog.seal(tenant)
     seed_skills(superuser, tenant, 2501, 300)  # after the first map commit, at 2500
     tlog.seal(tenant)
-    moves = migrate.migration_module("0022_map_strata")
+    moves = migrate.migration_module("0025_map_strata")
     nodes_table = migrate.migration_module("0015_heads_map").NODES
     # in one transaction rolled back at the end (the database is shared; the fixture's
     # engine autocommits)

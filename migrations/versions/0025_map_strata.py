@@ -24,16 +24,16 @@ levels of a large map) it returns the 8 records on the key's path only, sliced f
 uncompressed value by offset (position p is record p - 1), so a proof at 1,000,000 keys reads
 ~5 KB of strata, not ~36 KB; any other stratum whole.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0025
+Revises: 0024
 """
 
 from alembic import op
 
 from shared.storage.migrate import migration_module
 
-revision = "0022"
-down_revision = "0021"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
