@@ -4,7 +4,8 @@ The log is read once, by the entries pass, which hands what the map needs of eac
 ``Replay`` (``map_feed``) in log order. Each entity's head is rebuilt with the seal's own rule
 (``map_feed.head_value``, the bytes of ``map_commit.head_of``). Full audit: at each commit
 the heads changed since the previous one are applied to an in-memory map and its root
-compared with the commit's; then every stored map node is compared with the recomputed one.
+compared with the commit's; then every node of every stored stratum (``map_strata``) is
+compared with the recomputed one.
 Incremental audit: the stored map of the latest commit, with the keys changed since the last
 verified commit taken out, must rebuild that commit's root; each commit since is then
 rebuilt from it (``map_rebuild``) and its root compared; and the stored map must prove every
@@ -15,15 +16,15 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import text
 
 from shared.audit import map_feed, map_rebuild
 from shared.audit.state import AuditState
 from shared.integrity import heads_map, map_memory, sparse_merkle
-from shared.storage import copyread, map_nodes
+from shared.storage import copyread, map_nodes, map_strata
 from shared.tlog import map_commit
 
 _ENTRIES = (
@@ -40,14 +41,10 @@ _COLUMNS = (
     copyread.raw(32),
     copyread.BYTEA,
 )
-_NODES = "SELECT depth, prefix, node FROM heads_map_nodes WHERE tenant_id = current_setting('plant.tenant')"  # noqa: E501
-_NODE_COLUMNS = (copyread.INT2, copyread.BYTEA, copyread.BYTEA)
-_NODES_AT = text(
-    "SELECT m.depth, m.prefix, m.node FROM heads_map_nodes m JOIN unnest("
-    "CAST(:depths AS smallint[]), CAST(:prefixes AS bytea[])) AS a(depth, prefix) "
-    "ON m.tenant_id = current_setting('plant.tenant') AND m.depth = a.depth "
-    "AND m.prefix = a.prefix"
+_STRATA = (
+    "SELECT prefix, nodes FROM heads_map_strata WHERE tenant_id = current_setting('plant.tenant')"
 )
+_STRATA_COLUMNS = (copyread.BYTEA, copyread.BYTEA)
 _PRIOR_COMMIT = text(
     "SELECT idx, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
     "AND entry_type = 'map_commit' AND idx < :low ORDER BY idx DESC LIMIT 1"
@@ -226,8 +223,9 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     values = {key: value for key, (_, value) in replay.updates(touched).items()}
     keys = sorted(map_feed.entity_key(e) for e in touched)
     try:
-        pruned = _pruned(state, keys)
-        if _root(state, pruned, values) != base_root:
+        store = map_nodes.DbMapNodes(state.conn)
+        pruned = _pruned(store, keys)
+        if _root(store, pruned, values) != base_root:
             _replayed(state, start, size)  # the stored map left the verified one: replay all
             return
         for segment, idx, body in segments:
@@ -236,7 +234,7 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
             changed = replay.updates({*segment.versions, *segment.certificates, *segment.others})
             values.update((key, value) for key, (_, value) in changed.items())
             named = [entity_id for entity_id, _ in changed.values()]
-            wrong = compare(idx, body, _root(state, pruned, values), named)
+            wrong = compare(idx, body, _root(store, pruned, values), named)
             if wrong is not None:
                 invalid(state, idx, *wrong)
     except sparse_merkle.MissingNode as exc:
@@ -245,16 +243,18 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     _proven(state, latest, replay.updates(touched), pruned.nodes)
 
 
-def _pruned(state: AuditState, keys: list[bytes]) -> map_rebuild.Pruned:
-    """The stored paths of the changed keys (map nodes, which ``rows_read`` does not count:
-    it counts the log's rows)."""
-    nodes = dict(map_nodes.DbMapNodes(state.conn).get_paths(keys or [sparse_merkle.EMPTY]))
+def _pruned(store: map_nodes.DbMapNodes, keys: list[bytes]) -> map_rebuild.Pruned:
+    """The stored strata on the changed keys' paths (map strata, which ``rows_read`` does
+    not count: it counts the log's rows)."""
+    nodes = store.get_paths(keys or [sparse_merkle.EMPTY])
     return map_rebuild.Pruned(nodes, [int.from_bytes(k, "big") for k in keys])
 
 
-def _root(state: AuditState, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]) -> bytes:
-    """The root with the changed keys holding ``values``, reading the stored nodes whose
-    kind it needs (one statement a round, rarely more than one)."""
+def _root(
+    store: map_nodes.DbMapNodes, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]
+) -> bytes:
+    """The root with the changed keys holding ``values``, reading the stored strata that
+    hold the nodes whose kind it needs (one statement a round, rarely more than one)."""
     items = [
         (int.from_bytes(key, "big"), key, sparse_merkle.value_hash(value))
         for key, value in values.items()
@@ -264,23 +264,11 @@ def _root(state: AuditState, pruned: map_rebuild.Pruned, values: dict[bytes, byt
         root = pruned.root(items)
         if not pruned.needed:
             return root
-        needed = sorted(pruned.needed)
-        rows = state.conn.execute(
-            _NODES_AT,
-            {
-                "depths": [d for d, _ in needed],
-                "prefixes": [map_nodes.prefix(d, i) for d, i in needed],
-            },
-        ).all()
-        found = {(int(d), _index(int(d), bytes(p))): bytes(n) for d, p, n in rows}
-        missing = set(needed) - set(found)
+        found = store.get_nodes(pruned.needed)
+        missing = [address for address in pruned.needed if address not in found]
         if missing:
             raise sparse_merkle.MissingNode(f"node {min(missing)} is not stored")
-        pruned.nodes = {**pruned.nodes, **found}
-
-
-def _index(depth: int, prefix: bytes) -> int:
-    return int.from_bytes(prefix, "big") >> (8 * len(prefix) - depth) if depth else 0
+        pruned.nodes = found
 
 
 def _proven(
@@ -346,85 +334,85 @@ def _replayed(state: AuditState, start: int, size: int) -> None:
         _nodes(state, replay)
 
 
-def _ranges(replay: Replay) -> Iterator[tuple[int, str, bytes, bytes]]:
-    """(depth, where, addresses, nodes): the stored nodes a statement reads (an SQL
-    condition) beside those the log gives for them, in address order, about
-    ``copyread.RANGE`` a statement so that each stays inside the statement timeout: a depth at
-    a time, cut where the map's chunks start (a depth's first range open below, its last open
-    above); then whatever lies deeper than the deepest node (depth -1: none expected)."""
-    deepest = -1
-    chunks = replay.memory.levels(copyread.RANGE)
-    here = next(chunks, None)
-    while here is not None:
-        depth, addresses, nodes = here
-        following = next(chunks, None)
+def _stored_strata(state: AuditState, nodes: int) -> Any:
+    """The stored strata, (prefix, bytes), about ``copyread.RANGE`` nodes a statement so
+    that each stays inside the statement timeout: in ranges of their prefixes' first two
+    bytes (keys are hashes, so the ranges hold about as many), sized by the map the log
+    gives (``nodes``)."""
+    parts = 1
+    while parts < nodes / copyread.RANGE and parts < 1 << 16:
+        parts *= 2
+    bounds = [((j << 16) // parts).to_bytes(2, "big") for j in range(1, parts)]
+    for low, high in zip([None, *bounds], [*bounds, None], strict=True):
+        query = _STRATA
+        query += "" if low is None else f" AND prefix >= {copyread.bytea_literal(low)}"
+        query += "" if high is None else f" AND prefix < {copyread.bytea_literal(high)}"
+        for batch in copyread.copy_batches(state.conn, query, _STRATA_COLUMNS):
+            state.rows_read += len(batch)
+            yield from batch
+
+
+# position -> (depth below the stratum's top, index below its prefix's)
+_SPLIT = [(0, 0)] + [(p.bit_length() - 1, p ^ (1 << (p.bit_length() - 1))) for p in range(1, 256)]
+
+
+def _expected(memory: map_memory.MemoryMap) -> dict[sparse_merkle.Address, bytes]:
+    """The recomputed map's nodes by address, from its stream (``levels``), to be looked up
+    as the stored strata come: their order (by stratum) is not the stream's (by depth)."""
+    out: dict[sparse_merkle.Address, bytes] = {}
+    for depth, addresses, nodes in memory.levels():
         width = (depth + 7) // 8
-        where = f"depth = {depth}"
-        if depth == deepest:  # not the depth's first chunk
-            where += f" AND prefix >= '\\x{addresses[:width].hex()}'::bytea"
-        if following is not None and following[0] == depth:
-            where += f" AND prefix < '\\x{following[1][:width].hex()}'::bytea"
-        deepest = depth
-        yield depth, where, addresses, nodes
-        here = following
-    yield -1, f"depth > {deepest}", b"", b""
-
-
-def _node_rows(state: AuditState, where: str) -> Iterator[list[tuple[int, bytes, bytes]]]:
-    query = f"{_NODES} AND {where} ORDER BY depth, prefix"
-    for batch in copyread.copy_batches(state.conn, query, _NODE_COLUMNS):
-        state.rows_read += len(batch)
-        yield batch
-
-
-_PREFIX, _NODE = operator.itemgetter(1), operator.itemgetter(2)
-
-
-def _same(state: AuditState, depth: int, where: str, addresses: bytes, nodes: bytes) -> bool:
-    """The stored rows ``where`` are, field by field, the nodes the log gives: every prefix
-    as long as its depth's addresses and every node 65 bytes (so the concatenations cannot
-    shift), each concatenation equal. Read to the end even when one differs."""
-    width, same = (depth + 7) // 8, True
-    at = 0
-    for batch in _node_rows(state, where):
-        prefixes, stored = list(map(_PREFIX, batch)), list(map(_NODE, batch))
-        end = at + len(batch)
-        same = (
-            same
-            and set(map(len, prefixes)) == {width}
-            and set(map(len, stored)) == {65}
-            and b"".join(stored) == nodes[65 * at : 65 * end]
-            and b"".join(prefixes) == addresses[width * at : width * end]
-        )
-        at = end
-    return same and 65 * at == len(nodes)
+        shift = 8 * width - depth
+        for n in range(len(nodes) // 65):
+            at = int.from_bytes(addresses[width * n : width * (n + 1)], "big") >> shift
+            out[(depth, at)] = nodes[65 * n : 65 * (n + 1)]
+    return out
 
 
 def _nodes(state: AuditState, replay: Replay) -> None:
-    """Every stored node against the recomputed map at the last commit: streamed, a range of
-    the map's nodes at a time, compared as bytes; only when one differs or lacks are all of
-    them gathered to be named in address order."""
-    same = True
-    for depth, where, addresses, nodes in _ranges(replay):
-        same = _same(state, depth, where, addresses, nodes) and same
-    if same:
-        return
-    # by (depth, address bytes) as stored: a node whose prefix has its padding bits set is
-    # not at its address (a proof's exact read misses it), so it is named, with the lack
-    stored: dict[tuple[int, bytes], bytes] = {}
-    wanted: dict[tuple[int, bytes], bytes] = {}
-    for depth, where, addresses, nodes in _ranges(replay):
-        for batch in _node_rows(state, where):
-            for at, prefix, node in batch:
-                stored[(at, prefix)] = node
-        width = (depth + 7) // 8
-        for n in range(len(nodes) // 65):
-            wanted[(depth, addresses[width * n : width * (n + 1)])] = nodes[65 * n : 65 * (n + 1)]
-    owners = {map_feed.entity_key(e): e for e in replay.versions}
-    for address in sorted(set(stored) | set(wanted)):
-        if stored.get(address) == wanted.get(address):
+    """Every stored stratum's nodes against the recomputed map at the last commit:
+    streamed, each compared as it comes; only when one differs, lacks or a stratum is not
+    whole records are all of them gathered to be named in address order."""
+    expected = _expected(replay.memory)
+    matched = records = 0
+    whole = True
+    for prefix, data in _stored_strata(state, len(expected)):
+        try:
+            at = map_strata.positions(data)
+        except map_strata.MalformedStratum:
+            whole = False
             continue
-        node = wanted.get(address) or stored.get(address) or b""
+        records += len(at)
+        base, top = map_strata.HEIGHT * len(prefix), int.from_bytes(prefix, "big")
+        for n, position in enumerate(at):
+            k, low = _SPLIT[position]
+            start = n * map_strata.RECORD + 1
+            if expected.get((base + k, top << k | low)) == data[start : start + map_strata.NODE]:
+                matched += 1
+    if whole and matched == records == len(expected):
+        return
+    stored: dict[sparse_merkle.Address, bytes] = {}
+    unreadable: set[bytes] = set()
+    for prefix, data in _stored_strata(state, len(expected)):
+        try:
+            decoded = map_strata.decode(data)
+        except map_strata.MalformedStratum as exc:
+            unreadable.add(prefix)
+            invalid(
+                state, replay.last,
+                f"the stored map stratum under prefix {prefix.hex() or '(none)'} is "
+                f"unreadable: {exc}",
+            )  # fmt: skip
+            continue
+        for position, node in decoded.items():
+            stored[map_strata.address(prefix, position)] = node
+    owners = {map_feed.entity_key(e): e for e in replay.versions}
+    for address in sorted(set(stored) | set(expected)):
+        if stored.get(address) == expected.get(address):
+            continue
+        if map_strata.locate(*address)[0] in unreadable:
+            continue
+        node = expected.get(address) or stored.get(address) or b""
         owner = owners.get(node[1:33]) if node[:1] == sparse_merkle.LEAF else None
         invalid(
             state,

@@ -19,6 +19,7 @@ from shared.audit import runs
 from shared.integrity import heads_map, map_memory
 from shared.storage import copyread
 from tests.audit import test_parts
+from tests.support import tampering
 
 
 def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
@@ -59,40 +60,29 @@ def test_every_log_attack_is_found_alike_compiled_and_pure(
     assert kinds <= {f["kind"] for f in found}, found
 
 
-_NODES = "UPDATE heads_map_nodes SET {set} WHERE tenant_id = :t AND {where}"
-_LEAF = "get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k"
-
-
 def _leaf_flipped(history, attack) -> None:
     key = heads_map.entity_key(uuid.UUID(history.skills[0]))
-    flip = "node = set_byte(node, 64, get_byte(node, 64) # 1)"
-    attack(_NODES.format(set=flip, where=_LEAF), t=history.tenant, k=key)
+    attack(tampering.MAP_LEAF_FLIPPED, t=history.tenant, k=key)
 
 
-def _root_flipped_then_sealed(history, attack) -> None:
-    """Both halves of the root rewritten: the next seal builds on the one it does not touch."""
-    flip = "node = set_byte(set_byte(node, 32, get_byte(node, 32) # 1), 64, get_byte(node, 64) # 1)"
-    attack(_NODES.format(set=flip, where="depth = 0"), t=history.tenant)
-    history.amend(history.skills[2], 1, "writes safe Rust")
-    tlog.seal(history.tenant)
+def _root_flipped(history, attack) -> None:
+    attack(tampering.MAP_ROOT_CHILDREN_FLIPPED, t=history.tenant)
 
 
-def _node_deleted(history, attack) -> None:
-    attack("DELETE FROM heads_map_nodes WHERE tenant_id = :t AND depth = 1 "
-           "AND prefix = (SELECT prefix FROM heads_map_nodes WHERE tenant_id = :t "
-           "AND depth = 1 ORDER BY prefix LIMIT 1)", t=history.tenant)  # fmt: skip
-
-
-def _node_planted(history, attack) -> None:
-    attack("INSERT INTO heads_map_nodes (tenant_id, depth, prefix, node) SELECT tenant_id, 40, "
-           "'\\x0000000000'::bytea, node FROM heads_map_nodes WHERE tenant_id = :t AND depth = 0",
+def _stratum_deleted(history, attack) -> None:
+    attack("DELETE FROM heads_map_strata WHERE tenant_id = :t AND prefix = ''::bytea",
            t=history.tenant)  # fmt: skip
 
 
-def _prefix_padded(history, attack) -> None:
-    """A node's address bits kept, its padding bits set: the same address to a lax reader."""
-    attack(_NODES.format(set="prefix = set_byte(prefix, 0, get_byte(prefix, 0) | 127)",
-                         where="depth = 1"), t=history.tenant)  # fmt: skip
+def _stratum_planted(history, attack) -> None:
+    attack("INSERT INTO heads_map_strata (tenant_id, prefix, nodes) SELECT tenant_id, "
+           "'\\x0000000000'::bytea, nodes FROM heads_map_strata WHERE tenant_id = :t "
+           "AND prefix = ''::bytea", t=history.tenant)  # fmt: skip
+
+
+def _positions_out_of_order(history, attack) -> None:
+    attack("UPDATE heads_map_strata SET nodes = set_byte(nodes, 0, 255) "
+           "WHERE tenant_id = :t AND prefix = ''::bytea", t=history.tenant)  # fmt: skip
 
 
 def _commit_dropped(history, attack) -> None:
@@ -108,10 +98,10 @@ def _status_rewritten(history, attack) -> None:
 
 MAP_ATTACKS: list[Callable[..., None]] = [
     _leaf_flipped,
-    _root_flipped_then_sealed,
-    _node_deleted,
-    _node_planted,
-    _prefix_padded,
+    _root_flipped,
+    _stratum_deleted,
+    _stratum_planted,
+    _positions_out_of_order,
     _commit_dropped,
     _status_rewritten,
 ]
