@@ -23,20 +23,9 @@ Key = tuple[int, int]
 _LEVEL_SHIFT = 56
 _INDEX_MASK = (1 << _LEVEL_SHIFT) - 1
 # The hashes of the keys asked for, in the order asked, with how many were found and their
-# shortest and longest length: when every key was found and every hash is 32 bytes, hash i is
-# bytes [32i, 32i + 32), so the reply is 32 bytes a node and needs no key decoded. Each probe
-# compares plain columns split from the key in a subquery of their own (OFFSET 0): under
-# row-level security PostgreSQL 15 makes no index condition of a shift of the outer row, and
-# LIMIT 1 keeps the probe a nested loop (pulled up, the planner may hash the tenant's tree).
-_HASHES = text(
-    "SELECT count(*), min(length(n.hash)), max(length(n.hash)), "
-    "coalesce(string_agg(n.hash, ''::bytea ORDER BY k.o), ''::bytea) "
-    "FROM (SELECT CAST(k >> 56 AS smallint) AS lv, k & 72057594037927935 AS ix, o "
-    "FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS u(k, o) OFFSET 0) AS k "
-    "CROSS JOIN LATERAL (SELECT l.hash FROM log_nodes l "
-    "WHERE l.tenant_id = current_setting('plant.tenant') AND l.level = k.lv AND l.idx = k.ix "
-    "LIMIT 1) AS n"
-)
+# shortest and longest length (migration 0025): when every key was found and every hash is 32
+# bytes, hash i is bytes [32i, 32i + 32), so no key is decoded.
+_HASHES = text("SELECT * FROM plant_node_hashes(CAST(:keys AS bigint[]))")
 # Otherwise (a node not stored, or one rewritten to another length by someone who got past the
 # table's CHECK) the keyed read: per node its key (8 bytes, big-endian), the hash's length
 # (4 bytes) and the hash, as one value (the driver's per-row work was most of a proof's cost).
