@@ -158,20 +158,22 @@ def bench_current_proofs(size: int, changed: int, count: int) -> list[dict[str, 
 
 def _storage_row(tenant: str) -> dict[str, Any]:
     with superuser().connect() as conn:
-        rows, heads, total, all_rows = conn.execute(
+        rows, nodes, heads, total, all_rows = conn.execute(
             text(
-                "SELECT (SELECT count(*) FROM heads_map_nodes WHERE tenant_id = :t), "
+                "SELECT count(*), coalesce(sum(length(nodes) / 66), 0), "
                 "(SELECT count(*) FROM entity_heads WHERE tenant_id = :t), "
-                "pg_total_relation_size('heads_map_nodes'), "
-                "(SELECT count(*) FROM heads_map_nodes)"
+                "pg_total_relation_size('heads_map_strata'), "
+                "(SELECT count(*) FROM heads_map_strata) "
+                "FROM heads_map_strata WHERE tenant_id = :t"
             ),
             {"t": tenant},
         ).one()
     per = total / max(all_rows, 1) * rows / max(heads, 1)
     return common.result(
-        f"map storage: {per:,.0f} B per entity ({rows:,} nodes for {heads:,} entities)",
+        f"map storage: {per:,.0f} B per entity ({int(nodes):,} nodes in {rows:,} strata for "
+        f"{heads:,} entities)",
         None,
         None,
-        details=[f"heads_map_nodes with its index: {total:,} B for {all_rows:,} rows"],
+        details=[f"heads_map_strata with its index and TOAST: {total:,} B for {all_rows:,} rows"],
         skipped="a size, not a timing: no floor",
     )

@@ -41,7 +41,7 @@ def sealed_tenant(size: int) -> tuple[str, float | None]:
 def _vacuum_nodes() -> None:
     """What autovacuum does soon after a seal's inserts: statistics, and the stored nodes'
     pages marked all-visible, so that a node read takes its hash from the primary key alone
-    (migration 0025) as it would in a log sealed a while ago."""
+    (migration 0026) as it would in a log sealed a while ago."""
     eng = superuser()
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM (ANALYZE) log_nodes"))

@@ -6,7 +6,8 @@ first ceil(depth / 8) bytes of its keys with the unused low bits of the last byt
 and ``node`` its 65-byte hash preimage. It is derived state, recomputable from the log (the
 audit does), so the application may overwrite a node when a seal rewrites it; what it
 commits to is in the log, in each ``map_commit`` entry's root. ``plant_map_prefix`` is the
-prefix rule, used by the one statement that reads the paths of many keys. A seal appends
+prefix rule, used by the one statement that reads the paths of many keys. (Migration
+0025 stores the map in strata instead; its downgrade restores ``NODES``.) A seal appends
 ``map_commit`` entries (entity id nil, version 1, kind ``map``); a partial index finds the
 last one without scanning the log.
 
@@ -21,9 +22,7 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-UPGRADE = """
-SET LOCAL ROLE plant_owner;
-
+NODES = """
 CREATE TABLE heads_map_nodes (
   tenant_id text     NOT NULL,
   depth     smallint NOT NULL CHECK (depth >= 0 AND depth <= 256),
@@ -46,7 +45,11 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     ELSE set_byte(substring(k FROM 1 FOR (d + 7) / 8), (d + 7) / 8 - 1,
                   get_byte(k, (d + 7) / 8 - 1) & ((65280 >> (d % 8)) & 255)) END
 $$;
+"""
 
+UPGRADE = f"""
+SET LOCAL ROLE plant_owner;
+{NODES}
 ALTER TABLE log_entries DROP CONSTRAINT log_entries_entry_type_check;
 ALTER TABLE log_entries ADD CONSTRAINT log_entries_entry_type_check
   CHECK (entry_type IN ('version', 'certificate', 'audit', 'map_commit'));

@@ -25,7 +25,7 @@ OWNER = "plant_owner"
 LEDGER: tuple[str, ...] = ("log_entries", "log_nodes", "checkpoints", "log_heads", "entity_heads")
 LEDGER += ("audit_runs",)
 # the write receipts (issue 22), the witnesses' cosignatures (issue 25), the map of heads (24)
-LEDGER += ("log_receipts", "receipt_cutover", "checkpoint_cosignatures", "heads_map_nodes")
+LEDGER += ("log_receipts", "receipt_cutover", "checkpoint_cosignatures", "heads_map_strata")
 APPEND_ONLY = {
     table: (f"{table}_append_only", f"{table}_no_truncate")
     for table in (

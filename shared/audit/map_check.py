@@ -4,7 +4,8 @@ The log is read once, by the entries pass, which hands what the map needs of eac
 ``Replay`` (``map_feed``) in log order. Each entity's head is rebuilt with the seal's own rule
 (``map_feed.head_value``, the bytes of ``map_commit.head_of``). Full audit: at each commit
 the heads changed since the previous one are applied to an in-memory map and its root
-compared with the commit's; then every stored map node is compared with the recomputed one.
+compared with the commit's; then every node of every stored stratum (``map_strata``) is
+compared with the recomputed one.
 Incremental audit: the stored map of the latest commit, with the keys changed since the last
 verified commit taken out, must rebuild that commit's root; each commit since is then
 rebuilt from it (``map_rebuild``) and its root compared; and the stored map must prove every
@@ -15,7 +16,6 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy import text
 from shared.audit import map_feed, map_rebuild
 from shared.audit.state import AuditState
 from shared.integrity import heads_map, sparse_merkle
-from shared.storage import copyread, map_nodes
+from shared.storage import copyread, map_nodes, map_strata
 from shared.tlog import map_commit
 
 _ENTRIES = (
@@ -41,14 +41,10 @@ _COLUMNS = (
     copyread.raw(32),
     copyread.BYTEA,
 )
-_NODES = "SELECT depth, prefix, node FROM heads_map_nodes WHERE tenant_id = current_setting('plant.tenant')"  # noqa: E501
-_NODE_COLUMNS = (copyread.INT2, copyread.BYTEA, copyread.BYTEA)
-_NODES_AT = text(
-    "SELECT m.depth, m.prefix, m.node FROM heads_map_nodes m JOIN unnest("
-    "CAST(:depths AS smallint[]), CAST(:prefixes AS bytea[])) AS a(depth, prefix) "
-    "ON m.tenant_id = current_setting('plant.tenant') AND m.depth = a.depth "
-    "AND m.prefix = a.prefix"
+_STRATA = (
+    "SELECT prefix, nodes FROM heads_map_strata WHERE tenant_id = current_setting('plant.tenant')"
 )
+_STRATA_COLUMNS = (copyread.BYTEA, copyread.BYTEA)
 _PRIOR_COMMIT = text(
     "SELECT idx, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
     "AND entry_type = 'map_commit' AND idx < :low ORDER BY idx DESC LIMIT 1"
@@ -230,8 +226,9 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     values = {key: value for key, (_, value) in replay.updates(touched).items()}
     keys = sorted(map_feed.entity_key(e) for e in touched)
     try:
-        pruned = _pruned(state, keys)
-        if _root(state, pruned, values) != base_root:
+        store = map_nodes.DbMapNodes(state.conn)
+        pruned = _pruned(store, keys)
+        if _root(store, pruned, values) != base_root:
             _replayed(state, start, size)  # the stored map left the verified one: replay all
             return
         for segment, idx, body in segments:
@@ -239,7 +236,7 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
             replay.certificates.update(segment.certificates)
             changed = replay.updates({*segment.versions, *segment.certificates, *segment.others})
             values.update((key, value) for key, (_, value) in changed.items())
-            wrong = compare(idx, body, _root(state, pruned, values), changed)
+            wrong = compare(idx, body, _root(store, pruned, values), changed)
             if wrong is not None:
                 invalid(state, idx, *wrong)
     except sparse_merkle.MissingNode as exc:
@@ -248,16 +245,18 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     _proven(state, latest, replay.updates(touched), pruned.nodes)
 
 
-def _pruned(state: AuditState, keys: list[bytes]) -> map_rebuild.Pruned:
-    """The stored paths of the changed keys (map nodes, which ``rows_read`` does not count:
-    it counts the log's rows)."""
-    nodes = dict(map_nodes.DbMapNodes(state.conn).get_paths(keys or [sparse_merkle.EMPTY]))
+def _pruned(store: map_nodes.DbMapNodes, keys: list[bytes]) -> map_rebuild.Pruned:
+    """The stored strata on the changed keys' paths (map strata, which ``rows_read`` does
+    not count: it counts the log's rows)."""
+    nodes = store.get_paths(keys or [sparse_merkle.EMPTY])
     return map_rebuild.Pruned(nodes, [int.from_bytes(k, "big") for k in keys])
 
 
-def _root(state: AuditState, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]) -> bytes:
-    """The root with the changed keys holding ``values``, reading the stored nodes whose
-    kind it needs (one statement a round, rarely more than one)."""
+def _root(
+    store: map_nodes.DbMapNodes, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]
+) -> bytes:
+    """The root with the changed keys holding ``values``, reading the stored strata that
+    hold the nodes whose kind it needs (one statement a round, rarely more than one)."""
     items = [
         (int.from_bytes(key, "big"), key, sparse_merkle.value_hash(value))
         for key, value in values.items()
@@ -267,23 +266,11 @@ def _root(state: AuditState, pruned: map_rebuild.Pruned, values: dict[bytes, byt
         root = pruned.root(items)
         if not pruned.needed:
             return root
-        needed = sorted(pruned.needed)
-        rows = state.conn.execute(
-            _NODES_AT,
-            {
-                "depths": [d for d, _ in needed],
-                "prefixes": [map_nodes.prefix(d, i) for d, i in needed],
-            },
-        ).all()
-        found = {(int(d), _index(int(d), bytes(p))): bytes(n) for d, p, n in rows}
-        missing = set(needed) - set(found)
+        found = store.get_nodes(pruned.needed)
+        missing = [address for address in pruned.needed if address not in found]
         if missing:
             raise sparse_merkle.MissingNode(f"node {min(missing)} is not stored")
-        pruned.nodes = {**pruned.nodes, **found}
-
-
-def _index(depth: int, prefix: bytes) -> int:
-    return int.from_bytes(prefix, "big") >> (8 * len(prefix) - depth) if depth else 0
+        pruned.nodes = found
 
 
 def _proven(
@@ -349,52 +336,70 @@ def _replayed(state: AuditState, start: int, size: int) -> None:
         _nodes(state, replay)
 
 
-def _stored_nodes(state: AuditState, expected: dict[sparse_merkle.Address, bytes]) -> Any:
-    """The stored map's nodes, (depth, prefix, node), about ``copyread.RANGE`` a statement so
-    that each stays inside the statement timeout: a depth at a time, a deep one in ranges of
-    its prefixes (keys are hashes, so the ranges hold about as many), sized by the map the
-    log gives; then whatever lies deeper than it."""
-    counts = Counter(depth for depth, _ in expected)
-    deepest = max(counts, default=-1)
-    for depth in range(deepest + 1):
-        parts = 1
-        while parts < counts[depth] / copyread.RANGE and parts < 1 << depth:
-            parts *= 2
-        bounds = [map_nodes.prefix(depth, (j << depth) // parts) for j in range(1, parts)]
-        for low, high in zip([None, *bounds], [*bounds, None], strict=True):
-            where = f"depth = {depth}"
-            where += "" if low is None else f" AND prefix >= '\\x{low.hex()}'::bytea"
-            where += "" if high is None else f" AND prefix < '\\x{high.hex()}'::bytea"
-            yield from _node_rows(state, where)
-    yield from _node_rows(state, f"depth > {deepest}")
+def _stored_strata(state: AuditState, nodes: int) -> Any:
+    """The stored strata, (prefix, bytes), about ``copyread.RANGE`` nodes a statement so
+    that each stays inside the statement timeout: in ranges of their prefixes' first two
+    bytes (keys are hashes, so the ranges hold about as many), sized by the map the log
+    gives (``nodes``)."""
+    parts = 1
+    while parts < nodes / copyread.RANGE and parts < 1 << 16:
+        parts *= 2
+    bounds = [((j << 16) // parts).to_bytes(2, "big") for j in range(1, parts)]
+    for low, high in zip([None, *bounds], [*bounds, None], strict=True):
+        query = _STRATA
+        query += "" if low is None else f" AND prefix >= {copyread.bytea_literal(low)}"
+        query += "" if high is None else f" AND prefix < {copyread.bytea_literal(high)}"
+        for batch in copyread.copy_batches(state.conn, query, _STRATA_COLUMNS):
+            state.rows_read += len(batch)
+            yield from batch
 
 
-def _node_rows(state: AuditState, where: str) -> Any:
-    query = f"{_NODES} AND {where}"
-    for batch in copyread.copy_batches(state.conn, query, _NODE_COLUMNS):
-        state.rows_read += len(batch)
-        yield from batch
+# position -> (depth below the stratum's top, index below its prefix's)
+_SPLIT = [(0, 0)] + [(p.bit_length() - 1, p ^ (1 << (p.bit_length() - 1))) for p in range(1, 256)]
 
 
 def _nodes(state: AuditState, replay: Replay) -> None:
-    """Every stored node against the recomputed map at the last commit: streamed, each
-    compared as it comes; only when one differs or lacks are all of them gathered to be
-    named in address order."""
+    """Every stored stratum's nodes against the recomputed map at the last commit:
+    streamed, each compared as it comes; only when one differs, lacks or a stratum is not
+    whole records are all of them gathered to be named in address order."""
     expected = replay.memory.nodes
-    matched = rows = 0
-    for depth, prefix, node in _stored_nodes(state, expected):
-        rows += 1
-        index = _index(depth, prefix)
-        if expected.get((depth, index)) == node and map_nodes.prefix(depth, index) == prefix:
-            matched += 1
-    if matched == rows == len(expected):
+    matched = records = 0
+    whole = True
+    for prefix, data in _stored_strata(state, len(expected)):
+        try:
+            at = map_strata.positions(data)
+        except map_strata.MalformedStratum:
+            whole = False
+            continue
+        records += len(at)
+        base, top = map_strata.HEIGHT * len(prefix), int.from_bytes(prefix, "big")
+        for n, position in enumerate(at):
+            k, low = _SPLIT[position]
+            start = n * map_strata.RECORD + 1
+            if expected.get((base + k, top << k | low)) == data[start : start + map_strata.NODE]:
+                matched += 1
+    if whole and matched == records == len(expected):
         return
     stored: dict[sparse_merkle.Address, bytes] = {}
-    for depth, prefix, node in _stored_nodes(state, expected):
-        stored[(depth, _index(depth, prefix))] = node
+    unreadable: set[bytes] = set()
+    for prefix, data in _stored_strata(state, len(expected)):
+        try:
+            decoded = map_strata.decode(data)
+        except map_strata.MalformedStratum as exc:
+            unreadable.add(prefix)
+            invalid(
+                state, replay.last,
+                f"the stored map stratum under prefix {prefix.hex() or '(none)'} is "
+                f"unreadable: {exc}",
+            )  # fmt: skip
+            continue
+        for position, node in decoded.items():
+            stored[map_strata.address(prefix, position)] = node
     owners = {map_feed.entity_key(e): e for e in replay.versions}
     for address in sorted(set(stored) | set(expected)):
         if stored.get(address) == expected.get(address):
+            continue
+        if map_strata.locate(*address)[0] in unreadable:
             continue
         node = expected.get(address) or stored.get(address) or b""
         owner = owners.get(node[1:33]) if node[:1] == sparse_merkle.LEAF else None

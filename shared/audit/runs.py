@@ -155,7 +155,8 @@ def _audit(
         tlog.seal(tenant)
     except IntegrityViolation as exc:
         kind = exc.extensions.get("finding") or "checkpoint_invalid"
-        if kind not in ("rollback", "missing", "altered", "inserted", "checkpoint_invalid"):
+        named = ("rollback", "missing", "altered", "inserted", "checkpoint_invalid", "map_invalid")
+        if kind not in named:
             kind = "checkpoint_invalid"
         findings.append(Finding(kind, tenant, f"sealing refused: {exc.detail}"))
     # One snapshot for every read: a write committed while the audit runs is either wholly

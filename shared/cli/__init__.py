@@ -1,6 +1,6 @@
-"""The ``plant`` command (``commands``: serve, token, migrate, keys, verify, report, bundle,
-audit, rules), the embedded database it starts locally, its first-run preparation and its
-progress lines. ``main`` and ``parser`` load the commands on first use."""
+"""The ``plant`` command (``commands``: serve, token, migrate, keys, export, audit, rules;
+``offline``: the verify checks), the embedded database it starts locally, its first-run
+preparation and its progress lines. ``main`` and ``parser`` load the commands on first use."""
 
 from __future__ import annotations
 

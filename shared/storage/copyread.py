@@ -11,7 +11,8 @@ errors are exactly what pg8000 would have made of them.
 
 The binary format does not promise one row per CopyData message: a row split across
 messages (or blocks) waits, unfinished, for the rest. COPY takes no bind parameters, so a
-query's values are inlined; ``int_literal`` lets only integers through.
+query's values are inlined; ``int_literal`` lets only integers through, ``bytea_literal``
+only bytes, as hex digits.
 """
 
 from __future__ import annotations
@@ -197,10 +198,17 @@ class BinaryCopyReader:
 
 
 def int_literal(value: int) -> str:
-    """An integer as SQL text: the only kind of value these queries inline."""
+    """An integer as SQL text: one of the two kinds of value these queries inline."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"not an integer: {value!r}")
     return str(value)
+
+
+def bytea_literal(value: bytes) -> str:
+    """Bytes as SQL text, a hex ``bytea`` literal (hex digits only): the other kind."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"not bytes: {value!r}")
+    return f"'\\x{value.hex()}'::bytea"
 
 
 def copy_batches(

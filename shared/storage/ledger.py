@@ -12,7 +12,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,9 +269,11 @@ _OPEN = text(
     "SELECT plant_batch_open(:tenant, :count, CAST(:refs AS uuid[]), "
     "CAST(:ref_indices AS bigint[]))"
 )
+_CHECK_ITEMS = text(
+    "SELECT item, CAST(holder AS text), holder_name FROM plant_batch_items(:tenant, :kind, :first)"
+)
 _APPEND_STAGED = text(
-    "SELECT item, CAST(holder AS text), holder_name FROM plant_batch_append(:tenant, :kind, "
-    ":actor, CAST(:at AS timestamptz), :first, :start)"
+    "SELECT plant_batch_append(:tenant, :kind, :actor, CAST(:at AS timestamptz), :first)"
 )
 _CLOSE = text("SELECT plant_batch_close(:tenant, :first, :count)")
 CHUNK = 2000  # items per COPY: big enough to amortise its round trips, small enough to overlap
@@ -343,13 +344,15 @@ def create_versions(
     the encoding thread once every document is made, while the server appends the last
     chunk (before this returns).
 
-    Every item's identity is copied first, and the first append checks all their keys at
-    once (``KeysTaken`` names every item refused, and nothing is written). ``encoded`` (item
-    i's document at i) may encode each as it is asked for: it runs on a helper thread
-    (``staging.ahead``) while this one copies the previous chunk into a temporary table and
-    has the server append it (``plant_batch_append``), so the server's index work overlaps
-    the encoding. The counter moves once, first (``plant_batch_open``); the last step checks
-    the batch left no gap (``plant_batch_close``); any failure rolls all of it back.
+    Every item's identity is copied first. ``encoded`` (item i's document at i) may encode
+    each as it is asked for: it runs on a helper thread (``staging.ahead``) from then on.
+    While it makes the first chunk, the server checks every item's key at once and writes
+    every tag (``plant_batch_items``: ``KeysTaken`` names every item refused, and nothing is
+    written); then this thread copies each chunk into a temporary table and has the server
+    append its entries and heads (``plant_batch_append``) while the helper makes the next,
+    so the server's index work overlaps the encoding. The counter moves once, first
+    (``plant_batch_open``); the last step checks the batch left no gap
+    (``plant_batch_close``); any failure rolls all of it back.
     """
     count = len(items)
     params = {"tenant": tenant, "kind": kind, "actor": actor, "at": at, "count": count}
@@ -358,32 +361,31 @@ def create_versions(
     conn.execute(_STAGE)
     rows = staging.payload(_item_row(i, item) for i, item in enumerate(items))
     staging.copy_in(conn, "pg_temp.plant_items", _ITEM_COLUMNS, rows)
-    start = 0
+    step = {**params, "first": first}
     last = None if then is None else (lambda: then(first))
-    with closing(staging.ahead(_chunks(encoded), then=last)) as chunks:  # a failure stops it
-        for payload, size in chunks:
+    with staging.ahead(_chunks(encoded), then=last) as chunks:  # leaving the block stops it
+        taken = conn.execute(_CHECK_ITEMS, step).all()
+        if taken:
+            raise KeysTaken([(r[0], r[1], r[2]) for r in taken])
+        for payload in chunks:
             staging.copy_in(conn, "pg_temp.plant_staged", _STAGED_COLUMNS, payload)
-            step = {**params, "first": first, "start": start}
-            taken = conn.execute(_APPEND_STAGED, step).all()
-            if taken:
-                raise KeysTaken([(r[0], r[1], r[2]) for r in taken])
-            start += size
-    conn.execute(_CLOSE, {**params, "first": first})
+            conn.execute(_APPEND_STAGED, step)
+    conn.execute(_CLOSE, step)
     return first
 
 
-def _chunks(encoded: Iterable[Encoded]) -> Iterator[tuple[bytes, int]]:
-    """COPY payloads of ``CHUNK`` items each, and how many items each holds."""
+def _chunks(encoded: Iterable[Encoded]) -> Iterator[bytes]:
+    """COPY payloads of ``CHUNK`` items each."""
     rows: list[bytes] = []
     for i, item in enumerate(encoded):
         rows.append(_staged_row(i, item))
         if len(rows) == CHUNK:
-            yield staging.payload(rows), len(rows)
+            yield staging.payload(rows)
             rows = []
         elif i % YIELD_EVERY == 0:
             time.sleep(0)  # let the sending thread take the GIL if it is waiting for it
     if rows:
-        yield staging.payload(rows), len(rows)
+        yield staging.payload(rows)
 
 
 @dataclass(frozen=True)

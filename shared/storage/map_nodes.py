@@ -1,182 +1,141 @@
-"""Database side of the map of heads: its nodes in ``heads_map_nodes`` (migration 0015).
+"""Database side of the map of heads: its strata in ``heads_map_strata`` (migration 0025).
 
-A node at (depth, index) is stored under the prefix of its keys: the first ceil(depth / 8)
-bytes, unused low bits zeroed (``plant_map_prefix``). ``DbMapNodes.get_paths`` reads the
-paths of many keys in one WITH RECURSIVE statement, walking each key down from the root
-while the node it stands on is interior and the child towards the key is not empty: O(log n)
-rows per key, nodes shared by several paths read once per key but sent back once. Over
-``LEVELWISE`` keys (a seal's) the paths are read a depth at a time instead, one statement per
-depth and each node once, however many keys pass through it. Each step
-is a LATERAL probe of the primary key (a join let the planner hash the tenant's whole map)
-comparing columns with plain values of the walk's row, its child's address (``next_depth``,
-``next_prefix``): under row-level security PostgreSQL 15 does not make a comparison with an
-expression over the row (``depth = w.depth + 1``: ``+`` is not leakproof) an index condition,
-and each step then read the tenant's whole map (27 s a key at 1,000,000 entities, as the
-application role; 16 plans it as a probe).
+Each row is one 8-level stratum of a tenant's map, keyed by its prefix (``map_strata`` has the
+layout). ``DbMapNodes.get_paths`` reads the strata on the paths of many keys a level of strata
+at a time: the root stratum, then for each key whose path leaves the bottom of the stratum it
+stands in, the stratum under the key's next byte; one statement a level (four at 1,000,000
+keys), each stratum once however many keys pass through it. ``write`` merges the nodes an
+update rewrote into the strata they fall in and upserts those rows, one row per stratum.
+
+Row-level security (PostgreSQL 15): each probe is a LATERAL subquery comparing the primary
+key's columns with plain columns of an ``OFFSET 0`` subquery (the prefixes asked). PostgreSQL
+15 does not make a comparison with a non-leakproof expression over the outer row (``depth =
+w.depth + 1``: ``+`` is not leakproof) an index condition under the tenant-isolation policy,
+and such a probe read the tenant's whole map (27 s a key at 1,000,000 entities as the
+application role, when the map was stored a node per row; 16 plans it as a probe).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared.integrity.sparse_merkle import DEPTH, EMPTY, INTERIOR, Address
-from shared.storage import copyread
+from shared.integrity.sparse_merkle import DEPTH, EMPTY, LEAF, Address
+from shared.storage import copyread, map_strata, staging
 
-_ZERO = "decode(repeat('00', 32), 'hex')"
-# One value back: per node its depth (2 bytes), its prefix padded to 32 bytes, its 65 bytes.
-_PATHS = text(
-    f"""
-WITH RECURSIVE keys(k) AS (
-  SELECT substring(CAST(:keys AS bytea) FROM 32 * i + 1 FOR 32)
-  FROM generate_series(0, CAST(:n AS integer) - 1) AS i
-), walk(k, depth, prefix, node, next_depth, next_prefix) AS (
-  SELECT keys.k, CAST(0 AS smallint), m.prefix, m.node, CAST(1 AS smallint),
-         plant_map_prefix(keys.k, 1) FROM keys JOIN heads_map_nodes m
-    ON m.tenant_id = current_setting('plant.tenant') AND m.depth = 0 AND m.prefix = ''::bytea
-  UNION ALL
-  SELECT w.k, w.next_depth, m.prefix, m.node, CAST(w.next_depth + 1 AS smallint),
-         plant_map_prefix(w.k, least(w.next_depth + 1, 256))
-    FROM walk w CROSS JOIN LATERAL (
-    SELECT prefix, node FROM heads_map_nodes
-    WHERE tenant_id = current_setting('plant.tenant') AND depth = w.next_depth
-      AND prefix = w.next_prefix LIMIT 1) AS m
-  WHERE w.depth < 256 AND get_byte(w.node, 0) = 3
-    AND substring(w.node FROM 2 + 32 * ((get_byte(w.k, w.depth / 8) >> (7 - mod(w.depth, 8))) & 1)
-                  FOR 32) <> {_ZERO}
+# The strata of the prefixes asked (all ``width`` bytes long), those that exist.
+_PROBE = (
+    "SELECT p.prefix, s.nodes FROM (SELECT substring({prefixes} FROM {width} * n + 1 "
+    "FOR {width}) AS prefix FROM generate_series(0, {last}) AS n OFFSET 0) AS p "
+    "CROSS JOIN LATERAL (SELECT nodes FROM heads_map_strata "
+    "WHERE tenant_id = current_setting('plant.tenant') AND prefix = p.prefix LIMIT 1) AS s"
 )
-SELECT coalesce(string_agg(int2send(CAST(depth AS smallint))
-  || overlay({_ZERO} PLACING prefix FROM 1) || node, ''::bytea), ''::bytea)
-FROM (SELECT DISTINCT depth, prefix, node FROM walk) AS found
-"""
+_COLUMNS = (copyread.BYTEA, copyread.BYTEA)
+_STAGE = text(
+    "CREATE TEMPORARY TABLE plant_strata (prefix bytea NOT NULL, nodes bytea NOT NULL) "
+    "ON COMMIT DROP"
 )
-_RECORD = 2 + 32 + 65
-# One depth's nodes: per node found, its position among the prefixes asked (4 bytes) and its
-# 65 bytes. The prefix is a column of the OFFSET 0 subquery, so the probe compares plain values.
-_LEVEL = text(
-    "SELECT coalesce(string_agg(int4send(p.n) || m.node, ''::bytea), ''::bytea) FROM ("
-    "SELECT CAST(n AS integer) AS n, substring(CAST(:prefixes AS bytea) "
-    "FROM CAST(:width AS integer) * n + 1 FOR CAST(:width AS integer)) AS prefix "
-    "FROM generate_series(0, CAST(:n AS integer) - 1) AS n OFFSET 0) AS p "
-    "CROSS JOIN LATERAL (SELECT node FROM heads_map_nodes "
-    "WHERE tenant_id = current_setting('plant.tenant') AND depth = CAST(:depth AS smallint) "
-    "AND prefix = p.prefix LIMIT 1) AS m"
-)
-LEVELWISE = 256  # more keys than this: their paths are read a depth at a time
-
 _UPSERT = text(
-    "INSERT INTO heads_map_nodes (tenant_id, depth, prefix, node) "
-    "SELECT current_setting('plant.tenant'), d, "
-    "substring(CAST(:prefixes AS bytea) FROM CAST(32 * n - 31 AS integer) FOR (d + 7) / 8), "
-    "substring(CAST(:nodes AS bytea) FROM CAST(65 * n - 64 AS integer) FOR 65) "
-    "FROM unnest(CAST(:depths AS smallint[])) WITH ORDINALITY AS t(d, n) "
-    "ON CONFLICT (tenant_id, depth, prefix) DO UPDATE SET node = EXCLUDED.node"
+    "INSERT INTO heads_map_strata (tenant_id, prefix, nodes) "
+    "SELECT current_setting('plant.tenant'), prefix, nodes FROM pg_temp.plant_strata "
+    "ON CONFLICT (tenant_id, prefix) DO UPDATE SET nodes = EXCLUDED.nodes"
 )
+_UNSTAGE = text("DROP TABLE pg_temp.plant_strata")
 
 
-def prefix(depth: int, index: int) -> bytes:
-    """The stored prefix of the node at (depth, index): its first ``depth`` key bits,
-    left-aligned in ceil(depth / 8) bytes."""
-    size = (depth + 7) // 8
-    return (index << (8 * size - depth)).to_bytes(size, "big") if depth else b""
+def read(conn: Connection, prefixes: Iterable[bytes], into: map_strata.Strata) -> int:
+    """Add to ``into`` the stored strata of these prefixes that exist (a statement per
+    prefix length and ``copyread.RANGE`` prefixes); returns how many were found."""
+    by_width: dict[int, list[bytes]] = {}
+    for prefix in prefixes:
+        by_width.setdefault(len(prefix), []).append(prefix)
+    found = 0
+    for width, asked in sorted(by_width.items()):
+        for low in range(0, len(asked), copyread.RANGE):
+            chunk = asked[low : low + copyread.RANGE]
+            query = _PROBE.format(
+                prefixes=copyread.bytea_literal(b"".join(chunk)),
+                width=copyread.int_literal(width),
+                last=copyread.int_literal(len(chunk) - 1),
+            )
+            for rows in copyread.copy_batches(conn, query, _COLUMNS):
+                for prefix, nodes in rows:
+                    into.add(prefix, nodes)
+                    found += 1
+    return found
 
 
 class DbMapNodes:
-    """A ``sparse_merkle.NodeStore`` over the transaction's tenant's stored map."""
+    """A ``sparse_merkle.NodeStore`` over the transaction's tenant's stored map; it keeps
+    the strata it read (``strata``) so that ``write`` can rewrite them whole."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.rows_read = 0
+        self.strata = map_strata.Strata()
+        self.rows_read = 0  # strata
         self.queries = 0
 
     def get_paths(self, keys: Sequence[bytes]) -> Mapping[Address, bytes]:
-        if not keys:
-            return {}
-        if len(keys) > LEVELWISE:
-            return self._levelwise(keys)
-        packed = bytes(
-            self.conn.execute(_PATHS, {"keys": b"".join(keys), "n": len(keys)}).scalar_one()
-        )
-        self.queries += 1
-        out = split_paths(packed)
-        self.rows_read += len(out)
-        return out
-
-    def _levelwise(self, keys: Sequence[bytes]) -> dict[Address, bytes]:
-        """The same nodes as the walk, read a depth at a time: one statement per depth, each
-        node once however many keys pass through it (a seal's 10,000 keys into a map of
-        1,000,000 share their first ~13 levels: ~99,000 probes instead of ~220,000)."""
+        """Every stored node of the strata on these keys' paths (a superset of the paths),
+        a level of strata at a time."""
         ints = sorted({int.from_bytes(k, "big") for k in keys})
-        out: dict[Address, bytes] = {}
-        frontier = [(0, 0, len(ints))]  # (index at this depth, keys [lo, hi) beneath it)
-        depth = 0
-        while frontier:
-            found = self._level(depth, [index for index, _, _ in frontier])
-            below = []
-            for n, (index, lo, hi) in enumerate(frontier):
-                node = found.get(n)
-                if node is None:
+        strata = self.strata
+        level, going = 0, ints
+        asked = [b""]
+        while asked and level * map_strata.HEIGHT <= DEPTH:
+            new = [p for p in dict.fromkeys(asked) if p not in strata.rows]
+            if new:
+                self.rows_read += read(self.conn, new, strata)
+                self.queries += 1
+            bottom = (level + 1) * map_strata.HEIGHT - 1  # the stratum's deepest level
+            below, asked = [], []
+            for k in going:
+                node = strata.get((bottom, k >> (DEPTH - bottom))) if bottom < DEPTH else None
+                if node is None or node[:1] == LEAF:
                     continue
-                out[(depth, index)] = node
-                if node[:1] != INTERIOR or depth == DEPTH:
-                    continue
-                mid = bisect_left(ints, (index << 1 | 1) << (DEPTH - 1 - depth), lo, hi)
-                if mid > lo and node[1:33] != EMPTY:
-                    below.append((index << 1, lo, mid))
-                if hi > mid and node[33:65] != EMPTY:
-                    below.append((index << 1 | 1, mid, hi))
-            frontier, depth = below, depth + 1
-        self.rows_read += len(out)
-        return out
+                bit = (k >> (DEPTH - 1 - bottom)) & 1
+                if node[1 + 32 * bit : 33 + 32 * bit] != EMPTY:
+                    below.append(k)
+                    asked.append((k >> (DEPTH - 8 * (level + 1))).to_bytes(level + 1, "big"))
+            level, going = level + 1, below
+        return strata
 
-    def _level(self, depth: int, indices: list[int]) -> dict[int, bytes]:
-        """The stored nodes at ``depth`` of these indices, by position in ``indices``."""
-        width = (depth + 7) // 8
-        packed = bytes(
-            self.conn.execute(
-                _LEVEL,
-                {
-                    "prefixes": b"".join(prefix(depth, i) for i in indices),
-                    "width": width,
-                    "n": len(indices),
-                    "depth": depth,
-                },
-            ).scalar_one()
-        )
-        self.queries += 1
-        return {
-            int.from_bytes(packed[at : at + 4], "big"): packed[at + 4 : at + 69]
-            for at in range(0, len(packed), 69)
-        }
+    def get_nodes(self, addresses: Iterable[Address]) -> Mapping[Address, bytes]:
+        """The strata holding these nodes, read (those not read yet) into ``strata``."""
+        new = {map_strata.locate(*a)[0] for a in addresses} - set(self.strata.rows)
+        if new:
+            self.rows_read += read(self.conn, sorted(new), self.strata)
+            self.queries += 1
+        return self.strata
+
+    def write(self, written: Mapping[Address, bytes]) -> None:
+        """Store the nodes an update wrote: each stratum they fall in is the stratum read
+        (``get_paths`` read every stratum that held a node on the changed keys' paths)
+        with these nodes put in, or, where none was stored, these nodes alone."""
+        rows = self.strata.rows
+        out = []
+        for prefix, nodes in sorted(map_strata.group(written).items()):
+            if prefix in rows:
+                out.append((prefix, self.strata.merged(prefix, nodes)))
+            else:
+                out.append((prefix, map_strata.encode(nodes)))
+        upsert(self.conn, out)
+        for prefix, data in out:
+            self.strata.put(prefix, data)
 
 
-def split_paths(packed: bytes) -> dict[Address, bytes]:
-    """The nodes of one packed value (per node: its depth in 2 bytes, its prefix padded to
-    32 bytes, its 65 bytes), by address."""
-    out: dict[Address, bytes] = {}
-    for at in range(0, len(packed), _RECORD):
-        depth = int.from_bytes(packed[at : at + 2], "big")
-        index = int.from_bytes(packed[at + 2 : at + 34], "big") >> (256 - depth)
-        out[(depth, index)] = packed[at + 34 : at + _RECORD]
-    return out
-
-
-def write(conn: Connection, written: Mapping[Address, bytes]) -> None:
-    """Store (insert or overwrite) the nodes a seal's update wrote, ``copyread.RANGE`` a
-    statement; depths go as an array literal, prefixes and nodes each as one value."""
-    items = sorted(written.items())
-    for low in range(0, len(items), copyread.RANGE):
-        chunk = items[low : low + copyread.RANGE]
-        if any(len(node) != 65 for _, node in chunk):
-            raise ValueError("a map node is 65 bytes")
-        conn.execute(
-            _UPSERT,
-            {
-                "depths": "{" + ",".join(str(d) for (d, _), _ in chunk) + "}",
-                "prefixes": b"".join(prefix(d, i).ljust(32, b"\0") for (d, i), _ in chunk),
-                "nodes": b"".join(node for _, node in chunk),
-            },
-        )
+def upsert(conn: Connection, strata: Sequence[tuple[bytes, bytes]]) -> None:
+    """Insert or overwrite these (prefix, stored bytes) strata in one statement, copied in
+    first (binary COPY into a temporary table: ~25 MB for a seal of 10,000 keys into
+    1,000,000, which as bind parameters went as twice as much hex)."""
+    if not strata:
+        return
+    conn.execute(_STAGE)
+    payload = staging.payload(
+        staging.row((staging.field(prefix), staging.field(data))) for prefix, data in strata
+    )
+    staging.copy_in(conn, "pg_temp.plant_strata", ("prefix", "nodes"), payload)
+    conn.execute(_UPSERT)
+    conn.execute(_UNSTAGE)

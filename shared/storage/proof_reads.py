@@ -1,20 +1,22 @@
 """Every stored part of a current-version proof in one statement (``plant_current_proof``,
-migration 0018): the checkpoint, the entry at its last index, the entity's newest version
-and certificate entries below it, the map nodes on the entity's key path and the log nodes
-its three inclusion paths fold from. One round trip, one snapshot; the caller computes the
+migrations 0018 and 0025): the checkpoint, the entry at its last index, the entity's newest
+version and certificate entries below it, the map's strata on the entity's key path and the
+log nodes its three inclusion paths fold from. One round trip, one snapshot; the caller computes the
 proof from these bytes with the same code that reads them one statement at a time.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from shared.integrity import heads_map
 from shared.integrity.sparse_merkle import Address
-from shared.storage import map_nodes, tree
+from shared.storage import map_strata, tree
 
 _CURRENT = text(
     "SELECT * FROM plant_current_proof(:tenant, CAST(:entity AS uuid), CAST(:size AS bigint))"
@@ -36,16 +38,22 @@ class Version:
 class CurrentParts:
     """What ``plant_current_proof`` read: the checkpoint (size, signed note); the entry at
     size - 1 (type and body; None when missing); the newest version and certificate entries
-    of the entity below size - 1; and the stored nodes (map nodes by address, log nodes by
-    (level, index)) its proofs need."""
+    of the entity below size - 1; and the stored nodes its proofs need: the map's strata
+    on the entity's key path as read (``map_nodes`` reads them by address, raising
+    MalformedStratum for one that is not whole records), the log's by (level, index)."""
 
     size: int
     note: str
     commit: tuple[str, bytes] | None
     version: Version | None
     certificate: tuple[int, bytes] | None
-    map_nodes: dict[Address, bytes]
+    key: bytes
+    map_path: bytes
     log_nodes: dict[tree.Key, bytes]
+
+    @property
+    def map_nodes(self) -> map_strata.Strata:
+        return path_strata(self.key, self.map_path)
 
 
 class ReadNodes:
@@ -81,6 +89,21 @@ def current_parts(
         if v_idx is None
         else Version(int(v_idx), v_kind, int(v_number), bytes(v_leaf), bytes(v_body)),
         certificate=None if c_idx is None else (int(c_idx), bytes(c_body)),
-        map_nodes=map_nodes.split_paths(bytes(map_path)),
+        key=heads_map.entity_key(uuid.UUID(entity_id)),
+        map_path=bytes(map_path),
         log_nodes=tree.split_nodes(bytes(log_path)),
     )
+
+
+def path_strata(key: bytes, packed: bytes) -> map_strata.Strata:
+    """The strata of one packed value (per stratum: its level in 2 bytes, its length in 4,
+    its stored bytes), each under its prefix of ``key``; MalformedStratum when one is not
+    whole records in order."""
+    out = map_strata.Strata()
+    at = 0
+    while at < len(packed):
+        level = int.from_bytes(packed[at : at + 2], "big")
+        size = int.from_bytes(packed[at + 2 : at + 6], "big")
+        out.add(key[:level], packed[at + 6 : at + 6 + size])
+        at += 6 + size
+    return out

@@ -1,5 +1,6 @@
-"""Rows copied into a temporary table with binary COPY (a bulk create's staging area), and
-the helper thread that makes the next chunk while the server appends the last (``ahead``).
+"""Rows copied into a temporary table with binary COPY (a bulk create's staging area, the
+strata a seal rewrites), and the helper thread that makes the next chunk while the server
+appends the last (``ahead``).
 
 Binary COPY carries each value as its bytes (a length, then the bytes), so ten thousand
 documents reach the server with no hex, no escaping and no JSON to parse. The format
@@ -16,7 +17,7 @@ from __future__ import annotations
 import queue
 import struct
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -103,14 +104,16 @@ _DONE = object()
 T = TypeVar("T")
 
 
+@contextmanager
 def ahead(
     chunks: Iterable[T], depth: int = 2, then: Callable[[], None] | None = None
-) -> Generator[T, None, None]:
-    """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller: while the
-    caller waits for the server to append one chunk, the next is being encoded. ``then``
-    runs on the helper after the last chunk is handed over (while the server appends it),
-    and the caller's loop ends once it has. The helper's error is raised here; a caller
-    that stops early stops the helper too."""
+) -> Generator[Iterator[T], None, None]:
+    """``chunks`` made on a helper thread, up to ``depth`` ahead of the caller, from the
+    moment the block is entered: while the caller has the server do other work (or append
+    the last chunk), the next is being made. ``then`` runs on the helper after the last
+    chunk is handed over (while the server appends it), and the caller's loop ends once it
+    has. The helper's error is raised where the caller takes the next chunk; leaving the
+    block early (an error of the caller's own) stops the helper too."""
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -126,13 +129,16 @@ def ahead(
         except BaseException as exc:  # handed to the caller, which raises it
             ready.put(exc)
 
-    worker = threading.Thread(target=make, name="plant-staging", daemon=True)
-    worker.start()
-    try:
+    def taken() -> Iterator[T]:
         while (chunk := ready.get()) is not _DONE:
             if isinstance(chunk, BaseException):
                 raise chunk
             yield chunk
+
+    worker = threading.Thread(target=make, name="plant-staging", daemon=True)
+    worker.start()
+    try:
+        yield taken()
     finally:
         stop.set()
         while worker.is_alive():  # unblock a helper waiting to put

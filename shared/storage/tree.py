@@ -23,7 +23,7 @@ Key = tuple[int, int]
 _LEVEL_SHIFT = 56
 _INDEX_MASK = (1 << _LEVEL_SHIFT) - 1
 # The hashes of the keys asked for, in the order asked, with how many were found and their
-# shortest and longest length (migration 0025): when every key was found and every hash is 32
+# shortest and longest length (migration 0026): when every key was found and every hash is 32
 # bytes, hash i is bytes [32i, 32i + 32), so no key is decoded.
 _HASHES = text("SELECT * FROM plant_node_hashes(CAST(:keys AS bigint[]))")
 # Otherwise (a node not stored, or one rewritten to another length by someone who got past the

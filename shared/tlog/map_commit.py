@@ -12,8 +12,8 @@ index of its newest certificate entry below N. An entity whose newest version st
 readable status keeps the head it had. ``head_of`` is that rule, shared with the audit.
 
 Only the entities with an entry since the last commit are re-derived: one read of the new
-entries (binary COPY), one read of the changed keys' map paths (``DbMapNodes``: a depth at a
-time for a seal's many keys), one multi-row upsert of the nodes written, one append.
+entries (binary COPY), one read of the strata on the changed keys' map paths (``DbMapNodes``:
+a level of strata a statement), one multi-row upsert of the strata rewritten, one append.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from shared.errors import IntegrityViolation
 from shared.integrity import digests, heads_map, merkle, sparse_merkle
 from shared.storage import copyread, ledger, map_nodes
 from shared.tlog import receipts
@@ -163,8 +164,15 @@ def commit_map(conn: Connection, tenant: str, sealed_size: int) -> Committed | N
     start = 0 if last is None else int(last) + 1
     heads = changed_heads(conn, start, size)
     store = map_nodes.DbMapNodes(conn)
-    update = sparse_merkle.update(store, {h.key: heads_map.encode_head(h) for h in heads.values()})
-    map_nodes.write(conn, update.written)
+    try:
+        update = sparse_merkle.update(
+            store, {h.key: heads_map.encode_head(h) for h in heads.values()}
+        )
+    except sparse_merkle.MissingNode as exc:  # a node or stratum deleted or unreadable
+        raise IntegrityViolation(
+            f"the stored map cannot be updated: {exc}", finding="map_invalid"
+        ) from exc
+    store.write(update.written)
     now = datetime.now(UTC).replace(microsecond=0)
     commit = heads_map.MapCommit(size, update.root, now)
     body = heads_map.encode_commit(commit)

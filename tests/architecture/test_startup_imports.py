@@ -91,7 +91,7 @@ def test_the_witness_function_loads_only_the_witness():
 
 
 def test_plant_verify_loads_no_database_or_web_framework():
-    # as `plant verify` and `plant verify-receipt` do (shared/cli/commands.py: cmd_verify)
+    # as `plant verify` and `plant verify-receipt` do (shared/cli/offline.py: cmd_verify)
     loaded = modules_after(
         "from shared import cli\ncli.parser()\n"
         "from shared.evidence import verify\nfrom shared.cli.progress import Progress\n"

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from shared import tlog
+from shared.errors import IntegrityViolation
 from shared.integrity import heads_map
 from shared.registry import certification
 from shared.storage import copyread
+from tests.support import tampering
 
 
 def _of(run: dict, kind: str) -> list[dict]:
@@ -43,8 +45,7 @@ def test_a_leaf_rewritten_in_the_stored_map_is_named_by_the_full_audit(history, 
     key = heads_map.entity_key(__import__("uuid").UUID(history.skills[0]))
     # a leaf no proof reads (its parent carries its hash): only the audit can see it
     attack(
-        "UPDATE heads_map_nodes SET node = set_byte(node, 64, get_byte(node, 64) # 1) "
-        "WHERE tenant_id = :t AND get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k",
+        tampering.MAP_LEAF_FLIPPED,
         t=history.tenant,
         k=key,
     )
@@ -54,13 +55,33 @@ def test_a_leaf_rewritten_in_the_stored_map_is_named_by_the_full_audit(history, 
     ]
 
 
+def test_a_stratum_out_of_order_is_named_unreadable_by_the_full_audit_and_refused_by_a_seal(
+    history, attack, superuser
+):
+    # the top stratum's first position (the root's, 1) made 255: its records out of order
+    attack(
+        "UPDATE heads_map_strata SET nodes = set_byte(nodes, 0, 255) "
+        "WHERE tenant_id = :t AND prefix = ''::bytea",
+        t=history.tenant,
+    )
+    found = _of(history.audit("full"), "map_invalid")
+    assert [(f["log_index"], "unreadable" in f["detail"]) for f in found] == [
+        (_last_commit(superuser, history.tenant), True)
+    ]
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    with pytest.raises(IntegrityViolation) as refused:  # the seal reads the stratum
+        tlog.seal(history.tenant)
+    assert refused.value.extensions["finding"] == "map_invalid"
+    again = _of(history.audit("incremental"), "map_invalid")
+    assert again and all("unreadable" in f["detail"] for f in again)
+
+
 def test_a_node_rewritten_before_a_seal_makes_a_wrong_commit_the_full_audit_names(
     history, attack, superuser
 ):
     # the root's two child hashes rewritten: the next seal builds on them
     attack(
-        "UPDATE heads_map_nodes SET node = set_byte(set_byte(node, 32, get_byte(node, 32) # 1), "
-        "64, get_byte(node, 64) # 1) WHERE tenant_id = :t AND depth = 0",
+        tampering.MAP_ROOT_CHILDREN_FLIPPED,
         t=history.tenant,
     )
     history.amend(history.skills[2], 1, "writes safe Rust")
@@ -102,8 +123,7 @@ def test_a_changed_heads_leaf_rewritten_is_named_by_the_incremental_audit(
     tlog.seal(history.tenant)
     key = heads_map.entity_key(__import__("uuid").UUID(history.skills[2]))
     attack(
-        "UPDATE heads_map_nodes SET node = set_byte(node, 64, get_byte(node, 64) # 1) "
-        "WHERE tenant_id = :t AND get_byte(node, 0) = 2 AND substring(node FROM 2 FOR 32) = :k",
+        tampering.MAP_LEAF_FLIPPED,
         t=history.tenant,
         k=key,
     )
@@ -160,8 +180,7 @@ def test_commits_built_on_a_rewritten_node_are_named_by_the_incremental_audit(
     # the root's two child hashes rewritten: every later seal builds on them, so the stored
     # map no longer rebuilds the last verified commit and the map is replayed from the log
     attack(
-        "UPDATE heads_map_nodes SET node = set_byte(set_byte(node, 32, get_byte(node, 32) # 1), "
-        "64, get_byte(node, 64) # 1) WHERE tenant_id = :t AND depth = 0",
+        tampering.MAP_ROOT_CHILDREN_FLIPPED,
         t=history.tenant,
     )
     history.amend(history.skills[2], 1, "writes safe Rust")

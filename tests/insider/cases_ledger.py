@@ -368,15 +368,20 @@ CASES = [
          lambda t, attack: _made_up_cutover(t, attack, receipts=False),
          lambda t: {**_cutover(t), "cutover_size": t.size() + 1},
          extra=(dict(kind="receipt_missing", log_index=40),)),
-    # heads_map_nodes
-    Case("heads_map_nodes", "a map node rewritten",
-         sql("UPDATE heads_map_nodes SET node = set_byte(node, 40, 255 - get_byte(node, 40)) "
-             "WHERE tenant_id = :t AND depth = 4 AND prefix = (SELECT prefix FROM "
-             "heads_map_nodes WHERE tenant_id = :t AND depth = 4 ORDER BY prefix LIMIT 1)"),
+    # heads_map_strata: records of a position byte and a node's 65 bytes (map_strata.py)
+    Case("heads_map_strata", "a map node rewritten (the first at depth 4, in the top stratum)",
+         sql("UPDATE heads_map_strata SET nodes = set_byte(nodes, r.at, 255 - get_byte(nodes, "
+             "r.at)) FROM (SELECT 66 * min(j) + 41 AS at FROM heads_map_strata m, "
+             "generate_series(0, length(m.nodes) / 66 - 1) AS j WHERE m.tenant_id = :t "
+             "AND m.prefix = ''::bytea AND get_byte(m.nodes, 66 * j) BETWEEN 16 AND 31) AS r "
+             "WHERE tenant_id = :t AND prefix = ''::bytea"),
          _map, incremental=False),
-    Case("heads_map_nodes", "the map's root node deleted",
-         sql("DELETE FROM heads_map_nodes WHERE tenant_id = :t AND depth = 0"), _map,
+    Case("heads_map_strata", "the map's top stratum deleted",
+         sql("DELETE FROM heads_map_strata WHERE tenant_id = :t AND prefix = ''::bytea"), _map,
          incremental=False),
+    Case("heads_map_strata", "a map stratum's first position rewritten (out of order)",
+         sql("UPDATE heads_map_strata SET nodes = set_byte(nodes, 0, 255) "
+             "WHERE tenant_id = :t AND prefix = ''::bytea"), _map, incremental=False, short=True),
     # checkpoint_cosignatures
     Case("checkpoint_cosignatures", "a cosignature line forged",
          sql("INSERT INTO checkpoint_cosignatures (tenant_id, size, witness, line) VALUES "

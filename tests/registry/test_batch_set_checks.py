@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from shared.errors import Conflict, ValidationFailed
-from shared.registry import batches, writes
+from shared.registry import batches, reads, writes
 from shared.security.principal import Principal
 from shared.storage import ledger
 
@@ -161,3 +161,45 @@ def test_a_batch_writes_the_tags_its_bodies_hold(database_url, tenant, superuser
     by_id[single.body["identity"]["id"]] = 5
     tags = sorted((by_id[r[0]], r[1]) for r in stored)
     assert tags == [(0, "a"), (0, "b"), (1, "b"), (1, "\u00e9t\u00e9"), (4, "z"), (5, "a")]
+
+
+def test_a_batchs_tags_read_back_through_get_listing_and_search(database_url, tenant, small_chunks):
+    """The tags a batch writes before any document is encoded are the ones every read shows:
+    the document, the listing and the search by tag (its count included), across chunks."""
+    author = _author(tenant)
+    tags = [["a", "b"], ["b", "b", "\u00e9t\u00e9"], [], ["z"], ["a"], ["b", "a"], ["c"]]
+    bodies = [_skill(f"tagged {i}", tags=t) for i, t in enumerate(tags)]
+    made = batches.create_batch(author, "skills", bodies, "r")["items"]
+    ids = [m["id"] for m in made]
+    for entity_id, written in zip(ids, tags, strict=True):
+        assert reads.get(author, "skills", entity_id).body["metadata"]["tags"] == written
+    listed = reads.list_entities(author, "skills", {"limit": "100"})["items"]
+    assert [d["metadata"]["tags"] for d in listed] == tags
+    for tag in ("a", "b", "c", "z", "\u00e9t\u00e9", "nowhere"):
+        found = reads.list_entities(author, "skills", {"tag": tag, "limit": "100"})
+        expected = [i for i, t in zip(ids, tags, strict=True) if tag in t]
+        assert [d["identity"]["id"] for d in found["items"]] == expected, tag
+        assert found["total"] == len(expected)
+
+
+def test_a_batchs_tags_and_keys_stay_in_its_tenant(database_url, tenant, small_chunks):
+    """Another tenant reading the batch's tags, directly under row-level security or through
+    a search, finds none of them; and the batch's keys refuse nothing of that tenant's own
+    batch of the same names."""
+    from shared.storage.engine import database
+
+    author = _author(tenant)
+    other = _author(f"t-{uuid.uuid4().hex[:12]}")
+    bodies = [_skill(f"shared name {i}", tags=["mine"]) for i in range(6)]
+    batches.create_batch(author, "skills", bodies, "r")
+    with database().transaction(other.tenant) as conn:
+        crossing = conn.execute(
+            text("SELECT count(*) FROM entity_tags WHERE tenant_id = :t OR tag = 'mine'"),
+            {"t": tenant},
+        ).scalar_one()
+    assert crossing == 0
+    assert reads.list_entities(other, "skills", {"tag": "mine"})["total"] == 0
+    theirs = batches.create_batch(other, "skills", bodies, "r")["items"]
+    assert len(theirs) == 6
+    assert reads.list_entities(author, "skills", {"tag": "mine"})["total"] == 6
+    assert reads.list_entities(other, "skills", {"tag": "mine"})["total"] == 6

@@ -17,6 +17,7 @@ from shared.evidence import current
 from shared.integrity import heads_map, sparse_merkle
 from shared.storage.engine import database
 from shared.tlog import keys, map_commit
+from tests.support import tampering
 
 
 def _vkeys() -> list[str]:
@@ -165,14 +166,7 @@ def test_a_map_node_rewritten_as_superuser_fails_the_served_proof(api, tenant, s
     api.skill("neighbour")
     tlog.seal(tenant)
     with superuser.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE heads_map_nodes SET node = set_byte(set_byte(node, 32, "
-                "get_byte(node, 32) # 1), 64, get_byte(node, 64) # 1) "
-                "WHERE tenant_id = :t AND depth = 0"
-            ),
-            {"t": tenant},
-        )
+        conn.execute(text(tampering.MAP_ROOT_CHILDREN_FLIPPED), {"t": tenant})
     assert _step(_proof(api, skill)) == "map_proof"
 
 

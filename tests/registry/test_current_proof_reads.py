@@ -129,7 +129,7 @@ def test_the_app_role_reads_nothing_of_another_tenant(api, tenant, app, make_tok
             my_map = {
                 bytes(r[0])
                 for r in su.execute(
-                    text("SELECT node FROM heads_map_nodes WHERE tenant_id = :t"), {"t": tenant}
+                    text("SELECT nodes FROM heads_map_strata WHERE tenant_id = :t"), {"t": tenant}
                 )
             }
             my_log = {
@@ -145,7 +145,7 @@ def test_the_app_role_reads_nothing_of_another_tenant(api, tenant, app, make_tok
     assert role == "plant_app"
     assert parts is not None and parts.version is None and parts.certificate is None
     assert parts.size in my_sizes
-    assert set(parts.map_nodes.values()) <= my_map and set(parts.log_nodes.values()) <= my_log
+    assert set(parts.map_nodes.rows.values()) <= my_map and set(parts.log_nodes.values()) <= my_log
     # served: the other tenant's entity is absent from this tenant's map, provably
     doc = current.current_proof(_reader(tenant), "skills", theirs)
     assert doc["head"] is None and verifier.check(doc, _vkeys()).tenant == tenant
@@ -180,3 +180,33 @@ def test_the_function_runs_as_its_caller_and_only_the_app_role_may_call_it(super
             )
         ).one()
     assert (definer, public, app_role) == (False, False, True)
+
+
+def test_a_proof_read_from_strata_is_the_proof_of_the_map_computed_in_memory(superuser, tenant):
+    """The map's strata (migration 0025) serve, for keys present or absent whose paths leave
+    the top stratum, the very proof of the map the log's heads give, recomputed in memory."""
+    from shared.tlog import map_commit
+    from tests.support.seeding import seed_skills
+
+    seed_skills(superuser, tenant, 0, 1500)
+    tlog.seal(tenant)
+    with superuser.connect() as su:
+        ids = [
+            str(i)
+            for i in su.execute(
+                text("SELECT entity_id FROM entity_heads WHERE tenant_id = :t LIMIT 40"),
+                {"t": tenant},
+            ).scalars()
+        ]
+    with database().transaction(tenant) as conn:
+        size = tree.latest_checkpoint(conn).size  # type: ignore[union-attr]
+        heads = map_commit.changed_heads(conn, 0, size - 1)
+    memory = sparse_merkle.MemoryNodeStore()
+    memory.update({h.key: heads_map.encode_head(h) for h in heads.values()})
+    depths = set()
+    for entity in [*ids, *(str(uuid.uuid4()) for _ in range(10))]:
+        doc = current.current_proof(_reader(tenant), "skills", entity)
+        expected = sparse_merkle.prove(memory, heads_map.entity_key(uuid.UUID(entity)))
+        assert doc["map_proof"] == heads_map.proof_to_json(expected)
+        depths.add(len(expected.siblings) // 8)
+    assert depths >= {1}

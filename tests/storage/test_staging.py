@@ -58,10 +58,13 @@ def test_chunks_come_in_order_and_are_made_ahead():
             yield bytes([i])
 
     got = []
-    for chunk in staging.ahead(chunks(), depth=2):
-        time.sleep(0.01)
-        got.append(chunk[0])
-        assert len(made) >= min(10, len(got))  # the next one was being made meanwhile
+    with staging.ahead(chunks(), depth=2) as stream:
+        time.sleep(0.05)
+        assert made[:3] == [0, 1, 2]  # made from the start, before the caller asked
+        for chunk in stream:
+            time.sleep(0.01)
+            got.append(chunk[0])
+            assert len(made) >= min(10, len(got))  # the next one was being made meanwhile
     assert got == list(range(10))
 
 
@@ -71,8 +74,8 @@ def test_the_helpers_error_reaches_the_caller():
         raise ValueError("broken chunk")
 
     seen = []
-    with pytest.raises(ValueError, match="broken chunk"):
-        for chunk in staging.ahead(chunks()):
+    with pytest.raises(ValueError, match="broken chunk"), staging.ahead(chunks()) as stream:
+        for chunk in stream:
             seen.append(chunk)
     assert seen == [b"a"]
 
@@ -83,7 +86,10 @@ def test_a_caller_that_stops_early_stops_the_helper():
             yield b"x"
 
     before = threading.active_count()
-    stream = staging.ahead(endless(), depth=1)
-    assert next(stream) == b"x"
-    stream.close()
+    with pytest.raises(RuntimeError, match="the caller's own"), staging.ahead(endless(), 1) as s:
+        assert next(s) == b"x"
+        raise RuntimeError("the caller's own error")
+    assert threading.active_count() == before
+    with staging.ahead(endless(), depth=1):  # never asked for a chunk at all
+        pass
     assert threading.active_count() == before

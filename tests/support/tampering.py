@@ -94,3 +94,19 @@ def status_past_the_cascade(principal: Principal, slug: str, entity_id: str, sta
         index = ledger.append_version(conn, new).index
         receipts.record(conn, principal.tenant, index, [encoded.leaf_hash])  # it has the key
         return index
+
+
+# The map's strata (``shared/storage/map_strata.py``): each row is records of one byte of
+# position and a node's 65 bytes. The leaf of key :k, its value hash's last byte flipped.
+MAP_LEAF_FLIPPED = (
+    "UPDATE heads_map_strata s SET nodes = set_byte(s.nodes, r.at, get_byte(s.nodes, r.at) # 1) "
+    "FROM (SELECT m.prefix, 66 * j + 65 AS at FROM heads_map_strata m, "
+    "generate_series(0, length(m.nodes) / 66 - 1) AS j WHERE m.tenant_id = :t "
+    "AND get_byte(m.nodes, 66 * j + 1) = 2 AND substring(m.nodes FROM 66 * j + 3 FOR 32) = :k) "
+    "AS r WHERE s.tenant_id = :t AND s.prefix = r.prefix"
+)
+# The root node (the top stratum's first record), both its child hashes flipped.
+MAP_ROOT_CHILDREN_FLIPPED = (
+    "UPDATE heads_map_strata SET nodes = set_byte(set_byte(nodes, 33, get_byte(nodes, 33) # 1), "
+    "65, get_byte(nodes, 65) # 1) WHERE tenant_id = :t AND prefix = ''::bytea"
+)

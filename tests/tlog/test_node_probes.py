@@ -39,19 +39,20 @@ def _fetched(conn, table: str) -> int:
 
 
 def test_map_paths_edge_checks_and_current_proofs_probe_not_scan(superuser, tenant, database_url):
-    """As the application role, under the tenant isolation policy: the map's path walk, the
-    seal's and the audit's per-level checks of the log's right edge, and the one-statement
-    current proof each read a few blocks per node, not the tenant's tables (PostgreSQL 15
-    makes no index condition of a comparison with an expression over the outer row under
-    RLS: run with PLANT_TEST_SERVER_URL on a 15 server, the walk before the fix read 2,920
-    blocks here; 16, the embedded server, planned it as probes)."""
+    """As the application role, under the tenant isolation policy: the map's strata read a
+    level at a time, the seal's and the audit's per-level checks of the log's right edge,
+    and the one-statement current proof each read a few blocks per row, not the tenant's
+    tables (PostgreSQL 15 makes no index condition of a comparison with an expression over
+    the outer row under RLS: run with PLANT_TEST_SERVER_URL on a 15 server, the map's walk,
+    a node per row then, read 2,920 blocks here before that fix; 16, the embedded server,
+    planned it as probes)."""
     import uuid
 
     from shared.integrity import heads_map
     from shared.storage import map_nodes, proof_reads
 
     seed_skills(superuser, tenant, 0, 6000)
-    tlog.seal(tenant)  # about 12,000 log nodes and 14,000 map nodes
+    tlog.seal(tenant)  # about 12,000 log nodes and 14,000 map nodes in ~500 strata
     with superuser.connect() as su:
         ids = (
             su.execute(
@@ -63,34 +64,37 @@ def test_map_paths_edge_checks_and_current_proofs_probe_not_scan(superuser, tena
             .scalars()
             .all()
         )
+        strata = su.execute(
+            text("SELECT count(*) FROM heads_map_strata WHERE tenant_id = :t"), {"t": tenant}
+        ).scalar_one()
     keys = [heads_map.entity_key(uuid.UUID(i)) for i in ids]
+    assert strata > 300
     with database().transaction(tenant) as conn:
         size = tree.latest_checkpoint(conn).size  # type: ignore[union-attr]
-        before = _fetched(conn, "heads_map_nodes")
+        before = _fetched(conn, "heads_map_strata")
         store = map_nodes.DbMapNodes(conn)
         store.get_paths(keys)
-        assert store.rows_read > 5 * 10
-        assert _fetched(conn, "heads_map_nodes") - before <= 4 * 5 * 16
+        assert 5 < store.rows_read <= 1 + 5 * 3 and store.queries <= 4
+        assert _fetched(conn, "heads_map_strata") - before <= 4 * store.rows_read
         before = _fetched(conn, "log_nodes")
         assert tree.nodes_beyond(conn, size) == []
         assert tree.nodes_absent(conn, size - 50, size) == []
         assert _fetched(conn, "log_nodes") - before <= 4 * 64 + 2 * 50
-        before = _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_nodes")
+        before = _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_strata")
         parts = proof_reads.current_parts(conn, tenant, ids[0], None)
         assert parts is not None and parts.version is not None
-        assert _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_nodes") - before <= 4 * (
-            len(parts.log_nodes) + len(parts.map_nodes)
-        )
+        read = len(parts.log_nodes) + len(parts.map_nodes.rows)
+        assert _fetched(conn, "log_nodes") + _fetched(conn, "heads_map_strata") - before <= 4 * read
 
 
-def test_paths_read_a_depth_at_a_time_are_the_walks(superuser, tenant, database_url):
-    """Over ``LEVELWISE`` keys, the map's paths are read a depth at a time (each node once):
-    exactly the nodes the one-statement walk reads for the same keys, present or absent, and
-    what a seal then builds from them is the map the walk would give."""
+def test_strata_read_a_level_at_a_time_hold_the_paths_of_the_map(superuser, tenant, database_url):
+    """The strata read for many keys, a level of strata a statement, hold every node of
+    their paths (present or absent keys) as the whole stored map has it, and what a seal
+    builds from them is what it builds from the whole map."""
     import os
 
     from shared.integrity import heads_map, sparse_merkle
-    from shared.storage import map_nodes
+    from shared.storage import map_nodes, map_strata
 
     seed_skills(superuser, tenant, 0, 3000)
     tlog.seal(tenant)
@@ -102,25 +106,29 @@ def test_paths_read_a_depth_at_a_time_are_the_walks(superuser, tenant, database_
             .scalars()
             .all()
         )
+        whole = map_strata.Strata()
+        for prefix, nodes in su.execute(
+            text("SELECT prefix, nodes FROM heads_map_strata WHERE tenant_id = :t"), {"t": tenant}
+        ):
+            whole.add(bytes(prefix), bytes(nodes))
+    memory = sparse_merkle.MemoryNodeStore()
+    memory.nodes = dict(whole)
     keys = [heads_map.entity_key(i) for i in ids[:400]] + [os.urandom(32) for _ in range(200)]
     with database().transaction(tenant) as conn:
         store = map_nodes.DbMapNodes(conn)
-        levelwise = store.get_paths(keys)
-        assert store.queries > 5  # a statement per depth
-        walked: dict = {}
-        for at in range(0, len(keys), map_nodes.LEVELWISE):
-            walked.update(store.get_paths(keys[at : at + map_nodes.LEVELWISE]))
-        assert levelwise == walked and len(walked) > len(keys)
+        read = store.get_paths(keys)
+        assert 2 <= store.queries <= 4  # a statement per level of strata
+        paths = memory.get_paths(keys)
+        assert len(paths) > len(keys)
+        assert all(read.get(address) == node for address, node in paths.items())
         changes = {k: b"value" for k in keys[::7]}
-        memory = sparse_merkle.MemoryNodeStore()
-        memory.nodes = dict(walked)
         assert sparse_merkle.update(store, changes) == sparse_merkle.update(memory, changes)
 
 
 def test_node_reads_take_the_hash_from_the_key_once_the_pages_are_all_visible(
     superuser, tenant, database_url
 ):
-    """The primary key includes the hash (migration 0025): once vacuum has marked the
+    """The primary key includes the hash (migration 0026): once vacuum has marked the
     sealed nodes' pages all-visible, a read of a proof's nodes touches no heap page (before
     the vacuum, about one a node: the test above)."""
     seed_skills(superuser, tenant, 0, 6000)

@@ -25,14 +25,14 @@ Each probe compares plain columns split from the key beforehand (``OFFSET 0``), 
 requires under row-level security, and ``LIMIT 1`` keeps it a nested loop of probes (as a
 plain join the planner may hash the tenant's whole tree).
 
-Revision ID: 0025
-Revises: 0021
+Revision ID: 0026
+Revises: 0025
 """
 
 from alembic import op
 
-revision = "0025"
-down_revision = "0021"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
