@@ -15,6 +15,7 @@ FUNCTIONS = {
     "public.plant_current_proof(p_tenant text, p_entity uuid, p_size bigint)": "e616a4c9dd1685884d1264169ef7f14e58a4d38f9e2171b1706d51b46c53bb35 plant_owner",
     "public.plant_fold_name(p text)": "0499455c08d2eaf1b38a7250884b5341e6559ac9ea9868a15d898d99333cb7f8 plant_owner",
     "public.plant_key_reading(p_key text, p_place integer)": "58474f18e07598c60f33b8a3fa66f5386c2511ac5f5af2dd09ccfb51fcec1cd3 plant_owner",
+    "public.plant_node_hashes(p_keys bigint[])": "91fc5e2e38bcc5ae6cd216ba0347866028cdca8fa258811fc50ca014b6b6f565 plant_owner",
     "public.plant_nodes(p_keys bigint[])": "2620044c81b5161a34f81ebb0c0da4a65e587a0713fe2818e6c8b43b59e366a1 plant_owner",
     "public.plant_prefix_end(p text)": "8625e99787b00776c7f5ef8843547dffc7b4768c6187684acfd9697cd7bfe783 plant_owner",
     "public.plant_refuse_change()": "e5d5fae376935873952b3653fbb925d384918bbde1a7c1bcd6829fcc6fe46a1e plant_owner",

@@ -64,15 +64,23 @@ def test_stored_node_reads_match_the_table(history, superuser):
         ).all()
     from shared.storage.engine import database
 
+    stored = {(r[0], r[1]): bytes(r[2]) for r in rows}
     with database().transaction(history.tenant) as conn:
-        got = tree.DbNodes(conn).get_nodes([(r[0], r[1]) for r in rows] + [(40, 1)])
-    assert got == {(r[0], r[1]): bytes(r[2]) for r in rows}
+        reader = tree.DbNodes(conn)
+        got = reader.get_nodes([(r[0], r[1]) for r in rows] + [(40, 1)])
+        assert reader.queries == 2  # a key not stored: the keyed read names what is
+        present = tree.DbNodes(conn)
+        assert present.get_nodes(list(reversed(stored))) == stored
+        assert present.queries == 1  # all stored: the hashes in the order asked
+    assert got == stored
 
 
 def test_node_reads_take_each_hash_at_its_stored_length(history, database_url):
     """Nodes come back packed into one value; one rewritten to 33 bytes by someone who got
-    past the table's CHECK must come back as those 33 bytes, its neighbours untouched (all
-    inside a transaction that is rolled back)."""
+    past the table's CHECK must come back as those 33 bytes, its neighbours untouched, and
+    so must two rewritten to 33 and 31 bytes among keys all stored, whose hashes together
+    take as many bytes as the untouched ones (all inside a transaction that is rolled
+    back)."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -95,6 +103,14 @@ def test_node_reads_take_each_hash_at_its_stored_length(history, database_url):
                 {"t": history.tenant},
             )
             after = tree.DbNodes(conn).get_nodes(keys)
+            conn.execute(
+                text(
+                    "UPDATE log_nodes SET hash = substring(hash FROM 1 FOR 31) "
+                    "WHERE tenant_id = :t AND level = 0 AND idx = 2"
+                ),
+                {"t": history.tenant},
+            )
+            stored = tree.DbNodes(conn).get_nodes(keys[:-1])
             tx.rollback()
     finally:
         engine.dispose()
@@ -103,6 +119,7 @@ def test_node_reads_take_each_hash_at_its_stored_length(history, database_url):
     assert {k: h for k, h in after.items() if k != (0, 1)} == {
         k: h for k, h in before.items() if k != (0, 1)
     }
+    assert stored == {**before, (0, 1): before[(0, 1)] + b"\x00", (0, 2): before[(0, 2)][:31]}
 
 
 def test_packed_nodes_of_other_lengths_split_as_the_walk_reads_them():

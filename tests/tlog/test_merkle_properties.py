@@ -212,3 +212,51 @@ def test_pipelined_proofs_name_a_missing_node():
     partial.nodes = {k: v for k, v in TREE.nodes.items() if k != (0, 5)}
     with pytest.raises(merkle.MissingNode, match=r"\(0, 5\)"):
         list(merkle.pipelined_proofs(partial, [([4], [])], 64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(600, MAX),
+    st.lists(st.tuples(st.integers(0, MAX - 1), st.integers(1, MAX)), min_size=1, max_size=40),
+    st.integers(1, 8),
+)
+def test_pipelined_proofs_read_an_upper_node_once_per_call(size, picks, per_batch):
+    """A node of a narrow upper level is read by one batch and reused by the later ones:
+    never read twice in one call, and the proofs are still the RFC's."""
+    pairs = [(i % size, min(old, size)) for i, old in picks]
+    batches = [
+        ([i for i, _ in pairs[at : at + per_batch]], [o for _, o in pairs[at : at + per_batch]])
+        for at in range(0, len(pairs), per_batch)
+    ]
+    read: list[merkle.Key] = []
+
+    class Recording:
+        def get_nodes(self, keys):
+            read.extend(keys)
+            return TREE.get_nodes(keys)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(merkle, "HELD_LEVEL_WIDTH", 16)  # levels of at most 16 nodes are held
+        got = list(merkle.pipelined_proofs(Recording(), batches, size))
+    assert got == [
+        (
+            [ref.path(i, LEAVES[:size]) for i in indices],
+            [ref.proof(old, LEAVES[:size]) for old in olds],
+        )
+        for indices, olds in batches
+    ]
+    upper = [key for key in read if size >> key[0] < 16]
+    assert len(upper) == len(set(upper))
+
+
+def test_pipelined_proofs_name_a_missing_upper_node_in_every_batch_that_needs_it():
+    """An upper node that is not stored is not taken as held: the first batch needing it
+    fails, and so would each later one read on its own."""
+    partial = merkle.MemoryNodes()
+    missing = (10, 0)  # leaves [0, 1024): on the path of every leaf at or past 1024
+    partial.nodes = {k: v for k, v in TREE.nodes.items() if k != missing}
+    batches = [([1500], []), ([1600], [])]
+    with pytest.raises(merkle.MissingNode, match=r"\(10, 0\)"):
+        list(merkle.pipelined_proofs(partial, batches, MAX))
+    with pytest.raises(merkle.MissingNode, match=r"\(10, 0\)"):
+        list(merkle.pipelined_proofs(partial, batches[1:], MAX))
