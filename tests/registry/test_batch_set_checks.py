@@ -12,6 +12,7 @@ from shared.errors import Conflict, ValidationFailed
 from shared.registry import batches, reads, writes
 from shared.security.principal import Principal
 from shared.storage import ledger
+from tests.support import tags as tag_rows
 
 
 def _author(tenant: str) -> Principal:
@@ -138,29 +139,12 @@ def test_a_batch_writes_the_tags_its_bodies_hold(database_url, tenant, superuser
     ]
     made = batches.create_batch(author, "skills", bodies, "r")["items"]
     single = writes.create(author, "skills", _skill("six", tags=["a"]), "r")
-    with superuser.connect() as conn:
-        stored = conn.execute(
-            text(
-                "SELECT CAST(entity_id AS text), tag, kind, first_index FROM entity_tags "
-                "WHERE tenant_id = :t ORDER BY 1, 2"
-            ),
-            {"t": tenant},
-        ).all()
-        derived = conn.execute(
-            text(
-                "SELECT CAST(h.entity_id AS text), t.tag, h.kind, h.first_index "
-                "FROM entity_heads h JOIN log_entries e "
-                "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
-                "CROSS JOIN LATERAL plant_body_tags(e.body) AS t(tag) "
-                "WHERE h.tenant_id = :t ORDER BY 1, 2"
-            ),
-            {"t": tenant},
-        ).all()
-    assert stored == derived
+    stored = tag_rows.stored(superuser, tenant)
+    assert stored == tag_rows.derived(superuser, tenant)
     by_id = {m["id"]: i for i, m in enumerate(made)}
     by_id[single.body["identity"]["id"]] = 5
-    tags = sorted((by_id[r[0]], r[1]) for r in stored)
-    assert tags == [(0, "a"), (0, "b"), (1, "b"), (1, "\u00e9t\u00e9"), (4, "z"), (5, "a")]
+    named = sorted((by_id[r[0]], r[1]) for r in stored)
+    assert named == [(0, "a"), (0, "b"), (1, "b"), (1, "\u00e9t\u00e9"), (4, "z"), (5, "a")]
 
 
 def test_a_batchs_tags_read_back_through_get_listing_and_search(database_url, tenant, small_chunks):

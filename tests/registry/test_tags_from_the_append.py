@@ -17,6 +17,7 @@ from shared.rules.kinds import resolve_kind
 from shared.security.principal import Principal
 from shared.storage import ledger
 from shared.storage.engine import database
+from tests.support import tags
 
 _APPEND = text(
     "SELECT plant_append_version(:tenant, :kind, CAST(:entity AS uuid), :version, :body, "
@@ -52,30 +53,18 @@ def _direct(
         )
 
 
-def _tags(superuser, tenant: str) -> list[tuple[str, str, str, int]]:
-    with superuser.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT CAST(entity_id AS text), tag, kind, first_index FROM entity_tags "
-                "WHERE tenant_id = :t ORDER BY 1, 2"
-            ),
-            {"t": tenant},
-        ).all()
-    return [tuple(r) for r in rows]
-
-
 def test_a_direct_call_gets_the_tags_its_body_holds_and_no_others(database_url, superuser, tenant):
     """The attacker's only way to name tags to the function is the body it appends: each
     tag once, a null left out, and an amendment's body replaces them all under the head's
     own kind and first index, whatever kind the call claims."""
     entity = str(uuid.uuid4())
     first = _direct(tenant, entity, 1, _body(["real", "real", None, "other"]))
-    assert _tags(superuser, tenant) == [
+    assert tags.stored(superuser, tenant) == [
         (entity, "other", "skill", first),
         (entity, "real", "skill", first),
     ]
     _direct(tenant, entity, 2, _body(["swapped"]), kind="agent", expect=first)
-    assert _tags(superuser, tenant) == [(entity, "swapped", "skill", first)]
+    assert tags.stored(superuser, tenant) == [(entity, "swapped", "skill", first)]
 
 
 def test_a_body_without_a_tag_list_or_not_json_is_appended_with_no_tags(
@@ -86,7 +75,7 @@ def test_a_body_without_a_tag_list_or_not_json_is_appended_with_no_tags(
     bodies = [b"\xff not json", b'{"metadata": {"tags": "one"}}', _body([]), b"{}"]
     for body in bodies:
         _direct(tenant, str(uuid.uuid4()), 1, body)
-    assert _tags(superuser, tenant) == []
+    assert tags.stored(superuser, tenant) == []
     with superuser.connect() as conn:
         heads = conn.execute(
             text("SELECT count(*) FROM entity_heads WHERE tenant_id = :t"), {"t": tenant}
@@ -128,19 +117,8 @@ def test_registry_writes_alone_and_in_a_group_write_the_tags_the_database_reads_
     ]
     with database().autocommit() as conn:
         assert None not in ledger.append_versions(conn, group)
-    with superuser.connect() as conn:
-        derived = conn.execute(
-            text(
-                "SELECT CAST(h.entity_id AS text), t.tag, h.kind, h.first_index "
-                "FROM entity_heads h JOIN log_entries e "
-                "ON e.tenant_id = h.tenant_id AND e.idx = h.log_index "
-                "CROSS JOIN LATERAL plant_body_tags(e.body) AS t(tag) "
-                "WHERE h.tenant_id = :t ORDER BY 1, 2"
-            ),
-            {"t": tenant},
-        ).all()
-    stored = _tags(superuser, tenant)
-    assert stored == [tuple(r) for r in derived]
+    stored = tags.stored(superuser, tenant)
+    assert stored == tags.derived(superuser, tenant)
     by_entity: dict[str, list[str]] = {}
     for entity, tag, _, _ in stored:
         by_entity.setdefault(entity, []).append(tag)
