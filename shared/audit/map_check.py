@@ -222,12 +222,16 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     replay.versions, replay.certificates = versions, certificates
     values = {key: value for key, (_, value) in replay.updates(touched).items()}
     keys = sorted(map_feed.entity_key(e) for e in touched)
+    store = map_nodes.DbMapNodes(state.conn)
+    pruned = _pruned(store, keys)
     try:
-        store = map_nodes.DbMapNodes(state.conn)
-        pruned = _pruned(store, keys)
-        if _root(store, pruned, values) != base_root:
-            _replayed(state, start, size)  # the stored map left the verified one: replay all
-            return
+        rebuilt = _root(store, pruned, values)
+    except sparse_merkle.MissingNode:  # a child hash points at no stored node: rewritten
+        rebuilt = None
+    if rebuilt != base_root:
+        _replayed(state, start, size)  # the stored map left the verified one: replay all
+        return
+    try:
         for segment, idx, body in segments:
             replay.versions.update(segment.versions)
             replay.certificates.update(segment.certificates)

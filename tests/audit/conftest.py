@@ -57,6 +57,11 @@ def principals(tenant: str) -> tuple[Principal, Principal, Principal]:
 @pytest.fixture
 def history(database_url: str, tenant: str) -> History:
     """Three skills (one amended, one certified), sealed and audited clean."""
+    return make_history(tenant)
+
+
+def make_history(tenant: str) -> History:
+    """The ``history`` fixture's tenant, for tests that first choose the entities' ids."""
     author, certifier, auditor = principals(tenant)
     ids = []
     for name in ("Python", "Go", "Rust"):

@@ -4,14 +4,18 @@ entity where one explains it."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import text
 
 from shared import tlog
 from shared.errors import IntegrityViolation
 from shared.integrity import heads_map
-from shared.registry import certification
+from shared.registry import certification, ids, writes
 from shared.storage import copyread
+from tests.audit.conftest import History, make_history
 from tests.support import tampering
 
 
@@ -173,9 +177,29 @@ def test_the_full_audit_names_the_same_wrong_commit(history, superuser, monkeypa
     assert [(f["entity_id"], f["log_index"]) for f in found] == [(history.skills[2], wrong)]
 
 
+def _ids_on_sides(sides: str) -> Iterator[uuid.UUID]:
+    """New entity ids whose map keys take the root's sides in ``sides`` ("0" left, "1" right)."""
+    for side in sides:
+        while True:
+            candidate = ids.new_entity_id()
+            if heads_map.entity_key(candidate)[0] >> 7 == int(side):
+                yield candidate
+                break
+
+
+@pytest.fixture(params=["011", "111", "000", "100"])
+def sided_history(request, database_url, tenant, monkeypatch) -> History:
+    """The three skills' keys on chosen sides: a side with no key has the empty hash, which
+    the rewrite below makes a child the stored map does not hold."""
+    chosen = _ids_on_sides(request.param)
+    monkeypatch.setattr(writes, "new_entity_id", lambda: next(chosen))
+    return make_history(tenant)
+
+
 def test_commits_built_on_a_rewritten_node_are_named_by_the_incremental_audit(
-    history, attack, superuser
+    sided_history, attack, superuser
 ):
+    history = sided_history
     history.audit("full")
     # the root's two child hashes rewritten: every later seal builds on them, so the stored
     # map no longer rebuilds the last verified commit and the map is replayed from the log
