@@ -15,8 +15,9 @@ from sqlalchemy import text
 
 from shared import tlog
 from shared.audit import entries, parts, receipts, runs
-from shared.integrity import canonical, digests, merkle, note
+from shared.integrity import canonical, digests, note
 from tests.audit import test_parallel_scan as scan_attacks
+from tests.support import tampering
 from tests.support.tampering import rewrite_body
 
 COUNT = 4
@@ -196,22 +197,9 @@ def _edit_with_locators(history, attack, entry_indices, superuser):
 
 def _edit_bytes_digest_and_leaf(history, attack, entry_indices, superuser):
     index = entry_indices(history.tenant, history.skills[2])[0]
-    with superuser.connect() as conn:
-        body = bytes(
-            conn.execute(
-                text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
-                {"t": history.tenant, "i": index},
-            ).scalar_one()
-        )
-    forged = body.replace(b"writes Rust", b"writes Ruby")
-    attack(
-        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l WHERE tenant_id = :t "
-        "AND idx = :i",
-        b=forged,
-        d=digests.sha256(forged),
-        l=merkle.leaf_hash(forged),
-        t=history.tenant,
-        i=index,
+    body = tampering.stored_body(superuser, history.tenant, index)
+    tampering.forge_entry(
+        attack, history.tenant, index, body.replace(b"writes Rust", b"writes Ruby")
     )
     return {"altered"}
 

@@ -21,6 +21,7 @@ from shared.storage.engine import database
 from shared.storage.receipt_rows import ReceiptRow
 from shared.tlog import keys
 from tests.audit.conftest import History
+from tests.support import tampering
 
 Found = list[tuple[Any, ...]]
 
@@ -49,12 +50,7 @@ def _rewrite_consistently(
     superuser: Engine, attack: Any, tenant: str, index: int, description: str
 ) -> None:
     """The entry's description rewritten with its digest, leaf hash and locators to match."""
-    with superuser.connect() as conn:
-        body = conn.execute(
-            text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
-            {"t": tenant, "i": index},
-        ).scalar_one()
-    doc = canonical.read(bytes(body))
+    doc = canonical.read(tampering.stored_body(superuser, tenant, index))
     doc["metadata"]["description"] = description
     forged = documents.encode(doc)
     attack(

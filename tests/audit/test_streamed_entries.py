@@ -14,6 +14,7 @@ from shared.integrity import merkle
 from shared.registry import writes
 from shared.security.principal import Principal
 from shared.storage import copyread
+from tests.support import tampering
 from tests.support.seeding import seed_skills
 from tests.support.tampering import rewrite_body
 
@@ -105,19 +106,10 @@ def test_columns_of_another_length_are_altered_columns(history, attack, entry_in
 def _forge(attack, tenant: str, index: int, body: bytes) -> None:
     """Rewrite an entry's bytes with every hash beside them, the stored leaf included: only
     the signed root still disagrees."""
-    leaf = merkle.leaf_hash(body)
-    attack(
-        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l "
-        "WHERE tenant_id = :t AND idx = :i",
-        b=body,
-        d=hashlib.sha256(body).digest(),
-        l=leaf,
-        t=tenant,
-        i=index,
-    )
+    tampering.forge_entry(attack, tenant, index, body)
     attack(
         "UPDATE log_nodes SET hash = :l WHERE tenant_id = :t AND level = 0 AND idx = :i",
-        l=leaf,
+        l=merkle.leaf_hash(body),
         t=tenant,
         i=index,
     )

@@ -7,8 +7,9 @@ import base64
 
 from shared import audit, tlog
 from shared.audit import versions
-from shared.integrity import canonical, digests, merkle, note
+from shared.integrity import canonical, note
 from shared.registry import writes
+from tests.support import tampering
 from tests.support.tampering import rewrite_body
 
 
@@ -115,24 +116,9 @@ def test_edited_digest_matching_edited_bytes_is_caught_by_the_tree(
     history, attack, superuser, entry_indices
 ):
     index = entry_indices(history.tenant, history.skills[2])[0]
-    from sqlalchemy import text
-
-    with superuser.connect() as conn:
-        body = bytes(
-            conn.execute(
-                text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
-                {"t": history.tenant, "i": index},
-            ).scalar_one()
-        )
-    forged = body.replace(b"writes Rust", b"writes Ruby")
-    attack(
-        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l WHERE tenant_id = :t "
-        "AND idx = :i",
-        b=forged,
-        d=digests.sha256(forged),
-        l=merkle.leaf_hash(forged),
-        t=history.tenant,
-        i=index,
+    body = tampering.stored_body(superuser, history.tenant, index)
+    tampering.forge_entry(
+        attack, history.tenant, index, body.replace(b"writes Rust", b"writes Ruby")
     )
     run = history.audit("full")
     altered = [f for f in run["findings"] if f["kind"] == "altered"]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from shared.integrity import digests, merkle
 from shared.registry import versions, writes
 from shared.rules import kinds
 from shared.security.principal import Principal
@@ -31,6 +32,31 @@ def rewrite_body(attack: Callable[..., None], tenant: str, index: int, old: str,
         ":old, :new), 'UTF8') WHERE tenant_id = :t AND idx = :i",
         old=old,
         new=new,
+        t=tenant,
+        i=index,
+    )
+
+
+def stored_body(superuser: Engine, tenant: str, index: int) -> bytes:
+    """The bytes of entry ``index`` as stored, read past row-level security."""
+    with superuser.connect() as conn:
+        return bytes(
+            conn.execute(
+                text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
+                {"t": tenant, "i": index},
+            ).scalar_one()
+        )
+
+
+def forge_entry(attack: Callable[..., None], tenant: str, index: int, body: bytes) -> None:
+    """Entry ``index`` rewritten to ``body`` with its digest and leaf hash to match: only the
+    tree (and what signs it) still disagrees."""
+    attack(
+        "UPDATE log_entries SET body = :b, digest = :d, leaf_hash = :l "
+        "WHERE tenant_id = :t AND idx = :i",
+        b=body,
+        d=digests.sha256(body),
+        l=merkle.leaf_hash(body),
         t=tenant,
         i=index,
     )
