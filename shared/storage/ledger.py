@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared.storage import staging
+from shared.storage import direct, staging
 
 _APPEND = text(
     """
@@ -101,8 +101,9 @@ def _pins(pins: dict[str, int]) -> dict[str, list[Any]]:
     return {"refs": [ref for ref, _ in pinned], "ref_indices": [index for _, index in pinned]}
 
 
-# Run as the driver's own text with positional values (``exec_driver_sql``): the hottest
-# statement skips SQLAlchemy's compilation step and its mapping of 19 named values.
+# Run as the driver's own text with positional values on its own cursor (``direct``): the
+# hottest statement skips SQLAlchemy's compilation, its mapping of 19 named values and its
+# execution context.
 _APPEND_VERSION = (
     "SELECT plant_append_version(%s, %s, CAST(%s AS uuid), %s, %s, %s, %s, %s, %s, %s, %s, "
     "%s, %s, %s, %s, CAST(%s AS timestamptz), %s, CAST(%s AS uuid[]), CAST(%s AS bigint[]))"
@@ -132,7 +133,8 @@ def append_version(conn: Connection, new: NewVersion) -> Appended:
     """
     move, encoded = new.move, new.encoded
     pins = _pins(move.pins)
-    index = conn.exec_driver_sql(
+    index = direct.scalar_one(
+        conn,
         _APPEND_VERSION,
         (
             new.tenant,
@@ -155,7 +157,7 @@ def append_version(conn: Connection, new: NewVersion) -> Appended:
             pins["refs"],
             pins["ref_indices"],
         ),
-    ).scalar_one()
+    )
     return Appended(index=index, leaf_hash=encoded.leaf_hash, digest=encoded.digest)
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from shared.storage import direct
+
 # The row names its tenant by setting ``plant.tenant`` (as every transaction does), so that
 # row-level security's check passes for a group statement's each tenant in one statement.
 _INSERT = text(
@@ -78,7 +80,7 @@ def insert_and_commit(conn: Connection, rows: Sequence[tuple[str, ReceiptRow]]) 
     simple protocol (several statements, no parameters), in a transaction ``engine.begun``
     opened. A failing insert aborts the rest, COMMIT included."""
     statements = [_literal_insert(tenant, row) for tenant, row in rows]
-    conn.exec_driver_sql(";\n".join([*statements, "COMMIT"]))
+    direct.run(conn, ";\n".join([*statements, "COMMIT"]))
 
 
 def covering(conn: Connection, low: int, high: int) -> list[ReceiptRow]:
