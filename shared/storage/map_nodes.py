@@ -33,9 +33,12 @@ _PROBE = (
     "WHERE tenant_id = current_setting('plant.tenant') AND prefix = p.prefix LIMIT 1) AS s"
 )
 _COLUMNS = (copyread.BYTEA, copyread.BYTEA)
+# Rows up to 8160 bytes stay in the staging table's pages as they came: a stratum of ~2.3 KB
+# would otherwise be compressed by pglz on its way in (and decompressed on its way out) above
+# the default 2 KB, the server's CPU for nothing (~0.2-0.3 s a seal of 10,000 into 1,000,000).
 _STAGE = text(
     "CREATE TEMPORARY TABLE plant_strata (prefix bytea NOT NULL, nodes bytea NOT NULL) "
-    "ON COMMIT DROP"
+    "WITH (toast_tuple_target = 8160) ON COMMIT DROP"
 )
 _UPSERT = text(
     "INSERT INTO heads_map_strata (tenant_id, prefix, nodes) "
