@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.errors import Forbidden, NotFound
 from shared.integrity import merkle, tiles
 from shared.security.principal import READ_ROLES, Principal
-from shared.storage import cosignatures, tree
+from shared.storage import copyread, cosignatures, tree
 from shared.storage.engine import database
 
-_NUMBERED = text(
+_NUMBERED = (  # by binary COPY (``copyread``): pg8000 made a row object of each entry
     "SELECT idx, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-    "AND idx >= :low AND idx < :high"
+    "AND idx >= {low} AND idx < {high}"
 )
 BATCH = 64  # tiles ``tiles_data`` reads at once: 16,384 entries or hashes at most
 
@@ -93,10 +92,9 @@ def tiles_data(
         if bundles:
             low = min(t.index * tiles.TILE_WIDTH for t in bundles)
             high = max(t.index * tiles.TILE_WIDTH + t.width for t in bundles)
-            bodies = {
-                int(idx): bytes(body)
-                for idx, body in conn.execute(_NUMBERED, {"low": low, "high": high})
-            }
+            query = _NUMBERED.format(low=copyread.int_literal(low), high=copyread.int_literal(high))
+            for rows in copyread.copy_batches(conn, query, (copyread.INT8, copyread.BYTEA)):
+                bodies.update(rows)
         keys = [
             (8 * t.level, t.index * tiles.TILE_WIDTH + i)
             for t in batch
