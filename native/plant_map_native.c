@@ -19,10 +19,9 @@
  * preimages, each concatenated. The pure-Python twin is shared/integrity/map_memory.PureMap; a test holds the
  * two to the same roots, nodes and audit findings. */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
 #include <string.h>
+
+#include "plant_map.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -160,6 +159,10 @@ static void node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uin
     memcpy(buf + 1, a, 32);
     memcpy(buf + 33, b, 32);
     sha256(buf, 65, out);
+}
+
+void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
+    node_hash(tag, a, b, out);
 }
 
 /* ---- the tree ---- */
@@ -768,6 +771,12 @@ static PyMethodDef module_methods[] = {
      "entity with a head value (map_feed.head_value), its key and its value's hash (64 "
      "bytes), and its id, in order; slow(version, id, certificate) gives the record (or None) "
      "where an input is not of the plain shape handled here."},
+    {"update_strata", plant_update_strata, METH_VARARGS,
+     "update_strata(rows, records) -> (root, [(prefix, stored bytes), ...]): the map kept in "
+     "the strata `rows` (prefix -> stored bytes: those on the keys' paths) with each record's "
+     "key set to its value hash (64-byte records sorted by key, each key once); the new root "
+     "and every stratum rewritten (strata_update.c; map_update's twin). LookupError((depth, "
+     "key)) where a non-empty half has no stored node."},
     {"use_sha_extensions", mod_use_sha_extensions, METH_O,
      "use_sha_extensions(wanted) -> in use: the x86 SHA extensions where the CPU has them "
      "(the default), else the portable code (tests hold both to hashlib)."},

@@ -1,7 +1,8 @@
 """The heads map held in memory while a full audit rebuilds it from the log (issue 27,
 decision 3): the project's C extension ``plant_map_native`` (native/, installed by
 requirements.txt) when it is importable, else ``PureMap``, its pure-Python twin over
-``sparse_merkle``; ``PLANT_AUDIT_PURE=1`` forces the twin.
+``sparse_merkle``; ``PLANT_AUDIT_PURE=1`` forces the twin. The seal's update over its strata
+(``shared.storage.map_update``) chooses between the module and its own twin by ``NATIVE`` too.
 
 Why compiled: at a million heads the map is ~2.4 million nodes; as a dict of Python objects
 it took ~550 bytes a key and one interpreter call a hash, most of a full audit's map check.

@@ -140,8 +140,15 @@ def new_tiles(old_size: int, new_size: int) -> list[Tile]:
     given width never change, so nothing else needs rewriting)."""
     if not 0 <= old_size <= new_size:
         raise TileError("need 0 <= old_size <= new_size")
-    have = set(tiles_for_size(old_size)) | set(bundles_for_size(old_size))
-    return [t for t in tiles_for_size(new_size) + bundles_for_size(new_size) if t not in have]
+    out: list[Tile] = []
+    level = 0
+    while new_size >> (8 * level):  # without listing the tiles both sizes share (O(n))
+        old, new = old_size >> (8 * level), new_size >> (8 * level)
+        out.extend(Tile(level, n) for n in range(old // TILE_WIDTH, new // TILE_WIDTH))
+        if new % TILE_WIDTH and new != old:
+            out.append(Tile(level, new // TILE_WIDTH, new % TILE_WIDTH))
+        level += 1
+    return out + [Tile(None, t.index, t.width) for t in out if t.level == 0]
 
 
 def level_hashes(leaf_hashes: Sequence[bytes], level: int) -> list[bytes]:

@@ -13,7 +13,8 @@ readable status keeps the head it had. ``head_of`` is that rule, shared with the
 
 Only the entities with an entry since the last commit are re-derived: one read of the new
 entries (binary COPY), one read of the strata on the changed keys' map paths (``DbMapNodes``:
-a level of strata a statement), one multi-row upsert of the strata rewritten, one append.
+a level of strata a statement), their update in C (``map_update``), one multi-row upsert of
+the strata rewritten, one append.
 """
 
 from __future__ import annotations
@@ -164,17 +165,15 @@ def commit_map(conn: Connection, tenant: str, sealed_size: int) -> Committed | N
     start = 0 if last is None else int(last) + 1
     heads = changed_heads(conn, start, size)
     store = map_nodes.DbMapNodes(conn)
+    hashed = {h.key: sparse_merkle.value_hash(heads_map.encode_head(h)) for h in heads.values()}
     try:
-        update = sparse_merkle.update(
-            store, {h.key: heads_map.encode_head(h) for h in heads.values()}
-        )
+        root = store.update(hashed)
     except sparse_merkle.MissingNode as exc:  # a node or stratum deleted or unreadable
         raise IntegrityViolation(
             f"the stored map cannot be updated: {exc}", finding="map_invalid"
         ) from exc
-    store.write(update.written)
     now = datetime.now(UTC).replace(microsecond=0)
-    commit = heads_map.MapCommit(size, update.root, now)
+    commit = heads_map.MapCommit(size, root, now)
     body = heads_map.encode_commit(commit)
     appended = ledger.append(
         conn,

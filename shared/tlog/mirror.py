@@ -131,11 +131,11 @@ def publish(tenant: str, store: MirrorStore | None = None) -> int:
             return 0
         reader = tree.DbNodes(conn)
         written = 0
-        for wanted in tiles.new_tiles(old, last.size):
-            data = tile_reads.tile_data(conn, reader, wanted)
+        wanted = tiles.new_tiles(old, last.size)
+        for tile, data in zip(wanted, tile_reads.tiles_data(conn, reader, wanted), strict=True):
             if data is None:
-                raise OSError(f"{wanted.path}: stored nodes or entries are missing")
-            store.write_once(wanted.path, data)
+                raise OSError(f"{tile.path}: stored nodes or entries are missing")
+            store.write_once(tile.path, data)
             written += 1
         checkpoint = cosignatures.cosigned(conn, last).note.encode()
     if store.read(CHECKPOINT) != checkpoint:

@@ -8,21 +8,22 @@ log has not signed a root over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.errors import Forbidden, NotFound
 from shared.integrity import merkle, tiles
 from shared.security.principal import READ_ROLES, Principal
-from shared.storage import cosignatures, tree
+from shared.storage import copyread, cosignatures, tree
 from shared.storage.engine import database
 
-_ENTRIES = text(
-    "SELECT body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
-    "AND idx >= :low AND idx < :high ORDER BY idx"
+_NUMBERED = (  # by binary COPY (``copyread``): pg8000 made a row object of each entry
+    "SELECT idx, body FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
+    "AND idx >= {low} AND idx < {high}"
 )
+BATCH = 64  # tiles ``tiles_data`` reads at once: 16,384 entries or hashes at most
 
 
 def _reader(principal: Principal, tenant: str) -> None:
@@ -74,14 +75,43 @@ def inside(wanted: tiles.Tile, size: int) -> bool:
 def tile_data(conn: Connection, reader: merkle.NodeReader, wanted: tiles.Tile) -> bytes | None:
     """The bytes of a tile (stored nodes at height 8L) or a bundle (stored entries); None if
     any is missing. The caller checks the tile is inside a checkpoint's tree."""
-    first = wanted.index * tiles.TILE_WIDTH
-    if wanted.level is None:
-        rows = conn.execute(_ENTRIES, {"low": first, "high": first + wanted.width}).all()
-        if len(rows) != wanted.width:
-            return None
-        return tiles.encode_bundle([bytes(r[0]) for r in rows])
-    keys = [(8 * wanted.level, first + i) for i in range(wanted.width)]
-    nodes = reader.get_nodes(keys)
-    if len(nodes) != len(keys):
-        return None
-    return b"".join(nodes[k] for k in keys)
+    return tiles_data(conn, reader, [wanted])[0]
+
+
+def tiles_data(
+    conn: Connection, reader: merkle.NodeReader, wanted: Sequence[tiles.Tile]
+) -> list[bytes | None]:
+    """``tile_data`` of each tile in order, ``BATCH`` tiles a read: the entries of their
+    bundles in one range, the hashes of their hash tiles in one batch (a mirror after a seal
+    of 10,000 entries writes ~85 tiles and bundles; a statement each was ~1 s of the seal)."""
+    out: list[bytes | None] = []
+    for at in range(0, len(wanted), BATCH):
+        batch = wanted[at : at + BATCH]
+        bundles = [t for t in batch if t.level is None]
+        bodies: dict[int, bytes] = {}
+        if bundles:
+            low = min(t.index * tiles.TILE_WIDTH for t in bundles)
+            high = max(t.index * tiles.TILE_WIDTH + t.width for t in bundles)
+            query = _NUMBERED.format(low=copyread.int_literal(low), high=copyread.int_literal(high))
+            for rows in copyread.copy_batches(conn, query, (copyread.INT8, copyread.BYTEA)):
+                bodies.update(rows)
+        keys = [
+            (8 * t.level, t.index * tiles.TILE_WIDTH + i)
+            for t in batch
+            if t.level is not None
+            for i in range(t.width)
+        ]
+        nodes = reader.get_nodes(keys)
+        for t in batch:
+            first = t.index * tiles.TILE_WIDTH
+            level = None if t.level is None else 8 * t.level
+            found = [
+                bodies.get(i) if level is None else nodes.get((level, i))
+                for i in range(first, first + t.width)
+            ]
+            parts = [part for part in found if part is not None]
+            if len(parts) != t.width:
+                out.append(None)
+            else:
+                out.append(b"".join(parts) if level is not None else tiles.encode_bundle(parts))
+    return out

@@ -27,4 +27,5 @@ def test_requirements_install_the_extension_and_the_archive_carries_its_source()
     assert "native" not in excludes
     assert {"native/build", "native/plant_map_native.egg-info"} <= set(excludes)
     setup = (ROOT / "native" / "setup.py").read_text()
-    assert '"plant_map_native.c"' in setup and (ROOT / "native" / "plant_map_native.c").is_file()
+    for name in ("plant_map_native.c", "strata_update.c", "plant_map.h"):  # sources, header
+        assert f'"{name}"' in setup and (ROOT / "native" / name).is_file()

@@ -158,6 +158,16 @@ def test_new_tiles_are_what_the_old_size_lacked() -> None:
     assert tiles.new_tiles(300, 300) == []
 
 
+@pytest.mark.parametrize("old", [0, 1, 255, 256, 257, 65535, 65536, 65537, 70000, 1_000_000])
+@pytest.mark.parametrize("grown", [0, 1, 255, 256, 10001, 65536, 200000])
+def test_new_tiles_are_the_new_sizes_tiles_the_old_size_had_not(old: int, grown: int) -> None:
+    # new_tiles lists only the new ones (a seal's mirror at 1,000,000 listed ~8,000 to find
+    # ~85); what it gives is the set difference of the two sizes' tiles, in the same order
+    have = {*tiles.tiles_for_size(old), *tiles.bundles_for_size(old)}
+    everything = tiles.tiles_for_size(old + grown) + tiles.bundles_for_size(old + grown)
+    assert tiles.new_tiles(old, old + grown) == [t for t in everything if t not in have]
+
+
 def test_mirror_checks_catch_each_kind_of_tampering() -> None:
     size = 600
     entries = _entries(size)

@@ -1,7 +1,7 @@
 """The log as C2SP tlog-tiles over HTTP (issue 25, item 1): the tiles and bundles served
 rebuild the checkpoint's root, full tiles are immutable, the checkpoint never cached, tokens
 are needed and only the token's own tenant is served; the static mirror written at each seal
-verifies on its own."""
+verifies on its own, its tiles read in batches as they are read one by one."""
 
 from __future__ import annotations
 
@@ -122,3 +122,30 @@ def test_a_failed_mirror_write_is_caught_up_by_the_next_seal(
     assert mirror.mirrored_size(mirror.DirectoryMirror(root_dir)) == 11
     assert (root_dir / "tile/0/000.p/9").is_file() is False  # skipped: from 5 straight to 11
     assert (root_dir / "tile/0/000.p/11").is_file()
+
+
+def test_tiles_read_in_batches_are_the_tiles_read_one_by_one_and_a_gap_spoils_one_bundle(
+    tenant, fill, superuser, monkeypatch
+):
+    from shared import tlog
+    from shared.storage import tree
+    from shared.storage.engine import database
+    from shared.tlog import tile_reads
+    from tests.support.tampering import as_insider
+
+    fill(tenant, 700)  # with the map commit: 701 leaves, two full tiles, three bundles
+    tlog.seal(tenant)
+    wanted = tiles.new_tiles(0, 701)
+    with database().transaction(tenant) as conn:
+        alone = [tile_reads.tile_data(conn, tree.DbNodes(conn), t) for t in wanted]
+        monkeypatch.setattr(tile_reads, "BATCH", 3)  # batches that split levels and bundles
+        assert tile_reads.tiles_data(conn, tree.DbNodes(conn), wanted) == alone
+    assert None not in alone
+    as_insider(
+        superuser, "DELETE FROM log_entries WHERE tenant_id = :t AND idx = 300", t=tenant
+    )  # an entry of bundle 1: that bundle cannot be made, the others are as they were
+    with database().transaction(tenant) as conn:
+        gapped = tile_reads.tiles_data(conn, tree.DbNodes(conn), wanted)
+    spoiled = wanted.index(tiles.Tile(None, 1))
+    assert gapped[spoiled] is None
+    assert gapped[:spoiled] + gapped[spoiled + 1 :] == alone[:spoiled] + alone[spoiled + 1 :]
