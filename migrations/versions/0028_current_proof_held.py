@@ -27,7 +27,8 @@ statements, each comparing the key column with a variable (no Var under a non-le
 function, so PostgreSQL 15 keeps it an index condition under row-level security); the
 function is STABLE, so every statement in it reads the calling statement's snapshot: the
 checkpoint, the strata and the nodes are still one snapshot. A full stratum still returns
-only the 8 records on the key's path, sliced by offset from its uncompressed value.
+only the 8 records on the key's path, now sliced from the row read once into a variable
+(detoasted once: eight slices of the stored value were eight TOAST probes).
 
 Its statements are planned once per session (``plan_cache_mode``): with the held and filling
 branches behind parameters, a plan made for each call's values looked so much cheaper than
@@ -66,6 +67,8 @@ DECLARE
   v_prefix bytea;
   v_nodes bytea;
   v_map bytea := ''::bytea;
+  v_byte integer;
+  v_cut bytea;
 BEGIN
   PERFORM set_config('plant.tenant', p_tenant, true);
   SELECT c.size, c.note INTO v_size, v_note FROM checkpoints c
@@ -80,14 +83,18 @@ BEGIN
   END IF;
   FOR g IN 0..32 LOOP
     v_prefix := substring(v_key FROM 1 FOR g);
-    SELECT CASE WHEN length(m.nodes) < 16830 OR g = 32 THEN m.nodes ELSE (
-             SELECT string_agg(substring(m.nodes FROM 66 * (((1 << k.k)
-                      | (get_byte(v_key, g) >> (8 - k.k))) - 1) + 1 FOR 66), ''::bytea
-                      ORDER BY k.k)
-               FROM generate_series(0, 7) AS k(k)) END
-      INTO v_nodes FROM heads_map_strata m
+    SELECT m.nodes INTO v_nodes FROM heads_map_strata m
      WHERE m.tenant_id = p_tenant AND m.prefix = v_prefix;
     EXIT WHEN NOT FOUND;
+    IF length(v_nodes) >= 16830 AND g < 32 THEN
+      v_byte := get_byte(v_key, g);
+      v_cut := ''::bytea;
+      FOR k IN 0..7 LOOP
+        v_cut := v_cut
+          || substring(v_nodes FROM 66 * (((1 << k) | (v_byte >> (8 - k))) - 1) + 1 FOR 66);
+      END LOOP;
+      v_nodes := v_cut;
+    END IF;
     v_map := v_map || int2send(CAST(g AS smallint)) || int4send(length(v_nodes)) || v_nodes;
   END LOOP;
   RETURN QUERY
