@@ -11,11 +11,21 @@ head value the map holds for it (derived from the log below the commit, as the s
 inclusion proof. An id never registered (or registered after the last seal) gets the same
 document with ``head`` null: a proof of absence. ``shared.evidence.current`` verifies it
 offline; docs/formats.md spells it out.
+
+What every proof against one checkpoint shares (its note, the commit entry with its
+inclusion proof, the log's right-edge subtrees and its narrow upper levels) is immutable once
+signed, so the route keeps it per process (``_FIXED``) and tells the statement which
+checkpoint it holds: the statement still reads the latest checkpoint, and when that is a
+newer one it sends the fixed parts again (one read per seal), so no proof is ever served
+against an older checkpoint than the latest. Like ``tree.CachedNodes``, only for proofs
+served to clients, who verify them; audits read the database itself.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -32,6 +42,23 @@ from shared.tlog import map_commit
 FORMAT = "plant-current-proof/1"
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """The parts of every proof against the checkpoint of ``size``: its note, the entry at
+    size - 1 with its inclusion proof (as the document holds it), and the log nodes held."""
+
+    size: int
+    note: str
+    commit: tuple[str, bytes]
+    commit_entry: dict[str, Any]
+    nodes: dict[tree.Key, bytes]
+
+
+_FIXED: dict[str, Fixed] = {}  # by database and tenant
+_FIXED_SCOPES = 256  # tenants held at most; the oldest goes first
+_FIXED_LOCK = threading.Lock()  # for the writers (once per seal and tenant); reads need none
+
+
 def _entry(index: int, body: bytes, proof: list[bytes]) -> dict[str, Any]:
     return {"index": index, "entry": digests.b64(body), "proof": [digests.b64(h) for h in proof]}
 
@@ -42,11 +69,45 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     principal.require(*READ_ROLES)
     kind = resolve_kind(slug)
     entity_id = path_params.uuid(raw_id)
-    with database().autocommit() as conn:
-        parts = proof_reads.current_parts(conn, principal.tenant, entity_id, None)
+    db = database()
+    scope = f"{db.engine.url.database}/{principal.tenant}"
+    fixed = _FIXED.get(scope)
+    with db.autocommit() as conn:
+        parts = proof_reads.current_parts(
+            conn, principal.tenant, entity_id, None, fixed.size if fixed else 0
+        )
+        if parts is not None and parts.held and not _unchanged(parts, fixed):
+            # rewritten since it was held: what is stored now decides, as without holding
+            parts = proof_reads.current_parts(conn, principal.tenant, entity_id, None, 0)
     if parts is None:
         raise NotFound("the log has no checkpoint yet (POST /log/seal)")
-    return _document(principal.tenant, parts, parts.note, entity_id, kind.type)
+    if parts.held:
+        return _document(principal.tenant, parts, parts.note, entity_id, kind.type, fixed)
+    doc = _document(principal.tenant, parts, parts.note, entity_id, kind.type)
+    _hold(scope, parts, {**doc["map_commit"], "proof": list(doc["map_commit"]["proof"])})
+    return doc
+
+
+def _unchanged(parts: proof_reads.CurrentParts, fixed: Fixed | None) -> bool:
+    """Whether the note and commit entry read are those held (the statement says ``held``
+    only for the size it was sent, so ``fixed`` is that checkpoint's)."""
+    assert fixed is not None and fixed.size == parts.size
+    return (parts.note, parts.commit) == (fixed.note, fixed.commit)
+
+
+def _hold(scope: str, parts: proof_reads.CurrentParts, commit_entry: dict[str, Any]) -> None:
+    """Keep the fixed parts of ``parts``' checkpoint: the levels from ``parts.top`` up whole,
+    and below it the right edge's subtrees and the commit's siblings."""
+    size, top = parts.size, parts.top
+    assert parts.commit is not None  # _document checked it
+    low = {(lv, (size >> lv) - 1) for lv in range(top) if (size >> lv) & 1}
+    low.update((lv, ((size - 1) >> lv) ^ 1) for lv in range(top))
+    nodes = {k: v for k, v in parts.log_nodes.items() if k[0] >= top or k in low}
+    with _FIXED_LOCK:
+        _FIXED.pop(scope, None)
+        _FIXED[scope] = Fixed(size, parts.note, parts.commit, commit_entry, nodes)
+        while len(_FIXED) > _FIXED_SCOPES:
+            del _FIXED[next(iter(_FIXED))]
 
 
 def document(
@@ -82,10 +143,18 @@ def _head(parts: proof_reads.CurrentParts, entity_id: str) -> heads_map.Head | N
 
 
 def _document(
-    tenant: str, parts: proof_reads.CurrentParts, note: str, entity_id: str, kind: str | None
+    tenant: str,
+    parts: proof_reads.CurrentParts,
+    note: str,
+    entity_id: str,
+    kind: str | None,
+    fixed: Fixed | None = None,
 ) -> dict[str, Any]:
+    """The document from ``parts``, with ``fixed``'s commit entry and nodes when the
+    statement omitted them (``parts.held``)."""
     size = parts.size
-    if parts.commit is None or parts.commit[0] != "map_commit":
+    commit = parts.commit if fixed is None else fixed.commit
+    if commit is None or commit[0] != "map_commit":
         raise IntegrityViolation(
             f"the checkpoint of size {size} does not end with a map commit",
             finding="map_invalid",
@@ -94,13 +163,13 @@ def _document(
     head = _head(parts, entity_id)
     if head is not None and kind is not None and head.kind != kind:
         raise NotFound(f"no {kind} {entity_id}")
-    nodes = proof_reads.ReadNodes(parts)
+    nodes = proof_reads.ReadNodes(parts, None if fixed is None else fixed.nodes)
     try:
         proof = sparse_merkle.prove(nodes, heads_map.entity_key(uuid.UUID(entity_id)))
     except sparse_merkle.MissingNode as exc:
         raise IntegrityViolation(f"the stored map: {exc}", finding="map_invalid") from exc
     indices = [size - 1]
-    bodies = [parts.commit[1]]
+    bodies = [commit[1]]
     if head is not None:
         assert parts.version is not None  # a head is read from the version entry
         indices.append(head.log_index)
@@ -109,8 +178,12 @@ def _document(
             assert parts.certificate is not None
             indices.append(head.certificate_index)
             bodies.append(parts.certificate[1])
+    if fixed is not None:  # the commit's entry as computed when the checkpoint was first read
+        indices, bodies = indices[1:], bodies[1:]
     paths = merkle.inclusion_proofs(nodes, indices, size)
     entries = [_entry(i, b, p) for i, b, p in zip(indices, bodies, paths, strict=True)]
+    if fixed is not None:
+        entries.insert(0, {**fixed.commit_entry, "proof": list(fixed.commit_entry["proof"])})
     return {
         "format": FORMAT,
         "tenant": tenant,

@@ -1,8 +1,9 @@
 """Every stored part of a current-version proof in one statement (``plant_current_proof``,
-migrations 0018 and 0025): the checkpoint, the entry at its last index, the entity's newest
-version and certificate entries below it, the map's strata on the entity's key path and the
-log nodes its three inclusion paths fold from. One round trip, one snapshot; the caller computes the
-proof from these bytes with the same code that reads them one statement at a time.
+migrations 0018, 0025 and 0028): the checkpoint, the entry at its last index, the entity's
+newest version and certificate entries below it, the map's strata on the entity's key path
+and the log nodes its three inclusion paths fold from. One round trip, one snapshot; the
+caller computes the proof from these bytes with the same code that reads them one statement
+at a time. A caller holding a checkpoint's fixed parts (``held``) gets only the entity's.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from shared.integrity.sparse_merkle import Address
 from shared.storage import map_strata, tree
 
 _CURRENT = text(
-    "SELECT * FROM plant_current_proof(:tenant, CAST(:entity AS uuid), CAST(:size AS bigint))"
+    "SELECT * FROM plant_current_proof(:tenant, CAST(:entity AS uuid), CAST(:size AS bigint), "
+    "CAST(:held AS bigint), CAST(:width AS bigint))"
 )
+# A caller holding a checkpoint holds the log's levels from the first narrower than this whole
+# (about 2,000 nodes at 1,000,000 leaves), read once per seal.
+HELD_WIDTH = 1024
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,15 @@ class CurrentParts:
     size - 1 (type and body; None when missing); the newest version and certificate entries
     of the entity below size - 1; and the stored nodes its proofs need: the map's strata
     on the entity's key path as read (``map_nodes`` reads them by address, raising
-    MalformedStratum for one that is not whole records), the log's by (level, index)."""
+    MalformedStratum for one that is not whole records), the log's by (level, index).
+
+    ``held``: the checkpoint is the one the caller said it holds, so of the log only the
+    version's and certificate's siblings below level ``top`` were read; otherwise, for a
+    caller holding any, every node from level ``top`` up too."""
 
     size: int
+    held: bool
+    top: int
     note: str
     commit: tuple[str, bytes] | None
     version: Version | None
@@ -57,32 +68,48 @@ class CurrentParts:
 
 
 class ReadNodes:
-    """The nodes read, as the ``NodeReader`` and ``NodeStore`` the proof code asks: a key it
-    asks for that was not read is absent, exactly as an unstored node would be."""
+    """The nodes read (and the log nodes ``held`` from an earlier read of the same
+    checkpoint), as the ``NodeReader`` and ``NodeStore`` the proof code asks: a key it asks
+    for that was not read is absent, exactly as an unstored node would be."""
 
-    def __init__(self, parts: CurrentParts) -> None:
+    def __init__(self, parts: CurrentParts, held: Mapping[tree.Key, bytes] | None = None) -> None:
         self.parts = parts
+        self.held = held or {}
 
     def get_nodes(self, keys: Sequence[tree.Key]) -> Mapping[tree.Key, bytes]:
-        nodes = self.parts.log_nodes
-        return {key: nodes[key] for key in keys if key in nodes}
+        nodes, held = self.parts.log_nodes, self.held
+        out = {}
+        for key in keys:
+            node = nodes.get(key)
+            if node is None:
+                node = held.get(key)
+            if node is not None:
+                out[key] = node
+        return out
 
     def get_paths(self, keys: Sequence[bytes]) -> Mapping[Address, bytes]:
         return self.parts.map_nodes
 
 
 def current_parts(
-    conn: Connection, tenant: str, entity_id: str, size: int | None
+    conn: Connection, tenant: str, entity_id: str, size: int | None, held: int | None = None
 ) -> CurrentParts | None:
     """The parts of ``entity_id``'s proof against the checkpoint of ``size`` (None: the
-    latest), read under ``tenant``; None when there is no such checkpoint."""
-    row = conn.execute(_CURRENT, {"tenant": tenant, "entity": entity_id, "size": size}).first()
+    latest), read under ``tenant``; None when there is no such checkpoint. ``held``: the size
+    of the checkpoint whose fixed parts the caller holds (0: none yet, send them), or None
+    for a caller that holds none and wants none (a bundle's proofs)."""
+    row = conn.execute(
+        _CURRENT,
+        {"tenant": tenant, "entity": entity_id, "size": size, "held": held, "width": HELD_WIDTH},
+    ).first()
     if row is None:
         return None
-    (cp_size, note, commit_type, commit_body, v_idx, v_kind, v_number, v_leaf, v_body) = row[:9]
-    c_idx, c_body, map_path, log_path = row[9:]
+    cp_size, cp_held, top, note, commit_type, commit_body, v_idx, v_kind, v_number = row[:9]
+    v_leaf, v_body, c_idx, c_body, map_path, log_path = row[9:]
     return CurrentParts(
         size=int(cp_size),
+        held=bool(cp_held),
+        top=int(top),
         note=note,
         commit=None if commit_type is None else (commit_type, bytes(commit_body)),
         version=None
