@@ -12,16 +12,17 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.integrity import heads_map
 from shared.integrity.sparse_merkle import Address
-from shared.storage import map_strata, tree
+from shared.storage import direct, map_strata, tree
 
-_CURRENT = text(
-    "SELECT * FROM plant_current_proof(:tenant, CAST(:entity AS uuid), CAST(:size AS bigint), "
-    "CAST(:held AS bigint), CAST(:width AS bigint))"
+# Run on the driver's cursor (``direct``): a proof is served per request, and SQLAlchemy's
+# execution context and result objects were about a quarter of its client CPU.
+_CURRENT = (
+    "SELECT * FROM plant_current_proof(%s, CAST(%s AS uuid), CAST(%s AS bigint), "
+    "CAST(%s AS bigint), CAST(%s AS bigint))"
 )
 # A caller holding a checkpoint holds the log's levels from the first narrower than this whole
 # (about 2,000 nodes at 1,000,000 leaves), read once per seal.
@@ -98,12 +99,10 @@ def current_parts(
     latest), read under ``tenant``; None when there is no such checkpoint. ``held``: the size
     of the checkpoint whose fixed parts the caller holds (0: none yet, send them), or None
     for a caller that holds none and wants none (a bundle's proofs)."""
-    row = conn.execute(
-        _CURRENT,
-        {"tenant": tenant, "entity": entity_id, "size": size, "held": held, "width": HELD_WIDTH},
-    ).first()
-    if row is None:
+    rows = direct.run(conn, _CURRENT, (tenant, entity_id, size, held, HELD_WIDTH))
+    if not rows:
         return None
+    row = rows[0]
     cp_size, cp_held, top, note, commit_type, commit_body, v_idx, v_kind, v_number = row[:9]
     v_leaf, v_body, c_idx, c_body, map_path, log_path = row[9:]
     return CurrentParts(
