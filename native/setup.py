@@ -4,6 +4,11 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("plant_map_native", sources=["plant_map_native.c"], extra_compile_args=["-O2"])
+        Extension(
+            "plant_map_native",
+            sources=["plant_map_native.c", "plant_audit_rows.c"],
+            depends=["plant_native.h"],
+            extra_compile_args=["-O2"],
+        )
     ]
 )
