@@ -166,6 +166,81 @@ static PyObject *mod_mth(PyObject *self, PyObject *arg) {
     return PyBytes_FromStringAndSize((const char *)out, 32);
 }
 
+/* ---- the entries pass's hashes ---- */
+
+#define SAME_AS_STORED 1   /* the leaf equals the stored level-0 hash at its index */
+#define LEAF_DIFFERS 2     /* the row's leaf_hash column is not the leaf */
+#define DIGEST_DIFFERS 4   /* the row's digest column is not SHA-256 of its body */
+
+static int differs(PyObject *column, const uint8_t hash[32]) {
+    return !PyBytes_Check(column) || PyBytes_GET_SIZE(column) != 32 ||
+           memcmp(PyBytes_AS_STRING(column), hash, 32) != 0;
+}
+
+/* entry_hashes(rows, low, stored) -> (leaves, flags) or None: per row of the entries pass
+ * (idx, version, digest, leaf_hash, entity id, entry type, kind, prev_digest, body), its
+ * leaf SHA-256(0x00 || body) (joined) and one byte of the flags above; `stored` the joined
+ * level-0 hashes from index `low`, or None. None where a row is not of that shape. Without
+ * SAME_AS_STORED the caller compares with the stored hash itself. */
+static PyObject *mod_entry_hashes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "entry_hashes(rows, low, stored)");
+        return NULL;
+    }
+    PyObject *rows = args[0], *stored = args[2];
+    long long low = PyLong_AsLongLong(args[1]);
+    if (low == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows), have = PyBytes_Check(stored) ? PyBytes_GET_SIZE(stored) : -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 9 ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(row, 8)) || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 0)))
+            Py_RETURN_NONE;
+    }
+    PyObject *leaves = PyBytes_FromStringAndSize(NULL, 32 * n);
+    PyObject *flags = PyBytes_FromStringAndSize(NULL, n);
+    uint8_t *scratch = NULL;
+    size_t room = 0;
+    if (!leaves || !flags) goto failed;
+    uint8_t *leaf = (uint8_t *)PyBytes_AS_STRING(leaves), *flag = (uint8_t *)PyBytes_AS_STRING(flags);
+    for (Py_ssize_t i = 0; i < n; i++, leaf += 32) {
+        PyObject *row = PyList_GET_ITEM(rows, i), *body = PyTuple_GET_ITEM(row, 8);
+        size_t len = (size_t)PyBytes_GET_SIZE(body);
+        uint8_t digest[32];
+        if (len + 1 > room) {
+            room = 2 * (len + 1);
+            PyMem_Free(scratch);
+            scratch = PyMem_Malloc(room);
+            if (!scratch) {
+                PyErr_NoMemory();
+                goto failed;
+            }
+        }
+        scratch[0] = 0x00;
+        memcpy(scratch + 1, PyBytes_AS_STRING(body), len);
+        sha256(scratch, len + 1, leaf);
+        sha256(scratch + 1, len, digest);
+        uint8_t f = 0;
+        long long idx = PyLong_AsLongLong(PyTuple_GET_ITEM(row, 0));
+        if (idx == -1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* past 64 bits: the caller compares */
+        } else if (have > 0 && idx >= low && idx - low < have / 32 &&
+                   memcmp(PyBytes_AS_STRING(stored) + 32 * (idx - low), leaf, 32) == 0) {
+            f |= SAME_AS_STORED; /* else none joined, a negative slice, or another hash */
+        }
+        if (differs(PyTuple_GET_ITEM(row, 3), leaf)) f |= LEAF_DIFFERS;
+        if (differs(PyTuple_GET_ITEM(row, 2), digest)) f |= DIGEST_DIFFERS;
+        flag[i] = f;
+    }
+    PyMem_Free(scratch);
+    return Py_BuildValue("(NN)", leaves, flags);
+failed:
+    PyMem_Free(scratch);
+    Py_XDECREF(leaves);
+    Py_XDECREF(flags);
+    return NULL;
+}
+
 /* ---- a skill name's key ---- */
 
 #define MAX_READING 1024
@@ -234,6 +309,9 @@ static PyMethodDef audit_rows_methods[] = {
      "copy_messages(buf, pos, size, fixed, widths, rest, rows) -> pos: the plain CopyData "
      "rows from pos appended to rows (copyread.BinaryCopyReader.messages); returns where it "
      "stopped."},
+    {"entry_hashes", (PyCFunction)(void (*)(void))mod_entry_hashes, METH_FASTCALL,
+     "entry_hashes(rows, low, stored) -> (leaves, flags) or None: the entries pass's leaf "
+     "and digest checks of a batch of rows (native_rows.entry_hashes)."},
     {"mth", mod_mth, METH_O, "mth(leaves) -> the RFC 9162 Merkle tree hash of joined leaves."},
     {"skill_key", (PyCFunction)(void (*)(void))mod_skill_key, METH_FASTCALL,
      "skill_key(name, folded, shape) -> names.unique_key(name) for an ASCII name, else None."},

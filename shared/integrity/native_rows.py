@@ -9,6 +9,8 @@ of the plain shape the C handles (the twin then answers, so an odd input cannot 
   from each ASCII character's two readings as ``names`` itself computes them; the tables
   keep only characters whose readings join as the whole name's would (no combining mark,
   no ignorable, already NFD), so the key is the one ``names`` derives.
+- ``entry_hashes``: the entries pass's hashes of a batch of rows (each body's leaf and
+  digest, compared with the row's columns and the stored level-0 hashes).
 - The binary COPY rows (``copyread.BinaryCopyReader.messages``) call the extension there.
 
 Every hash is SHA-256 computed in this process (the extension's own code, or hashlib).
@@ -19,8 +21,10 @@ audit's findings.
 from __future__ import annotations
 
 import functools
+import hashlib
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 from shared.integrity import map_memory, merkle
 from shared.rules import names
@@ -33,6 +37,44 @@ def mth(leaves: Sequence[bytes]) -> bytes:
         return merkle.root_from_leaves(list(leaves))
     root: bytes = native.mth(b"".join(leaves))
     return root
+
+
+# An entry's flags (``entry_hashes``), one byte a row
+SAME_AS_STORED = 1  # its leaf is the stored level-0 hash at its index
+LEAF_DIFFERS = 2  # its leaf_hash column is not its leaf
+DIGEST_DIFFERS = 4  # its digest column is not SHA-256 of its body
+
+
+def entry_hashes(
+    rows: list[tuple[Any, ...]], low: int, stored: bytes | None
+) -> tuple[bytes, bytes]:
+    """Per row of the entries pass (idx, version, digest, leaf_hash, entity id, entry type,
+    kind, prev_digest, body): its leaf, SHA-256(0x00 || body), joined, and its flags;
+    ``stored`` the stored level-0 hashes joined from index ``low``. Without
+    ``SAME_AS_STORED`` the caller compares the leaf with the stored hash itself (none
+    joined, an index before ``low``, or another hash)."""
+    native = map_memory.NATIVE
+    if native is not None:
+        done: tuple[bytes, bytes] | None = native.entry_hashes(rows, low, stored)
+        if done is not None:
+            return done
+    zero, sha256 = hashlib.sha256(b"\x00"), hashlib.sha256
+    leaves, flags = [], bytearray()
+    for idx, _, digest, leaf_column, *_, body in rows:
+        hashed = zero.copy()
+        hashed.update(body)
+        leaf = hashed.digest()
+        leaves.append(leaf)
+        offset = 32 * (idx - low)
+        flag = (
+            SAME_AS_STORED if stored and idx >= low and stored[offset : offset + 32] == leaf else 0
+        )
+        if leaf_column != leaf:
+            flag |= LEAF_DIFFERS
+        if digest != sha256(body).digest():
+            flag |= DIGEST_DIFFERS
+        flags.append(flag)
+    return b"".join(leaves), bytes(flags)
 
 
 def skill_key(name: str) -> str:

@@ -189,3 +189,47 @@ def test_plain_messages_are_all_read_by_the_compiled_loop(stream):
     rows = list(reader.rows)
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _read(stream, None, monkeypatch)[0] == rows
+
+
+@st.composite
+def _entry_rows(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], int, bytes | None]:
+    """Rows of the entries pass from index ``low``, their stored hashes (joined, or None):
+    bodies hashed right and wrong into their columns and the stored hashes, indices in and
+    out of the joined range."""
+    low = draw(st.integers(0, 5))
+    rows, stored = [], []
+    for n in range(draw(st.integers(0, 8))):
+        body = draw(st.binary(max_size=200))
+        leaf = hashlib.sha256(b"\x00" + body).digest()
+        digest = hashlib.sha256(body).digest()
+        other = draw(st.sampled_from([None, b"", b"x" * 32, leaf[:31]]))
+        idx = low + n + draw(st.sampled_from([0, 0, 0, -1, -low - 1, 1, 100]))
+        leaf_column = leaf if draw(st.booleans()) else other
+        digest_column = digest if draw(st.booleans()) else other
+        stored.append(leaf if draw(st.booleans()) else b"y" * 32)
+        rows.append((idx, 1, digest_column, leaf_column, b"e" * 36, "version", "skill", None, body))
+    joined = draw(st.sampled_from([b"".join(stored), b"".join(stored)[:-5], b"", None]))
+    return rows, low, joined
+
+
+@settings(max_examples=300, deadline=None)
+@given(_entry_rows())
+def test_the_compiled_entry_hashes_are_pythons(case):
+    rows, low, stored = case
+    pure = _entry_hashes(rows, low, stored, None)
+    compiled = NATIVE.entry_hashes(rows, low, stored)
+    assert compiled == pure
+    assert native_rows.entry_hashes(rows, low, stored) == pure
+
+
+def test_rows_of_another_shape_are_hashed_by_python():
+    rows = [(0, 1, b"", b"", b"e" * 36, "version", "skill", None, bytearray(b"body"))]
+    assert NATIVE.entry_hashes(rows, 0, None) is None
+    leaf = hashlib.sha256(b"\x00body").digest()
+    assert native_rows.entry_hashes(rows, 0, None) == (leaf, bytes([6]))
+
+
+def _entry_hashes(rows: Any, low: int, stored: bytes | None, native: Any) -> tuple[bytes, bytes]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(map_memory, "NATIVE", native)
+        return native_rows.entry_hashes(rows, low, stored)
