@@ -18,6 +18,7 @@ from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
 from shared.integrity import merkle, native_rows
+from shared.registry import collector
 from shared.storage import copyread, tree
 from shared.storage.engine import database
 from shared.tlog.map_commit import status_of
@@ -452,7 +453,10 @@ def scan(
     pass needs of the range goes back too (a worker's task: module level, so a spawned
     process can import it). No snapshot: a range up to a sealed checkpoint, read in a
     snapshot of its own (an audit part's)."""
-    with database().transaction(tenant, snapshot=True, shared_snapshot=snapshot) as conn:
+    with (
+        collector.paused(),  # what it reads lives until it is sent back
+        database().transaction(tenant, snapshot=True, shared_snapshot=snapshot) as conn,
+    ):
         state = AuditState(conn, tenant, reported=reported, opening={})
         state.map_feed = map_feed.Feed() if feed else None
         leaves: list[bytes] = []
