@@ -5,6 +5,9 @@
  * - copy_messages: binary COPY rows split from CopyData messages, the loop of
  *   shared/storage/copyread.BinaryCopyReader.messages (its twin), for the plainest shape only;
  *   at any other message it stops and returns where, so the reader's Python `feed` decides.
+ * - entry_hashes: the entries pass's two hashes a row (leaf and digest) for a batch, and
+ *   one flag byte a row saying which of the row's columns and its stored hash they match
+ *   (twin: the hashlib loop in shared/integrity/native_rows.entry_hashes).
  * - mth: the RFC 9162 Merkle tree hash of joined 32-byte leaf hashes (twin:
  *   shared/integrity/merkle.root_from_leaves), for the receipts pass's batch receipts.
  * - skill_key: a skill's uniqueness key (shared/rules/names.unique_key, its twin) for a
