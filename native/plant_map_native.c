@@ -21,7 +21,7 @@
 
 #include <string.h>
 
-#include "plant_map.h"
+#include "plant_native.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -131,7 +131,7 @@ static int cpu_has_sha_ni(void) {
 typedef void (*blocks_fn)(uint32_t[8], const uint8_t *, size_t);
 static blocks_fn compress = blocks_portable;
 
-static void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
+void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
     uint32_t s[8];
     uint8_t tail[128];
     memcpy(s, H0, sizeof s);
@@ -799,5 +799,9 @@ PyMODINIT_FUNC PyInit_plant_map_native(void) {
 #ifdef HAVE_SHA_NI_CODE
     if (cpu_has_sha_ni()) compress = blocks_sha_ni;
 #endif
+    if (plant_audit_rows_add(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

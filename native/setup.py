@@ -6,8 +6,8 @@ setup(
     ext_modules=[
         Extension(
             "plant_map_native",
-            sources=["plant_map_native.c", "strata_update.c"],
-            depends=["plant_map.h"],
+            sources=["plant_map_native.c", "strata_update.c", "plant_audit_rows.c"],
+            depends=["plant_native.h"],
             extra_compile_args=["-O2"],
         )
     ]

@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-#include "plant_map.h"
+#include "plant_native.h"
 
 #define RECORD 66
 

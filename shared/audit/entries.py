@@ -6,7 +6,6 @@ Also the rows past the log's size, which no append wrote."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from shared.audit import map_check, map_feed, order, reads, receipts, versions
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
-from shared.integrity import merkle
+from shared.integrity import merkle, native_rows
+from shared.registry import collector
 from shared.storage import copyread, tree
 from shared.storage.engine import database
 from shared.tlog.map_commit import status_of
@@ -257,13 +257,14 @@ def _range(
     leaves go to ``builder`` while none has been)."""
     joined, by_index = _stored_range(state, low, high)
     query = _ENTRIES.format(start=copyread.int_literal(low), end=copyread.int_literal(high))
-    zero, sha256, reported = hashlib.sha256(b"\x00"), hashlib.sha256, state.reported
-    feed, latest = state.map_feed, state.latest
+    reported, feed, latest = state.reported, state.map_feed, state.latest
     present: set[int] | None = None  # only once an index is skipped
     expected = low
     for rows in copyread.copy_batches(state.conn, query, _ENTRY_COLUMNS):
-        leaves = []
-        for idx, version, digest, leaf_column, entity_id, entry_type, kind, prev, body in rows:
+        hashed, flags = native_rows.entry_hashes(rows, low, joined)
+        leaves = [hashed[at : at + 32] for at in range(0, len(hashed), 32)]
+        for values, flag, leaf in zip(rows, flags, leaves, strict=True):
+            idx, version, digest, leaf_column, entity_id, entry_type, kind, prev, body = values
             if idx != expected:
                 if idx > expected and present is None:
                     present = set(range(low, expected))
@@ -273,12 +274,10 @@ def _range(
                 expected = idx + 1
             if present is not None:
                 present.add(idx)
-            hashed = zero.copy()
-            hashed.update(body)
-            leaf = hashed.digest()
-            leaves.append(leaf)
-            offset = 32 * (idx - low)
-            stored = joined[offset : offset + 32] if joined else by_index.get(idx)
+            stored: bytes | None = leaf
+            if not flag & native_rows.SAME_AS_STORED:  # other bytes, or looked up here
+                offset = 32 * (idx - low)
+                stored = joined[offset : offset + 32] if joined else by_index.get(idx)
             if leaf != stored:
                 row = Row(
                     idx, entry_type, kind, entity_id.decode(), version, body, digest, leaf_column,
@@ -294,9 +293,9 @@ def _range(
             column = None
             if idx in reported:
                 column = ""
-            elif leaf_column != leaf:
+            elif flag & native_rows.LEAF_DIFFERS:
                 column = "leaf_hash"
-            elif digest != sha256(body).digest():
+            elif flag & native_rows.DIGEST_DIFFERS:
                 column = "digest"
             elif entry_type == "version":
                 column = versions.version(
@@ -454,7 +453,10 @@ def scan(
     pass needs of the range goes back too (a worker's task: module level, so a spawned
     process can import it). No snapshot: a range up to a sealed checkpoint, read in a
     snapshot of its own (an audit part's)."""
-    with database().transaction(tenant, snapshot=True, shared_snapshot=snapshot) as conn:
+    with (
+        collector.paused(),  # what it reads lives until it is sent back
+        database().transaction(tenant, snapshot=True, shared_snapshot=snapshot) as conn,
+    ):
         state = AuditState(conn, tenant, reported=reported, opening={})
         state.map_feed = map_feed.Feed() if feed else None
         leaves: list[bytes] = []

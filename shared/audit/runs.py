@@ -33,6 +33,7 @@ from shared.audit.workers import Workers
 from shared.config import settings
 from shared.errors import IntegrityViolation, NotFound
 from shared.integrity import canonical, digests
+from shared.registry import collector
 from shared.rules import path_params, query_params
 from shared.security.principal import Principal
 from shared.storage import tree
@@ -164,6 +165,7 @@ def _audit(
     # read first: a seal commits, then anchors, so what is anchored now is in the snapshot.
     anchored, anchored_sizes = store.latest(tenant), store.sizes(tenant)
     with (
+        collector.paused(),  # its summaries live until it ends: nothing for the collector
         database().transaction(tenant, snapshot=True) as conn,
         Workers(settings().audit_workers) as workers,
     ):

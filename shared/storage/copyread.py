@@ -26,6 +26,8 @@ from pg8000 import core
 from pg8000.exceptions import InterfaceError
 from sqlalchemy.engine import Connection
 
+from shared.integrity import map_memory
+
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = struct.Struct("!11sii")  # signature, flags, header extension length
 _SHORT = struct.Struct("!h")
@@ -101,6 +103,12 @@ class BinaryCopyReader:
         self._widths = tuple(c.width for c in fixed)
         self._convert = tuple(_CONVERT[c.kind] for c in self.columns)
         self._rest = self._convert[len(fixed) :]
+        # the same for the extension's loop: each column's kind as one letter ("i" an int,
+        # "b" bytes, "t" text; a fixed column is an int only where ``struct`` reads one)
+        self._native_kinds = (
+            b"".join(b"i" if (c.kind, c.width) in _STRUCT_CODES else b"b" for c in fixed),
+            bytes(ord(c.kind[0]) for c in self.columns[len(fixed) :]),
+        )
 
     def feed(self, buf: bytes, start: int, end: int) -> None:
         """Take ``buf[start:end]``, the next piece of the stream."""
@@ -167,6 +175,11 @@ class BinaryCopyReader:
         to ``feed`` (any other shape, an unfinished one, another message) starts."""
         if self._pending or not self._header or self.finished:
             return pos
+        native = map_memory.NATIVE
+        if native is not None:  # the loop below, compiled; it stops where this would
+            fixed, kinds = self._native_kinds
+            stop: int = native.copy_messages(buf, pos, size, fixed, self._widths, kinds, self.rows)
+            return stop
         rows, rest, width, widths = self.rows, self._rest, len(self.columns), self._widths
         message, head, unpack_int = self._message.unpack_from, self._message.size, _INT.unpack_from
         try:

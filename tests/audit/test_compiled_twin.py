@@ -8,6 +8,7 @@ and of two nodes. The insider's matrix is held to the same in tests/insider."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +23,28 @@ from tests.audit import test_parts
 from tests.support import tampering
 
 
+class _Counted:
+    """The extension, its row loops (``native_rows``, the COPY reader) counted as called."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(plant_map_native, name)
+        if name not in ("copy_messages", "skill_key", "mth"):
+            return found
+
+        def counted(*args: Any) -> Any:
+            self.calls[name] += 1
+            return found(*args)
+
+        return counted
+
+
 def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """A full audit's findings with the compiled map, asserted equal to the pure twin's on
-    the same log (after a first run, whose seal may still append to an attacked log)."""
+    """A full audit's findings with the compiled map and row loops, asserted equal to the
+    pure twins' on the same log (after a first run, whose seal may still append to an
+    attacked log)."""
     assert map_memory.NATIVE is not None, "native/ is not built: `make` installs it"
     made: list[type] = []
     new = map_memory.new
@@ -36,11 +56,15 @@ def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[s
 
     monkeypatch.setattr(map_memory, "new", recorded)
     runs._audit(tenant, "full")
-    compiled = runs._audit(tenant, "full")["findings"]
+    native = _Counted()
+    with monkeypatch.context() as counted:
+        counted.setattr(map_memory, "NATIVE", native)
+        compiled = runs._audit(tenant, "full")["findings"]
     with monkeypatch.context() as pure:
         pure.setattr(map_memory, "NATIVE", None)
         twin = runs._audit(tenant, "full")["findings"]
     assert made[1:] == [plant_map_native.Tree, map_memory.PureMap]
+    assert native.calls["copy_messages"] and native.calls["skill_key"], native.calls
     assert compiled == twin
     return compiled
 

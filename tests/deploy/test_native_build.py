@@ -27,5 +27,5 @@ def test_requirements_install_the_extension_and_the_archive_carries_its_source()
     assert "native" not in excludes
     assert {"native/build", "native/plant_map_native.egg-info"} <= set(excludes)
     setup = (ROOT / "native" / "setup.py").read_text()
-    for name in ("plant_map_native.c", "strata_update.c", "plant_map.h"):  # sources, header
+    for name in ("plant_map_native.c", "strata_update.c", "plant_audit_rows.c", "plant_native.h"):
         assert f'"{name}"' in setup and (ROOT / "native" / name).is_file()

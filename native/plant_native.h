@@ -1,0 +1,24 @@
+/* What the extension's sources share: plant_map_native.c's SHA-256 (FIPS 180-4, its own
+ * code: the database computes nothing the audit trusts) and map-node hash, the seal's strata
+ * update (strata_update.c) and the audit's per-row functions (plant_audit_rows.c), added to
+ * the module when it is made. */
+#ifndef PLANT_NATIVE_H
+#define PLANT_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* SHA-256(tag || a || b): a map node's hash from its parts (65 bytes). */
+void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
+
+/* update_strata(rows, records) -> (root, [(prefix, stored bytes), ...]) (strata_update.c) */
+PyObject *plant_update_strata(PyObject *self, PyObject *args);
+
+/* The audit's row functions (plant_audit_rows.c) added to the module. */
+int plant_audit_rows_add(PyObject *module);
+
+#endif
