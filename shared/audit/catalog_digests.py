@@ -4,11 +4,11 @@ migrations install (``shared.audit.defences``). Generated: ``python -m
 shared.audit.defences`` against a freshly migrated database; never edited by hand."""
 
 FUNCTIONS = {
-    "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "1ddf696edeb0cd61ee5319a78534bd01037e885bdadd2167bf429acf1fbe2046 plant_owner",
+    "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "0e30a7b378372c196cf6dac6ea7553db6a06145e058e7a6c13c37065e0a1c763 plant_owner",
     "public.plant_append_versions(p_items jsonb)": "55816bd5d117b6c51715de7934b1f4f112418c20ae4c4debfbb077136a23eb66 plant_owner",
     "public.plant_batch_append(p_tenant text, p_kind text, p_actor text, p_at timestamp with time zone, p_first bigint)": "9aee788e73e4dcf5c0e55a796c5b2944d3195986372e1b41d1581eb1b69d1f8a plant_owner",
     "public.plant_batch_close(p_tenant text, p_first bigint, p_count bigint)": "2cfdfd50ad1392e57fa3331a13cc895c5e13f78a8b313c0b575b3e7ef2123f30 plant_owner",
-    "public.plant_batch_items(p_tenant text, p_kind text, p_first bigint)": "894e19a381de74acd2c090db67e7697d6c4375193dc9822a5f2ba786036d6049 plant_owner",
+    "public.plant_batch_items(p_tenant text, p_kind text, p_first bigint)": "35ca1e5d0cdbbc37f2f1e0e6bed6400e438c7f9a5bdee57bd31b7a6ba31bae5d plant_owner",
     "public.plant_batch_open(p_tenant text, p_count bigint, p_refs uuid[], p_ref_indices bigint[])": "243ec4a35492c65105baa7adf7fcade9ef00ee035487759884917d313a64ca2e plant_owner",
     "public.plant_body_tags(p_body bytea)": "1668857c54b0c29acfe5ad53a7956927e7a988c5e82ee9e7b0e215a06182c4be plant_owner",
     "public.plant_check_pins(p_refs uuid[], p_ref_indices bigint[])": "a7e61a052815e61badd4c4f0b50ba43b119ace21593880c7bced1505958eae0d plant_owner",
@@ -18,6 +18,7 @@ FUNCTIONS = {
     "public.plant_node_hashes(p_keys bigint[])": "91fc5e2e38bcc5ae6cd216ba0347866028cdca8fa258811fc50ca014b6b6f565 plant_owner",
     "public.plant_nodes(p_keys bigint[])": "2620044c81b5161a34f81ebb0c0da4a65e587a0713fe2818e6c8b43b59e366a1 plant_owner",
     "public.plant_prefix_end(p text)": "8625e99787b00776c7f5ef8843547dffc7b4768c6187684acfd9697cd7bfe783 plant_owner",
+    "public.plant_reading_held(p_reading text)": "1da1531c8230041f46b6a4cabb3c3e30bccd6556c5afa79801fde36e4ef9149e plant_owner",
     "public.plant_refuse_change()": "e5d5fae376935873952b3653fbb925d384918bbde1a7c1bcd6829fcc6fe46a1e plant_owner",
 }
 

@@ -1,0 +1,95 @@
+"""The append's uniqueness probes read the reading indexes, whatever the statistics say
+(migration 0030): with no statistics of ``entity_heads``, with statistics that do not know
+the tenant (every new tenant's case) and with statistics that do, in a custom and in a
+generic plan, a create's check is one probe of ``entity_heads_live_reading_1`` and one of
+``_2``, and no other index of the table and no scan of it. The old single probe failed this
+on a new tenant: one scan of ``_live_reading_2`` on ``(tenant_id, kind)`` alone, reading
+every live head of the kind."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from shared.storage.engine import database
+
+HEADS = 300  # live skills of the tenant: a wrong plan reads them all
+
+_APPEND = text(
+    "SELECT plant_append_version(:tenant, 'skill', CAST(:entity AS uuid), 1, '\\x7b7d', "
+    "'\\x00', '\\x00', NULL, '\\x00', 'bench', 'draft', :name, 'technical', :key, true, "
+    "now(), NULL, CAST('{}' AS uuid[]), CAST('{}' AS bigint[]))"
+)
+_SCANS = text(  # the backend's scans not yet flushed: of each index, and sequential ones
+    "SELECT CASE WHEN c.oid = t.oid THEN '(sequential)' ELSE c.relname END, "
+    "pg_stat_get_xact_numscans(c.oid) AS n "
+    "FROM pg_class c, (SELECT CAST('entity_heads' AS regclass) AS oid) AS t "
+    "WHERE (c.oid = t.oid OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = t.oid)) "
+    "ORDER BY 1"
+)
+
+
+def _seed(superuser: Engine, tenant: str) -> None:
+    """``HEADS`` live skills with two-reading keys, written as the seeding superuser."""
+    with superuser.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO entity_heads (tenant_id, entity_id, kind, version, status, name, "
+                "category, unique_key, first_index, log_index, created_at, updated_at) "
+                "SELECT :t, gen_random_uuid(), 'skill', 1, 'draft', 'seeded ' || i, 't', "
+                "'one ' || i || U&'\\2063' || 'two ' || i, i, i, now(), now() "
+                "FROM generate_series(1, :n) AS i"
+            ),
+            {"t": tenant, "n": HEADS},
+        )
+
+
+def _probes(conn: Connection, tenant: str) -> list[tuple[str, int]]:
+    """The reads of ``entity_heads`` one create makes (the counts' change over the call)."""
+    with conn.begin():
+        before = dict(conn.execute(_SCANS).tuples().all())
+        name = f"probe {uuid.uuid4().hex}"
+        conn.execute(
+            _APPEND,
+            {
+                "tenant": tenant,
+                "entity": str(uuid.uuid4()),
+                "name": name,
+                "key": f"{name}\u2063{name} skeleton",
+            },
+        )
+        after = conn.execute(_SCANS).tuples().all()
+    return [(scan, n - before[scan]) for scan, n in after if n != before[scan]]
+
+
+@pytest.mark.parametrize("statistics", ["none", "without the tenant", "with the tenant"])
+def test_a_create_probes_the_two_reading_indexes_and_reads_nothing_else(
+    database_url, superuser, tenant, statistics
+):
+    if statistics != "none":
+        if statistics == "with the tenant":
+            _seed(superuser, tenant)
+        with superuser.connect() as conn:
+            conn.execute(text("ANALYZE entity_heads"))
+            conn.commit()
+        if statistics == "without the tenant":
+            _seed(superuser, tenant)
+    else:
+        _seed(superuser, tenant)
+        with superuser.begin() as conn:
+            conn.execute(
+                text("DELETE FROM pg_statistic WHERE starelid = CAST('entity_heads' AS regclass)")
+            )
+    expected = [("entity_heads_live_reading_1", 1), ("entity_heads_live_reading_2", 1)]
+    with database().engine.connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar_one() == "plant_app"
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            conn.execute(text(f"SET plan_cache_mode = {mode}"))
+            conn.commit()
+            for _ in range(2):  # the plan as first made, then as cached
+                assert _probes(conn, tenant) == expected, (statistics, mode)
+        conn.execute(text("RESET plan_cache_mode"))
+        conn.commit()
