@@ -24,7 +24,7 @@ the indexes. Which rows are refused does not change: a reading is held or not ex
 before; heads without a reading (kinds without keys) are no longer in these indexes at all.
 
 Revision ID: 0030
-Revises: 0026
+Revises: 0028
 """
 
 from alembic import op
@@ -32,7 +32,7 @@ from alembic import op
 from shared.storage.migrate import migration_module
 
 revision = "0030"
-down_revision = "0026"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
