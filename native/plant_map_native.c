@@ -13,11 +13,10 @@
  *
  * The tree's rules are sparse_merkle's: leaf SHA-256(0x02 || key || value hash), interior
  * SHA-256(0x03 || left || right), empty subtree 32 zero bytes, a one-key subtree hoisted
- * to its leaf. A node's address is (depth, first `depth` key bits); `levels` yields every
- * node, a depth at a time in address order, as the addresses' bytes (the first `depth` bits
- * left-aligned in ceil(depth / 8) bytes, the rest zero) and the nodes' 65-byte hash
- * preimages, each concatenated. The pure-Python twin is shared/integrity/map_memory.PureMap; a test holds the
- * two to the same roots, nodes and audit findings. */
+ * to its leaf. `strata` yields every node's 65-byte hash preimage, cut into the stored
+ * map's strata (shared/storage/map_strata.py) and in the order they are read: a stratum's
+ * prefix and its row as stored. The pure-Python twin is shared/integrity/map_memory.PureMap;
+ * a test holds the two to the same roots, strata and audit findings. */
 
 #include <string.h>
 
@@ -191,7 +190,7 @@ typedef struct {
     PyObject_HEAD Leaf *leaves;
     Inner *inner;
     uint32_t n_leaves, cap_leaves, n_inner, cap_inner, root;
-    uint64_t version; /* bumped by every update: a levels iterator refuses a changed tree */
+    uint64_t version; /* bumped by every update: a strata iterator refuses a changed tree */
 } Tree;
 
 static int bit_at(const uint8_t key[32], unsigned depth) {
@@ -370,34 +369,36 @@ static PyObject *Tree_root(Tree *t, PyObject *unused) { return root_bytes(t); }
 
 static Py_ssize_t Tree_len(Tree *t) { return (Py_ssize_t)t->n_leaves; }
 
-/* ---- every node, a depth at a time ---- */
+/* ---- every node, a stratum at a time ---- */
+
+/* The nodes in the order the stored map's strata are read (shared/storage/map_strata.py):
+ * by stratum prefix (a stratum before those below it, siblings by their next key byte),
+ * then by position inside the stratum (its 8 levels top-down, each in address order). The
+ * audit streams the stored strata against these, holding neither. */
 
 typedef struct {
     uint32_t ref;
-    uint32_t chain; /* for a subtree standing below `depth`: the offset in `hashes` of its
-                       chain's hashes, the one at depth `base` first; else NONE */
-    uint16_t base;
+    uint32_t chain;    /* the offset in `hashes` of its chain's hashes (the one at `base`
+                          first) when it stands above its own depth; else NONE */
+    uint16_t base;     /* the depth it stands at: its parent's + 1 */
+    uint16_t position; /* in its stratum: 1 for the top, 2p and 2p + 1 for p's children */
 } Item;
 
 typedef struct {
     PyObject_HEAD Tree *tree;
     uint64_t version;
-    Item *now, *next;
-    uint32_t n_now, n_next, cap_now, cap_next, at;
-    uint8_t *hashes; /* the chains' hashes, 32 bytes each */
+    Item *todo; /* the tops of the strata still to read, the next last */
+    uint32_t n_todo, cap_todo;
+    uint8_t *hashes; /* the current stratum's chains' hashes, 32 bytes each */
     uint32_t n_hashes, cap_hashes;
-    unsigned depth;
-    Py_ssize_t chunk;
-} Levels;
+} Strata;
 
-static PyTypeObject LevelsType;
+static PyTypeObject StrataType;
 
-/* Queue `ref`, which stands at depth `from` (its parent's depth + 1), for the next depth;
- * its hash seen from there into `out` (its chain's hashes kept for the depths below). */
-static int enqueue(Levels *it, uint32_t ref, unsigned from, uint8_t out[32]) {
+/* `ref` as it stands at depth `from` into `item`; its hash seen from there into `out` (its
+ * chain's hashes kept in `hashes` for the depths below). */
+static int stand(Strata *it, uint32_t ref, unsigned from, Item *item, uint8_t out[32]) {
     Tree *t = it->tree;
-    if (grow((void **)&it->next, &it->cap_next, sizeof(Item), it->n_next + 1)) return -1;
-    Item *item = &it->next[it->n_next++];
     item->ref = ref;
     item->chain = NONE;
     item->base = (uint16_t)from;
@@ -408,7 +409,6 @@ static int enqueue(Levels *it, uint32_t ref, unsigned from, uint8_t out[32]) {
     unsigned depth = t->inner[ref].depth, length = depth - from + 1;
     if (grow((void **)&it->hashes, &it->cap_hashes, 32, it->n_hashes + length)) return -1;
     uint8_t *chain = it->hashes + 32 * (size_t)it->n_hashes;
-    item = &it->next[it->n_next - 1];
     item->chain = it->n_hashes;
     it->n_hashes += length;
     const uint8_t *key = key_of(t, ref);
@@ -424,119 +424,104 @@ static int enqueue(Levels *it, uint32_t ref, unsigned from, uint8_t out[32]) {
     return 0;
 }
 
-static void swap_levels(Levels *it) {
-    Item *items = it->now;
-    uint32_t cap = it->cap_now;
-    it->now = it->next;
-    it->cap_now = it->cap_next;
-    it->n_now = it->n_next;
-    it->next = items;
-    it->cap_next = cap;
-    it->n_next = 0;
-    it->at = 0;
-}
-
-static PyObject *Tree_levels(Tree *t, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"chunk", NULL};
-    Py_ssize_t chunk = 65536;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:levels", kwlist, &chunk)) return NULL;
-    if (chunk < 1) {
-        PyErr_SetString(PyExc_ValueError, "a chunk holds at least one node");
-        return NULL;
-    }
-    Levels *it = PyObject_New(Levels, &LevelsType);
+static PyObject *Tree_strata(Tree *t, PyObject *unused) {
+    Strata *it = PyObject_New(Strata, &StrataType);
     if (!it) return NULL;
     Py_INCREF(t);
     it->tree = t;
     it->version = t->version;
-    it->now = it->next = NULL;
-    it->n_now = it->n_next = it->cap_now = it->cap_next = it->at = 0;
+    it->todo = NULL;
+    it->n_todo = it->cap_todo = 0;
     it->hashes = NULL;
     it->n_hashes = it->cap_hashes = 0;
-    it->depth = 0;
-    it->chunk = chunk;
     if (t->root != NONE) {
-        uint8_t unused[32];
-        if (enqueue(it, t->root, 0, unused) < 0) {
+        if (grow((void **)&it->todo, &it->cap_todo, sizeof(Item), 1)) {
             Py_DECREF(it);
             return NULL;
         }
-        swap_levels(it);
+        it->todo[it->n_todo++] = (Item){t->root, NONE, 0, 1};
     }
     return (PyObject *)it;
 }
 
-static void Levels_dealloc(Levels *it) {
+static void Strata_dealloc(Strata *it) {
     Py_XDECREF(it->tree);
-    PyMem_Free(it->now);
-    PyMem_Free(it->next);
+    PyMem_Free(it->todo);
     PyMem_Free(it->hashes);
     PyObject_Free(it);
 }
 
-/* (depth, addresses, nodes): up to `chunk` nodes of one depth, in address order; each
- * address is ceil(depth / 8) bytes, each node its 65 bytes. */
-static PyObject *Levels_next(Levels *it) {
+#define STRATUM 8 /* levels a stratum spans (map_strata.HEIGHT) */
+
+/* (prefix, row): the next stratum's prefix (the first depth / 8 bytes of its keys) and its
+ * row as map_strata.encode writes it: each node present, in increasing position, as one
+ * byte of position and its 65-byte preimage. */
+static PyObject *Strata_next(Strata *it) {
     Tree *t = it->tree;
     if (it->version != t->version) {
-        PyErr_SetString(PyExc_RuntimeError, "the map changed while its levels were read");
+        PyErr_SetString(PyExc_RuntimeError, "the map changed while its strata were read");
         return NULL;
     }
-    if (it->at == it->n_now) {
-        if (it->n_next == 0) return NULL; /* StopIteration */
-        swap_levels(it);
-        it->depth++;
-    }
-    unsigned depth = it->depth, width = (depth + 7) / 8;
-    uint32_t count = it->n_now - it->at;
-    if ((Py_ssize_t)count > it->chunk) count = (uint32_t)it->chunk;
-    PyObject *addresses = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)width * count);
-    PyObject *nodes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)65 * count);
-    if (!addresses || !nodes) goto fail;
-    uint8_t *address = (uint8_t *)PyBytes_AS_STRING(addresses);
-    uint8_t *node = (uint8_t *)PyBytes_AS_STRING(nodes);
-    for (uint32_t i = 0; i < count; i++, address += width, node += 65) {
-        Item item = it->now[it->at++];
-        const uint8_t *key = key_of(t, item.ref);
-        memcpy(address, key, width);
-        if (depth & 7) address[width - 1] &= (uint8_t)(0xFF00 >> (depth & 7));
-        if (IS_LEAF(item.ref)) {
-            const Leaf *leaf = &t->leaves[LEAF_OF(item.ref)];
-            node[0] = 0x02;
-            memcpy(node + 1, leaf->key, 32);
-            memcpy(node + 33, leaf->value, 32);
-            continue;
+    if (it->n_todo == 0) return NULL; /* StopIteration */
+    Item level[2][1 << STRATUM], top = it->todo[--it->n_todo];
+    uint8_t row[((1 << STRATUM) - 1) * 66], unused[32];
+    unsigned first = top.base, n_now = 1, n_next, now = 0;
+    size_t used = 0;
+    it->n_hashes = 0;
+    if (stand(it, top.ref, first, &level[0][0], unused) < 0) return NULL;
+    level[0][0].position = 1;
+    for (unsigned depth = first; depth < first + STRATUM && n_now; depth++, now ^= 1) {
+        n_next = 0;
+        for (unsigned i = 0; i < n_now; i++) {
+            Item item = level[now][i];
+            uint8_t *record = row + used, *node = record + 1;
+            const uint8_t *key = key_of(t, item.ref);
+            record[0] = (uint8_t)item.position;
+            used += 66;
+            if (IS_LEAF(item.ref)) {
+                const Leaf *leaf = &t->leaves[LEAF_OF(item.ref)];
+                node[0] = 0x02;
+                memcpy(node + 1, leaf->key, 32);
+                memcpy(node + 33, leaf->value, 32);
+                continue;
+            }
+            node[0] = 0x03;
+            if (t->inner[item.ref].depth == depth) { /* a branching node: its two halves */
+                Inner here = t->inner[item.ref];
+                for (int side = 0; side < 2; side++) {
+                    Item *child = &level[now ^ 1][n_next++];
+                    if (stand(it, here.child[side], depth + 1, child, node + 1 + 32 * side) < 0)
+                        return NULL;
+                    child->position = (uint16_t)(2 * item.position + side);
+                }
+                continue;
+            }
+            /* a one-child node of a chain: the subtree one level down, and the empty half */
+            const uint8_t *below = it->hashes + 32 * ((size_t)item.chain + depth + 1 - item.base);
+            int bit = bit_at(key, depth);
+            memcpy(node + 1 + 32 * bit, below, 32);
+            memcpy(node + 1 + 32 * (1 - bit), EMPTY, 32);
+            item.position = (uint16_t)(2 * item.position + bit);
+            level[now ^ 1][n_next++] = item;
         }
-        node[0] = 0x03;
-        if (t->inner[item.ref].depth == depth) { /* a branching node: its two halves */
-            Inner here = t->inner[item.ref];
-            if (enqueue(it, here.child[0], depth + 1, node + 1) < 0 ||
-                enqueue(it, here.child[1], depth + 1, node + 33) < 0)
-                goto fail;
-            continue;
-        }
-        /* a one-child node of a chain: the subtree one level down, and the empty half */
-        const uint8_t *below = it->hashes + 32 * ((size_t)item.chain + depth + 1 - item.base);
-        int bit = bit_at(key, depth);
-        memcpy(node + 1 + 32 * bit, below, 32);
-        memcpy(node + 1 + 32 * (1 - bit), EMPTY, 32);
-        if (grow((void **)&it->next, &it->cap_next, sizeof(Item), it->n_next + 1)) goto fail;
-        it->next[it->n_next++] = item;
+        n_now = n_next;
     }
-    return Py_BuildValue("(INN)", depth, addresses, nodes);
-fail:
-    Py_XDECREF(addresses);
-    Py_XDECREF(nodes);
-    return NULL;
+    /* what stands at the depth below: the tops of the strata under this one, read next in
+     * address order (their chains' hashes are made again there) */
+    if (grow((void **)&it->todo, &it->cap_todo, sizeof(Item), it->n_todo + n_now)) return NULL;
+    for (unsigned i = n_now; i-- > 0;)
+        it->todo[it->n_todo++] = (Item){level[now][i].ref, NONE, first + STRATUM, 1};
+    return Py_BuildValue("(y#y#)", key_of(t, top.ref), (Py_ssize_t)(first / STRATUM), row,
+                         (Py_ssize_t)used);
 }
 
-static PyTypeObject LevelsType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "plant_map_native.Levels",
-    .tp_basicsize = sizeof(Levels),
-    .tp_dealloc = (destructor)Levels_dealloc,
+static PyTypeObject StrataType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "plant_map_native.Strata",
+    .tp_basicsize = sizeof(Strata),
+    .tp_dealloc = (destructor)Strata_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)Levels_next,
+    .tp_iternext = (iternextfunc)Strata_next,
 };
 
 static PyMethodDef Tree_methods[] = {
@@ -544,10 +529,10 @@ static PyMethodDef Tree_methods[] = {
      "update(records) -> root: set each key to its value hash (64-byte records, key then "
      "value hash; a key repeated keeps its last); the new root."},
     {"root", (PyCFunction)Tree_root, METH_NOARGS, "root() -> the map's root (EMPTY if none)."},
-    {"levels", (PyCFunction)(void (*)(void))Tree_levels, METH_VARARGS | METH_KEYWORDS,
-     "levels(chunk=65536) -> iterator of (depth, addresses, nodes): every node, a depth at a "
-     "time in address order, its address's bytes and its 65-byte preimage, up to `chunk` a "
-     "time."},
+    {"strata", (PyCFunction)Tree_strata, METH_NOARGS,
+     "strata() -> iterator of (prefix, row): every node, a stratum of 8 levels at a time in "
+     "prefix order, each row as map_strata.encode writes it (position byte, 65-byte preimage, "
+     "in increasing position)."},
     {NULL}};
 
 static PySequenceMethods Tree_as_sequence = {.sq_length = (lenfunc)Tree_len};
@@ -787,7 +772,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "plant_map_native",
                                     module_methods};
 
 PyMODINIT_FUNC PyInit_plant_map_native(void) {
-    if (PyType_Ready(&TreeType) < 0 || PyType_Ready(&LevelsType) < 0) return NULL;
+    if (PyType_Ready(&TreeType) < 0 || PyType_Ready(&StrataType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&TreeType);

@@ -12,9 +12,10 @@ from sqlalchemy import text
 
 from shared import tlog
 from shared.errors import IntegrityViolation
-from shared.integrity import heads_map
+from shared.integrity import heads_map, sparse_merkle
 from shared.registry import certification, ids, writes
-from shared.storage import copyread
+from shared.storage import copyread, map_strata
+from tests.audit import test_compiled_twin
 from tests.audit.conftest import History, make_history
 from tests.support import tampering
 
@@ -239,3 +240,52 @@ def test_a_clean_incremental_range_of_several_commits_has_no_map_finding(
     tlog.seal(history.tenant)
     assert history.audit("incremental")["findings"] == []
     assert history.audit("full")["findings"] == []
+
+
+@pytest.mark.parametrize("range_size", [copyread.RANGE, 2])
+def test_strata_missing_and_planted_among_many_are_named_node_by_node_in_address_order(
+    history, attack, superuser, monkeypatch, range_size
+):
+    # the stored strata and the recomputed ones are merged as they come, by prefix: a
+    # stratum deleted in the middle and the last one, and one planted among them (a prefix
+    # of 32 bytes: no key of a few dozen reaches depth 256)
+    monkeypatch.setattr(copyread, "RANGE", range_size)  # the strata read in many ranges
+    skills = list(history.skills)
+    for n in range(60):  # ~14 pairs of keys sharing 7 bits: strata below the top one
+        doc = writes.create(
+            history.author,
+            "skills",
+            {"name": f"skill {n}", "description": "a skill", "category": "technical"},
+            str(uuid.uuid4()),
+        )
+        skills.append(doc.body["identity"]["id"])
+    tlog.seal(history.tenant)
+    with superuser.connect() as conn:
+        rows = conn.execute(
+            text("SELECT prefix, nodes FROM heads_map_strata WHERE tenant_id = :t"),
+            {"t": history.tenant},
+        ).all()
+    strata = sorted((bytes(prefix), bytes(nodes)) for prefix, nodes in rows)
+    assert len(strata) >= 3
+    gone = [strata[len(strata) // 2], strata[-1]]
+    planted = (strata[1][0].ljust(32, b"\xff"), strata[len(strata) // 2][1])
+    for prefix, _ in gone:
+        attack("DELETE FROM heads_map_strata WHERE tenant_id = :t AND prefix = :p",
+               t=history.tenant, p=prefix)  # fmt: skip
+    attack("INSERT INTO heads_map_strata (tenant_id, prefix, nodes) VALUES (:t, :p, :n)",
+           t=history.tenant, p=planted[0], n=planted[1])  # fmt: skip
+    owners = {heads_map.entity_key(uuid.UUID(skill)): skill for skill in skills}
+    nodes = sorted(
+        (map_strata.address(prefix, position), node)
+        for prefix, data in [*gone, planted]
+        for position, node in map_strata.decode(data).items()
+    )
+    commit = _last_commit(superuser, history.tenant)
+    want = {}  # the run reports the first finding of each (kind, entity, index) alone
+    for (depth, _), node in nodes:
+        owner = owners[node[1:33]] if node[:1] == sparse_merkle.LEAF else None
+        detail = f"the stored map node at depth {depth} differs from the one the log gives"
+        want.setdefault(owner, (commit, detail, owner))
+    found = test_compiled_twin.audit_both_ways(history.tenant, monkeypatch)
+    assert [(f["log_index"], f["detail"], f["entity_id"]) for f in found] == [*want.values()]
+    assert {f["kind"] for f in found} == {"map_invalid"}
