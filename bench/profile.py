@@ -106,7 +106,8 @@ def _paths(size: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], i
         from bench.db import superuser
 
         audit_setup()
-        seed.write_skills(superuser(), state["auditor"].tenant, size, size // 10)
+        tenant = state["auditor"].tenant  # the log holds more than ``size``: map commits, runs
+        seed.write_skills(superuser(), tenant, seed.log_size(superuser(), tenant) or 0, size // 10)
 
     def proofs_setup() -> None:
         import random
