@@ -15,22 +15,13 @@ from shared.integrity import receipts
 from shared.registry import certification, versions, writes
 from shared.security.principal import Principal
 from shared.tlog import keys
-
-
-def _bytes_at(superuser, tenant: str, index: int) -> bytes:
-    with superuser.connect() as conn:
-        return bytes(
-            conn.execute(
-                text("SELECT body FROM log_entries WHERE tenant_id = :t AND idx = :i"),
-                {"t": tenant, "i": index},
-            ).scalar_one()
-        )
+from tests.support import tampering
 
 
 def _check(superuser, tenant: str, receipt: dict[str, Any], index: int) -> receipts.AnyReceipt:
     """The receipt verifies offline for this entry's bytes, and for nothing else."""
     vkeys, origin = keys.keyring().vkeys, keys.origin(tenant)
-    entry = _bytes_at(superuser, tenant, index)
+    entry = tampering.stored_body(superuser, tenant, index)
     parsed = receipts.verify(receipt, vkeys, origin, index, entry=entry)
     with pytest.raises(receipts.LeafMismatch):
         receipts.verify(receipt, vkeys, origin, index, entry=entry + b" ")
