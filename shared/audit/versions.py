@@ -8,8 +8,9 @@ from typing import Any
 
 import msgspec
 
+from shared.audit import name_keys
 from shared.audit.state import AuditState, Row, Summary, summary
-from shared.integrity import canonical, digests, native_rows
+from shared.integrity import canonical, digests
 from shared.registry import documents
 from shared.rules.inputs import unstorable_text
 from shared.rules.kinds import KINDS, kind_for_type
@@ -77,7 +78,7 @@ def expected_key(entity_type: str, name: Any, relations: dict[str, Any] | None) 
     it (from the name, or from relationship fields); None where the version cannot have one
     (a kind or fields no registry write produces: its head is then named as altered)."""
     if entity_type == "skill" and type(name) is str and not (relations and "name" in relations):
-        return native_rows.skill_key(name)  # unique_key's own, compiled for plain names
+        return name_keys.skill_key(name)  # unique_key's own, compiled for plain names
     try:
         return unique_key(kind_for_type(entity_type), {"name": name, **(relations or {})})
     except (KeyError, TypeError, AttributeError):

@@ -5,10 +5,8 @@ extension absent, ``PLANT_AUDIT_PURE=1``, or a test turning it off) or where the
 of the plain shape the C handles (the twin then answers, so an odd input cannot diverge).
 
 - ``mth``: the Merkle tree hash of a batch receipt's leaves (``merkle.root_from_leaves``).
-- ``skill_key``: a skill name's uniqueness key (``names.unique_key``) for an ASCII name,
-  from each ASCII character's two readings as ``names`` itself computes them; the tables
-  keep only characters whose readings join as the whole name's would (no combining mark,
-  no ignorable, already NFD), so the key is the one ``names`` derives.
+- ``skill_key``: a skill name's uniqueness key, in ``shared.audit.name_keys`` (it needs the
+  rules' ``names``, a layer above this package).
 - ``entry_hashes``: the entries pass's hashes of a batch of rows (each body's leaf and
   digest, compared with the row's columns and the stored level-0 hashes).
 - The binary COPY rows (``copyread.BinaryCopyReader.messages``) call the extension there.
@@ -20,14 +18,11 @@ audit's findings.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from shared.integrity import map_memory, merkle
-from shared.rules import names
 
 
 def mth(leaves: Sequence[bytes]) -> bytes:
@@ -75,40 +70,3 @@ def entry_hashes(
             flag |= DIGEST_DIFFERS
         flags.append(flag)
     return b"".join(leaves), bytes(flags)
-
-
-def skill_key(name: str) -> str:
-    """``names.unique_key(name)``: compiled for a name of ASCII characters whose readings
-    the tables hold (and whose readings fit ``names.MAX_READING``)."""
-    native = map_memory.NATIVE
-    if native is not None:
-        key: str | None = native.skill_key(name, *_tables())
-        if key is not None:
-            return key
-    return names.unique_key(name)
-
-
-def _plain(reading: str) -> bool:
-    """A character's reading that joins with its neighbours' as the whole name's reading
-    would: NFD already, no combining mark (NFD's reordering stops at none), no ignorable
-    (removed after the join)."""
-    return (
-        unicodedata.normalize("NFD", reading) == reading
-        and not any(unicodedata.combining(c) for c in reading)
-        and names.SEPARATOR not in reading
-        and reading.translate(names._ignorables()) == reading
-    )
-
-
-@functools.cache
-def _tables() -> tuple[tuple[bytes | None, ...], tuple[bytes | None, ...]]:
-    """Per ASCII character, its folded reading (the character lowered, then its skeleton)
-    and its shape (its skeleton case-folded), UTF-8; None where it is not ``_plain``."""
-    folded, shape = [], []
-    for code in range(128):
-        char = chr(code)
-        skeleton = names.skeleton(char)
-        cased = skeleton.casefold()
-        folded.append(skeleton.encode() if _plain(skeleton) else None)
-        shape.append(cased.encode() if _plain(skeleton) and _plain(cased) else None)
-    return tuple(folded), tuple(shape)

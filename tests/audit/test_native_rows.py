@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.audit import name_keys
 from shared.integrity import map_memory, merkle, native_rows
 from shared.rules import names
 from shared.storage import copyread
@@ -41,7 +42,7 @@ def test_leaves_that_are_not_32_bytes_are_left_to_python():
 
 
 def _compiled_key(name: str) -> str | None:
-    key: str | None = NATIVE.skill_key(name, *native_rows._tables())
+    key: str | None = NATIVE.skill_key(name, *name_keys._tables())
     return key
 
 
@@ -57,7 +58,7 @@ def test_a_names_key_compiled_is_the_registrys(name):
         assert key is None  # left to names.unique_key
     else:
         assert key == names.unique_key(name)
-    assert native_rows.skill_key(name) == names.unique_key(name)
+    assert name_keys.skill_key(name) == names.unique_key(name)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def test_long_readings_and_edges_give_the_registrys_key(name):
     """A reading past MAX_READING bytes is kept as its hash by Python, not here."""
     key = _compiled_key(name)
     assert key is None or key == names.unique_key(name)
-    assert native_rows.skill_key(name) == names.unique_key(name)
+    assert name_keys.skill_key(name) == names.unique_key(name)
     assert (key is None) == any(len(r.encode()) > names.MAX_READING for r in _readings(name))
 
 
