@@ -151,17 +151,14 @@ void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
     }
 }
 
-/* SHA-256(tag || a || b): a map node's hash from its parts (65 bytes). */
-static void node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
+const uint8_t EMPTY[32] = {0};
+
+void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
     uint8_t buf[65];
     buf[0] = tag;
     memcpy(buf + 1, a, 32);
     memcpy(buf + 33, b, 32);
     sha256(buf, 65, out);
-}
-
-void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
-    node_hash(tag, a, b, out);
 }
 
 /* ---- the tree ---- */
@@ -170,8 +167,6 @@ void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint
 #define NONE 0xFFFFFFFFu
 #define IS_LEAF(ref) ((ref) & LEAF_BIT)
 #define LEAF_OF(ref) ((ref) & ~LEAF_BIT)
-
-static const uint8_t EMPTY[32] = {0};
 
 typedef struct {
     uint8_t key[32];
@@ -192,10 +187,6 @@ typedef struct {
     uint32_t n_leaves, cap_leaves, n_inner, cap_inner, root;
     uint64_t version; /* bumped by every update: a strata iterator refuses a changed tree */
 } Tree;
-
-static int bit_at(const uint8_t key[32], unsigned depth) {
-    return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
-}
 
 static const uint8_t *key_of(const Tree *t, uint32_t ref) {
     return t->leaves[IS_LEAF(ref) ? LEAF_OF(ref) : t->inner[ref].leaf].key;
@@ -279,16 +270,16 @@ static void top_hash(Tree *t, uint32_t ref, unsigned from, uint8_t out[32]) {
     const uint8_t *key = key_of(t, ref);
     for (int d = (int)t->inner[ref].depth - 1; d >= (int)from; d--) {
         if (bit_at(key, (unsigned)d))
-            node_hash(0x03, EMPTY, out, out);
+            plant_node_hash(0x03, EMPTY, out, out);
         else
-            node_hash(0x03, out, EMPTY, out);
+            plant_node_hash(0x03, out, EMPTY, out);
     }
 }
 
 static void own_hash(Tree *t, uint32_t ref, uint8_t out[32]) {
     if (IS_LEAF(ref)) {
         const Leaf *leaf = &t->leaves[LEAF_OF(ref)];
-        node_hash(0x02, leaf->key, leaf->value, out);
+        plant_node_hash(0x02, leaf->key, leaf->value, out);
         return;
     }
     Inner *node = &t->inner[ref];
@@ -298,7 +289,7 @@ static void own_hash(Tree *t, uint32_t ref, uint8_t out[32]) {
         top_hash(t, node->child[0], below, left);
         top_hash(t, node->child[1], below, right);
         node = &t->inner[ref];
-        node_hash(0x03, left, right, node->hash);
+        plant_node_hash(0x03, left, right, node->hash);
         node->dirty = 0;
     }
     memcpy(out, node->hash, 32);
@@ -416,9 +407,9 @@ static int stand(Strata *it, uint32_t ref, unsigned from, Item *item, uint8_t ou
     for (int d = (int)depth - 1; d >= (int)from; d--) {
         uint8_t *below = chain + 32 * (d + 1 - from), *here = chain + 32 * (d - from);
         if (bit_at(key, (unsigned)d))
-            node_hash(0x03, EMPTY, below, here);
+            plant_node_hash(0x03, EMPTY, below, here);
         else
-            node_hash(0x03, below, EMPTY, here);
+            plant_node_hash(0x03, below, EMPTY, here);
     }
     memcpy(out, chain, 32);
     return 0;

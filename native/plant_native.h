@@ -12,6 +12,14 @@
 
 void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 
+/* The empty subtree's hash: 32 zero bytes (plant_map_native.c). */
+extern const uint8_t EMPTY[32];
+
+/* Bit `depth` of a 32-byte key, the most significant first: the side it takes there. */
+static inline int bit_at(const uint8_t *key, unsigned depth) {
+    return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
+}
+
 /* SHA-256(tag || a || b): a map node's hash from its parts (65 bytes). */
 void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
 

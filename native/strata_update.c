@@ -23,8 +23,6 @@
 
 #define RECORD 66
 
-static const uint8_t EMPTY[32] = {0};
-
 typedef struct {
     PyObject *prefix;   /* bytes: the first depth / 8 bytes of its keys */
     PyObject *old;      /* the stored row, or NULL */
@@ -39,10 +37,6 @@ typedef struct {
     uint8_t *nodes; /* 65 bytes each */
     size_t n_nodes, cap_nodes;
 } Update;
-
-static int bit_at(const uint8_t *key, unsigned depth) {
-    return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
-}
 
 /* The node at `depth` on `key`'s path: its position in its stratum (heap numbering). */
 static unsigned position(unsigned depth, const uint8_t *key) {
