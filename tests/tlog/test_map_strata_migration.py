@@ -37,6 +37,10 @@ def test_nodes_move_down_to_rows_and_back_up_to_the_same_strata(superuser, tenan
             whole.add(prefix, data)
         conn.execute(text(nodes_table))
         conn.execute(text("ALTER TABLE heads_map_strata NO FORCE ROW LEVEL SECURITY"))
+        # the moves take every tenant's strata: other tests' tenants hold strata an attack
+        # planted (a 32-byte prefix with nodes below it, which no node row can hold), so
+        # this transaction moves this tenant's alone
+        conn.execute(text("DELETE FROM heads_map_strata WHERE tenant_id <> :t"), {"t": tenant})
         conn.execute(text(moves.MOVE_DOWN))
         rows = conn.execute(
             text("SELECT depth, prefix, node FROM heads_map_nodes WHERE tenant_id = :t"),
