@@ -285,26 +285,29 @@ static int reading(const uint8_t *name, Py_ssize_t n, PyObject *table, int lower
 
 /* skill_key(name, folded, shape) -> key or None: names.unique_key of an ASCII str, from the
  * two per-character tables (128 entries each: a character's reading as UTF-8 bytes, or None
- * where the character is not read alone); None for any other name. */
-static PyObject *mod_skill_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+ * where the character is not read alone); None for any other name (plant_native.h). */
+PyObject *plant_skill_key(PyObject *name, PyObject *folded, PyObject *shape) {
     static const char sep[] = "\xe2\x81\xa3"; /* U+2063 INVISIBLE SEPARATOR */
     char out[5 + 2 * MAX_READING + 3];
     Py_ssize_t a, b;
-    if (nargs != 3 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
-        PyTuple_GET_SIZE(args[1]) != 128 || PyTuple_GET_SIZE(args[2]) != 128) {
-        PyErr_SetString(PyExc_TypeError, "skill_key(name, folded, shape): two 128-entry tuples");
-        return NULL;
-    }
-    PyObject *name = args[0];
     if (!PyUnicode_CheckExact(name) || PyUnicode_READY(name) < 0 || !PyUnicode_IS_ASCII(name))
         Py_RETURN_NONE;
     const uint8_t *chars = PyUnicode_1BYTE_DATA(name);
     Py_ssize_t n = PyUnicode_GET_LENGTH(name);
     memcpy(out, "name:", 5);
-    if (reading(chars, n, args[1], 1, out + 5, &a) < 0) Py_RETURN_NONE;
+    if (reading(chars, n, folded, 1, out + 5, &a) < 0) Py_RETURN_NONE;
     memcpy(out + 5 + a, sep, 3);
-    if (reading(chars, n, args[2], 0, out + 8 + a, &b) < 0) Py_RETURN_NONE;
+    if (reading(chars, n, shape, 0, out + 8 + a, &b) < 0) Py_RETURN_NONE;
     return PyUnicode_DecodeUTF8(out, 8 + a + b, "strict");
+}
+
+static PyObject *mod_skill_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
+        PyTuple_GET_SIZE(args[1]) != 128 || PyTuple_GET_SIZE(args[2]) != 128) {
+        PyErr_SetString(PyExc_TypeError, "skill_key(name, folded, shape): two 128-entry tuples");
+        return NULL;
+    }
+    return plant_skill_key(args[0], args[1], args[2]);
 }
 
 static PyMethodDef audit_rows_methods[] = {

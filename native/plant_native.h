@@ -1,7 +1,7 @@
 /* What the extension's sources share: plant_map_native.c's SHA-256 (FIPS 180-4, its own
  * code: the database computes nothing the audit trusts) and map-node hash, the seal's strata
- * update (strata_update.c) and the audit's per-row functions (plant_audit_rows.c), added to
- * the module when it is made. */
+ * update (strata_update.c) and the audit's per-row functions (plant_audit_rows.c,
+ * head_checks.c), added to the module when it is made. */
 #ifndef PLANT_NATIVE_H
 #define PLANT_NATIVE_H
 
@@ -28,5 +28,12 @@ PyObject *plant_update_strata(PyObject *self, PyObject *args);
 
 /* The audit's row functions (plant_audit_rows.c) added to the module. */
 int plant_audit_rows_add(PyObject *module);
+
+/* names.unique_key of an ASCII skill name, from name_keys' two 128-entry tables; None for
+ * any other name (plant_audit_rows.c). A new reference, or NULL on an error. */
+PyObject *plant_skill_key(PyObject *name, PyObject *folded, PyObject *shape);
+
+/* The heads pass's comparison (head_checks.c) added to the module. */
+int plant_head_checks_add(PyObject *module);
 
 #endif

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from shared.audit import reads, rules, versions
+from shared.audit import plain_heads, reads, rules, versions
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Summaries, Summary, packed, unpacked
 from shared.audit.workers import Workers
@@ -120,7 +120,7 @@ def checked(
         heads_rows = _some(state, entity_ids, created_from)
     for batch in heads_rows:
         state.rows_read += len(batch)
-        for head in batch:
+        for head in plain_heads.to_check(batch, state.latest, gathered.wanted, frozenset()):
             _head(state, head, gathered, uncovered, first_unread)
     if first_unread:  # amended in the range: where version 1 is, from the ledger
         bounds = _version_bounds(state, {head[3] for head, _ in first_unread})
@@ -202,7 +202,7 @@ def _check_range(
     first_unread: list[tuple[_Head, Summary]] = []  # stays empty: such heads go back
     for batch in _created(state, low, high):
         out.rows_read += len(batch)
-        for head in batch:
+        for head in plain_heads.to_check(batch, latest, wanted, shared):  # the rest find nothing
             entity_id = head[3].decode()
             known = latest.get(entity_id)
             if known is None or known.first is None or entity_id in shared:

@@ -31,7 +31,7 @@ class _Counted:
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(plant_map_native, name)
-        if name not in ("copy_messages", "skill_key", "mth"):
+        if name not in ("copy_messages", "skill_key", "mth", "heads_to_check"):
             return found
 
         def counted(*args: Any) -> Any:
@@ -64,7 +64,7 @@ def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[s
         pure.setattr(map_memory, "NATIVE", None)
         twin = runs._audit(tenant, "full")["findings"]
     assert made[1:] == [plant_map_native.Tree, map_memory.PureMap]
-    assert native.calls["copy_messages"] and native.calls["skill_key"], native.calls
+    assert native.calls["copy_messages"] and native.calls["heads_to_check"], native.calls
     assert compiled == twin
     return compiled
 
