@@ -10,6 +10,8 @@
  *   (twin: the hashlib loop in shared/integrity/native_rows.entry_hashes).
  * - mth: the RFC 9162 Merkle tree hash of joined 32-byte leaf hashes (twin:
  *   shared/integrity/merkle.root_from_leaves), for the receipts pass's batch receipts.
+ * - node_hashes: a tree level's node hashes from its children's, joined (twin:
+ *   shared/integrity/merkle.node_hashes), for the root the entries pass rebuilds.
  * - skill_key: a skill's uniqueness key (shared/rules/names.unique_key, its twin) for a
  *   name of ASCII characters, from per-character readings the Python code computed itself
  *   (shared/audit/native_rows.py); None for any other name, which Python then keys.
@@ -169,6 +171,32 @@ static PyObject *mod_mth(PyObject *self, PyObject *arg) {
     return PyBytes_FromStringAndSize((const char *)out, 32);
 }
 
+/* node_hashes(pairs) -> SHA-256(0x01 || left || right) of each 64-byte pair of 32-byte hashes,
+ * joined: a level of a Merkle tree at once (twin: shared/integrity/merkle.node_hashes). */
+static PyObject *mod_node_hashes(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    uint8_t buf[65];
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % 64) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pairs of 32-byte hashes are 64 bytes each");
+        return NULL;
+    }
+    Py_ssize_t n = view.len / 64;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 32 * n);
+    if (out) {
+        const uint8_t *pairs = view.buf;
+        uint8_t *hashed = (uint8_t *)PyBytes_AS_STRING(out);
+        buf[0] = 0x01;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            memcpy(buf + 1, pairs + 64 * i, 64);
+            sha256(buf, 65, hashed + 32 * i);
+        }
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 /* ---- the entries pass's hashes ---- */
 
 #define SAME_AS_STORED 1   /* the leaf equals the stored level-0 hash at its index */
@@ -319,6 +347,8 @@ static PyMethodDef audit_rows_methods[] = {
      "entry_hashes(rows, low, stored) -> (leaves, flags) or None: the entries pass's leaf "
      "and digest checks of a batch of rows (native_rows.entry_hashes)."},
     {"mth", mod_mth, METH_O, "mth(leaves) -> the RFC 9162 Merkle tree hash of joined leaves."},
+    {"node_hashes", mod_node_hashes, METH_O,
+     "node_hashes(pairs) -> the RFC 9162 node hash of each 64-byte pair of hashes, joined."},
     {"skill_key", (PyCFunction)(void (*)(void))mod_skill_key, METH_FASTCALL,
      "skill_key(name, folded, shape) -> names.unique_key(name) for an ASCII name, else None."},
     {NULL}};

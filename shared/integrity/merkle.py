@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
+from shared.integrity import map_memory
+
 Key = tuple[int, int]
 Range = tuple[int, int]
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -40,6 +42,22 @@ def leaf_hash(entry: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right)."""
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def node_hashes(pairs: bytes) -> bytes:
+    """``node_hash`` of each 64-byte (left, right) pair of 32-byte hashes, joined: a level of
+    a tree hashed at once, by the extension's own SHA-256 where it is built (one interpreter
+    call a level, not a node: ``map_memory.NATIVE``), else here, its twin."""
+    if len(pairs) % 64:
+        raise ValueError("pairs of 32-byte hashes are 64 bytes each")
+    native = map_memory.NATIVE
+    if native is not None:
+        hashed: bytes = native.node_hashes(pairs)
+        return hashed
+    sha256 = hashlib.sha256
+    return b"".join(
+        sha256(b"\x01" + pairs[at : at + 64]).digest() for at in range(0, len(pairs), 64)
+    )
 
 
 def _split(n: int) -> int:
@@ -292,23 +310,28 @@ class RootBuilder:
         self.size += 1
 
     def extend(self, leaves: Sequence[bytes]) -> None:
-        """``add`` of each leaf in turn, a level at a time: each level's pairs are hashed in
-        one pass, merged with the pending subtree of that level on the left, and the odd
-        one left over at each level waits on the stack, as ``add`` would leave it."""
-        nodes = list(leaves)
-        self.size += len(nodes)
-        sha256, prefix = hashlib.sha256, b"\x01"
+        """``add`` of each 32-byte leaf hash in turn, a level at a time: each level's pairs
+        are hashed in one call (``node_hashes``), after the pending subtree of that level on
+        the left, and the odd one left over at each level waits on the stack, as ``add``
+        would leave it."""
+        nodes = b"".join(leaves)
+        if len(nodes) != 32 * len(leaves):
+            raise ValueError("leaf hashes are 32 bytes each")
+        self.size += len(leaves)
         level = 0
         leftovers: list[tuple[int, bytes]] = []
         while nodes:
+            first = b""  # the pending subtree's parent, when it is stored at another length
             if self._stack and self._stack[-1][0] == level:
-                nodes.insert(0, self._stack.pop()[1])
-            if len(nodes) % 2:
-                leftovers.append((level, nodes.pop()))
-            nodes = [
-                sha256(prefix + left + right).digest()
-                for left, right in zip(nodes[::2], nodes[1::2], strict=True)
-            ]
+                left = self._stack.pop()[1]
+                if len(left) == 32:
+                    nodes = left + nodes
+                else:  # a stored subtree altered to another length: this pair hashed alone
+                    first, nodes = node_hash(left, nodes[:32]), nodes[32:]
+            if len(nodes) % 64:
+                leftovers.append((level, nodes[-32:]))
+                nodes = nodes[:-32]
+            nodes = first + node_hashes(nodes)
             level += 1
         self._stack.extend(reversed(leftovers))
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.audit import name_keys
+from shared.audit import name_keys, nodes
 from shared.integrity import map_memory, merkle, native_rows
 from shared.rules import names
 from shared.storage import copyread
@@ -31,6 +31,40 @@ _LEAF = st.binary(min_size=32, max_size=32)
 def test_the_compiled_mth_is_rfc_9162s(leaves):
     assert NATIVE.mth(b"".join(leaves)) == merkle.root_from_leaves(leaves)
     assert native_rows.mth(leaves) == merkle.root_from_leaves(leaves)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_LEAF, max_size=40))
+def test_the_compiled_node_hashes_are_rfc_9162s(hashes):
+    pairs = b"".join(hashes[: len(hashes) // 2 * 2])
+    expected = b"".join(
+        merkle.node_hash(left, right)
+        for left, right in zip(hashes[::2], hashes[1::2], strict=False)
+    )
+    assert NATIVE.node_hashes(pairs) == merkle.node_hashes(pairs) == expected
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(map_memory, "NATIVE", None)
+        assert merkle.node_hashes(pairs) == expected
+    with pytest.raises(ValueError):
+        merkle.node_hashes(pairs + b"x")
+    with pytest.raises(ValueError):
+        NATIVE.node_hashes(pairs + b"x" * 32)
+
+
+def test_a_level_of_nodes_is_intact_only_of_32_byte_hashes():
+    """The nodes pass hashes a level at once (``nodes._all_intact``); stored values of other
+    lengths that line up with the hashes when joined are not taken as the hashes."""
+    below = {i: hashlib.sha256(bytes([i])).digest() for i in range(8)}
+    here = {i: merkle.node_hash(below[2 * i], below[2 * i + 1]) for i in range(4)}
+    assert nodes._all_intact(below, here, [0, 1, 2, 3]) and nodes._all_intact(below, here, [])
+    shifted = {**here, 1: here[1][:31], 2: here[1][31:] + here[2]}
+    assert b"".join(shifted.values()) == b"".join(here.values())
+    assert not nodes._all_intact(below, shifted, [0, 1, 2, 3])
+    within = {**below, 2: below[2] + below[3][:1], 3: below[3][1:]}  # one pair's bytes kept
+    assert nodes._all_intact(within, here, [0, 1, 2, 3])  # as merkle.node_hash takes them
+    across = {**below, 1: below[1] + below[2][:1], 2: below[2][1:]}
+    assert not nodes._all_intact(across, here, [0, 1, 2, 3])
+    assert not nodes._all_intact(below, {**here, 3: b"x" * 32}, [0, 1, 2, 3])
 
 
 def test_leaves_that_are_not_32_bytes_are_left_to_python():

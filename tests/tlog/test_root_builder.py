@@ -3,30 +3,55 @@ at a time, is the RFC's own root of all the leaves, whatever the prefix and the 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.integrity import merkle
+from shared.integrity import map_memory, merkle
 from tests.support import rfc9162 as ref
 
 LEAVES = [ref.leaf(f"leaf {i}".encode()) for i in range(700)]
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(0, 300), st.lists(st.integers(0, 70), max_size=12))
-def test_extend_gives_the_roots_and_state_of_adding_one_by_one(start, batches):
+@given(
+    st.integers(0, 300),
+    st.lists(st.integers(0, 70), max_size=12),
+    st.booleans(),
+    st.sets(st.integers(0, 8), max_size=3),
+    st.sampled_from([b"", b"x" * 31, b"y" * 33, b"z" * 64]),
+)
+def test_extend_gives_the_roots_and_state_of_adding_one_by_one(
+    start, batches, pure, altered, other
+):
+    """Compiled (``merkle.node_hashes`` in the extension) and pure; the stored subtrees of
+    the prefix as the seal wrote them, or some rewritten to another length (an insider's:
+    the root then is not the RFC's, but extending gives what adding gives)."""
     stored = merkle.MemoryNodes()
     stored.append(LEAVES[:start])
-    one, many = merkle.RootBuilder(stored, start), merkle.RootBuilder(stored, start)
-    at = start
-    for count in batches:
-        batch = LEAVES[at : at + count]
-        at += len(batch)
-        for leaf in batch:
-            one.add(leaf)
-        many.extend(batch)
-        assert many.size == one.size == at
-        assert many.root() == one.root() == ref.mth(LEAVES[:at])
+    edge = merkle.range_keys(0, start)
+    for n in altered & set(range(len(edge))):
+        stored.nodes[edge[n]] = other
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if pure:
+            monkeypatch.setattr(map_memory, "NATIVE", None)
+        one, many = merkle.RootBuilder(stored, start), merkle.RootBuilder(stored, start)
+        at = start
+        for count in batches:
+            batch = LEAVES[at : at + count]
+            at += len(batch)
+            for leaf in batch:
+                one.add(leaf)
+            many.extend(batch)
+            assert many.size == one.size == at
+            assert many.subtrees() == one.subtrees()
+            assert many.root() == one.root()
+            assert altered & set(range(len(edge))) or one.root() == ref.mth(LEAVES[:at])
+
+
+def test_leaves_of_another_length_are_refused():
+    with pytest.raises(ValueError):
+        merkle.RootBuilder(merkle.MemoryNodes(), 0).extend([LEAVES[0], b"short"])
 
 
 @settings(max_examples=150, deadline=None)
