@@ -70,19 +70,34 @@ def consistent(state: AuditState, start: int, size: int) -> None:
     }
     for level in range(1, size.bit_length() + 1):
         here, bad_here = _level(state, level, start, size), set()
-        for index in sorted(here):
-            if (index + 1) << level <= start:
-                continue
-            left, right = 2 * index, 2 * index + 1
-            if left not in below or right not in below:
-                continue  # named by ``checked``
-            if merkle.node_hash(below[left], below[right]) == here[index]:
-                continue
-            bad_here.add(index)
-            if left in bad_below or right in bad_below:
-                continue  # a child is the one altered
-            _altered(state, level, index)
+        # those ending past ``start`` whose two children are stored (``checked`` names others)
+        indexes = [
+            index
+            for index in sorted(here)
+            if (index + 1) << level > start and 2 * index in below and 2 * index + 1 in below
+        ]
+        if not _all_intact(below, here, indexes):
+            for index in indexes:
+                left, right = 2 * index, 2 * index + 1
+                if merkle.node_hash(below[left], below[right]) == here[index]:
+                    continue
+                bad_here.add(index)
+                if left in bad_below or right in bad_below:
+                    continue  # a child is the one altered
+                _altered(state, level, index)
         below, bad_below = here, bad_here
+
+
+def _all_intact(below: dict[int, bytes], here: dict[int, bytes], indexes: list[int]) -> bool:
+    """Whether each of these nodes is the hash of its two children, the level hashed at once
+    (``merkle.node_hashes``): the usual answer, for which no node is looked at alone. Only
+    where every node and child is a 32-byte hash (else the joined bytes could line up across
+    values of other lengths)."""
+    pairs = [below[2 * index] + below[2 * index + 1] for index in indexes]
+    nodes = [here[index] for index in indexes]
+    if not set(map(len, pairs)) <= {64} or not set(map(len, nodes)) <= {32}:
+        return False
+    return merkle.node_hashes(b"".join(pairs)) == b"".join(nodes)
 
 
 def _altered(state: AuditState, level: int, index: int) -> None:
