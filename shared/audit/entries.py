@@ -290,6 +290,7 @@ def _range(
                         idx, entry_type, kind, row.entity_id, version, leaf_column, status, body
                     )
                 continue
+            entity = entity_id.decode()  # once a row: the summary, the feed and a kept row
             column = None
             if idx in reported:
                 column = ""
@@ -298,18 +299,15 @@ def _range(
             elif flag & native_rows.DIGEST_DIFFERS:
                 column = "digest"
             elif entry_type == "version":
-                column = versions.version(
-                    state, idx, kind, entity_id.decode(), version, digest, prev, body
-                )
+                column = versions.version(state, idx, kind, entity, version, digest, prev, body)
             if feed is not None:
-                _feed(feed, latest, idx, entry_type, kind, entity_id.decode(), version,
-                      leaf_column, body, column)  # fmt: skip
+                _feed(feed, latest, idx, entry_type, kind, entity, version, leaf_column, body,
+                      column)  # fmt: skip
             if column is None and entry_type == "version":
                 continue
             certificate = body if entry_type == "certificate" else b""
             row = Row(
-                idx, entry_type, kind, entity_id.decode(), version, certificate, digest,
-                leaf_column, prev,
+                idx, entry_type, kind, entity, version, certificate, digest, leaf_column, prev,
             )  # fmt: skip
             _keep(state, kept, row, column)
         state.rows_read += len(rows)
