@@ -126,7 +126,7 @@ def version(
     elif known is None and state.opening is not None:
         if number != 1 or prev_digest is not None:  # for ``entries.merge``, in finding order
             state.opening[entity_id] = (number, prev_digest, index, kind, len(state.findings))
-    else:
+    elif known is not None or number != 1 or prev_digest is not None:  # else: nothing to link
         link(state, kind, entity_id, number, prev_digest, index, known)
     if known is None or number > known.version:
         status = _NAMES.setdefault(doc.lifecycle.status, doc.lifecycle.status)
