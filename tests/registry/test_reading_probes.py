@@ -50,7 +50,7 @@ def _seed(superuser: Engine, tenant: str) -> None:
 def _probes(conn: Connection, tenant: str) -> list[tuple[str, int]]:
     """The reads of ``entity_heads`` one create makes (the counts' change over the call)."""
     with conn.begin():
-        before = dict(conn.execute(_SCANS).tuples().all())
+        before = dict(conn.execute(_SCANS).all())
         name = f"probe {uuid.uuid4().hex}"
         conn.execute(
             _APPEND,
@@ -61,7 +61,7 @@ def _probes(conn: Connection, tenant: str) -> list[tuple[str, int]]:
                 "key": f"{name}\u2063{name} skeleton",
             },
         )
-        after = conn.execute(_SCANS).tuples().all()
+        after = conn.execute(_SCANS).all()
     return [(scan, n - before[scan]) for scan, n in after if n != before[scan]]
 
 
