@@ -234,6 +234,7 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     if rebuilt != base_root:
         _replayed(state, start, size)  # the stored map left the verified one: replay all
         return
+    root = base_root
     try:
         for segment, idx, body in segments:
             replay.versions.update(segment.versions)
@@ -241,8 +242,10 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
             changed, named = _digests(
                 replay, {*segment.versions, *segment.certificates, *segment.others}
             )
-            digests.update(changed)
-            wrong = compare(idx, body, _root(store, pruned, digests), named)
+            if any(digests.get(key) != value for key, value in changed.items()):
+                digests.update(changed)  # else the root is the one just rebuilt (a commit
+                root = _root(store, pruned, digests)  # of an audit's report: no head)
+            wrong = compare(idx, body, root, named)
             if wrong is not None:
                 invalid(state, idx, *wrong)
     except sparse_merkle.MissingNode as exc:

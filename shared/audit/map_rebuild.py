@@ -39,8 +39,8 @@ class Pruned:
     def __init__(self, nodes: map_strata.Strata, changed: list[bytes], pure: bool = False) -> None:
         self.nodes = nodes
         self.keys = sorted(changed)
-        self.changed = [int.from_bytes(key, "big") for key in self.keys]
         self.pure = pure or map_memory.NATIVE is None
+        self.changed = [int.from_bytes(key, "big") for key in self.keys] if self.pure else []
         self.needed: set[Address] = set()  # unchanged subtrees whose kind a root needs
 
     def root(self, digests: Mapping[bytes, bytes]) -> bytes:
