@@ -5,8 +5,9 @@ map itself (its stored nodes rewritten, deleted, planted, misaddressed; a commit
 dropped; a head's status rewritten), with the stored nodes read in ranges of the default size
 and of two nodes. So does the incremental audit with the compiled map walks
 (``map_rebuild``: the root at each commit rebuilt, the changed heads proven) and with their
-twins, on the same attacks made before or after the seal it audits, and on a wrong commit
-before the latest. The insider's matrix is held to the same in tests/insider."""
+twins, on the same attacks made before or after the seal it audits, on a wrong commit before
+the latest, and past a commit that set no head (not walked again). The insider's matrix is
+held to the same in tests/insider."""
 
 from __future__ import annotations
 
@@ -220,3 +221,13 @@ def test_a_clean_range_and_a_wrong_commit_are_found_alike_incremental_compiled_a
     calls, *found = incremental_both_ways(history.tenant, monkeypatch)
     assert [f["entity_id"] for f in found] == [history.skills[2]], found
     assert calls["calls"]["pruned_root"] == 4  # the last verified commit, then three
+
+
+def test_a_commit_that_set_no_head_is_not_walked_again_compiled_and_pure(history, monkeypatch):
+    history.audit("full")
+    history.audit("incremental")  # its report, sealed alone: a commit that sets no head
+    tlog.seal(history.tenant)
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    calls, *found = incremental_both_ways(history.tenant, monkeypatch)
+    assert found == [] and calls["calls"]["pruned_root"] == 2  # the base, then the amend's
