@@ -775,7 +775,7 @@ PyMODINIT_FUNC PyInit_plant_map_native(void) {
 #ifdef HAVE_SHA_NI_CODE
     if (cpu_has_sha_ni()) compress = blocks_sha_ni;
 #endif
-    if (plant_audit_rows_add(m) < 0) {
+    if (plant_audit_rows_add(m) < 0 || plant_map_rebuild_add(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

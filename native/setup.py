@@ -6,7 +6,12 @@ setup(
     ext_modules=[
         Extension(
             "plant_map_native",
-            sources=["plant_map_native.c", "strata_update.c", "plant_audit_rows.c"],
+            sources=[
+                "plant_map_native.c",
+                "strata_update.c",
+                "plant_audit_rows.c",
+                "map_rebuild.c",
+            ],
             depends=["plant_native.h"],
             extra_compile_args=["-O2"],
         )

@@ -16,7 +16,6 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -221,76 +220,83 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     versions, certificates = map_commit.newest_at(state.conn, sorted(touched), int(prior[0]))
     state.rows_read += len(versions) + len(certificates)
     replay.versions, replay.certificates = versions, certificates
-    values = {key: value for key, (_, value) in replay.updates(touched).items()}
+    digests = _digests(replay, touched)[0]
     keys = sorted(map_feed.entity_key(e) for e in touched)
     store = map_nodes.DbMapNodes(state.conn)
-    pruned = _pruned(store, keys)
+    pruned = map_rebuild.Pruned(store.strata, keys)
     try:
-        rebuilt = _root(store, pruned, values)
-    except sparse_merkle.MissingNode:  # a child hash points at no stored node: rewritten
-        rebuilt = None
+        # the stored strata on the changed keys' paths (map strata, which ``rows_read`` does
+        # not count: it counts the log's rows)
+        store.get_paths(keys or [sparse_merkle.EMPTY])
+        rebuilt = _root(store, pruned, digests)
+    except sparse_merkle.MissingNode:  # a child hash points at no stored node, or a stratum
+        rebuilt = None  # on the paths is unreadable (MalformedStratum): rewritten
     if rebuilt != base_root:
         _replayed(state, start, size)  # the stored map left the verified one: replay all
         return
+    root = base_root
     try:
         for segment, idx, body in segments:
             replay.versions.update(segment.versions)
             replay.certificates.update(segment.certificates)
-            changed = replay.updates({*segment.versions, *segment.certificates, *segment.others})
-            values.update((key, value) for key, (_, value) in changed.items())
-            named = [entity_id for entity_id, _ in changed.values()]
-            wrong = compare(idx, body, _root(store, pruned, values), named)
+            changed, named = _digests(
+                replay, {*segment.versions, *segment.certificates, *segment.others}
+            )
+            if any(digests.get(key) != value for key, value in changed.items()):
+                digests.update(changed)  # else the root is the one just rebuilt (a commit
+                root = _root(store, pruned, digests)  # of an audit's report: no head)
+            wrong = compare(idx, body, root, named)
             if wrong is not None:
                 invalid(state, idx, *wrong)
     except sparse_merkle.MissingNode as exc:
         invalid(state, latest[0], f"the stored map lacks a node: {exc}")
         return
-    _proven(state, latest, replay.updates(touched), pruned.nodes)
+    _proven(state, latest, replay, touched, pruned)
 
 
-def _pruned(store: map_nodes.DbMapNodes, keys: list[bytes]) -> map_rebuild.Pruned:
-    """The stored strata on the changed keys' paths (map strata, which ``rows_read`` does
-    not count: it counts the log's rows)."""
-    nodes = store.get_paths(keys or [sparse_merkle.EMPTY])
-    return map_rebuild.Pruned(nodes, [int.from_bytes(k, "big") for k in keys])
+def _digests(replay: Replay, entities: set[str]) -> tuple[dict[bytes, bytes], list[str]]:
+    """The changed heads (key -> value hash) and the entities that have one, in their order."""
+    records, named = map_feed.head_records(replay.versions, replay.certificates, entities)
+    return {records[i : i + 32]: records[i + 32 : i + 64] for i in range(0, len(records), 64)}, (
+        named
+    )
 
 
 def _root(
-    store: map_nodes.DbMapNodes, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]
+    store: map_nodes.DbMapNodes, pruned: map_rebuild.Pruned, digests: dict[bytes, bytes]
 ) -> bytes:
-    """The root with the changed keys holding ``values``, reading the stored strata that
+    """The root with the changed keys holding ``digests``, reading the stored strata that
     hold the nodes whose kind it needs (one statement a round, rarely more than one)."""
-    items = [
-        (int.from_bytes(key, "big"), key, sparse_merkle.value_hash(value))
-        for key, value in values.items()
-    ]
     while True:
-        pruned.needed = set()
-        root = pruned.root(items)
+        root = pruned.root(digests)
         if not pruned.needed:
             return root
         found = store.get_nodes(pruned.needed)
         missing = [address for address in pruned.needed if address not in found]
         if missing:
             raise sparse_merkle.MissingNode(f"node {min(missing)} is not stored")
-        pruned.nodes = found
 
 
 def _proven(
     state: AuditState,
     latest: tuple[int, bytes],
-    heads: dict[bytes, tuple[str, bytes]],
-    nodes: Mapping[sparse_merkle.Address, bytes],
+    replay: Replay,
+    touched: set[str],
+    pruned: map_rebuild.Pruned,
 ) -> None:
     """The heads of the entities changed since the last verified commit, as the log gives
     them, proven by the stored map against the latest commit's root (the leaves too), from
-    the stored paths already read of their keys (``nodes``)."""
+    the stored paths already read of their keys (``pruned.nodes``): checked at once
+    (``Pruned.proves``), then, when they are not all proven, each named."""
     idx, body = latest
     try:
         commit = heads_map.decode_commit(body)
     except heads_map.MalformedCommit:
         return  # named
-    ordered = sorted(heads.items(), key=lambda item: item[1][0])
+    if pruned.proves(commit.map_root, _digests(replay, touched)[0]):
+        return
+    nodes = pruned.nodes
+    ordered = sorted(replay.updates(touched).items(), key=lambda item: item[1][0])
     keys = [key for key, _ in ordered]
     try:
         paths = sparse_merkle.MemoryNodeStore()
