@@ -63,20 +63,25 @@ class HeadsChecked:
 
 
 class Packed:
-    """One range's summaries on their way to a worker, packed only when its task is sent
-    (the pool sends a few ahead), so the audit keeps no copy of them."""
+    """One range's summaries on their way to a worker: those of ``ids`` in ``latest``, picked
+    and packed only when its task is sent (the pool sends a few ahead), so the audit keeps no
+    copy of them. An entity read in other ranges too (``shared``) goes back unchecked
+    whatever its summary, so the newest one, the audit's, serves as well as the range's."""
 
-    def __init__(self, latest: Summaries) -> None:
-        self.latest = latest
+    def __init__(self, latest: Summaries, ids: Iterable[str] | None = None) -> None:
+        self.latest, self.ids = latest, ids
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as the packed summaries, made now that the task is sent."""
-        return _unpack, (packed(self.latest),)
+        latest = self.latest
+        if self.ids is not None:
+            latest = {entity_id: latest[entity_id] for entity_id in self.ids}
+        return _unpack, (packed(latest),)
 
 
 def _unpack(data: bytes) -> Packed:
     """The worker's side of ``Packed.__reduce__``."""
-    return Packed(unpacked(data))
+    return Packed(unpacked(data)[0])
 
 
 def _shown(value: Any, limit: int = 80) -> str:
@@ -167,8 +172,8 @@ def _in_workers(
     ranges as ``_created`` makes them). Returns the first index not covered."""
     step, summaries = copyread.RANGE, state.range_summaries or []
     ranges = [
-        (low, min(low + step, size), latest)
-        for low, latest in zip(range(0, size, step), summaries, strict=False)
+        (low, min(low + step, size), Packed(state.latest, ids))
+        for low, ids in zip(range(0, size, step), summaries, strict=False)
     ]
     workers = state.pool_for(len(ranges), size)
     if workers is None:
@@ -442,7 +447,7 @@ def heads_checked(
     workers: Workers,
     tenant: str,
     snapshot: str,
-    ranges: Sequence[tuple[int, int, Summaries]],
+    ranges: Sequence[tuple[int, int, Packed]],
     shared: set[str],
     wanted: set[str],
     reported: set[int],
@@ -452,7 +457,7 @@ def heads_checked(
     return workers.run(
         check_heads,
         [
-            (tenant, snapshot, low, high, Packed(latest), shared, wanted, reported)
-            for low, high, latest in ranges
+            (tenant, snapshot, low, high, summaries, shared, wanted, reported)
+            for low, high, summaries in ranges
         ],
     )

@@ -59,7 +59,8 @@ class Replay:
 
     def __init__(self, since: int) -> None:
         self.full = since == 0
-        self.versions: dict[str, map_feed.Version] = {}  # entity id -> its newest version
+        # entity id -> its newest version (full: ``map_feed.settled``, None where no value)
+        self.versions: dict[str, Any] = {}
         self.certificates: dict[str, int] = {}  # entity id -> its newest certificate
         self.changed: set[str] = set()  # since the last commit
         self.memory = map_memory.new()  # full: the map as the log builds it
@@ -74,6 +75,7 @@ class Replay:
             if not self.full:
                 self._keep(segment)
                 continue
+            map_feed.settle(segment.versions)
             self.versions.update(segment.versions)
             self.certificates.update(segment.certificates)
             self.changed.update(segment.versions, segment.certificates, segment.others)

@@ -42,16 +42,18 @@ summary = functools.partial(tuple.__new__, Summary)
 Summaries = dict[str, Summary]  # entity id -> its Summary
 
 
-def packed(latest: Summaries) -> bytes:
+def packed(latest: Summaries, more: Any = None) -> bytes:
     """Summaries on their way to or from a worker, as ``marshal`` bytes (about 3x faster than
-    pickle); ``marshal`` takes plain tuples only, so the fields go as one."""
-    return marshal.dumps((list(latest), list(map(tuple, latest.values()))))
+    pickle); ``marshal`` takes plain tuples only, so the fields go as one. ``more``: plain
+    values sent in the same bytes, so that an object both hold (an entity id, an index)
+    arrives as one object, as ``marshal`` writes an object held twice once."""
+    return marshal.dumps((list(latest), list(map(tuple, latest.values())), more))
 
 
-def unpacked(data: bytes) -> Summaries:
-    """Summaries as ``packed`` sent them."""
-    ids, fields = marshal.loads(data)  # noqa: S302 (the audit's own process or worker)
-    return dict(zip(ids, map(summary, fields), strict=True))
+def unpacked(data: bytes) -> tuple[Summaries, Any]:
+    """Summaries as ``packed`` sent them, and what was sent with them."""
+    ids, fields, more = marshal.loads(data)  # noqa: S302 (the audit's own process or worker)
+    return dict(zip(ids, map(summary, fields), strict=True)), more
 
 
 # entity id -> (version, prev_digest, log index, kind, findings before it) of the first
@@ -114,9 +116,10 @@ class AuditState:
     # while scanning one range for another process: the first version read of each entity,
     # whose link to the versions before the range that process checks
     opening: Opening | None = None
-    # when the entries pass ran in workers from index 0: each range's summaries, for the
-    # heads pass to hand on; and the entities read in several ranges
-    range_summaries: list[Summaries] | None = None
+    # when the entries pass ran in workers from index 0: the ids of each range's summaries
+    # (their summaries in ``latest``), for the heads pass to hand on; and the entities read in
+    # several ranges
+    range_summaries: list[list[str]] | None = None
     shared: set[str] = field(default_factory=set)
     parts: Parts | None = None  # a full audit merging parts: their ranges
     # while the entries pass feeds the map pass: what the map needs of the range being read
