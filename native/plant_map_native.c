@@ -325,13 +325,14 @@ static int by_key(const void *a, const void *b) {
     return c ? c : (x > y) - (x < y);
 }
 
-static PyObject *Tree_update(Tree *t, PyObject *arg) {
+/* Each record's key set to its value hash; 0, or -1 with an exception set. */
+static int put_records(Tree *t, PyObject *arg) {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return -1;
     if (view.len % 64) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "records are 64 bytes: a key, then its value's hash");
-        return NULL;
+        return -1;
     }
     /* Put in key order: consecutive keys walk the same path (in cache), and the nodes of a
      * large batch are laid out as the hashing walks them. Equal keys stay in their order. */
@@ -339,7 +340,8 @@ static PyObject *Tree_update(Tree *t, PyObject *arg) {
     const uint8_t **order = PyMem_Malloc((size_t)(count ? count : 1) * sizeof *order);
     if (!order) {
         PyBuffer_Release(&view);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        return -1;
     }
     for (Py_ssize_t i = 0; i < count; i++) order[i] = (const uint8_t *)view.buf + 64 * i;
     qsort(order, (size_t)count, sizeof *order, by_key);
@@ -348,12 +350,23 @@ static PyObject *Tree_update(Tree *t, PyObject *arg) {
         if (put(t, order[i], order[i] + 32) < 0) {
             PyMem_Free(order);
             PyBuffer_Release(&view);
-            return NULL;
+            return -1;
         }
     }
     PyMem_Free(order);
     PyBuffer_Release(&view);
-    return root_bytes(t);
+    return 0;
+}
+
+static PyObject *Tree_update(Tree *t, PyObject *arg) {
+    return put_records(t, arg) < 0 ? NULL : root_bytes(t);
+}
+
+/* As update, the root left to the next update or root(): a batch put in parts hashes each
+ * node once, as if put whole, and the caller holds a part's records at a time. */
+static PyObject *Tree_put(Tree *t, PyObject *arg) {
+    if (put_records(t, arg) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *Tree_root(Tree *t, PyObject *unused) { return root_bytes(t); }
@@ -519,6 +532,9 @@ static PyMethodDef Tree_methods[] = {
     {"update", (PyCFunction)Tree_update, METH_O,
      "update(records) -> root: set each key to its value hash (64-byte records, key then "
      "value hash; a key repeated keeps its last); the new root."},
+    {"put", (PyCFunction)Tree_put, METH_O,
+     "put(records): as update, no root made (the nodes above are hashed once, by the next "
+     "update or root())."},
     {"root", (PyCFunction)Tree_root, METH_NOARGS, "root() -> the map's root (EMPTY if none)."},
     {"strata", (PyCFunction)Tree_strata, METH_NOARGS,
      "strata() -> iterator of (prefix, row): every node, a stratum of 8 levels at a time in "
