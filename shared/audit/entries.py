@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from shared.audit import map_check, map_feed, order, reads, receipts, versions
 from shared.audit.findings import Finding
-from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
+from shared.audit.state import AuditState, Held, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
 from shared.integrity import merkle, native_rows
 from shared.registry import collector
@@ -121,6 +121,8 @@ def checked(
     steps: Iterator[tuple[int, Callable[[merkle.RootBuilder | None, Kept], bool]]]
     workers = state.pool_for(len(ranges), size - start)
     if workers is not None:
+        if not isinstance(state.latest, Held):  # what the workers send, kept as sent
+            state.latest = Held(state.latest)
         state.range_summaries = [] if start == 0 and not covered else None
         parts = scanned(
             workers, state.tenant, state.snapshot, ranges, set(state.reported), replay is not None
@@ -304,9 +306,7 @@ def _range(
             elif flag & native_rows.DIGEST_DIFFERS:
                 column = "digest"
             elif entry_type == "version":
-                column = versions.version(
-                    state, idx, kind, entity_id, version, digest, prev, body
-                )
+                column = versions.version(state, idx, kind, entity_id, version, digest, prev, body)
             if feed is not None:
                 _feed(feed, latest, idx, entry_type, kind, entity_id, version,
                       leaf_column, body, column)  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.audit import reads, rules, versions
 from shared.audit.findings import Finding
-from shared.audit.state import AuditState, Summaries, Summary, packed, unpacked
+from shared.audit.state import AuditState, Summaries, Summary, packed, related, unpacked
 from shared.audit.workers import Workers
 from shared.integrity import canonical
 from shared.storage import copyread, tree
@@ -68,20 +68,18 @@ class Packed:
     copy of them. An entity read in other ranges too (``shared``) goes back unchecked
     whatever its summary, so the newest one, the audit's, serves as well as the range's."""
 
-    def __init__(self, latest: Summaries, ids: Iterable[str] | None = None) -> None:
+    def __init__(self, latest: Summaries, ids: Iterable[str]) -> None:
         self.latest, self.ids = latest, ids
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as the packed summaries, made now that the task is sent."""
         latest = self.latest
-        if self.ids is not None:
-            latest = {entity_id: latest[entity_id] for entity_id in self.ids}
-        return _unpack, (packed(latest),)
+        return _unpack, (packed({i: dict.__getitem__(latest, i) for i in self.ids}),)
 
 
 def _unpack(data: bytes) -> Packed:
-    """The worker's side of ``Packed.__reduce__``."""
-    return Packed(unpacked(data)[0])
+    """The worker's side of ``Packed.__reduce__``: each summary made once, here."""
+    return Packed(dict(unpacked(data)[0].items()), ())
 
 
 def _shown(value: Any, limit: int = 80) -> str:
@@ -107,7 +105,7 @@ def checked(
     is outside the log. A head whose version 1 lies before the range is compared with the
     ledger's index of it.
     """
-    gathered = rules.Rules(rules.referenced(state.latest.values()))
+    gathered = rules.Rules(rules.referenced(related(state.latest)))
     uncovered: list[_Head] = []
     first_unread: list[tuple[_Head, Summary]] = []  # version 1 before the range
     heads_rows: Iterable[list[tuple[Any, ...]]]
