@@ -325,13 +325,14 @@ static int by_key(const void *a, const void *b) {
     return c ? c : (x > y) - (x < y);
 }
 
-static PyObject *Tree_update(Tree *t, PyObject *arg) {
+/* Each record's key set to its value hash; 0, or -1 with an exception set. */
+static int put_records(Tree *t, PyObject *arg) {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return -1;
     if (view.len % 64) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "records are 64 bytes: a key, then its value's hash");
-        return NULL;
+        return -1;
     }
     /* Put in key order: consecutive keys walk the same path (in cache), and the nodes of a
      * large batch are laid out as the hashing walks them. Equal keys stay in their order. */
@@ -339,7 +340,8 @@ static PyObject *Tree_update(Tree *t, PyObject *arg) {
     const uint8_t **order = PyMem_Malloc((size_t)(count ? count : 1) * sizeof *order);
     if (!order) {
         PyBuffer_Release(&view);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        return -1;
     }
     for (Py_ssize_t i = 0; i < count; i++) order[i] = (const uint8_t *)view.buf + 64 * i;
     qsort(order, (size_t)count, sizeof *order, by_key);
@@ -348,12 +350,23 @@ static PyObject *Tree_update(Tree *t, PyObject *arg) {
         if (put(t, order[i], order[i] + 32) < 0) {
             PyMem_Free(order);
             PyBuffer_Release(&view);
-            return NULL;
+            return -1;
         }
     }
     PyMem_Free(order);
     PyBuffer_Release(&view);
-    return root_bytes(t);
+    return 0;
+}
+
+static PyObject *Tree_update(Tree *t, PyObject *arg) {
+    return put_records(t, arg) < 0 ? NULL : root_bytes(t);
+}
+
+/* As update, the root left to the next update or root(): a batch put in parts hashes each
+ * node once, as if put whole, and the caller holds a part's records at a time. */
+static PyObject *Tree_put(Tree *t, PyObject *arg) {
+    if (put_records(t, arg) < 0) return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *Tree_root(Tree *t, PyObject *unused) { return root_bytes(t); }
@@ -519,6 +532,9 @@ static PyMethodDef Tree_methods[] = {
     {"update", (PyCFunction)Tree_update, METH_O,
      "update(records) -> root: set each key to its value hash (64-byte records, key then "
      "value hash; a key repeated keeps its last); the new root."},
+    {"put", (PyCFunction)Tree_put, METH_O,
+     "put(records): as update, no root made (the nodes above are hashed once, by the next "
+     "update or root())."},
     {"root", (PyCFunction)Tree_root, METH_NOARGS, "root() -> the map's root (EMPTY if none)."},
     {"strata", (PyCFunction)Tree_strata, METH_NOARGS,
      "strata() -> iterator of (prefix, row): every node, a stratum of 8 levels at a time in "
@@ -658,7 +674,18 @@ static PyObject *mod_head_records(PyObject *self, PyObject *args) {
             goto fail;
         }
         uint8_t value[160], record[64];
-        int length = head_value(version, entity, certificate, value);
+        int length;
+        if (version == Py_None) { /* settled (head_digests): no value */
+            Py_DECREF(entity);
+            continue;
+        } else if (PyBytes_CheckExact(version) && PyBytes_GET_SIZE(version) == 32 &&
+                   uuid_bytes(entity, value)) { /* settled: the value's hash */
+            sha256(value, 16, record);
+            memcpy(record + 32, PyBytes_AS_STRING(version), 32);
+            length = 1;
+            goto made;
+        }
+        length = head_value(version, entity, certificate, value);
         if (length < 0) { /* not the plain shape: Python decides (its record, or None) */
             PyObject *made = PyObject_CallFunctionObjArgs(
                 slow, version, entity, certificate ? certificate : Py_None, NULL);
@@ -682,6 +709,7 @@ static PyObject *mod_head_records(PyObject *self, PyObject *args) {
             sha256(value + 1, 16, record); /* the key: SHA-256 of the id's 16 bytes */
             sha256(value, (size_t)length, record + 32);
         }
+    made:
         if (length > 0) {
             if (used + 64 > cap) {
                 size_t next = cap ? 2 * cap : 64 * 1024;
@@ -719,6 +747,41 @@ fail:
     return NULL;
 }
 
+/* Each version whose head value no certificate can change (its status is not "certified")
+ * replaced, in place, by that value's SHA-256, or None where it has none: what the map takes
+ * of it, ~100 bytes less an entity than the tuple (a full audit holds a million). */
+static PyObject *mod_head_digests(PyObject *self, PyObject *args) {
+    PyObject *versions, *slow, *entity, *version;
+    if (!PyArg_ParseTuple(args, "O!O:head_digests", &PyDict_Type, &versions, &slow)) return NULL;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(versions, &pos, &entity, &version)) {
+        if (PyTuple_CheckExact(version) && PyTuple_GET_SIZE(version) == 5) {
+            PyObject *status = PyTuple_GET_ITEM(version, 4);
+            if (PyUnicode_CheckExact(status) &&
+                PyUnicode_CompareWithASCIIString(status, "certified") == 0)
+                continue; /* its value waits for its certificate */
+        }
+        uint8_t value[160], digest[32];
+        int length = head_value(version, entity, NULL, value);
+        PyObject *settled;
+        if (length < 0) { /* not the plain shape: Python decides */
+            settled = PyObject_CallFunctionObjArgs(slow, version, entity, NULL);
+        } else if (length == 0) {
+            settled = Py_NewRef(Py_None);
+        } else {
+            sha256(value, (size_t)length, digest);
+            settled = PyBytes_FromStringAndSize((const char *)digest, 32);
+        }
+        /* a value replaced, no key added: the walk goes on (PyDict_Next allows it) */
+        if (!settled || PyDict_SetItem(versions, entity, settled) < 0) {
+            Py_XDECREF(settled);
+            return NULL;
+        }
+        Py_DECREF(settled);
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- module ---- */
 
 static PyObject *mod_sha256(PyObject *self, PyObject *arg) {
@@ -747,6 +810,11 @@ static PyMethodDef module_methods[] = {
      "entity with a head value (map_feed.head_value), its key and its value's hash (64 "
      "bytes), and its id, in order; slow(version, id, certificate) gives the record (or None) "
      "where an input is not of the plain shape handled here."},
+    {"head_digests", mod_head_digests, METH_VARARGS,
+     "head_digests(versions, slow): each version (entity id -> map_feed.Version) whose head "
+     "value no certificate changes replaced in place by its value's SHA-256, or None where "
+     "it has none (map_feed.settled); slow(version, id) where it is not of the plain shape. "
+     "head_records takes such a hash as the record's second half."},
     {"update_strata", plant_update_strata, METH_VARARGS,
      "update_strata(rows, records) -> (root, [(prefix, stored bytes), ...]): the map kept in "
      "the strata `rows` (prefix -> stored bytes: those on the keys' paths) with each record's "
@@ -775,7 +843,8 @@ PyMODINIT_FUNC PyInit_plant_map_native(void) {
 #ifdef HAVE_SHA_NI_CODE
     if (cpu_has_sha_ni()) compress = blocks_sha_ni;
 #endif
-    if (plant_audit_rows_add(m) < 0 || plant_head_checks_add(m) < 0) {
+    if (plant_audit_rows_add(m) < 0 || plant_head_checks_add(m) < 0 ||
+        plant_map_rebuild_add(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

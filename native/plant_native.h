@@ -1,7 +1,8 @@
 /* What the extension's sources share: plant_map_native.c's SHA-256 (FIPS 180-4, its own
  * code: the database computes nothing the audit trusts) and map-node hash, the seal's strata
- * update (strata_update.c) and the audit's per-row functions (plant_audit_rows.c,
- * head_checks.c), added to the module when it is made. */
+ * update (strata_update.c), the audit's per-row functions (plant_audit_rows.c,
+ * head_checks.c) and the incremental audit's map walks (map_rebuild.c), added to the module
+ * when it is made. */
 #ifndef PLANT_NATIVE_H
 #define PLANT_NATIVE_H
 
@@ -20,6 +21,20 @@ static inline int bit_at(const uint8_t *key, unsigned depth) {
     return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
 }
 
+/* A stored stratum's record (shared/storage/map_strata.py): a position byte, then the node. */
+#define PLANT_RECORD 66
+
+/* The node at `depth` on `key`'s path: its position in its stratum (heap numbering). */
+static inline unsigned plant_position(unsigned depth, const uint8_t *key) {
+    unsigned k = depth & 7;
+    return k ? (1u << k) | (unsigned)(key[depth >> 3] >> (8 - k)) : 1u;
+}
+
+/* Index a stored stratum's row: at[position] = its record's number, -1 where none; -1 with
+ * an exception set unless it is bytes of whole records in increasing position
+ * (strata_update.c). */
+int plant_stratum_index(PyObject *row, int16_t at[256]);
+
 /* SHA-256(tag || a || b): a map node's hash from its parts (65 bytes). */
 void plant_node_hash(uint8_t tag, const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
 
@@ -35,5 +50,8 @@ PyObject *plant_skill_key(PyObject *name, PyObject *folded, PyObject *shape);
 
 /* The heads pass's comparison (head_checks.c) added to the module. */
 int plant_head_checks_add(PyObject *module);
+
+/* pruned_root and proven, the incremental audit's map walks (map_rebuild.c), added to it. */
+int plant_map_rebuild_add(PyObject *module);
 
 #endif

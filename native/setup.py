@@ -11,6 +11,7 @@ setup(
                 "strata_update.c",
                 "plant_audit_rows.c",
                 "head_checks.c",
+                "map_rebuild.c",
             ],
             depends=["plant_native.h"],
             extra_compile_args=["-O2"],

@@ -21,7 +21,7 @@
 
 #include "plant_native.h"
 
-#define RECORD 66
+#define RECORD PLANT_RECORD
 
 typedef struct {
     PyObject *prefix;   /* bytes: the first depth / 8 bytes of its keys */
@@ -37,12 +37,6 @@ typedef struct {
     uint8_t *nodes; /* 65 bytes each */
     size_t n_nodes, cap_nodes;
 } Update;
-
-/* The node at `depth` on `key`'s path: its position in its stratum (heap numbering). */
-static unsigned position(unsigned depth, const uint8_t *key) {
-    unsigned k = depth & 7;
-    return k ? (1u << k) | (unsigned)(key[depth >> 3] >> (8 - k)) : 1u;
-}
 
 /* The first of items[lo, hi) (sorted, sharing their first `depth` bits) with bit `depth` set. */
 static size_t split(const uint8_t **items, size_t lo, size_t hi, unsigned depth) {
@@ -75,7 +69,7 @@ static int reserve(void **array, size_t *cap, size_t item, size_t want) {
 static long open_stratum(Update *u, const uint8_t *key, unsigned depth) {
     if (reserve((void **)&u->strata, &u->cap_strata, sizeof(Stratum), u->n_strata + 1)) return -1;
     Stratum *s = &u->strata[u->n_strata];
-    memset(s->old_at, 0xFF, sizeof s->old_at);
+    memset(s->old_at, 0xFF, sizeof s->old_at); /* until a stored row is indexed */
     memset(s->fresh, 0xFF, sizeof s->fresh);
     s->old = NULL;
     s->prefix = PyBytes_FromStringAndSize((const char *)key, depth / 8);
@@ -83,26 +77,7 @@ static long open_stratum(Update *u, const uint8_t *key, unsigned depth) {
     u->n_strata++; /* owned from here: freed with the update */
     PyObject *old = PyDict_GetItemWithError(u->rows, s->prefix);
     if (!old) return PyErr_Occurred() ? -1 : (long)(u->n_strata - 1);
-    if (!PyBytes_Check(old)) {
-        PyErr_SetString(PyExc_TypeError, "a stratum's row is bytes");
-        return -1;
-    }
-    Py_ssize_t len = PyBytes_GET_SIZE(old);
-    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(old);
-    if (len == 0 || len % RECORD) {
-        PyErr_SetString(PyExc_ValueError, "a stratum's row is not whole records");
-        return -1;
-    }
-    unsigned last = 0;
-    for (Py_ssize_t i = 0; i < len / RECORD; i++) {
-        unsigned p = data[RECORD * i];
-        if (p <= last) {
-            PyErr_SetString(PyExc_ValueError, "a stratum's positions are not increasing");
-            return -1;
-        }
-        s->old_at[p] = (int16_t)i;
-        last = p;
-    }
+    if (plant_stratum_index(old, s->old_at) < 0) return -1;
     Py_INCREF(old);
     s->old = old;
     return (long)(u->n_strata - 1);
@@ -116,7 +91,7 @@ static long below(Update *u, long s, unsigned depth, const uint8_t *key) {
 /* The stored node at `depth` on `key`'s path in stratum `s` (65 bytes), or NULL. */
 static const uint8_t *stored(const Update *u, long s, unsigned depth, const uint8_t *key) {
     const Stratum *st = &u->strata[s];
-    int at = st->old_at[position(depth, key)];
+    int at = st->old_at[plant_position(depth, key)];
     return at < 0 ? NULL : (const uint8_t *)PyBytes_AS_STRING(st->old) + RECORD * at + 1;
 }
 
@@ -128,7 +103,7 @@ static int put(Update *u, long s, unsigned depth, const uint8_t *key, uint8_t ta
     node[0] = tag;
     memcpy(node + 1, a, 32);
     memcpy(node + 33, b, 32);
-    u->strata[s].fresh[position(depth, key)] = (int32_t)u->n_nodes++;
+    u->strata[s].fresh[plant_position(depth, key)] = (int32_t)u->n_nodes++;
     plant_node_hash(tag, a, b, out);
     return 0;
 }
@@ -206,6 +181,31 @@ static int merge(Update *u, long s, unsigned depth, const uint8_t **items, size_
         if (merge(u, c, depth + 1, items, a, b, child, half)) return -1;
     }
     return put(u, s, depth, items[lo], 0x03, halves, halves + 32, out);
+}
+
+int plant_stratum_index(PyObject *row, int16_t at[256]) {
+    if (!PyBytes_Check(row)) {
+        PyErr_SetString(PyExc_TypeError, "a stratum's row is bytes");
+        return -1;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(row);
+    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(row);
+    if (len == 0 || len % RECORD) {
+        PyErr_SetString(PyExc_ValueError, "a stratum's row is not whole records");
+        return -1;
+    }
+    memset(at, 0xFF, 256 * sizeof *at);
+    unsigned last = 0;
+    for (Py_ssize_t i = 0; i < len / RECORD; i++) {
+        unsigned p = data[RECORD * i];
+        if (p <= last) {
+            PyErr_SetString(PyExc_ValueError, "a stratum's positions are not increasing");
+            return -1;
+        }
+        at[p] = (int16_t)i;
+        last = p;
+    }
+    return 0;
 }
 
 /* Each stratum entered, as (prefix, its stored records with the new nodes put in). */

@@ -20,6 +20,7 @@ FUNCTIONS = {
     "public.plant_prefix_end(p text)": "8625e99787b00776c7f5ef8843547dffc7b4768c6187684acfd9697cd7bfe783 plant_owner",
     "public.plant_reading_held(p_reading text)": "1da1531c8230041f46b6a4cabb3c3e30bccd6556c5afa79801fde36e4ef9149e plant_owner",
     "public.plant_refuse_change()": "e5d5fae376935873952b3653fbb925d384918bbde1a7c1bcd6829fcc6fe46a1e plant_owner",
+    "public.plant_team_listed(p_team text)": "33641e1e7f1c74fc4543e7551b6cbc916027bc97398f90c9e79897beb72ecb7f plant_owner",
 }
 
 POLICIES = {

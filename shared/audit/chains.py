@@ -12,10 +12,11 @@ from shared.audit import reads, versions
 from shared.audit.state import AuditState, Row
 
 
-def rechecked(state: AuditState, start: int, end: int) -> set[str]:
+def rechecked(state: AuditState, start: int, end: int) -> set[str] | None:
     """Chains of the entities whose versions the entries pass did not read in order
     (``irregular``): their version rows in [start, end) read again and checked as a whole.
-    Returns every entity with a version in range."""
+    Returns every entity with a version in range; from 0 (a full audit, whose later passes
+    take every entity) None, not a set of a million ids held to the run's end."""
     if state.irregular:
         rows = state.conn.execute(
             text(
@@ -34,7 +35,7 @@ def rechecked(state: AuditState, start: int, end: int) -> set[str]:
                 for r in rows
             ),
         )
-    return set(state.latest) | state.irregular
+    return set(state.latest) | state.irregular if start else None
 
 
 def _opt(value: bytes | None) -> bytes | None:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from shared.audit import map_check, map_feed, order, reads, receipts, versions
 from shared.audit.findings import Finding
-from shared.audit.state import AuditState, Opening, Row, Summaries, packed, unpacked
+from shared.audit.state import AuditState, Held, Opening, Row, Summaries, packed, unpacked
 from shared.audit.workers import Workers
 from shared.integrity import merkle, native_rows
 from shared.registry import collector
@@ -79,15 +79,18 @@ class Scanned:
     feed: map_feed.Feed | None = None  # what the map pass needs of the range, when asked
 
     def __getstate__(self) -> dict[str, Any]:
-        """The summaries (most of what goes back: one per entity) as ``packed`` bytes;
-        pickle takes the rest."""
+        """The summaries (most of what goes back: one per entity) and the map's feed as
+        ``packed`` bytes, in one: an id, an index or a name they share arrives as one object,
+        not one a dict; pickle takes the rest."""
         state = dict(self.__dict__)
-        state["latest"] = packed(self.latest)
+        feed = state.pop("feed")
+        state["latest"] = packed(self.latest, None if feed is None else feed.plain())
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """The summaries back from ``packed`` bytes."""
-        state["latest"] = unpacked(state["latest"])
+        """The summaries and the feed back from ``packed`` bytes."""
+        state["latest"], feed = unpacked(state["latest"])
+        state["feed"] = None if feed is None else map_feed.Feed.from_plain(feed)
         self.__dict__.update(state)
 
 
@@ -118,6 +121,8 @@ def checked(
     steps: Iterator[tuple[int, Callable[[merkle.RootBuilder | None, Kept], bool]]]
     workers = state.pool_for(len(ranges), size - start)
     if workers is not None:
+        if not isinstance(state.latest, Held):  # what the workers send, kept as sent
+            state.latest = Held(state.latest)
         state.range_summaries = [] if start == 0 and not covered else None
         parts = scanned(
             workers, state.tenant, state.snapshot, ranges, set(state.reported), replay is not None
@@ -221,8 +226,8 @@ def merge(
     # (what ``versions.link`` makes of it), and the newer summary wins
     seen = part.latest.keys() & latest.keys()
     state.shared |= seen
-    if state.range_summaries is not None:
-        state.range_summaries.append(part.latest)
+    if state.range_summaries is not None:  # its ids: the summaries are all in ``latest``
+        state.range_summaries.append(list(part.latest))
     newer = {}
     for entity_id in seen:
         if entity_id not in part.opening:
@@ -264,7 +269,10 @@ def _range(
         hashed, flags = native_rows.entry_hashes(rows, low, joined)
         leaves = [hashed[at : at + 32] for at in range(0, len(hashed), 32)]
         for values, flag, leaf in zip(rows, flags, leaves, strict=True):
-            idx, version, digest, leaf_column, entity_id, entry_type, kind, prev, body = values
+            idx, version, digest, leaf_column, raw_id, entry_type, kind, prev, body = values
+            # one str an entry: its summary and its map feed share it (and ``Scanned``
+            # sends it once), so the audit holds each id once, not once a dict
+            entity_id = raw_id.decode()
             if idx != expected:
                 if idx > expected and present is None:
                     present = set(range(low, expected))
@@ -280,7 +288,7 @@ def _range(
                 stored = joined[offset : offset + 32] if joined else by_index.get(idx)
             if leaf != stored:
                 row = Row(
-                    idx, entry_type, kind, entity_id.decode(), version, body, digest, leaf_column,
+                    idx, entry_type, kind, entity_id, version, body, digest, leaf_column,
                     prev,
                 )  # fmt: skip
                 _mismatched(state, kept, row, leaf, stored)
@@ -290,7 +298,6 @@ def _range(
                         idx, entry_type, kind, row.entity_id, version, leaf_column, status, body
                     )
                 continue
-            entity = entity_id.decode()  # once a row: the summary, the feed and a kept row
             column = None
             if idx in reported:
                 column = ""
@@ -299,15 +306,16 @@ def _range(
             elif flag & native_rows.DIGEST_DIFFERS:
                 column = "digest"
             elif entry_type == "version":
-                column = versions.version(state, idx, kind, entity, version, digest, prev, body)
+                column = versions.version(state, idx, kind, entity_id, version, digest, prev, body)
             if feed is not None:
-                _feed(feed, latest, idx, entry_type, kind, entity, version, leaf_column, body,
-                      column)  # fmt: skip
+                _feed(feed, latest, idx, entry_type, kind, entity_id, version,
+                      leaf_column, body, column)  # fmt: skip
             if column is None and entry_type == "version":
                 continue
             certificate = body if entry_type == "certificate" else b""
             row = Row(
-                idx, entry_type, kind, entity, version, certificate, digest, leaf_column, prev,
+                idx, entry_type, kind, entity_id, version, certificate, digest,
+                leaf_column, prev,
             )  # fmt: skip
             _keep(state, kept, row, column)
         state.rows_read += len(rows)

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.audit import plain_heads, reads, rules, versions
 from shared.audit.findings import Finding
-from shared.audit.state import AuditState, Summaries, Summary, packed, unpacked
+from shared.audit.state import AuditState, Summaries, Summary, packed, related, unpacked
 from shared.audit.workers import Workers
 from shared.integrity import canonical
 from shared.storage import copyread, tree
@@ -64,20 +64,23 @@ class HeadsChecked:
 
 
 class Packed:
-    """One range's summaries on their way to a worker, packed only when its task is sent
-    (the pool sends a few ahead), so the audit keeps no copy of them."""
+    """One range's summaries on their way to a worker: those of ``ids`` in ``latest``, picked
+    and packed only when its task is sent (the pool sends a few ahead), so the audit keeps no
+    copy of them. An entity read in other ranges too (``shared``) goes back unchecked
+    whatever its summary, so the newest one, the audit's, serves as well as the range's."""
 
-    def __init__(self, latest: Summaries) -> None:
-        self.latest = latest
+    def __init__(self, latest: Summaries, ids: Iterable[str]) -> None:
+        self.latest, self.ids = latest, ids
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as the packed summaries, made now that the task is sent."""
-        return _unpack, (packed(self.latest),)
+        latest = self.latest
+        return _unpack, (packed({i: dict.__getitem__(latest, i) for i in self.ids}),)
 
 
 def _unpack(data: bytes) -> Packed:
-    """The worker's side of ``Packed.__reduce__``."""
-    return Packed(unpacked(data))
+    """The worker's side of ``Packed.__reduce__``: each summary made once, here."""
+    return Packed(dict(unpacked(data)[0].items()), ())
 
 
 def _shown(value: Any, limit: int = 80) -> str:
@@ -103,7 +106,7 @@ def checked(
     is outside the log. A head whose version 1 lies before the range is compared with the
     ledger's index of it.
     """
-    gathered = rules.Rules(rules.referenced(state.latest.values()))
+    gathered = rules.Rules(rules.referenced(related(state.latest)))
     uncovered: list[_Head] = []
     first_unread: list[tuple[_Head, Summary]] = []  # version 1 before the range
     heads_rows: Iterable[list[tuple[Any, ...]]]
@@ -168,8 +171,8 @@ def _in_workers(
     ranges as ``_created`` makes them). Returns the first index not covered."""
     step, summaries = copyread.RANGE, state.range_summaries or []
     ranges = [
-        (low, min(low + step, size), latest)
-        for low, latest in zip(range(0, size, step), summaries, strict=False)
+        (low, min(low + step, size), Packed(state.latest, ids))
+        for low, ids in zip(range(0, size, step), summaries, strict=False)
     ]
     workers = state.pool_for(len(ranges), size)
     if workers is None:
@@ -443,7 +446,7 @@ def heads_checked(
     workers: Workers,
     tenant: str,
     snapshot: str,
-    ranges: Sequence[tuple[int, int, Summaries]],
+    ranges: Sequence[tuple[int, int, Packed]],
     shared: set[str],
     wanted: set[str],
     reported: set[int],
@@ -453,7 +456,7 @@ def heads_checked(
     return workers.run(
         check_heads,
         [
-            (tenant, snapshot, low, high, Packed(latest), shared, wanted, reported)
-            for low, high, latest in ranges
+            (tenant, snapshot, low, high, summaries, shared, wanted, reported)
+            for low, high, summaries in ranges
         ],
     )

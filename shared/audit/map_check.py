@@ -16,7 +16,6 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -52,6 +51,9 @@ _PRIOR_COMMIT = text(
 )
 
 
+_PART = 1 << 16  # heads a commit applies at a time
+
+
 class Replay:
     """The heads as the log builds them from ``since`` on, and the commits to check: in a
     full audit (``since`` 0) against an in-memory map, as they come; in an incremental
@@ -59,7 +61,8 @@ class Replay:
 
     def __init__(self, since: int) -> None:
         self.full = since == 0
-        self.versions: dict[str, map_feed.Version] = {}  # entity id -> its newest version
+        # entity id -> its newest version (full: ``map_feed.settled``, None where no value)
+        self.versions: dict[str, Any] = {}
         self.certificates: dict[str, int] = {}  # entity id -> its newest certificate
         self.changed: set[str] = set()  # since the last commit
         self.memory = map_memory.new()  # full: the map as the log builds it
@@ -74,6 +77,7 @@ class Replay:
             if not self.full:
                 self._keep(segment)
                 continue
+            map_feed.settle(segment.versions)
             self.versions.update(segment.versions)
             self.certificates.update(segment.certificates)
             self.changed.update(segment.versions, segment.certificates, segment.others)
@@ -107,10 +111,19 @@ class Replay:
         return out
 
     def commit(self, idx: int, body: bytes) -> None:
-        """Apply the heads changed since the last commit; compare the roots."""
+        """Apply the heads changed since the last commit, ``_PART`` at a time (a seeded
+        log's first commit changes a million: their records whole were ~75 MB of the peak
+        RSS); compare the roots."""
         self.last = idx
-        records, named = map_feed.head_records(self.versions, self.certificates, self.changed)
-        self.changed = set()
+        changed, self.changed = list(self.changed), set()
+        named: list[str] = []
+        for at in range(0, max(len(changed), 1), _PART):
+            records, more = map_feed.head_records(
+                self.versions, self.certificates, changed[at : at + _PART]
+            )
+            named += more
+            if at + _PART < len(changed):
+                self.memory.put(records)
         wrong = compare(idx, body, self.memory.update(records), named)
         if wrong is not None:
             self.found.append((idx, *wrong))
@@ -221,76 +234,83 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     versions, certificates = map_commit.newest_at(state.conn, sorted(touched), int(prior[0]))
     state.rows_read += len(versions) + len(certificates)
     replay.versions, replay.certificates = versions, certificates
-    values = {key: value for key, (_, value) in replay.updates(touched).items()}
+    digests = _digests(replay, touched)[0]
     keys = sorted(map_feed.entity_key(e) for e in touched)
     store = map_nodes.DbMapNodes(state.conn)
-    pruned = _pruned(store, keys)
+    pruned = map_rebuild.Pruned(store.strata, keys)
     try:
-        rebuilt = _root(store, pruned, values)
-    except sparse_merkle.MissingNode:  # a child hash points at no stored node: rewritten
-        rebuilt = None
+        # the stored strata on the changed keys' paths (map strata, which ``rows_read`` does
+        # not count: it counts the log's rows)
+        store.get_paths(keys or [sparse_merkle.EMPTY])
+        rebuilt = _root(store, pruned, digests)
+    except sparse_merkle.MissingNode:  # a child hash points at no stored node, or a stratum
+        rebuilt = None  # on the paths is unreadable (MalformedStratum): rewritten
     if rebuilt != base_root:
         _replayed(state, start, size)  # the stored map left the verified one: replay all
         return
+    root = base_root
     try:
         for segment, idx, body in segments:
             replay.versions.update(segment.versions)
             replay.certificates.update(segment.certificates)
-            changed = replay.updates({*segment.versions, *segment.certificates, *segment.others})
-            values.update((key, value) for key, (_, value) in changed.items())
-            named = [entity_id for entity_id, _ in changed.values()]
-            wrong = compare(idx, body, _root(store, pruned, values), named)
+            changed, named = _digests(
+                replay, {*segment.versions, *segment.certificates, *segment.others}
+            )
+            if any(digests.get(key) != value for key, value in changed.items()):
+                digests.update(changed)  # else the root is the one just rebuilt (a commit
+                root = _root(store, pruned, digests)  # of an audit's report: no head)
+            wrong = compare(idx, body, root, named)
             if wrong is not None:
                 invalid(state, idx, *wrong)
     except sparse_merkle.MissingNode as exc:
         invalid(state, latest[0], f"the stored map lacks a node: {exc}")
         return
-    _proven(state, latest, replay.updates(touched), pruned.nodes)
+    _proven(state, latest, replay, touched, pruned)
 
 
-def _pruned(store: map_nodes.DbMapNodes, keys: list[bytes]) -> map_rebuild.Pruned:
-    """The stored strata on the changed keys' paths (map strata, which ``rows_read`` does
-    not count: it counts the log's rows)."""
-    nodes = store.get_paths(keys or [sparse_merkle.EMPTY])
-    return map_rebuild.Pruned(nodes, [int.from_bytes(k, "big") for k in keys])
+def _digests(replay: Replay, entities: set[str]) -> tuple[dict[bytes, bytes], list[str]]:
+    """The changed heads (key -> value hash) and the entities that have one, in their order."""
+    records, named = map_feed.head_records(replay.versions, replay.certificates, entities)
+    return {records[i : i + 32]: records[i + 32 : i + 64] for i in range(0, len(records), 64)}, (
+        named
+    )
 
 
 def _root(
-    store: map_nodes.DbMapNodes, pruned: map_rebuild.Pruned, values: dict[bytes, bytes]
+    store: map_nodes.DbMapNodes, pruned: map_rebuild.Pruned, digests: dict[bytes, bytes]
 ) -> bytes:
-    """The root with the changed keys holding ``values``, reading the stored strata that
+    """The root with the changed keys holding ``digests``, reading the stored strata that
     hold the nodes whose kind it needs (one statement a round, rarely more than one)."""
-    items = [
-        (int.from_bytes(key, "big"), key, sparse_merkle.value_hash(value))
-        for key, value in values.items()
-    ]
     while True:
-        pruned.needed = set()
-        root = pruned.root(items)
+        root = pruned.root(digests)
         if not pruned.needed:
             return root
         found = store.get_nodes(pruned.needed)
         missing = [address for address in pruned.needed if address not in found]
         if missing:
             raise sparse_merkle.MissingNode(f"node {min(missing)} is not stored")
-        pruned.nodes = found
 
 
 def _proven(
     state: AuditState,
     latest: tuple[int, bytes],
-    heads: dict[bytes, tuple[str, bytes]],
-    nodes: Mapping[sparse_merkle.Address, bytes],
+    replay: Replay,
+    touched: set[str],
+    pruned: map_rebuild.Pruned,
 ) -> None:
     """The heads of the entities changed since the last verified commit, as the log gives
     them, proven by the stored map against the latest commit's root (the leaves too), from
-    the stored paths already read of their keys (``nodes``)."""
+    the stored paths already read of their keys (``pruned.nodes``): checked at once
+    (``Pruned.proves``), then, when they are not all proven, each named."""
     idx, body = latest
     try:
         commit = heads_map.decode_commit(body)
     except heads_map.MalformedCommit:
         return  # named
-    ordered = sorted(heads.items(), key=lambda item: item[1][0])
+    if pruned.proves(commit.map_root, _digests(replay, touched)[0]):
+        return
+    nodes = pruned.nodes
+    ordered = sorted(replay.updates(touched).items(), key=lambda item: item[1][0])
     keys = [key for key, _ in ordered]
     try:
         paths = sparse_merkle.MemoryNodeStore()

@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.integrity import map_memory
 
@@ -56,6 +57,17 @@ class Feed:
             self.segments.append(Segment())
         else:
             segment.others.add(entity_id)
+
+    def plain(self) -> list[tuple[Any, ...]]:
+        """The segments as plain values, for ``marshal`` (``entries.Scanned``)."""
+        return [(s.versions, s.certificates, s.others, s.commit) for s in self.segments]
+
+    @classmethod
+    def from_plain(cls, segments: list[tuple[Any, ...]]) -> Feed:
+        """A feed from ``plain`` values."""
+        feed = cls()
+        feed.segments = [Segment(*values) for values in segments]
+        return feed
 
 
 def _name(text: str) -> bytes | None:
@@ -104,8 +116,31 @@ def head_value(version: Version, entity_id: str, certificate: int | None) -> byt
     )
 
 
-def _record(version: Version, entity_id: str, certificate: int | None) -> bytes | None:
-    """The entity's key and its head value's SHA-256 (what the map takes), or None."""
+def settled(version: Version, entity_id: str) -> Version | bytes | None:
+    """A version as a full audit's replay holds it: its head value's SHA-256 (or None: no
+    value), unless a certificate can still change that value (status "certified")."""
+    if version[4] == "certified":
+        return version
+    value = head_value(version, entity_id, None)
+    return None if value is None else hashlib.sha256(value).digest()
+
+
+def settle(versions: dict[str, Any]) -> None:
+    """Each of ``versions`` ``settled``, in place: a full audit holds a million, and the
+    hash is ~100 bytes an entity less than the tuple; compiled where it can be (its twin:
+    the loop here, tests/audit/test_head_records.py)."""
+    if map_memory.NATIVE is not None:
+        map_memory.NATIVE.head_digests(versions, settled)
+        return
+    for entity_id, version in versions.items():
+        versions[entity_id] = settled(version, entity_id)
+
+
+def _record(version: Any, entity_id: str, certificate: int | None) -> bytes | None:
+    """The entity's key and its head value's SHA-256 (what the map takes), or None; a
+    ``settled`` version is that hash already."""
+    if isinstance(version, bytes):
+        return entity_key(entity_id) + version
     value = head_value(version, entity_id, certificate)
     if value is None:
         return None
@@ -113,7 +148,7 @@ def _record(version: Version, entity_id: str, certificate: int | None) -> bytes 
 
 
 def head_records(
-    versions: dict[str, Version], certificates: dict[str, int], entities: Iterable[str]
+    versions: dict[str, Any], certificates: dict[str, int], entities: Iterable[str]
 ) -> tuple[bytes, list[str]]:
     """The map's records of the ``entities`` that have a head value, and their ids, in the
     order given: a full audit's per-commit loop, a million at the first commit of a seeded

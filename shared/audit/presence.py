@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from sqlalchemy import text
 
 from shared.audit import reads
@@ -19,7 +21,10 @@ def heads(state: AuditState, entity_ids: set[str] | None) -> None:
     else these) has a head. A full audit first counts the heads (an index-only scan) and
     reads their ids only when the count falls short."""
     latest = state.latest
-    wanted = set(latest) if entity_ids is None else {i for i in entity_ids if i in latest}
+    # a full audit's: the summaries' own keys, not a copy of a million ids
+    wanted: AbstractSet[str] = (
+        latest.keys() if entity_ids is None else {i for i in entity_ids if i in latest}
+    )
     if not wanted:
         return
     if entity_ids is None:

@@ -192,8 +192,8 @@ def _audit(
         entries.beyond(state, size, last_size)
         touched = chains.rechecked(state, start, verified_to)
         certificates.checked(state, rows)
-        heads.checked(state, None if start == 0 else touched, start)
-        presence.heads(state, None if start == 0 else touched)
+        heads.checked(state, touched, start)
+        presence.heads(state, touched)
         # no later pass reads the summaries: freed before the receipts pass reads the log
         # again (held to the end, they and the map below made its peak: ~190 MB over them
         # at 1,000,000 entries)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import marshal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -42,16 +42,59 @@ summary = functools.partial(tuple.__new__, Summary)
 Summaries = dict[str, Summary]  # entity id -> its Summary
 
 
-def packed(latest: Summaries) -> bytes:
+def _held(fields: Any) -> Summary:
+    """A summary as ``Held`` keeps it (the ``marshal`` bytes of its fields, or its fields)."""
+    return summary(marshal.loads(fields) if type(fields) is bytes else fields)  # noqa: S302
+
+
+def _compact(fields: Any) -> Any:
+    """A summary as it travels and as ``Held`` keeps it: one without relations as the
+    ``marshal`` bytes of its fields, any other as its fields."""
+    if type(fields) is bytes:
+        return fields
+    return marshal.dumps(tuple(fields)) if fields[5] is None else tuple(fields)
+
+
+class Held(dict[str, Summary]):
+    """Summaries as the audit holds those its workers send, a million at a full audit's peak
+    RSS: each without relations as the ``marshal`` bytes of its fields (~120 bytes, where a
+    Summary and its own digest, index and name objects take ~300), made a Summary when read.
+    ``dict.update`` copies what one holds as it is."""
+
+    def __getitem__(self, key: str) -> Summary:
+        return _held(dict.__getitem__(self, key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = dict.get(self, key)
+        return default if found is None else _held(found)
+
+    def values(self) -> Iterator[Summary]:  # type: ignore[override]
+        return map(_held, dict.values(self))
+
+    def items(self) -> Iterator[tuple[str, Summary]]:  # type: ignore[override]
+        return ((key, _held(fields)) for key, fields in dict.items(self))
+
+
+def related(latest: Summaries) -> Iterable[Summary]:
+    """The summaries whose relations may name other entities: of a ``Held``, those it keeps
+    as fields (the others have none), none of them made a Summary for nothing."""
+    if isinstance(latest, Held):
+        return map(summary, (f for f in dict.values(latest) if type(f) is not bytes))
+    return latest.values()
+
+
+def packed(latest: Summaries, more: Any = None) -> bytes:
     """Summaries on their way to or from a worker, as ``marshal`` bytes (about 3x faster than
-    pickle); ``marshal`` takes plain tuples only, so the fields go as one."""
-    return marshal.dumps((list(latest), list(map(tuple, latest.values()))))
+    pickle), each as ``Held`` keeps it. ``more``: plain values sent in the same bytes, so that
+    an object both hold (an entity id) arrives as one object, as ``marshal`` writes an object
+    held twice once."""
+    return marshal.dumps((list(latest), list(map(_compact, dict.values(latest))), more))
 
 
-def unpacked(data: bytes) -> Summaries:
-    """Summaries as ``packed`` sent them."""
-    ids, fields = marshal.loads(data)  # noqa: S302 (the audit's own process or worker)
-    return dict(zip(ids, map(summary, fields), strict=True))
+def unpacked(data: bytes) -> tuple[Held, Any]:
+    """Summaries as ``packed`` sent them, ``Held``, and what was sent with them."""
+    ids, fields, more = marshal.loads(data)  # noqa: S302 (the audit's own process or worker)
+    return Held(zip(ids, fields, strict=True)), more
 
 
 # entity id -> (version, prev_digest, log index, kind, findings before it) of the first
@@ -114,9 +157,10 @@ class AuditState:
     # while scanning one range for another process: the first version read of each entity,
     # whose link to the versions before the range that process checks
     opening: Opening | None = None
-    # when the entries pass ran in workers from index 0: each range's summaries, for the
-    # heads pass to hand on; and the entities read in several ranges
-    range_summaries: list[Summaries] | None = None
+    # when the entries pass ran in workers from index 0: the ids of each range's summaries
+    # (their summaries in ``latest``), for the heads pass to hand on; and the entities read in
+    # several ranges
+    range_summaries: list[list[str]] | None = None
     shared: set[str] = field(default_factory=set)
     parts: Parts | None = None  # a full audit merging parts: their ranges
     # while the entries pass feeds the map pass: what the map needs of the range being read

@@ -13,6 +13,7 @@ and open connections. One pool serves both passes, so its processes start once a
 from __future__ import annotations
 
 import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -36,14 +37,16 @@ class Workers:
 
     def run(self, task: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
         """``task(*call)`` for each call, results in the order given, the workers working
-        ahead; what is not yet started when the caller stops is cancelled."""
+        ahead; what is not yet started when the caller stops is cancelled. A result handed
+        on is no longer held here (its future let go): a full audit's ranges hold a million
+        summaries between them."""
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context)
-        futures: list[Future[Any]] = [self._pool.submit(task, *call) for call in calls]
+        futures: deque[Future[Any]] = deque(self._pool.submit(task, *call) for call in calls)
         try:
-            for future in futures:
-                yield future.result()
+            while futures:
+                yield futures.popleft().result()
         finally:
             for future in futures:
                 future.cancel()

@@ -38,6 +38,11 @@ class MemoryMap(Protocol):
         """Set each record's key to its value hash; the new root."""
         ...
 
+    def put(self, records: bytes) -> None:
+        """As ``update``, no root made: a batch put in parts, its last part updated, makes
+        the root the whole batch would (each node hashed once)."""
+        ...
+
     def strata(self) -> Iterator[tuple[bytes, bytes]]:
         """(prefix, row): every node, cut into the stored map's strata, by prefix (a
         stratum before those under it), each row as ``map_strata.encode`` writes it."""
@@ -59,6 +64,9 @@ class PureMap:
         change = sparse_merkle.update_hashed(self.store, digests)
         self.store.apply(change)
         return change.root
+
+    def put(self, records: bytes) -> None:
+        self.update(records)
 
     def strata(self) -> Iterator[tuple[bytes, bytes]]:
         nodes, todo = self.store.nodes, [(0, 0)] if (0, 0) in self.store.nodes else []

@@ -12,8 +12,8 @@ the same list (``confirmed``).
 One indexed query finds a team's members: an agent's head holds the ``team_id`` of its current
 version as the last part of its uniqueness key (``skill|job role|team``, written with the
 version in the same statement, and re-derived from the logged bytes by every audit), which
-the database derives into the head's ``team_id`` column, indexed among live agents (migration
-0012).
+the database derives into the head's ``team_id`` column, indexed among live agents (migrations
+0012 and 0031).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from shared.storage.engine import database
 
 FIELD = "agents"  # the team's served field
 
-# The predicate of migration 0012's partial index, word for word (so the planner uses it);
-# the statuses are shared.rules.relations.NOT_LIVE.
+# The predicate of migration 0031's partial index, word for word (so the planner uses it,
+# and prices every other path out: see the migration); the statuses are
+# shared.rules.relations.NOT_LIVE.
 _MEMBERS = (
     "SELECT h.team_id, CAST(h.entity_id AS text), h.log_index, h.first_index{body} "
     "FROM entity_heads h{join} "
     "WHERE h.kind = 'agent' AND h.status NOT IN ('suspended', 'deprecated') "
-    "AND h.team_id = ANY(CAST(:teams AS text[]))"
+    "AND plant_team_listed(h.team_id) AND h.team_id = ANY(CAST(:teams AS text[]))"
 )  # sorted here: ORDER BY first_index would tempt the planner onto that index instead
 _HEADS = text(_MEMBERS.format(body="", join=""))
 _WITH_BODIES = text(

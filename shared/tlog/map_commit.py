@@ -96,10 +96,11 @@ _NEWEST_VERSION = text(
     "WHERE e.tenant_id = current_setting('plant.tenant') AND e.entity_id = i.id "
     "AND e.entry_type = 'version' AND e.idx < :size ORDER BY e.idx DESC LIMIT 1) AS v"
 )
-_NEWEST_CERTIFICATE = text(
-    "SELECT CAST(i.id AS text), (SELECT max(e.idx) FROM log_entries e "
+_NEWEST_CERTIFICATE = text(  # a row for each entity that has one
+    "SELECT CAST(i.id AS text), c.idx FROM unnest(CAST(:ids AS uuid[])) AS i(id) "
+    "CROSS JOIN LATERAL (SELECT e.idx FROM log_entries e "
     "WHERE e.tenant_id = current_setting('plant.tenant') AND e.entity_id = i.id "
-    "AND e.entry_type = 'certificate' AND e.idx < :size) FROM unnest(CAST(:ids AS uuid[])) AS i(id)"
+    "AND e.entry_type = 'certificate' AND e.idx < :size ORDER BY e.idx DESC LIMIT 1) AS c"
 )
 
 Version = tuple[int, str, int, bytes, str | None]  # index, kind, version, leaf, status
@@ -198,12 +199,13 @@ def newest_at(
     each of these entities among entries [0, size): what their heads are made of there."""
     if not entity_ids:
         return {}, {}
+    # the ids as one array literal (ids as the database prints them): pg8000 escapes a list's
+    # items one by one in Python, ~0.1 ms an id (most of the map check of 2,000 new entities)
+    asked = {"ids": "{" + ",".join(entity_ids) + "}", "size": size}
     versions: dict[str, Version] = {}
-    for row in conn.execute(_NEWEST_VERSION, {"ids": entity_ids, "size": size}):
+    for row in conn.execute(_NEWEST_VERSION, asked):
         versions[row[2]] = (row[0], row[1], row[3], bytes(row[4]), status_of(bytes(row[5])))
     certificates = {
-        entity_id: int(cert)
-        for entity_id, cert in conn.execute(_NEWEST_CERTIFICATE, {"ids": entity_ids, "size": size})
-        if cert is not None
+        entity_id: int(cert) for entity_id, cert in conn.execute(_NEWEST_CERTIFICATE, asked)
     }
     return versions, certificates

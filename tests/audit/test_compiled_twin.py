@@ -3,10 +3,15 @@ twin (``map_memory.PureMap``) finds the same things in the same order on every a
 the parts' test makes (the log, its receipts, checkpoints and certificates) and those on the
 map itself (its stored nodes rewritten, deleted, planted, misaddressed; a commit
 dropped; a head's status rewritten), with the stored nodes read in ranges of the default size
-and of two nodes. The insider's matrix is held to the same in tests/insider."""
+and of two nodes. So does the incremental audit with the compiled map walks
+(``map_rebuild``: the root at each commit rebuilt, the changed heads proven) and with their
+twins, on the same attacks made before or after the seal it audits, on a wrong commit before
+the latest, and past a commit that set no head (not walked again). The insider's matrix is
+held to the same in tests/insider."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +22,7 @@ import pytest
 
 from shared import tlog
 from shared.audit import runs
+from shared.errors import IntegrityViolation
 from shared.integrity import heads_map, map_memory
 from shared.storage import copyread
 from tests.audit import test_parts
@@ -24,14 +30,16 @@ from tests.support import tampering
 
 
 class _Counted:
-    """The extension, its row loops (``native_rows``, the COPY reader) counted as called."""
+    """The extension, its row loops (``native_rows``, the COPY reader) and the incremental
+    audit's map walks (``map_rebuild``) counted as called."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(plant_map_native, name)
-        if name not in ("copy_messages", "skill_key", "mth", "heads_to_check"):
+        if name not in ("copy_messages", "skill_key", "mth", "heads_to_check", "pruned_root",
+                        "proven"):  # fmt: skip
             return found
 
         def counted(*args: Any) -> Any:
@@ -115,6 +123,11 @@ def _commit_dropped(history, attack) -> None:
            t=history.tenant)  # fmt: skip
 
 
+def _changed_leaf_flipped(history, attack) -> None:
+    key = heads_map.entity_key(uuid.UUID(history.skills[2]))  # the head the test changes
+    attack(tampering.MAP_LEAF_FLIPPED, t=history.tenant, k=key)
+
+
 def _status_rewritten(history, attack) -> None:
     attack("UPDATE entity_heads SET status = 'certified' WHERE tenant_id = :t AND entity_id = "
            "CAST(:e AS uuid)", t=history.tenant, e=history.skills[2])  # fmt: skip
@@ -144,3 +157,78 @@ def test_every_map_attack_is_found_alike_compiled_and_pure(
 
 def test_a_clean_log_is_clean_both_ways(history, monkeypatch):
     assert audit_both_ways(history.tenant, monkeypatch) == []
+
+
+def incremental_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """An incremental audit's findings with the compiled map walks, asserted equal to the
+    pure twins' on the same range (``runs._audit`` logs no report: both start where the last
+    clean run ended); whether the walks ran is returned in the calls counted."""
+    runs._audit(tenant, "incremental")  # its seal may still append to an attacked log
+    native = _Counted()
+    with monkeypatch.context() as counted:
+        counted.setattr(map_memory, "NATIVE", native)
+        compiled = runs._audit(tenant, "incremental")
+    with monkeypatch.context() as pure:
+        pure.setattr(map_memory, "NATIVE", None)
+        twin = runs._audit(tenant, "incremental")
+    assert compiled["verified_from"] == twin["verified_from"]
+    assert compiled["findings"] == twin["findings"]
+    return [{"calls": native.calls}, *compiled["findings"]]
+
+
+def seal_with_a_wrong_root(monkeypatch: pytest.MonkeyPatch, tenant: str) -> None:
+    """One seal whose commit holds a root off by one bit, its nodes written right: what a
+    sealer that signs a map it did not build would log (the next seal builds on the nodes)."""
+    made = heads_map.MapCommit
+
+    def wrong(size: int, root: bytes, sealed_at: str) -> heads_map.MapCommit:
+        return made(size, bytes([root[0] ^ 1]) + root[1:], sealed_at)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(heads_map, "MapCommit", wrong)
+        tlog.seal(tenant)
+
+
+@pytest.mark.parametrize("before_seal", [True, False], ids=["before-seal", "after-seal"])
+@pytest.mark.parametrize(
+    "tamper", [*MAP_ATTACKS, _changed_leaf_flipped], ids=lambda f: f.__name__.strip("_")
+)
+def test_every_map_attack_is_found_alike_by_the_incremental_audit_compiled_and_pure(
+    history, attack, tamper, before_seal, monkeypatch
+):
+    history.audit("full")
+    if before_seal:
+        tamper(history, attack)
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    with contextlib.suppress(IntegrityViolation):  # a seal that read the attacked map refuses:
+        tlog.seal(history.tenant)  # the audit's own seal names it
+    if not before_seal:
+        tamper(history, attack)
+    incremental_both_ways(history.tenant, monkeypatch)
+
+
+def test_a_clean_range_and_a_wrong_commit_are_found_alike_incremental_compiled_and_pure(
+    history, monkeypatch
+):
+    history.audit("full")
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    calls, *found = incremental_both_ways(history.tenant, monkeypatch)
+    assert found == [] and calls["calls"]["pruned_root"] == 2 and calls["calls"]["proven"] == 1
+    history.amend(history.skills[2], 2, "writes safe and fast Rust")
+    seal_with_a_wrong_root(monkeypatch, history.tenant)
+    history.amend(history.skills[0], 2, "writes even more idiomatic Python")
+    tlog.seal(history.tenant)
+    calls, *found = incremental_both_ways(history.tenant, monkeypatch)
+    assert [f["entity_id"] for f in found] == [history.skills[2]], found
+    assert calls["calls"]["pruned_root"] == 4  # the last verified commit, then three
+
+
+def test_a_commit_that_set_no_head_is_not_walked_again_compiled_and_pure(history, monkeypatch):
+    history.audit("full")
+    history.audit("incremental")  # its report, sealed alone: a commit that sets no head
+    tlog.seal(history.tenant)
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    calls, *found = incremental_both_ways(history.tenant, monkeypatch)
+    assert found == [] and calls["calls"]["pruned_root"] == 2  # the base, then the amend's

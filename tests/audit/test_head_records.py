@@ -92,3 +92,49 @@ def test_what_is_not_of_the_plain_shape_is_asked_of_python():
     assert asked == [entity, entity]
     with pytest.raises(ValueError, match="64 bytes"):
         plant_map_native.head_records(bool_number, {}, [entity], lambda *a: b"short")
+
+
+def _settled_both(versions: dict) -> dict:
+    """``map_feed.settle`` compiled and pure, asserted to give the same versions."""
+    compiled = dict(versions)
+    plant_map_native.head_digests(compiled, map_feed.settled)
+    pure = dict(versions)
+    native, map_memory.NATIVE = map_memory.NATIVE, None
+    try:
+        map_feed.settle(pure)
+    finally:
+        map_memory.NATIVE = native
+    assert compiled == pure
+    return pure
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_IDS, _VERSION, st.one_of(st.none(), _U64)), max_size=12),
+)
+def test_settled_versions_give_the_records_their_tuples_give(heads):
+    """A full audit's replay holds each version settled (its value's hash, None for none,
+    the tuple while a certificate can change it): compiled and pure settle alike, and the
+    records made of settled versions are those made of the tuples, whatever certificates
+    come after (a settled value is one no certificate changes)."""
+    versions = {e: v for e, v, _ in heads}
+    certificates = {e: c for e, _, c in heads if c is not None}
+    settled = _settled_both(versions)
+    for entity_id, version in settled.items():
+        if isinstance(version, tuple):  # kept only while a certificate can change its value
+            assert version is versions[entity_id] and version[4] == "certified"
+    entities = list(versions)
+    assert _both(settled, certificates, entities) == _both(versions, certificates, entities)
+
+
+def test_a_settled_version_is_its_values_hash_or_none():
+    entity = str(uuid.uuid4())
+    version = (7, "skill", 2, bytes(32), "draft")
+    value = map_feed.head_value(version, entity, None)
+    assert value is not None
+    assert _settled_both({entity: version}) == {entity: hashlib.sha256(value).digest()}
+    assert _settled_both({entity: (*version[:4], None)}) == {entity: None}  # no status
+    certified = (*version[:4], "certified")
+    assert _settled_both({entity: certified})[entity] is certified  # waits for its certificate
+    odd = {entity.replace("-", ""): version}  # not the plain shape: asked of Python
+    assert _settled_both(odd) == {e: map_feed.settled(v, e) for e, v in odd.items()}

@@ -138,19 +138,6 @@ def test_a_changed_heads_leaf_rewritten_is_named_by_the_incremental_audit(
     ]
 
 
-def _seal_with_a_wrong_root(monkeypatch, tenant: str) -> None:
-    """One seal whose commit holds a root off by one bit, its nodes written right: what a
-    sealer that signs a map it did not build would log (the next seal builds on the nodes)."""
-    made = heads_map.MapCommit
-
-    def wrong(size, root, sealed_at):
-        return made(size, bytes([root[0] ^ 1]) + root[1:], sealed_at)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(heads_map, "MapCommit", wrong)
-        tlog.seal(tenant)
-
-
 @pytest.mark.parametrize("range_size", [copyread.RANGE, 2])
 def test_a_wrong_commit_before_the_latest_is_named_by_the_incremental_audit(
     history, superuser, monkeypatch, range_size
@@ -158,7 +145,7 @@ def test_a_wrong_commit_before_the_latest_is_named_by_the_incremental_audit(
     monkeypatch.setattr(copyread, "RANGE", range_size)
     history.audit("full")
     history.amend(history.skills[2], 1, "writes safe Rust")
-    _seal_with_a_wrong_root(monkeypatch, history.tenant)
+    test_compiled_twin.seal_with_a_wrong_root(monkeypatch, history.tenant)
     wrong = _last_commit(superuser, history.tenant)
     history.amend(history.skills[0], 2, "writes even more idiomatic Python")
     tlog.seal(history.tenant)
@@ -170,7 +157,7 @@ def test_a_wrong_commit_before_the_latest_is_named_by_the_incremental_audit(
 
 def test_the_full_audit_names_the_same_wrong_commit(history, superuser, monkeypatch):
     history.amend(history.skills[2], 1, "writes safe Rust")
-    _seal_with_a_wrong_root(monkeypatch, history.tenant)
+    test_compiled_twin.seal_with_a_wrong_root(monkeypatch, history.tenant)
     wrong = _last_commit(superuser, history.tenant)
     history.amend(history.skills[0], 2, "writes even more idiomatic Python")
     tlog.seal(history.tenant)

@@ -129,10 +129,26 @@ def test_a_large_map_is_the_same_node_for_node():
     _both(batches)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(_HASH, _HASH)), max_size=4), st.lists(st.tuples(_HASH, _HASH)))
+def test_a_batch_put_in_parts_gives_the_root_and_strata_of_the_batch_whole(parts, last):
+    """``put`` then ``update`` (a commit's heads a part at a time, map_check.Replay): the
+    root and strata of the parts' records updated at once, in both maps."""
+    whole = _both([[pair for part in [*parts, last] for pair in part]])
+    compiled, pure = plant_map_native.Tree(), map_memory.PureMap()
+    for part in parts:
+        assert compiled.put(_records(part)) is None
+        pure.put(_records(part))
+    assert compiled.update(_records(last)) == pure.update(_records(last)) == whole
+    assert list(compiled.strata()) == list(pure.strata())
+
+
 def test_bad_records_and_a_map_changed_while_read_are_refused():
     for made in (plant_map_native.Tree(), map_memory.PureMap()):
         with pytest.raises(ValueError, match="64 bytes"):
             made.update(bytes(63))
+        with pytest.raises(ValueError, match="64 bytes"):
+            made.put(bytes(65))
     tree = plant_map_native.Tree()
     tree.update(bytes(64) + b"\x80" + bytes(63) + bytes(31) + b"\x01" + bytes(32))
     strata = tree.strata()

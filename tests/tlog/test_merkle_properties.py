@@ -260,3 +260,25 @@ def test_pipelined_proofs_name_a_missing_upper_node_in_every_batch_that_needs_it
         list(merkle.pipelined_proofs(partial, batches, MAX))
     with pytest.raises(merkle.MissingNode, match=r"\(10, 0\)"):
         list(merkle.pipelined_proofs(partial, batches[1:], MAX))
+
+
+@settings(max_examples=80, deadline=None)
+@given(two_sizes(), st.integers(0, MAX - 1))
+def test_proofs_read_only_subtrees_inside_their_tree(sizes, index):
+    """A proof's key whose subtree passes its tree's end is folded from the right edge, never
+    read: the store holds a node of that key once the log has grown past it (here the whole
+    tree of 2,000 leaves answers every read), and that node is another tree's."""
+    old, size = sizes
+    index %= size
+    read: list[merkle.Key] = []
+
+    class Recording:
+        def get_nodes(self, keys):
+            read.extend(keys)
+            return TREE.get_nodes(keys)
+
+    assert merkle.inclusion_proof(Recording(), index, size) == ref.path(index, LEAVES[:size])
+    assert merkle.consistency_proof(Recording(), old, size) == ref.proof(old, LEAVES[:size])
+    assert all((idx + 1) << level <= size for level, idx in read)
+    wanted = merkle.inclusion_keys(index, size) | merkle.consistency_keys(old, size)
+    assert set(read) == wanted
