@@ -8,11 +8,13 @@
  * entries pass summarised (`latest[id]`, a heads Summary) whose version 1 that pass read,
  * that version has no relationships, no rule wants its entity (`wanted`) and no other range
  * holds it (`shared`), and every column the head repeats is the summary's, its unique_key
- * that of a skill named in ASCII (plant_skill_key). Any other head, of any other shape or
+ * that of a skill named in ASCII (plant_skill_key). `latest` may be a state.Held, whose
+ * summaries without relations are the marshal bytes of their fields. Any other head, of any other shape or
  * kind, goes back to Python, which decides (twin: shared/audit/plain_heads.py). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
 
 #include "plant_native.h"
 
@@ -41,10 +43,20 @@ static int plain(PyObject *head, PyObject *latest, PyObject *wanted, PyObject *s
         return 0;
     }
     int result = 0;
+    PyObject *held = NULL;
     PyObject *known = PyDict_GetItemWithError(latest, id); /* borrowed */
     if (!known) {
         result = PyErr_Occurred() ? -1 : 0;
         goto done;
+    }
+    if (PyBytes_CheckExact(known) && !PyDict_CheckExact(latest)) {
+        /* a summary as state.Held keeps it: the marshal bytes of its fields */
+        held = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(known), PyBytes_GET_SIZE(known));
+        if (!held) {
+            PyErr_Clear();
+            goto done;
+        }
+        known = held;
     }
     if (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 9) goto done;
     PyObject *kind = PyTuple_GET_ITEM(known, 4), *name = PyTuple_GET_ITEM(known, 6);
@@ -73,6 +85,7 @@ static int plain(PyObject *head, PyObject *latest, PyObject *wanted, PyObject *s
     result = same(PyTuple_GET_ITEM(head, 8), key) && key != Py_None;
     Py_DECREF(key);
 done:
+    Py_XDECREF(held);
     Py_DECREF(id);
     return result;
 }
