@@ -184,7 +184,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD Leaf *leaves;
     Inner *inner;
-    uint32_t n_leaves, cap_leaves, n_inner, cap_inner, root;
+    uint32_t n_leaves, n_inner, root;
+    size_t cap_leaves, cap_inner;
     uint64_t version; /* bumped by every update: a strata iterator refuses a changed tree */
 } Tree;
 
@@ -192,22 +193,9 @@ static const uint8_t *key_of(const Tree *t, uint32_t ref) {
     return t->leaves[IS_LEAF(ref) ? LEAF_OF(ref) : t->inner[ref].leaf].key;
 }
 
-static int grow(void **array, uint32_t *cap, size_t item, uint32_t want) {
-    if (want <= *cap) return 0;
-    uint64_t next = *cap ? (uint64_t)*cap * 2 : 1024;
-    while (next < want) next *= 2;
-    if (next >= LEAF_BIT) {
-        PyErr_SetString(PyExc_MemoryError, "the map holds too many keys");
-        return -1;
-    }
-    void *moved = PyMem_Realloc(*array, next * item);
-    if (!moved) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *array = moved;
-    *cap = (uint32_t)next;
-    return 0;
+/* The map's arrays hold fewer than LEAF_BIT items: a reference's top bit tells a leaf. */
+static int grow(void **array, size_t *cap, size_t item, size_t want) {
+    return plant_reserve(array, cap, item, want, LEAF_BIT, "the map holds too many keys");
 }
 
 /* Set key to value: a new leaf, or a new value for the leaf already there. The nodes above
@@ -392,9 +380,11 @@ typedef struct {
     PyObject_HEAD Tree *tree;
     uint64_t version;
     Item *todo; /* the tops of the strata still to read, the next last */
-    uint32_t n_todo, cap_todo;
+    uint32_t n_todo;
+    size_t cap_todo;
     uint8_t *hashes; /* the current stratum's chains' hashes, 32 bytes each */
-    uint32_t n_hashes, cap_hashes;
+    uint32_t n_hashes;
+    size_t cap_hashes;
 } Strata;
 
 static PyTypeObject StrataType;

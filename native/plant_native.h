@@ -17,6 +17,27 @@ void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 extern const uint8_t EMPTY[32];
 
 /* Bit `depth` of a 32-byte key, the most significant first: the side it takes there. */
+/* Room for `want` items of `item` bytes in *array (capacity *cap items, doubling from 1,024),
+ * never `limit` items or more: 0, or -1 with MemoryError set (`refused` its message). */
+static inline int plant_reserve(void **array, size_t *cap, size_t item, size_t want,
+                                size_t limit, const char *refused) {
+    if (want <= *cap) return 0;
+    size_t next = *cap ? 2 * *cap : 1024;
+    while (next < want) next *= 2;
+    if (next >= limit || next > SIZE_MAX / item) {
+        PyErr_SetString(PyExc_MemoryError, refused);
+        return -1;
+    }
+    void *moved = PyMem_Realloc(*array, next * item);
+    if (!moved) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *array = moved;
+    *cap = next;
+    return 0;
+}
+
 static inline int bit_at(const uint8_t *key, unsigned depth) {
     return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
 }

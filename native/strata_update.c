@@ -50,24 +50,11 @@ static size_t split(const uint8_t **items, size_t lo, size_t hi, unsigned depth)
     return lo;
 }
 
-static int reserve(void **array, size_t *cap, size_t item, size_t want) {
-    if (want <= *cap) return 0;
-    size_t next = *cap ? 2 * *cap : 1024;
-    while (next < want) next *= 2;
-    void *moved = PyMem_Realloc(*array, next * item);
-    if (!moved) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    *array = moved;
-    *cap = next;
-    return 0;
-}
-
 /* The stratum under key[:depth / 8] (depth a multiple of 8), with its stored row if any:
  * its number, or -1 with an exception set. */
 static long open_stratum(Update *u, const uint8_t *key, unsigned depth) {
-    if (reserve((void **)&u->strata, &u->cap_strata, sizeof(Stratum), u->n_strata + 1)) return -1;
+    if (plant_reserve((void **)&u->strata, &u->cap_strata, sizeof(Stratum), u->n_strata + 1,
+                      SIZE_MAX, "too many strata")) return -1;
     Stratum *s = &u->strata[u->n_strata];
     memset(s->old_at, 0xFF, sizeof s->old_at); /* until a stored row is indexed */
     memset(s->fresh, 0xFF, sizeof s->fresh);
@@ -98,7 +85,8 @@ static const uint8_t *stored(const Update *u, long s, unsigned depth, const uint
 /* Write the node tag || a || b at `depth` on `key`'s path; its hash into `out`. */
 static int put(Update *u, long s, unsigned depth, const uint8_t *key, uint8_t tag,
                const uint8_t *a, const uint8_t *b, uint8_t out[32]) {
-    if (reserve((void **)&u->nodes, &u->cap_nodes, 65, u->n_nodes + 1)) return -1;
+    if (plant_reserve((void **)&u->nodes, &u->cap_nodes, 65, u->n_nodes + 1, SIZE_MAX,
+                      "too many nodes")) return -1;
     uint8_t *node = u->nodes + 65 * u->n_nodes;
     node[0] = tag;
     memcpy(node + 1, a, 32);
