@@ -85,14 +85,7 @@ static size_t cut_split(const uint8_t **keys, size_t lo, size_t hi, const uint8_
     unsigned k = depth & 7;
     memcpy(cut, path, depth >> 3);
     cut[depth >> 3] = (uint8_t)((path[depth >> 3] & (0xFF00u >> k)) | (0x80u >> k));
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (memcmp(keys[mid], cut, 32) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return plant_lower_bound(keys, lo, hi, cut);
 }
 
 static int too_deep(void) {

@@ -10,6 +10,7 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 
@@ -17,6 +18,19 @@ void sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 extern const uint8_t EMPTY[32];
 
 /* Bit `depth` of a 32-byte key, the most significant first: the side it takes there. */
+/* The first of keys[lo, hi) (sorted 32-byte keys) not below `key`. */
+static inline size_t plant_lower_bound(const uint8_t **keys, size_t lo, size_t hi,
+                                       const uint8_t *key) {
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(keys[mid], key, 32) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Room for `want` items of `item` bytes in *array (capacity *cap items, doubling from 1,024),
  * never `limit` items or more: 0, or -1 with MemoryError set (`refused` its message). */
 static inline int plant_reserve(void **array, size_t *cap, size_t item, size_t want,

@@ -122,14 +122,7 @@ static int merge(Update *u, long s, unsigned depth, const uint8_t **items, size_
     if (!node) return build(u, s, depth, items, lo, hi, out);
     if (node[0] == 0x02) { /* a leaf: key || value hash, a record like the items */
         const uint8_t *old = node + 1;
-        size_t at = lo, top = hi;
-        while (at < top) {
-            size_t mid = at + (top - at) / 2;
-            if (memcmp(items[mid], old, 32) < 0)
-                at = mid + 1;
-            else
-                top = mid;
-        }
+        size_t at = plant_lower_bound(items, lo, hi, old);
         if (at < hi && memcmp(items[at], old, 32) == 0)
             return build(u, s, depth, items, lo, hi, out); /* the old key gets a new value */
         size_t n = hi - lo + 1;

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import plant_map_native
 import pytest
@@ -16,6 +18,8 @@ from hypothesis import strategies as st
 
 from shared.audit import map_feed
 from shared.integrity import map_memory
+
+T = TypeVar("T")
 
 _NAMES = st.one_of(
     st.sampled_from(["skill", "job_role", "certified", "draft", "x", "a" * 32]),
@@ -41,13 +45,18 @@ _VERSION = st.tuples(
 )
 
 
-def _both(versions, certificates, entities) -> tuple[bytes, list[str]]:
-    compiled = plant_map_native.head_records(versions, certificates, entities, map_feed._record)
+def _pure(run: Callable[[], T]) -> T:
+    """``run()`` with the extension switched off, as ``PLANT_AUDIT_PURE=1`` does."""
     native, map_memory.NATIVE = map_memory.NATIVE, None
     try:
-        pure = map_feed.head_records(versions, certificates, entities)
+        return run()
     finally:
         map_memory.NATIVE = native
+
+
+def _both(versions, certificates, entities) -> tuple[bytes, list[str]]:
+    compiled = plant_map_native.head_records(versions, certificates, entities, map_feed._record)
+    pure = _pure(lambda: map_feed.head_records(versions, certificates, entities))
     assert compiled == pure
     return pure
 
@@ -99,11 +108,7 @@ def _settled_both(versions: dict) -> dict:
     compiled = dict(versions)
     plant_map_native.head_digests(compiled, map_feed.settled)
     pure = dict(versions)
-    native, map_memory.NATIVE = map_memory.NATIVE, None
-    try:
-        map_feed.settle(pure)
-    finally:
-        map_memory.NATIVE = native
+    _pure(lambda: map_feed.settle(pure))
     assert compiled == pure
     return pure
 
