@@ -16,6 +16,7 @@ where one key explains it, the entity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -319,6 +320,7 @@ def _proven(
     except sparse_merkle.MissingNode as exc:
         invalid(state, idx, f"the stored map lacks a node: {exc}")
         return
+    named = len(state.findings)
     for (key, (entity_id, value)), proof in zip(ordered, proofs, strict=True):
         depth = len(proof.siblings)
         leaf = nodes.get((depth, int.from_bytes(key, "big") >> (sparse_merkle.DEPTH - depth)))
@@ -333,6 +335,32 @@ def _proven(
                 state, idx, f"the stored map does not prove the head the log gives: {exc}",
                 entity_id,
             )  # fmt: skip
+    if len(state.findings) == named:  # each proof holds from its siblings and leaf, yet
+        for key, (entity_id, _) in ordered:  # the check said no: a pointer on a path
+            broken = _broken_pointer(nodes, key)
+            if broken is not None:
+                invalid(
+                    state, idx, f"the stored node at depth {broken} on the head's path names "
+                    "a child that is not the node stored below it", entity_id,
+                )  # fmt: skip
+
+
+def _broken_pointer(nodes: Mapping[sparse_merkle.Address, bytes], key: bytes) -> int | None:
+    """The depth of the first stored node on ``key``'s path whose pointer towards the key is
+    not the hash of the node stored there. A proof reads only the siblings, so such a
+    rewrite leaves every proof holding; ``Pruned.proves`` checks the pointers too."""
+    bits, depth, index = int.from_bytes(key, "big"), 0, 0
+    node = nodes.get((0, 0))
+    while node is not None and node[:1] == sparse_merkle.INTERIOR:
+        bit = (bits >> (sparse_merkle.DEPTH - 1 - depth)) & 1
+        pointer = node[1 + 32 * bit : 33 + 32 * bit]
+        child = nodes.get((depth + 1, index << 1 | bit))
+        if pointer == sparse_merkle.EMPTY or child is None:
+            return None
+        if sparse_merkle.node_hash(child) != pointer:
+            return depth
+        depth, index, node = depth + 1, index << 1 | bit, child
+    return None
 
 
 def _replayed(state: AuditState, start: int, size: int) -> None:

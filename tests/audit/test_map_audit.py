@@ -214,6 +214,49 @@ def test_commits_built_on_a_rewritten_node_are_named_by_the_incremental_audit(
     ]
 
 
+def _pointer_towards(superuser, tenant: str, key: bytes) -> int:
+    """Where, in the top stratum's row, the depth-1 node on ``key``'s side holds its pointer
+    towards ``key`` (a record: position, 0x03, left hash, right hash)."""
+    with superuser.connect() as conn:
+        row = bytes(
+            conn.execute(
+                text("SELECT nodes FROM heads_map_strata WHERE tenant_id = :t AND prefix = ''"),
+                {"t": tenant},
+            ).scalar_one()
+        )
+    at = next(i for i in range(0, len(row), 66) if row[i] == 2 + (key[0] >> 7))
+    assert row[at + 1] == 3, "an interior node: the key shares its side with another"
+    return at + 2 + 32 * (key[0] >> 6 & 1)
+
+
+@pytest.mark.parametrize("sided_history", ["111", "011"], indirect=True)
+def test_a_pointer_on_a_changed_heads_path_rewritten_is_named_by_the_incremental_audit(
+    sided_history, attack, superuser, monkeypatch
+):
+    """Rewritten after the seal, a node's pointer towards a changed head is read by no proof
+    (a proof reads the siblings) and by no root rebuilt from the changed keys: before, only
+    a full audit named it. Now the incremental audit names the head and the node whose
+    pointer no longer names the node below it, compiled and pure alike."""
+    history = sided_history
+    history.audit("full")
+    history.amend(history.skills[2], 1, "writes safe Rust")
+    tlog.seal(history.tenant)
+    key = heads_map.entity_key(uuid.UUID(history.skills[2]))
+    attack(
+        "UPDATE heads_map_strata SET nodes = set_byte(nodes, :b, get_byte(nodes, :b) # 1) "
+        "WHERE tenant_id = :t AND prefix = ''",
+        t=history.tenant,
+        b=_pointer_towards(superuser, history.tenant, key),
+    )
+    _, *found = test_compiled_twin.incremental_both_ways(history.tenant, monkeypatch)
+    commit = _last_commit(superuser, history.tenant)
+    assert [(f["kind"], f["entity_id"], f["log_index"]) for f in found] == [
+        ("map_invalid", history.skills[2], commit)
+    ], found
+    assert "node at depth 0" in found[0]["detail"]  # the root's pointer to the rewritten node
+    assert _of(history.audit("full"), "map_invalid"), "the full audit names it too"
+
+
 @pytest.mark.parametrize("range_size", [copyread.RANGE, 2, 3])
 def test_a_clean_incremental_range_of_several_commits_has_no_map_finding(
     history, monkeypatch, range_size

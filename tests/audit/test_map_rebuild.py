@@ -4,8 +4,8 @@ keys and any changes (keys taken out where they had no head yet, values changed)
 walk (native/map_rebuild.c) and its pure-Python twin give the same roots, ask for the same
 nodes and name the same missing node, on clean and on tampered strata; ``Pruned.proves`` says
 yes, both ways, on a clean map and only when every changed head is proven as the audit proves
-it (a pointer on a path rewritten whose proofs still hold, from the siblings, is a no in which
-the audit's naming then finds nothing); and the audit's head encoding is the seal's."""
+it (a pointer on a path rewritten whose proofs still hold, from the siblings, is a no, which
+the audit names by the pointer: test_map_audit); and the audit's head encoding is the seal's."""
 
 from __future__ import annotations
 
