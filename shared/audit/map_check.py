@@ -266,7 +266,7 @@ def incremental(state: AuditState, replay: Replay, start: int, size: int) -> Non
     except sparse_merkle.MissingNode as exc:
         invalid(state, latest[0], f"the stored map lacks a node: {exc}")
         return
-    _proven(state, latest, replay, touched, pruned)
+    _proven(state, latest, replay, touched, pruned, digests)
 
 
 def _digests(replay: Replay, entities: set[str]) -> tuple[dict[bytes, bytes], list[str]]:
@@ -298,17 +298,19 @@ def _proven(
     replay: Replay,
     touched: set[str],
     pruned: map_rebuild.Pruned,
+    digests: dict[bytes, bytes],
 ) -> None:
     """The heads of the entities changed since the last verified commit, as the log gives
     them, proven by the stored map against the latest commit's root (the leaves too), from
     the stored paths already read of their keys (``pruned.nodes``): checked at once
-    (``Pruned.proves``), then, when they are not all proven, each named."""
+    (``Pruned.proves``, over ``digests``: their value hashes at that commit, as the roots
+    took them), then, when they are not all proven, each named."""
     idx, body = latest
     try:
         commit = heads_map.decode_commit(body)
     except heads_map.MalformedCommit:
         return  # named
-    if pruned.proves(commit.map_root, _digests(replay, touched)[0]):
+    if pruned.proves(commit.map_root, digests):
         return
     nodes = pruned.nodes
     ordered = sorted(replay.updates(touched).items(), key=lambda item: item[1][0])

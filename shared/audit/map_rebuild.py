@@ -115,9 +115,9 @@ class Pruned:
         leaf, whose sibling is not empty. Yes means the audit's proofs hold; no may also
         come of a pointer on a path rewritten where the proofs (which read the siblings)
         still hold: the caller then names what is wrong, if anything."""
-        records = b"".join(key + digests[key] for key in sorted(digests))
         if not self.pure:
             assert map_memory.NATIVE is not None
+            records = b"".join(key + digests[key] for key in sorted(digests))
             return bool(map_memory.NATIVE.proven(self.nodes.rows, root, records))
         if not digests:
             return True
