@@ -12,8 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(RUN_STAMP): $(BIN)/python requirements.txt pyproject.toml native/pyproject.toml native/setup.py \
-	native/plant_map_native.c native/strata_update.c native/plant_audit_rows.c native/map_rebuild.c \
-	native/plant_native.h
+	$(wildcard native/*.c native/*.h)
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@

@@ -27,5 +27,16 @@ def test_requirements_install_the_extension_and_the_archive_carries_its_source()
     assert "native" not in excludes
     assert {"native/build", "native/plant_map_native.egg-info"} <= set(excludes)
     setup = (ROOT / "native" / "setup.py").read_text()
-    for name in ("plant_map_native.c", "strata_update.c", "plant_audit_rows.c", "plant_native.h"):
-        assert f'"{name}"' in setup and (ROOT / "native" / name).is_file()
+    sources = sorted(path.name for path in (ROOT / "native").glob("*.[ch]"))
+    assert "plant_map_native.c" in sources and "plant_native.h" in sources
+    for name in sources:  # a source the build leaves out would be missing at run time
+        assert f'"{name}"' in setup, name
+
+
+def test_make_rebuilds_the_extension_when_any_of_its_sources_changes():
+    """`make run` and `make test` reinstall the requirements (and so recompile native/)
+    when a stamp is older than a source: a C file missing from the rule would leave a stale
+    extension in the venv after an edit."""
+    makefile = (ROOT / "Makefile").read_text()
+    prerequisites = makefile.split("$(RUN_STAMP):", 1)[1].split("\n\t$(BIN)", 1)[0]
+    assert "$(wildcard native/*.c native/*.h)" in prerequisites
