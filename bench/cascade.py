@@ -53,7 +53,7 @@ def bench_cascade(count: int) -> dict[str, Any]:
                 for i in range(half)
             ],
             "bench",
-        )
+        )["items"]
     ]
     agents = [
         item["id"]
@@ -70,7 +70,7 @@ def bench_cascade(count: int) -> dict[str, Any]:
                 for i, role in enumerate(roles)
             ],
             "bench",
-        )
+        )["items"]
     ]
     _certified(tenant, [industry_id, *roles, *agents])
     moved = [used, *roles, *agents]
