@@ -1,6 +1,7 @@
 """Where a bulk create's time goes, part by part (issue 27, decision 2): ``python -m
 bench.bulk_parts [--size N] [--repeats R]`` runs ``batches.create_batch`` of N seeded skills
-(10,000 unless told) R times on a fresh database (embedded unless DATABASE_URL is set) and
+(10,000 unless told) R times on a fresh database (embedded unless DATABASE_URL is set), into
+a new tenant or, with ``--into M``, a seeded tenant of M skills, and
 prints each part's wall time and share of the batch: the client's work before the
 transaction (input checks, ids, keys), the staging COPYs, each statement the server runs
 inside ``plant_batch_items`` and ``plant_batch_append`` (the key check, the tags, the
@@ -68,8 +69,9 @@ def _patched(owner: Any, name: str, wrap: Callable[[Any], Any]) -> Iterator[None
         setattr(owner, name, real)
 
 
-def one_batch(size: int) -> dict[str, float]:
-    """One timed batch into a new tenant: seconds per part, and ``total``."""
+def one_batch(size: int, tenant: str | None = None, start: int = 0) -> dict[str, float]:
+    """One timed batch into ``tenant`` (a new one unless named) of the seeded skills from
+    number ``start`` on: seconds per part, and ``total``."""
     from bench import seed
     from shared.config import APP_ROLE
     from shared.registry import batches
@@ -106,8 +108,9 @@ def one_batch(size: int) -> dict[str, float]:
 
         return run
 
-    bodies = seed.skill_bodies(seed.SEED, size)
-    author = Principal("bench", f"parts-{uuid.uuid4().hex[:8]}", frozenset({"author"}))
+    bodies = seed.skill_bodies(seed.SEED, size, start=start)
+    tenant = tenant or f"parts-{uuid.uuid4().hex[:8]}"
+    author = Principal("bench", tenant, frozenset({"author"}))
     with _patched(ledger, "create_versions", versions), _patched(staging, "copy_in", copies):
         started = time.perf_counter()
         batches.create_batch(author, "skills", bodies, "bench-parts")
@@ -130,13 +133,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--into",
+        type=int,
+        default=0,
+        help="batch into a seeded tenant of this many skills (kept across runs with "
+        "PLANT_BENCH_KEEP), not a new one: what a large tenant adds",
+    )
     args = parser.parse_args(argv)
-    from bench.db import setup_database
+    from bench import seed
+    from bench.db import setup_database, superuser
     from bench.report import _cpu_reference
 
     setup_database()
+    tenant = None
+    if args.into:
+        tenant = seed.seeded_tenant("parts", args.into)
     cpu = _cpu_reference()
-    runs = [one_batch(args.size) for _ in range(args.repeats)]
+    # into a seeded tenant: skills numbered past its own and earlier runs' (each batch adds
+    # as many entries as items, so its log size is past every number used)
+    taken = (seed.log_size(superuser(), tenant) or 0) if tenant else 0
+    runs = [one_batch(args.size, tenant, taken + k * args.size) for k in range(args.repeats)]
     total = statistics.median(r["total"] for r in runs)
     print(
         f"bulk create of {args.size:,} skills, {args.repeats} batches: median {total:.3f} s; "

@@ -8,7 +8,7 @@ FUNCTIONS = {
     "public.plant_append_versions(p_items jsonb)": "55816bd5d117b6c51715de7934b1f4f112418c20ae4c4debfbb077136a23eb66 plant_owner",
     "public.plant_batch_append(p_tenant text, p_kind text, p_actor text, p_at timestamp with time zone, p_first bigint)": "9aee788e73e4dcf5c0e55a796c5b2944d3195986372e1b41d1581eb1b69d1f8a plant_owner",
     "public.plant_batch_close(p_tenant text, p_first bigint, p_count bigint)": "2cfdfd50ad1392e57fa3331a13cc895c5e13f78a8b313c0b575b3e7ef2123f30 plant_owner",
-    "public.plant_batch_items(p_tenant text, p_kind text, p_first bigint)": "35ca1e5d0cdbbc37f2f1e0e6bed6400e438c7f9a5bdee57bd31b7a6ba31bae5d plant_owner",
+    "public.plant_batch_items(p_tenant text, p_kind text, p_first bigint)": "91263598dd3b27bcd2427d4fb6f4ebcb7f481bb4963edeaf249245011e8eccaa plant_owner",
     "public.plant_batch_open(p_tenant text, p_count bigint, p_refs uuid[], p_ref_indices bigint[])": "243ec4a35492c65105baa7adf7fcade9ef00ee035487759884917d313a64ca2e plant_owner",
     "public.plant_body_tags(p_body bytea)": "1668857c54b0c29acfe5ad53a7956927e7a988c5e82ee9e7b0e215a06182c4be plant_owner",
     "public.plant_check_pins(p_refs uuid[], p_ref_indices bigint[])": "a7e61a052815e61badd4c4f0b50ba43b119ace21593880c7bced1505958eae0d plant_owner",

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
+from shared.storage import ledger
 from shared.storage.engine import database
 
 HEADS = 300  # live skills of the tenant: a wrong plan reads them all
@@ -102,3 +103,61 @@ def _check(tenant: str, statistics: str, expected: list[tuple[str, int]]) -> Non
                 assert _probes(conn, tenant) == expected, (statistics, mode)
         conn.execute(text("RESET plan_cache_mode"))
         conn.commit()
+
+
+_INDEX_READS = text(  # index entries the backend's scans returned, not yet flushed
+    "SELECT c.relname, pg_stat_get_xact_tuples_returned(c.oid) FROM pg_class c "
+    "WHERE c.relname IN ('entity_heads_live_reading_1', 'entity_heads_live_reading_2')"
+)
+ITEMS = 40
+
+
+def test_a_batch_key_check_can_probe_the_reading_indexes_item_by_item(
+    database_url, superuser, tenant
+):
+    """Migration 0034: the batch's key check may look each item's readings up in the
+    reading indexes (the plan the planner takes into a large tenant, where hashing the items
+    with every live head of the kind read a million index entries). With hash and merge
+    joins off, the nested loop it is left with probes: the reading indexes return the one
+    holder, not every live head once an item. Before 0034 the join's reading was an
+    expression the tenant policy keeps out of an index condition, and each item read every
+    seeded head of the kind."""
+    _seed(superuser, tenant)
+    with superuser.connect() as conn:
+        conn.execute(text("ANALYZE entity_heads"))
+    holder = "seeded 7"
+    with superuser.connect() as conn:
+        held = conn.execute(
+            text("SELECT entity_id FROM entity_heads WHERE tenant_id = :t AND name = :n"),
+            {"t": tenant, "n": holder},
+        ).scalar_one()
+    with database().engine.connect() as conn, conn.begin():
+        assert conn.execute(text("SELECT current_user")).scalar_one() == "plant_app"
+        conn.execute(text("SET LOCAL enable_hashjoin = off"))
+        conn.execute(text("SET LOCAL enable_mergejoin = off"))
+        conn.execute(ledger._ITEMS)  # the batch's own temporary table
+        conn.execute(
+            text(
+                "INSERT INTO pg_temp.plant_items SELECT i, gen_random_uuid(), 'new ' || i, "
+                "'technical', 'new ' || i || U&'\\2063' || 'new two ' || i, '{}' "
+                "FROM generate_series(0, :n - 1) AS i"
+            ),
+            {"n": ITEMS},
+        )
+        conn.execute(  # the last item's first reading is a seeded head's
+            text(
+                "INSERT INTO pg_temp.plant_items VALUES "
+                "(:n, gen_random_uuid(), 'taken', 'technical', 'one 7' || U&'\\2063' || 'x', '{}')"
+            ),
+            {"n": ITEMS},
+        )
+        before = dict(conn.execute(_INDEX_READS).all())
+        refused = conn.execute(
+            text("SELECT * FROM plant_batch_items(:t, 'skill', 0)"), {"t": tenant}
+        ).all()
+        after = dict(conn.execute(_INDEX_READS).all())
+        conn.rollback()
+    assert [tuple(r) for r in refused] == [(ITEMS, held, holder)]
+    read = {name: after[name] - before[name] for name in after}
+    assert read["entity_heads_live_reading_1"] == 1, read  # the holder, found by its probe
+    assert read["entity_heads_live_reading_2"] == 0, read
