@@ -7,14 +7,14 @@ that are not leakproof (``plant_key_reading`` is ``NULLIF(split_part(...))``) is
 index condition of the inner side, so the planner could only hash or merge the items with
 every live head of the kind. Into a tenant of 1,000,000 skills it merged: the walk of
 ``entity_heads_live_reading_1`` read about a million index entries and 980,000 buffers
-(7.7 s on the local PostgreSQL 15; a 10,000-item batch into that tenant took 7 s in the full
-benchmark, against 0.7 s before the uniqueness readings).
+(7.7 s on the local PostgreSQL 15 at load 12; a 10,000-item batch into that tenant took 7 s
+in the full benchmark of 2026-12-07, against 0.7 s in that of 2026-12-02).
 
 Each item's reading is now made in a subquery kept apart by ``OFFSET 0``, so the join
 compares the reading column with a plain value: a probe of the reading index an item
 becomes a path the planner may take, and takes when the tenant is large (0.29 s there:
-20,000 probes), while it still hashes the items against a small or new tenant's heads (as
-before, 0.08-0.10 s for 10,000 items). Which items are refused, and with which holder, does
+20,000 probes), while it still hashes the items against a small or new tenant's heads
+(0.08-0.10 s for 10,000 items, as before). Which items are refused, and with which holder, does
 not change.
 
 Revision ID: 0034
