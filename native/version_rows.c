@@ -34,7 +34,20 @@ typedef struct {
  * escape where `plain`), or a backslash and a 'u' side by side (so that a body holding the
  * bytes \u0000, which versions.version reads whole, is always Python's). */
 static const uint8_t *string_end(const uint8_t *p, const uint8_t *end, int plain) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     for (p++; p < end;) {
+        /* eight printable ASCII bytes, none a quote or a backslash, at a time */
+        while (end - p >= 8) {
+            uint64_t x, quote, slash;
+            memcpy(&x, p, 8);
+            quote = x ^ (ones * '"');
+            slash = x ^ (ones * '\\');
+            if ((((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
+                 ((slash - ones) & ~slash) | x) & high)
+                break; /* one of them is not: byte by byte */
+            p += 8;
+        }
+        if (p >= end) break;
         uint8_t c = *p;
         if (c == '"') return p + 1;
         if (c < 0x20) return NULL;
@@ -84,15 +97,25 @@ static const uint8_t *integer_end(const uint8_t *p, const uint8_t *end) {
     return p;
 }
 
+/* The members of an object to find: their names (NULL-terminated, in the order the values
+ * go to `found`), and for each, where it is an object, those to find in it (or NULL);
+ * `nulls`: every value must be null. */
+typedef struct wanted {
+    const char *const *names;
+    span_t *found;
+    const struct wanted *inner;
+    int nulls;
+} wanted_t;
+
 static const uint8_t *object_end(const uint8_t *p, const uint8_t *end, int depth,
-                                 const char *const *names, span_t *found, int nulls);
+                                 const wanted_t *wanted);
 
 /* One past the JSON value at `p`, or NULL where it is not of the strict shape. */
 static const uint8_t *value_end(const uint8_t *p, const uint8_t *end, int depth) {
     if (p >= end || depth > MAX_DEPTH) return NULL;
     switch (*p) {
     case '{':
-        return object_end(p, end, depth + 1, NULL, NULL, 0);
+        return object_end(p, end, depth + 1, NULL);
     case '[':
         p++;
         if (p < end && *p == ']') return p + 1;
@@ -117,10 +140,10 @@ static const uint8_t *value_end(const uint8_t *p, const uint8_t *end, int depth)
 
 /* One past the object at `p`, or NULL: a member name with an escape, names not in strictly
  * increasing byte order (so none twice), a value not of the strict shape, or (`nulls`) a
- * value that is not null. The values of the members named in `names` (NULL-terminated) go
- * to `found`, in the same order. */
+ * value that is not null. The values of the members `wanted` names go to its `found`; one
+ * that is an object is walked for its own `inner` members as it is checked. */
 static const uint8_t *object_end(const uint8_t *p, const uint8_t *end, int depth,
-                                 const char *const *names, span_t *found, int nulls) {
+                                 const wanted_t *wanted) {
     const uint8_t *last = NULL;
     Py_ssize_t last_len = 0;
     if (depth > MAX_DEPTH) return NULL;
@@ -138,14 +161,26 @@ static const uint8_t *object_end(const uint8_t *p, const uint8_t *end, int depth
         last = name;
         last_len = len;
         const uint8_t *value = after + 1;
-        p = nulls ? (end - value >= 4 && !memcmp(value, "null", 4) ? value + 4 : NULL)
-                  : value_end(value, end, depth);
+        int i = 0;
+        if (wanted && wanted->names) {
+            for (; wanted->names[i]; i++)
+                if ((size_t)len == strlen(wanted->names[i]) &&
+                    !memcmp(name, wanted->names[i], (size_t)len))
+                    break;
+            if (!wanted->names[i]) i = -1;
+        } else {
+            i = -1;
+        }
+        if (wanted && wanted->nulls)
+            p = end - value >= 4 && !memcmp(value, "null", 4) ? value + 4 : NULL;
+        else if (i >= 0 && wanted->inner && wanted->inner[i].names && value < end && *value == '{')
+            p = object_end(value, end, depth + 1, &wanted->inner[i]);
+        else
+            p = value_end(value, end, depth);
         if (!p || p >= end) return NULL;
-        for (int i = 0; names && names[i]; i++) {
-            if ((size_t)len == strlen(names[i]) && !memcmp(name, names[i], (size_t)len)) {
-                found[i].at = value;
-                found[i].end = p;
-            }
+        if (i >= 0) {
+            wanted->found[i].at = value;
+            wanted->found[i].end = p;
         }
         if (*p == '}') return p + 1;
         if (*p++ != ',') return NULL;
@@ -183,16 +218,16 @@ static int scan(const uint8_t *body, Py_ssize_t len, checked_t *out) {
     const uint8_t *end = body + len;
     span_t top[5] = {{0}}, identity[4] = {{0}}, status[1] = {{0}}, category[1] = {{0}},
            version[1] = {{0}};
-    if (len < 2 || *body != '{' || object_end(body, end, 1, TOP, top, 0) != end) return 0;
+    static const char *const nulls[] = {NULL}; /* relationships: any member, each null */
+    const wanted_t sections[5] = {{IDENTITY, identity, NULL, 0},
+                                  {STATUS, status, NULL, 0},
+                                  {CATEGORY, category, NULL, 0},
+                                  {nulls, NULL, NULL, 1},
+                                  {VERSION, version, NULL, 0}};
+    const wanted_t wanted = {TOP, top, sections, 0};
+    if (len < 2 || *body != '{' || object_end(body, end, 1, &wanted) != end) return 0;
     for (int i = 0; i < 5; i++)
         if (!top[i].at || *top[i].at != '{') return 0;
-    /* each section's members again, now to find them (already known to be strict) */
-    if (!object_end(top[0].at, top[0].end, 2, IDENTITY, identity, 0) ||
-        !object_end(top[1].at, top[1].end, 2, STATUS, status, 0) ||
-        !object_end(top[2].at, top[2].end, 2, CATEGORY, category, 0) ||
-        !object_end(top[3].at, top[3].end, 2, NULL, NULL, 1) ||
-        !object_end(top[4].at, top[4].end, 2, VERSION, version, 0))
-        return 0;
     if (!plain_string(identity[0], &out->entity_type) || !plain_string(identity[1], &out->id) ||
         !plain_string(identity[2], &out->name) || !plain_string(identity[3], &out->tenant) ||
         !plain_string(status[0], &out->status))
