@@ -12,6 +12,7 @@ setup(
                 "plant_audit_rows.c",
                 "head_checks.c",
                 "map_rebuild.c",
+                "version_rows.c",
             ],
             depends=["plant_native.h"],
             extra_compile_args=["-O2"],

@@ -19,7 +19,8 @@ Version = tuple[int, str, int, bytes, str | None]  # index, kind, version, leaf 
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _NAMES: dict[str, bytes | None] = {}  # kind or status -> its length-prefixed bytes, if valid
-_KINDS: dict[str, str] = {}  # a kind as first read: each version's kind is this string
+# a kind as first read: each version's kind is this string (the extension interns in it too)
+KINDS: dict[str, str] = {}
 _U64 = 1 << 64
 _NO_CERTIFICATE = bytes(9)
 
@@ -48,7 +49,7 @@ class Feed:
         """An entry read, in index order (``status`` only of a version)."""
         segment = self.segments[-1]
         if entry_type == "version":
-            kind = _KINDS.setdefault(kind, kind)  # one string a kind, not one an entity
+            kind = KINDS.setdefault(kind, kind)  # one string a kind, not one an entity
             segment.versions[entity_id] = (idx, kind, version, leaf, status)
         elif entry_type == "certificate":
             segment.certificates[entity_id] = idx

@@ -6,7 +6,7 @@ Entries up to a sealed checkpoint never change, so each part reads its ranges in
 of its own. The log up to the checkpoint is cut as the entries pass cuts it for its worker
 processes (``entries.split``; narrower ranges, a power of two wide, when the log is small, so
 that every part has some), and part ``index`` of ``count`` takes the index-th share of those
-ranges. For each range it keeps what a worker hands back (``entries.Scanned``: findings, the
+ranges. For each range it keeps what a worker hands back (``entry_ranges.Scanned``: findings, the
 range's subtree hashes, each entity's summary and first version there, the rows the later
 passes need) and writes them, signed, to ``_audit-parts/<tenant>/<execution>/<index>``.
 
@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from shared.audit import checkpoints, entries, receipts
-from shared.audit.entries import Kept, Scanned
+from shared.audit import checkpoints, entries, entry_ranges, receipts
+from shared.audit.entry_ranges import Scanned
+from shared.audit.entry_rows import Kept
 from shared.audit.findings import Finding
 from shared.audit.state import AuditState, Row, summary
 from shared.config import settings
@@ -132,7 +133,7 @@ def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]
         return {"tenant": tenant, "execution": execution, "index": index, "kept": name}
     size, root = _sealed(tenant)
     mine = share(size, count, index)
-    scanned = [_packed(entries.scan(tenant, None, low, high, set())) for low, high in mine]
+    scanned = [_packed(entry_ranges.scan(tenant, None, low, high, set())) for low, high in mine]
     found = _receipts(tenant, mine[0][0], mine[-1][1]) if mine else []
     header = {
         "format": FORMAT,

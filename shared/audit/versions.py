@@ -24,7 +24,8 @@ _RELATION_FIELDS = {
     for kind in KINDS.values()
 }
 
-_NAMES: dict[str, str] = {}  # kinds, statuses, categories: shared by the summaries
+# kinds, statuses, categories: shared by the summaries (the extension interns in it too)
+NAMES: dict[str, str] = {}
 
 
 class _Identity(msgspec.Struct):
@@ -129,11 +130,11 @@ def version(
     elif known is not None or number != 1 or prev_digest is not None:  # else: nothing to link
         link(state, kind, entity_id, number, prev_digest, index, known)
     if known is None or number > known.version:
-        status = _NAMES.setdefault(doc.lifecycle.status, doc.lifecycle.status)
-        kind = _NAMES.setdefault(kind, kind)  # one string per kind, not per entity
+        status = NAMES.setdefault(doc.lifecycle.status, doc.lifecycle.status)
+        kind = NAMES.setdefault(kind, kind)  # one string per kind, not per entity
         category = doc.metadata.category
         if category is not None:
-            category = _NAMES.setdefault(category, category)
+            category = NAMES.setdefault(category, category)
         # the index of version 1, when this pass read it
         first = known.first if known is not None else (index if number == 1 else None)
         state.latest[entity_id] = summary(

@@ -9,6 +9,9 @@ of the plain shape the C handles (the twin then answers, so an odd input cannot 
   rules' ``names``, a layer above this package).
 - ``entry_hashes``: the entries pass's hashes of a batch of rows (each body's leaf and
   digest, compared with the row's columns and the stored level-0 hashes).
+- ``version_rows``: the entries pass's plain versions taken in (``native/version_rows.c``);
+  its twin is the pass's own row loop (``shared.audit.entry_rows``), which takes every row
+  the extension does not.
 - The binary COPY rows (``copyread.BinaryCopyReader.messages``) call the extension there.
 
 Every hash is SHA-256 computed in this process (the extension's own code, or hashlib).
@@ -70,3 +73,22 @@ def entry_hashes(
             flag |= DIGEST_DIFFERS
         flags.append(flag)
     return b"".join(leaves), bytes(flags)
+
+
+def version_rows(
+    rows: list[tuple[Any, ...]], flags: bytes, at: int, expected: int, state: Any,
+    names: dict[str, str], kinds: dict[str, str], summary: type, feed: dict[str, Any] | None,
+) -> tuple[int, int]:  # fmt: skip
+    """The entries pass's rows from ``at`` taken in by the extension while each is a plain
+    version whose checks find nothing (``native/version_rows.c`` says which): its summary
+    into ``state.latest`` and its map tuple into ``feed``, exactly as the pass's Python loop
+    would; returns where it stopped and the index expected there. Pure (no extension): none
+    taken, ``(at, expected)``, and that loop takes every row."""
+    native = map_memory.NATIVE
+    if native is None:
+        return at, expected
+    taken: tuple[int, int] = native.version_rows(
+        rows, flags, at, expected, state.reported, state.latest, state.irregular, state.tenant,
+        names, kinds, summary, feed,
+    )  # fmt: skip
+    return taken

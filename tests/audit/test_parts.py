@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from shared import tlog
-from shared.audit import entries, parts, receipts, runs
+from shared.audit import entry_ranges, parts, receipts, runs
 from shared.integrity import canonical, digests, note
 from tests.audit import test_parallel_scan as scan_attacks
 from tests.support import tampering
@@ -60,15 +60,15 @@ def _alike(history, count: int = COUNT) -> tuple[list, dict]:
 
 @pytest.fixture
 def read_ranges(monkeypatch) -> list[tuple[int, int]]:
-    """The ranges the audit's own process reads (``entries._range``), in order."""
+    """The ranges the audit's own process reads (``entry_ranges.read``), in order."""
     read: list[tuple[int, int]] = []
-    original = entries._range
+    original = entry_ranges.read
 
     def recorded(state, low, high, builder, kept):
         read.append((low, high))
         return original(state, low, high, builder, kept)
 
-    monkeypatch.setattr(entries, "_range", recorded)
+    monkeypatch.setattr(entry_ranges, "read", recorded)
     return read
 
 
