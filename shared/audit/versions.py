@@ -110,6 +110,10 @@ def version(
     """
     try:
         doc = _read_checked(body)
+        if not body.isascii():  # msgspec skips the members it does not read unchecked:
+            body.decode()  # bytes that are not UTF-8 there are no version the registry writes
+        # rare: a NUL, confirmed (or not) by reading the whole document
+        whole = canonical.read(body) if b"\\u0000" in body else None
     except ValueError:
         return "body"
     if doc.identity.id != entity_id:
@@ -140,17 +144,16 @@ def version(
         state.latest[entity_id] = summary(
             (index, number, digest, status, kind, fields, doc.identity.name, category, first)
         )
-    if b"\\u0000" in body:  # rare: confirmed (or not) by parsing the whole document
-        _unstorable(state, index, kind, entity_id, number, body)
+    if whole is not None:
+        _unstorable(state, index, kind, entity_id, number, whole)
     return None
 
 
 def _unstorable(
-    state: AuditState, index: int, kind: str, entity_id: str, number: int, body: bytes
+    state: AuditState, index: int, kind: str, entity_id: str, number: int, doc: Any
 ) -> None:
     """A version holding text the registry refuses at input (a NUL, which jsonb cannot hold):
     written past the checks, so named, by its first field path (all in ``fields``)."""
-    doc = canonical.read(body)
     found = [
         (section, path)
         for section in documents.SECTIONS
