@@ -12,7 +12,7 @@ FUNCTIONS = {
     "public.plant_batch_open(p_tenant text, p_count bigint, p_refs uuid[], p_ref_indices bigint[])": "243ec4a35492c65105baa7adf7fcade9ef00ee035487759884917d313a64ca2e plant_owner",
     "public.plant_body_tags(p_body bytea)": "1668857c54b0c29acfe5ad53a7956927e7a988c5e82ee9e7b0e215a06182c4be plant_owner",
     "public.plant_check_pins(p_refs uuid[], p_ref_indices bigint[])": "a7e61a052815e61badd4c4f0b50ba43b119ace21593880c7bced1505958eae0d plant_owner",
-    "public.plant_current_proof(p_tenant text, p_entity uuid, p_size bigint, p_held bigint, p_width bigint)": "ad3cdf6c8817277968e42ffae6ee6881b7dc66f565d7f04c74f7ff5d318fdc35 plant_owner",
+    "public.plant_current_proof(p_tenant text, p_entity uuid, p_size bigint, p_held bigint, p_width bigint, p_strata integer, p_from integer)": "b03e9fd9215d3f7c9db9d6d4cbf53efc925a18386ed6b21fff4fb6930523c89a plant_owner",
     "public.plant_fold_name(p text)": "0499455c08d2eaf1b38a7250884b5341e6559ac9ea9868a15d898d99333cb7f8 plant_owner",
     "public.plant_key_reading(p_key text, p_place integer)": "58474f18e07598c60f33b8a3fa66f5386c2511ac5f5af2dd09ccfb51fcec1cd3 plant_owner",
     "public.plant_node_hashes(p_keys bigint[])": "91fc5e2e38bcc5ae6cd216ba0347866028cdca8fa258811fc50ca014b6b6f565 plant_owner",

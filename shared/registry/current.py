@@ -13,12 +13,13 @@ document with ``head`` null: a proof of absence. ``shared.evidence.current`` ver
 offline; docs/formats.md spells it out.
 
 What every proof against one checkpoint shares (its note, the commit entry with its
-inclusion proof, the log's right-edge subtrees and its narrow upper levels) is immutable once
-signed, so the route keeps it per process (``_FIXED``) and tells the statement which
-checkpoint it holds: the statement still reads the latest checkpoint, and when that is a
-newer one it sends the fixed parts again (one read per seal), so no proof is ever served
-against an older checkpoint than the latest. Like ``tree.CachedNodes``, only for proofs
-served to clients, who verify them; audits read the database itself.
+inclusion proof, the log's right-edge subtrees and its narrow upper levels, the map's top two
+levels of strata) is immutable once signed, so the route keeps it per process (``_FIXED``)
+and tells the statement which checkpoint it holds: the statement still reads the latest
+checkpoint, and when that is a newer one it sends the fixed parts again (one read per seal),
+so no proof is ever served against an older checkpoint than the latest, nor with a stratum
+held from one. Like ``tree.CachedNodes``, only for proofs served to clients, who verify them;
+audits read the database itself.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from shared.integrity import digests, heads_map, merkle, sparse_merkle
 from shared.rules import path_params
 from shared.rules.kinds import resolve_kind
 from shared.security.principal import READ_ROLES, Principal
-from shared.storage import proof_reads, tree
+from shared.storage import map_strata, proof_reads, proof_reply, tree
 from shared.storage.engine import database
 from shared.tlog import map_commit
 
@@ -45,17 +46,22 @@ FORMAT = "plant-current-proof/1"
 @dataclass(frozen=True)
 class Fixed:
     """The parts of every proof against the checkpoint of ``size``: its note, the entry at
-    size - 1 with its inclusion proof (as the document holds it), and the log nodes held."""
+    size - 1 with its inclusion proof (as the document holds it), the log nodes held and the
+    map's strata of its top ``proof_reads.HELD_STRATA`` levels (``strata``, of ``weight``
+    bytes)."""
 
     size: int
     note: str
     commit: tuple[str, bytes]
     commit_entry: dict[str, Any]
     nodes: dict[tree.Key, bytes]
+    strata: map_strata.Strata
+    weight: int
 
 
 _FIXED: dict[str, Fixed] = {}  # by database and tenant
 _FIXED_SCOPES = 256  # tenants held at most; the oldest goes first
+_FIXED_BYTES = 64 << 20  # their strata's bytes at most (4.3 MB for a map of 1,000,000)
 _FIXED_LOCK = threading.Lock()  # for the writers (once per seal and tenant); reads need none
 
 
@@ -72,13 +78,17 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     db = database()
     scope = f"{db.engine.url.database}/{principal.tenant}"
     fixed = _FIXED.get(scope)
+    strata = proof_reads.HELD_STRATA
+    start = 0
+    if fixed is not None:
+        start = proof_reads.start_below(heads_map.entity_key(uuid.UUID(entity_id)), fixed.strata)
     with db.autocommit() as conn:
         parts = proof_reads.current_parts(
-            conn, principal.tenant, entity_id, None, fixed.size if fixed else 0
+            conn, principal.tenant, entity_id, None, fixed.size if fixed else 0, strata, start
         )
         if parts is not None and parts.held and not _unchanged(parts, fixed):
             # rewritten since it was held: what is stored now decides, as without holding
-            parts = proof_reads.current_parts(conn, principal.tenant, entity_id, None, 0)
+            parts = proof_reads.current_parts(conn, principal.tenant, entity_id, None, 0, strata)
     if parts is None:
         raise NotFound("the log has no checkpoint yet (POST /log/seal)")
     if parts.held:
@@ -88,25 +98,33 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     return doc
 
 
-def _unchanged(parts: proof_reads.CurrentParts, fixed: Fixed | None) -> bool:
+def _unchanged(parts: proof_reply.CurrentParts, fixed: Fixed | None) -> bool:
     """Whether the note and commit entry read are those held (the statement says ``held``
     only for the size it was sent, so ``fixed`` is that checkpoint's)."""
     assert fixed is not None and fixed.size == parts.size
     return (parts.note, parts.commit) == (fixed.note, fixed.commit)
 
 
-def _hold(scope: str, parts: proof_reads.CurrentParts, commit_entry: dict[str, Any]) -> None:
+def _hold(scope: str, parts: proof_reply.CurrentParts, commit_entry: dict[str, Any]) -> None:
     """Keep the fixed parts of ``parts``' checkpoint: the levels from ``parts.top`` up whole,
-    and below it the right edge's subtrees and the commit's siblings."""
+    below it the right edge's subtrees and the commit's siblings, and the map's strata sent
+    whole (the oldest scopes go while those held weigh more than ``_FIXED_BYTES``)."""
     size, top = parts.size, parts.top
     assert parts.commit is not None  # _document checked it
     low = {(lv, (size >> lv) - 1) for lv in range(top) if (size >> lv) & 1}
     low.update((lv, ((size - 1) >> lv) ^ 1) for lv in range(top))
     nodes = {k: v for k, v in parts.log_nodes.items() if k[0] >= top or k in low}
+    try:
+        strata = proof_reply.held_strata(parts.whole_strata, proof_reads.HELD_STRATA)
+    except map_strata.MalformedStratum:
+        return  # not held: each proof reads every part, and a path through it is refused
+    weight = len(parts.whole_strata)
     with _FIXED_LOCK:
         _FIXED.pop(scope, None)
-        _FIXED[scope] = Fixed(size, parts.note, parts.commit, commit_entry, nodes)
-        while len(_FIXED) > _FIXED_SCOPES:
+        _FIXED[scope] = Fixed(size, parts.note, parts.commit, commit_entry, nodes, strata, weight)
+        while len(_FIXED) > _FIXED_SCOPES or (
+            len(_FIXED) > 1 and sum(f.weight for f in _FIXED.values()) > _FIXED_BYTES
+        ):
             del _FIXED[next(iter(_FIXED))]
 
 
@@ -126,7 +144,7 @@ def document(
     return _document(tenant, parts, last.note, entity_id, kind)
 
 
-def _head(parts: proof_reads.CurrentParts, entity_id: str) -> heads_map.Head | None:
+def _head(parts: proof_reply.CurrentParts, entity_id: str) -> heads_map.Head | None:
     """The entity's head after entries [0, size - 1), as the commit at size - 1 holds it:
     its newest version below the commit and, when that states ``certified``, its newest
     certificate below it (the seal's rule, ``map_commit.head_of``)."""
@@ -144,7 +162,7 @@ def _head(parts: proof_reads.CurrentParts, entity_id: str) -> heads_map.Head | N
 
 def _document(
     tenant: str,
-    parts: proof_reads.CurrentParts,
+    parts: proof_reply.CurrentParts,
     note: str,
     entity_id: str,
     kind: str | None,
@@ -163,9 +181,12 @@ def _document(
     head = _head(parts, entity_id)
     if head is not None and kind is not None and head.kind != kind:
         raise NotFound(f"no {kind} {entity_id}")
-    nodes = proof_reads.ReadNodes(parts, None if fixed is None else fixed.nodes)
+    if fixed is None:
+        nodes = proof_reads.ReadNodes(parts)
+    else:
+        nodes = proof_reads.ReadNodes(parts, fixed.nodes, fixed.strata)
     try:
-        proof = sparse_merkle.prove(nodes, heads_map.entity_key(uuid.UUID(entity_id)))
+        proof = sparse_merkle.prove(nodes, parts.key)
     except sparse_merkle.MissingNode as exc:
         raise IntegrityViolation(f"the stored map: {exc}", finding="map_invalid") from exc
     indices = [size - 1]

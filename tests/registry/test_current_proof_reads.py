@@ -1,6 +1,6 @@
-"""The one-statement read behind current-version proofs (``plant_current_proof``, migration
-0018): one statement a proof, the very proofs the statement-by-statement reads give, nothing
-of another tenant's, and stored nodes rewritten still failing the served proof."""
+"""The one-statement read behind current-version proofs (``plant_current_proof``, migrations
+0018 to 0032): one statement a proof, the very proofs the statement-by-statement reads give,
+nothing of another tenant's, and stored nodes rewritten still failing the served proof."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from shared.evidence import current as verifier
 from shared.integrity import heads_map, merkle, sparse_merkle
 from shared.registry import current
 from shared.security.principal import Principal
-from shared.storage import map_nodes, proof_reads, tree
+from shared.storage import map_nodes, proof_reads, proof_reply, tree
 from shared.storage.engine import database
 from shared.tlog import keys
 
@@ -117,6 +117,7 @@ def test_the_app_role_reads_nothing_of_another_tenant(api, tenant, app, make_tok
     with database().autocommit() as conn:
         role = conn.execute(text("SELECT current_user")).scalar_one()
         parts = proof_reads.current_parts(conn, tenant, theirs, None)
+        filling = proof_reads.current_parts(conn, tenant, theirs, None, 0, 2)
         with superuser.connect() as su:
             their_size = su.execute(
                 text("SELECT max(size) FROM checkpoints WHERE tenant_id = :t"), {"t": other}
@@ -146,6 +147,10 @@ def test_the_app_role_reads_nothing_of_another_tenant(api, tenant, app, make_tok
     assert parts is not None and parts.version is None and parts.certificate is None
     assert parts.size in my_sizes
     assert set(parts.map_nodes.rows.values()) <= my_map and set(parts.log_nodes.values()) <= my_log
+    # the strata sent whole to be held (migration 0032): this tenant's, none of the other's
+    assert filling is not None and not filling.held
+    held = proof_reply.held_strata(filling.whole_strata, 2).rows
+    assert held and set(held.values()) <= my_map and set(filling.log_nodes.values()) <= my_log
     # served: the other tenant's entity is absent from this tenant's map, provably
     doc = current.current_proof(_reader(tenant), "skills", theirs)
     assert doc["head"] is None and verifier.check(doc, _vkeys()).tenant == tenant
