@@ -4,7 +4,7 @@ migrations install (``shared.audit.defences``). Generated: ``python -m
 shared.audit.defences`` against a freshly migrated database; never edited by hand."""
 
 FUNCTIONS = {
-    "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "0e30a7b378372c196cf6dac6ea7553db6a06145e058e7a6c13c37065e0a1c763 plant_owner",
+    "public.plant_append_version(p_tenant text, p_kind text, p_entity uuid, p_version integer, p_body bytea, p_digest bytea, p_leaf bytea, p_prev bytea, p_field_hashes bytea, p_actor text, p_status text, p_name text, p_category text, p_unique_key text, p_check_unique boolean, p_at timestamp with time zone, p_expect_index bigint, p_refs uuid[], p_ref_indices bigint[])": "0f3e01747e263eb261bb9d434074ff2f6c6e55554034f518c0b9c41b7fa51b88 plant_owner",
     "public.plant_append_versions(p_items jsonb)": "55816bd5d117b6c51715de7934b1f4f112418c20ae4c4debfbb077136a23eb66 plant_owner",
     "public.plant_batch_append(p_tenant text, p_kind text, p_actor text, p_at timestamp with time zone, p_first bigint)": "9aee788e73e4dcf5c0e55a796c5b2944d3195986372e1b41d1581eb1b69d1f8a plant_owner",
     "public.plant_batch_close(p_tenant text, p_first bigint, p_count bigint)": "2cfdfd50ad1392e57fa3331a13cc895c5e13f78a8b313c0b575b3e7ef2123f30 plant_owner",
