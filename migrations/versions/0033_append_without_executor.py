@@ -21,7 +21,7 @@ What is written and refused is unchanged: the same rows, the same counter, the s
 logged twice), in the same order of checks.
 
 Revision ID: 0033
-Revises: 0031
+Revises: 0032
 """
 
 from alembic import op
@@ -29,7 +29,7 @@ from alembic import op
 from shared.storage.migrate import migration_module
 
 revision = "0033"
-down_revision = "0031"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 

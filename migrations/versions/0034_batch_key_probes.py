@@ -18,7 +18,7 @@ becomes a path the planner may take, and takes when the tenant is large (0.29 s 
 not change.
 
 Revision ID: 0034
-Revises: 0031
+Revises: 0033
 """
 
 from alembic import op
@@ -26,7 +26,7 @@ from alembic import op
 from shared.storage.migrate import migration_module
 
 revision = "0034"
-down_revision = "0031"
+down_revision = "0033"
 branch_labels = None
 depends_on = None
 
