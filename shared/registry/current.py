@@ -83,12 +83,17 @@ def current_proof(principal: Principal, slug: str, raw_id: str) -> dict[str, Any
     if fixed is not None:
         start = proof_reads.start_below(heads_map.entity_key(uuid.UUID(entity_id)), fixed.strata)
     with db.autocommit() as conn:
-        parts = proof_reads.current_parts(
-            conn, principal.tenant, entity_id, None, fixed.size if fixed else 0, strata, start
-        )
-        if parts is not None and parts.held and not _unchanged(parts, fixed):
-            # rewritten since it was held: what is stored now decides, as without holding
-            parts = proof_reads.current_parts(conn, principal.tenant, entity_id, None, 0, strata)
+        try:
+            parts = proof_reads.current_parts(
+                conn, principal.tenant, entity_id, None, fixed.size if fixed else 0, strata, start
+            )
+            if parts is not None and parts.held and not _unchanged(parts, fixed):
+                # rewritten since it was held: what is stored now decides, as without holding
+                parts = proof_reads.current_parts(
+                    conn, principal.tenant, entity_id, None, 0, strata
+                )
+        except proof_reply.MalformedReply as exc:  # the database's function answered wrong
+            raise IntegrityViolation(f"the proof's parts as the database sent them: {exc}") from exc
     if parts is None:
         raise NotFound("the log has no checkpoint yet (POST /log/seal)")
     if parts.held:

@@ -204,3 +204,29 @@ def test_the_map_commit_dropped_or_reordered_is_refused(api, tenant, superuser):
     response = api.get(f"/skills/{skill}/proof/current")
     assert response.status_code == 409
     assert response.json["finding"] == "map_invalid"
+
+
+def test_a_proof_function_replaced_to_answer_garbage_is_refused_not_served(api, tenant, superuser):
+    """An insider who replaces ``plant_current_proof`` so that it answers bytes that are
+    not its packed reply (one byte; a header and nothing after it) gets a 409 problem
+    naming the reply, never a 500 and never a document built from them."""
+    skill = api.skill("one")
+    tlog.seal(tenant)
+    assert api.get(f"/skills/{skill}/proof/current").status_code == 200
+    with superuser.connect() as conn:
+        original = conn.execute(
+            text("SELECT pg_get_functiondef(CAST('plant_current_proof' AS regproc))")
+        ).scalar_one()
+    header = original[: original.index("AS $function$")]
+    try:
+        for answer in ("'\\x00'", "'\\x" + "00" * 40 + "'"):
+            with superuser.begin() as conn:
+                conn.exec_driver_sql(f"{header}AS $f$ BEGIN RETURN {answer}; END $f$")
+            response = api.get(f"/skills/{skill}/proof/current")
+            assert response.status_code == 409, (answer, response.status_code)
+            assert response.headers["Content-Type"] == "application/problem+json"
+            assert "the proof's parts as the database sent them" in response.json["detail"]
+    finally:
+        with superuser.begin() as conn:
+            conn.exec_driver_sql(original)
+    assert api.get(f"/skills/{skill}/proof/current").status_code == 200
