@@ -91,6 +91,18 @@ def root(reader: NodeReader, size: int) -> bytes:
     return _fold(keys, reader.get_nodes(keys))
 
 
+def right_edge(reader: NodeReader, size: int) -> list[tuple[int, int, bytes]]:
+    """The stored perfect subtrees whose right fold is the root of the first ``size`` leaves,
+    largest first, as ``(level, index, hash)``, from one batch read: where appending leaves
+    to that tree starts (``append_nodes``, ``RootBuilder``)."""
+    edge = range_keys(0, size)
+    stored = reader.get_nodes(edge) if edge else {}
+    try:
+        return [(level, index, stored[(level, index)]) for level, index in edge]
+    except KeyError as exc:
+        raise MissingNode(f"subtree {exc.args[0]} is not stored") from exc
+
+
 def append_nodes(
     reader: NodeReader, old_size: int, new_leaf_hashes: Sequence[bytes]
 ) -> list[tuple[int, int, bytes]]:
@@ -99,12 +111,7 @@ def append_nodes(
     Reads only the old tree's right-edge subtrees (one batch); returns the new leaves
     (level 0) and each interior node they complete, as ``(level, index, hash)``.
     """
-    edge = range_keys(0, old_size)
-    stored = reader.get_nodes(edge) if edge else {}
-    try:
-        stack: list[tuple[int, int, bytes]] = [(lv, ix, stored[(lv, ix)]) for lv, ix in edge]
-    except KeyError as exc:
-        raise MissingNode(f"subtree {exc.args[0]} is not stored") from exc
+    stack = right_edge(reader, old_size)
     out: list[tuple[int, int, bytes]] = []
     for offset, leaf in enumerate(new_leaf_hashes):
         node = (0, old_size + offset, leaf)

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 
 from shared.integrity.merkle.hashing import (
     EMPTY_ROOT,
-    MissingNode,
     NodeReader,
     node_hash,
     node_hashes,
-    range_keys,
+    right_edge,
 )
 
 
@@ -22,12 +21,7 @@ class RootBuilder:
     """
 
     def __init__(self, reader: NodeReader, start: int) -> None:
-        edge = range_keys(0, start)
-        stored = reader.get_nodes(edge) if edge else {}
-        try:
-            self._stack = [(level, stored[(level, index)]) for level, index in edge]
-        except KeyError as exc:
-            raise MissingNode(f"subtree {exc.args[0]} is not stored") from exc
+        self._stack = [(level, digest) for level, _, digest in right_edge(reader, start)]
         self.size = start
 
     def add(self, leaf: bytes) -> None:
