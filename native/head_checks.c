@@ -2,8 +2,8 @@
  * plant_map_native beside the audit's other row loops (plant_audit_rows.c).
  *
  * heads_to_check(batch, latest, wanted, shared, folded, shape) -> list: the heads of `batch`
- * (as shared/audit/heads.py reads them: version, log_index, first_index, entity id bytes,
- * kind, status, name, category, unique_key) that the Python pass must look at, in order.
+ * (as shared/audit/heads/reading.py reads them: version, log_index, first_index, entity id
+ * bytes, kind, status, name, category, unique_key) that the Python pass must look at, in order.
  * A head is left out only when checking it would do nothing: it points at the version the
  * entries pass summarised (`latest[id]`, a heads Summary) whose version 1 that pass read,
  * that version has no relationships, no rule wants its entity (`wanted`) and no other range

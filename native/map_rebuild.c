@@ -21,9 +21,9 @@
  * records' own leaves, as a check made once a node: each stored node on the paths present,
  * each pointer on them the hash of the node it names, each path ending at the record's own
  * leaf whose sibling is not empty, the root node hashing to the root. Yes means every proof
- * holds (map_check._proven names nothing); no may also come of a pointer on a path rewritten
- * where the proofs, which read only the siblings, still hold: map_check then names what is
- * wrong, if anything. */
+ * holds (map_check.incremental._proven names nothing); no may also come of a pointer on a
+ * path rewritten where the proofs, which read only the siblings, still hold: map_check then
+ * names what is wrong, if anything. */
 
 #include <string.h>
 

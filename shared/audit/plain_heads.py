@@ -4,7 +4,7 @@ that loop (a dictionary look-up, seven columns compared, the name's key derived)
 the pass; the plain heads, nearly all, are now compared in C (``heads_to_check`` in
 native/head_checks.c).
 
-A head is left out only when checking it (``heads._head``) would find nothing and hand
+A head is left out only when checking it (``one_head._head``) would find nothing and hand
 nothing on: it points at the version the entries pass summarised, whose version 1 that pass
 read, that version has no relationships, no rule wants its entity and no other range holds it
 (``shared``), and the head repeats that version's columns and unique key. Checked or not, such
@@ -28,7 +28,7 @@ from shared.integrity import map_memory
 def to_check(
     batch: list[tuple[Any, ...]], latest: Summaries, wanted: Set[str], shared: Set[str]
 ) -> list[tuple[Any, ...]]:
-    """The heads of ``batch`` (as ``heads._HEADS`` reads them, the entity id as bytes) that
+    """The heads of ``batch`` (as ``heads.reading._HEADS`` reads them, the entity id as bytes) that
     are not ``plain``, in order: those the pass checks one by one."""
     native = map_memory.NATIVE
     if native is not None:
@@ -42,8 +42,8 @@ def to_check(
 def plain(head: tuple[Any, ...], latest: Summaries, wanted: Set[str], shared: Set[str]) -> bool:
     """Whether checking ``head`` would do nothing: it points at the summarised version, with
     no relationships, of an entity no rule wants and no other range holds, whose version 1
-    the entries pass read, and repeats what that version says (``heads._against_summary``
-    finds nothing, ``heads._head`` hands nothing on)."""
+    the entries pass read, and repeats what that version says (``one_head._against_summary``
+    finds nothing, ``one_head._head`` hands nothing on)."""
     entity_id = head[3].decode()
     known = latest.get(entity_id)
     if (

@@ -11,7 +11,7 @@ Paths, under a log's prefix:
 Bytes: a tile is its hashes concatenated, 32 bytes each, 256 in a full tile (8,192 bytes).
 Hash i of tile N at level L is MTH(D[(N*256 + i) * 256**L : (N*256 + i + 1) * 256**L]): at
 level 0 the leaf hashes SHA-256(0x00 || entry), above it the root of a *full* tile of the
-level below. In ``merkle.py``'s storage that is node ``(8 * L, N*256 + i)``. An entry bundle
+level below. In ``merkle``'s storage that is node ``(8 * L, N*256 + i)``. An entry bundle
 is, per entry in log order, its length as a big-endian uint16 then its bytes: no entry may
 exceed 65,535 bytes.
 

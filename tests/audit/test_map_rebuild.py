@@ -184,8 +184,8 @@ def test_a_subtree_left_alone_whose_node_is_not_stored_is_named_after_its_stratu
 
 
 def _all_proven(nodes: dict, root: bytes, values: dict[bytes, bytes]) -> bool:
-    """What the audit's naming (``map_check._proven``) finds nothing in: each key's proof
-    from the stored paths holds against ``root`` and ends at its own stored leaf."""
+    """What the audit's naming (``map_check.incremental._proven``) finds nothing in: each
+    key's proof from the stored paths holds against ``root`` and ends at its own stored leaf."""
     store = sparse_merkle.MemoryNodeStore()
     store.nodes = dict(nodes)
     try:

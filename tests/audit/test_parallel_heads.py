@@ -1,5 +1,5 @@
-"""A full audit's heads checked in worker processes (``shared.audit.heads.check_heads``), range by
-range of first index, find exactly what one process finds: the same findings in the same
+"""A full audit's heads checked in worker processes (``shared.audit.heads.parallel.check_heads``),
+range by range of first index, find exactly what one process finds: the same findings in the same
 order, for each attack on a head, with every range two entries long so that an entity's
 versions, its head and the heads that point at one entry lie in different ranges."""
 
@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from shared import audit, config, tlog
-from shared.audit import heads
+from shared.audit.heads import parallel
 from shared.registry import certification, writes
 from tests.support.tampering import status_past_the_cascade
 
 
 @pytest.fixture
-def parts(pooled) -> list[heads.HeadsChecked]:
-    return pooled(heads, "heads_checked")
+def parts(pooled) -> list[parallel.HeadsChecked]:
+    return pooled(parallel, "heads_checked")
 
 
 @pytest.fixture
@@ -187,12 +187,12 @@ def test_a_heads_worker_that_fails_fails_the_audit(history, pooled, monkeypatch,
     """The entries pass done, the heads handed to workers that cannot read the audit's
     snapshot: the run is marked failed and the error raised, never a completed audit whose
     heads were not all checked."""
-    handed = heads.heads_checked
+    handed = parallel.heads_checked
 
     def unreadable(workers, tenant, snapshot, *rest):
         return handed(workers, tenant, "00000003-0000001B-1", *rest)
 
-    monkeypatch.setattr(heads, "heads_checked", unreadable)
+    monkeypatch.setattr(parallel, "heads_checked", unreadable)
     monkeypatch.setenv("PLANT_AUDIT_WORKERS", "2")
     config.settings.cache_clear()
     with pytest.raises(DBAPIError, match="snapshot"):

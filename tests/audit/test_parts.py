@@ -7,7 +7,6 @@ refused by name before the merge's run starts."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy import text
 
 from shared import tlog
 from shared.audit import entry_ranges, parts, receipts, runs
-from shared.integrity import canonical, digests, note
+from shared.integrity import digests, note
 from tests.audit import test_parallel_scan as scan_attacks
 from tests.support import tampering
 from tests.support.tampering import rewrite_body
@@ -256,24 +255,7 @@ def _delete_the_newest_checkpoint(history, attack, entry_indices, superuser):
 
 
 def _flip_a_certificate_byte(history, attack, entry_indices, superuser):
-    with superuser.connect() as conn:
-        index, body = conn.execute(
-            text(
-                "SELECT idx, body FROM log_entries WHERE tenant_id = :t "
-                "AND entry_type = 'certificate'"
-            ),
-            {"t": history.tenant},
-        ).one()
-    envelope = canonical.loads(bytes(body))
-    sig = bytearray(base64.b64decode(envelope["signatures"][0]["sig"]))
-    sig[0] ^= 0x01
-    envelope["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
-    attack(
-        "UPDATE log_entries SET body = :b WHERE tenant_id = :t AND idx = :i",
-        b=canonical.dumps(envelope),
-        t=history.tenant,
-        i=index,
-    )
+    tampering.flip_certificate_signature(superuser, attack, history.tenant)
     return {"certificate_invalid"}
 
 

@@ -1,7 +1,7 @@
 """The heads the heads pass leaves out unchecked (``plain_heads``): the compiled filter
 (native/head_checks.c) leaves out only heads its pure-Python twin does, the same ones on
 the plain shapes (a skill named in ASCII, plain types), and a head the twin leaves out is one
-whose check (``heads._head``) finds nothing and hands nothing on. Heads drawn around their
+whose check (``one_head._head``) finds nothing and hands nothing on. Heads drawn around their
 summaries: each column kept or changed (to another value, another type, None), summaries
 with and without relationships or a version 1 read, entities wanted by a rule or read in
 another range."""
@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.audit import heads, name_keys, plain_heads, rules, versions
+from shared.audit import name_keys, plain_heads, rules, versions
+from shared.audit.heads import one_head
 from shared.audit.state import AuditState, Summary, packed, summary, unpacked
 from shared.integrity import map_memory
 
@@ -97,12 +98,12 @@ def _ascii_skill(head: Any, latest: dict[str, Summary]) -> bool:
 
 
 def _did_nothing(head: tuple[Any, ...], latest: dict[str, Summary], wanted: set[str]) -> bool:
-    """``heads._head`` of the head found nothing and handed nothing on."""
+    """``one_head._head`` of the head found nothing and handed nothing on."""
     state = AuditState(None, "t", latest=latest)  # type: ignore[arg-type]
     gathered = rules.Rules(wanted)
     uncovered: list[Any] = []
     first_unread: list[Any] = []
-    heads._head(state, head, gathered, uncovered, first_unread)
+    one_head._head(state, head, gathered, uncovered, first_unread)
     return not (state.findings or uncovered or first_unread or gathered.refs or gathered.checks)
 
 

@@ -3,11 +3,9 @@ audit must name it precisely, and a clean log must yield no finding at all."""
 
 from __future__ import annotations
 
-import base64
-
 from shared import audit, tlog
 from shared.audit import versions
-from shared.integrity import canonical, note
+from shared.integrity import note
 from shared.registry import writes
 from tests.support import tampering
 from tests.support.tampering import rewrite_body
@@ -160,26 +158,7 @@ def test_restoring_an_old_checkpoint_is_a_rollback(history, attack):
 
 
 def test_flipped_certificate_byte_is_certificate_invalid(history, attack, superuser):
-    from sqlalchemy import text
-
-    with superuser.connect() as conn:
-        index, body = conn.execute(
-            text(
-                "SELECT idx, body FROM log_entries WHERE tenant_id = :t "
-                "AND entry_type = 'certificate'"
-            ),
-            {"t": history.tenant},
-        ).one()
-    envelope = canonical.loads(bytes(body))
-    sig = bytearray(base64.b64decode(envelope["signatures"][0]["sig"]))
-    sig[0] ^= 0x01
-    envelope["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
-    attack(
-        "UPDATE log_entries SET body = :b WHERE tenant_id = :t AND idx = :i",
-        b=canonical.dumps(envelope),
-        t=history.tenant,
-        i=index,
-    )
+    index = tampering.flip_certificate_signature(superuser, attack, history.tenant)
     run = history.audit("full")
     assert [f["kind"] for f in run["findings"]] == ["certificate_invalid"]
     assert run["findings"][0]["log_index"] == index

@@ -1,5 +1,5 @@
 """C2SP tlog-tiles: paths, which tiles a size has, tile and bundle bytes (tiles.json), and a
-mirror whose root is recomputed from its files and matches merkle.py's."""
+mirror whose root is recomputed from its files and matches merkle's."""
 
 from __future__ import annotations
 

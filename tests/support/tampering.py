@@ -4,13 +4,14 @@ own ledger functions, past the checks its API makes."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared.integrity import digests, merkle
+from shared.integrity import canonical, digests, merkle
 from shared.registry import versions, writes
 from shared.rules import kinds
 from shared.security.principal import Principal
@@ -46,6 +47,30 @@ def stored_body(superuser: Engine, tenant: str, index: int) -> bytes:
                 {"t": tenant, "i": index},
             ).scalar_one()
         )
+
+
+def flip_certificate_signature(superuser: Engine, attack: Callable[..., None], tenant: str) -> int:
+    """In the stored bytes of the tenant's one certificate entry, flip the lowest bit of its
+    DSSE signature's first byte (the entry still parses); returns the entry's index."""
+    with superuser.connect() as conn:
+        index, body = conn.execute(
+            text(
+                "SELECT idx, body FROM log_entries WHERE tenant_id = :t "
+                "AND entry_type = 'certificate'"
+            ),
+            {"t": tenant},
+        ).one()
+    envelope = canonical.loads(bytes(body))
+    sig = bytearray(base64.b64decode(envelope["signatures"][0]["sig"]))
+    sig[0] ^= 0x01
+    envelope["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    attack(
+        "UPDATE log_entries SET body = :b WHERE tenant_id = :t AND idx = :i",
+        b=canonical.dumps(envelope),
+        t=tenant,
+        i=index,
+    )
+    return index
 
 
 def forge_entry(attack: Callable[..., None], tenant: str, index: int, body: bytes) -> None:

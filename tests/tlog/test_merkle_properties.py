@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.integrity import merkle
+from shared.integrity.merkle import proofs
 from tests.support import rfc9162 as ref
 
 MAX = 2000
@@ -236,7 +237,7 @@ def test_pipelined_proofs_read_an_upper_node_once_per_call(size, picks, per_batc
             return TREE.get_nodes(keys)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(merkle, "HELD_LEVEL_WIDTH", 16)  # levels of at most 16 nodes are held
+        patch.setattr(proofs, "HELD_LEVEL_WIDTH", 16)  # levels of at most 16 nodes are held
         got = list(merkle.pipelined_proofs(Recording(), batches, size))
     assert got == [
         (
