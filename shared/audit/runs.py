@@ -175,9 +175,9 @@ def _audit(
         latest = checkpoints.verified(state, since)
         checkpoints.cosigned(state)
         rows: list[Row] = []
-        # fed by the entries pass, so the log is read once; a merge of parts (which feed no
-        # map) leaves the map pass to read the log itself
-        replay = None if parts else map_check.Replay(start)
+        # fed by the entries pass (a merge's: by the parts, then by its own reads past them),
+        # so the log is read once
+        replay: map_check.Replay | None = map_check.Replay(start)
         if latest is not None and start <= latest.size:
             rows = entries.checked(state, start, latest, progress, replay)
         verified_to = latest.size if latest else 0
