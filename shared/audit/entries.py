@@ -55,8 +55,9 @@ def checked(
         steps = ((part.high, functools.partial(merge, state, part, replay)) for part in parts)
     else:
         steps = ((high, functools.partial(_fed, state, low, high, replay)) for low, high in ranges)
-    if covered and state.parts:  # the parts feed no map: a merge's map pass reads the log
-        taken = ((p.high, functools.partial(merge, state, p, None)) for p in state.parts.scanned())
+    if covered and state.parts:  # the parts' ranges come first, each with its map feed
+        took = state.parts.scanned()
+        taken = ((p.high, functools.partial(merge, state, p, replay)) for p in took)
         steps = itertools.chain(taken, steps)
     intact = builder is not None
     for high, take in steps:

@@ -60,7 +60,7 @@ class Feed:
             segment.others.add(entity_id)
 
     def plain(self) -> list[tuple[Any, ...]]:
-        """The segments as plain values, for ``marshal`` (``entries.Scanned``)."""
+        """The segments as plain values, for ``marshal`` (``entry_ranges.Scanned``)."""
         return [(s.versions, s.certificates, s.others, s.commit) for s in self.segments]
 
     @classmethod

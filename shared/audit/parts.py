@@ -8,15 +8,17 @@ processes (``entries.split``; narrower ranges, a power of two wide, when the log
 that every part has some), and part ``index`` of ``count`` takes the index-th share of those
 ranges. For each range it keeps what a worker hands back (``entry_ranges.Scanned``: findings, the
 range's subtree hashes, each entity's summary and first version there, the rows the later
-passes need) and writes them, signed, to ``_audit-parts/<tenant>/<execution>/<index>``.
+passes need, what the map pass needs of it: ``part_ranges``) and writes them, signed, to
+``_audit-parts/<tenant>/<execution>/<index>``.
 
 The merge (``Parts``) is a full audit run as any other (recorded, its report logged) whose
 entries pass takes those ranges from the parts, each with ``entries.merge`` (what it does
-with a worker's), and reads whatever the log holds past them itself. It trusts no part
-blindly: a missing part, one not signed by the tenant's signing keys, or one whose header
-does not say the run, index, count, checkpoint and ranges expected is refused by name before
-the run starts, and the root the parts' subtree hashes rebuild is checked against the signed
-checkpoint as the audit checks any (a wrong hash there is a finding).
+with a worker's, the map's feed included), and reads whatever the log holds past them itself.
+It trusts no part blindly: a missing part, one not signed by the tenant's signing keys, or one
+whose header does not say the run, index, count, checkpoint, ranges and map commits expected
+(the log's, read by the merge) is refused by name before the run starts, and the root the
+parts' subtree hashes rebuild is checked against the signed checkpoint as the audit checks any
+(a wrong hash there is a finding).
 """
 
 from __future__ import annotations
@@ -30,11 +32,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from shared.audit import checkpoints, entries, entry_ranges, receipts
+from shared.audit import checkpoints, entries, entry_ranges, part_ranges, receipts
 from shared.audit.entry_ranges import Scanned
-from shared.audit.entry_rows import Kept
 from shared.audit.findings import Finding
-from shared.audit.state import AuditState, Row, summary
+from shared.audit.state import AuditState
 from shared.config import settings
 from shared.integrity import canonical, dsse
 from shared.security.principal import Principal
@@ -44,7 +45,7 @@ from shared.tlog import anchors, keys
 
 Progress = Callable[[int, int], None]
 
-FORMAT = "plant-audit-part/1"
+FORMAT = "plant-audit-part/2"  # /2: each range carries its map feed (``part_ranges``)
 PAYLOAD_TYPE = "application/vnd.plant.audit-part"
 PREFIX = "_audit-parts"  # a tenant id never starts with "_": apart from every tenant's anchors
 _EXECUTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -79,6 +80,11 @@ def share(size: int, count: int, index: int) -> list[tuple[int, int]]:
     return every[index * len(every) // count : (index + 1) * len(every) // count]
 
 
+def _span(ranges: list[tuple[int, int]]) -> tuple[int, int]:
+    """[low, high) of consecutive ranges (empty: none)."""
+    return (ranges[0][0], ranges[-1][1]) if ranges else (0, 0)
+
+
 def _sealed(tenant: str) -> tuple[int, bytes]:
     """The size and root of the newest checkpoint the audit itself would take as valid
     (``checkpoints.verified``; its findings are the merge's run's to make). None valid: size
@@ -86,32 +92,6 @@ def _sealed(tenant: str) -> tuple[int, bytes]:
     with database().transaction(tenant, snapshot=True) as conn:
         latest = checkpoints.verified(AuditState(conn, tenant), 0)
     return (latest.size, latest.root) if latest else (0, b"")
-
-
-def _packed(part: Scanned) -> tuple[Any, ...]:
-    """A scanned range as plain values (``marshal`` takes no classes); its leaves are left
-    out: its subtrees stand for them, its ranges being aligned (``ranges``)."""
-    kept = part.kept
-    return (
-        part.low, part.high, part.intact, part.subtrees,
-        [astuple(f) for f in part.findings],
-        [astuple(r) for r in kept.rows],
-        [(astuple(r), leaf) for r, leaf in kept.mismatched],
-        kept.moved_from,
-        {k: tuple(v) for k, v in part.latest.items()},
-        part.opening, part.irregular, part.rows_read, part.entries_verified,
-    )  # fmt: skip
-
-
-def _unpacked(values: tuple[Any, ...]) -> Scanned:
-    """A scanned range from ``_packed`` values."""
-    low, high, intact, subtrees, findings, rows, mismatched, moved, latest = values[:9]
-    kept = Kept([Row(*r) for r in rows], [(Row(*r), leaf) for r, leaf in mismatched], dict(moved))
-    return Scanned(
-        low, high, intact, b"", [tuple(s) for s in subtrees],
-        [Finding(*f) for f in findings], kept,
-        {k: summary(v) for k, v in latest.items()}, *values[9:],
-    )  # fmt: skip
 
 
 def _receipts(tenant: str, low: int, high: int) -> list[Finding]:
@@ -133,8 +113,11 @@ def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]
         return {"tenant": tenant, "execution": execution, "index": index, "kept": name}
     size, root = _sealed(tenant)
     mine = share(size, count, index)
-    scanned = [_packed(entry_ranges.scan(tenant, None, low, high, set())) for low, high in mine]
-    found = _receipts(tenant, mine[0][0], mine[-1][1]) if mine else []
+    scanned = [
+        part_ranges.packed(entry_ranges.scan(tenant, None, low, high, set(), feed=True))
+        for low, high in mine
+    ]
+    found = _receipts(tenant, *_span(mine)) if mine else []
     header = {
         "format": FORMAT,
         "tenant": tenant,
@@ -143,6 +126,7 @@ def write(tenant: str, execution: str, index: int, count: int) -> dict[str, Any]
         "count": count,
         "checkpoint": {"size": size, "root": base64.b64encode(root).decode()},
         "ranges": [list(r) for r in mine],
+        "commits": part_ranges.commits_of(s[13] for s in scanned),
     }
     body = zlib.compress(marshal.dumps((scanned, [astuple(f) for f in found])), 1)
     payload = canonical.dumps(header) + b"\n" + body
@@ -188,14 +172,26 @@ class Parts:
             for i, (name, text) in enumerate(zip(names, stored, strict=True))
         ]
         size = self._parts[0].header["checkpoint"]["size"]
+        with database().transaction(tenant, snapshot=True) as conn:
+            self._commits = part_ranges.commits(conn, size)  # the map is checked against these
         for i, part in enumerate(self._parts):
             if part.header["checkpoint"] != self._parts[0].header["checkpoint"]:
                 raise PartsRefused(
                     f"part {i} ({names[i]}) audited checkpoint {part.header['checkpoint']['size']}"
                     f", part 0 checkpoint {size}: run the job again"
                 )
-            if part.header["ranges"] != [list(r) for r in share(size, count, i)]:
+            mine = share(size, count, i)
+            if part.header["ranges"] != [list(r) for r in mine]:
                 raise PartsRefused(f"part {i} ({names[i]}) does not hold its share of the log")
+            low, high = _span(mine)
+            logged = [idx for idx in self._commits if low <= idx < high]
+            if part.header.get("commits") != logged:  # a part cannot move, add or drop one
+                raise PartsRefused(
+                    f"part {i} ({names[i]}) places the map commits of its share at "
+                    f"{part_ranges.listed(part.header.get('commits'))}, the log at "
+                    f"{part_ranges.listed(logged)}"
+                )
+        self._names = names
         self.size: int = size
         self.taken = 0
         self._receipts: list[Finding] = []  # of the parts decoded so far
@@ -234,11 +230,17 @@ class Parts:
         return {"execution": self.execution, "count": self.count, "entries": self.taken}
 
     def scanned(self) -> Iterator[Scanned]:
-        """Each range of each part, in log order."""
-        for part in self._parts:
+        """Each range of each part, in log order, its map feed with the log's commits."""
+        for i, part in enumerate(self._parts):
             values, found = marshal.loads(zlib.decompress(part.body))  # noqa: S302 (signed)
+            if part_ranges.commits_of(v[13] for v in values) != part.header["commits"]:
+                raise PartsRefused(f"part {i} ({self._names[i]}): its feed and header disagree")
             self._receipts.extend(Finding(*f) for f in found)
-            yield from (_unpacked(v) for v in values)
+            for v in values:
+                try:
+                    yield part_ranges.unpacked(v, self._commits)
+                except part_ranges.FeedUnreadable as exc:
+                    raise PartsRefused(f"part {i} ({self._names[i]}): its feed: {exc}") from None
 
     def receipts(self, state: AuditState) -> int:
         """The receipts pass over the ranges taken, from the parts: each finding noted as the

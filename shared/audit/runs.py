@@ -175,9 +175,9 @@ def _audit(
         latest = checkpoints.verified(state, since)
         checkpoints.cosigned(state)
         rows: list[Row] = []
-        # fed by the entries pass, so the log is read once; a merge of parts (which feed no
-        # map) leaves the map pass to read the log itself
-        replay = None if parts else map_check.Replay(start)
+        # fed by the entries pass (a merge's: by the parts, then by its own reads past them),
+        # so the log is read once
+        replay = map_check.Replay(start)
         if latest is not None and start <= latest.size:
             rows = entries.checked(state, start, latest, progress, replay)
         verified_to = latest.size if latest else 0
@@ -203,7 +203,7 @@ def _audit(
         checkpoints.present(state, anchored_sizes, logged)  # all: one row a seal
         defences.checked(state)
         map_check.checked(state, replay, start, verified_to)
-        replay = None  # the heads the log gives and their map: nothing later needs them
+        del replay  # the heads the log gives and their map: nothing later needs them
         cutover.checked(state)  # one row: every run
         # an entry already named is not again (the parts' ranges: from the parts)
         receipts.checked(state, parts.receipts(state) if parts and start == 0 else start, size)

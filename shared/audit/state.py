@@ -112,7 +112,7 @@ class Parts(Protocol):
         ...
 
     def scanned(self) -> Iterator[Any]:
-        """Each range's ``entries.Scanned``, in log order."""
+        """Each range's ``entry_ranges.Scanned``, in log order."""
         ...
 
     def receipts(self, state: AuditState) -> int:

@@ -5,7 +5,7 @@ say, is Python work, one core's worth per process (the GIL), and the database's 
 is small; so the ranges are handed to a pool of spawned processes, each in its own
 transaction that imports the audit's snapshot (they read exactly what the audit's
 transaction sees), and the audit merges what each found in log order. The tasks live beside
-the passes they run (``entries.scan``, ``heads.parallel.check_heads``); a worker never decides
+the passes they run (``entry_ranges.scan``, ``heads.parallel.check_heads``); a worker never decides
 anything that needs another range. Spawned, not forked: the request's process has threads
 and open connections. One pool serves both passes, so its processes start once an audit.
 """

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from shared.audit.map_check.full import _nodes, _replayed
+from shared.audit.map_check.full import _nodes
 from shared.audit.map_check.incremental import incremental
 from shared.audit.map_check.replay import Replay, invalid
 from shared.audit.state import AuditState
 
 
-def checked(state: AuditState, replay: Replay | None, start: int, size: int) -> None:
-    """The map pass over what ``replay`` was fed of entries [start, size) (none: what the
-    log holds, read here, as when audit parts were merged)."""
+def checked(state: AuditState, replay: Replay, start: int, size: int) -> None:
+    """The map pass over what ``replay`` was fed of entries [start, size) (by the entries
+    pass, or by audit parts' feeds in a merge)."""
     first = state.conn.execute(
         text(
             "SELECT min(idx) FROM log_entries WHERE tenant_id = current_setting('plant.tenant') "
@@ -23,9 +23,6 @@ def checked(state: AuditState, replay: Replay | None, start: int, size: int) -> 
     if first is None:
         return
     _ends(state, int(first), start)
-    if replay is None:
-        _replayed(state, start, size)
-        return
     for idx, detail, who in replay.found:
         invalid(state, idx, detail, who)
     if replay.full:
