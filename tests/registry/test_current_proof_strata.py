@@ -16,23 +16,12 @@ from shared import tlog
 from shared.evidence import current as verifier
 from shared.integrity import heads_map
 from shared.registry import current
-from shared.security.principal import Principal
-from shared.storage import map_strata, proof_reads, proof_reply, tree
+from shared.storage import map_strata, proof_reads, proof_reply
 from shared.storage.engine import database
 from shared.tlog import keys
+from tests.registry.test_current_proof_held import _reader, _whole
+from tests.registry.test_current_proof_reads import _other_tenant
 from tests.support.seeding import seed_skills
-
-
-def _reader(tenant: str) -> Principal:
-    return Principal("r", tenant, frozenset({"reader"}))
-
-
-def _whole(tenant: str, entity: str) -> dict:
-    """The document read without holding anything (as a bundle reads it)."""
-    with database().transaction(tenant, snapshot=True) as conn:
-        last = tree.latest_checkpoint(conn)
-        assert last is not None
-        return current.document(conn, tenant, last, entity, "skill")
 
 
 def _deep_entity(superuser, tenant: str) -> str:
@@ -179,14 +168,6 @@ def test_the_oldest_scopes_go_while_the_held_strata_weigh_too_much(
     (mine,) = current._FIXED.values()
     assert mine.weight > 0
     monkeypatch.setattr(current, "_FIXED_BYTES", mine.weight)  # room for one scope
-    other = f"t-{uuid.uuid4().hex[:12]}"
-    headers = {"Authorization": f"Bearer {make_token(other, 'author', 'reader')}"}
-    created = app.test_client().post(
-        "/registry/skills",
-        json={"name": "theirs", "description": "d", "category": "technical"},
-        headers=headers,
-    )
-    assert created.status_code == 201
-    tlog.seal(other)
+    other, _ = _other_tenant(app, make_token)
     current.current_proof(_reader(other), "skills", str(uuid.uuid4()))
     assert [k.rsplit("/", 1)[1] for k in current._FIXED] == [other]
