@@ -218,7 +218,8 @@ def bench_http(single: int, clients: int, per_client: int) -> list[dict[str, Any
                     f"product p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms",
                     f"baseline p50 {b50 * 1000:.2f} ms, p99 {b99 * 1000:.2f} ms",
                     f"server CPU per request: product {prod_cpu * 1000:.2f} ms, baseline "
-                    f"{base_cpu * 1000:.2f} ms",
+                    f"{base_cpu * 1000:.2f} ms (ratio {prod_cpu / base_cpu:.2f}: less moved by "
+                    "the machine's load than the times)",
                     "gunicorn 1 worker x 8 threads, pool 8 (terraform's settings)",
                 ],
                 targets=targets,

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 _handler: _StdoutHandler | None = None
+_PLANT = logging.getLogger("plant")  # the one logger configure() sets up
 MAX_LOGGED_URL = 2048  # characters of a request's path and query kept in its line
 
 # Seconds spent in the database by the current request (Server-Timing, request lines); kept
@@ -68,7 +69,7 @@ class _StdoutHandler(logging.StreamHandler):
 def configure() -> logging.Logger:
     """The ``plant`` logger, writing JSON lines to stdout (configured once per process)."""
     global _handler
-    logger = logging.getLogger("plant")
+    logger = _PLANT
     if _handler is None:
         _handler = _StdoutHandler()
         _handler.setFormatter(JsonFormatter())
@@ -82,9 +83,12 @@ def request_line(message: str, fields: dict[str, Any]) -> None:
     """A request's INFO line (``message`` and ``fields``, as ``JsonFormatter`` writes them),
     written through the plant handler without a LogRecord: building one (its caller lookup,
     thread and process names) costs more than the line itself."""
-    logger, handler = configure(), _handler
+    handler = _handler
+    if handler is None:
+        configure()
+        handler = _handler
     assert handler is not None and handler.lock is not None  # configure() made both
-    if not logger.isEnabledFor(logging.INFO):
+    if not _PLANT.isEnabledFor(logging.INFO):
         return
     line = encode({"severity": "INFO", "message": message, **fields}) + handler.terminator
     with handler.lock:

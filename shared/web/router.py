@@ -74,7 +74,9 @@ class Call:
         self.request = request
         self.params = params
         self.headers = request.headers
-        self.request_id = _request_id(request.headers.get("X-Request-Id"))
+        # Read from the environ: a header the request lacks costs werkzeug's Headers an
+        # exception raised and caught.
+        self.request_id = _request_id(request.environ.get("HTTP_X_REQUEST_ID"))
         self.body: Any = None
         self._principal: Principal | None = None
 
@@ -86,14 +88,18 @@ class Call:
 
     @property
     def query(self) -> dict[str, str]:
+        if not self.request.environ.get("QUERY_STRING"):
+            return {}  # nothing to parse: the common case skips building request.args
         return {k: v for k, v in self.request.args.items()}
 
 
 def read_json(request: flask.Request, body: RequestBody) -> Any:
     """The body as strict I-JSON: 415 unless JSON, 413 over 1 MiB, 400 if malformed or cut
     short, 422 naming the field for an integer past +-(2**53-1) or nesting past the limit."""
-    mimetype = (request.mimetype or "").lower()
-    if mimetype != "application/json" and not mimetype.endswith("+json"):
+    sent = request.environ.get("CONTENT_TYPE")
+    # The exact common value needs no parsing; anything else goes through werkzeug's parser.
+    mimetype = JSON if sent == JSON else (request.mimetype or "").lower()
+    if mimetype != JSON and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("send the body as application/json")
     data = body.take()
     try:
@@ -110,8 +116,11 @@ def read_json(request: flask.Request, body: RequestBody) -> Any:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 def _request_id(value: str | None) -> str:
-    if value and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", value):
+    if value and _REQUEST_ID.fullmatch(value):
         return value
     return str(uuid.uuid4())
 
@@ -139,6 +148,10 @@ class Router:
 
     name: str
     routes: list[Route] = field(default_factory=list)
+    # The same routes by method, each list in declaration order: a request's own method's
+    # patterns are tried first (the first that matches answers, as in ``routes``), the other
+    # methods' only when none does (to name them in a 405).
+    by_method: dict[str, list[Route]] = field(default_factory=dict)
 
     def route(
         self,
@@ -160,7 +173,9 @@ class Router:
         pattern = re.compile(f"^{regex}$")
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, pattern, handler, body, roles, public, admit, query))
+            route = Route(method, pattern, handler, body, roles, public, admit, query)
+            self.routes.append(route)
+            self.by_method.setdefault(method, []).append(route)
             return handler
 
         return register
@@ -194,7 +209,7 @@ class Router:
             request.method,
             self.logged_url(request),
             started,
-            request.headers.get("X-Cloud-Trace-Context"),
+            request.environ.get("HTTP_X_CLOUD_TRACE_CONTEXT"),
         )
         if response.is_streamed:
             # Logged when the server closes the body: after its last byte, or when it stopped.
@@ -217,15 +232,11 @@ class Router:
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
         path = self._relative(request.path)
-        allowed: list[str] = []
-        for route in self.routes:
+        for route in self.by_method.get(request.method, ()):
             match = route.pattern.match(path)
-            if match is None:
-                continue
-            if route.method != request.method:
-                allowed.append(route.method)
-                continue
-            return self._call(route, request, match.groupdict())
+            if match is not None:
+                return self._call(route, request, match.groupdict())
+        allowed = [r.method for r in self.routes if r.pattern.match(path) is not None]
         if allowed:
             raise MethodNotAllowed(
                 f"use {', '.join(sorted(set(allowed)))}", allow=sorted(set(allowed))
@@ -242,9 +253,10 @@ class Router:
             principal = call.principal
             if route.roles:
                 principal.require(*route.roles)
-        unknown = query_params.unknown(request.args, route.query)
-        if unknown:
-            raise InvalidQuery(unknown)
+        if request.environ.get("QUERY_STRING"):  # else there is no parameter to refuse
+            unknown = query_params.unknown(request.args, route.query)
+            if unknown:
+                raise InvalidQuery(unknown)
         with route.admit(call.principal) if route.admit else contextlib.nullcontext():
             if route.body is Body.NONE:
                 if body.present():
@@ -255,7 +267,10 @@ class Router:
                 call.body = read_json(request, body)
             response = route.handler(call, **params)
         if not route.public:
-            response.vary.add("Authorization")
+            if response.headers.getlist("Vary"):
+                response.vary.add("Authorization")
+            else:  # the usual case, without parsing and re-serialising an empty header set
+                response.headers["Vary"] = "Authorization"
         return response
 
 
@@ -350,8 +365,9 @@ def install_error_pages(app: flask.Flask) -> None:
 def _bound_body() -> None:
     """Before routing: functions_framework reads the rest of every body after the response,
     after its own 404s (robots.txt) too."""
-    flask.request.environ.setdefault(STARTED, time.perf_counter())
-    RequestBody.install(flask.request.environ)
+    environ = flask.request.environ
+    environ.setdefault(STARTED, time.perf_counter())
+    RequestBody.install(environ)
 
 
 def problem_response(exc: PlantError) -> flask.Response:
