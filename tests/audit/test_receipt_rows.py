@@ -161,7 +161,7 @@ def test_compiled_and_pure_name_the_same_entries_in_order(mixed, superuser: Engi
             pure = _checked(conn, history.tenant, start, end, named)
         expected = _expected(conn, history.tenant, start, end, named)
         conn.rollback()
-    assert calls["receipt_rows"] or end == start or all(i in named for i in range(start, end))
+    assert calls["receipt_rows"] or not compiled.rows_read  # the C compared what was read
     assert _findings(compiled) == _findings(pure)
     assert compiled.rows_read == pure.rows_read
     assert [
