@@ -834,7 +834,8 @@ PyMODINIT_FUNC PyInit_plant_map_native(void) {
     if (cpu_has_sha_ni()) compress = blocks_sha_ni;
 #endif
     if (plant_audit_rows_add(m) < 0 || plant_head_checks_add(m) < 0 ||
-        plant_map_rebuild_add(m) < 0 || plant_version_rows_add(m) < 0) {
+        plant_map_rebuild_add(m) < 0 || plant_version_rows_add(m) < 0 ||
+        plant_receipt_rows_add(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,7 +1,7 @@
 /* What the extension's sources share: plant_map_native.c's SHA-256 (FIPS 180-4, its own
  * code: the database computes nothing the audit trusts) and map-node hash, the seal's strata
  * update (strata_update.c), the audit's per-row functions (plant_audit_rows.c,
- * head_checks.c, version_rows.c) and the incremental audit's map walks (map_rebuild.c), added
+ * head_checks.c, version_rows.c, receipt_rows.c) and the incremental audit's map walks (map_rebuild.c), added
  * to the module when it is made. */
 #ifndef PLANT_NATIVE_H
 #define PLANT_NATIVE_H
@@ -91,5 +91,8 @@ int plant_map_rebuild_add(PyObject *module);
 
 /* version_rows, the entries pass's plain versions taken in (version_rows.c), added to it. */
 int plant_version_rows_add(PyObject *module);
+
+/* receipt_rows, the receipts pass's per-entry comparison (receipt_rows.c), added to it. */
+int plant_receipt_rows_add(PyObject *module);
 
 #endif

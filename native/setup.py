@@ -13,6 +13,7 @@ setup(
                 "head_checks.c",
                 "map_rebuild.c",
                 "version_rows.c",
+                "receipt_rows.c",
             ],
             depends=["plant_native.h"],
             extra_compile_args=["-O2"],

@@ -15,7 +15,7 @@ its bytes is named by the entries pass first (``state.reported``) and not again 
 from __future__ import annotations
 
 from shared.audit.state import AuditState
-from shared.integrity import receipts
+from shared.integrity import native_rows, receipts
 from shared.integrity.note import Verifier
 from shared.storage import copyread, receipt_rows
 from shared.storage.receipt_rows import ReceiptRow
@@ -56,33 +56,51 @@ def checked(state: AuditState, start: int, end: int) -> None:
     does not vouch for it (``receipt_invalid``, with the ``reason``)."""
     if end <= start:
         return
-    verifiers = list(state.keyring.verifiers)
-    origin = keys.origin(state.tenant)
-    good: dict[int, bytes] = {}  # index -> the leaf a valid receipt vouches for
-    bad: dict[int, str] = {}  # index -> why the receipt stored for it vouches for nothing
-    for row in receipt_rows.covering(state.conn, start, end):
-        span = range(max(row.first, start), min(row.end, end))
-        try:
-            leaves = vouched(row, verifiers, origin)
-        except receipts.ReceiptError as exc:
-            for index in span:
-                bad.setdefault(index, exc.reason)
-            continue
-        for index in span:
-            good.setdefault(index, leaves[index - row.first])
-    reported = state.reported
+    signed, have, bad = _vouched_leaves(state, start, end)
+    reported, seen = state.reported, bytearray(end - start)
     for low in range(start, end, copyread.RANGE):
         high = min(end, low + copyread.RANGE)
         query = _ENTRIES.format(low=copyread.int_literal(low), high=copyread.int_literal(high))
-        seen: list[int] = []
+        read = 0
         for rows in copyread.copy_batches(state.conn, query, _ENTRY_COLUMNS):
             state.rows_read += len(rows)
-            seen.extend(row[0] for row in rows)
-            for index, leaf, entity_id, version, kind in rows:
-                if good.get(index) != leaf and index not in reported:  # vouched: nothing to say
-                    _entry(state, index, leaf, good, bad, entity_id.decode(), version, kind)
-        if len(seen) < high - low:  # an entry under the log's size is gone (sealed or not)
-            _missing(state, set(range(low, high)) - set(seen))
+            read += len(rows)
+            for at in native_rows.receipt_rows(rows, start, signed, have, seen, reported):
+                index, leaf, entity_id, version, kind = rows[at]
+                if index in reported:  # named by a row before it in this batch
+                    continue
+                offset = 32 * (index - start)
+                good = bytes(signed[offset : offset + 32]) if have[index - start] else None
+                _entry(state, index, leaf, good, bad.get(index), entity_id.decode(), version, kind)
+        if read < high - low:  # an entry under the log's size is gone (sealed or not)
+            _missing(state, {index for index in range(low, high) if not seen[index - start]})
+
+
+def _vouched_leaves(
+    state: AuditState, start: int, end: int
+) -> tuple[bytearray, bytearray, dict[int, str]]:
+    """For [start, end): the leaf the first valid receipt read vouches for at each index (32
+    bytes an index), a byte an index set where one does, and why the first invalid receipt
+    stored for an index vouches for nothing."""
+    verifiers = list(state.keyring.verifiers)
+    origin = keys.origin(state.tenant)
+    bad: dict[int, str] = {}
+    valid: list[tuple[int, int, bytes]] = []  # each valid receipt's span and its leaves there
+    for row in receipt_rows.covering(state.conn, start, end):
+        low, high = max(row.first, start), min(row.end, end)
+        try:
+            leaves = b"".join(vouched(row, verifiers, origin))
+        except receipts.ReceiptError as exc:
+            for index in range(low, high):
+                bad.setdefault(index, exc.reason)
+            continue
+        if low < high:
+            valid.append((low, high, leaves[32 * (low - row.first) : 32 * (high - row.first)]))
+    signed, have = bytearray(32 * (end - start)), bytearray(end - start)
+    for low, high, leaves in reversed(valid):  # the first read for an index written last
+        memoryview(signed)[32 * (low - start) : 32 * (high - start)] = leaves
+        have[low - start : high - start] = b"\x01" * (high - low)
+    return signed, have, bad
 
 
 def _missing(state: AuditState, absent: set[int]) -> None:
@@ -115,21 +133,20 @@ def _entry(
     state: AuditState,
     index: int,
     leaf: bytes,
-    good: dict[int, bytes],
-    bad: dict[int, str],
+    vouched_leaf: bytes | None,
+    bad: str | None,
     entity_id: str,
     version: int,
     kind: str,
 ) -> None:
     where = {"entity_type": kind, "entity_id": entity_id, "version": version, "log_index": index}
-    vouched_leaf = good.get(index)
     if vouched_leaf == leaf:
         return
     if vouched_leaf is not None:
         reason = receipts.LeafMismatch.reason
         detail = f"entry {index}'s receipt was signed for other bytes"
-    elif index in bad:
-        reason = bad[index]
+    elif bad is not None:
+        reason = bad
         detail = f"entry {index}'s receipt does not verify ({reason})"
     else:
         state.add("receipt_missing", f"entry {index} has no write receipt", **where)

@@ -92,3 +92,31 @@ def version_rows(
         names, kinds, summary, feed,
     )  # fmt: skip
     return taken
+
+
+def receipt_rows(
+    rows: list[tuple[Any, ...]],
+    start: int,
+    vouched: bytearray,
+    have: bytearray,
+    seen: bytearray,
+    reported: set[int],
+) -> list[int]:
+    """The receipts pass's rows (idx, leaf_hash, ...) each marked in ``seen`` (a byte an
+    index from ``start``), and the positions, in order, of those whose leaf is not the one
+    a valid receipt vouches for (``vouched``, 32 bytes an index, where ``have``) and whose
+    index is not yet ``reported``: the rows Python names."""
+    native = map_memory.NATIVE
+    if native is not None:
+        done: list[int] | None = native.receipt_rows(rows, start, vouched, have, seen, reported)
+        if done is not None:
+            return done
+    named = []
+    for at, (index, leaf, *_) in enumerate(rows):
+        offset = index - start
+        seen[offset] = 1
+        if have[offset] and vouched[32 * offset : 32 * offset + 32] == leaf:
+            continue  # vouched: nothing to say
+        if index not in reported:
+            named.append(at)
+    return named

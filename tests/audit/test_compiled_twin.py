@@ -24,14 +24,15 @@ from shared import tlog
 from shared.audit import runs
 from shared.errors import IntegrityViolation
 from shared.integrity import heads_map, map_memory
-from shared.storage import copyread
+from shared.storage import copyread, tree
+from shared.storage.engine import database
 from tests.audit import test_parts
 from tests.support import tampering
 
 
 class _Counted:
     """The extension, its row loops (``native_rows``, the COPY reader; the versions the
-    entries pass's ``version_rows`` took in itself) and the incremental
+    entries pass's ``version_rows`` took in itself; the receipts pass's rows) and the incremental
     audit's map walks (``map_rebuild``) counted as called."""
 
     def __init__(self) -> None:
@@ -40,7 +41,7 @@ class _Counted:
     def __getattr__(self, name: str) -> Any:
         found = getattr(plant_map_native, name)
         if name not in ("copy_messages", "skill_key", "mth", "heads_to_check", "pruned_root",
-                        "proven", "version_rows"):  # fmt: skip
+                        "proven", "version_rows", "receipt_rows"):  # fmt: skip
             return found
 
         def counted(*args: Any) -> Any:
@@ -48,6 +49,8 @@ class _Counted:
             result = found(*args)
             if name == "version_rows":  # the versions it took in itself
                 self.calls["versions taken"] += result[0] - args[2]
+            if name == "receipt_rows" and result is not None:  # answered, not left to Python
+                self.calls["receipt batches compared"] += 1
             return result
 
         return counted
@@ -77,6 +80,10 @@ def audit_both_ways(tenant: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[s
         twin = runs._audit(tenant, "full")["findings"]
     assert made[1:] == [plant_map_native.Tree, map_memory.PureMap]
     assert native.calls["copy_messages"] and native.calls["heads_to_check"], native.calls
+    # the receipts pass's rows, compiled: unless the log's counter says it has none
+    with database().transaction(tenant) as conn:
+        size = tree.log_size(conn)
+    assert native.calls["receipt batches compared"] or not size, native.calls
     # the entries pass's versions, compiled: some taken by the C, unless an entry is missing
     # (from the gap on, Python takes every row of the range: a small log is one range)
     missing = any(f["kind"] == "missing" for f in compiled)
