@@ -178,7 +178,9 @@ def bench_current_proofs(size: int, changed: int, count: int) -> list[dict[str, 
         common.result(
             f"current proofs served at {size:,} entities by {THREADS} threads (the function's "
             "request concurrency), vs the log's inclusion proof",
-            common.side(many, len(picks), "proofs/s", "GET .../proof/current, 8 at a time"),
+            common.side(
+                many, len(picks), "proofs/s", f"GET .../proof/current, {THREADS} at a time"
+            ),
             common.side(many_floor, len(picks), "proofs/s", "GET .../versions/N/proof's"),
             operations=len(picks),
             details=[
